@@ -1,0 +1,40 @@
+#include "app/app_data.h"
+
+#include <iostream>
+
+#include "core/hash.h"
+#include "core/io.h"
+#include "train/trainer.h"
+
+namespace nas::app {
+
+CheckpointData load_checkpoint_data(const spec::TrainSpec& spec_in, const std::string& data_dir, int64_t calib_images,
+                                    int in_channels, int num_classes) {
+  spec::TrainSpec t = spec_in;
+  if (!data_dir.empty()) t.data.path = data_dir;
+  CheckpointData d;
+  d.dir = t.data.path;
+  d.train = data::load_mnist_dir(t.data.path, true);
+  data::check_compatible(d.train, in_channels, num_classes, t.data.path);
+  d.split = data::make_split(d.train.n, t.data.validation_images, t.data.split_seed, t.data.train_limit);
+  d.norm = train::normalization_of(t);
+  int64_t n = calib_images >= 0 ? calib_images : t.calib_images;
+  d.calib = data::seeded_subset(d.split.train, n, mix_seed(t.seed, 0xca1b));
+  return d;
+}
+
+data::ImageSet load_test_set(const std::string& dir, int in_channels, int num_classes) {
+  data::ImageSet s = data::load_mnist_dir(dir, false);
+  data::check_compatible(s, in_channels, num_classes, dir);
+  return s;
+}
+
+void write_output(const std::string& path, const std::string& text) {
+  if (path == "-") {
+    std::cout << text << std::flush;
+    return;
+  }
+  write_file_atomic(path, text);
+}
+
+}  // namespace nas::app

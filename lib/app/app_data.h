@@ -1,0 +1,31 @@
+#pragma once
+// Data a tool needs around a checkpoint: the training images split exactly as in training, the
+// normalization, and the fixed, seeded BN-calibration subset. Internal to lib/app.
+#include <string>
+#include <vector>
+
+#include "data/idx.h"
+#include "data/loader.h"
+#include "spec/train_spec.h"
+
+namespace nas::app {
+
+struct CheckpointData {
+  data::ImageSet train;
+  data::Split split;
+  data::Normalization norm;
+  std::vector<int64_t> calib;
+  std::string dir;
+};
+
+// data_dir overrides the spec's data.path when non-empty; calib_images < 0 takes the spec's.
+CheckpointData load_checkpoint_data(const spec::TrainSpec& t, const std::string& data_dir, int64_t calib_images,
+                                    int in_channels, int num_classes);
+
+// The 10k test images of the same dataset (for final reporting only).
+data::ImageSet load_test_set(const std::string& dir, int in_channels, int num_classes);
+
+// Writes `text` to `path` atomically, or to stdout when path is "-".
+void write_output(const std::string& path, const std::string& text);
+
+}  // namespace nas::app

@@ -1,0 +1,79 @@
+#pragma once
+// The four tools as library calls: an options struct, add_*_options(CLI::App&, Options&) and
+// run_*(const Options&). tools/<tool>/main.cpp only wires these to run_tool(); tests call run_*()
+// directly. Torch-free header.
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "cli/cli.h"
+
+namespace nas::app {
+
+extern const cli::ToolInfo kTrainTool, kSearchTool, kSliceTool, kBenchTool;
+
+struct TrainOptions {
+  cli::CommonOptions common;
+  std::string space;     // nas.search_space file
+  std::string train;     // nas.train file
+  std::string out_dir = "runs/supernet";
+  std::string data;      // overrides data.path
+  int epochs = 0;        // overrides epochs when > 0
+  int batch_size = 0;    // overrides batch_size when > 0
+  int64_t train_limit = -1;        // overrides data.train_limit when >= 0
+  int64_t validation_images = -1;  // overrides data.validation_images when >= 0
+  bool resume = false;
+  int64_t stop_after_steps = 0;
+};
+void add_train_options(CLI::App& app, TrainOptions& o);
+void run_train(const TrainOptions& o);
+
+struct SearchOptions {
+  cli::CommonOptions common;
+  std::string supernet;
+  std::string out = "-";
+  std::string csv;
+  std::string best_arch;  // also write the best arch as a nas.arch file
+  std::string data;
+  std::string strategy = "coarse-to-fine";
+  int64_t budget = 50;
+  double max_mflops = 0;
+  int64_t max_params = 0;
+  int64_t val_images = 0;     // 0: the whole validation split
+  int64_t calib_images = -1;  // -1: from the supernet's train spec
+  int eval_batch = 500;
+};
+void add_search_options(CLI::App& app, SearchOptions& o);
+void run_search(const SearchOptions& o);
+
+struct SliceOptions {
+  cli::CommonOptions common;
+  std::string supernet;
+  std::string arch;  // nas.arch, or nas.search (its best), "-" for stdin
+  std::string out;
+  std::string data;
+  int64_t calib_images = -1;
+};
+void add_slice_options(CLI::App& app, SliceOptions& o);
+void run_slice(const SliceOptions& o);
+
+struct BenchOptions {
+  cli::CommonOptions common;
+  std::string model;     // child checkpoint
+  std::string supernet;  // or supernet + arch
+  std::string arch;
+  std::string out = "-";
+  std::string data;
+  int batch = 1;
+  int warmup = 10;
+  int reps = 50;
+  double min_time = 0.5;  // seconds of timed repetitions at least
+  int throughput_batch = 64;
+  int64_t test_images = -1;  // -1: the whole test set, 0: skip accuracy
+  int64_t calib_images = -1;
+};
+void add_bench_options(CLI::App& app, BenchOptions& o);
+void run_bench(const BenchOptions& o);
+
+}  // namespace nas::app

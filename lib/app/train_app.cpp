@@ -1,0 +1,75 @@
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "app/apps.h"
+#include "core/error.h"
+#include "core/io.h"
+#include "core/log.h"
+#include "spec/search_space.h"
+#include "spec/train_spec.h"
+#include "supernet/checkpoint.h"
+#include "train/trainer.h"
+
+namespace nas::app {
+
+const cli::ToolInfo kTrainTool{
+    "nas-train-supernet",
+    "Train one weight-sharing supernet over a search space with the sandwich rule and inplace distillation.\n"
+    "Writes OUT/supernet.ckpt (every checkpoint_every_steps and at the end, atomically) and OUT/metrics.jsonl.",
+    "nas-train-supernet --space configs/spaces/fmnist-mbconv.yaml --train configs/train/fmnist.yaml --out runs/fmnist"};
+
+void add_train_options(CLI::App& app, TrainOptions& o) {
+  app.add_option("--space", o.space, "Search space (nas.search_space YAML/JSON)");
+  app.add_option("--train", o.train, "Training spec (nas.train YAML/JSON)");
+  app.add_option("--out", o.out_dir, "Output directory")->default_val("runs/supernet");
+  app.add_option("--data", o.data, "Dataset directory (overrides data.path)");
+  app.add_option("--epochs", o.epochs, "Override epochs")->check(CLI::Range(1, 1000000));
+  app.add_option("--batch-size", o.batch_size, "Override batch_size")->check(CLI::Range(1, 65536));
+  app.add_option("--train-limit", o.train_limit, "Use at most N training images (overrides data.train_limit)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  app.add_option("--validation-images", o.validation_images, "Override data.validation_images")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  app.add_flag("--resume", o.resume, "Continue from OUT/supernet.ckpt (its embedded specs are used)");
+  app.add_option("--stop-after-steps", o.stop_after_steps, "Checkpoint and stop after N steps in total")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 60));
+  cli::add_common_options(app, o.common);
+}
+
+void run_train(const TrainOptions& o) {
+  cli::apply_common_options(o.common);
+  spec::SearchSpace space;
+  spec::TrainSpec t;
+  const std::string ckpt = o.out_dir + "/supernet.ckpt";
+  if (o.resume) {
+    auto meta = supernet::read_checkpoint_meta(ckpt);
+    NAS_CHECK(meta.type == "supernet", CheckpointError, ckpt << ": expected a supernet checkpoint, found a " << meta.type);
+    NAS_CHECK(!meta.finished, UsageError, ckpt << ": training already finished (" << meta.step << " steps)");
+    space = meta.space;
+    t = meta.train;
+    t.source = ckpt + " (embedded train spec)";
+  } else {
+    NAS_CHECK(!o.space.empty(), UsageError, "--space is required (unless --resume)");
+    NAS_CHECK(!o.train.empty(), UsageError, "--train is required (unless --resume)");
+    space = spec::load_search_space(o.space);
+    t = spec::load_train_spec(o.train);
+    if (!o.data.empty()) t.data.path = o.data;
+    if (o.epochs > 0) t.epochs = o.epochs;
+    if (o.batch_size > 0) t.batch_size = o.batch_size;
+    if (o.train_limit >= 0) t.data.train_limit = o.train_limit;
+    if (o.validation_images >= 0) t.data.validation_images = o.validation_images;
+    if (o.common.seed_given) t.seed = o.common.seed;
+  }
+  if (o.resume && !o.data.empty()) t.data.path = o.data;  // the data may have moved
+  train::TrainOptions to;
+  to.out_dir = o.out_dir;
+  to.resume = o.resume;
+  to.stop_after_steps = o.stop_after_steps;
+  to.device = o.common.device;
+  auto s = train::train_supernet(space, t, to);
+  spec::json summary = {{"checkpoint", s.checkpoint}, {"steps", s.steps},          {"total_steps", s.total_steps},
+                        {"seconds", s.seconds},       {"loss_max", s.last.max},   {"loss_min", s.last.min}};
+  std::cout << summary.dump() << std::endl;
+}
+
+}  // namespace nas::app

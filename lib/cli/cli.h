@@ -1,0 +1,38 @@
+#pragma once
+// Shared tool plumbing: the options every tool takes, the one catch site, exit codes.
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace nas::cli {
+
+struct CommonOptions {
+  int threads = 0;          // 0: all cores
+  uint64_t seed = 0;
+  bool seed_given = false;  // --seed was on the command line
+  std::string device = "cpu";
+  int verbose = 0;
+  bool quiet = false;
+};
+
+void add_common_options(CLI::App& app, CommonOptions& o);
+// Sets the LibTorch thread count, log level and signal handlers; checks the device.
+void apply_common_options(const CommonOptions& o);
+
+struct ToolInfo {
+  std::string name;
+  std::string summary;
+  std::string example;
+};
+
+// The exit-code table printed in every tool's --help.
+std::string exit_codes_help();
+
+// Parses argv, runs `run`, prints `<tool>: error: <message>` once on failure and returns the exit
+// code (DESIGN.md §5): 0 ok, 1 runtime, 2 usage, 3 spec, 4 I/O or checkpoint, 5 interrupted.
+int run_tool(const ToolInfo& info, int argc, char** argv, const std::function<void(CLI::App&)>& setup,
+             const std::function<void()>& run);
+
+}  // namespace nas::cli

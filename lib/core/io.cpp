@@ -1,0 +1,120 @@
+#include "core/io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace nas {
+namespace {
+
+std::string dir_of(const std::string& path) {
+  auto pos = path.find_last_of('/');
+  if (pos == std::string::npos) return ".";
+  if (pos == 0) return "/";
+  return path.substr(0, pos);
+}
+
+std::string temp_name(const std::string& path) {
+  return path + ".tmp." + std::to_string(::getpid());
+}
+
+}  // namespace
+
+bool is_regular_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void check_readable_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) throw IoError(path + ": expected a file, found a directory");
+  if (::access(path.c_str(), R_OK) != 0) throw IoError(path + ": cannot open: " + std::strerror(errno));
+}
+
+std::string read_file(const std::string& path) {
+  check_readable_file(path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(path + ": cannot open: " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw IoError(path + ": read error");
+  return ss.str();
+}
+
+void check_output_path(const std::string& path) {
+  NAS_CHECK(!path.empty(), IoError, "output path is empty");
+  std::string dir = dir_of(path);
+  struct stat st {};
+  NAS_CHECK(::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode), IoError,
+            path << ": output directory " << dir << " does not exist");
+  NAS_CHECK(::access(dir.c_str(), W_OK) == 0, IoError,
+            path << ": output directory " << dir << " is not writable");
+  if (::stat(path.c_str(), &st) == 0) {
+    NAS_CHECK(!S_ISDIR(st.st_mode), IoError, path << ": expected a file path, found a directory");
+  }
+}
+
+void write_via_temp(const std::string& path, const std::function<void(const std::string&)>& writer) {
+  check_output_path(path);
+  const std::string tmp = temp_name(path);
+  try {
+    writer(tmp);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  // Flush the data to disk before the rename makes it visible.
+  int fd = ::open(tmp.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    std::remove(tmp.c_str());
+    throw IoError(path + ": cannot write: " + std::strerror(err));
+  }
+}
+
+void write_file_atomic(const std::string& path, const std::string& content) {
+  write_via_temp(path, [&](const std::string& tmp) {
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    NAS_CHECK(f != nullptr, IoError, path << ": cannot write: " << std::strerror(errno));
+    size_t n = std::fwrite(content.data(), 1, content.size(), f);
+    int flush_rc = std::fflush(f);
+    int close_rc = std::fclose(f);
+    NAS_CHECK(n == content.size() && flush_rc == 0 && close_rc == 0, IoError,
+              path << ": write failed: " << std::strerror(errno));
+  });
+}
+
+void make_dirs(const std::string& dir) {
+  if (dir.empty()) return;
+  std::string cur;
+  std::stringstream ss(dir);
+  std::string part;
+  if (dir[0] == '/') cur = "/";
+  while (std::getline(ss, part, '/')) {
+    if (part.empty()) continue;
+    cur += part;
+    struct stat st {};
+    if (::stat(cur.c_str(), &st) != 0) {
+      NAS_CHECK(::mkdir(cur.c_str(), 0777) == 0 || errno == EEXIST, IoError,
+                dir << ": cannot create directory: " << std::strerror(errno));
+    } else {
+      NAS_CHECK(S_ISDIR(st.st_mode), IoError, dir << ": " << cur << " exists and is not a directory");
+    }
+    cur += "/";
+  }
+}
+
+}  // namespace nas

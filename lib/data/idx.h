@@ -1,0 +1,51 @@
+#pragma once
+// Torch-free data: IDX files (plain or gzip), image sets held as uint8, and seeded splits.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace nas::data {
+
+// An IDX array of unsigned bytes (type 0x08): dims and row-major data.
+struct IdxArray {
+  std::vector<int64_t> dims;
+  std::vector<uint8_t> data;
+};
+
+// Reads an IDX file, gzip-compressed or plain (zlib detects which). Checks the magic number, the
+// element type, the number of dimensions and that the payload size matches the dimensions exactly.
+// IoError naming the file and what is wrong.
+IdxArray read_idx(const std::string& path);
+
+// Images as uint8, laid out N x H x W x C, with integer labels.
+struct ImageSet {
+  int64_t n = 0;
+  int h = 0, w = 0, c = 0;
+  int num_classes = 0;
+  std::vector<uint8_t> pixels;
+  std::vector<int64_t> labels;
+  const uint8_t* image(int64_t i) const { return pixels.data() + i * static_cast<int64_t>(h) * w * c; }
+};
+
+// Pairs an images IDX file (N x H x W or N x H x W x C) with a labels IDX file (N); checks that the
+// counts agree. Classes = max label + 1.
+ImageSet load_idx_pair(const std::string& images, const std::string& labels);
+
+// Fashion-MNIST (or MNIST) in `dir`: {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz].
+ImageSet load_mnist_dir(const std::string& dir, bool train);
+
+// A seeded split of [0, n): `val` held-out indices, the rest for training (at most `train_limit` of
+// them when > 0). The same (n, val, seed) always gives the same split.
+struct Split {
+  std::vector<int64_t> train;
+  std::vector<int64_t> val;
+};
+Split make_split(int64_t n, int64_t val, uint64_t seed, int64_t train_limit = 0);
+
+// The first `count` indices of a seeded permutation of `from` (a fixed subset, e.g. for BN calibration).
+std::vector<int64_t> seeded_subset(const std::vector<int64_t>& from, int64_t count, uint64_t seed);
+
+// 0, 1, ..., n-1 (or the first `limit` when 0 < limit < n).
+std::vector<int64_t> iota_indices(int64_t n, int64_t limit = 0);
+
+}  // namespace nas::data

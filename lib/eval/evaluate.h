@@ -1,0 +1,37 @@
+#pragma once
+// Accuracy and loss of a model on a set of images, and BN recalibration of a supernet child.
+#include <torch/torch.h>
+
+#include <functional>
+#include <vector>
+
+#include "data/idx.h"
+#include "data/loader.h"
+#include "supernet/supernet.h"
+
+namespace nas::eval {
+
+struct EvalResult {
+  double acc = 0;   // top-1 in [0, 1]
+  double loss = 0;  // mean cross-entropy
+  int64_t n = 0;
+};
+
+using ForwardFn = std::function<torch::Tensor(const torch::Tensor&)>;
+
+// Runs `fwd` in eval mode (module `m` switched to eval and back) on the images `idx`, resized to
+// `resolution`, and counts correct top-1 predictions.
+EvalResult evaluate(torch::nn::Module& m, const ForwardFn& fwd, const data::ImageSet& set,
+                    const std::vector<int64_t>& idx, int resolution, const data::Normalization& norm, int batch,
+                    const torch::Device& device = torch::kCPU);
+
+// Recalibrates the running BN statistics of the supernet's active child: forwards the images `idx`
+// (at the active resolution) in train mode without gradients, with cumulative averaging.
+void recalibrate_bn(supernet::Supernet& net, const data::ImageSet& set, const std::vector<int64_t>& idx,
+                    const data::Normalization& norm, int batch, const torch::Device& device = torch::kCPU);
+
+// Evaluates the supernet's active child.
+EvalResult evaluate_supernet(supernet::Supernet& net, const data::ImageSet& set, const std::vector<int64_t>& idx,
+                             const data::Normalization& norm, int batch, const torch::Device& device = torch::kCPU);
+
+}  // namespace nas::eval

@@ -1,0 +1,70 @@
+#include "nn/child.h"
+
+#include "supernet/cost.h"
+
+namespace nas::nn {
+namespace {
+torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups) {
+  return torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).groups(groups).bias(false));
+}
+}  // namespace
+
+ChildBlockImpl::ChildBlockImpl(int64_t in, int64_t out, int64_t expand, int64_t kernel, int64_t stride,
+                               bool has_expand_, bool se_, Act act_, bool residual_)
+    : has_expand(has_expand_), se(se_), residual(residual_), act(act_) {
+  int64_t mid = has_expand ? in * expand : in;
+  if (has_expand) {
+    expand_conv = register_module("expand_conv", conv(in, mid, 1, 1, 1));
+    expand_bn = register_module("expand_bn", torch::nn::BatchNorm2d(mid));
+  }
+  dw_conv = register_module("dw_conv", conv(mid, mid, kernel, stride, mid));
+  dw_bn = register_module("dw_bn", torch::nn::BatchNorm2d(mid));
+  if (se) {
+    int64_t red = supernet::se_channels(static_cast<int>(mid));
+    se_reduce = register_module("se_reduce", torch::nn::Linear(mid, red));
+    se_expand = register_module("se_expand", torch::nn::Linear(red, mid));
+  }
+  project_conv = register_module("project_conv", conv(mid, out, 1, 1, 1));
+  project_bn = register_module("project_bn", torch::nn::BatchNorm2d(out));
+}
+
+torch::Tensor ChildBlockImpl::forward(const torch::Tensor& x) {
+  torch::Tensor h = x;
+  if (has_expand) h = apply_act(expand_bn(expand_conv(h)), act);
+  h = apply_act(dw_bn(dw_conv(h)), act);
+  if (se) h = squeeze_excite(h, se_reduce->weight, se_reduce->bias, se_expand->weight, se_expand->bias);
+  h = project_bn(project_conv(h));
+  return residual ? h + x : h;
+}
+
+ChildNetImpl::ChildNetImpl(const spec::SearchSpace& s, const spec::Arch& a, int in_ch, int classes)
+    : arch(a), in_channels(in_ch), num_classes(classes), stem_act(parse_act(s.stem_act)),
+      head_act(parse_act(s.head_act)) {
+  stem = register_module("stem", conv(in_ch, a.stem_width, s.stem_kernel, s.stem_stride, 1));
+  stem_bn = register_module("stem_bn", torch::nn::BatchNorm2d(a.stem_width));
+  int64_t ch = a.stem_width;
+  for (size_t i = 0; i < a.stages.size(); ++i) {
+    const auto& ss = s.stages[i];
+    const auto& sa = a.stages[i];
+    for (int b = 0; b < sa.depth; ++b) {
+      auto blk = ChildBlock(ch, sa.width, sa.blocks[b].expand, sa.blocks[b].kernel, b == 0 ? ss.stride : 1,
+                            supernet::stage_has_expand(ss), ss.se, parse_act(ss.act), b > 0);
+      blocks.push_back(register_module("stage" + std::to_string(i) + "_block" + std::to_string(b), blk));
+      ch = sa.width;
+    }
+  }
+  head = register_module("head", conv(ch, a.head_width, 1, 1, 1));
+  head_bn = register_module("head_bn", torch::nn::BatchNorm2d(a.head_width));
+  classifier = register_module("classifier", torch::nn::Linear(a.head_width, classes));
+}
+
+torch::Tensor ChildNetImpl::forward(const torch::Tensor& x) {
+  torch::Tensor h = apply_act(stem_bn(stem(x)), stem_act);
+  for (auto& b : blocks) h = b->forward(h);
+  h = apply_act(head_bn(head(h)), head_act);
+  h = h.mean({2, 3});
+  return classifier(h);
+}
+
+}  // namespace nas::nn

@@ -1,0 +1,50 @@
+#pragma once
+// The static twin of the supernet: a plain network of fixed size for one arch, built from standard
+// LibTorch modules, that loads and runs with no supernet.
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "nn/elastic.h"
+#include "spec/arch.h"
+#include "spec/search_space.h"
+
+namespace nas::nn {
+
+class ChildBlockImpl : public torch::nn::Module {
+ public:
+  ChildBlockImpl(int64_t in, int64_t out, int64_t expand, int64_t kernel, int64_t stride, bool has_expand, bool se,
+                 Act act, bool residual);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Conv2d expand_conv{nullptr};
+  torch::nn::BatchNorm2d expand_bn{nullptr};
+  torch::nn::Conv2d dw_conv{nullptr};
+  torch::nn::BatchNorm2d dw_bn{nullptr};
+  torch::nn::Linear se_reduce{nullptr}, se_expand{nullptr};
+  torch::nn::Conv2d project_conv{nullptr};
+  torch::nn::BatchNorm2d project_bn{nullptr};
+  bool has_expand, se, residual;
+  Act act;
+};
+TORCH_MODULE(ChildBlock);
+
+class ChildNetImpl : public torch::nn::Module {
+ public:
+  ChildNetImpl(const spec::SearchSpace& space, const spec::Arch& arch, int in_channels, int num_classes);
+  // x: [N, C, R, R] at the arch's resolution.
+  torch::Tensor forward(const torch::Tensor& x);
+
+  spec::Arch arch;
+  int in_channels, num_classes;
+  torch::nn::Conv2d stem{nullptr};
+  torch::nn::BatchNorm2d stem_bn{nullptr};
+  std::vector<ChildBlock> blocks;
+  torch::nn::Conv2d head{nullptr};
+  torch::nn::BatchNorm2d head_bn{nullptr};
+  torch::nn::Linear classifier{nullptr};
+  Act stem_act, head_act;
+};
+TORCH_MODULE(ChildNet);
+
+}  // namespace nas::nn

@@ -1,0 +1,55 @@
+#pragma once
+// nas.arch: one concrete child of a search space, with a canonical form and a stable hash.
+#include <string>
+#include <vector>
+
+#include "spec/document.h"
+#include "spec/search_space.h"
+
+namespace nas::spec {
+
+inline constexpr const char* kArchKind = "nas.arch";
+inline constexpr int kArchVersion = 1;
+
+struct BlockArch {
+  int expand = 1;
+  int kernel = 3;
+  bool operator==(const BlockArch& o) const { return expand == o.expand && kernel == o.kernel; }
+};
+
+struct StageArch {
+  int depth = 1;
+  int width = 1;
+  std::vector<BlockArch> blocks;  // exactly `depth` entries
+  bool operator==(const StageArch& o) const {
+    return depth == o.depth && width == o.width && blocks == o.blocks;
+  }
+};
+
+struct Arch {
+  std::string space;  // name of the search space it belongs to
+  int resolution = 0;
+  int stem_width = 0;
+  std::vector<StageArch> stages;
+  int head_width = 0;
+  bool operator==(const Arch& o) const {
+    return space == o.space && resolution == o.resolution && stem_width == o.stem_width &&
+           stages == o.stages && head_width == o.head_width;
+  }
+  bool operator!=(const Arch& o) const { return !(*this == o); }
+};
+
+// Canonical JSON of an arch (kind, schema_version and every choice; keys sorted).
+json to_json(const Arch& a);
+// Parses the structure; does not check membership in a space (see validate_arch).
+Arch arch_from_json(const json& j, const std::string& file);
+// Reads a nas.arch file, or the best candidate of a nas.search file.
+Arch load_arch(const std::string& path);
+// Throws SpecError (naming `file` and the key path) when the arch is not a member of `space`.
+void validate_arch(const Arch& a, const SearchSpace& space, const std::string& file);
+// Stable 16-hex-digit hash of the canonical form.
+std::string arch_hash(const Arch& a);
+// One-line human summary, e.g. "r28 s16 [d2 w24 e6k5,e4k3] ... h192".
+std::string arch_summary(const Arch& a);
+
+}  // namespace nas::spec

@@ -1,0 +1,150 @@
+#include "spec/search_result.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace nas::spec {
+
+json to_json(const Candidate& c) {
+  json j;
+  j["index"] = c.index;
+  j["arch"] = to_json(c.arch);
+  j["hash"] = c.hash;
+  j["mflops"] = c.mflops;
+  j["params"] = c.params;
+  j["feasible"] = c.feasible;
+  j["evaluated"] = c.evaluated;
+  j["metrics"] = {{"val_acc", c.val_acc}, {"val_loss", c.val_loss}};
+  j["estimator"] = c.estimator;
+  j["origin"] = c.origin;
+  j["eval_seconds"] = c.eval_seconds;
+  return j;
+}
+
+json to_json(const SearchResult& r) {
+  json j;
+  j["kind"] = kSearchKind;
+  j["schema_version"] = kSearchVersion;
+  j["space"] = r.space;
+  j["supernet"] = r.supernet;
+  j["strategy"] = r.strategy;
+  j["seed"] = r.seed;
+  j["budget"] = r.budget;
+  j["constraints"] = {{"max_mflops", r.constraints.max_mflops}, {"max_params", r.constraints.max_params}};
+  j["estimator_settings"] = {{"val_images", r.val_images}, {"calib_images", r.calib_images}};
+  j["candidates"] = json::array();
+  for (const auto& c : r.candidates) j["candidates"].push_back(to_json(c));
+  j["best"] = r.best >= 0 ? to_json(r.candidates.at(r.best)) : json(nullptr);
+  j["pareto"] = json::array();
+  for (int i : r.pareto) {
+    const auto& c = r.candidates.at(i);
+    j["pareto"].push_back({{"index", i}, {"hash", c.hash}, {"mflops", c.mflops}, {"params", c.params},
+                           {"val_acc", c.val_acc}});
+  }
+  j["timings"] = {{"total_seconds", r.total_seconds}, {"eval_seconds", r.eval_seconds},
+                  {"cache_hits", r.cache_hits}};
+  j["created"] = r.created;
+  j["commit"] = r.commit;
+  return j;
+}
+
+namespace {
+Candidate candidate_from(Obj& c) {
+  Candidate k;
+  k.index = static_cast<int>(c.integer("index", 0, INT32_MAX));
+  k.arch = arch_from_json(c.raw("arch"), c.where("arch"));
+  k.hash = c.string("hash");
+  if (k.hash != arch_hash(k.arch)) c.fail("hash", "the hash of the arch (" + arch_hash(k.arch) + ")", k.hash);
+  k.mflops = c.number("mflops", 0, 1e12);
+  k.params = c.integer("params", 0, INT64_MAX);
+  k.feasible = c.boolean("feasible");
+  k.evaluated = c.boolean("evaluated");
+  Obj m = c.object("metrics");
+  k.val_acc = m.number("val_acc", 0, 1);
+  k.val_loss = m.number("val_loss", 0, 1e9);
+  m.finish();
+  k.estimator = c.string_or("estimator", "");
+  k.origin = c.string_or("origin", "");
+  k.eval_seconds = c.number("eval_seconds", 0, 1e12);
+  c.finish();
+  return k;
+}
+}  // namespace
+
+SearchResult search_result_from_json(const json& j, const std::string& file) {
+  Obj o(j, file, "");
+  check_header(o, kSearchKind, kSearchVersion);
+  SearchResult r;
+  r.space = o.string("space");
+  r.supernet = o.string("supernet");
+  r.strategy = o.string("strategy");
+  r.seed = static_cast<uint64_t>(o.integer("seed", 0, INT64_MAX));
+  r.budget = o.integer("budget", 0, INT64_MAX);
+  {
+    Obj c = o.object("constraints");
+    r.constraints.max_mflops = c.number("max_mflops", 0, 1e12);
+    r.constraints.max_params = c.integer("max_params", 0, INT64_MAX);
+    c.finish();
+  }
+  {
+    Obj e = o.object("estimator_settings");
+    r.val_images = e.integer("val_images", 0, INT64_MAX);
+    r.calib_images = e.integer("calib_images", 0, INT64_MAX);
+    e.finish();
+  }
+  for (auto& c : o.objects("candidates")) r.candidates.push_back(candidate_from(c));
+  for (size_t i = 0; i < r.candidates.size(); ++i)
+    if (r.candidates[i].index != static_cast<int>(i))
+      o.fail("candidates", "candidates numbered 0, 1, 2, ... in order", r.candidates[i].index);
+  if (o.take("best")) {
+    Obj b = o.object("best");
+    int idx = static_cast<int>(b.integer("index", 0, static_cast<int64_t>(r.candidates.size()) - 1));
+    r.best = idx;
+  }
+  for (auto& p : o.objects("pareto")) {
+    int idx = static_cast<int>(p.integer("index", 0, static_cast<int64_t>(r.candidates.size()) - 1));
+    p.string("hash");
+    p.number("mflops", 0, 1e12);
+    p.integer("params", 0, INT64_MAX);
+    p.number("val_acc", 0, 1);
+    p.finish();
+    r.pareto.push_back(idx);
+  }
+  {
+    Obj t = o.object("timings");
+    r.total_seconds = t.number("total_seconds", 0, 1e12);
+    r.eval_seconds = t.number("eval_seconds", 0, 1e12);
+    r.cache_hits = t.integer("cache_hits", 0, INT64_MAX);
+    t.finish();
+  }
+  r.created = o.string_or("created", "");
+  r.commit = o.string_or("commit", "");
+  o.finish();
+  return r;
+}
+
+SearchResult load_search_result(const std::string& path) {
+  return search_result_from_json(load_document(path), path == "-" ? "<stdin>" : path);
+}
+
+std::vector<int> pareto_front(const std::vector<Candidate>& cands) {
+  std::vector<int> idx;
+  for (const auto& c : cands)
+    if (c.feasible && c.evaluated) idx.push_back(c.index);
+  std::sort(idx.begin(), idx.end(), [&](int a, int b) {
+    if (cands[a].mflops != cands[b].mflops) return cands[a].mflops < cands[b].mflops;
+    return cands[a].val_acc > cands[b].val_acc;
+  });
+  std::vector<int> front;
+  double best_acc = -1;
+  for (int i : idx) {
+    if (cands[i].val_acc > best_acc) {
+      front.push_back(i);
+      best_acc = cands[i].val_acc;
+    }
+  }
+  return front;
+}
+
+}  // namespace nas::spec

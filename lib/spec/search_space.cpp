@@ -1,0 +1,110 @@
+#include "spec/search_space.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace nas::spec {
+
+const std::vector<std::string>& activation_names() {
+  static const std::vector<std::string> names = {"relu", "relu6", "hswish", "swish"};
+  return names;
+}
+
+int max_of(const std::vector<int>& v) { return *std::max_element(v.begin(), v.end()); }
+int min_of(const std::vector<int>& v) { return *std::min_element(v.begin(), v.end()); }
+
+namespace {
+// Absurd sizes are refused before anything is allocated.
+constexpr int kMaxWidth = 4096;
+constexpr int kMaxDepth = 32;
+constexpr int kMaxStages = 16;
+constexpr int kMaxResolution = 1024;
+
+std::vector<int> sorted(std::vector<int> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+std::vector<int> odd_set(Obj& o, const std::string& key, int lo, int hi) {
+  auto v = sorted(o.int_set(key, lo, hi));
+  for (int k : v)
+    if (k % 2 == 0) o.fail(key, "odd kernel sizes", json(v));
+  return v;
+}
+}  // namespace
+
+SearchSpace search_space_from_json(const json& j, const std::string& file) {
+  Obj o(j, file, "");
+  check_header(o, kSearchSpaceKind, kSearchSpaceVersion);
+  SearchSpace s;
+  s.name = o.string("name");
+  s.family = o.one_of("family", {"mbconv"});
+  s.resolution = sorted(o.int_set("resolution", 8, kMaxResolution));
+  {
+    Obj st = o.object("stem");
+    s.stem_width = sorted(st.int_set("width", 1, kMaxWidth));
+    s.stem_kernel = static_cast<int>(st.integer_or("kernel", 3, 1, 11));
+    if (s.stem_kernel % 2 == 0) st.fail("kernel", "an odd kernel size", s.stem_kernel);
+    s.stem_stride = static_cast<int>(st.integer_or("stride", 1, 1, 4));
+    s.stem_act = st.one_of_or("act", activation_names(), "relu");
+    st.finish();
+  }
+  auto stages = o.objects("stages");
+  if (stages.empty() || stages.size() > static_cast<size_t>(kMaxStages))
+    o.fail("stages", "a list of 1 to " + std::to_string(kMaxStages) + " stages", o.raw("stages"));
+  for (auto& so : stages) {
+    StageSpec st;
+    st.depth = sorted(so.int_set("depth", 1, kMaxDepth));
+    st.width = sorted(so.int_set("width", 1, kMaxWidth));
+    st.expand = sorted(so.int_set("expand", 1, 16));
+    st.kernel = odd_set(so, "kernel", 1, 11);
+    st.stride = static_cast<int>(so.integer_or("stride", 1, 1, 4));
+    st.se = so.boolean_or("se", false);
+    st.act = so.one_of_or("act", activation_names(), "relu");
+    so.finish();
+    s.stages.push_back(st);
+  }
+  {
+    Obj h = o.object("head");
+    s.head_width = sorted(h.int_set("width", 1, kMaxWidth));
+    s.head_act = h.one_of_or("act", activation_names(), "relu");
+    h.finish();
+  }
+  o.finish();
+  // Every stride must leave at least a 1x1 feature map at the smallest resolution.
+  int res = min_of(s.resolution);
+  int r = (res + s.stem_stride - 1) / s.stem_stride;
+  for (const auto& st : s.stages) r = (r + st.stride - 1) / st.stride;
+  NAS_CHECK(r >= 1, SpecError, file << ": stages: strides leave no spatial extent at resolution " << res);
+  return s;
+}
+
+SearchSpace load_search_space(const std::string& path) {
+  return search_space_from_json(load_document(path), path == "-" ? "<stdin>" : path);
+}
+
+json to_json(const SearchSpace& s) {
+  json j;
+  j["kind"] = kSearchSpaceKind;
+  j["schema_version"] = kSearchSpaceVersion;
+  j["name"] = s.name;
+  j["family"] = s.family;
+  j["resolution"] = s.resolution;
+  j["stem"] = {{"width", s.stem_width}, {"kernel", s.stem_kernel}, {"stride", s.stem_stride},
+               {"act", s.stem_act}};
+  j["stages"] = json::array();
+  for (const auto& st : s.stages) {
+    j["stages"].push_back({{"depth", st.depth},
+                           {"width", st.width},
+                           {"expand", st.expand},
+                           {"kernel", st.kernel},
+                           {"stride", st.stride},
+                           {"se", st.se},
+                           {"act", st.act}});
+  }
+  j["head"] = {{"width", s.head_width}, {"act", s.head_act}};
+  return j;
+}
+
+}  // namespace nas::spec

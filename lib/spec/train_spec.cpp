@@ -1,0 +1,110 @@
+#include "spec/train_spec.h"
+
+#include "core/error.h"
+
+namespace nas::spec {
+
+TrainSpec train_spec_from_json(const json& j, const std::string& file) {
+  Obj o(j, file, "");
+  check_header(o, kTrainKind, kTrainVersion);
+  TrainSpec t;
+  t.source = file;
+  {
+    Obj d = o.object("data");
+    t.data.format = d.one_of_or("format", {"idx"}, "idx");
+    t.data.path = d.string_or("path", t.data.path);
+    t.data.validation_images = d.integer_or("validation_images", t.data.validation_images, 0, 10000000);
+    t.data.split_seed = static_cast<uint64_t>(d.integer_or("split_seed", 0, 0, INT64_MAX));
+    t.data.train_limit = d.integer_or("train_limit", 0, 0, 100000000);
+    if (d.take("mean")) t.data.mean = d.numbers("mean", -1e3, 1e3);
+    if (d.take("std")) t.data.std = d.numbers("std", 1e-6, 1e3);
+    if (t.data.mean.size() != t.data.std.size())
+      d.fail("std", "as many values as mean (" + std::to_string(t.data.mean.size()) + ")", json(t.data.std));
+    t.data.crop_padding = static_cast<int>(d.integer_or("crop_padding", t.data.crop_padding, 0, 64));
+    t.data.hflip = d.boolean_or("hflip", t.data.hflip);
+    t.data.prefetch_batches = static_cast<int>(d.integer_or("prefetch_batches", 4, 1, 64));
+    d.finish();
+  }
+  t.epochs = static_cast<int>(o.integer("epochs", 1, 100000));
+  t.batch_size = static_cast<int>(o.integer("batch_size", 1, 65536));
+  {
+    Obj p = o.object("optimizer");
+    t.optimizer = p.one_of_or("type", {"sgd"}, "sgd");
+    t.lr = p.number("lr", 1e-8, 100.0);
+    t.momentum = p.number_or("momentum", t.momentum, 0.0, 0.9999);
+    t.nesterov = p.boolean_or("nesterov", t.nesterov);
+    t.weight_decay = p.number_or("weight_decay", t.weight_decay, 0.0, 1.0);
+    t.grad_clip = p.number_or("grad_clip", 0.0, 0.0, 1e6);
+    if (t.nesterov && t.momentum <= 0) p.fail("momentum", "a positive momentum when nesterov is true", t.momentum);
+    p.finish();
+  }
+  if (o.take("schedule")) {
+    Obj s = o.object("schedule");
+    t.schedule = s.one_of_or("type", {"cosine", "constant"}, "cosine");
+    t.warmup_epochs = s.number_or("warmup_epochs", t.warmup_epochs, 0.0, 1e5);
+    t.final_lr_fraction = s.number_or("final_lr_fraction", 0.0, 0.0, 1.0);
+    s.finish();
+  }
+  if (o.take("sandwich")) {
+    Obj s = o.object("sandwich");
+    t.random_children = static_cast<int>(s.integer_or("random_children", t.random_children, 0, 64));
+    s.finish();
+  }
+  if (o.take("distillation")) {
+    Obj s = o.object("distillation");
+    t.distillation = s.boolean_or("enabled", true);
+    t.temperature = s.number_or("temperature", 1.0, 0.01, 100.0);
+    s.finish();
+  }
+  t.label_smoothing = o.number_or("label_smoothing", t.label_smoothing, 0.0, 0.999);
+  t.dropout = o.number_or("dropout", t.dropout, 0.0, 0.999);
+  t.seed = static_cast<uint64_t>(o.integer_or("seed", 0, 0, INT64_MAX));
+  t.checkpoint_every_steps = o.integer_or("checkpoint_every_steps", t.checkpoint_every_steps, 1, INT64_MAX);
+  t.log_every_steps = o.integer_or("log_every_steps", t.log_every_steps, 1, INT64_MAX);
+  if (o.take("bn_calibration")) {
+    Obj b = o.object("bn_calibration");
+    t.calib_images = b.integer_or("images", t.calib_images, 1, 10000000);
+    t.calib_batch_size = static_cast<int>(b.integer_or("batch_size", t.calib_batch_size, 1, 65536));
+    b.finish();
+  }
+  o.finish();
+  return t;
+}
+
+TrainSpec load_train_spec(const std::string& path) {
+  return train_spec_from_json(load_document(path), path == "-" ? "<stdin>" : path);
+}
+
+json to_json(const TrainSpec& t) {
+  json j;
+  j["kind"] = kTrainKind;
+  j["schema_version"] = kTrainVersion;
+  j["data"] = {{"format", t.data.format},
+               {"path", t.data.path},
+               {"validation_images", t.data.validation_images},
+               {"split_seed", t.data.split_seed},
+               {"train_limit", t.data.train_limit},
+               {"mean", t.data.mean},
+               {"std", t.data.std},
+               {"crop_padding", t.data.crop_padding},
+               {"hflip", t.data.hflip},
+               {"prefetch_batches", t.data.prefetch_batches}};
+  j["epochs"] = t.epochs;
+  j["batch_size"] = t.batch_size;
+  j["optimizer"] = {{"type", t.optimizer},       {"lr", t.lr},
+                    {"momentum", t.momentum},    {"nesterov", t.nesterov},
+                    {"weight_decay", t.weight_decay}, {"grad_clip", t.grad_clip}};
+  j["schedule"] = {{"type", t.schedule}, {"warmup_epochs", t.warmup_epochs},
+                   {"final_lr_fraction", t.final_lr_fraction}};
+  j["sandwich"] = {{"random_children", t.random_children}};
+  j["distillation"] = {{"enabled", t.distillation}, {"temperature", t.temperature}};
+  j["label_smoothing"] = t.label_smoothing;
+  j["dropout"] = t.dropout;
+  j["seed"] = t.seed;
+  j["checkpoint_every_steps"] = t.checkpoint_every_steps;
+  j["log_every_steps"] = t.log_every_steps;
+  j["bn_calibration"] = {{"images", t.calib_images}, {"batch_size", t.calib_batch_size}};
+  return j;
+}
+
+}  // namespace nas::spec

@@ -1,0 +1,61 @@
+#pragma once
+// nas.train: data, optimization and sandwich-rule settings for nas-train-supernet.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "spec/document.h"
+
+namespace nas::spec {
+
+inline constexpr const char* kTrainKind = "nas.train";
+inline constexpr int kTrainVersion = 1;
+
+struct DataSpec {
+  std::string format = "idx";
+  std::string path = "/usr/share/datasets/fashion-mnist";
+  int64_t validation_images = 5000;  // held out of the training split, seeded
+  uint64_t split_seed = 0;
+  int64_t train_limit = 0;  // 0: use every remaining training image
+  std::vector<double> mean = {0.2860};
+  std::vector<double> std = {0.3530};
+  int crop_padding = 2;  // random crop with zero padding (0: off)
+  bool hflip = true;
+  int prefetch_batches = 4;
+};
+
+struct TrainSpec {
+  std::string source = "train spec";  // file it was read from (for messages; not serialized)
+  DataSpec data;
+  int epochs = 3;
+  int batch_size = 128;
+  // optimizer
+  std::string optimizer = "sgd";
+  double lr = 0.1;
+  double momentum = 0.9;
+  bool nesterov = true;
+  double weight_decay = 3e-5;  // on conv/linear weights only, not BN or bias
+  double grad_clip = 0.0;      // global L2 norm; 0: off
+  // schedule
+  std::string schedule = "cosine";
+  double warmup_epochs = 0.3;
+  double final_lr_fraction = 0.0;
+  // sandwich rule and inplace distillation
+  int random_children = 2;
+  bool distillation = true;
+  double temperature = 1.0;
+  double label_smoothing = 0.1;
+  double dropout = 0.1;  // before the classifier, max child only
+  uint64_t seed = 0;
+  int64_t checkpoint_every_steps = 500;
+  int64_t log_every_steps = 20;
+  // BN recalibration used by search and slice (defaults for them)
+  int64_t calib_images = 2000;
+  int calib_batch_size = 250;
+};
+
+TrainSpec train_spec_from_json(const json& j, const std::string& file);
+TrainSpec load_train_spec(const std::string& path);
+json to_json(const TrainSpec& t);
+
+}  // namespace nas::spec

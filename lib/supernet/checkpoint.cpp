@@ -1,0 +1,189 @@
+#include "supernet/checkpoint.h"
+
+#include "core/build_info.h"
+#include "core/error.h"
+#include "core/io.h"
+
+namespace nas::supernet {
+namespace {
+
+constexpr const char* kMetaKey = "nas_meta";
+
+std::string first_line(const std::string& s) {
+  auto pos = s.find('\n');
+  std::string l = pos == std::string::npos ? s : s.substr(0, pos);
+  return l.size() > 160 ? l.substr(0, 160) + "..." : l;
+}
+
+CheckpointMeta meta_from_json(const spec::json& j, const std::string& path) {
+  spec::Obj o(j, path, "nas_meta");
+  const auto& fmt = o.raw("format");
+  NAS_CHECK(fmt.is_string() && fmt.get<std::string>() == kCheckpointFormat, CheckpointError,
+            path << ": not a nas-toolchain checkpoint (format " << spec::describe(fmt) << ")");
+  int64_t v = o.integer("format_version", 1, INT32_MAX);
+  NAS_CHECK(v <= kCheckpointVersion, CheckpointError,
+            path << ": checkpoint format_version " << v << " is newer than this build supports ("
+                 << kCheckpointVersion << ")");
+  CheckpointMeta m;
+  m.type = o.one_of("type", {"supernet", "child"});
+  m.space = spec::search_space_from_json(o.raw("space"), path + " (embedded search space)");
+  m.train = spec::train_spec_from_json(o.raw("train"), path + " (embedded train spec)");
+  m.in_channels = static_cast<int>(o.integer("in_channels", 1, 4096));
+  m.num_classes = static_cast<int>(o.integer("num_classes", 2, 1 << 20));
+  m.image_size = static_cast<int>(o.integer("image_size", 1, 1 << 16));
+  m.step = o.integer("step", 0, INT64_MAX);
+  m.total_steps = o.integer("total_steps", 0, INT64_MAX);
+  m.finished = o.boolean("finished");
+  if (o.take("arch")) m.arch = spec::arch_from_json(o.raw("arch"), path + " (embedded arch)");
+  m.commit = o.string_or("commit", "");
+  m.created = o.string_or("created", "");
+  o.finish();
+  NAS_CHECK(m.type != "child" || m.arch.has_value(), CheckpointError, path << ": child checkpoint without an arch");
+  return m;
+}
+
+torch::serialize::InputArchive open_archive(const std::string& path) {
+  check_readable_file(path);
+  torch::serialize::InputArchive ar;
+  try {
+    ar.load_from(path);
+  } catch (const c10::Error& e) {
+    throw CheckpointError(path + ": corrupt or truncated checkpoint (" + first_line(e.what_without_backtrace()) + ")");
+  }
+  return ar;
+}
+
+CheckpointMeta read_meta(torch::serialize::InputArchive& ar, const std::string& path) {
+  c10::IValue v;
+  bool ok = false;
+  try {
+    ok = ar.try_read(kMetaKey, v);
+  } catch (const c10::Error&) {
+    ok = false;
+  }
+  NAS_CHECK(ok && v.isString(), CheckpointError, path << ": not a nas-toolchain checkpoint (no metadata record)");
+  spec::json j;
+  try {
+    j = spec::json::parse(v.toStringRef());
+  } catch (const spec::json::exception&) {
+    throw CheckpointError(path + ": checkpoint metadata is not valid JSON");
+  }
+  try {
+    return meta_from_json(j, path);
+  } catch (const SpecError& e) {
+    throw CheckpointError(std::string("invalid checkpoint metadata: ") + e.what());
+  }
+}
+
+template <class Net>
+void load_tensors(torch::serialize::InputArchive& ar, Net& net, const std::string& path) {
+  try {
+    net->load(ar);
+  } catch (const c10::Error& e) {
+    throw CheckpointError(path + ": checkpoint tensors do not match its metadata (" +
+                          first_line(e.what_without_backtrace()) + ")");
+  }
+}
+
+void write_archive(const std::string& path, const std::function<void(torch::serialize::OutputArchive&)>& fill) {
+  write_via_temp(path, [&](const std::string& tmp) {
+    torch::serialize::OutputArchive ar;
+    fill(ar);
+    try {
+      ar.save_to(tmp);
+    } catch (const c10::Error& e) {
+      throw IoError(path + ": cannot write checkpoint (" + first_line(e.what_without_backtrace()) + ")");
+    }
+  });
+}
+
+}  // namespace
+
+spec::json meta_to_json(const CheckpointMeta& m) {
+  spec::json j;
+  j["format"] = kCheckpointFormat;
+  j["format_version"] = kCheckpointVersion;
+  j["type"] = m.type;
+  j["space"] = spec::to_json(m.space);
+  j["train"] = spec::to_json(m.train);
+  j["in_channels"] = m.in_channels;
+  j["num_classes"] = m.num_classes;
+  j["image_size"] = m.image_size;
+  j["step"] = m.step;
+  j["total_steps"] = m.total_steps;
+  j["finished"] = m.finished;
+  if (m.arch) j["arch"] = spec::to_json(*m.arch);
+  j["commit"] = m.commit.empty() ? build_commit() : m.commit;
+  j["created"] = m.created.empty() ? utc_now_iso() : m.created;
+  return j;
+}
+
+void save_supernet(const std::string& path, Supernet& net, const CheckpointMeta& meta,
+                   torch::optim::Optimizer* optimizer) {
+  CheckpointMeta m = meta;
+  m.type = "supernet";
+  write_archive(path, [&](torch::serialize::OutputArchive& ar) {
+    net->save(ar);
+    ar.write(kMetaKey, c10::IValue(meta_to_json(m).dump()));
+    if (optimizer) {
+      torch::serialize::OutputArchive opt;
+      optimizer->save(opt);
+      ar.write("optimizer", opt);
+    }
+  });
+}
+
+void save_child(const std::string& path, nn::ChildNet& net, const CheckpointMeta& meta) {
+  CheckpointMeta m = meta;
+  m.type = "child";
+  m.arch = net->arch;
+  write_archive(path, [&](torch::serialize::OutputArchive& ar) {
+    net->save(ar);
+    ar.write(kMetaKey, c10::IValue(meta_to_json(m).dump()));
+  });
+}
+
+CheckpointMeta read_checkpoint_meta(const std::string& path) {
+  auto ar = open_archive(path);
+  return read_meta(ar, path);
+}
+
+CheckpointMeta restore_supernet(const std::string& path, Supernet& net, torch::optim::Optimizer* optimizer) {
+  auto ar = open_archive(path);
+  CheckpointMeta m = read_meta(ar, path);
+  NAS_CHECK(m.type == "supernet", CheckpointError, path << ": expected a supernet checkpoint, found a " << m.type);
+  load_tensors(ar, net, path);
+  if (optimizer) {
+    torch::serialize::InputArchive opt;
+    NAS_CHECK(ar.try_read("optimizer", opt), CheckpointError, path << ": checkpoint holds no optimizer state");
+    try {
+      optimizer->load(opt);
+    } catch (const c10::Error& e) {
+      throw CheckpointError(path + ": optimizer state does not match (" + first_line(e.what_without_backtrace()) + ")");
+    }
+  }
+  return m;
+}
+
+LoadedSupernet load_supernet(const std::string& path, torch::optim::Optimizer* optimizer) {
+  CheckpointMeta m = read_checkpoint_meta(path);
+  NAS_CHECK(m.type == "supernet", CheckpointError, path << ": expected a supernet checkpoint, found a " << m.type);
+  LoadedSupernet out;
+  out.net = Supernet(m.space, m.in_channels, m.num_classes);
+  out.meta = restore_supernet(path, out.net, optimizer);
+  return out;
+}
+
+LoadedChild load_child(const std::string& path) {
+  auto ar = open_archive(path);
+  CheckpointMeta m = read_meta(ar, path);
+  NAS_CHECK(m.type == "child", CheckpointError, path << ": expected a child checkpoint, found a " << m.type);
+  spec::validate_arch(*m.arch, m.space, path + " (embedded arch)");
+  LoadedChild out;
+  out.meta = m;
+  out.net = nn::ChildNet(m.space, *m.arch, m.in_channels, m.num_classes);
+  load_tensors(ar, out.net, path);
+  return out;
+}
+
+}  // namespace nas::supernet

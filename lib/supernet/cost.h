@@ -1,0 +1,27 @@
+#pragma once
+// Analytic cost of a child: multiply-adds of convolutions and linear layers (as usually counted:
+// no BN, activations or pooling) and parameter counts (BN affine parameters included, running
+// statistics not). Torch-free; agrees with the modules in nn/ by construction and by test.
+#include <cstdint>
+
+#include "spec/arch.h"
+#include "spec/search_space.h"
+
+namespace nas::supernet {
+
+struct Cost {
+  int64_t macs = 0;
+  int64_t params = 0;
+  double mflops() const { return static_cast<double>(macs) / 1e6; }
+};
+
+// Output size of a convolution with padding kernel/2 (odd kernels).
+inline int conv_out(int in, int stride) { return (in - 1) / stride + 1; }
+// Channels of the squeeze-excite bottleneck for `mid` channels (monotone, so prefix slices work).
+inline int se_channels(int mid) { return (mid + 3) / 4; }
+// Whether a stage's blocks have a 1x1 expansion conv (only when some expand ratio exceeds 1).
+bool stage_has_expand(const spec::StageSpec& st);
+
+Cost arch_cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes);
+
+}  // namespace nas::supernet

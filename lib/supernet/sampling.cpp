@@ -1,0 +1,92 @@
+#include "supernet/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace nas::supernet {
+namespace {
+int at_level(const std::vector<int>& set, double level) {
+  size_t i = static_cast<size_t>(std::lround(level * static_cast<double>(set.size() - 1)));
+  return set[std::min(i, set.size() - 1)];
+}
+
+// One step up or down the (sorted) set from v; stays when the set has one element.
+int neighbour(const std::vector<int>& set, int v, Rng& rng) {
+  if (set.size() < 2) return v;
+  auto it = std::find(set.begin(), set.end(), v);
+  size_t i = it == set.end() ? 0 : static_cast<size_t>(it - set.begin());
+  if (i == 0) return set[1];
+  if (i == set.size() - 1) return set[i - 1];
+  return rng.below(2) ? set[i + 1] : set[i - 1];
+}
+}  // namespace
+
+spec::Arch arch_at_levels(const spec::SearchSpace& s, const Levels& l) {
+  spec::Arch a;
+  a.space = s.name;
+  a.resolution = at_level(s.resolution, l.resolution);
+  a.stem_width = at_level(s.stem_width, l.width);
+  a.head_width = at_level(s.head_width, l.width);
+  for (const auto& st : s.stages) {
+    spec::StageArch sa;
+    sa.depth = at_level(st.depth, l.depth);
+    sa.width = at_level(st.width, l.width);
+    sa.blocks.assign(sa.depth, spec::BlockArch{at_level(st.expand, l.expand), at_level(st.kernel, l.kernel)});
+    a.stages.push_back(sa);
+  }
+  return a;
+}
+
+spec::Arch max_arch(const spec::SearchSpace& s) { return arch_at_levels(s, Levels{1, 1, 1, 1, 1}); }
+spec::Arch min_arch(const spec::SearchSpace& s) { return arch_at_levels(s, Levels{0, 0, 0, 0, 0}); }
+
+spec::Arch random_arch(const spec::SearchSpace& s, Rng& rng) {
+  spec::Arch a;
+  a.space = s.name;
+  a.resolution = rng.pick(s.resolution);
+  a.stem_width = rng.pick(s.stem_width);
+  for (const auto& st : s.stages) {
+    spec::StageArch sa;
+    sa.depth = rng.pick(st.depth);
+    sa.width = rng.pick(st.width);
+    for (int b = 0; b < sa.depth; ++b) {
+      int e = rng.pick(st.expand);
+      int k = rng.pick(st.kernel);
+      sa.blocks.push_back({e, k});
+    }
+    a.stages.push_back(sa);
+  }
+  a.head_width = rng.pick(s.head_width);
+  return a;
+}
+
+spec::Arch mutate_arch(const spec::Arch& in, const spec::SearchSpace& s, Rng& rng, double prob) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    spec::Arch a = in;
+    auto maybe = [&](const std::vector<int>& set, int& v) {
+      if (rng.uniform() < prob) v = neighbour(set, v, rng);
+    };
+    maybe(s.resolution, a.resolution);
+    maybe(s.stem_width, a.stem_width);
+    maybe(s.head_width, a.head_width);
+    for (size_t i = 0; i < a.stages.size(); ++i) {
+      const auto& st = s.stages[i];
+      auto& sa = a.stages[i];
+      maybe(st.width, sa.width);
+      int d = sa.depth;
+      maybe(st.depth, d);
+      // New blocks copy the last block's choices; removed blocks drop off the end.
+      while (static_cast<int>(sa.blocks.size()) < d) sa.blocks.push_back(sa.blocks.back());
+      sa.blocks.resize(static_cast<size_t>(d));
+      sa.depth = d;
+      for (auto& b : sa.blocks) {
+        maybe(st.expand, b.expand);
+        maybe(st.kernel, b.kernel);
+      }
+    }
+    if (a != in) return a;
+  }
+  return in;  // a space with a single child
+}
+
+}  // namespace nas::supernet

@@ -1,0 +1,120 @@
+#include "supernet/supernet.h"
+
+#include "core/error.h"
+#include "supernet/sampling.h"
+
+namespace nas::supernet {
+
+SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_classes)
+    : space_(s), in_channels_(in_channels), num_classes_(num_classes), stem_act_(nn::parse_act(s.stem_act)),
+      head_act_(nn::parse_act(s.head_act)) {
+  NAS_CHECK(in_channels > 0 && num_classes > 1, SpecError,
+            "supernet: expected at least 1 input channel and 2 classes, found " << in_channels << " and "
+                                                                               << num_classes);
+  int64_t max_stem = spec::max_of(s.stem_width);
+  stem_ = register_module("stem", nn::DynamicConv2d(in_channels, max_stem, s.stem_kernel, s.stem_stride, false));
+  stem_bn_ = register_module("stem_bn", nn::DynamicBatchNorm2d(max_stem));
+  int64_t ch = max_stem;
+  for (size_t i = 0; i < s.stages.size(); ++i) {
+    const auto& st = s.stages[i];
+    std::vector<nn::DynamicMBConv> blocks;
+    int64_t out = spec::max_of(st.width);
+    for (int b = 0; b < spec::max_of(st.depth); ++b) {
+      auto blk = nn::DynamicMBConv(ch, out, spec::max_of(st.expand), spec::max_of(st.kernel), b == 0 ? st.stride : 1,
+                                   stage_has_expand(st), st.se, nn::parse_act(st.act), b > 0);
+      blocks.push_back(register_module("stage" + std::to_string(i) + "_block" + std::to_string(b), blk));
+      ch = out;
+    }
+    stages_.push_back(blocks);
+    stage_act_.push_back(nn::parse_act(st.act));
+  }
+  int64_t max_head = spec::max_of(s.head_width);
+  head_ = register_module("head", nn::DynamicConv2d(ch, max_head, 1, 1, false));
+  head_bn_ = register_module("head_bn", nn::DynamicBatchNorm2d(max_head));
+  classifier_ = register_module("classifier", nn::DynamicLinear(max_head, num_classes));
+  active_ = max_arch(s);
+}
+
+void SupernetImpl::set_active(const spec::Arch& arch) {
+  spec::validate_arch(arch, space_, "arch");
+  active_ = arch;
+}
+
+torch::Tensor SupernetImpl::forward(const torch::Tensor& x) {
+  const auto& a = active_;
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == in_channels_, "supernet: expected input [N, ", in_channels_,
+              ", R, R], got ", x.sizes());
+  torch::Tensor h = nn::apply_act(stem_bn_(stem_(x, a.stem_width, space_.stem_kernel)), stem_act_);
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    const auto& sa = a.stages[i];
+    for (int b = 0; b < sa.depth; ++b) h = stages_[i][b](h, sa.blocks[b].expand, sa.blocks[b].kernel, sa.width);
+  }
+  h = nn::apply_act(head_bn_(head_(h, a.head_width, 1)), head_act_);
+  h = h.mean({2, 3});
+  if (dropout_ > 0 && is_training()) h = torch::dropout(h, dropout_, true);
+  return classifier_(h, num_classes_);
+}
+
+namespace {
+void copy_conv(torch::nn::Conv2d& dst, const nn::DynamicConv2d& src, int64_t in, int64_t out, int64_t k) {
+  dst->weight.copy_(src->active_weight(in, out, k));
+}
+void copy_bn(torch::nn::BatchNorm2d& dst, const nn::DynamicBatchNorm2d& src) {
+  int64_t c = dst->options.num_features();
+  dst->weight.copy_(src->weight.narrow(0, 0, c));
+  dst->bias.copy_(src->bias.narrow(0, 0, c));
+  dst->running_mean.copy_(src->running_mean.narrow(0, 0, c));
+  dst->running_var.copy_(src->running_var.narrow(0, 0, c));
+  dst->options.eps(src->eps);
+}
+}  // namespace
+
+nn::ChildNet SupernetImpl::slice(const spec::Arch& arch) {
+  spec::validate_arch(arch, space_, "arch");
+  nn::ChildNet child(space_, arch, in_channels_, num_classes_);
+  torch::NoGradGuard no_grad;
+  copy_conv(child->stem, stem_, in_channels_, arch.stem_width, space_.stem_kernel);
+  copy_bn(child->stem_bn, stem_bn_);
+  int64_t ch = arch.stem_width;
+  size_t k = 0;
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    const auto& sa = arch.stages[i];
+    for (int b = 0; b < sa.depth; ++b) {
+      auto& src = stages_[i][b];
+      auto& dst = child->blocks[k++];
+      int64_t mid = src->has_expand ? ch * sa.blocks[b].expand : ch;
+      if (src->has_expand) {
+        copy_conv(dst->expand_conv, src->expand_conv, ch, mid, 1);
+        copy_bn(dst->expand_bn, src->expand_bn);
+      }
+      copy_conv(dst->dw_conv, src->dw_conv, mid, mid, sa.blocks[b].kernel);
+      copy_bn(dst->dw_bn, src->dw_bn);
+      if (src->se) {
+        int64_t red = se_channels(static_cast<int>(mid));
+        dst->se_reduce->weight.copy_(src->se_reduce->weight.narrow(0, 0, red).narrow(1, 0, mid));
+        dst->se_reduce->bias.copy_(src->se_reduce->bias.narrow(0, 0, red));
+        dst->se_expand->weight.copy_(src->se_expand->weight.narrow(0, 0, mid).narrow(1, 0, red));
+        dst->se_expand->bias.copy_(src->se_expand->bias.narrow(0, 0, mid));
+      }
+      copy_conv(dst->project_conv, src->project_conv, mid, sa.width, 1);
+      copy_bn(dst->project_bn, src->project_bn);
+      ch = sa.width;
+    }
+  }
+  copy_conv(child->head, head_, ch, arch.head_width, 1);
+  copy_bn(child->head_bn, head_bn_);
+  child->classifier->weight.copy_(classifier_->weight.narrow(1, 0, arch.head_width));
+  child->classifier->bias.copy_(classifier_->bias);
+  return child;
+}
+
+torch::Tensor resize_input(const torch::Tensor& x, int r) {
+  if (x.size(2) == r && x.size(3) == r) return x;
+  namespace F = torch::nn::functional;
+  return F::interpolate(x, F::InterpolateFuncOptions()
+                               .size(std::vector<int64_t>{r, r})
+                               .mode(torch::kBilinear)
+                               .align_corners(false));
+}
+
+}  // namespace nas::supernet

@@ -1,0 +1,55 @@
+#pragma once
+// The weight-sharing supernet over an mbconv search space (DESIGN.md §4).
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "nn/child.h"
+#include "nn/elastic.h"
+#include "spec/arch.h"
+#include "spec/search_space.h"
+#include "supernet/cost.h"
+
+namespace nas::supernet {
+
+class SupernetImpl : public torch::nn::Module {
+ public:
+  SupernetImpl(const spec::SearchSpace& space, int in_channels, int num_classes);
+
+  // The child that forward() runs. Checked against the space (SpecError when outside).
+  void set_active(const spec::Arch& arch);
+  const spec::Arch& active() const { return active_; }
+  // Dropout before the classifier in training mode (the sandwich rule uses it for the max child only).
+  void set_dropout(double p) { dropout_ = p; }
+
+  // x: [N, C, R, R], already at the active resolution (see resize_input).
+  torch::Tensor forward(const torch::Tensor& x);
+
+  // A static network with the active weights (and BN statistics) of `arch` copied in.
+  nn::ChildNet slice(const spec::Arch& arch);
+
+  Cost cost(const spec::Arch& arch) const { return arch_cost(space_, arch, in_channels_, num_classes_); }
+  const spec::SearchSpace& space() const { return space_; }
+  int in_channels() const { return in_channels_; }
+  int num_classes() const { return num_classes_; }
+
+ private:
+  spec::SearchSpace space_;
+  int in_channels_, num_classes_;
+  spec::Arch active_;
+  double dropout_ = 0.0;
+  nn::DynamicConv2d stem_{nullptr};
+  nn::DynamicBatchNorm2d stem_bn_{nullptr};
+  std::vector<std::vector<nn::DynamicMBConv>> stages_;
+  nn::DynamicConv2d head_{nullptr};
+  nn::DynamicBatchNorm2d head_bn_{nullptr};
+  nn::DynamicLinear classifier_{nullptr};
+  nn::Act stem_act_, head_act_;
+  std::vector<nn::Act> stage_act_;
+};
+TORCH_MODULE(Supernet);
+
+// Bilinear resize of a batch to resolution r x r (no-op when it already is).
+torch::Tensor resize_input(const torch::Tensor& x, int r);
+
+}  // namespace nas::supernet

@@ -1,0 +1,233 @@
+#include "train/trainer.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "core/build_info.h"
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/io.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "supernet/checkpoint.h"
+#include "supernet/sampling.h"
+
+namespace nas::train {
+namespace {
+
+torch::Tensor smoothed_ce(const torch::Tensor& logits, const torch::Tensor& y, double eps) {
+  torch::Tensor logp = torch::log_softmax(logits, 1);
+  torch::Tensor nll = -logp.gather(1, y.unsqueeze(1)).squeeze(1);
+  if (eps <= 0) return nll.mean();
+  torch::Tensor smooth = -logp.mean(1);
+  return ((1.0 - eps) * nll + eps * smooth).mean();
+}
+
+// Soft cross-entropy to the teacher's probabilities at temperature T (scaled by T^2 so gradient
+// magnitudes do not depend on T). Same gradients as KL(teacher || student).
+torch::Tensor soft_ce(const torch::Tensor& logits, const torch::Tensor& teacher_prob, double T) {
+  torch::Tensor logp = torch::log_softmax(logits / T, 1);
+  return -(teacher_prob * logp).sum(1).mean() * (T * T);
+}
+
+}  // namespace
+
+double lr_at(const spec::TrainSpec& t, int64_t step, int64_t total_steps, int64_t steps_per_epoch) {
+  int64_t warmup = static_cast<int64_t>(std::llround(t.warmup_epochs * static_cast<double>(steps_per_epoch)));
+  if (step < warmup) return t.lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
+  if (t.schedule == "constant") return t.lr;
+  double span = static_cast<double>(std::max<int64_t>(1, total_steps - warmup));
+  double progress = std::min(1.0, static_cast<double>(step - warmup) / span);
+  double floor = t.final_lr_fraction * t.lr;
+  return floor + (t.lr - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
+}
+
+std::unique_ptr<torch::optim::SGD> make_optimizer(supernet::Supernet& net, const spec::TrainSpec& t) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& p : net->parameters()) (p.dim() > 1 ? decay : no_decay).push_back(p);
+  auto opts = [&](double wd) {
+    return std::make_unique<torch::optim::SGDOptions>(
+        torch::optim::SGDOptions(t.lr).momentum(t.momentum).nesterov(t.nesterov).weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, opts(t.weight_decay));
+  groups.emplace_back(no_decay, opts(0.0));
+  return std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(t.lr));
+}
+
+StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, const data::Batch& batch,
+                         const spec::TrainSpec& t, int64_t step, const torch::Device& device) {
+  net->train();
+  torch::manual_seed(mix_seed(t.seed, static_cast<uint64_t>(step), 0xd0u));  // dropout
+  torch::Tensor x = batch.x.to(device, /*non_blocking=*/true);
+  torch::Tensor y = batch.y.to(device, /*non_blocking=*/true);
+  const auto& space = net->space();
+  opt.zero_grad();
+  StepLosses out;
+
+  // Max child on the true labels; dropout only here.
+  net->set_active(supernet::max_arch(space));
+  net->set_dropout(t.dropout);
+  torch::Tensor logits = net->forward(supernet::resize_input(x, net->active().resolution));
+  net->set_dropout(0.0);
+  torch::Tensor loss = smoothed_ce(logits, y, t.label_smoothing);
+  loss.backward();
+  out.max = loss.item<double>();
+  torch::Tensor teacher = torch::softmax(logits.detach() / t.temperature, 1);
+
+  auto child_loss = [&](const spec::Arch& a) {
+    net->set_active(a);
+    torch::Tensor l = net->forward(supernet::resize_input(x, a.resolution));
+    torch::Tensor cl = t.distillation ? soft_ce(l, teacher, t.temperature) : smoothed_ce(l, y, t.label_smoothing);
+    cl.backward();
+    return cl.item<double>();
+  };
+  out.min = child_loss(supernet::min_arch(space));
+  for (int i = 0; i < t.random_children; ++i) {
+    Rng rng(mix_seed(t.seed, static_cast<uint64_t>(step), static_cast<uint64_t>(i) + 1));
+    out.random += child_loss(supernet::random_arch(space, rng)) / t.random_children;
+  }
+  if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), t.grad_clip);
+  opt.step();
+  net->set_active(supernet::max_arch(space));
+  return out;
+}
+
+data::Normalization normalization_of(const spec::TrainSpec& t) {
+  data::Normalization n;
+  n.mean = t.data.mean;
+  n.std = t.data.std;
+  return n;
+}
+
+TrainData load_train_data(const spec::TrainSpec& t) {
+  TrainData d;
+  d.train_set = data::load_mnist_dir(t.data.path, /*train=*/true);
+  NAS_CHECK(t.data.mean.size() == 1 || static_cast<int>(t.data.mean.size()) == d.train_set.c, SpecError,
+            t.source << ": data.mean: expected 1 or " << d.train_set.c << " values (one per image channel), found "
+                                        << t.data.mean.size());
+  NAS_CHECK(t.data.validation_images < d.train_set.n, SpecError,
+            t.source << ": data.validation_images: expected fewer than the " << d.train_set.n
+                     << " training images, found " << t.data.validation_images);
+  d.split = data::make_split(d.train_set.n, t.data.validation_images, t.data.split_seed, t.data.train_limit);
+  NAS_CHECK(static_cast<int64_t>(d.split.train.size()) >= t.batch_size, SpecError,
+            t.source << ": batch_size: expected at most the " << d.split.train.size() << " training images, found "
+                                                << t.batch_size);
+  return d;
+}
+
+TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpec& t, const TrainOptions& o) {
+  const double t0 = now_seconds();
+  torch::Device device(o.device);
+  make_dirs(o.out_dir);
+  const std::string ckpt = o.out_dir + "/supernet.ckpt";
+  check_output_path(ckpt);
+
+  TrainData d = load_train_data(t);
+  const auto& set = d.train_set;
+  log_info("data: " + std::to_string(d.split.train.size()) + " training, " + std::to_string(d.split.val.size()) +
+           " validation images of " + std::to_string(set.h) + "x" + std::to_string(set.w) + "x" +
+           std::to_string(set.c) + ", " + std::to_string(set.num_classes) + " classes");
+
+  torch::manual_seed(t.seed);
+  supernet::Supernet net(space, set.c, set.num_classes);
+  net->to(device);
+  auto opt = make_optimizer(net, t);
+
+  const int64_t spe = data::BatchLoader::batches_for(static_cast<int64_t>(d.split.train.size()), t.batch_size, true);
+  const int64_t total = spe * t.epochs;
+  int64_t step = 0;
+  if (o.resume) {
+    auto meta = supernet::restore_supernet(ckpt, net, opt.get());
+    step = meta.step;
+    NAS_CHECK(meta.total_steps == total, UsageError,
+              ckpt << ": cannot resume: the checkpoint plans " << meta.total_steps << " steps, this run " << total
+                   << " (data or epochs changed)");
+    log_info("resuming from " + ckpt + " at step " + std::to_string(step) + "/" + std::to_string(total));
+  }
+  supernet::CheckpointMeta meta;
+  meta.space = space;
+  meta.train = t;
+  meta.in_channels = set.c;
+  meta.num_classes = set.num_classes;
+  meta.image_size = set.h;
+  meta.total_steps = total;
+
+  auto save = [&](bool finished) {
+    meta.step = step;
+    meta.finished = finished;
+    meta.created.clear();
+    supernet::save_supernet(ckpt, net, meta, opt.get());
+  };
+
+  JsonlWriter metrics(o.out_dir + "/metrics.jsonl", o.resume);
+  auto max_cost = net->cost(supernet::max_arch(space));
+  auto min_cost = net->cost(supernet::min_arch(space));
+  {
+    std::ostringstream os;
+    os << "supernet: max child " << max_cost.mflops() << " MFLOPs " << max_cost.params << " params, min child "
+       << min_cost.mflops() << " MFLOPs " << min_cost.params << " params; " << total << " steps ("
+       << t.epochs << " epochs x " << spe << "), " << 2 + t.random_children << " children per step";
+    log_info(os.str());
+  }
+  Progress progress("train", total, "step");
+  TrainSummary sum;
+  sum.total_steps = total;
+  sum.checkpoint = ckpt;
+  double window_start = now_seconds();
+  int64_t window_images = 0;
+  const data::Normalization norm = normalization_of(t);
+  for (int64_t epoch = step / spe; epoch < t.epochs && step < total; ++epoch) {
+    data::LoaderOptions lo;
+    lo.batch_size = t.batch_size;
+    lo.shuffle = true;
+    lo.drop_last = true;
+    lo.crop_padding = t.data.crop_padding;
+    lo.hflip = t.data.hflip;
+    lo.seed = mix_seed(t.seed, 0xda7au);
+    lo.epoch = epoch;
+    lo.start_batch = step - epoch * spe;
+    lo.prefetch = t.data.prefetch_batches;
+    lo.norm = norm;
+    data::BatchLoader loader(set, d.split.train, lo);
+    while (auto batch = loader.next()) {
+      double lr = lr_at(t, step, total, spe);
+      for (auto& g : opt->param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr);
+      StepLosses l = sandwich_step(net, *opt, *batch, t, step, device);
+      NAS_CHECK(std::isfinite(l.max) && std::isfinite(l.min) && std::isfinite(l.random), Error,
+                "training diverged at step " << step << " (loss max " << l.max << ", min " << l.min
+                                             << "); the last good checkpoint is " << ckpt);
+      ++step;
+      sum.last = l;
+      window_images += batch->x.size(0);
+      if (step % t.log_every_steps == 0 || step == total) {
+        double now = now_seconds();
+        double ips = window_images / std::max(1e-9, now - window_start);
+        spec::json m = {{"step", step},          {"epoch", epoch},        {"lr", lr},
+                        {"loss_max", l.max},     {"loss_min", l.min},     {"loss_random", l.random},
+                        {"images_per_s", ips},   {"elapsed_s", now - t0}};
+        metrics.write_line(m.dump());
+        window_start = now;
+        window_images = 0;
+      }
+      char extra[96];
+      std::snprintf(extra, sizeof extra, "loss max %.3f min %.3f lr %.4f", l.max, l.min, lr);
+      progress.update(step, extra);
+      if (step % t.checkpoint_every_steps == 0 && step < total) save(false);
+      if (interrupt_requested()) {
+        save(false);
+        throw Interrupted("interrupted at step " + std::to_string(step) + "; checkpoint saved to " + ckpt +
+                          " (continue with --resume)");
+      }
+      if (o.stop_after_steps > 0 && step >= o.stop_after_steps) break;
+    }
+    if (o.stop_after_steps > 0 && step >= o.stop_after_steps) break;
+  }
+  save(step >= total);
+  progress.finish();
+  sum.steps = step;
+  sum.seconds = now_seconds() - t0;
+  return sum;
+}
+
+}  // namespace nas::train

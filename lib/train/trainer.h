@@ -1,0 +1,58 @@
+#pragma once
+// Sandwich-rule supernet training with inplace distillation (DESIGN.md §4).
+#include <torch/torch.h>
+
+#include <string>
+
+#include "data/loader.h"
+#include "spec/search_space.h"
+#include "spec/train_spec.h"
+#include "supernet/supernet.h"
+
+namespace nas::train {
+
+struct StepLosses {
+  double max = 0;     // max child, on labels (label smoothing)
+  double min = 0;     // min child, on the max child's soft predictions (or labels without distillation)
+  double random = 0;  // mean over the random children
+};
+
+// One optimizer step of the sandwich rule on one batch: max child on true labels, its detached
+// soft predictions teach the min and `random_children` random children (sampled from
+// (seed, step, child index)); gradients are summed; one optimizer step.
+StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, const data::Batch& batch,
+                         const spec::TrainSpec& t, int64_t step, const torch::Device& device = torch::kCPU);
+
+// Learning rate at `step`: linear warm-up, then cosine decay to final_lr_fraction * lr.
+double lr_at(const spec::TrainSpec& t, int64_t step, int64_t total_steps, int64_t steps_per_epoch);
+
+// SGD (Nesterov) with weight decay on conv/linear weights only (not BN parameters or biases).
+std::unique_ptr<torch::optim::SGD> make_optimizer(supernet::Supernet& net, const spec::TrainSpec& t);
+
+struct TrainOptions {
+  std::string out_dir;          // supernet.ckpt and metrics.jsonl go here
+  bool resume = false;          // continue from out_dir/supernet.ckpt
+  int64_t stop_after_steps = 0; // stop (and checkpoint) after this many steps in total; 0: run to the end
+  std::string device = "cpu";
+};
+
+struct TrainSummary {
+  int64_t steps = 0;
+  int64_t total_steps = 0;
+  double seconds = 0;
+  std::string checkpoint;
+  StepLosses last;
+};
+
+// Trains (or resumes) and writes checkpoints; throws Interrupted after saving on SIGINT/SIGTERM.
+TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpec& t, const TrainOptions& o);
+
+// Loads the training data of a train spec (images in `dir`) and splits it.
+struct TrainData {
+  data::ImageSet train_set;
+  data::Split split;
+};
+TrainData load_train_data(const spec::TrainSpec& t);
+data::Normalization normalization_of(const spec::TrainSpec& t);
+
+}  // namespace nas::train

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set-up and build: installs the Debian packages the toolchain needs (when apt-get is
+# available and we are root or have sudo), then configures and builds into build/.
+# Usage: scripts/setup.sh [--no-install] [extra cmake args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(build-essential cmake pkg-config libtorch-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev
+      catch2 libgloo-dev zlib1g-dev libopenblas0-openmp dataset-fashion-mnist gnuplot-nox)
+
+install=1
+if [[ "${1:-}" == "--no-install" ]]; then install=0; shift; fi
+
+if (( install )) && command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if (( ${#missing[@]} )); then
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    echo "setup: installing ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake -S . -B build -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-Release}" "$@"
+cmake --build build -j "$jobs"

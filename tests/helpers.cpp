@@ -1,0 +1,82 @@
+#include "helpers.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace nas::test {
+namespace {
+struct Cleanup {
+  std::vector<std::string> dirs;
+  ~Cleanup() {
+    for (const auto& d : dirs) {
+      std::string cmd = "rm -rf '" + d + "'";
+      if (std::system(cmd.c_str()) != 0) {
+      }
+    }
+  }
+};
+Cleanup g_cleanup;
+}  // namespace
+
+std::string temp_dir(const std::string& tag) {
+  std::string tmpl = "/tmp/nas-test-" + tag + "-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  char* d = mkdtemp(buf.data());
+  if (!d) throw std::runtime_error("mkdtemp failed");
+  g_cleanup.dirs.push_back(d);
+  return d;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void spit(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+int count_files(const std::string& dir) {
+  int n = 0;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") ++n;
+    }
+    closedir(d);
+  }
+  return n;
+}
+
+RunResult run_cmd(const std::string& cmdline) {
+  std::string dir = temp_dir("run");
+  std::string full = cmdline + " > " + dir + "/out 2> " + dir + "/err < /dev/null";
+  int st = std::system(full.c_str());
+  RunResult r;
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = slurp(dir + "/out");
+  r.err = slurp(dir + "/err");
+  return r;
+}
+
+std::string bin(const std::string& tool) { return std::string(NAS_BIN_DIR) + "/" + tool; }
+std::string src(const std::string& rel) { return std::string(NAS_SOURCE_DIR) + "/" + rel; }
+std::string test_data(const std::string& rel) { return std::string(NAS_TEST_DATA) + "/" + rel; }
+
+}  // namespace nas::test

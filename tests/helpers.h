@@ -1,0 +1,31 @@
+#pragma once
+// Shared test helpers: temporary directories, running the real binaries, small specs.
+#include <string>
+
+namespace nas::test {
+
+// Fashion-MNIST as installed by scripts/setup.sh (dataset-fashion-mnist).
+inline const char* kFmnist = "/usr/share/datasets/fashion-mnist";
+
+// A fresh empty directory under /tmp, removed at process exit.
+std::string temp_dir(const std::string& tag);
+
+struct RunResult {
+  int code = -1;
+  std::string out, err;
+};
+// Runs a shell command line, capturing stdout and stderr.
+RunResult run_cmd(const std::string& cmdline);
+// Path of a built tool binary.
+std::string bin(const std::string& tool);
+// Path of a file under the source tree / tests/data.
+std::string src(const std::string& rel);
+std::string test_data(const std::string& rel);
+
+std::string slurp(const std::string& path);
+void spit(const std::string& path, const std::string& text);
+bool exists(const std::string& path);
+// Names of files in dir (no . or ..).
+int count_files(const std::string& dir);
+
+}  // namespace nas::test

@@ -1,0 +1,208 @@
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+#include "app/apps.h"
+#include "catch.h"
+#include "helpers.h"
+#include "spec/arch.h"
+#include "spec/bench_result.h"
+#include "spec/search_result.h"
+
+using namespace nas;
+using nlohmann::json;
+
+namespace {
+// One small pipeline shared by the tests below: a supernet trained on a 2000-image slice.
+struct Pipeline {
+  std::string dir;
+  std::string ckpt;
+  Pipeline() {
+    dir = test::temp_dir("tools");
+    ckpt = dir + "/run/supernet.ckpt";
+    auto r = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
+                           " --train " + test::test_data("tiny-train.yaml") + " --out " + dir +
+                           "/run --train-limit 2000 --epochs 1 --threads 2");
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+  }
+};
+Pipeline& pipeline() {
+  static Pipeline p;
+  return p;
+}
+std::string q(const std::string& s) { return "'" + s + "'"; }
+}  // namespace
+
+TEST_CASE("the four tools run end to end on a 2k-image slice and write valid documents", "[tool]") {
+  auto& p = pipeline();
+  REQUIRE(test::exists(p.ckpt));
+  // metrics: one JSON object per line with the documented fields.
+  std::istringstream metrics(test::slurp(p.dir + "/run/metrics.jsonl"));
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) {
+    json m = json::parse(line);
+    CHECK(m.contains("step"));
+    CHECK(m.contains("loss_max"));
+    CHECK(m.contains("loss_min"));
+    CHECK(m.contains("lr"));
+    CHECK(m["images_per_s"].get<double>() > 0);
+    ++lines;
+  }
+  CHECK(lines >= 5);  // 31 steps, a line every 5
+
+  const std::string search = p.dir + "/search.json";
+  auto rs = test::run_cmd(test::bin("nas-search") + " --supernet " + p.ckpt + " --budget 6 --val-images 300 --max-mflops 1.5" +
+                          " --out " + search + " --csv " + p.dir + "/pareto.csv --best-arch " + p.dir + "/best.json --threads 2");
+  INFO(rs.err);
+  REQUIRE(rs.code == 0);
+  auto sr = spec::load_search_result(search);
+  CHECK(sr.strategy == "coarse-to-fine");
+  CHECK(sr.val_images == 300);
+  REQUIRE(sr.best >= 0);
+  int evaluated = 0;
+  for (const auto& c : sr.candidates) evaluated += c.evaluated;
+  CHECK(evaluated == 6);
+  CHECK(sr.candidates[sr.best].mflops <= 1.5);
+  CHECK(sr.candidates[sr.best].val_acc > 0.2);  // well above chance (0.1) after one short epoch
+  CHECK(spec::load_arch(p.dir + "/best.json") == sr.candidates[sr.best].arch);
+  std::string csv = test::slurp(p.dir + "/pareto.csv");
+  CHECK(csv.rfind("index,hash,feasible,evaluated,mflops,params,val_acc,val_loss,origin,pareto\n", 0) == 0);
+
+  const std::string child = p.dir + "/child.ckpt";
+  auto rc = test::run_cmd(test::bin("nas-slice") + " --supernet " + p.ckpt + " --arch " + search + " --out " + child);
+  INFO(rc.err);
+  REQUIRE(rc.code == 0);
+  CHECK(json::parse(rc.out)["hash"] == sr.candidates[sr.best].hash);
+
+  auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + child +
+                          " --reps 3 --warmup 1 --min-time 0 --throughput-batch 16 --test-images 500 --threads 1 --out " +
+                          p.dir + "/bench.json");
+  INFO(rb.err);
+  REQUIRE(rb.code == 0);
+  auto b = spec::load_bench_result(p.dir + "/bench.json");
+  CHECK(b.source == "child");
+  CHECK(b.hash == sr.candidates[sr.best].hash);
+  CHECK(b.params == sr.candidates[sr.best].params);
+  CHECK(b.reps >= 3);
+  CHECK(b.median_ms > 0);
+  CHECK(b.p90_ms >= b.median_ms);
+  CHECK(b.images_per_s > 0);
+  CHECK(b.peak_rss_mib > 10);
+  CHECK(b.context.threads == 1);
+  CHECK(b.test_images == 500);
+  CHECK(b.test_acc > 0.2);
+
+  // Supernet + arch gives the same accuracy as the sliced child (same calibration subset).
+  auto rb2 = test::run_cmd(test::bin("nas-benchmark") + " --supernet " + p.ckpt + " --arch " + p.dir +
+                           "/best.json --reps 2 --warmup 0 --min-time 0 --throughput-batch 8 --test-images 500");
+  INFO(rb2.err);
+  REQUIRE(rb2.code == 0);
+  auto b2 = spec::bench_result_from_json(json::parse(rb2.out), "stdout");
+  CHECK(b2.source == "supernet");
+  CHECK(b2.test_acc == Approx(b.test_acc).margin(0.003));
+}
+
+TEST_CASE("tools called as library functions match the binaries", "[tool]") {
+  auto& p = pipeline();
+  app::SearchOptions o;
+  o.supernet = p.ckpt;
+  o.strategy = "random";
+  o.budget = 3;
+  o.val_images = 200;
+  o.common.threads = 2;
+  o.common.quiet = true;
+  o.out = p.dir + "/lib-search.json";
+  app::run_search(o);
+  auto lib = spec::load_search_result(o.out);
+  auto r = test::run_cmd(test::bin("nas-search") + " --supernet " + p.ckpt +
+                         " --strategy random --budget 3 --val-images 200 --threads 2 -q");
+  REQUIRE(r.code == 0);
+  CHECK(r.err.empty());  // -q: nothing on stderr
+  auto bin = spec::search_result_from_json(json::parse(r.out), "stdout");
+  REQUIRE(bin.candidates.size() == lib.candidates.size());
+  for (size_t i = 0; i < lib.candidates.size(); ++i) {
+    CHECK(bin.candidates[i].hash == lib.candidates[i].hash);
+    CHECK(bin.candidates[i].val_acc == Approx(lib.candidates[i].val_acc).margin(1e-9));
+  }
+}
+
+TEST_CASE("bad input: exit codes, one-line errors, no output left behind", "[tool]") {
+  auto& p = pipeline();
+  std::string d = test::temp_dir("bad");
+  struct Case {
+    std::string cmd;
+    int code;
+    std::string message;
+    std::string must_not_exist;
+  };
+  test::spit(d + "/bad-space.yaml", "kind: nas.search_space\nschema_version: 1\nname: x\nfamily: mbconv\n"
+                                     "resolution: [28]\nstem: {width: [8]}\nstages: []\nhead: {width: [8]}\n");
+  test::spit(d + "/outside.json",
+             "{\"kind\":\"nas.arch\",\"schema_version\":1,\"space\":\"tiny-mbconv\",\"resolution\":30,\"stem_width\":8,"
+             "\"head_width\":32,\"stages\":[{\"depth\":1,\"width\":8,\"blocks\":[{\"expand\":1,\"kernel\":3}]},"
+             "{\"depth\":1,\"width\":12,\"blocks\":[{\"expand\":2,\"kernel\":3}]},"
+             "{\"depth\":1,\"width\":16,\"blocks\":[{\"expand\":2,\"kernel\":3}]}]}");
+  test::spit(d + "/corrupt.ckpt", test::slurp(p.ckpt).substr(0, 5000));
+  std::vector<Case> cases = {
+      {test::bin("nas-search") + " --supernet " + p.ckpt + " --nope", 2, "nas-search: error: The following argument was not expected: --nope", ""},
+      {test::bin("nas-slice") + " --supernet " + p.ckpt + " --arch x.json", 2, "nas-slice: error: --out is required", ""},
+      {test::bin("nas-search") + " --supernet " + p.ckpt + " --budget 0", 2, "--budget", ""},
+      {test::bin("nas-benchmark") + " --model a.ckpt --supernet b.ckpt", 2, "nas-benchmark: error:", ""},
+      {test::bin("nas-train-supernet") + " --train " + test::test_data("tiny-train.yaml"), 2, "--space is required", ""},
+      {test::bin("nas-train-supernet") + " --space " + d + "/bad-space.yaml --train " + test::test_data("tiny-train.yaml") +
+           " --out " + d + "/run1", 3, "bad-space.yaml: stages: expected a list of 1 to 16 stages", d + "/run1/supernet.ckpt"},
+      {test::bin("nas-slice") + " --supernet " + p.ckpt + " --arch " + d + "/outside.json --out " + d + "/c.ckpt", 3,
+       "outside.json: resolution: expected one of [20, 24, 28] (outside the search space), found 30", d + "/c.ckpt"},
+      {test::bin("nas-search") + " --supernet " + p.ckpt + " --max-params 10 --out " + d + "/s.json", 3, "no child satisfies", d + "/s.json"},
+      {test::bin("nas-slice") + " --supernet " + d + "/missing.ckpt --arch " + d + "/outside.json --out " + d + "/c2.ckpt", 4,
+       "missing.ckpt: cannot open: No such file or directory", d + "/c2.ckpt"},
+      {test::bin("nas-search") + " --supernet " + d + "/corrupt.ckpt --out " + d + "/s2.json", 4, "corrupt.ckpt: corrupt or truncated checkpoint", d + "/s2.json"},
+      {test::bin("nas-search") + " --supernet " + p.ckpt + " --out " + d + "/no/such/dir/s.json", 4, "output directory " + d + "/no/such/dir does not exist", ""},
+      {test::bin("nas-benchmark") + " --model " + p.ckpt + " --out " + d + "/b.json", 4, "expected a child checkpoint, found a supernet", d + "/b.json"},
+      {test::bin("nas-search") + " --supernet " + p.ckpt + " --data " + d + " --out " + d + "/s3.json", 4, "train-images-idx3-ubyte.gz: cannot open", d + "/s3.json"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.cmd);
+    auto r = test::run_cmd(c.cmd);
+    INFO(r.err);
+    CHECK(r.code == c.code);
+    CHECK_THAT(r.err, Catch::Matchers::Contains(c.message));
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);  // one line
+    if (!c.must_not_exist.empty()) CHECK_FALSE(test::exists(c.must_not_exist));
+  }
+  // No temporary files anywhere in the scratch directory.
+  auto r = test::run_cmd("find " + q(d) + " -name '*.tmp.*'");
+  CHECK(r.out.empty());
+}
+
+TEST_CASE("--help documents options, exit codes and an example", "[tool]") {
+  for (std::string tool : {"nas-train-supernet", "nas-search", "nas-slice", "nas-benchmark"}) {
+    INFO(tool);
+    auto r = test::run_cmd(test::bin(tool) + " --help");
+    CHECK(r.code == 0);
+    CHECK_THAT(r.out, Catch::Matchers::Contains("--threads"));
+    CHECK_THAT(r.out, Catch::Matchers::Contains("--seed"));
+    CHECK_THAT(r.out, Catch::Matchers::Contains("Exit codes:"));
+    CHECK_THAT(r.out, Catch::Matchers::Contains("5  interrupted"));
+    CHECK_THAT(r.out, Catch::Matchers::Contains("Example:\n  " + tool));
+  }
+}
+
+TEST_CASE("SIGTERM during training saves a checkpoint and exits 5; --resume continues", "[tool]") {
+  std::string d = test::temp_dir("sig");
+  auto r = test::run_cmd("timeout --preserve-status -s TERM 4 " + test::bin("nas-train-supernet") + " --space " +
+                         test::test_data("tiny-space.yaml") + " --train " + test::test_data("tiny-train.yaml") +
+                         " --out " + d + " --epochs 50 --threads 1");
+  INFO(r.err);
+  CHECK(r.code == 5);
+  CHECK_THAT(r.err, Catch::Matchers::Contains("checkpoint saved to"));
+  REQUIRE(test::exists(d + "/supernet.ckpt"));
+  // Resuming uses the checkpoint's own specs; a second signal stops it again.
+  auto r3 = test::run_cmd("timeout --preserve-status -s INT 3 " + test::bin("nas-train-supernet") + " --out " + d +
+                          " --resume --threads 1");
+  INFO(r3.err);
+  CHECK(r3.code == 5);
+  CHECK_THAT(r3.err, Catch::Matchers::Contains("resuming from"));
+}

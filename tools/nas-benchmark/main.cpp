@@ -1,0 +1,10 @@
+// Thin entry point: the work is in lib/app so that tests can call it directly.
+#include "app/apps.h"
+#include "cli/cli.h"
+
+int main(int argc, char** argv) {
+  nas::app::BenchOptions opts;
+  return nas::cli::run_tool(
+      nas::app::kBenchTool, argc, argv, [&](CLI::App& app) { nas::app::add_bench_options(app, opts); },
+      [&] { nas::app::run_bench(opts); });
+}

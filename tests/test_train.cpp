@@ -71,7 +71,7 @@ TEST_CASE("sandwich steps lower the loss on a fixed batch", "[train]") {
   std::vector<train::StepLosses> l;
   for (int s = 0; s < 12; ++s) l.push_back(train::sandwich_step(net, *opt, batch, t, s));
   INFO("max " << l.front().max << " -> " << l.back().max << ", min " << l.front().min << " -> " << l.back().min);
-  CHECK(l.back().max < 0.7 * l.front().max);
+  CHECK(l.back().max < 0.8 * l.front().max);
   CHECK(l.back().min < l.front().min);
   // Weight decay is only on conv/linear weights: the optimizer has those in group 0, BN and biases in group 1.
   CHECK(static_cast<torch::optim::SGDOptions&>(opt->param_groups()[1].options()).weight_decay() == 0);

@@ -70,8 +70,14 @@ void run_search(const SearchOptions& o) {
   if (!meta.finished)
     log_warn(o.supernet + ": training has not finished (step " + std::to_string(meta.step) + " of " +
              std::to_string(meta.total_steps) + ")");
+  auto& net = loaded.net;
+  search::CostFn cost = [&](const spec::Arch& a) { return net->cost(a); };
+  spec::Constraints constraints;
+  constraints.max_mflops = o.max_mflops;
+  constraints.max_params = o.max_params;
+  search::check_satisfiable(meta.space, cost, constraints);
   torch::Device device(o.common.device);
-  loaded.net->to(device);
+  net->to(device);
   auto d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes);
   uint64_t seed = o.common.seed_given ? o.common.seed : meta.train.seed;
   std::vector<int64_t> val = data::seeded_subset(d.split.val, o.val_images, mix_seed(seed, 0x7a1));
@@ -82,11 +88,8 @@ void run_search(const SearchOptions& o) {
   search::SearchOptions so;
   so.strategy = o.strategy;
   so.budget = o.budget;
-  so.constraints.max_mflops = o.max_mflops;
-  so.constraints.max_params = o.max_params;
+  so.constraints = constraints;
   so.seed = seed;
-  auto& net = loaded.net;
-  search::CostFn cost = [&](const spec::Arch& a) { return net->cost(a); };
   log_info("search: " + o.strategy + ", budget " + std::to_string(o.budget) + ", " + std::to_string(val.size()) +
            " validation images, " + std::to_string(d.calib.size()) + " calibration images");
   spec::SearchResult r = search::run_search(meta.space, cost, est, so);

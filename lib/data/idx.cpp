@@ -108,7 +108,9 @@ ImageSet load_mnist_dir(const std::string& dir, bool train) {
     if (is_regular_file(base)) return base;
     throw IoError(base + ".gz: cannot open: no such file (nor " + base + ")");
   };
-  return load_idx_pair(pick(pre + "-images-idx3-ubyte"), pick(pre + "-labels-idx1-ubyte"));
+  std::string images = pick(pre + "-images-idx3-ubyte");
+  std::string labels = pick(pre + "-labels-idx1-ubyte");
+  return load_idx_pair(images, labels);
 }
 
 std::vector<int64_t> iota_indices(int64_t n, int64_t limit) {

@@ -136,19 +136,20 @@ void coarse_to_fine(SearchContext& ctx, Rng& rng) {
   }
 }
 
+void check_satisfiable(const spec::SearchSpace& space, const CostFn& cost, const spec::Constraints& c) {
+  auto smallest = cost(supernet::min_arch(space));
+  NAS_CHECK(c.admits(smallest.mflops(), smallest.params), SpecError,
+            "constraints: no child satisfies max_mflops=" << c.max_mflops << " max_params=" << c.max_params
+                                                          << " (the smallest child has " << smallest.mflops()
+                                                          << " MFLOPs and " << smallest.params << " params)");
+}
+
 spec::SearchResult run_search(const spec::SearchSpace& space, const CostFn& cost, Estimator& est,
                               const SearchOptions& o) {
   double t0 = now_seconds();
   NAS_CHECK(std::find(strategy_names().begin(), strategy_names().end(), o.strategy) != strategy_names().end(),
             UsageError, "--strategy: expected coarse-to-fine or random, found " << o.strategy);
-  {
-    spec::Arch smallest = supernet::min_arch(space);
-    auto c = cost(smallest);
-    NAS_CHECK(o.constraints.admits(c.mflops(), c.params), SpecError,
-              "constraints: no child satisfies max_mflops=" << o.constraints.max_mflops << " max_params="
-                                                            << o.constraints.max_params << " (the smallest child has "
-                                                            << c.mflops() << " MFLOPs and " << c.params << " params)");
-  }
+  check_satisfiable(space, cost, o.constraints);
   SearchContext ctx(space, cost, est, o);
   Rng rng(o.seed ^ 0x5ea4c4ULL);
   if (o.strategy == "random")

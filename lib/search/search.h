@@ -77,6 +77,9 @@ void random_search(SearchContext& ctx, Rng& rng);
 // mutations of the best candidates.
 void coarse_to_fine(SearchContext& ctx, Rng& rng);
 
+// SpecError when not even the smallest child satisfies the constraints.
+void check_satisfiable(const spec::SearchSpace& space, const CostFn& cost, const spec::Constraints& c);
+
 // Runs the chosen strategy and fills best, pareto and timings. Throws SpecError when no child of
 // the space satisfies the constraints.
 spec::SearchResult run_search(const spec::SearchSpace& space, const CostFn& cost, Estimator& est,

@@ -194,6 +194,14 @@ std::string Obj::string_or(const std::string& key, const std::string& def) {
   return has(key) ? string(key) : def;
 }
 
+std::string Obj::text_or(const std::string& key, const std::string& def) {
+  seen_.insert(key);
+  if (!has(key)) return def;
+  const json& v = (*j_)[key];
+  if (!v.is_string()) fail(key, "a string", v);
+  return v.get<std::string>();
+}
+
 std::string Obj::one_of(const std::string& key, const std::vector<std::string>& allowed) {
   const json& v = need(key);
   std::string exp = "one of";

@@ -36,6 +36,8 @@ class Obj {
   bool boolean_or(const std::string& key, bool def);
   std::string string(const std::string& key);
   std::string string_or(const std::string& key, const std::string& def);
+  // Any string, the empty one included.
+  std::string text_or(const std::string& key, const std::string& def);
   std::string one_of(const std::string& key, const std::vector<std::string>& allowed);
   std::string one_of_or(const std::string& key, const std::vector<std::string>& allowed, const std::string& def);
   // A non-empty list of distinct integers in [lo, hi]; a single integer is taken as a one-element list.

@@ -64,8 +64,8 @@ Candidate candidate_from(Obj& c) {
   k.val_acc = m.number("val_acc", 0, 1);
   k.val_loss = m.number("val_loss", 0, 1e9);
   m.finish();
-  k.estimator = c.string_or("estimator", "");
-  k.origin = c.string_or("origin", "");
+  k.estimator = c.text_or("estimator", "");
+  k.origin = c.text_or("origin", "");
   k.eval_seconds = c.number("eval_seconds", 0, 1e12);
   c.finish();
   return k;
@@ -118,8 +118,8 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
     r.cache_hits = t.integer("cache_hits", 0, INT64_MAX);
     t.finish();
   }
-  r.created = o.string_or("created", "");
-  r.commit = o.string_or("commit", "");
+  r.created = o.text_or("created", "");
+  r.commit = o.text_or("commit", "");
   o.finish();
   return r;
 }

@@ -11,6 +11,9 @@
 #include "supernet/cost.h"
 #include "supernet/sampling.h"
 #include "supernet/supernet.h"
+#include "train/trainer.h"
+
+#include <cmath>
 
 using namespace nas;
 
@@ -235,4 +238,40 @@ TEST_CASE("checkpoints: child loads without a supernet; bad files are refused", 
   }
   CHECK_THAT(ckpt_error([&] { supernet::read_checkpoint_meta(dir + "/new.ckpt"); }),
              Catch::Matchers::Contains("format_version 99 is newer than this build supports"));
+}
+
+TEST_CASE("CUDA: supernet and sandwich step run on the GPU and agree with the CPU", "[cuda]") {
+  if (!torch::cuda::is_available()) {
+    WARN("no CUDA device: skipped");
+    return;
+  }
+  torch::manual_seed(4);
+  auto space = tiny_space();
+  supernet::Supernet net(space, 1, 10);
+  randomize_bn(net);
+  net->eval();
+  Rng rng(5);
+  auto a = supernet::random_arch(space, rng);
+  net->set_active(a);
+  torch::Tensor x = torch::randn({8, 1, a.resolution, a.resolution});
+  torch::Tensor cpu;
+  {
+    torch::NoGradGuard g;
+    cpu = net->forward(x);
+    net->to(torch::kCUDA);
+    torch::Tensor gpu = net->forward(x.to(torch::kCUDA)).cpu();
+    CHECK(torch::allclose(cpu, gpu, 1e-3, 1e-4));
+  }
+  spec::TrainSpec t;
+  t.random_children = 2;
+  auto opt = train::make_optimizer(net, t);
+  auto set = data::load_mnist_dir(test::kFmnist, false);
+  data::LoaderOptions o;
+  o.norm = train::normalization_of(t);
+  auto batch = data::make_batch(set, data::iota_indices(set.n, 64), o, 0);
+  auto l0 = train::sandwich_step(net, *opt, batch, t, 0, torch::kCUDA);
+  train::StepLosses l;
+  for (int s = 1; s < 10; ++s) l = train::sandwich_step(net, *opt, batch, t, s, torch::kCUDA);
+  CHECK(std::isfinite(l.max));
+  CHECK(l.max < l0.max);
 }

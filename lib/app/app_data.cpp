@@ -4,6 +4,7 @@
 
 #include "core/hash.h"
 #include "core/io.h"
+#include "supernet/sampling.h"
 #include "train/trainer.h"
 
 namespace nas::app {
@@ -27,6 +28,14 @@ data::ImageSet load_test_set(const std::string& dir, int in_channels, int num_cl
   data::ImageSet s = data::load_mnist_dir(dir, false);
   data::check_compatible(s, in_channels, num_classes, dir);
   return s;
+}
+
+spec::Arch resolve_arch(const std::string& arg, const spec::SearchSpace& space) {
+  if (arg == "max") return supernet::max_arch(space);
+  if (arg == "min") return supernet::min_arch(space);
+  spec::Arch a = spec::load_arch(arg);
+  spec::validate_arch(a, space, arg == "-" ? "<stdin>" : arg);
+  return a;
 }
 
 void write_output(const std::string& path, const std::string& text) {

@@ -6,6 +6,8 @@
 
 #include "data/idx.h"
 #include "data/loader.h"
+#include "spec/arch.h"
+#include "spec/search_space.h"
 #include "spec/train_spec.h"
 
 namespace nas::app {
@@ -24,6 +26,10 @@ CheckpointData load_checkpoint_data(const spec::TrainSpec& t, const std::string&
 
 // The 10k test images of the same dataset (for final reporting only).
 data::ImageSet load_test_set(const std::string& dir, int in_channels, int num_classes);
+
+// The arch named by --arch: "max" or "min" (the space's largest or smallest child), a nas.arch
+// file, or a nas.search file (its best); checked against the space.
+spec::Arch resolve_arch(const std::string& arg, const spec::SearchSpace& space);
 
 // Writes `text` to `path` atomically, or to stdout when path is "-".
 void write_output(const std::string& path, const std::string& text);

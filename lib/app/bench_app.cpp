@@ -25,7 +25,7 @@ const cli::ToolInfo kBenchTool{
 void add_bench_options(CLI::App& app, BenchOptions& o) {
   auto* model = app.add_option("--model", o.model, "Child checkpoint (from nas-slice)");
   auto* sup = app.add_option("--supernet", o.supernet, "Supernet checkpoint (with --arch)");
-  auto* arch = app.add_option("--arch", o.arch, "nas.arch or nas.search file (with --supernet)");
+  auto* arch = app.add_option("--arch", o.arch, "max, min, a nas.arch or a nas.search file (with --supernet)");
   model->excludes(sup)->excludes(arch);
   sup->needs(arch);
   arch->needs(sup);
@@ -67,11 +67,10 @@ void run_bench(const BenchOptions& o) {
     fwd = [&](const torch::Tensor& x) { return child->forward(x); };
     module = child.get();
   } else {
-    spec::Arch arch = spec::load_arch(o.arch);
     auto ls = supernet::load_supernet(o.supernet);
     meta = ls.meta;
     net = ls.net;
-    spec::validate_arch(arch, meta.space, o.arch);
+    spec::Arch arch = resolve_arch(o.arch, meta.space);
     meta.arch = arch;
     net->set_active(arch);
     auto d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes);

@@ -16,12 +16,12 @@ const cli::ToolInfo kSliceTool{
     "nas-slice",
     "Cut a child out of a trained supernet into a standalone checkpoint that needs no retraining:\n"
     "BN statistics recalibrated on a fixed, seeded subset of training images, arch embedded.\n"
-    "--arch takes a nas.arch file, or a nas.search result (its best child), or '-' for stdin.",
+    "--arch takes max or min (the space's largest or smallest child), a nas.arch file, a nas.search\nresult (its best child), or '-' for stdin.",
     "nas-slice --supernet runs/fmnist/supernet.ckpt --arch runs/fmnist/search.json --out runs/fmnist/child.ckpt"};
 
 void add_slice_options(CLI::App& app, SliceOptions& o) {
   app.add_option("--supernet", o.supernet, "Supernet checkpoint")->required();
-  app.add_option("--arch", o.arch, "nas.arch or nas.search file ('-' for stdin)")->required();
+  app.add_option("--arch", o.arch, "max, min, a nas.arch file or a nas.search file (its best); '-' for stdin")->required();
   app.add_option("--out", o.out, "Child checkpoint to write")->required();
   app.add_option("--data", o.data, "Dataset directory (default: the one the supernet was trained on)");
   app.add_option("--calib-images", o.calib_images, "BN calibration images (default: the train spec's)")
@@ -32,11 +32,10 @@ void add_slice_options(CLI::App& app, SliceOptions& o) {
 void run_slice(const SliceOptions& o) {
   cli::apply_common_options(o.common);
   check_output_path(o.out);
-  spec::Arch arch = spec::load_arch(o.arch);
   auto loaded = supernet::load_supernet(o.supernet);
   auto& meta = loaded.meta;
   auto& net = loaded.net;
-  spec::validate_arch(arch, meta.space, o.arch == "-" ? "<stdin>" : o.arch);
+  spec::Arch arch = resolve_arch(o.arch, meta.space);
   auto d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes);
   net->set_active(arch);
   eval::recalibrate_bn(net, d.train, d.calib, d.norm, meta.train.calib_batch_size);

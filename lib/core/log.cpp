@@ -69,7 +69,7 @@ void Progress::update(int64_t done, const std::string& extra) {
   print(done, extra, false);
 }
 
-void Progress::finish(const std::string& extra) { print(total_, extra, true); }
+void Progress::finish(int64_t done, const std::string& extra) { print(done, extra, true); }
 
 void Progress::print(int64_t done, const std::string& extra, bool final) {
   if (g_level < 1) return;

@@ -29,7 +29,8 @@ class Progress {
   Progress(std::string what, int64_t total, std::string unit = "it", double period_s = 10.0);
   // Reports `done` units finished; `extra` is appended (e.g. "loss 0.53").
   void update(int64_t done, const std::string& extra = "");
-  void finish(const std::string& extra = "");
+  // The final line, with the units actually done.
+  void finish(int64_t done, const std::string& extra = "");
 
  private:
   void print(int64_t done, const std::string& extra, bool final);

@@ -60,7 +60,7 @@ ChildNetImpl::ChildNetImpl(const spec::SearchSpace& s, const spec::Arch& a, int 
 }
 
 torch::Tensor ChildNetImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = apply_act(stem_bn(stem(x)), stem_act);
+  torch::Tensor h = apply_act(stem_bn(to_channels_last(stem(x))), stem_act);
   for (auto& b : blocks) h = b->forward(h);
   h = apply_act(head_bn(head(h)), head_act);
   h = h.mean({2, 3});

@@ -18,13 +18,17 @@ torch::Tensor apply_act(const torch::Tensor& x, Act a) {
     case Act::kReLU:
       return torch::relu(x);
     case Act::kReLU6:
-      return torch::clamp(x, 0, 6);
+      return torch::hardtanh(x, 0, 6);
     case Act::kHSwish:
-      return x * torch::clamp(x + 3, 0, 6) / 6;
+      return torch::hardswish(x);
     case Act::kSwish:
-      return x * torch::sigmoid(x);
+      return torch::silu(x);
   }
   return x;
+}
+
+torch::Tensor to_channels_last(const torch::Tensor& x) {
+  return x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
 }
 
 torch::Tensor crop_kernel(const torch::Tensor& w, int64_t k) {
@@ -98,7 +102,7 @@ torch::Tensor squeeze_excite(const torch::Tensor& x, const torch::Tensor& w1, co
   torch::Tensor s = x.mean({2, 3});
   s = torch::relu(torch::linear(s, w1, b1));
   s = torch::linear(s, w2, b2);
-  s = torch::clamp(s + 3, 0, 6) / 6;  // hard sigmoid
+  s = torch::hardsigmoid(s);
   return x * s.unsqueeze(2).unsqueeze(3);
 }
 

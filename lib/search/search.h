@@ -57,7 +57,7 @@ class SearchContext {
   const SearchOptions& options() const { return o_; }
   spec::SearchResult& result() { return r_; }
   double eval_seconds() const { return eval_seconds_; }
-  void finish_progress() { progress_.finish(); }
+  void finish_progress() { progress_.finish(evaluations_); }
 
  private:
   const spec::SearchSpace& space_;

@@ -44,7 +44,8 @@ torch::Tensor SupernetImpl::forward(const torch::Tensor& x) {
   const auto& a = active_;
   TORCH_CHECK(x.dim() == 4 && x.size(1) == in_channels_, "supernet: expected input [N, ", in_channels_,
               ", R, R], got ", x.sizes());
-  torch::Tensor h = nn::apply_act(stem_bn_(stem_(x, a.stem_width, space_.stem_kernel)), stem_act_);
+  torch::Tensor h = nn::to_channels_last(stem_(x, a.stem_width, space_.stem_kernel));
+  h = nn::apply_act(stem_bn_(h), stem_act_);
   for (size_t i = 0; i < stages_.size(); ++i) {
     const auto& sa = a.stages[i];
     for (int b = 0; b < sa.depth; ++b) h = stages_[i][b](h, sa.blocks[b].expand, sa.blocks[b].kernel, sa.width);

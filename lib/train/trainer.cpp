@@ -224,7 +224,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
     if (o.stop_after_steps > 0 && step >= o.stop_after_steps) break;
   }
   save(step >= total);
-  progress.finish();
+  progress.finish(step);
   sum.steps = step;
   sum.seconds = now_seconds() - t0;
   return sum;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One prepared run on a GPU machine with PyTorch's bundled LibTorch 2.x: configure against it, build,
+# run the whole test suite (the [cuda] tests included) and a short CUDA training run.
+# Expects the Fashion-MNIST .gz files in .fmnist/ (carried) when the machine lacks the Debian package.
+# Writes logs under $OUT (or ./gpu-out).
+set -uo pipefail
+OUT=${OUT:-gpu-out}
+mkdir -p "$OUT"
+if [[ ! -d /usr/share/datasets/fashion-mnist && -d .fmnist ]]; then
+  mkdir -p /usr/share/datasets/fashion-mnist && cp .fmnist/*.gz /usr/share/datasets/fashion-mnist/
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
+PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda)' >> "$OUT/gpu.txt"
+{ time cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PREFIX" ; } > "$OUT/configure.log" 2>&1 || { tail -40 "$OUT/configure.log"; exit 1; }
+{ time cmake --build build-gpu -j16 ; } > "$OUT/build.log" 2>&1 || { grep -E 'error|Error' "$OUT/build.log" | head -60; exit 1; }
+grep -c warning "$OUT/build.log" | sed 's/^/build warnings: /'
+ctest --test-dir build-gpu --output-on-failure -j4 > "$OUT/ctest.log" 2>&1
+rc=$?
+tail -25 "$OUT/ctest.log"
+./build-gpu/nas-train-supernet --space configs/spaces/fmnist-mbconv.yaml --train configs/train/fmnist.yaml \
+  --out "$OUT/run" --device cuda --stop-after-steps 100 > "$OUT/train-cuda.log" 2>&1
+tail -3 "$OUT/train-cuda.log"
+rm -f "$OUT/run/supernet.ckpt"
+exit $rc

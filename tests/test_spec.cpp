@@ -52,7 +52,8 @@ TEST_CASE("search space YAML round-trips through canonical JSON", "[spec]") {
   CHECK(s.name == "fmnist-mbconv");
   CHECK(s.resolution == std::vector<int>{20, 24, 28});
   REQUIRE(s.stages.size() == 4);
-  CHECK(s.stages[1].kernel == std::vector<int>{3, 5, 7});
+  CHECK(s.stages[2].kernel == std::vector<int>{3, 5, 7});
+  CHECK(s.stages[1].expand == std::vector<int>{3, 4, 6});
   CHECK(s.stages[2].se);
   json j = spec::to_json(s);
   auto s2 = spec::search_space_from_json(spec::parse_document(j.dump(), "rt.json"), "rt.json");

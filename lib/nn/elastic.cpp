@@ -1,5 +1,8 @@
 #include "nn/elastic.h"
 
+#include <cstdlib>
+#include <string>
+
 #include "core/error.h"
 #include "supernet/cost.h"
 
@@ -28,7 +31,12 @@ torch::Tensor apply_act(const torch::Tensor& x, Act a) {
 }
 
 torch::Tensor to_channels_last(const torch::Tensor& x) {
-  return x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
+  // NAS_CHANNELS_LAST=0 keeps NCHW: the baseline of scripts/bench/channels_last.sh.
+  static const bool enabled = [] {
+    const char* v = std::getenv("NAS_CHANNELS_LAST");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return enabled && x.dim() == 4 ? x.contiguous(at::MemoryFormat::ChannelsLast) : x;
 }
 
 torch::Tensor crop_kernel(const torch::Tensor& w, int64_t k) {

@@ -14,7 +14,8 @@ torch::Tensor apply_act(const torch::Tensor& x, Act a);
 
 // NHWC layout for the rest of the network. A 1-channel input is ambiguous (both layouts at once),
 // so the stem's output is converted explicitly; oneDNN's convolutions, depthwise above all, run
-// several times faster in NHWC on CPU, backward included.
+// several times faster in NHWC on CPU, backward included. NAS_CHANNELS_LAST=0 in the environment
+// keeps NCHW (the benchmark baseline).
 torch::Tensor to_channels_last(const torch::Tensor& x);
 
 // Centre crop of a [O, I, K, K] kernel to k x k.

@@ -55,7 +55,8 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
 
   const std::string search = p.dir + "/search.json";
   auto rs = test::run_cmd(test::bin("nas-search") + " --supernet " + p.ckpt + " --budget 6 --val-images 300 --max-mflops 1.5" +
-                          " --out " + search + " --csv " + p.dir + "/pareto.csv --best-arch " + p.dir + "/best.json --threads 2");
+                          " --out " + search + " --csv " + p.dir + "/pareto.csv --best-arch " + p.dir + "/best.json --threads 2" +
+                          " --metrics " + p.dir + "/search.jsonl");
   INFO(rs.err);
   REQUIRE(rs.code == 0);
   auto sr = spec::load_search_result(search);
@@ -68,6 +69,16 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
   CHECK(sr.candidates[sr.best].mflops <= 1.5);
   CHECK(sr.candidates[sr.best].val_acc > 0.2);  // well above chance (0.1) after one short epoch
   CHECK(spec::load_arch(p.dir + "/best.json") == sr.candidates[sr.best].arch);
+  {
+    std::istringstream sm(test::slurp(p.dir + "/search.jsonl"));
+    int n = 0;
+    while (std::getline(sm, line)) {
+      json m = json::parse(line);
+      CHECK(sr.candidates.at(m["index"].get<int>()).hash == m["hash"]);
+      ++n;
+    }
+    CHECK(n == 6);  // one line per evaluation
+  }
   std::string csv = test::slurp(p.dir + "/pareto.csv");
   CHECK(csv.rfind("index,hash,feasible,evaluated,mflops,params,val_acc,val_loss,origin,pareto\n", 0) == 0);
 
@@ -153,7 +164,9 @@ TEST_CASE("bad input: exit codes, one-line errors, no output left behind", "[too
       {test::bin("nas-benchmark") + " --model a.ckpt --supernet b.ckpt", 2, "nas-benchmark: error:", ""},
       {test::bin("nas-train-supernet") + " --train " + test::test_data("tiny-train.yaml"), 2, "--space is required", ""},
       {test::bin("nas-train-supernet") + " --space " + d + "/bad-space.yaml --train " + test::test_data("tiny-train.yaml") +
-           " --out " + d + "/run1", 3, "bad-space.yaml: stages: expected a list of 1 to 16 stages", d + "/run1/supernet.ckpt"},
+           " --out " + d + "/run1", 3, "bad-space.yaml: stages: expected a list of 1 to 16 stages", d + "/run1"},
+      {test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") + " --train " + test::test_data("tiny-train.yaml") +
+           " --data " + d + " --out " + d + "/run2", 4, "train-images-idx3-ubyte.gz: cannot open", d + "/run2"},
       {test::bin("nas-slice") + " --supernet " + p.ckpt + " --arch " + d + "/outside.json --out " + d + "/c.ckpt", 3,
        "outside.json: resolution: expected one of [20, 24, 28] (outside the search space), found 30", d + "/c.ckpt"},
       {test::bin("nas-search") + " --supernet " + p.ckpt + " --max-params 10 --out " + d + "/s.json", 3, "no child satisfies", d + "/s.json"},

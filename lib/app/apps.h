@@ -35,6 +35,7 @@ struct SearchOptions {
   std::string out = "-";
   std::string csv;
   std::string best_arch;  // also write the best arch as a nas.arch file
+  std::string metrics;    // JSON lines, one per evaluated candidate
   std::string data;
   std::string strategy = "coarse-to-fine";
   int64_t budget = 50;

@@ -28,6 +28,7 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
   app.add_option("--out", o.out, "nas.search JSON output ('-' for stdout)")->default_val("-");
   app.add_option("--csv", o.csv, "Also write every candidate as CSV (pareto column marks the front)");
   app.add_option("--best-arch", o.best_arch, "Also write the best child as a nas.arch file");
+  app.add_option("--metrics", o.metrics, "Append one JSON line per evaluated candidate to this file");
   app.add_option("--data", o.data, "Dataset directory (default: the one the supernet was trained on)");
   app.add_option("--strategy", o.strategy, "coarse-to-fine (BigNAS) or random")
       ->check(CLI::IsMember(search::strategy_names()))
@@ -63,7 +64,7 @@ std::string to_csv(const spec::SearchResult& r) {
 
 void run_search(const SearchOptions& o) {
   cli::apply_common_options(o.common);
-  for (const auto& p : {o.out, o.csv, o.best_arch})
+  for (const auto& p : {o.out, o.csv, o.best_arch, o.metrics})
     if (!p.empty() && p != "-") check_output_path(p);
   auto loaded = supernet::load_supernet(o.supernet);
   auto& meta = loaded.meta;
@@ -90,6 +91,21 @@ void run_search(const SearchOptions& o) {
   so.budget = o.budget;
   so.constraints = constraints;
   so.seed = seed;
+  std::unique_ptr<JsonlWriter> metrics;
+  if (!o.metrics.empty()) {
+    metrics = std::make_unique<JsonlWriter>(o.metrics, true);
+    so.on_evaluated = [&](const spec::Candidate& c) {
+      metrics->write_line(spec::json({{"index", c.index},
+                                      {"hash", c.hash},
+                                      {"origin", c.origin},
+                                      {"mflops", c.mflops},
+                                      {"params", c.params},
+                                      {"val_acc", c.val_acc},
+                                      {"val_loss", c.val_loss},
+                                      {"eval_seconds", c.eval_seconds}})
+                              .dump());
+    };
+  }
   log_info("search: " + o.strategy + ", budget " + std::to_string(o.budget) + ", " + std::to_string(val.size()) +
            " validation images, " + std::to_string(d.calib.size()) + " calibration images");
   spec::SearchResult r = search::run_search(meta.space, cost, est, so);

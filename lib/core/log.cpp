@@ -57,8 +57,8 @@ double now_seconds() {
   return duration<double>(steady_clock::now().time_since_epoch()).count();
 }
 
-Progress::Progress(std::string what, int64_t total, std::string unit, double period_s)
-    : what_(std::move(what)), unit_(std::move(unit)), total_(total), period_s_(period_s),
+Progress::Progress(std::string what, int64_t total, std::string unit, double period_s, int64_t start)
+    : what_(std::move(what)), unit_(std::move(unit)), total_(total), start_units_(start), period_s_(period_s),
       tty_(::isatty(STDERR_FILENO) == 1), start_(std::chrono::steady_clock::now()), last_(start_) {}
 
 void Progress::update(int64_t done, const std::string& extra) {
@@ -74,7 +74,7 @@ void Progress::finish(int64_t done, const std::string& extra) { print(done, extr
 void Progress::print(int64_t done, const std::string& extra, bool final) {
   if (g_level < 1) return;
   double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  double rate = el > 0 ? done / el : 0.0;
+  double rate = el > 0 ? static_cast<double>(done - start_units_) / el : 0.0;
   double eta = rate > 0 ? (total_ - done) / rate : -1;
   char buf[256];
   double pct = total_ > 0 ? 100.0 * done / total_ : 100.0;

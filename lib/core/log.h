@@ -26,7 +26,8 @@ void clear_interrupt();
 // (every `period_s` seconds) when stderr is not a terminal.
 class Progress {
  public:
-  Progress(std::string what, int64_t total, std::string unit = "it", double period_s = 10.0);
+  // `start`: units already done before this process (a resumed run), left out of the rate.
+  Progress(std::string what, int64_t total, std::string unit = "it", double period_s = 10.0, int64_t start = 0);
   // Reports `done` units finished; `extra` is appended (e.g. "loss 0.53").
   void update(int64_t done, const std::string& extra = "");
   // The final line, with the units actually done.
@@ -35,7 +36,7 @@ class Progress {
  private:
   void print(int64_t done, const std::string& extra, bool final);
   std::string what_, unit_;
-  int64_t total_;
+  int64_t total_, start_units_;
   double period_s_;
   bool tty_;
   std::chrono::steady_clock::time_point start_, last_;

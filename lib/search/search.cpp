@@ -58,6 +58,7 @@ const spec::Candidate* SearchContext::propose(const spec::Arch& arch, const std:
   c.index = static_cast<int>(r_.candidates.size());
   by_hash_[h] = c.index;
   r_.candidates.push_back(c);
+  if (c.evaluated && o_.on_evaluated) o_.on_evaluated(c);
   return &r_.candidates.back();
 }
 

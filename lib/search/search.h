@@ -38,6 +38,8 @@ struct SearchOptions {
   uint64_t seed = 0;
   double mutation_prob = 0.3;  // per decision, fine phase
   int top_k = 3;               // parents of the fine phase
+  // Called after each evaluation (e.g. to append a JSON line); may be empty.
+  std::function<void(const spec::Candidate&)> on_evaluated;
 };
 
 const std::vector<std::string>& strategy_names();

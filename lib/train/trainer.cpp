@@ -119,11 +119,12 @@ TrainData load_train_data(const spec::TrainSpec& t) {
 TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpec& t, const TrainOptions& o) {
   const double t0 = now_seconds();
   torch::Device device(o.device);
-  make_dirs(o.out_dir);
   const std::string ckpt = o.out_dir + "/supernet.ckpt";
+  // Data first: a bad dataset or spec fails before anything is created on disk.
+  TrainData d = load_train_data(t);
+  make_dirs(o.out_dir);
   check_output_path(ckpt);
 
-  TrainData d = load_train_data(t);
   const auto& set = d.train_set;
   log_info("data: " + std::to_string(d.split.train.size()) + " training, " + std::to_string(d.split.val.size()) +
            " validation images of " + std::to_string(set.h) + "x" + std::to_string(set.w) + "x" +
@@ -170,7 +171,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
        << t.epochs << " epochs x " << spe << "), " << 2 + t.random_children << " children per step";
     log_info(os.str());
   }
-  Progress progress("train", total, "step");
+  Progress progress("train", total, "step", 10.0, step);
   TrainSummary sum;
   sum.total_steps = total;
   sum.checkpoint = ckpt;

@@ -7,9 +7,7 @@
 #include <fstream>
 #include <thread>
 
-#ifndef NAS_GIT_COMMIT
-#define NAS_GIT_COMMIT "unknown"
-#endif
+#include "nas_build_commit.h"  // generated at build time (cmake/build_commit.cmake)
 #ifndef NAS_VERSION
 #define NAS_VERSION "0.0.0"
 #endif

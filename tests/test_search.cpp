@@ -3,6 +3,7 @@
 
 #include "catch.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "helpers.h"
 #include "search/search.h"
 #include "spec/search_space.h"
@@ -116,6 +117,28 @@ TEST_CASE("an unsatisfiable constraint is a spec error naming the smallest child
     CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("the smallest child has"));
   }
   CHECK(est.calls == 0);
+}
+
+TEST_CASE("an interrupted search returns what it evaluated, marked interrupted", "[search]") {
+  auto s = space();
+  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
+  struct Interrupting : FakeEstimator {
+    using FakeEstimator::FakeEstimator;
+    search::Score score(const spec::Arch& a) override {
+      if (calls == 7) request_interrupt();  // as SIGINT would, during the 8th evaluation
+      return FakeEstimator::score(a);
+    }
+  } est(s);
+  search::SearchOptions o;
+  o.budget = 30;
+  auto r = search::run_search(s, cost, est, o);
+  clear_interrupt();
+  CHECK(r.interrupted);
+  int evaluated = 0;
+  for (const auto& c : r.candidates) evaluated += c.evaluated;
+  CHECK(evaluated == 8);
+  CHECK(r.best >= 0);
+  CHECK(spec::to_json(r)["interrupted"] == true);
 }
 
 TEST_CASE("mutations stay inside the space and change something", "[search]") {

@@ -179,7 +179,7 @@ TEST_CASE("invalid documents give errors naming file, key, expectation and findi
       {with("stages:", "stages: 3\nx:"), "bad.yaml: stages: expected a list of mappings, found 3"},
       {"kind: [unclosed", "bad.yaml: invalid YAML at line"},
       {"   \n", "bad.yaml: empty document"},
-      {"{\"kind\": \"nas.search_space\",}", "bad.yaml: invalid JSON"},
+      {"{\"kind\": \"nas.search_space\"", "bad.yaml: invalid JSON"},
   };
   for (const auto& b : bad) {
     INFO(b.doc);
@@ -187,6 +187,26 @@ TEST_CASE("invalid documents give errors naming file, key, expectation and findi
     CHECK_THAT(msg, Catch::Matchers::Contains(b.message));
     CHECK(msg.find('\n') == std::string::npos);  // one line
   }
+}
+
+TEST_CASE("JSON and YAML readers agree on duplicates, flow style and text encoding", "[spec]") {
+  auto err = [](const std::string& doc, const std::string& file) {
+    return spec_error([&] { spec::search_space_from_json(spec::parse_document(doc, file), file); });
+  };
+  CHECK_THAT(err(R"({"kind": "nas.search_space", "kind": "nas.train"})", "d.json"),
+             Catch::Matchers::Contains("d.json: kind: duplicate key"));
+  CHECK_THAT(err("kind: nas.search_space\nkind: nas.train\n", "d.yaml"), Catch::Matchers::Contains("d.yaml: kind: duplicate key"));
+  CHECK_THAT(err(R"({"kind": "nas.search_space",})", "t.json"), Catch::Matchers::Contains("t.json: invalid JSON"));
+  // YAML flow style is YAML, not broken JSON.
+  auto j = spec::parse_document("{kind: nas.arch, schema_version: 1}", "f.yaml");
+  CHECK(j["kind"] == "nas.arch");
+  CHECK(j["schema_version"] == 1);
+  std::string latin1 = with("name: s", "name: caf\xe9");
+  CHECK_THAT(err(latin1, "l.yaml"), Catch::Matchers::Contains("l.yaml: name: expected valid UTF-8 text"));
+  // A nas.search whose kind is not even a string is a spec error, not a crash.
+  std::string dir = test::temp_dir("kind");
+  test::spit(dir + "/k.json", R"({"kind": 5, "schema_version": 1})");
+  CHECK_THAT(spec_error([&] { spec::load_arch(dir + "/k.json"); }), Catch::Matchers::Contains("k.json: kind: expected nas.arch, found 5"));
 }
 
 TEST_CASE("invalid train specs and archs are refused", "[spec]") {

@@ -171,6 +171,11 @@ TEST_CASE("BN recalibration is a cumulative average and repeatable", "[supernet]
   }
   CHECK(torch::allclose(s1.narrow(0, 0, 8), sum / 3, 1e-4, 1e-5));
   CHECK(s1.narrow(0, 8, 4).abs().sum().item<double>() == 0);  // untouched beyond the active width
+  // Batches of unequal size are weighted by their images: 200 + 100 equals the 300 at once.
+  eval::recalibrate_bn(net, set, idx, norm, 200);
+  torch::Tensor uneven = stats();
+  eval::recalibrate_bn(net, set, idx, norm, 300);
+  CHECK(torch::allclose(uneven, stats(), 1e-4, 1e-5));
 }
 
 TEST_CASE("checkpoints: child loads without a supernet; bad files are refused", "[supernet]") {
@@ -229,6 +234,15 @@ TEST_CASE("checkpoints: child loads without a supernet; bad files are refused", 
              Catch::Matchers::Contains("junk.ckpt: corrupt or truncated checkpoint"));
   CHECK_THAT(ckpt_error([&] { supernet::load_supernet(dir + "/none.ckpt"); }),
              Catch::Matchers::Contains("none.ckpt: cannot open"));
+  {
+    // Tensors of another space under this space's metadata.
+    auto other = space;
+    other.stem_width = {8, 16};
+    supernet::Supernet wrong(other, 1, 10);
+    supernet::save_supernet(dir + "/shape.ckpt", wrong, meta, nullptr);
+  }
+  CHECK_THAT(ckpt_error([&] { supernet::load_supernet(dir + "/shape.ckpt"); }),
+             Catch::Matchers::Contains("shape.ckpt: tensor stem.weight has shape [16, 1, 3, 3], expected [12, 1, 3, 3]"));
   {
     torch::serialize::OutputArchive ar;
     auto j = supernet::meta_to_json(meta);

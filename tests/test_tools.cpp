@@ -163,6 +163,9 @@ TEST_CASE("bad input: exit codes, one-line errors, no output left behind", "[too
       {test::bin("nas-search") + " --supernet " + p.ckpt + " --budget 0", 2, "--budget", ""},
       {test::bin("nas-benchmark") + " --model a.ckpt --supernet b.ckpt", 2, "nas-benchmark: error:", ""},
       {test::bin("nas-train-supernet") + " --train " + test::test_data("tiny-train.yaml"), 2, "--space is required", ""},
+      {test::bin("nas-train-supernet") + " --out " + p.dir + "/run --resume --epochs 3", 2, "--resume continues the checkpoint's own run", ""},
+      {test::bin("nas-train-supernet") + " --out " + p.dir + "/run --resume", 2, "training already finished", ""},
+      {test::bin("nas-benchmark") + " --model " + p.ckpt + " --device cuda", 2, "nas-benchmark: error:", ""},
       {test::bin("nas-train-supernet") + " --space " + d + "/bad-space.yaml --train " + test::test_data("tiny-train.yaml") +
            " --out " + d + "/run1", 3, "bad-space.yaml: stages: expected a list of 1 to 16 stages", d + "/run1"},
       {test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") + " --train " + test::test_data("tiny-train.yaml") +

@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "core/error.h"
 #include "core/hash.h"
 #include "core/io.h"
 #include "supernet/sampling.h"
@@ -17,6 +18,9 @@ CheckpointData load_checkpoint_data(const spec::TrainSpec& spec_in, const std::s
   d.dir = t.data.path;
   d.train = data::load_mnist_dir(t.data.path, true);
   data::check_compatible(d.train, in_channels, num_classes, t.data.path);
+  NAS_CHECK(t.data.validation_images < d.train.n, SpecError,
+            t.data.path << ": holds " << d.train.n << " training images, fewer than the "
+                        << t.data.validation_images << " validation images the checkpoint's train spec holds out");
   d.split = data::make_split(d.train.n, t.data.validation_images, t.data.split_seed, t.data.train_limit);
   d.norm = train::normalization_of(t);
   int64_t n = calib_images >= 0 ? calib_images : t.calib_images;

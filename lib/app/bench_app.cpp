@@ -51,6 +51,7 @@ void add_bench_options(CLI::App& app, BenchOptions& o) {
 void run_bench(const BenchOptions& o) {
   cli::apply_common_options(o.common);
   NAS_CHECK(!o.model.empty() || !o.supernet.empty(), UsageError, "give --model, or --supernet with --arch");
+  NAS_CHECK(o.common.device == "cpu", UsageError, "--device cuda: nas-benchmark measures on the CPU only for now");
   if (o.out != "-") check_output_path(o.out);
   spec::BenchResult b;
   supernet::CheckpointMeta meta;
@@ -92,7 +93,7 @@ void run_bench(const BenchOptions& o) {
     torch::NoGradGuard g;
     torch::manual_seed(o.common.seed);
     torch::Tensor x = torch::randn({o.batch, meta.in_channels, arch.resolution, arch.resolution});
-    auto lat = eval::measure_latency([&] { fwd(x); }, o.warmup, o.reps, o.min_time);
+    auto lat = eval::measure_latency([&] { fwd(x); }, o.warmup, o.reps, o.min_time, std::max(o.reps, 100000));
     b.batch = o.batch;
     b.warmup = lat.warmup;
     b.reps = lat.reps;

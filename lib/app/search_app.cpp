@@ -49,6 +49,12 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
 }
 
 namespace {
+int64_t est_calls(const spec::SearchResult& r) {
+  int64_t n = 0;
+  for (const auto& c : r.candidates) n += c.evaluated;
+  return n;
+}
+
 std::string to_csv(const spec::SearchResult& r) {
   std::vector<bool> on_front(r.candidates.size(), false);
   for (int i : r.pareto) on_front[i] = true;
@@ -93,17 +99,16 @@ void run_search(const SearchOptions& o) {
   so.seed = seed;
   std::unique_ptr<JsonlWriter> metrics;
   if (!o.metrics.empty()) {
-    metrics = std::make_unique<JsonlWriter>(o.metrics, true);
     so.on_evaluated = [&](const spec::Candidate& c) {
-      metrics->write_line(spec::json({{"index", c.index},
+      if (!metrics) metrics = std::make_unique<JsonlWriter>(o.metrics, true);  // nothing until a result exists
+      metrics->write_line(spec::compact_dump(spec::json({{"index", c.index},
                                       {"hash", c.hash},
                                       {"origin", c.origin},
                                       {"mflops", c.mflops},
                                       {"params", c.params},
                                       {"val_acc", c.val_acc},
                                       {"val_loss", c.val_loss},
-                                      {"eval_seconds", c.eval_seconds}})
-                              .dump());
+                                      {"eval_seconds", c.eval_seconds}})));
     };
   }
   log_info("search: " + o.strategy + ", budget " + std::to_string(o.budget) + ", " + std::to_string(val.size()) +
@@ -122,13 +127,13 @@ void run_search(const SearchOptions& o) {
   } else {
     log_warn("no feasible candidate was evaluated");
   }
-  // Side outputs first, the main output last: a failure leaves no main output behind.
+  NAS_CHECK(o.best_arch.empty() || r.best >= 0, Error, "--best-arch: no feasible candidate was evaluated");
+  // Side outputs first, the main output last.
   if (!o.csv.empty()) write_output(o.csv, to_csv(r));
-  if (!o.best_arch.empty()) {
-    NAS_CHECK(r.best >= 0, Error, "--best-arch: no feasible candidate to write");
-    write_output(o.best_arch, spec::canonical_dump(spec::to_json(r.candidates[r.best].arch)));
-  }
+  if (!o.best_arch.empty()) write_output(o.best_arch, spec::canonical_dump(spec::to_json(r.candidates[r.best].arch)));
   write_output(o.out, spec::canonical_dump(spec::to_json(r)));
+  NAS_CHECK(!r.interrupted, Interrupted,
+            "search interrupted after " << est_calls(r) << " evaluations; partial results written to " << o.out);
 }
 
 }  // namespace nas::app

@@ -67,7 +67,7 @@ void run_slice(const SliceOptions& o) {
   spec::json out = {{"child", o.out},          {"hash", spec::arch_hash(arch)}, {"mflops", cost.mflops()},
                     {"params", cost.params},   {"arch", spec::arch_summary(arch)}};
   log_info("wrote " + o.out + " (" + spec::arch_summary(arch) + ")");
-  std::cout << out.dump() << std::endl;
+  std::cout << spec::compact_dump(out) << std::endl;
 }
 
 }  // namespace nas::app

@@ -42,6 +42,13 @@ void run_train(const TrainOptions& o) {
   spec::TrainSpec t;
   const std::string ckpt = o.out_dir + "/supernet.ckpt";
   if (o.resume) {
+    // The checkpoint's embedded specs define the run; flags that would change it are refused
+    // rather than silently ignored (only --data, for data that moved, is taken).
+    NAS_CHECK(o.space.empty() && o.train.empty() && o.epochs == 0 && o.batch_size == 0 && o.train_limit < 0 &&
+                  o.validation_images < 0 && !o.common.seed_given,
+              UsageError,
+              "--resume continues the checkpoint's own run: drop --space, --train, --epochs, --batch-size, "
+              "--train-limit, --validation-images and --seed");
     auto meta = supernet::read_checkpoint_meta(ckpt);
     NAS_CHECK(meta.type == "supernet", CheckpointError, ckpt << ": expected a supernet checkpoint, found a " << meta.type);
     NAS_CHECK(!meta.finished, UsageError, ckpt << ": training already finished (" << meta.step << " steps)");
@@ -69,7 +76,7 @@ void run_train(const TrainOptions& o) {
   auto s = train::train_supernet(space, t, to);
   spec::json summary = {{"checkpoint", s.checkpoint}, {"steps", s.steps},          {"total_steps", s.total_steps},
                         {"seconds", s.seconds},       {"loss_max", s.last.max},   {"loss_min", s.last.min}};
-  std::cout << summary.dump() << std::endl;
+  std::cout << spec::compact_dump(summary) << std::endl;
 }
 
 }  // namespace nas::app

@@ -21,7 +21,8 @@ void add_common_options(CLI::App& app, CommonOptions& o) {
            o.seed_given = true;
          },
          "Random seed (default: the spec's seed, else 0)")
-      ->type_name("UINT");
+      ->type_name("UINT")
+      ->check(CLI::Range(uint64_t{0}, static_cast<uint64_t>(INT64_MAX)));
   app.add_option("--device", o.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->default_val("cpu");
   app.add_flag("-v,--verbose", o.verbose, "More log lines");
   app.add_flag("-q,--quiet", o.quiet, "Errors only on stderr");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/error.h"
 #include "core/log.h"
 
 namespace nas::eval {
@@ -32,12 +33,19 @@ LatencyStats summarize(std::vector<double> ms) {
 
 LatencyStats measure_latency(const std::function<void()>& fn, int warmup, int reps, double min_seconds, int max_reps,
                              const std::function<void()>& sync) {
-  for (int i = 0; i < warmup; ++i) fn();
+  auto check_interrupt = [] {
+    if (interrupt_requested()) throw Interrupted("interrupted while timing");
+  };
+  for (int i = 0; i < warmup; ++i) {
+    check_interrupt();
+    fn();
+  }
   if (sync) sync();
   std::vector<double> ms;
   double start = now_seconds();
   while (static_cast<int>(ms.size()) < max_reps &&
          (static_cast<int>(ms.size()) < reps || now_seconds() - start < min_seconds)) {
+    check_interrupt();
     double t0 = now_seconds();
     fn();
     if (sync) sync();

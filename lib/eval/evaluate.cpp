@@ -1,11 +1,30 @@
 #include "eval/evaluate.h"
 
+#include "core/error.h"
+#include "core/log.h"
+
 namespace nas::eval {
+namespace {
+// Restores a module's train/eval mode (and leaves BN calibration) however the scope is left.
+struct ModeGuard {
+  torch::nn::Module& m;
+  bool was_training;
+  bool calibrating = false;
+  explicit ModeGuard(torch::nn::Module& mod) : m(mod), was_training(mod.is_training()) {}
+  ~ModeGuard() {
+    if (calibrating) nn::set_bn_calibration(m, false);
+    m.train(was_training);
+  }
+};
+void check_interrupt(const char* what) {
+  if (interrupt_requested()) throw Interrupted(std::string("interrupted during ") + what);
+}
+}  // namespace
 
 EvalResult evaluate(torch::nn::Module& m, const ForwardFn& fwd, const data::ImageSet& set,
                     const std::vector<int64_t>& idx, int resolution, const data::Normalization& norm, int batch,
                     const torch::Device& device) {
-  bool was_training = m.is_training();
+  ModeGuard mode(m);
   m.eval();
   torch::NoGradGuard no_grad;
   data::LoaderOptions o;
@@ -17,6 +36,7 @@ EvalResult evaluate(torch::nn::Module& m, const ForwardFn& fwd, const data::Imag
   double loss_sum = 0;
   int64_t correct = 0;
   while (auto b = loader.next()) {
+    check_interrupt("evaluation");
     torch::Tensor x = supernet::resize_input(b->x.to(device), resolution);
     torch::Tensor y = b->y.to(device);
     torch::Tensor logits = fwd(x);
@@ -24,7 +44,6 @@ EvalResult evaluate(torch::nn::Module& m, const ForwardFn& fwd, const data::Imag
     correct += logits.argmax(1).eq(y).sum().item<int64_t>();
     r.n += y.size(0);
   }
-  m.train(was_training);
   if (r.n > 0) {
     r.acc = static_cast<double>(correct) / r.n;
     r.loss = loss_sum / r.n;
@@ -34,10 +53,11 @@ EvalResult evaluate(torch::nn::Module& m, const ForwardFn& fwd, const data::Imag
 
 void recalibrate_bn(supernet::Supernet& net, const data::ImageSet& set, const std::vector<int64_t>& idx,
                     const data::Normalization& norm, int batch, const torch::Device& device) {
-  bool was_training = net->is_training();
+  ModeGuard mode(*net);
   net->train();
   torch::NoGradGuard no_grad;
   nn::set_bn_calibration(*net, true);
+  mode.calibrating = true;
   data::LoaderOptions o;
   o.batch_size = batch;
   o.norm = norm;
@@ -45,14 +65,10 @@ void recalibrate_bn(supernet::Supernet& net, const data::ImageSet& set, const st
   data::BatchLoader loader(set, idx, o);
   int r = net->active().resolution;
   net->set_dropout(0.0);
-  try {
-    while (auto b = loader.next()) net->forward(supernet::resize_input(b->x.to(device), r));
-  } catch (...) {
-    nn::set_bn_calibration(*net, false);
-    throw;
+  while (auto b = loader.next()) {
+    check_interrupt("BN recalibration");
+    net->forward(supernet::resize_input(b->x.to(device), r));
   }
-  nn::set_bn_calibration(*net, false);
-  net->train(was_training);
 }
 
 EvalResult evaluate_supernet(supernet::Supernet& net, const data::ImageSet& set, const std::vector<int64_t>& idx,

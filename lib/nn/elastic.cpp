@@ -85,13 +85,19 @@ DynamicBatchNorm2dImpl::DynamicBatchNorm2dImpl(int64_t c, double m, double e)
 torch::Tensor DynamicBatchNorm2dImpl::forward(const torch::Tensor& x) {
   int64_t c = x.size(1);
   double m = momentum;
-  if (is_training() && calib_batches_ >= 0) {
-    m = 1.0 / static_cast<double>(calib_batches_ + 1);
-    ++calib_batches_;
+  bool training = is_training();
+  if (training && calib_seen_ >= 0) {
+    int64_t n = x.size(0);
+    if (n * x.size(2) * x.size(3) < 2) {
+      training = false;  // one value per channel has no variance: leave the statistics alone
+    } else {
+      m = static_cast<double>(n) / static_cast<double>(calib_seen_ + n);
+      calib_seen_ += n;
+    }
   }
   // Narrowed running stats are views: batch_norm updates the shared buffers in place.
   return torch::batch_norm(x, weight.narrow(0, 0, c), bias.narrow(0, 0, c), running_mean.narrow(0, 0, c),
-                           running_var.narrow(0, 0, c), is_training(), m, eps, false);
+                           running_var.narrow(0, 0, c), training, m, eps, false);
 }
 
 DynamicLinearImpl::DynamicLinearImpl(int64_t in, int64_t out) : max_in(in), max_out(out) {

@@ -40,17 +40,17 @@ class DynamicBatchNorm2dImpl : public torch::nn::Module {
   explicit DynamicBatchNorm2dImpl(int64_t max_channels, double momentum = 0.1, double eps = 1e-5);
   torch::Tensor forward(const torch::Tensor& x);
 
-  // Calibration: running statistics become the cumulative average over the batches seen
-  // (momentum 1/(n+1) for the n-th batch) instead of an exponential moving average.
-  void begin_calibration() { calib_batches_ = 0; }
-  void end_calibration() { calib_batches_ = -1; }
+  // Calibration: running statistics become the average over all images seen, each batch weighted
+  // by its size (momentum B / (seen + B)), instead of an exponential moving average.
+  void begin_calibration() { calib_seen_ = 0; }
+  void end_calibration() { calib_seen_ = -1; }
 
   torch::Tensor weight, bias, running_mean, running_var;
   int64_t max_channels;
   double momentum, eps;
 
  private:
-  int64_t calib_batches_ = -1;
+  int64_t calib_seen_ = -1;  // images seen while calibrating; -1: not calibrating
 };
 TORCH_MODULE(DynamicBatchNorm2d);
 

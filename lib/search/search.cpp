@@ -1,6 +1,7 @@
 #include "search/search.h"
 
 #include <algorithm>
+#include <set>
 #include <sstream>
 
 #include "core/build_info.h"
@@ -106,7 +107,9 @@ void coarse_to_fine(SearchContext& ctx, Rng& rng) {
   std::vector<spec::Arch> coarse;
   for (const auto& l : grid) coarse.push_back(supernet::arch_at_levels(ctx.space(), l));
   std::vector<spec::Arch> feasible;
+  std::set<std::string> seen;
   for (const auto& a : coarse) {
+    if (!seen.insert(spec::arch_hash(a)).second) continue;  // levels coincide on small choice sets
     if (ctx.feasible(a))
       feasible.push_back(a);
     else
@@ -153,10 +156,15 @@ spec::SearchResult run_search(const spec::SearchSpace& space, const CostFn& cost
   check_satisfiable(space, cost, o.constraints);
   SearchContext ctx(space, cost, est, o);
   Rng rng(o.seed ^ 0x5ea4c4ULL);
-  if (o.strategy == "random")
-    random_search(ctx, rng);
-  else
-    coarse_to_fine(ctx, rng);
+  bool interrupted = false;
+  try {
+    if (o.strategy == "random")
+      random_search(ctx, rng);
+    else
+      coarse_to_fine(ctx, rng);
+  } catch (const Interrupted&) {
+    interrupted = true;  // finish the result with what was evaluated; the caller saves it
+  }
   ctx.finish_progress();
   spec::SearchResult r = std::move(ctx.result());
   r.space = space.name;
@@ -164,6 +172,7 @@ spec::SearchResult run_search(const spec::SearchSpace& space, const CostFn& cost
   r.seed = o.seed;
   r.budget = o.budget;
   r.constraints = o.constraints;
+  r.interrupted = interrupted;
   auto best = [&] {
     int b = -1;
     for (const auto& c : r.candidates) {

@@ -60,7 +60,7 @@ Arch load_arch(const std::string& path) {
   json j = load_document(path);
   std::string file = path == "-" ? "<stdin>" : path;
   // A nas.search result stands for its best candidate, so `nas-slice --arch search.json` works.
-  if (j.is_object() && j.value("kind", "") == "nas.search") {
+  if (j.is_object() && j.contains("kind") && j["kind"] == "nas.search") {
     NAS_CHECK(j.contains("best") && j["best"].is_object() && j["best"].contains("arch"), SpecError,
               file << ": best: expected the best candidate with an arch, found none (no feasible candidate?)");
     return arch_from_json(j["best"]["arch"], file + " (best.arch)");
@@ -105,7 +105,7 @@ void validate_arch(const Arch& a, const SearchSpace& s, const std::string& file)
   }
 }
 
-std::string arch_hash(const Arch& a) { return hex64(fnv1a64(to_json(a).dump())); }
+std::string arch_hash(const Arch& a) { return hex64(fnv1a64(compact_dump(to_json(a)))); }
 
 std::string arch_summary(const Arch& a) {
   std::ostringstream os;

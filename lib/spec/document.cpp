@@ -74,24 +74,55 @@ bool is_int(const json& j) { return j.is_number_integer() || j.is_number_unsigne
 
 }  // namespace
 
-json parse_document(const std::string& text, const std::string& file) {
-  size_t first = text.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) throw SpecError(file + ": empty document");
-  if (text[first] == '{' || text[first] == '[') {
-    try {
-      return json::parse(text);
-    } catch (const json::parse_error& e) {
-      std::string what = e.what();
-      auto pos = what.find("parse error");
-      throw SpecError(file + ": invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
-    }
-  }
+namespace {
+json parse_yaml(const std::string& text, const std::string& file) {
   try {
     YAML::Node root = YAML::Load(text);
     return yaml_to_json(root, file);
   } catch (const YAML::Exception& e) {
     throw SpecError(file + ": invalid YAML at line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
+}
+
+// JSON, with duplicate keys refused as they are in YAML (nlohmann would keep the last one).
+json parse_json(const std::string& text, const std::string& file) {
+  std::vector<std::set<std::string>> keys;
+  std::string dup;
+  auto cb = [&](int, json::parse_event_t ev, json& parsed) {
+    if (ev == json::parse_event_t::object_start) keys.emplace_back();
+    else if (ev == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+    else if (ev == json::parse_event_t::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second &&
+             dup.empty())
+      dup = parsed.get<std::string>();
+    return true;
+  };
+  json j = json::parse(text, cb);
+  if (!dup.empty()) throw SpecError(file + ": " + dup + ": duplicate key");
+  return j;
+}
+}  // namespace
+
+json parse_document(const std::string& text, const std::string& file) {
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) throw SpecError(file + ": empty document");
+  if (text[first] == '{' || text[first] == '[') {
+    try {
+      return parse_json(text, file);
+    } catch (const json::parse_error& e) {
+      // YAML flow style ({kind: nas.arch, ...}) also starts with a brace; a .json file stays JSON.
+      bool json_file = file.size() >= 5 && file.compare(file.size() - 5, 5, ".json") == 0;
+      if (!json_file) {
+        try {
+          return parse_yaml(text, file);
+        } catch (const SpecError&) {
+        }
+      }
+      std::string what = e.what();
+      auto pos = what.find("parse error");
+      throw SpecError(file + ": invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
+    }
+  }
+  return parse_yaml(text, file);
 }
 
 json load_document(const std::string& path) {
@@ -109,7 +140,7 @@ std::string describe(const json& j) {
     double d = j.get<double>();
     return std::isnan(d) ? "NaN" : (d > 0 ? "inf" : "-inf");
   }
-  std::string s = j.dump();
+  std::string s = compact_dump(j);
   if (s.size() > 60) s = s.substr(0, 57) + "...";
   const char* type = j.is_object() ? "object " : j.is_array() ? "list " : j.is_string() ? "string " : "";
   return std::string(type) + s;
@@ -187,6 +218,11 @@ bool Obj::boolean_or(const std::string& key, bool def) {
 std::string Obj::string(const std::string& key) {
   const json& v = need(key);
   if (!v.is_string() || v.get<std::string>().empty()) fail(key, "a non-empty string", v);
+  try {
+    (void)v.dump();  // strict: throws on invalid UTF-8
+  } catch (const json::exception&) {
+    fail(key, "valid UTF-8 text", v);
+  }
   return v.get<std::string>();
 }
 std::string Obj::string_or(const std::string& key, const std::string& def) {
@@ -292,6 +328,7 @@ int check_header(Obj& o, const std::string& kind, int max_version) {
   return static_cast<int>(v.get<int64_t>());
 }
 
-std::string canonical_dump(const json& j) { return j.dump(2) + "\n"; }
+std::string canonical_dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n"; }
+std::string compact_dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 }  // namespace nas::spec

@@ -68,5 +68,7 @@ int check_header(Obj& o, const std::string& kind, int max_version);
 
 // Canonical JSON text: sorted keys (nlohmann's default), 2-space indent.
 std::string canonical_dump(const json& j);
+// One-line JSON text; invalid UTF-8 (a file name, say) is replaced rather than thrown on.
+std::string compact_dump(const json& j);
 
 }  // namespace nas::spec

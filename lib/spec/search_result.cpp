@@ -1,6 +1,7 @@
 #include "spec/search_result.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/error.h"
 
@@ -44,6 +45,7 @@ json to_json(const SearchResult& r) {
   }
   j["timings"] = {{"total_seconds", r.total_seconds}, {"eval_seconds", r.eval_seconds},
                   {"cache_hits", r.cache_hits}};
+  j["interrupted"] = r.interrupted;
   j["created"] = r.created;
   j["commit"] = r.commit;
   return j;
@@ -62,7 +64,8 @@ Candidate candidate_from(Obj& c) {
   k.evaluated = c.boolean("evaluated");
   Obj m = c.object("metrics");
   k.val_acc = m.number("val_acc", 0, 1);
-  k.val_loss = m.number("val_loss", 0, 1e9);
+  // null: the loss was not finite (a diverged child); written so by nlohmann for NaN.
+  k.val_loss = m.take("val_loss") ? m.number("val_loss", 0, 1e300) : std::numeric_limits<double>::quiet_NaN();
   m.finish();
   k.estimator = c.text_or("estimator", "");
   k.origin = c.text_or("origin", "");
@@ -118,6 +121,7 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
     r.cache_hits = t.integer("cache_hits", 0, INT64_MAX);
     t.finish();
   }
+  r.interrupted = o.boolean_or("interrupted", false);
   r.created = o.text_or("created", "");
   r.commit = o.text_or("commit", "");
   o.finish();

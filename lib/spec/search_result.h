@@ -50,6 +50,7 @@ struct SearchResult {
   double total_seconds = 0;
   double eval_seconds = 0;
   int64_t cache_hits = 0;
+  bool interrupted = false;  // stopped by SIGINT/SIGTERM before the budget was spent
   std::string created;
   std::string commit;
 };

@@ -4,6 +4,9 @@
 #include "core/error.h"
 #include "core/io.h"
 
+#include <map>
+#include <vector>
+
 namespace nas::supernet {
 namespace {
 
@@ -46,7 +49,7 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
   check_readable_file(path);
   torch::serialize::InputArchive ar;
   try {
-    ar.load_from(path);
+    ar.load_from(path, torch::kCPU);  // a checkpoint saved on a GPU loads on a CPU-only host
   } catch (const c10::Error& e) {
     throw CheckpointError(path + ": corrupt or truncated checkpoint (" + first_line(e.what_without_backtrace()) + ")");
   }
@@ -75,14 +78,30 @@ CheckpointMeta read_meta(torch::serialize::InputArchive& ar, const std::string& 
   }
 }
 
-template <class Net>
-void load_tensors(torch::serialize::InputArchive& ar, Net& net, const std::string& path) {
+// Loads tensors into `net`, which keeps its device, and checks every shape: LibTorch's archive
+// reader replaces tensors without comparing sizes.
+void load_tensors(torch::serialize::InputArchive& ar, torch::nn::Module& net, const std::string& path) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  torch::Device device = torch::kCPU;
+  for (const auto& p : net.named_parameters()) {
+    shapes[p.key()] = p.value().sizes().vec();
+    device = p.value().device();
+  }
+  for (const auto& b : net.named_buffers()) shapes[b.key()] = b.value().sizes().vec();
   try {
-    net->load(ar);
+    net.load(ar);
   } catch (const c10::Error& e) {
     throw CheckpointError(path + ": checkpoint tensors do not match its metadata (" +
                           first_line(e.what_without_backtrace()) + ")");
   }
+  auto check = [&](const std::string& name, const torch::Tensor& t) {
+    NAS_CHECK(t.sizes().vec() == shapes[name], CheckpointError,
+              path << ": tensor " << name << " has shape " << t.sizes() << ", expected "
+                   << c10::IntArrayRef(shapes[name]) << " (checkpoint and metadata disagree)");
+  };
+  for (const auto& p : net.named_parameters()) check(p.key(), p.value());
+  for (const auto& b : net.named_buffers()) check(b.key(), b.value());
+  net.to(device);
 }
 
 void write_archive(const std::string& path, const std::function<void(torch::serialize::OutputArchive&)>& fill) {
@@ -95,6 +114,20 @@ void write_archive(const std::string& path, const std::function<void(torch::seri
       throw IoError(path + ": cannot write checkpoint (" + first_line(e.what_without_backtrace()) + ")");
     }
   });
+}
+
+torch::Device device_of(torch::nn::Module& m) {
+  for (const auto& p : m.parameters()) return p.device();
+  return torch::kCPU;
+}
+
+// Optimizer state loads on the CPU; it must live where the parameters live.
+void move_optimizer_state(torch::optim::Optimizer& opt, const torch::Device& device) {
+  for (auto& kv : opt.state()) {
+    if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(kv.second.get())) {
+      if (sgd->momentum_buffer().defined()) sgd->momentum_buffer(sgd->momentum_buffer().to(device));
+    }
+  }
 }
 
 }  // namespace
@@ -124,7 +157,7 @@ void save_supernet(const std::string& path, Supernet& net, const CheckpointMeta&
   m.type = "supernet";
   write_archive(path, [&](torch::serialize::OutputArchive& ar) {
     net->save(ar);
-    ar.write(kMetaKey, c10::IValue(meta_to_json(m).dump()));
+    ar.write(kMetaKey, c10::IValue(spec::compact_dump(meta_to_json(m))));
     if (optimizer) {
       torch::serialize::OutputArchive opt;
       optimizer->save(opt);
@@ -139,7 +172,7 @@ void save_child(const std::string& path, nn::ChildNet& net, const CheckpointMeta
   m.arch = net->arch;
   write_archive(path, [&](torch::serialize::OutputArchive& ar) {
     net->save(ar);
-    ar.write(kMetaKey, c10::IValue(meta_to_json(m).dump()));
+    ar.write(kMetaKey, c10::IValue(spec::compact_dump(meta_to_json(m))));
   });
 }
 
@@ -152,12 +185,13 @@ CheckpointMeta restore_supernet(const std::string& path, Supernet& net, torch::o
   auto ar = open_archive(path);
   CheckpointMeta m = read_meta(ar, path);
   NAS_CHECK(m.type == "supernet", CheckpointError, path << ": expected a supernet checkpoint, found a " << m.type);
-  load_tensors(ar, net, path);
+  load_tensors(ar, *net, path);
   if (optimizer) {
     torch::serialize::InputArchive opt;
     NAS_CHECK(ar.try_read("optimizer", opt), CheckpointError, path << ": checkpoint holds no optimizer state");
     try {
       optimizer->load(opt);
+      move_optimizer_state(*optimizer, device_of(*net));
     } catch (const c10::Error& e) {
       throw CheckpointError(path + ": optimizer state does not match (" + first_line(e.what_without_backtrace()) + ")");
     }
@@ -178,11 +212,15 @@ LoadedChild load_child(const std::string& path) {
   auto ar = open_archive(path);
   CheckpointMeta m = read_meta(ar, path);
   NAS_CHECK(m.type == "child", CheckpointError, path << ": expected a child checkpoint, found a " << m.type);
-  spec::validate_arch(*m.arch, m.space, path + " (embedded arch)");
+  try {
+    spec::validate_arch(*m.arch, m.space, path + " (embedded arch)");
+  } catch (const SpecError& e) {
+    throw CheckpointError(std::string("invalid checkpoint: ") + e.what());
+  }
   LoadedChild out;
   out.meta = m;
   out.net = nn::ChildNet(m.space, *m.arch, m.in_channels, m.num_classes);
-  load_tensors(ar, out.net, path);
+  load_tensors(ar, *out.net, path);
   return out;
 }
 

@@ -30,6 +30,23 @@ torch::Tensor soft_ce(const torch::Tensor& logits, const torch::Tensor& teacher_
   return -(teacher_prob * logp).sum(1).mean() * (T * T);
 }
 
+// Lines logged after the checkpoint a run resumes from would be logged again: drop them.
+void drop_metrics_after(const std::string& path, int64_t step) {
+  if (!is_regular_file(path)) return;
+  std::istringstream in(read_file(path));
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    try {
+      if (spec::json::parse(line).value("step", int64_t{0}) > step) continue;
+    } catch (const spec::json::exception&) {
+      continue;  // a line cut short by a crash
+    }
+    kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
+
 }  // namespace
 
 double lr_at(const spec::TrainSpec& t, int64_t step, int64_t total_steps, int64_t steps_per_epoch) {
@@ -161,7 +178,11 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
     supernet::save_supernet(ckpt, net, meta, opt.get());
   };
 
-  JsonlWriter metrics(o.out_dir + "/metrics.jsonl", o.resume);
+  NAS_CHECK(o.stop_after_steps <= 0 || o.stop_after_steps > step, UsageError,
+            "--stop-after-steps " << o.stop_after_steps << ": the checkpoint is already at step " << step);
+  const std::string metrics_path = o.out_dir + "/metrics.jsonl";
+  if (o.resume) drop_metrics_after(metrics_path, step);
+  JsonlWriter metrics(metrics_path, o.resume);
   auto max_cost = net->cost(supernet::max_arch(space));
   auto min_cost = net->cost(supernet::min_arch(space));
   {

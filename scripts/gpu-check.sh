@@ -19,7 +19,7 @@ ctest --test-dir build-gpu --output-on-failure -j4 > "$OUT/ctest.log" 2>&1
 rc=$?
 tail -25 "$OUT/ctest.log"
 ./build-gpu/nas-train-supernet --space configs/spaces/fmnist-mbconv.yaml --train configs/train/fmnist.yaml \
-  --out "$OUT/run" --device cuda --stop-after-steps 100 > "$OUT/train-cuda.log" 2>&1
+  --out "$OUT/run" --device cuda --stop-after-steps 30 > "$OUT/train-cuda.log" 2>&1
 tail -3 "$OUT/train-cuda.log"
 rm -f "$OUT/run/supernet.ckpt"
 exit $rc

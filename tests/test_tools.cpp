@@ -223,3 +223,20 @@ TEST_CASE("SIGTERM during training saves a checkpoint and exits 5; --resume cont
   CHECK(r3.code == 5);
   CHECK_THAT(r3.err, Catch::Matchers::Contains("resuming from"));
 }
+
+TEST_CASE("from-scratch mode: nas-train-supernet --arch writes a child that nas-benchmark reads", "[tool]") {
+  std::string d = test::temp_dir("scratch");
+  auto r = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") + " --train " +
+                         test::test_data("tiny-train.yaml") + " --out " + d + " --arch min --train-limit 640 --threads 2");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(json::parse(r.out)["child"] == d + "/child.ckpt");
+  CHECK_THAT(r.err, Catch::Matchers::Contains("from scratch: r20"));
+  auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + d +
+                          "/child.ckpt --reps 2 --warmup 0 --min-time 0 --throughput-batch 8 --test-images 300");
+  INFO(rb.err);
+  REQUIRE(rb.code == 0);
+  auto b = spec::bench_result_from_json(json::parse(rb.out), "stdout");
+  CHECK(b.test_acc > 0.15);
+  CHECK(b.arch.resolution == 20);
+}

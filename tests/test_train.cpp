@@ -134,3 +134,150 @@ TEST_CASE("resume continues bit for bit: weights and optimizer state equal an un
   CHECK(m.find("\"images_per_s\"") != std::string::npos);
   CHECK(m.find("\"step\":9") == std::string::npos);
 }
+
+namespace {
+struct Fixture {
+  spec::SearchSpace space = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  data::ImageSet set = data::load_mnist_dir(test::kFmnist, false);
+  data::Batch batch;
+  Fixture() {
+    data::LoaderOptions o;
+    o.norm = {{0.286}, {0.353}};
+    batch = data::make_batch(set, data::iota_indices(set.n, 48), o, 0);
+  }
+  // One step from a fresh, seeded supernet; returns the losses and the updated parameters.
+  std::pair<train::StepLosses, std::vector<torch::Tensor>> step(const spec::TrainSpec& t, const spec::Arch* fixed = nullptr) {
+    torch::manual_seed(0);
+    supernet::Supernet net(space, 1, 10);
+    net->init_last_bn_gamma(t.zero_init_last_bn);
+    auto opt = train::make_optimizer(net, t);
+    auto l = train::sandwich_step(net, *opt, batch, t, 3, torch::kCPU, fixed);
+    std::vector<torch::Tensor> p;
+    for (const auto& x : net->parameters()) p.push_back(x.clone());
+    return {l, p};
+  }
+};
+bool all_close(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b, double rtol = 1e-5,
+               double atol = 1e-7) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!torch::allclose(a[i], b[i], rtol, atol)) return false;
+  return true;
+}
+}  // namespace
+
+TEST_CASE("recipe switches: dropout and drop-connect touch the max child only", "[train]") {
+  Fixture f;
+  spec::TrainSpec t;
+  t.distillation = false;  // children learn from labels, so the max child's noise cannot reach them
+  t.dropout = 0;
+  t.drop_connect = 0;
+  auto base = f.step(t);
+  t.dropout = 0.5;
+  auto drop = f.step(t);
+  CHECK(drop.first.max != base.first.max);
+  CHECK(drop.first.min == base.first.min);
+  CHECK(drop.first.random == base.first.random);
+  t.dropout = 0;
+  t.zero_init_last_bn = false;  // a zero-initialised residual branch is zero: dropping it changes nothing
+  auto base1 = f.step(t);
+  t.drop_connect = 0.5;
+  auto dc = f.step(t);
+  CHECK(dc.first.max != base1.first.max);
+  CHECK(dc.first.min == base1.first.min);
+  // After the step, nothing random is left on: two train-mode forwards agree.
+  torch::manual_seed(0);
+  supernet::Supernet net(f.space, 1, 10);
+  spec::TrainSpec t2;
+  t2.dropout = 0.5;
+  t2.drop_connect = 0.5;
+  auto opt = train::make_optimizer(net, t2);
+  train::sandwich_step(net, *opt, f.batch, t2, 0);
+  net->train();
+  torch::NoGradGuard g;
+  torch::Tensor x = supernet::resize_input(f.batch.x, net->active().resolution);
+  CHECK(torch::equal(net->forward(x), net->forward(x)));
+}
+
+TEST_CASE("recipe switches: zero-init, KL vs soft cross-entropy, uniform sampling, RMSProp, schedules", "[train]") {
+  Fixture f;
+  {
+    torch::manual_seed(0);
+    supernet::Supernet net(f.space, 1, 10);
+    int residual = 0;
+    for (bool zero : {true, false}) {
+      net->init_last_bn_gamma(zero);
+      for (const auto& p : net->named_parameters()) {
+        if (p.key().find("_block1.project_bn.weight") == std::string::npos) continue;  // second blocks are residual
+        ++residual;
+        CHECK(p.value().abs().sum().item<double>() == (zero ? 0.0 : static_cast<double>(p.value().numel())));
+      }
+    }
+    CHECK(residual == 6);  // 3 stages x 2 settings
+  }
+  spec::TrainSpec t;
+  t.dropout = 0;
+  auto soft = f.step(t);
+  t.distill_loss = "kl";
+  auto kl = f.step(t);
+  CHECK(kl.first.max == soft.first.max);
+  CHECK(kl.first.min < soft.first.min);  // KL = soft CE minus the teacher's entropy
+  CHECK(all_close(kl.second, soft.second, 1e-4, 1e-6));  // same gradients, same update
+
+  t.distill_loss = "soft_ce";
+  t.sampling = "uniform";
+  auto uni = f.step(t);
+  CHECK(uni.first.max == uni.first.min);  // one child per step
+  CHECK_FALSE(all_close(uni.second, soft.second));
+
+  t.sampling = "sandwich";
+  t.optimizer = "rmsprop";
+  t.nesterov = false;
+  t.lr = 0.01;
+  {
+    torch::manual_seed(0);
+    supernet::Supernet net(f.space, 1, 10);
+    auto opt = train::make_optimizer(net, t);
+    CHECK(dynamic_cast<torch::optim::RMSprop*>(opt.get()) != nullptr);
+    auto first = train::sandwich_step(net, *opt, f.batch, t, 0);
+    train::StepLosses last;
+    for (int s = 1; s < 10; ++s) last = train::sandwich_step(net, *opt, f.batch, t, s);
+    CHECK(last.max < first.max);
+  }
+
+  spec::TrainSpec e;
+  e.schedule = "exponential";
+  e.lr = 0.1;
+  e.warmup_epochs = 1;
+  e.decay_rate = 0.5;
+  e.decay_epochs = 2;
+  e.final_lr_fraction = 0.2;
+  CHECK(train::lr_at(e, 4, 1000, 10) == Approx(0.05));    // warm-up: 5 of 10 steps
+  CHECK(train::lr_at(e, 10, 1000, 10) == Approx(0.1));    // decay starts
+  CHECK(train::lr_at(e, 30, 1000, 10) == Approx(0.05));   // 2 epochs later: halved
+  CHECK(train::lr_at(e, 40, 1000, 10) == Approx(0.1 * std::pow(0.5, 1.5)));
+  CHECK(train::lr_at(e, 500, 1000, 10) == Approx(0.02));  // held at the floor
+}
+
+TEST_CASE("from-scratch mode trains one arch and writes a child checkpoint", "[train]") {
+  Fixture f;
+  spec::TrainSpec t;
+  t.dropout = 0;
+  auto a = supernet::min_arch(f.space);
+  auto fixed = f.step(t, &a);
+  CHECK(fixed.first.max == fixed.first.min);
+  auto t2 = tiny_train();
+  t2.data.train_limit = 256;
+  t2.epochs = 1;
+  std::string dir = test::temp_dir("scratch");
+  train::TrainOptions o;
+  o.out_dir = dir;
+  o.fixed_arch = a;
+  auto s = train::train_supernet(f.space, t2, o);
+  CHECK(s.child == dir + "/child.ckpt");
+  auto child = supernet::load_child(s.child);
+  CHECK(*child.meta.arch == a);
+  auto meta = supernet::read_checkpoint_meta(dir + "/supernet.ckpt");
+  REQUIRE(meta.arch.has_value());
+  CHECK(*meta.arch == a);
+}

@@ -3,7 +3,6 @@
 #include <iostream>
 
 #include "core/error.h"
-#include "core/hash.h"
 #include "core/io.h"
 #include "supernet/sampling.h"
 #include "train/trainer.h"
@@ -23,8 +22,7 @@ CheckpointData load_checkpoint_data(const spec::TrainSpec& spec_in, const std::s
                         << t.data.validation_images << " validation images the checkpoint's train spec holds out");
   d.split = data::make_split(d.train.n, t.data.validation_images, t.data.split_seed, t.data.train_limit);
   d.norm = train::normalization_of(t);
-  int64_t n = calib_images >= 0 ? calib_images : t.calib_images;
-  d.calib = data::seeded_subset(d.split.train, n, mix_seed(t.seed, 0xca1b));
+  d.calib = train::calibration_indices(t, d.split, calib_images);
   return d;
 }
 

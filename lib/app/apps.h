@@ -25,6 +25,7 @@ struct TrainOptions {
   int64_t validation_images = -1;  // overrides data.validation_images when >= 0
   bool resume = false;
   int64_t stop_after_steps = 0;
+  std::string arch;      // from-scratch mode: train this one arch (max, min or a nas.arch file)
 };
 void add_train_options(CLI::App& app, TrainOptions& o);
 void run_train(const TrainOptions& o);

@@ -1,7 +1,9 @@
 #include <torch/torch.h>
 
 #include <iostream>
+#include <optional>
 
+#include "app/app_data.h"
 #include "app/apps.h"
 #include "core/error.h"
 #include "core/io.h"
@@ -30,6 +32,9 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   app.add_option("--validation-images", o.validation_images, "Override data.validation_images")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  app.add_option("--arch", o.arch,
+                 "From scratch: train this one arch (max, min, a nas.arch or nas.search file) instead of the "
+                 "supernet; also writes OUT/child.ckpt");
   app.add_flag("--resume", o.resume, "Continue from OUT/supernet.ckpt (its embedded specs are used)");
   app.add_option("--stop-after-steps", o.stop_after_steps, "Checkpoint and stop after N steps in total")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 60));
@@ -40,14 +45,15 @@ void run_train(const TrainOptions& o) {
   cli::apply_common_options(o.common);
   spec::SearchSpace space;
   spec::TrainSpec t;
+  std::optional<spec::Arch> fixed;
   const std::string ckpt = o.out_dir + "/supernet.ckpt";
   if (o.resume) {
     // The checkpoint's embedded specs define the run; flags that would change it are refused
     // rather than silently ignored (only --data, for data that moved, is taken).
-    NAS_CHECK(o.space.empty() && o.train.empty() && o.epochs == 0 && o.batch_size == 0 && o.train_limit < 0 &&
+    NAS_CHECK(o.space.empty() && o.train.empty() && o.arch.empty() && o.epochs == 0 && o.batch_size == 0 && o.train_limit < 0 &&
                   o.validation_images < 0 && !o.common.seed_given,
               UsageError,
-              "--resume continues the checkpoint's own run: drop --space, --train, --epochs, --batch-size, "
+              "--resume continues the checkpoint's own run: drop --space, --train, --arch, --epochs, --batch-size, "
               "--train-limit, --validation-images and --seed");
     auto meta = supernet::read_checkpoint_meta(ckpt);
     NAS_CHECK(meta.type == "supernet", CheckpointError, ckpt << ": expected a supernet checkpoint, found a " << meta.type);
@@ -55,6 +61,7 @@ void run_train(const TrainOptions& o) {
     space = meta.space;
     t = meta.train;
     t.source = ckpt + " (embedded train spec)";
+    fixed = meta.arch;
   } else {
     NAS_CHECK(!o.space.empty(), UsageError, "--space is required (unless --resume)");
     NAS_CHECK(!o.train.empty(), UsageError, "--train is required (unless --resume)");
@@ -66,6 +73,7 @@ void run_train(const TrainOptions& o) {
     if (o.train_limit >= 0) t.data.train_limit = o.train_limit;
     if (o.validation_images >= 0) t.data.validation_images = o.validation_images;
     if (o.common.seed_given) t.seed = o.common.seed;
+    if (!o.arch.empty()) fixed = resolve_arch(o.arch, space);
   }
   if (o.resume && !o.data.empty()) t.data.path = o.data;  // the data may have moved
   train::TrainOptions to;
@@ -73,9 +81,11 @@ void run_train(const TrainOptions& o) {
   to.resume = o.resume;
   to.stop_after_steps = o.stop_after_steps;
   to.device = o.common.device;
+  to.fixed_arch = fixed;
   auto s = train::train_supernet(space, t, to);
   spec::json summary = {{"checkpoint", s.checkpoint}, {"steps", s.steps},          {"total_steps", s.total_steps},
                         {"seconds", s.seconds},       {"loss_max", s.last.max},   {"loss_min", s.last.min}};
+  if (!s.child.empty()) summary["child"] = s.child;
   std::cout << spec::compact_dump(summary) << std::endl;
 }
 

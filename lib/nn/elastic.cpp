@@ -144,7 +144,8 @@ DynamicMBConvImpl::DynamicMBConvImpl(int64_t max_in, int64_t max_out, int64_t ma
   }
 }
 
-torch::Tensor DynamicMBConvImpl::forward(const torch::Tensor& x, int64_t expand, int64_t kernel, int64_t out) {
+torch::Tensor DynamicMBConvImpl::forward(const torch::Tensor& x, int64_t expand, int64_t kernel, int64_t out,
+                                         double drop_rate) {
   int64_t in = x.size(1);
   torch::Tensor h = x;
   if (has_expand) h = apply_act(expand_bn(expand_conv(h, in * expand, 1)), act);
@@ -158,6 +159,12 @@ torch::Tensor DynamicMBConvImpl::forward(const torch::Tensor& x, int64_t expand,
   h = project_bn(project_conv(h, out, 1));
   if (residual) {
     TORCH_CHECK(in == out, "residual block with different in/out widths");
+    if (drop_rate > 0 && is_training()) {
+      // Drop the whole branch per sample, rescale the kept ones (EfficientNet's drop-connect).
+      double keep = 1.0 - drop_rate;
+      torch::Tensor mask = torch::empty({h.size(0), 1, 1, 1}, h.options()).bernoulli_(keep);
+      h = h * mask / keep;
+    }
     h = h + x;
   }
   return h;

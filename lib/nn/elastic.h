@@ -69,7 +69,8 @@ class DynamicMBConvImpl : public torch::nn::Module {
  public:
   DynamicMBConvImpl(int64_t max_in, int64_t max_out, int64_t max_expand, int64_t max_kernel, int64_t stride,
                     bool has_expand, bool se, Act act, bool residual);
-  torch::Tensor forward(const torch::Tensor& x, int64_t expand, int64_t kernel, int64_t out);
+  // drop_rate: stochastic depth of the residual branch in training mode (0: off).
+  torch::Tensor forward(const torch::Tensor& x, int64_t expand, int64_t kernel, int64_t out, double drop_rate = 0.0);
 
   DynamicConv2d expand_conv{nullptr};
   DynamicBatchNorm2d expand_bn{nullptr};

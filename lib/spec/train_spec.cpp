@@ -29,10 +29,13 @@ TrainSpec train_spec_from_json(const json& j, const std::string& file) {
   t.batch_size = static_cast<int>(o.integer("batch_size", 1, 65536));
   {
     Obj p = o.object("optimizer");
-    t.optimizer = p.one_of_or("type", {"sgd"}, "sgd");
+    t.optimizer = p.one_of_or("type", {"sgd", "rmsprop"}, "sgd");
     t.lr = p.number("lr", 1e-8, 100.0);
     t.momentum = p.number_or("momentum", t.momentum, 0.0, 0.9999);
-    t.nesterov = p.boolean_or("nesterov", t.nesterov);
+    t.nesterov = p.boolean_or("nesterov", t.optimizer == "sgd");
+    if (t.nesterov && t.optimizer != "sgd") p.fail("nesterov", "false with rmsprop", true);
+    t.rms_alpha = p.number_or("alpha", t.rms_alpha, 0.0, 0.9999);
+    t.rms_eps = p.number_or("eps", t.rms_eps, 1e-12, 1.0);
     t.weight_decay = p.number_or("weight_decay", t.weight_decay, 0.0, 1.0);
     t.grad_clip = p.number_or("grad_clip", 0.0, 0.0, 1e6);
     if (t.nesterov && t.momentum <= 0) p.fail("momentum", "a positive momentum when nesterov is true", t.momentum);
@@ -40,24 +43,30 @@ TrainSpec train_spec_from_json(const json& j, const std::string& file) {
   }
   if (o.take("schedule")) {
     Obj s = o.object("schedule");
-    t.schedule = s.one_of_or("type", {"cosine", "constant"}, "cosine");
+    t.schedule = s.one_of_or("type", {"cosine", "exponential", "constant"}, "cosine");
     t.warmup_epochs = s.number_or("warmup_epochs", t.warmup_epochs, 0.0, 1e5);
     t.final_lr_fraction = s.number_or("final_lr_fraction", 0.0, 0.0, 1.0);
+    t.decay_rate = s.number_or("decay_rate", t.decay_rate, 1e-6, 1.0);
+    t.decay_epochs = s.number_or("decay_epochs", t.decay_epochs, 1e-6, 1e5);
     s.finish();
   }
   if (o.take("sandwich")) {
     Obj s = o.object("sandwich");
+    t.sampling = s.one_of_or("sampling", {"sandwich", "uniform", "fixed"}, "sandwich");
     t.random_children = static_cast<int>(s.integer_or("random_children", t.random_children, 0, 64));
     s.finish();
   }
   if (o.take("distillation")) {
     Obj s = o.object("distillation");
     t.distillation = s.boolean_or("enabled", true);
+    t.distill_loss = s.one_of_or("loss", {"soft_ce", "kl"}, "soft_ce");
     t.temperature = s.number_or("temperature", 1.0, 0.01, 100.0);
     s.finish();
   }
   t.label_smoothing = o.number_or("label_smoothing", t.label_smoothing, 0.0, 0.999);
   t.dropout = o.number_or("dropout", t.dropout, 0.0, 0.999);
+  t.drop_connect = o.number_or("drop_connect", t.drop_connect, 0.0, 0.999);
+  t.zero_init_last_bn = o.boolean_or("zero_init_last_bn", t.zero_init_last_bn);
   t.seed = static_cast<uint64_t>(o.integer_or("seed", 0, 0, INT64_MAX));
   t.checkpoint_every_steps = o.integer_or("checkpoint_every_steps", t.checkpoint_every_steps, 1, INT64_MAX);
   t.log_every_steps = o.integer_or("log_every_steps", t.log_every_steps, 1, INT64_MAX);
@@ -93,13 +102,19 @@ json to_json(const TrainSpec& t) {
   j["batch_size"] = t.batch_size;
   j["optimizer"] = {{"type", t.optimizer},       {"lr", t.lr},
                     {"momentum", t.momentum},    {"nesterov", t.nesterov},
+                    {"alpha", t.rms_alpha},      {"eps", t.rms_eps},
                     {"weight_decay", t.weight_decay}, {"grad_clip", t.grad_clip}};
-  j["schedule"] = {{"type", t.schedule}, {"warmup_epochs", t.warmup_epochs},
-                   {"final_lr_fraction", t.final_lr_fraction}};
-  j["sandwich"] = {{"random_children", t.random_children}};
-  j["distillation"] = {{"enabled", t.distillation}, {"temperature", t.temperature}};
+  j["schedule"] = {{"type", t.schedule},
+                   {"warmup_epochs", t.warmup_epochs},
+                   {"final_lr_fraction", t.final_lr_fraction},
+                   {"decay_rate", t.decay_rate},
+                   {"decay_epochs", t.decay_epochs}};
+  j["sandwich"] = {{"sampling", t.sampling}, {"random_children", t.random_children}};
+  j["distillation"] = {{"enabled", t.distillation}, {"loss", t.distill_loss}, {"temperature", t.temperature}};
   j["label_smoothing"] = t.label_smoothing;
   j["dropout"] = t.dropout;
+  j["drop_connect"] = t.drop_connect;
+  j["zero_init_last_bn"] = t.zero_init_last_bn;
   j["seed"] = t.seed;
   j["checkpoint_every_steps"] = t.checkpoint_every_steps;
   j["log_every_steps"] = t.log_every_steps;

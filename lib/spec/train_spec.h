@@ -30,22 +30,32 @@ struct TrainSpec {
   int epochs = 3;
   int batch_size = 128;
   // optimizer
-  std::string optimizer = "sgd";
+  std::string optimizer = "sgd";  // sgd (Nesterov by default) or rmsprop
   double lr = 0.1;
   double momentum = 0.9;
   bool nesterov = true;
+  double rms_alpha = 0.9;  // RMSProp smoothing
+  double rms_eps = 1e-3;
   double weight_decay = 3e-5;  // on conv/linear weights only, not BN or bias
   double grad_clip = 0.0;      // global L2 norm; 0: off
-  // schedule
+  // schedule: linear warm-up, then cosine to final_lr_fraction * lr, or exponential decay
+  // (decay_rate every decay_epochs) that holds at final_lr_fraction * lr (BigNAS), or constant
   std::string schedule = "cosine";
   double warmup_epochs = 0.3;
   double final_lr_fraction = 0.0;
-  // sandwich rule and inplace distillation
+  double decay_rate = 0.97;
+  double decay_epochs = 2.4;
+  // sandwich rule and inplace distillation; "uniform" trains one random child per step on labels
+  // (the single-path baseline); "fixed" is set by from-scratch runs of one arch
+  std::string sampling = "sandwich";
   int random_children = 2;
   bool distillation = true;
+  std::string distill_loss = "soft_ce";  // or kl (same gradients, different reported values)
   double temperature = 1.0;
-  double label_smoothing = 0.1;
-  double dropout = 0.1;  // before the classifier, max child only
+  double label_smoothing = 0.1;  // max child (and children trained on labels)
+  double dropout = 0.1;          // before the classifier, max child only
+  double drop_connect = 0.0;     // stochastic depth of residual blocks, max child only
+  bool zero_init_last_bn = true; // last BN gamma of each residual block starts at zero
   uint64_t seed = 0;
   int64_t checkpoint_every_steps = 500;
   int64_t log_every_steps = 20;

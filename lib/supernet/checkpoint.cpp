@@ -124,8 +124,13 @@ torch::Device device_of(torch::nn::Module& m) {
 // Optimizer state loads on the CPU; it must live where the parameters live.
 void move_optimizer_state(torch::optim::Optimizer& opt, const torch::Device& device) {
   for (auto& kv : opt.state()) {
+    auto move = [&](const torch::Tensor& t) { return t.defined() ? t.to(device) : t; };
     if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(kv.second.get())) {
-      if (sgd->momentum_buffer().defined()) sgd->momentum_buffer(sgd->momentum_buffer().to(device));
+      sgd->momentum_buffer(move(sgd->momentum_buffer()));
+    } else if (auto* rms = dynamic_cast<torch::optim::RMSpropParamState*>(kv.second.get())) {
+      rms->square_avg(move(rms->square_avg()));
+      rms->momentum_buffer(move(rms->momentum_buffer()));
+      rms->grad_avg(move(rms->grad_avg()));
     }
   }
 }

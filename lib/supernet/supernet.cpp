@@ -35,6 +35,13 @@ SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_
   active_ = max_arch(s);
 }
 
+void SupernetImpl::init_last_bn_gamma(bool zero) {
+  torch::NoGradGuard g;
+  for (auto& stage : stages_)
+    for (auto& blk : stage)
+      if (blk->residual) blk->project_bn->weight.fill_(zero ? 0.0 : 1.0);
+}
+
 void SupernetImpl::set_active(const spec::Arch& arch) {
   spec::validate_arch(arch, space_, "arch");
   active_ = arch;
@@ -46,9 +53,14 @@ torch::Tensor SupernetImpl::forward(const torch::Tensor& x) {
               ", R, R], got ", x.sizes());
   torch::Tensor h = nn::to_channels_last(stem_(x, a.stem_width, space_.stem_kernel));
   h = nn::apply_act(stem_bn_(h), stem_act_);
+  int active_blocks = 0, k = 0;
+  for (const auto& sa : a.stages) active_blocks += sa.depth;
   for (size_t i = 0; i < stages_.size(); ++i) {
     const auto& sa = a.stages[i];
-    for (int b = 0; b < sa.depth; ++b) h = stages_[i][b](h, sa.blocks[b].expand, sa.blocks[b].kernel, sa.width);
+    for (int b = 0; b < sa.depth; ++b, ++k) {
+      double rate = drop_connect_ * static_cast<double>(k) / static_cast<double>(active_blocks);
+      h = stages_[i][b](h, sa.blocks[b].expand, sa.blocks[b].kernel, sa.width, rate);
+    }
   }
   h = nn::apply_act(head_bn_(head_(h, a.head_width, 1)), head_act_);
   h = h.mean({2, 3});

@@ -21,6 +21,11 @@ class SupernetImpl : public torch::nn::Module {
   const spec::Arch& active() const { return active_; }
   // Dropout before the classifier in training mode (the sandwich rule uses it for the max child only).
   void set_dropout(double p) { dropout_ = p; }
+  // Stochastic depth in training mode: residual block k of n active ones is dropped with
+  // probability p * k / n (the sandwich rule uses it for the max child only).
+  void set_drop_connect(double p) { drop_connect_ = p; }
+  // The last BN gamma of every residual block: 0 (each block starts as the identity) or 1.
+  void init_last_bn_gamma(bool zero);
 
   // x: [N, C, R, R], already at the active resolution (see resize_input).
   torch::Tensor forward(const torch::Tensor& x);
@@ -38,6 +43,7 @@ class SupernetImpl : public torch::nn::Module {
   int in_channels_, num_classes_;
   spec::Arch active_;
   double dropout_ = 0.0;
+  double drop_connect_ = 0.0;
   nn::DynamicConv2d stem_{nullptr};
   nn::DynamicBatchNorm2d stem_bn_{nullptr};
   std::vector<std::vector<nn::DynamicMBConv>> stages_;

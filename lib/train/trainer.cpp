@@ -9,6 +9,7 @@
 #include "core/io.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "eval/evaluate.h"
 #include "supernet/checkpoint.h"
 #include "supernet/sampling.h"
 
@@ -28,6 +29,13 @@ torch::Tensor smoothed_ce(const torch::Tensor& logits, const torch::Tensor& y, d
 torch::Tensor soft_ce(const torch::Tensor& logits, const torch::Tensor& teacher_prob, double T) {
   torch::Tensor logp = torch::log_softmax(logits / T, 1);
   return -(teacher_prob * logp).sum(1).mean() * (T * T);
+}
+
+// KL(teacher || student) at temperature T, scaled by T^2: soft_ce minus the teacher's entropy.
+torch::Tensor kl_div(const torch::Tensor& logits, const torch::Tensor& teacher_prob, double T) {
+  torch::Tensor logp = torch::log_softmax(logits / T, 1);
+  torch::Tensor logt = torch::log(teacher_prob.clamp_min(1e-12));
+  return (teacher_prob * (logt - logp)).sum(1).mean() * (T * T);
 }
 
 // Lines logged after the checkpoint a run resumes from would be logged again: drop them.
@@ -53,60 +61,111 @@ double lr_at(const spec::TrainSpec& t, int64_t step, int64_t total_steps, int64_
   int64_t warmup = static_cast<int64_t>(std::llround(t.warmup_epochs * static_cast<double>(steps_per_epoch)));
   if (step < warmup) return t.lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
   if (t.schedule == "constant") return t.lr;
+  double floor_lr = t.final_lr_fraction * t.lr;
+  if (t.schedule == "exponential") {
+    double epochs = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, steps_per_epoch));
+    return std::max(floor_lr, t.lr * std::pow(t.decay_rate, epochs / t.decay_epochs));
+  }
   double span = static_cast<double>(std::max<int64_t>(1, total_steps - warmup));
   double progress = std::min(1.0, static_cast<double>(step - warmup) / span);
   double floor = t.final_lr_fraction * t.lr;
   return floor + (t.lr - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
 }
 
-std::unique_ptr<torch::optim::SGD> make_optimizer(supernet::Supernet& net, const spec::TrainSpec& t) {
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(supernet::Supernet& net, const spec::TrainSpec& t) {
   std::vector<torch::Tensor> decay, no_decay;
   for (auto& p : net->parameters()) (p.dim() > 1 ? decay : no_decay).push_back(p);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (t.optimizer == "rmsprop") {
+    auto opts = [&](double wd) {
+      return std::make_unique<torch::optim::RMSpropOptions>(
+          torch::optim::RMSpropOptions(t.lr).alpha(t.rms_alpha).eps(t.rms_eps).momentum(t.momentum).weight_decay(wd));
+    };
+    groups.emplace_back(decay, opts(t.weight_decay));
+    groups.emplace_back(no_decay, opts(0.0));
+    return std::make_unique<torch::optim::RMSprop>(groups, torch::optim::RMSpropOptions(t.lr));
+  }
   auto opts = [&](double wd) {
     return std::make_unique<torch::optim::SGDOptions>(
         torch::optim::SGDOptions(t.lr).momentum(t.momentum).nesterov(t.nesterov).weight_decay(wd));
   };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, opts(t.weight_decay));
   groups.emplace_back(no_decay, opts(0.0));
   return std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(t.lr));
 }
 
+void set_lr(torch::optim::Optimizer& opt, double lr) {
+  for (auto& g : opt.param_groups()) {
+    if (auto* o = dynamic_cast<torch::optim::SGDOptions*>(&g.options()))
+      o->lr(lr);
+    else if (auto* r = dynamic_cast<torch::optim::RMSpropOptions*>(&g.options()))
+      r->lr(lr);
+  }
+}
+
 StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, const data::Batch& batch,
-                         const spec::TrainSpec& t, int64_t step, const torch::Device& device) {
+                         const spec::TrainSpec& t, int64_t step, const torch::Device& device,
+                         const spec::Arch* fixed) {
   net->train();
-  torch::manual_seed(mix_seed(t.seed, static_cast<uint64_t>(step), 0xd0u));  // dropout
+  torch::manual_seed(mix_seed(t.seed, static_cast<uint64_t>(step), 0xd0u));  // dropout, drop-connect
   torch::Tensor x = batch.x.to(device, /*non_blocking=*/true);
   torch::Tensor y = batch.y.to(device, /*non_blocking=*/true);
   const auto& space = net->space();
   opt.zero_grad();
   StepLosses out;
-
-  // Max child on the true labels; dropout only here.
-  net->set_active(supernet::max_arch(space));
-  net->set_dropout(t.dropout);
-  torch::Tensor logits = net->forward(supernet::resize_input(x, net->active().resolution));
-  net->set_dropout(0.0);
-  torch::Tensor loss = smoothed_ce(logits, y, t.label_smoothing);
-  loss.backward();
-  out.max = loss.item<double>();
-  torch::Tensor teacher = torch::softmax(logits.detach() / t.temperature, 1);
-
-  auto child_loss = [&](const spec::Arch& a) {
-    net->set_active(a);
-    torch::Tensor l = net->forward(supernet::resize_input(x, a.resolution));
-    torch::Tensor cl = t.distillation ? soft_ce(l, teacher, t.temperature) : smoothed_ce(l, y, t.label_smoothing);
-    cl.backward();
-    return cl.item<double>();
-  };
-  out.min = child_loss(supernet::min_arch(space));
-  for (int i = 0; i < t.random_children; ++i) {
+  auto random_child = [&](int i) {
     Rng rng(mix_seed(t.seed, static_cast<uint64_t>(step), static_cast<uint64_t>(i) + 1));
-    out.random += child_loss(supernet::random_arch(space, rng)) / t.random_children;
+    return supernet::random_arch(space, rng);
+  };
+  // The max (or fixed) child: labels, dropout and drop-connect. Returns its logits.
+  auto teacher_pass = [&](const spec::Arch& a) {
+    net->set_active(a);
+    net->set_dropout(t.dropout);
+    net->set_drop_connect(t.drop_connect);
+    torch::Tensor logits;
+    try {
+      logits = net->forward(supernet::resize_input(x, a.resolution));
+    } catch (...) {
+      net->set_dropout(0.0);
+      net->set_drop_connect(0.0);
+      throw;
+    }
+    net->set_dropout(0.0);
+    net->set_drop_connect(0.0);
+    torch::Tensor loss = smoothed_ce(logits, y, t.label_smoothing);
+    loss.backward();
+    out.max = loss.item<double>();
+    return logits;
+  };
+  std::string mode = fixed ? "fixed" : t.sampling;
+  if (mode == "fixed") {
+    NAS_CHECK(fixed != nullptr, UsageError, "sampling: fixed needs an arch (nas-train-supernet --arch)");
+    teacher_pass(*fixed);
+    out.min = out.random = out.max;
+  } else if (mode == "uniform") {
+    net->set_active(random_child(0));
+    torch::Tensor l = smoothed_ce(net->forward(supernet::resize_input(x, net->active().resolution)), y,
+                                  t.label_smoothing);
+    l.backward();
+    out.max = out.min = out.random = l.item<double>();
+  } else {
+    torch::Tensor logits = teacher_pass(supernet::max_arch(space));
+    torch::Tensor teacher = torch::softmax(logits.detach() / t.temperature, 1);
+    auto child_loss = [&](const spec::Arch& a) {
+      net->set_active(a);
+      torch::Tensor l = net->forward(supernet::resize_input(x, a.resolution));
+      torch::Tensor cl = !t.distillation            ? smoothed_ce(l, y, t.label_smoothing)
+                         : t.distill_loss == "kl" ? kl_div(l, teacher, t.temperature)
+                                                  : soft_ce(l, teacher, t.temperature);
+      cl.backward();
+      return cl.item<double>();
+    };
+    out.min = child_loss(supernet::min_arch(space));
+    for (int i = 0; i < t.random_children; ++i) out.random += child_loss(random_child(i)) / t.random_children;
   }
   if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), t.grad_clip);
   opt.step();
-  net->set_active(supernet::max_arch(space));
+  net->set_active(fixed ? *fixed : supernet::max_arch(space));
   return out;
 }
 
@@ -115,6 +174,10 @@ data::Normalization normalization_of(const spec::TrainSpec& t) {
   n.mean = t.data.mean;
   n.std = t.data.std;
   return n;
+}
+
+std::vector<int64_t> calibration_indices(const spec::TrainSpec& t, const data::Split& split, int64_t count) {
+  return data::seeded_subset(split.train, count >= 0 ? count : t.calib_images, mix_seed(t.seed, 0xca1b));
 }
 
 TrainData load_train_data(const spec::TrainSpec& t) {
@@ -149,6 +212,12 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
 
   torch::manual_seed(t.seed);
   supernet::Supernet net(space, set.c, set.num_classes);
+  net->init_last_bn_gamma(t.zero_init_last_bn);
+  const spec::Arch* fixed = o.fixed_arch ? &*o.fixed_arch : nullptr;
+  if (fixed) {
+    spec::validate_arch(*fixed, space, "--arch");
+    net->set_active(*fixed);
+  }
   net->to(device);
   auto opt = make_optimizer(net, t);
 
@@ -170,6 +239,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   meta.num_classes = set.num_classes;
   meta.image_size = set.h;
   meta.total_steps = total;
+  if (fixed) meta.arch = *fixed;  // a from-scratch run of one arch
 
   auto save = [&](bool finished) {
     meta.step = step;
@@ -189,7 +259,10 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
     std::ostringstream os;
     os << "supernet: max child " << max_cost.mflops() << " MFLOPs " << max_cost.params << " params, min child "
        << min_cost.mflops() << " MFLOPs " << min_cost.params << " params; " << total << " steps ("
-       << t.epochs << " epochs x " << spe << "), " << 2 + t.random_children << " children per step";
+       << t.epochs << " epochs x " << spe << "), "
+       << (fixed ? "from scratch: " + spec::arch_summary(*fixed)
+                 : t.sampling == "uniform" ? std::string("uniform sampling, 1 child per step")
+                                           : std::to_string(2 + t.random_children) + " children per step");
     log_info(os.str());
   }
   Progress progress("train", total, "step", 10.0, step);
@@ -214,8 +287,8 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
     data::BatchLoader loader(set, d.split.train, lo);
     while (auto batch = loader.next()) {
       double lr = lr_at(t, step, total, spe);
-      for (auto& g : opt->param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr);
-      StepLosses l = sandwich_step(net, *opt, *batch, t, step, device);
+      set_lr(*opt, lr);
+      StepLosses l = sandwich_step(net, *opt, *batch, t, step, device, fixed);
       NAS_CHECK(std::isfinite(l.max) && std::isfinite(l.min) && std::isfinite(l.random), Error,
                 "training diverged at step " << step << " (loss max " << l.max << ", min " << l.min
                                              << "); the last good checkpoint is " << ckpt);
@@ -247,6 +320,17 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   }
   save(step >= total);
   progress.finish(step);
+  if (fixed && step >= total) {
+    // The trained arch as a standalone child, BN statistics recalibrated exactly as nas-slice does
+    // (a short run's moving averages are still close to their initial values).
+    eval::recalibrate_bn(net, set, calibration_indices(t, d.split), norm, t.calib_batch_size, device);
+    net->to(torch::kCPU);
+    nn::ChildNet child = net->slice(*fixed);
+    supernet::CheckpointMeta cm = meta;
+    cm.created.clear();
+    supernet::save_child(o.out_dir + "/child.ckpt", child, cm);
+    sum.child = o.out_dir + "/child.ckpt";
+  }
   sum.steps = step;
   sum.seconds = now_seconds() - t0;
   return sum;

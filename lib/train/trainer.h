@@ -2,6 +2,7 @@
 // Sandwich-rule supernet training with inplace distillation (DESIGN.md §4).
 #include <torch/torch.h>
 
+#include <optional>
 #include <string>
 
 #include "data/loader.h"
@@ -17,23 +18,31 @@ struct StepLosses {
   double random = 0;  // mean over the random children
 };
 
-// One optimizer step of the sandwich rule on one batch: max child on true labels, its detached
-// soft predictions teach the min and `random_children` random children (sampled from
-// (seed, step, child index)); gradients are summed; one optimizer step.
+// One optimizer step on one batch, by t.sampling:
+// - sandwich: max child on true labels, its detached soft predictions teach the min and
+//   `random_children` random children (sampled from (seed, step, child index)); gradients summed;
+// - uniform: one random child on labels (the single-path baseline);
+// - fixed: the child `fixed` on labels (from-scratch training of one arch).
+// Dropout and drop-connect apply to the max (or fixed) child only.
 StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, const data::Batch& batch,
-                         const spec::TrainSpec& t, int64_t step, const torch::Device& device = torch::kCPU);
+                         const spec::TrainSpec& t, int64_t step, const torch::Device& device = torch::kCPU,
+                         const spec::Arch* fixed = nullptr);
 
-// Learning rate at `step`: linear warm-up, then cosine decay to final_lr_fraction * lr.
+// Learning rate at `step`: linear warm-up, then cosine decay to final_lr_fraction * lr, or
+// exponential decay (decay_rate per decay_epochs) held at final_lr_fraction * lr, or constant.
 double lr_at(const spec::TrainSpec& t, int64_t step, int64_t total_steps, int64_t steps_per_epoch);
 
-// SGD (Nesterov) with weight decay on conv/linear weights only (not BN parameters or biases).
-std::unique_ptr<torch::optim::SGD> make_optimizer(supernet::Supernet& net, const spec::TrainSpec& t);
+// SGD (Nesterov) or RMSProp, with weight decay on conv/linear weights only (not BN or biases).
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(supernet::Supernet& net, const spec::TrainSpec& t);
+void set_lr(torch::optim::Optimizer& opt, double lr);
 
 struct TrainOptions {
   std::string out_dir;          // supernet.ckpt and metrics.jsonl go here
   bool resume = false;          // continue from out_dir/supernet.ckpt
   int64_t stop_after_steps = 0; // stop (and checkpoint) after this many steps in total; 0: run to the end
   std::string device = "cpu";
+  // From-scratch mode: train this one arch (sampling "fixed"); also writes out_dir/child.ckpt.
+  std::optional<spec::Arch> fixed_arch;
 };
 
 struct TrainSummary {
@@ -41,6 +50,7 @@ struct TrainSummary {
   int64_t total_steps = 0;
   double seconds = 0;
   std::string checkpoint;
+  std::string child;  // from-scratch runs: the trained arch as a child checkpoint
   StepLosses last;
 };
 
@@ -54,5 +64,7 @@ struct TrainData {
 };
 TrainData load_train_data(const spec::TrainSpec& t);
 data::Normalization normalization_of(const spec::TrainSpec& t);
+// The fixed, seeded subset of training images used for BN recalibration (calib_images of them).
+std::vector<int64_t> calibration_indices(const spec::TrainSpec& t, const data::Split& split, int64_t count = -1);
 
 }  // namespace nas::train

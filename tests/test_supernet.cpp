@@ -289,3 +289,35 @@ TEST_CASE("CUDA: supernet and sandwich step run on the GPU and agree with the CP
   CHECK(std::isfinite(l.max));
   CHECK(l.max < l0.max);
 }
+
+TEST_CASE("sorting channels by importance keeps the max child's function and orders the middle channels",
+          "[supernet]") {
+  torch::manual_seed(6);
+  auto space = tiny_space();
+  supernet::Supernet net(space, 1, 10);
+  net->init_last_bn_gamma(false);
+  randomize_bn(net);
+  net->eval();
+  auto mx = supernet::max_arch(space);
+  auto mn = supernet::min_arch(space);
+  torch::NoGradGuard g;
+  torch::Tensor x28 = torch::randn({4, 1, mx.resolution, mx.resolution});
+  torch::Tensor x20 = torch::randn({4, 1, mn.resolution, mn.resolution});
+  net->set_active(mx);
+  torch::Tensor before_max = net->forward(x28);
+  net->set_active(mn);
+  torch::Tensor before_min = net->forward(x20);
+  net->sort_channels();
+  net->set_active(mx);
+  CHECK(torch::allclose(before_max, net->forward(x28), 1e-4, 1e-5));
+  net->set_active(mn);
+  CHECK_FALSE(torch::allclose(before_min, net->forward(x20), 1e-4, 1e-5));  // smaller children see other channels
+  int sorted_blocks = 0;
+  for (const auto& p : net->named_parameters()) {
+    if (p.key().find("project_conv.weight") == std::string::npos || p.key().find("stage0") != std::string::npos) continue;
+    torch::Tensor imp = p.value().abs().sum({0, 2, 3});
+    CHECK((imp.slice(0, 0, -1) >= imp.slice(0, 1)).all().item<bool>());
+    ++sorted_blocks;
+  }
+  CHECK(sorted_blocks == 4);  // stages 1 and 2, two blocks each (stage 0 has no expansion)
+}

@@ -67,6 +67,8 @@ TrainSpec train_spec_from_json(const json& j, const std::string& file) {
   t.dropout = o.number_or("dropout", t.dropout, 0.0, 0.999);
   t.drop_connect = o.number_or("drop_connect", t.drop_connect, 0.0, 0.999);
   t.zero_init_last_bn = o.boolean_or("zero_init_last_bn", t.zero_init_last_bn);
+  t.sort_channels_every_epochs =
+      static_cast<int>(o.integer_or("sort_channels_every_epochs", t.sort_channels_every_epochs, 0, 100000));
   t.seed = static_cast<uint64_t>(o.integer_or("seed", 0, 0, INT64_MAX));
   t.checkpoint_every_steps = o.integer_or("checkpoint_every_steps", t.checkpoint_every_steps, 1, INT64_MAX);
   t.log_every_steps = o.integer_or("log_every_steps", t.log_every_steps, 1, INT64_MAX);
@@ -115,6 +117,7 @@ json to_json(const TrainSpec& t) {
   j["dropout"] = t.dropout;
   j["drop_connect"] = t.drop_connect;
   j["zero_init_last_bn"] = t.zero_init_last_bn;
+  j["sort_channels_every_epochs"] = t.sort_channels_every_epochs;
   j["seed"] = t.seed;
   j["checkpoint_every_steps"] = t.checkpoint_every_steps;
   j["log_every_steps"] = t.log_every_steps;

@@ -56,6 +56,7 @@ struct TrainSpec {
   double dropout = 0.1;          // before the classifier, max child only
   double drop_connect = 0.0;     // stochastic depth of residual blocks, max child only
   bool zero_init_last_bn = true; // last BN gamma of each residual block starts at zero
+  int sort_channels_every_epochs = 0;  // sort middle channels by importance every N epochs (0: off)
   uint64_t seed = 0;
   int64_t checkpoint_every_steps = 500;
   int64_t log_every_steps = 20;

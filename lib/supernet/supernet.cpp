@@ -42,6 +42,43 @@ void SupernetImpl::init_last_bn_gamma(bool zero) {
       if (blk->residual) blk->project_bn->weight.fill_(zero ? 0.0 : 1.0);
 }
 
+namespace {
+void permute_bn(nn::DynamicBatchNorm2d& bn, const torch::Tensor& idx) {
+  for (torch::Tensor* t : {&bn->weight, &bn->bias, &bn->running_mean, &bn->running_var}) t->copy_(t->index_select(0, idx));
+}
+}  // namespace
+
+void SupernetImpl::sort_channels() {
+  torch::NoGradGuard g;
+  for (auto& stage : stages_) {
+    for (auto& blk : stage) {
+      if (!blk->has_expand) continue;  // the middle channels are the block's input: nothing to sort
+      if (blk->se) {
+        // SE bottleneck: by the L1 norm of the expand weights that read each reduced channel.
+        torch::Tensor idx = blk->se_expand->weight.abs().sum(0).argsort(0, /*descending=*/true);
+        blk->se_reduce->weight.copy_(blk->se_reduce->weight.index_select(0, idx));
+        blk->se_reduce->bias.copy_(blk->se_reduce->bias.index_select(0, idx));
+        blk->se_expand->weight.copy_(blk->se_expand->weight.index_select(1, idx));
+      }
+      // Middle channels: by the L1 norm of the projection weights that read them.
+      torch::Tensor idx = blk->project_conv->weight.abs().sum({0, 2, 3}).argsort(0, /*descending=*/true);
+      auto& ec = blk->expand_conv->weight;
+      ec.copy_(ec.index_select(0, idx));
+      permute_bn(blk->expand_bn, idx);
+      auto& dw = blk->dw_conv->weight;
+      dw.copy_(dw.index_select(0, idx));
+      permute_bn(blk->dw_bn, idx);
+      if (blk->se) {
+        blk->se_reduce->weight.copy_(blk->se_reduce->weight.index_select(1, idx));
+        blk->se_expand->weight.copy_(blk->se_expand->weight.index_select(0, idx));
+        blk->se_expand->bias.copy_(blk->se_expand->bias.index_select(0, idx));
+      }
+      auto& pc = blk->project_conv->weight;
+      pc.copy_(pc.index_select(1, idx));
+    }
+  }
+}
+
 void SupernetImpl::set_active(const spec::Arch& arch) {
   spec::validate_arch(arch, space_, "arch");
   active_ = arch;

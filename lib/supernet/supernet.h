@@ -26,6 +26,11 @@ class SupernetImpl : public torch::nn::Module {
   void set_drop_connect(double p) { drop_connect_ = p; }
   // The last BN gamma of every residual block: 0 (each block starts as the identity) or 1.
   void init_last_bn_gamma(bool zero);
+  // Sorts every block's expanded (middle) channels, and its SE bottleneck channels, by importance
+  // (L1 norm of the weights that read them), as once-for-all does, so that children with smaller
+  // expand ratios keep the most important channels. A permutation: the max child's function is
+  // unchanged.
+  void sort_channels();
 
   // x: [N, C, R, R], already at the active resolution (see resize_input).
   torch::Tensor forward(const torch::Tensor& x);

@@ -284,6 +284,14 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
     lo.start_batch = step - epoch * spe;
     lo.prefetch = t.data.prefetch_batches;
     lo.norm = norm;
+    if (!fixed && t.sort_channels_every_epochs > 0 && epoch > 0 && epoch % t.sort_channels_every_epochs == 0 &&
+        lo.start_batch == 0) {
+      // Importance sorting permutes the weights; the momentum no longer matches them, so it
+      // restarts (once-for-all builds a new optimizer at each of its phases for the same reason).
+      net->sort_channels();
+      opt->state().clear();
+      log_info("epoch " + std::to_string(epoch) + ": middle channels sorted by importance");
+    }
     data::BatchLoader loader(set, d.split.train, lo);
     while (auto batch = loader.next()) {
       double lr = lr_at(t, step, total, spe);

@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "core/build_info.h"
@@ -113,6 +114,13 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
   const auto& space = net->space();
   opt.zero_grad();
   StepLosses out;
+  // One resized copy of the batch per resolution, shared by the children that use it.
+  std::map<int, torch::Tensor> resized;
+  auto input = [&](int r) {
+    auto it = resized.find(r);
+    if (it == resized.end()) it = resized.emplace(r, supernet::resize_input(x, r)).first;
+    return it->second;
+  };
   auto random_child = [&](int i) {
     Rng rng(mix_seed(t.seed, static_cast<uint64_t>(step), static_cast<uint64_t>(i) + 1));
     return supernet::random_arch(space, rng);
@@ -124,7 +132,7 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
     net->set_drop_connect(t.drop_connect);
     torch::Tensor logits;
     try {
-      logits = net->forward(supernet::resize_input(x, a.resolution));
+      logits = net->forward(input(a.resolution));
     } catch (...) {
       net->set_dropout(0.0);
       net->set_drop_connect(0.0);
@@ -144,8 +152,7 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
     out.min = out.random = out.max;
   } else if (mode == "uniform") {
     net->set_active(random_child(0));
-    torch::Tensor l = smoothed_ce(net->forward(supernet::resize_input(x, net->active().resolution)), y,
-                                  t.label_smoothing);
+    torch::Tensor l = smoothed_ce(net->forward(input(net->active().resolution)), y, t.label_smoothing);
     l.backward();
     out.max = out.min = out.random = l.item<double>();
   } else {
@@ -153,7 +160,7 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
     torch::Tensor teacher = torch::softmax(logits.detach() / t.temperature, 1);
     auto child_loss = [&](const spec::Arch& a) {
       net->set_active(a);
-      torch::Tensor l = net->forward(supernet::resize_input(x, a.resolution));
+      torch::Tensor l = net->forward(input(a.resolution));
       torch::Tensor cl = !t.distillation            ? smoothed_ce(l, y, t.label_smoothing)
                          : t.distill_loss == "kl" ? kl_div(l, teacher, t.temperature)
                                                   : soft_ce(l, teacher, t.temperature);

@@ -13,14 +13,12 @@ CheckpointData load_checkpoint_data(const spec::TrainSpec& spec_in, const std::s
                                     int in_channels, int num_classes) {
   spec::TrainSpec t = spec_in;
   if (!data_dir.empty()) t.data.path = data_dir;
+  train::TrainData td = train::load_train_data(t);  // the same split as in training
   CheckpointData d;
   d.dir = t.data.path;
-  d.train = data::load_mnist_dir(t.data.path, true);
+  d.train = std::move(td.train_set);
+  d.split = std::move(td.split);
   data::check_compatible(d.train, in_channels, num_classes, t.data.path);
-  NAS_CHECK(t.data.validation_images < d.train.n, SpecError,
-            t.data.path << ": holds " << d.train.n << " training images, fewer than the "
-                        << t.data.validation_images << " validation images the checkpoint's train spec holds out");
-  d.split = data::make_split(d.train.n, t.data.validation_images, t.data.split_seed, t.data.train_limit);
   d.norm = train::normalization_of(t);
   d.calib = train::calibration_indices(t, d.split, calib_images);
   return d;

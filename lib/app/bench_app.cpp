@@ -12,6 +12,7 @@
 #include "eval/evaluate.h"
 #include "spec/bench_result.h"
 #include "supernet/checkpoint.h"
+#include "train/trainer.h"
 
 namespace nas::app {
 
@@ -111,10 +112,7 @@ void run_bench(const BenchOptions& o) {
     std::string dir = o.data.empty() ? meta.train.data.path : o.data;
     auto test = load_test_set(dir, meta.in_channels, meta.num_classes);
     auto idx = data::iota_indices(test.n, o.test_images > 0 ? o.test_images : 0);
-    data::Normalization norm;
-    norm.mean = meta.train.data.mean;
-    norm.std = meta.train.data.std;
-    auto r = eval::evaluate(*module, fwd, test, idx, arch.resolution, norm, 500);
+    auto r = eval::evaluate(*module, fwd, test, idx, arch.resolution, train::normalization_of(meta.train), 500);
     b.test_images = r.n;
     b.test_acc = r.acc;
   }

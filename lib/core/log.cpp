@@ -87,7 +87,6 @@ void Progress::print(int64_t done, const std::string& extra, bool final) {
   } else {
     std::cerr << line << "\n";
   }
-  printed_ = true;
 }
 
 JsonlWriter::JsonlWriter(const std::string& path, bool append) : path_(path) {

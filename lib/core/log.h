@@ -40,7 +40,6 @@ class Progress {
   double period_s_;
   bool tty_;
   std::chrono::steady_clock::time_point start_, last_;
-  bool printed_ = false;
 };
 
 // Appends one JSON object per line to a file (flushed each line) so that a crash loses nothing.

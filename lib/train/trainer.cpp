@@ -207,6 +207,8 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   const double t0 = now_seconds();
   torch::Device device(o.device);
   const std::string ckpt = o.out_dir + "/supernet.ckpt";
+  NAS_CHECK(t.sampling != "fixed" || o.fixed_arch, UsageError,
+            t.source << ": sandwich.sampling: fixed trains one arch: give it with --arch");
   // Data first: a bad dataset or spec fails before anything is created on disk.
   TrainData d = load_train_data(t);
   make_dirs(o.out_dir);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Training speed, measured in one invocation (the machine is noisy, so only ratios are compared):
-#  1. the max child's plain training step: nas-train-supernet --arch (C++) against the same
+#  1. the sandwich step and the max child's plain training step: nas-train-supernet --arch (C++) against the same
 #     architecture in Python with PyTorch (Debian's python3-torch, the same LibTorch), same threads,
-#     batch and normalized data in memory, no augmentation on either side;
+#     batch and normalized data in memory, no augmentation on either side (the Python sandwich is
+#     a once-for-all style dynamic supernet: scripts/bench/py_reference.py --sandwich);
 #  2. the sandwich step (max + min + 2 random children) against the sum of standalone steps of its
 #     children: max + min + 2 x the middle child (the random children's expected cost).
 # Usage: scripts/bench/train_step.sh [STEPS] (default 40). Env: BUILD (build), THREADS (0: all cores).
@@ -34,15 +35,17 @@ cxx() {  # name, extra flags...
 }
 threads=$THREADS; [[ $threads == 0 ]] && threads=$(nproc)
 py_max=$($PY scripts/bench/py_reference.py --space $SPACE --arch-level 1 --threads "$threads" --steps "$STEPS")
+py_sw=$($PY scripts/bench/py_reference.py --space $SPACE --sandwich --threads "$threads" --steps "$STEPS")
 cxx_max=$(cxx max --arch max)
 cxx_min=$(cxx min --arch min)
 cxx_mid=$(cxx mid --arch "$tmp/mid.json")
 cxx_sw=$(cxx sandwich)
-$PY - "$py_max" "$cxx_max" "$cxx_min" "$cxx_mid" "$cxx_sw" <<'PY'
+$PY - "$py_max" "$py_sw" "$cxx_max" "$cxx_min" "$cxx_mid" "$cxx_sw" <<'PY'
 import sys
-py_max, mx, mn, mid, sw = map(float, sys.argv[1:])
+py_max, py_sw, mx, mn, mid, sw = map(float, sys.argv[1:])
 # Seconds per image for the four standalone children, summed, against the sandwich step's.
 standalone = 1 / mx + 1 / mn + 2 / mid
+print("sandwich step: C++ %.1f images/s, Python %.1f images/s, ratio %.2fx" % (sw, py_sw, sw / py_sw))
 print("max child plain step: C++ %.1f images/s, Python %.1f images/s, ratio %.2fx" % (mx, py_max, mx / py_max))
 print("sandwich step: %.1f images/s; sum of standalone children steps: %.1f images/s; sandwich time / sum %.2fx"
       % (sw, 1 / standalone, (1 / sw) / standalone))

@@ -236,6 +236,7 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--sandwich", action="store_true", help="time the supernet's sandwich step instead")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
     space = yaml.safe_load(open(a.space))
     if a.level is not None:
@@ -245,7 +246,7 @@ def main():
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     arch = choose(space, a.arch_level)
-    net = (Supernet(space) if a.sandwich else Child(space, arch)).train()
+    net = (Supernet(space) if a.sandwich else Child(space, arch)).train().to(a.device)
     rng = random.Random(0)
     decay = [p for p in net.parameters() if p.dim() > 1]
     rest = [p for p in net.parameters() if p.dim() <= 1]
@@ -254,10 +255,13 @@ def main():
     x = torch.from_numpy(idx(a.data + "/train-images-idx3-ubyte.gz")[: a.batch * 8].copy()).float().div_(255)
     x = ((x - 0.286) / 0.353).unsqueeze(1)
     y = torch.from_numpy(idx(a.data + "/train-labels-idx1-ubyte.gz")[: a.batch * 8].astype(np.int64))
+    x, y = x.to(a.device), y.to(a.device)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     r = arch["resolution"]
     t0 = None
     for step in range(a.warmup + a.steps):
         if step == a.warmup:
+            sync()
             t0 = time.perf_counter()
         i = step % 8
         xb, yb = x[i * a.batch:(i + 1) * a.batch], y[i * a.batch:(i + 1) * a.batch]
@@ -269,6 +273,7 @@ def main():
         opt.zero_grad()
         F.cross_entropy(net(xb), yb, label_smoothing=0.1).backward()
         opt.step()
+    sync()
     print("%.1f" % (a.steps * a.batch / (time.perf_counter() - t0)))
 
 

@@ -45,13 +45,19 @@ def pick(args):
     small = load(args.small)
     if small.get("best"):
         chosen.append(small["best"])
-    seen = set()
-    for c in chosen:
+    seen, files = set(), []
+    for c in sorted(chosen, key=lambda c: -c["mflops"]):
         if c["hash"] in seen:
             continue
         seen.add(c["hash"])
-        with open(os.path.join(args.out, c["hash"] + ".json"), "w") as f:
+        path = os.path.join(args.out, c["hash"] + ".json")
+        with open(path, "w") as f:
             json.dump(c["arch"], f, indent=2, sort_keys=True)
+        files.append(path)
+    # Largest first: the from-scratch runs go to parallel jobs in this order, and longest-first
+    # keeps the jobs busy until the end (a large child started last would run alone).
+    with open(os.path.join(args.out, "order.txt"), "w") as f:
+        f.write("".join(p + "\n" for p in files))
     print("picked %d children" % len(seen), file=sys.stderr)
 
 

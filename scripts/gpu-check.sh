@@ -22,4 +22,18 @@ tail -25 "$OUT/ctest.log"
   --out "$OUT/run" --device cuda --stop-after-steps 30 > "$OUT/train-cuda.log" 2>&1
 tail -3 "$OUT/train-cuda.log"
 rm -f "$OUT/run/supernet.ckpt"
+# Sandwich-step speed on the GPU at batch 256: layouts x precisions, against the Python reference
+# (the same dynamic supernet in PyTorch, scripts/bench/py_reference.py --sandwich --device cuda).
+rate() { python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])][2:]; print("%.0f" % (sum(x["images_per_s"] for x in r)/max(1,len(r))))' "$1"; }
+sed -e 's/^log_every_steps: .*/log_every_steps: 5/' configs/train/fmnist.yaml > "$OUT/train-speed.yaml"
+{
+  for cl in 1 0; do for prec in fp32 bf16; do
+    NAS_CHANNELS_LAST=$cl timeout 120 ./build-gpu/nas-train-supernet --space configs/spaces/fmnist-mbconv.yaml \
+      --train "$OUT/train-speed.yaml" --out "$OUT/speed-$cl-$prec" --device cuda --precision $prec --batch-size 256 \
+      --stop-after-steps 40 -q > /dev/null && echo "C++ sandwich channels_last=$cl $prec: $(rate "$OUT/speed-$cl-$prec/metrics.jsonl") images/s"
+    rm -f "$OUT/speed-$cl-$prec/supernet.ckpt"
+  done; done
+  echo "Python sandwich fp32: $(timeout 120 python3 scripts/bench/py_reference.py --space configs/spaces/fmnist-mbconv.yaml \
+    --sandwich --device cuda --batch 256 --steps 40) images/s"
+} 2>&1 | tee "$OUT/speed.txt"
 exit $rc

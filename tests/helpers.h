@@ -27,5 +27,7 @@ void spit(const std::string& path, const std::string& text);
 bool exists(const std::string& path);
 // Names of files in dir (no . or ..).
 int count_files(const std::string& dir);
+// Whether LibTorch sees a CUDA device (defined in test_main.cpp, which includes LibTorch).
+bool cuda_available();
 
 }  // namespace nas::test

@@ -6,6 +6,9 @@
 #include <string>
 
 #include "catch.h"
+#include "helpers.h"
+
+bool nas::test::cuda_available() { return torch::cuda::is_available(); }
 
 // ctest runs "[cuda]" on its own; exit code 4 tells ctest it was skipped on a machine without a GPU.
 int main(int argc, char** argv) {

@@ -1,11 +1,18 @@
 #include <cmath>
+#include <sstream>
+#include <functional>
+#include <map>
 #include <set>
 
 #include "catch.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "helpers.h"
+#include "search/encoding.h"
+#include "search/external.h"
+#include "search/predictor.h"
 #include "search/search.h"
+#include "search/strategy.h"
 #include "spec/search_space.h"
 #include "supernet/cost.h"
 #include "supernet/sampling.h"
@@ -22,7 +29,7 @@ class FakeEstimator : public search::Estimator {
   search::Score score(const spec::Arch& a) override {
     ++calls;
     double m = supernet::arch_cost(s_, a, 1, 10).mflops();
-    return {1.0 - 1.0 / (1.0 + m), 1.0 / (1.0 + m)};
+    return {1.0 - 1.0 / (1.0 + m), 1.0 / (1.0 + m), "", ""};
   }
   int calls = 0;
 
@@ -39,7 +46,7 @@ TEST_CASE("strategies respect constraints, budget and cache, and are determinist
   double max_mf = supernet::arch_cost(s, supernet::max_arch(s), 1, 10).mflops();
   double min_mf = supernet::arch_cost(s, supernet::min_arch(s), 1, 10).mflops();
   double bound = min_mf + 0.3 * (max_mf - min_mf);
-  for (std::string strategy : {"random", "coarse-to-fine"}) {
+  for (const std::string& strategy : search::strategy_names()) {
     INFO(strategy);
     search::SearchOptions o;
     o.strategy = strategy;
@@ -76,7 +83,7 @@ TEST_CASE("strategies respect constraints, budget and cache, and are determinist
     auto r3 = search::run_search(s, cost, est3, o);
     bool same = r3.candidates.size() == r.candidates.size();
     for (size_t i = 0; same && i < r.candidates.size(); ++i) same = r3.candidates[i].hash == r.candidates[i].hash;
-    if (strategy == "random") CHECK_FALSE(same);
+    if (strategy == "random" || strategy == "evolution") CHECK_FALSE(same);
   }
 }
 
@@ -151,4 +158,381 @@ TEST_CASE("mutations stay inside the space and change something", "[search]") {
     spec::validate_arch(m, s, "mutant");
     a = m;
   }
+}
+
+namespace {
+spec::json generic_decisions(int n, int options) {
+  spec::json d = spec::json::array();
+  for (int i = 0; i < n; ++i) {
+    spec::json ch = spec::json::array();
+    for (int k = 0; k < options; ++k) ch.push_back(k);
+    d.push_back({{"name", "x" + std::to_string(i)}, {"choices", ch}});
+  }
+  return d;
+}
+
+// A tiny driver like run_search's, over any encoding and objective: ask, cache by key, tell.
+// Returns the best score found within `budget` distinct evaluations.
+double drive(search::Strategy& st, const search::Encoding& enc, const std::function<double(const search::Genotype&)>& f,
+             int budget, uint64_t seed, int* distinct = nullptr) {
+  Rng rng(seed);
+  std::map<std::string, double> cache;
+  double best = -1e300;
+  int idle = 0;
+  while (static_cast<int>(cache.size()) < budget && idle < 2000) {
+    auto g = st.ask(rng);
+    if (!g) break;
+    enc.check(*g, "ask");
+    std::string k = enc.key(*g);
+    auto it = cache.find(k);
+    double v = it != cache.end() ? it->second : f(*g);
+    idle = it != cache.end() ? idle + 1 : 0;
+    cache[k] = v;
+    best = std::max(best, v);
+    st.tell(*g, true, v);
+  }
+  if (distinct) *distinct = static_cast<int>(cache.size());
+  return best;
+}
+}  // namespace
+
+TEST_CASE("mbconv encoding: decisions, round trips, canonical genotypes, neighbours", "[search]") {
+  auto s = space();
+  search::MbconvEncoding enc(s);
+  // resolution, stem, head, and per stage depth + width + 2 per block slot.
+  size_t expected = 3;
+  for (const auto& st : s.stages) expected += 2 + 2 * static_cast<size_t>(spec::max_of(st.depth));
+  CHECK(enc.size() == expected);
+  CHECK(enc.decisions()[0].name == "resolution");
+  CHECK(enc.decisions()[0].labels == std::vector<std::string>{"20", "24", "28"});
+  Rng rng(3);
+  for (int i = 0; i < 100; ++i) {
+    spec::Arch a = supernet::random_arch(s, rng);
+    search::Genotype g = enc.encode(a);
+    CHECK(enc.decode(g) == a);
+    CHECK(enc.key(g) == spec::arch_hash(a));
+    CHECK(enc.canonical(g) == g);
+    for (const auto& n : enc.neighbours(g)) {
+      int diff = 0;
+      // One decision moved; a shallower stage also resets its dropped block slots to option 0.
+      for (size_t j = 0; j < g.size(); ++j) diff += n[j] != g[j] && enc.active(g, j) && enc.active(n, j);
+      CHECK(diff == 1);
+      spec::validate_arch(enc.decode(n), s, "neighbour");
+    }
+    search::Genotype m = enc.mutate(g, rng, 0.1);
+    CHECK(enc.key(m) != enc.key(g));
+    spec::validate_arch(enc.decode(m), s, "mutant");
+  }
+  // A genotype that differs only in a block beyond its stage's depth is the same child.
+  search::Genotype g = enc.encode(supernet::min_arch(s));
+  size_t slot = 0;
+  for (size_t j = 0; j < enc.size(); ++j)
+    if (!enc.active(g, j) && enc.decisions()[j].size() > 1) slot = j;
+  REQUIRE(slot > 0);
+  search::Genotype g2 = g;
+  g2[slot] = 1;
+  CHECK(enc.key(g2) == enc.key(g));
+  CHECK(enc.canonical(g2) == g);
+  CHECK_THROWS_AS(enc.decode(search::Genotype(3, 0)), SpecError);
+}
+
+TEST_CASE("generic encoding: named decisions from a spec, round trips and clear errors", "[search]") {
+  spec::json d = spec::json::parse(R"([{"name": "lr", "choices": [0.1, 0.01]},
+                                       {"name": "act", "choices": ["relu", "gelu", "tanh"]},
+                                       {"name": "bn", "choices": [true, false]}])");
+  search::GenericEncoding enc(d, "space.yaml", "toy");
+  CHECK(enc.size() == 3);
+  CHECK(enc.cardinality() == 12);
+  search::Genotype g{1, 2, 0};
+  spec::json a = enc.to_json(g);
+  CHECK(a["choices"]["act"] == "tanh");
+  CHECK(a["choices"]["lr"] == 0.01);
+  CHECK(enc.from_json(a, "a.json") == g);
+  a["choices"]["act"] = "swish";
+  try {
+    enc.from_json(a, "a.json");
+    FAIL("no error");
+  } catch (const SpecError& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("a.json"));
+    CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("choices.act"));
+    CHECK_THAT(std::string(e.what()), Catch::Matchers::Contains("one of relu, gelu, tanh"));
+  }
+  auto bad = [](const char* text) {
+    try {
+      search::GenericEncoding(spec::json::parse(text), "s.yaml", "toy");
+    } catch (const SpecError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(bad(R"([{"name": "a", "choices": [1]}, {"name": "a", "choices": [2]}])"),
+             Catch::Matchers::Contains("unique decision name"));
+  CHECK_THAT(bad(R"([{"name": "a", "choices": []}])"), Catch::Matchers::Contains("non-empty list"));
+  CHECK_THAT(bad(R"([{"name": "a", "choices": [1, 1]}])"), Catch::Matchers::Contains("distinct options"));
+  CHECK_THAT(bad(R"([{"name": "a", "choices": [1], "extra": 2}])"), Catch::Matchers::Contains("extra"));
+  CHECK_THAT(bad(R"([])"), Catch::Matchers::Contains("non-empty list"));
+}
+
+TEST_CASE("every strategy works on a generic space and beats chance on a known objective", "[search]") {
+  // 8 decisions of 6 options; the score peaks at a hidden target (separable, so hill climbing
+  // must reach the optimum).
+  search::GenericEncoding enc(generic_decisions(8, 6), "toy.yaml", "toy");
+  const search::Genotype target{5, 0, 3, 2, 4, 1, 5, 2};
+  auto f = [&](const search::Genotype& g) {
+    double d = 0;
+    for (size_t i = 0; i < g.size(); ++i) d += std::abs(g[i] - target[i]);
+    return 1.0 - d / 40.0;
+  };
+  search::StrategyOptions o;
+  o.budget = 150;
+  // Random search's typical best at this budget, over seeds: the bar the others must clear.
+  double random_mean = 0;
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    auto r = search::make_strategy("random", enc, o);
+    random_mean += drive(*r, enc, f, 150, seed) / 10;
+  }
+  for (const auto& name : search::strategy_names()) {
+    INFO(name);
+    if (name == "random" || name == "grid") continue;
+    auto st = name == "bayesian" ? search::make_bayesian(enc, o, 1) : search::make_strategy(name, enc, o);
+    double best = drive(*st, enc, f, 150, 1);
+    INFO("best " << best << " random " << random_mean);
+    CHECK(best > random_mean);
+    if (name == "hill-climbing") CHECK(best == 1.0);
+    // Deterministic: the same seed gives the same best.
+    auto again = name == "bayesian" ? search::make_bayesian(enc, o, 1) : search::make_strategy(name, enc, o);
+    CHECK(drive(*again, enc, f, 150, 1) == best);
+  }
+  // Grid: every child exactly once, then nothing left.
+  search::GenericEncoding small(generic_decisions(3, 4), "small.yaml", "small");
+  auto grid = search::make_strategy("grid", small, o);
+  int distinct = 0;
+  drive(*grid, small, [](const search::Genotype&) { return 0.0; }, 1000, 0, &distinct);
+  CHECK(distinct == 64);
+  Rng rng(0);
+  CHECK_FALSE(grid->ask(rng).has_value());
+  CHECK_THROWS_AS(search::make_strategy("annealing", enc, o), UsageError);
+}
+
+TEST_CASE("a search resumed from its checkpoint replays the evaluations and ends like an uninterrupted one",
+          "[search]") {
+  auto s = space();
+  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
+  double max_mf = supernet::arch_cost(s, supernet::max_arch(s), 1, 10).mflops();
+  for (std::string strategy : {"evolution", "bayesian", "reinforce"}) {
+    INFO(strategy);
+    search::SearchOptions o;
+    o.strategy = strategy;
+    o.budget = 30;
+    o.seed = 5;
+    o.constraints.max_mflops = 0.6 * max_mf;
+    o.strategy_options.population = 8;
+    o.strategy_options.sample_size = 3;
+    FakeEstimator full_est(s);
+    auto full = search::run_search(s, cost, full_est, o);
+    // Killed after a checkpoint at 10 evaluations (the last one it wrote).
+    spec::SearchResult last;
+    int checkpoints = 0;
+    o.on_checkpoint = [&](const spec::SearchResult& r) {
+      last = r;
+      ++checkpoints;
+    };
+    struct Dying : FakeEstimator {
+      using FakeEstimator::FakeEstimator;
+      search::Score score(const spec::Arch& a) override {
+        if (calls == 13) request_interrupt();
+        return FakeEstimator::score(a);
+      }
+    } dying(s);
+    auto partial = search::run_search(s, cost, dying, o);
+    clear_interrupt();
+    CHECK(partial.interrupted);
+    CHECK(checkpoints == 1);
+    REQUIRE(last.interrupted);
+    // Through JSON, as nas-search --resume reads it.
+    auto loaded = spec::search_result_from_json(spec::to_json(last), "search.json");
+    o.on_checkpoint = nullptr;
+    for (const auto& c : loaded.candidates)
+      if (c.evaluated) o.replay[c.hash] = c;
+    CHECK(o.replay.size() == 10);
+    FakeEstimator resumed_est(s);
+    auto resumed = search::run_search(s, cost, resumed_est, o);
+    CHECK(resumed_est.calls == 20);  // only the evaluations the stopped run had not recorded
+    REQUIRE(resumed.candidates.size() == full.candidates.size());
+    for (size_t i = 0; i < full.candidates.size(); ++i) {
+      CHECK(resumed.candidates[i].hash == full.candidates[i].hash);
+      CHECK(resumed.candidates[i].val_acc == full.candidates[i].val_acc);
+    }
+    CHECK(resumed.best == full.best);
+    CHECK(resumed.pareto == full.pareto);
+  }
+}
+
+TEST_CASE("external evaluator: arch JSON in, metrics out, failures reported per candidate", "[search]") {
+  std::string d = test::temp_dir("evaluator");
+  // Accuracy from the size of the arch document: deterministic and different between children.
+  test::spit(d + "/good.sh",
+             "awk '{n += length($0)} END {printf \"{\\\"accuracy\\\": %.6f, \\\"loss\\\": 0.5}\\n\", 1 - 100 / (100 + n)}'\n");
+  test::spit(d + "/fail.sh", "cat > /dev/null; echo 'cannot build this arch' >&2; exit 3\n");
+  test::spit(d + "/slow.sh", "sleep 5; echo '{\"accuracy\": 0.5}'\n");
+  test::spit(d + "/garbage.sh", "echo hello\n");
+  test::spit(d + "/range.sh", "echo '{\"accuracy\": 1.5}'\n");
+  auto ok = search::run_external("sh " + d + "/good.sh", "{\n  \"a\": 1\n}\n", 10);
+  REQUIRE(ok.ok);
+  CHECK(ok.accuracy == Approx(1 - 100.0 / 110));
+  CHECK(ok.loss == 0.5);
+  CHECK(search::run_external("sh " + d + "/fail.sh", "{}", 10).error == "exited with status 3: cannot build this arch");
+  double t0 = now_seconds();
+  CHECK(search::run_external("sh " + d + "/slow.sh", "{}", 0.3).error == "timed out after 0.3 s (killed)");
+  CHECK(now_seconds() - t0 < 3);  // killed, not waited for
+  CHECK_THAT(search::run_external("sh " + d + "/garbage.sh", "{}", 10).error,
+             Catch::Matchers::Contains("expected a JSON object with \"accuracy\", found \"hello\""));
+  CHECK_THAT(search::run_external("sh " + d + "/range.sh", "{}", 10).error,
+             Catch::Matchers::Contains("a number in [0, 1]"));
+
+  auto s = space();
+  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
+  search::SearchOptions o;
+  o.strategy = "evolution";
+  o.budget = 6;
+  search::ExternalEstimator good("sh " + d + "/good.sh", 10);
+  auto r = search::run_search(s, cost, good, o);
+  int evaluated = 0;
+  for (const auto& c : r.candidates) {
+    if (!c.evaluated) continue;
+    ++evaluated;
+    CHECK(c.estimator == "external");
+    double n = 0;
+    std::istringstream in(spec::canonical_dump(spec::to_json(c.arch)) + "\n");
+    for (std::string line; std::getline(in, line);) n += static_cast<double>(line.size());
+    CHECK(c.val_acc == Approx(1 - 100 / (100 + n)).margin(1e-6));  // it saw this candidate's arch
+  }
+  CHECK(evaluated == 6);
+  search::ExternalEstimator failing("sh " + d + "/fail.sh", 10);
+  auto rf = search::run_search(s, cost, failing, o);
+  REQUIRE(rf.candidates.size() >= 6);
+  int errors = 0;
+  for (const auto& c : rf.candidates) errors += !c.error.empty() && !c.evaluated;
+  CHECK(errors == 6);  // each failure used an evaluation and was recorded
+  CHECK(rf.best == -1);
+  CHECK(spec::to_json(rf)["candidates"][0]["error"] == "exited with status 3: cannot build this arch");
+}
+
+TEST_CASE("accuracy predictor: learns a known objective, reports its held-out error, ranks unseen children",
+          "[search]") {
+  search::GenericEncoding enc(generic_decisions(6, 4), "toy.yaml", "toy");
+  auto f = [](const search::Genotype& g) {  // additive with unequal weights
+    double s = 0;
+    for (size_t i = 0; i < g.size(); ++i) s += (static_cast<double>(i) + 1) * g[i];
+    return 0.5 + s / 200;
+  };
+  Rng rng(8);
+  std::vector<search::Genotype> xs;
+  std::vector<double> ys;
+  for (int i = 0; i < 80; ++i) {
+    xs.push_back(enc.random(rng));
+    ys.push_back(f(xs.back()));
+  }
+  search::AccuracyPredictor p(enc, 5, 1);
+  CHECK_FALSE(p.fitted());
+  auto rep = p.fit(xs, ys);
+  CHECK(p.fitted());
+  CHECK(rep.points == 80);
+  CHECK(rep.val_points == 16);
+  INFO("held-out rmse " << rep.val_rmse << " tau " << rep.val_kendall_tau);
+  CHECK(rep.val_kendall_tau > 0.6);
+  std::vector<double> truth, pred;
+  for (int i = 0; i < 40; ++i) {
+    auto g = enc.random(rng);
+    truth.push_back(f(g));
+    pred.push_back(p.predict(g));
+    CHECK(p.uncertainty(g) >= 0);
+  }
+  CHECK(search::kendall_tau(pred, truth) > 0.6);
+  search::AccuracyPredictor q(enc, 5, 1);  // deterministic
+  q.fit(xs, ys);
+  CHECK(q.predict(xs[0]) == p.predict(xs[0]));
+  CHECK_THROWS_AS(q.fit({xs[0]}, {0.5}), UsageError);
+}
+
+TEST_CASE("pre-screening and the predictor estimator spare the costly estimator", "[search]") {
+  auto s = space();
+  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
+  search::SearchOptions o;
+  o.strategy = "evolution";
+  o.budget = 40;
+  o.seed = 2;
+  o.prescreen = true;
+  FakeEstimator est(s);
+  auto r = search::run_search(s, cost, est, o);
+  int screened = 0, evaluated = 0;
+  for (const auto& c : r.candidates) {
+    screened += c.screened;
+    evaluated += c.evaluated;
+    if (c.screened) CHECK_FALSE(c.evaluated);
+  }
+  CHECK(evaluated == 40);
+  CHECK(est.calls == 40);
+  CHECK(screened > 0);
+  REQUIRE(r.predictor.is_object());
+  CHECK(r.predictor["screened"] == screened);
+  CHECK(spec::search_result_from_json(spec::to_json(r), "s.json").candidates.size() == r.candidates.size());
+
+  // On its own: learnt from that search, it ranks new children like the estimator it learnt from.
+  search::MbconvEncoding enc(s);
+  search::PredictorEstimator pe(enc, {r}, "test", 3);
+  CHECK(pe.report().points == 40);
+  Rng rng(21);
+  std::vector<double> a, b;
+  FakeEstimator truth(s);
+  for (int i = 0; i < 30; ++i) {
+    auto arch = supernet::random_arch(s, rng);
+    a.push_back(pe.score(arch).acc);
+    b.push_back(truth.score(arch).acc);
+  }
+  INFO("tau " << search::kendall_tau(a, b));
+  CHECK(search::kendall_tau(a, b) > 0.5);
+}
+
+TEST_CASE("memory and latency bounds, alone or together; fronts over every cost", "[search]") {
+  auto s = space();
+  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
+  auto min_c = cost(supernet::min_arch(s)), max_c = cost(supernet::max_arch(s));
+  // Memory: weights plus at least the input and the stem's output; grows with the child.
+  CHECK(min_c.peak_activations >= 28 * 28 / 2);
+  CHECK(max_c.memory_mib() > min_c.memory_mib());
+  CHECK(max_c.memory_mib() == Approx((max_c.params + max_c.peak_activations) * 4.0 / (1 << 20)));
+  search::SearchOptions o;
+  o.strategy = "random";
+  o.budget = 30;
+  o.constraints.max_memory_mib = (min_c.memory_mib() + max_c.memory_mib()) / 2;
+  o.constraints.max_latency_ms = 0.5 * (min_c.mflops() + max_c.mflops()) * 0.1;
+  int calls = 0;
+  o.latency_ms = [&](const spec::Arch& a) {  // a stand-in for the measurement: 0.1 ms per MFLOP
+    ++calls;
+    return cost(a).mflops() * 0.1;
+  };
+  FakeEstimator est(s);
+  auto r = search::run_search(s, cost, est, o);
+  int infeasible = 0;
+  for (const auto& c : r.candidates) {
+    if (c.feasible) {
+      CHECK(c.memory_mib <= o.constraints.max_memory_mib);
+      CHECK(c.latency_ms >= 0);
+      CHECK(c.latency_ms <= o.constraints.max_latency_ms);
+    } else {
+      ++infeasible;
+    }
+  }
+  CHECK(infeasible > 0);
+  CHECK(calls <= static_cast<int>(r.candidates.size()) + 1);  // once per child (+ the smallest, up front)
+  CHECK_FALSE(r.pareto_memory.empty());
+  CHECK_FALSE(r.pareto_latency.empty());
+  auto back = spec::search_result_from_json(spec::to_json(r), "s.json");
+  CHECK(back.pareto_latency == r.pareto_latency);
+  CHECK(back.constraints.max_latency_ms == o.constraints.max_latency_ms);
+  CHECK(back.candidates[0].memory_mib == r.candidates[0].memory_mib);
+  o.constraints.max_memory_mib = min_c.memory_mib() * 0.5;
+  FakeEstimator est2(s);
+  CHECK_THROWS_AS(search::run_search(s, cost, est2, o), SpecError);
 }

@@ -6,6 +6,7 @@
 #include "data/idx.h"
 #include "eval/evaluate.h"
 #include "helpers.h"
+#include "nn/precision.h"
 #include "spec/search_space.h"
 #include "supernet/checkpoint.h"
 #include "supernet/cost.h"
@@ -288,6 +289,24 @@ TEST_CASE("CUDA: supernet and sandwich step run on the GPU and agree with the CP
   for (int s = 1; s < 10; ++s) l = train::sandwich_step(net, *opt, batch, t, s, torch::kCUDA);
   CHECK(std::isfinite(l.max));
   CHECK(l.max < l0.max);
+  // Pinned batches for asynchronous copies.
+  o.pin_memory = true;
+  o.batch_size = 16;
+  data::BatchLoader loader(set, data::iota_indices(set.n, 64), o);
+  auto pinned = loader.next();
+  REQUIRE(pinned);
+  CHECK(pinned->x.is_pinned());
+  CHECK(pinned->y.is_pinned());
+  // bf16 autocast: the same steps still learn.
+  struct Restore {
+    ~Restore() { nn::set_default_precision(nn::Precision::kFP32); }
+  } restore;
+  nn::set_default_precision(nn::Precision::kBF16);
+  auto b0 = train::sandwich_step(net, *opt, batch, t, 20, torch::kCUDA);
+  train::StepLosses b;
+  for (int s = 21; s < 30; ++s) b = train::sandwich_step(net, *opt, batch, t, s, torch::kCUDA);
+  CHECK(std::isfinite(b.max));
+  CHECK(b.max <= b0.max * 1.05);
 }
 
 TEST_CASE("sorting channels by importance keeps the max child's function and orders the middle channels",

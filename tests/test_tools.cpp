@@ -80,7 +80,7 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
     CHECK(n == 6);  // one line per evaluation
   }
   std::string csv = test::slurp(p.dir + "/pareto.csv");
-  CHECK(csv.rfind("index,hash,feasible,evaluated,mflops,params,val_acc,val_loss,origin,pareto\n", 0) == 0);
+  CHECK(csv.rfind("index,hash,feasible,evaluated,mflops,params,val_acc,val_loss,origin,pareto,error\n", 0) == 0);
 
   const std::string child = p.dir + "/child.ckpt";
   auto rc = test::run_cmd(test::bin("nas-slice") + " --supernet " + p.ckpt + " --arch " + search + " --out " + child);
@@ -165,7 +165,8 @@ TEST_CASE("bad input: exit codes, one-line errors, no output left behind", "[too
       {test::bin("nas-train-supernet") + " --train " + test::test_data("tiny-train.yaml"), 2, "--space is required", ""},
       {test::bin("nas-train-supernet") + " --out " + p.dir + "/run --resume --epochs 3", 2, "--resume continues the checkpoint's own run", ""},
       {test::bin("nas-train-supernet") + " --out " + p.dir + "/run --resume", 2, "training already finished", ""},
-      {test::bin("nas-benchmark") + " --model " + p.ckpt + " --device cuda", 2, "nas-benchmark: error:", ""},
+      {test::bin("nas-benchmark") + " --model " + p.ckpt + " --precision fp16", 2, "nas-benchmark: error: --precision: fp16 not in {fp32,bf16}", ""},
+      {test::bin("nas-search") + " --supernet " + p.ckpt + " --precision bf16", 2, "--precision bf16: autocast to bfloat16 needs --device cuda", ""},
       {test::bin("nas-train-supernet") + " --space " + d + "/bad-space.yaml --train " + test::test_data("tiny-train.yaml") +
            " --out " + d + "/run1", 3, "bad-space.yaml: stages: expected a list of 1 to 16 stages", d + "/run1"},
       {test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") + " --train " + test::test_data("tiny-train.yaml") +
@@ -239,4 +240,107 @@ TEST_CASE("from-scratch mode: nas-train-supernet --arch writes a child that nas-
   auto b = spec::bench_result_from_json(json::parse(rb.out), "stdout");
   CHECK(b.test_acc > 0.15);
   CHECK(b.arch.resolution == 20);
+}
+
+TEST_CASE("--device cuda: every tool runs on the GPU, at fp32 and with bf16 autocast", "[cuda]") {
+  if (!test::cuda_available()) {
+    WARN("no CUDA device: skipped");
+    return;
+  }
+  std::string d = test::temp_dir("cuda");
+  for (std::string prec : {"fp32", "bf16"}) {
+    std::string flags = " --device cuda --precision " + prec;
+    auto r = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
+                           " --train " + test::test_data("tiny-train.yaml") + " --out " + d + "/" + prec +
+                           " --train-limit 1280 --epochs 1" + flags);
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    std::string ckpt = d + "/" + prec + "/supernet.ckpt";
+    auto rs = test::run_cmd(test::bin("nas-search") + " --supernet " + ckpt + " --budget 3 --val-images 300 --out " +
+                            d + "/" + prec + "/search.json" + flags);
+    INFO(rs.err);
+    REQUIRE(rs.code == 0);
+    auto rc = test::run_cmd(test::bin("nas-slice") + " --supernet " + ckpt + " --arch " + d + "/" + prec +
+                            "/search.json --out " + d + "/" + prec + "/child.ckpt" + flags);
+    INFO(rc.err);
+    REQUIRE(rc.code == 0);
+    auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + d + "/" + prec +
+                            "/child.ckpt --reps 5 --min-time 0 --test-images 1000" + flags);
+    INFO(rb.err);
+    REQUIRE(rb.code == 0);
+    auto b = spec::bench_result_from_json(json::parse(rb.out), "stdout");
+    CHECK(b.context.device == "cuda");
+    CHECK(b.context.precision == prec);
+    CHECK(b.test_acc > 0.3);
+    CHECK(b.median_ms > 0);
+  }
+}
+
+TEST_CASE("nas-search --space --evaluator: no supernet or data; killed, then resumed, it ends as if never stopped",
+          "[tool]") {
+  std::string d = test::temp_dir("external");
+  // A slow-ish user evaluator: accuracy from the size of the arch document.
+  test::spit(d + "/eval.sh",
+             "sleep 0.1; awk '{n += length($0)} END {printf \"{\\\"accuracy\\\": %.6f}\\n\", 1 - 100 / (100 + n)}'\n");
+  const std::string base = test::bin("nas-search") + " --space " + test::test_data("tiny-space.yaml") +
+                           " --evaluator 'sh " + d + "/eval.sh' --strategy evolution --population 6 --sample-size 2" +
+                           " --budget 40 --threads 1 -q";
+  auto full = test::run_cmd(base + " --out " + d + "/full.json --plot " + d + "/front.png");
+  INFO(full.err);
+  REQUIRE(full.code == 0);
+  CHECK(test::slurp(d + "/front.png").substr(0, 4) == "\x89PNG");  // gnuplot-nox comes with setup.sh
+  auto killed = test::run_cmd("timeout -s KILL 2.5 " + base + " --out " + d + "/resumed.json");
+  CHECK(killed.code == 137);  // SIGKILL: no chance to write anything but the periodic checkpoints
+  REQUIRE(test::exists(d + "/resumed.json"));
+  auto partial = spec::load_search_result(d + "/resumed.json");
+  CHECK(partial.interrupted);
+  int partial_evals = 0;
+  for (const auto& c : partial.candidates) partial_evals += c.evaluated;
+  CHECK(partial_evals % 10 == 0);
+  CHECK(partial_evals >= 10);
+  auto changed = test::run_cmd(base + " --out " + d + "/resumed.json --resume --seed 9");
+  CHECK(changed.code == 2);
+  CHECK_THAT(changed.err, Catch::Matchers::Contains("cannot resume: --seed differs"));
+  auto resumed = test::run_cmd(base + " --out " + d + "/resumed.json --resume");
+  INFO(resumed.err);
+  REQUIRE(resumed.code == 0);
+  auto a = spec::load_search_result(d + "/full.json");
+  auto b = spec::load_search_result(d + "/resumed.json");
+  CHECK_FALSE(b.interrupted);
+  REQUIRE(a.candidates.size() == b.candidates.size());
+  for (size_t i = 0; i < a.candidates.size(); ++i) {
+    CHECK(a.candidates[i].hash == b.candidates[i].hash);
+    CHECK(a.candidates[i].val_acc == b.candidates[i].val_acc);
+  }
+  CHECK(a.best == b.best);
+  CHECK(a.candidates[a.best].estimator == "external");
+  auto again = test::run_cmd(base + " --out " + d + "/resumed.json --resume");
+  CHECK(again.code == 2);
+  CHECK_THAT(again.err, Catch::Matchers::Contains("this search finished; nothing to resume"));
+}
+
+TEST_CASE("nas-search --estimator low-fidelity trains children from scratch without a supernet", "[tool]") {
+  std::string d = test::temp_dir("lowfi");
+  auto r = test::run_cmd(test::bin("nas-search") + " --space " + test::test_data("tiny-space.yaml") + " --train " +
+                         test::test_data("tiny-train.yaml") +
+                         " --estimator low-fidelity --lf-epochs 1 --lf-images 256 --lf-resolution 16 --val-images 200"
+                         " --strategy random --budget 2 --threads 2 --out " + d + "/s.json");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto s = spec::load_search_result(d + "/s.json");
+  int evaluated = 0;
+  for (const auto& c : s.candidates)
+    if (c.evaluated) {
+      ++evaluated;
+      CHECK(c.estimator == "low_fidelity");
+      CHECK(c.estimator_detail == "1 epochs");
+      CHECK(c.val_acc >= 0);  // 256 images for one epoch: the mechanism, not a result
+      CHECK(c.val_acc <= 1);
+    }
+  CHECK(evaluated == 2);
+  CHECK(s.estimator_options["estimator"] == "low-fidelity");
+  auto bad = test::run_cmd(test::bin("nas-search") + " --space " + test::test_data("tiny-space.yaml") +
+                           " --estimator learning-curve --budget 2");
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.err, Catch::Matchers::Contains("give --train"));
 }

@@ -13,6 +13,8 @@
 #include "spec/train_spec.h"
 #include "supernet/checkpoint.h"
 #include "supernet/sampling.h"
+#include "nn/precision.h"
+#include "search/estimators.h"
 #include "train/trainer.h"
 
 using namespace nas;
@@ -281,4 +283,66 @@ TEST_CASE("from-scratch mode trains one arch and writes a child checkpoint", "[t
   auto meta = supernet::read_checkpoint_meta(dir + "/supernet.ckpt");
   REQUIRE(meta.arch.has_value());
   CHECK(*meta.arch == a);
+}
+
+TEST_CASE("bf16 precision: the autocast scope casts convolutions to bfloat16 inside it only", "[train]") {
+  // The training path under bf16 runs in the [cuda] tests: on the CPU, LibTorch 1.13 lacks bf16
+  // kernels for some backward ops (hardtanh), so the tools accept bf16 only with --device cuda.
+  torch::manual_seed(11);
+  torch::Tensor x = torch::randn({2, 3, 8, 8}), w = torch::randn({4, 3, 3, 3});
+  {
+    nn::AutocastScope bf16(false, nn::Precision::kBF16);
+    CHECK(torch::conv2d(x, w).scalar_type() == torch::kBFloat16);
+    {
+      nn::AutocastScope fp32(false, nn::Precision::kFP32);  // does nothing: the outer scope holds
+      CHECK(torch::conv2d(x, w).scalar_type() == torch::kBFloat16);
+    }
+    CHECK(torch::conv2d(x, w).scalar_type() == torch::kBFloat16);
+  }
+  CHECK(torch::conv2d(x, w).scalar_type() == torch::kFloat);
+  CHECK(nn::parse_precision("bf16") == nn::Precision::kBF16);
+  CHECK(nn::precision_name(nn::Precision::kBF16) == "bf16");
+  CHECK_THROWS_AS(nn::parse_precision("fp16"), UsageError);
+}
+
+TEST_CASE("lower fidelity: short in-memory training of one arch, per-epoch curve, extrapolation", "[train]") {
+  // The extrapolation recovers a curve of its own family.
+  std::vector<double> curve;
+  for (int e = 1; e <= 4; ++e) curve.push_back(0.9 - 0.3 * std::pow(e, -0.8));
+  CHECK(search::extrapolate_curve(curve, 20) == Approx(0.9 - 0.3 * std::pow(20, -0.8)).margin(2e-3));
+  CHECK(search::extrapolate_curve({0.5, 0.6}, 20) == 0.6);  // two points choose no shape
+
+  auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  auto t = tiny_train();
+  auto d = train::load_train_data(t);
+  auto val = data::seeded_subset(d.split.val, 300, 1);
+  train::CurveOptions o;
+  o.epochs = 2;
+  o.train_images = 640;
+  auto arch = supernet::min_arch(space);
+  auto c1 = train::train_arch_curve(space, t, d, arch, val, o);
+  REQUIRE(c1.size() == 2);
+  CHECK(c1[1] > 0.3);  // learnt something (10 classes)
+  CHECK(train::train_arch_curve(space, t, d, arch, val, o) == c1);  // deterministic
+  o.resolution = 16;   // lower resolution than any in the space
+  auto c2 = train::train_arch_curve(space, t, d, arch, val, o);
+  CHECK(c2.size() == 2);
+  CHECK(c2 != c1);
+
+  // Learning-curve estimator: the first child trains to the end; with a margin that makes any
+  // later child look hopeless, the next one is stopped after the observed epochs.
+  train::CurveOptions co;
+  co.epochs = 4;
+  co.train_images = 256;
+  search::CurveEstimator est(space, t, d, val, co, 3, -1.0);
+  auto s1 = est.score(arch);
+  CHECK(s1.detail == "4 epochs");
+  auto s2 = est.score(supernet::max_arch(space));
+  CHECK(s2.detail == "stopped after 3 of 4 epochs; extrapolated");
+  CHECK(est.stopped_early() == 1);
+  CHECK(s2.acc >= 0);
+  CHECK(s2.acc <= 1);
+  search::LowFidelityEstimator lf(space, t, d, val, o);
+  CHECK(lf.score(arch).acc == c2.back());
+  CHECK_THROWS_AS(search::CurveEstimator(space, t, d, val, co, 4, 0.0), UsageError);
 }

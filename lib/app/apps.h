@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "cli/cli.h"
 
@@ -33,15 +34,39 @@ void run_train(const TrainOptions& o);
 struct SearchOptions {
   cli::CommonOptions common;
   std::string supernet;
+  std::string space;          // with evaluator: search this space without a supernet
+  std::string evaluator;      // external evaluator command (instead of inherited weights)
+  double eval_timeout = 600;  // seconds per evaluator call
+  int input_channels = 1;     // with space: for the cost model
+  int classes = 10;
   std::string out = "-";
   std::string csv;
   std::string best_arch;  // also write the best arch as a nas.arch file
+  std::string plot;       // also draw the fronts as a PNG (gnuplot)
   std::string metrics;    // JSON lines, one per evaluated candidate
   std::string data;
   std::string strategy = "coarse-to-fine";
   int64_t budget = 50;
+  double time_budget = 0;     // seconds; 0: none
+  int population = 20;        // evolution
+  int sample_size = 5;        // evolution
+  double mutation_prob = 0.3; // evolution, coarse-to-fine, bayesian
+  bool crossover = false;     // evolution
+  bool resume = false;        // continue the stopped search recorded in --out
+  bool prescreen = false;     // pre-screen candidates with the accuracy predictor
+  std::string estimator = "inherited";  // inherited, low-fidelity, learning-curve (predictor, external by flag)
+  std::string train;          // with space: the nas.train spec lower-fidelity training uses
+  int lf_epochs = 2;
+  int64_t lf_images = 5000;
+  int lf_resolution = 0;
+  int curve_epochs = 8;
+  int curve_observe = 3;
+  double curve_margin = 0.005;
+  std::vector<std::string> predictor_from;  // score with a predictor learnt from these nas.search files
   double max_mflops = 0;
   int64_t max_params = 0;
+  double max_memory_mib = 0;
+  double max_latency_ms = 0;
   int64_t val_images = 0;     // 0: the whole validation split
   int64_t calib_images = -1;  // -1: from the supernet's train spec
   int eval_batch = 500;

@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "eval/benchmark.h"
 #include "eval/evaluate.h"
+#include "nn/precision.h"
 #include "spec/bench_result.h"
 #include "supernet/checkpoint.h"
 #include "train/trainer.h"
@@ -52,8 +53,8 @@ void add_bench_options(CLI::App& app, BenchOptions& o) {
 void run_bench(const BenchOptions& o) {
   cli::apply_common_options(o.common);
   NAS_CHECK(!o.model.empty() || !o.supernet.empty(), UsageError, "give --model, or --supernet with --arch");
-  NAS_CHECK(o.common.device == "cpu", UsageError, "--device cuda: nas-benchmark measures on the CPU only for now");
   if (o.out != "-") check_output_path(o.out);
+  const torch::Device device(o.common.device);
   spec::BenchResult b;
   supernet::CheckpointMeta meta;
   eval::ForwardFn fwd;
@@ -76,7 +77,8 @@ void run_bench(const BenchOptions& o) {
     meta.arch = arch;
     net->set_active(arch);
     auto d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes);
-    eval::recalibrate_bn(net, d.train, d.calib, d.norm, meta.train.calib_batch_size);
+    net->to(device);
+    eval::recalibrate_bn(net, d.train, d.calib, d.norm, meta.train.calib_batch_size, device);
     b.source = "supernet";
     b.model_path = o.supernet;
     fwd = [&](const torch::Tensor& x) { return net->forward(x); };
@@ -88,13 +90,21 @@ void run_bench(const BenchOptions& o) {
   b.hash = spec::arch_hash(arch);
   b.mflops = cost.mflops();
   b.params = cost.params;
+  module->to(device);
   module->eval();
   int threads = o.common.threads > 0 ? o.common.threads : cpu_count();
   {
     torch::NoGradGuard g;
     torch::manual_seed(o.common.seed);
-    torch::Tensor x = torch::randn({o.batch, meta.in_channels, arch.resolution, arch.resolution});
-    auto lat = eval::measure_latency([&] { fwd(x); }, o.warmup, o.reps, o.min_time, std::max(o.reps, 100000));
+    // On a GPU the clock stops after the device has finished (kernels run asynchronously).
+    std::function<void()> sync;
+    if (device.is_cuda()) sync = [] { torch::cuda::synchronize(); };
+    auto run = [&](const torch::Tensor& in) {
+      nn::AutocastScope autocast(device.is_cuda());
+      fwd(in);
+    };
+    torch::Tensor x = torch::randn({o.batch, meta.in_channels, arch.resolution, arch.resolution}).to(device);
+    auto lat = eval::measure_latency([&] { run(x); }, o.warmup, o.reps, o.min_time, std::max(o.reps, 100000), sync);
     b.batch = o.batch;
     b.warmup = lat.warmup;
     b.reps = lat.reps;
@@ -103,8 +113,9 @@ void run_bench(const BenchOptions& o) {
     b.p90_ms = lat.p90_ms;
     b.mean_ms = lat.mean_ms;
     b.stdev_ms = lat.stdev_ms;
-    torch::Tensor xt = torch::randn({o.throughput_batch, meta.in_channels, arch.resolution, arch.resolution});
-    auto thr = eval::measure_latency([&] { fwd(xt); }, 3, 10, o.min_time);
+    torch::Tensor xt =
+        torch::randn({o.throughput_batch, meta.in_channels, arch.resolution, arch.resolution}).to(device);
+    auto thr = eval::measure_latency([&] { run(xt); }, 3, 10, o.min_time, 100000, sync);
     b.throughput_batch = o.throughput_batch;
     b.images_per_s = o.throughput_batch / (thr.median_ms / 1e3);
   }
@@ -112,7 +123,7 @@ void run_bench(const BenchOptions& o) {
     std::string dir = o.data.empty() ? meta.train.data.path : o.data;
     auto test = load_test_set(dir, meta.in_channels, meta.num_classes);
     auto idx = data::iota_indices(test.n, o.test_images > 0 ? o.test_images : 0);
-    auto r = eval::evaluate(*module, fwd, test, idx, arch.resolution, train::normalization_of(meta.train), 500);
+    auto r = eval::evaluate(*module, fwd, test, idx, arch.resolution, train::normalization_of(meta.train), 500, device);
     b.test_images = r.n;
     b.test_acc = r.acc;
   }
@@ -123,6 +134,7 @@ void run_bench(const BenchOptions& o) {
   c.cpu_count = cpu_count();
   c.threads = threads;
   c.device = o.common.device;
+  c.precision = o.common.precision;
   c.libtorch = TORCH_VERSION;
   c.toolchain = toolchain_version();
   c.commit = build_commit();

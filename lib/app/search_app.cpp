@@ -9,6 +9,11 @@
 #include "core/io.h"
 #include "core/log.h"
 #include "search/estimators.h"
+#include "search/external.h"
+#include "search/plot.h"
+#include "search/predictor.h"
+#include "eval/benchmark.h"
+#include "nn/child.h"
 #include "search/search.h"
 #include "supernet/checkpoint.h"
 
@@ -24,22 +29,88 @@ const cli::ToolInfo kSearchTool{
     "--csv runs/fmnist/pareto.csv --best-arch runs/fmnist/best.json"};
 
 void add_search_options(CLI::App& app, SearchOptions& o) {
-  app.add_option("--supernet", o.supernet, "Supernet checkpoint")->required();
+  app.add_option("--supernet", o.supernet, "Supernet checkpoint (its space is searched)");
+  app.add_option("--space", o.space, "Search space to search without a supernet (with --evaluator)");
+  app.add_option("--evaluator", o.evaluator,
+                 "Score candidates with this command instead of inherited weights: it reads the nas.arch JSON "
+                 "on stdin and prints JSON with \"accuracy\" (in [0, 1]) and optionally \"loss\" on stdout; "
+                 "a failure is recorded for that candidate");
+  app.add_option("--estimator", o.estimator,
+                 "inherited (supernet weights, BN recalibrated), low-fidelity (a few epochs from scratch, on a "
+                 "subset and/or at a lower resolution) or learning-curve (stops children whose extrapolated "
+                 "curve cannot catch up); --evaluator and --predictor-from select theirs")
+      ->check(CLI::IsMember({"inherited", "low-fidelity", "learning-curve", "predictor", "external"}))
+      ->default_val("inherited");
+  app.add_option("--train", o.train, "With --space: the nas.train spec low-fidelity training uses");
+  app.add_option("--lf-epochs", o.lf_epochs, "low-fidelity: epochs per child")->check(CLI::Range(1, 10000))->default_val(2);
+  app.add_option("--lf-images", o.lf_images, "low-fidelity, learning-curve: training images per child (0: all)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
+      ->default_val(5000);
+  app.add_option("--lf-resolution", o.lf_resolution,
+                 "low-fidelity, learning-curve: train and evaluate at this input resolution (0: the child's own)")
+      ->check(CLI::Range(0, 4096))
+      ->default_val(0);
+  app.add_option("--curve-epochs", o.curve_epochs, "learning-curve: epochs of a child trained to the end")
+      ->check(CLI::Range(4, 10000))
+      ->default_val(8);
+  app.add_option("--curve-observe", o.curve_observe, "learning-curve: epochs observed before extrapolating")
+      ->check(CLI::Range(3, 10000))
+      ->default_val(3);
+  app.add_option("--curve-margin", o.curve_margin,
+                 "learning-curve: stop a child extrapolated below the best final accuracy minus this")
+      ->check(CLI::Range(0.0, 1.0))
+      ->default_val(0.005);
+  app.add_option("--predictor-from", o.predictor_from,
+                 "Score candidates with an accuracy predictor (MLP ensemble) learnt from the evaluated candidates "
+                 "of these nas.search files, instead of inherited weights");
+  app.add_flag("--prescreen", o.prescreen,
+               "Pre-screen candidates with an accuracy predictor learnt from the evaluations so far: those "
+               "predicted below the median are recorded as screened and cost no evaluation");
+  app.add_option("--eval-timeout", o.eval_timeout, "Seconds before an --evaluator call is killed")
+      ->check(CLI::Range(0.001, 1e7))
+      ->default_val(600);
+  app.add_option("--input-channels", o.input_channels, "With --space: input channels, for the cost model")
+      ->check(CLI::Range(1, 1 << 16))
+      ->default_val(1);
+  app.add_option("--classes", o.classes, "With --space: number of classes, for the cost model")
+      ->check(CLI::Range(2, 1 << 24))
+      ->default_val(10);
   app.add_option("--out", o.out, "nas.search JSON output ('-' for stdout)")->default_val("-");
   app.add_option("--csv", o.csv, "Also write every candidate as CSV (pareto column marks the front)");
   app.add_option("--best-arch", o.best_arch, "Also write the best child as a nas.arch file");
+  app.add_option("--plot", o.plot, "Also draw the accuracy-vs-MFLOPs and -params fronts as a PNG (needs gnuplot)");
   app.add_option("--metrics", o.metrics, "Append one JSON line per evaluated candidate to this file");
   app.add_option("--data", o.data, "Dataset directory (default: the one the supernet was trained on)");
-  app.add_option("--strategy", o.strategy, "coarse-to-fine (BigNAS) or random")
+  app.add_option("--strategy", o.strategy,
+                 "coarse-to-fine (BigNAS), random, grid, evolution (regularized), hill-climbing, reinforce, mcts "
+                 "or bayesian (Gaussian process + expected improvement)")
       ->check(CLI::IsMember(search::strategy_names()))
       ->default_val("coarse-to-fine");
   app.add_option("--budget", o.budget, "Number of candidates to evaluate")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
       ->default_val(50);
+  app.add_option("--time-budget", o.time_budget, "Stop starting new evaluations after this many seconds (0: none)")
+      ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--population", o.population, "evolution: population size")->check(CLI::Range(2, 1 << 20))->default_val(20);
+  app.add_option("--sample-size", o.sample_size, "evolution: tournament sample size")
+      ->check(CLI::Range(1, 1 << 20))
+      ->default_val(5);
+  app.add_option("--mutation-prob", o.mutation_prob, "Probability that a mutation moves each decision")
+      ->check(CLI::Range(0.0, 1.0))
+      ->default_val(0.3);
+  app.add_flag("--crossover", o.crossover, "evolution: cross the two best of the sample before mutating");
+  app.add_flag("--resume", o.resume,
+               "Continue the stopped search recorded in --out (its evaluations are replayed, not re-estimated)");
   app.add_option("--max-mflops", o.max_mflops, "Upper bound on MFLOPs (multiply-adds / 1e6); 0: none")
       ->check(CLI::Range(0.0, 1e12));
   app.add_option("--max-params", o.max_params, "Upper bound on parameters; 0: none")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 50));
+  app.add_option("--max-memory-mib", o.max_memory_mib,
+                 "Upper bound on inference memory at batch 1 (weights + peak activations, fp32, analytic), MiB; 0: none")
+      ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--max-latency-ms", o.max_latency_ms,
+                 "Upper bound on batch-1 latency measured on this machine (--threads, --device), ms; 0: none")
+      ->check(CLI::Range(0.0, 1e9));
   app.add_option("--val-images", o.val_images, "Validation images per candidate (0: the whole split)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   app.add_option("--calib-images", o.calib_images, "BN calibration images (default: the train spec's)")
@@ -59,10 +130,13 @@ std::string to_csv(const spec::SearchResult& r) {
   std::vector<bool> on_front(r.candidates.size(), false);
   for (int i : r.pareto) on_front[i] = true;
   std::ostringstream os;
-  os << "index,hash,feasible,evaluated,mflops,params,val_acc,val_loss,origin,pareto\n";
+  os << "index,hash,feasible,evaluated,mflops,params,val_acc,val_loss,origin,pareto,error\n";
   for (const auto& c : r.candidates) {
+    std::string err = c.error;
+    for (size_t i = 0; (i = err.find('"', i)) != std::string::npos; i += 2) err.insert(i, "\"");
     os << c.index << "," << c.hash << "," << c.feasible << "," << c.evaluated << "," << c.mflops << "," << c.params
-       << "," << c.val_acc << "," << c.val_loss << "," << c.origin << "," << on_front[c.index] << "\n";
+       << "," << c.val_acc << "," << c.val_loss << "," << c.origin << "," << on_front[c.index] << ","
+       << (err.empty() ? "" : "\"" + err + "\"") << "\n";
   }
   return os.str();
 }
@@ -70,33 +144,182 @@ std::string to_csv(const spec::SearchResult& r) {
 
 void run_search(const SearchOptions& o) {
   cli::apply_common_options(o.common);
-  for (const auto& p : {o.out, o.csv, o.best_arch, o.metrics})
+  for (const auto& p : {o.out, o.csv, o.best_arch, o.metrics, o.plot})
     if (!p.empty() && p != "-") check_output_path(p);
-  auto loaded = supernet::load_supernet(o.supernet);
-  auto& meta = loaded.meta;
-  if (!meta.finished)
-    log_warn(o.supernet + ": training has not finished (step " + std::to_string(meta.step) + " of " +
-             std::to_string(meta.total_steps) + ")");
-  auto& net = loaded.net;
-  search::CostFn cost = [&](const spec::Arch& a) { return net->cost(a); };
+  // The estimator: --evaluator and --predictor-from name theirs; the others need --estimator.
+  const bool external = !o.evaluator.empty(), predicted = !o.predictor_from.empty();
+  NAS_CHECK(!(external && predicted), UsageError, "give one of --evaluator and --predictor-from");
+  std::string kind = external ? "external" : predicted ? "predictor" : o.estimator;
+  NAS_CHECK(o.estimator == "inherited" || o.estimator == kind, UsageError,
+            "--estimator " << o.estimator << ": " << (external ? "--evaluator" : "--predictor-from")
+                           << " scores the candidates; drop one of them");
+  NAS_CHECK(kind != "external" || external, UsageError, "--estimator external needs --evaluator CMD");
+  NAS_CHECK(kind != "predictor" || predicted, UsageError, "--estimator predictor needs --predictor-from FILE");
+  const bool trains = kind == "low-fidelity" || kind == "learning-curve";
+  NAS_CHECK(!o.supernet.empty() || (!o.space.empty() && kind != "inherited"), UsageError,
+            "give --supernet, or --space with another estimator than inherited weights");
+  NAS_CHECK(o.supernet.empty() || o.space.empty(), UsageError,
+            "--space: the supernet's own space is searched; give one of --supernet and --space");
+  NAS_CHECK(!trains || !o.supernet.empty() || !o.train.empty(), UsageError,
+            "--estimator " << kind << " trains children: give --train (a nas.train spec) or --supernet (its spec)");
+  // The space and what the cost model needs: from the supernet, or from --space and the flags.
+  spec::SearchSpace space;
+  int in_channels = o.input_channels, num_classes = o.classes;
+  uint64_t seed = o.common.seed_given ? o.common.seed : 0;
+  supernet::LoadedSupernet loaded;
+  spec::TrainSpec train_spec;
+  if (!o.train.empty()) train_spec = spec::load_train_spec(o.train);
+  if (!o.supernet.empty()) {
+    auto meta = kind == "inherited" ? (loaded = supernet::load_supernet(o.supernet)).meta
+                                    : supernet::read_checkpoint_meta(o.supernet);
+    if (o.train.empty()) train_spec = meta.train;
+    if (!meta.finished)
+      log_warn(o.supernet + ": training has not finished (step " + std::to_string(meta.step) + " of " +
+               std::to_string(meta.total_steps) + ")");
+    space = meta.space;
+    in_channels = meta.in_channels;
+    num_classes = meta.num_classes;
+    if (!o.common.seed_given) seed = meta.train.seed;
+  } else {
+    space = spec::load_search_space(o.space);
+    if (!o.train.empty() && !o.common.seed_given) seed = train_spec.seed;
+  }
+  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(space, a, in_channels, num_classes); };
   spec::Constraints constraints;
   constraints.max_mflops = o.max_mflops;
   constraints.max_params = o.max_params;
-  search::check_satisfiable(meta.space, cost, constraints);
-  torch::Device device(o.common.device);
-  net->to(device);
-  auto d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes);
-  uint64_t seed = o.common.seed_given ? o.common.seed : meta.train.seed;
-  std::vector<int64_t> val = data::seeded_subset(d.split.val, o.val_images, mix_seed(seed, 0x7a1));
-  NAS_CHECK(!val.empty(), SpecError,
-            o.supernet << ": the supernet's train spec holds out no validation images (data.validation_images: 0)");
-  search::InheritedEstimator est(loaded.net, d.train, d.calib, val, d.norm, meta.train.calib_batch_size,
-                                 o.eval_batch, device);
+  constraints.max_memory_mib = o.max_memory_mib;
+  constraints.max_latency_ms = o.max_latency_ms;
+  // Measured latency: the child as a standalone network (latency does not depend on the weights),
+  // batch 1, median of repeated runs after a warm-up.
+  const torch::Device lat_device(o.common.device);
+  std::function<double(const spec::Arch&)> latency = [&](const spec::Arch& a) {
+    torch::NoGradGuard g;
+    nn::ChildNet child(space, a, in_channels, num_classes);
+    child->eval();
+    child->to(lat_device);
+    torch::Tensor x = torch::randn({1, in_channels, a.resolution, a.resolution}).to(lat_device);
+    std::function<void()> sync;
+    if (lat_device.is_cuda()) sync = [] { torch::cuda::synchronize(); };
+    return eval::measure_latency([&] { child->forward(x); }, 3, 10, 0.05, 1000, sync).median_ms;
+  };
+  search::check_satisfiable(space, cost, constraints, latency);
+  // The estimator: inherited weights on the validation split, or the user's command.
+  std::unique_ptr<search::Estimator> est;
+  std::vector<int64_t> val;
+  CheckpointData d;     // outlive the estimator, which reads their images
+  train::TrainData td;
+  search::MbconvEncoding enc(space);
+  spec::json predictor_report;
+  if (predicted) {
+    std::vector<spec::SearchResult> data;
+    for (const auto& f : o.predictor_from) data.push_back(spec::load_search_result(f));
+    auto p = std::make_unique<search::PredictorEstimator>(enc, data, "--predictor-from", seed);
+    const auto& rep = p->report();
+    predictor_report = {{"mode", "estimator"},         {"from", o.predictor_from},
+                        {"points", rep.points},        {"val_points", rep.val_points},
+                        {"val_rmse", rep.val_rmse},    {"val_kendall_tau", rep.val_kendall_tau}};
+    log_info("predictor: learnt from " + std::to_string(rep.points) + " candidates; held-out RMSE " +
+             std::to_string(rep.val_rmse) + ", Kendall tau " + std::to_string(rep.val_kendall_tau));
+    est = std::move(p);
+  } else if (trains) {
+    if (!o.data.empty()) train_spec.data.path = o.data;
+    if (o.common.seed_given) train_spec.seed = o.common.seed;
+    td = train::load_train_data(train_spec);
+    NAS_CHECK(in_channels == td.train_set.c && num_classes == td.train_set.num_classes, SpecError,
+              train_spec.data.path << ": expected images with " << in_channels << " channel(s) and " << num_classes
+                                   << " classes (--input-channels, --classes), found " << td.train_set.c << " and "
+                                   << td.train_set.num_classes);
+    val = data::seeded_subset(td.split.val, o.val_images, mix_seed(seed, 0x7a1));
+    NAS_CHECK(!val.empty(), SpecError, train_spec.source << ": data.validation_images: expected some, found 0");
+    train::CurveOptions co;
+    co.device = o.common.device;
+    co.eval_batch = o.eval_batch;
+    co.train_images = o.lf_images;
+    co.resolution = o.lf_resolution;
+    co.epochs = kind == "learning-curve" ? o.curve_epochs : o.lf_epochs;
+    if (kind == "low-fidelity")
+      est = std::make_unique<search::LowFidelityEstimator>(space, train_spec, td, val, co);
+    else
+      est = std::make_unique<search::CurveEstimator>(space, train_spec, td, val, co, o.curve_observe, o.curve_margin);
+  } else if (!external) {
+    auto& meta = loaded.meta;
+    torch::Device device(o.common.device);
+    loaded.net->to(device);
+    d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes);
+    val = data::seeded_subset(d.split.val, o.val_images, mix_seed(seed, 0x7a1));
+    NAS_CHECK(!val.empty(), SpecError,
+              o.supernet << ": the supernet's train spec holds out no validation images (data.validation_images: 0)");
+    est = std::make_unique<search::InheritedEstimator>(loaded.net, d.train, d.calib, val, d.norm,
+                                                       meta.train.calib_batch_size, o.eval_batch, device);
+  } else {
+    est = std::make_unique<search::ExternalEstimator>(o.evaluator, o.eval_timeout);
+  }
+  spec::json estimator_options = {{"estimator", kind}};
+  if (trains)
+    estimator_options.update({{"train_images", o.lf_images},
+                              {"resolution", o.lf_resolution},
+                              {"epochs", kind == "learning-curve" ? o.curve_epochs : o.lf_epochs}});
+  if (kind == "learning-curve") estimator_options.update({{"observe", o.curve_observe}, {"margin", o.curve_margin}});
+  if (external) estimator_options["timeout_s"] = o.eval_timeout;
   search::SearchOptions so;
   so.strategy = o.strategy;
   so.budget = o.budget;
+  so.time_budget = o.time_budget;
   so.constraints = constraints;
+  so.latency_ms = latency;
   so.seed = seed;
+  so.strategy_options.population = o.population;
+  so.strategy_options.sample_size = o.sample_size;
+  so.strategy_options.mutation_prob = o.mutation_prob;
+  so.strategy_options.crossover = o.crossover;
+  so.prescreen = o.prescreen;
+  NAS_CHECK(o.strategy != "evolution" || o.sample_size <= o.population, UsageError,
+            "--sample-size " << o.sample_size << ": expected at most --population (" << o.population << ")");
+  if (o.resume) {
+    // The stopped run's evaluations, replayed: the search must be the same one.
+    NAS_CHECK(o.out != "-", UsageError, "--resume needs --out: the file the stopped search wrote");
+    auto prev = spec::load_search_result(o.out);
+    NAS_CHECK(prev.interrupted, UsageError, o.out << ": this search finished; nothing to resume");
+    auto same = [&](bool ok, const std::string& what) {
+      NAS_CHECK(ok, UsageError, o.out << ": cannot resume: " << what << " differs from the stopped search's");
+    };
+    same(prev.strategy == o.strategy, "--strategy");
+    same(prev.seed == seed, "--seed");
+    same(prev.budget == o.budget, "--budget");
+    same(prev.time_budget == o.time_budget, "--time-budget");
+    same(prev.supernet == o.supernet, "--supernet");
+    same(prev.evaluator == o.evaluator, "--evaluator");
+    same(prev.estimator_options.is_null() || prev.estimator_options == estimator_options,
+         "an estimator option (--estimator, --lf-*, --curve-*, --eval-timeout)");
+    same(prev.constraints.max_mflops == constraints.max_mflops && prev.constraints.max_params == constraints.max_params &&
+             prev.constraints.max_memory_mib == constraints.max_memory_mib &&
+             prev.constraints.max_latency_ms == constraints.max_latency_ms,
+         "a constraint (--max-mflops, --max-params, --max-memory-mib, --max-latency-ms)");
+    same(prev.val_images == static_cast<int64_t>(val.size()) && prev.calib_images == static_cast<int64_t>(d.calib.size()),
+         "--val-images or --calib-images");
+    spec::json opts = search::strategy_options_json(o.strategy, so.strategy_options);
+    if (o.prescreen) opts["prescreen"] = true;
+    same(prev.strategy_options == opts, "a strategy option (--population, --sample-size, --mutation-prob, --crossover, --prescreen)");
+    for (const auto& c : prev.candidates)
+      if (c.evaluated) so.replay[c.hash] = c;
+    log_info("resuming " + o.out + ": " + std::to_string(so.replay.size()) + " evaluations to replay");
+  }
+  // What the search engine does not know about: where the space and the scores came from.
+  auto annotate = [&](spec::SearchResult& r) {
+    r.supernet = o.supernet;
+    r.evaluator = o.evaluator;
+    r.estimator_options = estimator_options;
+    if (!predictor_report.is_null()) r.predictor = predictor_report;
+    r.val_images = static_cast<int64_t>(val.size());
+    r.calib_images = static_cast<int64_t>(d.calib.size());
+  };
+  so.on_checkpoint = [&](const spec::SearchResult& partial) {
+    if (o.out == "-") return;
+    spec::SearchResult p = partial;
+    annotate(p);
+    write_output(o.out, spec::canonical_dump(spec::to_json(p)));
+  };
   std::unique_ptr<JsonlWriter> metrics;
   if (!o.metrics.empty()) {
     so.on_evaluated = [&](const spec::Candidate& c) {
@@ -111,12 +334,12 @@ void run_search(const SearchOptions& o) {
                                       {"eval_seconds", c.eval_seconds}})));
     };
   }
-  log_info("search: " + o.strategy + ", budget " + std::to_string(o.budget) + ", " + std::to_string(val.size()) +
-           " validation images, " + std::to_string(d.calib.size()) + " calibration images");
-  spec::SearchResult r = search::run_search(meta.space, cost, est, so);
-  r.supernet = o.supernet;
-  r.val_images = static_cast<int64_t>(val.size());
-  r.calib_images = static_cast<int64_t>(d.calib.size());
+  log_info("search: " + o.strategy + ", budget " + std::to_string(o.budget) + ", " +
+           (o.evaluator.empty() ? std::to_string(val.size()) + " validation images, " + std::to_string(d.calib.size()) +
+                                      " calibration images"
+                                : "external evaluator: " + o.evaluator));
+  spec::SearchResult r = search::run_search(space, cost, *est, so);
+  annotate(r);
   if (r.best >= 0) {
     const auto& b = r.candidates[r.best];
     char line[256];
@@ -130,6 +353,7 @@ void run_search(const SearchOptions& o) {
   NAS_CHECK(o.best_arch.empty() || r.best >= 0, Error, "--best-arch: no feasible candidate was evaluated");
   // Side outputs first, the main output last.
   if (!o.csv.empty()) write_output(o.csv, to_csv(r));
+  if (!o.plot.empty()) search::write_front_plot(r, o.plot);
   if (!o.best_arch.empty()) write_output(o.best_arch, spec::canonical_dump(spec::to_json(r.candidates[r.best].arch)));
   write_output(o.out, spec::canonical_dump(spec::to_json(r)));
   NAS_CHECK(!r.interrupted, Interrupted,

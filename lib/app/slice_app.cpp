@@ -38,7 +38,10 @@ void run_slice(const SliceOptions& o) {
   spec::Arch arch = resolve_arch(o.arch, meta.space);
   auto d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes);
   net->set_active(arch);
-  eval::recalibrate_bn(net, d.train, d.calib, d.norm, meta.train.calib_batch_size);
+  const torch::Device device(o.common.device);
+  net->to(device);
+  eval::recalibrate_bn(net, d.train, d.calib, d.norm, meta.train.calib_batch_size, device);
+  net->to(torch::kCPU);  // slicing and the agreement check run on the CPU
   nn::ChildNet child = net->slice(arch);
   // The contract, checked on real images before anything is written: the child computes what the
   // supernet computes with the arch active.

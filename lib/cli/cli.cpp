@@ -7,6 +7,7 @@
 #include "core/build_info.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "nn/precision.h"
 
 namespace nas::cli {
 
@@ -24,6 +25,10 @@ void add_common_options(CLI::App& app, CommonOptions& o) {
       ->type_name("UINT")
       ->check(CLI::Range(uint64_t{0}, static_cast<uint64_t>(INT64_MAX)));
   app.add_option("--device", o.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->default_val("cpu");
+  app.add_option("--precision", o.precision,
+                 "fp32, or bf16: forward passes under autocast to bfloat16 (convolutions and matmuls in bf16)")
+      ->check(CLI::IsMember({"fp32", "bf16"}))
+      ->default_val("fp32");
   app.add_flag("-v,--verbose", o.verbose, "More log lines");
   app.add_flag("-q,--quiet", o.quiet, "Errors only on stderr");
 }
@@ -43,6 +48,10 @@ void apply_common_options(const CommonOptions& o) {
   }
   if (o.device == "cuda")
     NAS_CHECK(torch::cuda::is_available(), UsageError, "--device cuda: this LibTorch has no CUDA or no GPU is visible");
+  NAS_CHECK(o.precision != "bf16" || o.device == "cuda", UsageError,
+            "--precision bf16: autocast to bfloat16 needs --device cuda (LibTorch's CPU kernels lack bf16 "
+            "backward ops)");
+  nn::set_default_precision(nn::parse_precision(o.precision));
   install_signal_handlers();
 }
 

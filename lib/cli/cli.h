@@ -13,6 +13,7 @@ struct CommonOptions {
   uint64_t seed = 0;
   bool seed_given = false;  // --seed was on the command line
   std::string device = "cpu";
+  std::string precision = "fp32";  // fp32, or bf16 autocast for forward passes
   int verbose = 0;
   bool quiet = false;
 };

@@ -79,6 +79,10 @@ Batch BatchLoader::produce(int64_t b) const {
   std::vector<int64_t> idx(order_.begin() + begin, order_.begin() + end);
   Batch batch = make_batch(set_, idx, o_, mix_seed(o_.seed, static_cast<uint64_t>(o_.epoch), static_cast<uint64_t>(b) + 1));
   batch.index = b;
+  if (o_.pin_memory) {  // prepared off the training thread, so the host-to-GPU copy can overlap
+    batch.x = batch.x.pin_memory();
+    batch.y = batch.y.pin_memory();
+  }
   return batch;
 }
 

@@ -29,6 +29,7 @@ struct LoaderOptions {
   int64_t epoch = 0;
   int64_t start_batch = 0;   // skip this many batches (resume within an epoch)
   int prefetch = 4;          // batches prepared ahead; 0 prepares on the calling thread
+  bool pin_memory = false;   // page-locked batches, for asynchronous copies to a GPU
   Normalization norm;
 };
 

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "nn/precision.h"
 
 namespace nas::eval {
 namespace {
@@ -31,15 +32,20 @@ EvalResult evaluate(torch::nn::Module& m, const ForwardFn& fwd, const data::Imag
   o.batch_size = batch;
   o.norm = norm;
   o.prefetch = 2;
+  o.pin_memory = device.is_cuda();
   data::BatchLoader loader(set, idx, o);
   EvalResult r;
   double loss_sum = 0;
   int64_t correct = 0;
   while (auto b = loader.next()) {
     check_interrupt("evaluation");
-    torch::Tensor x = supernet::resize_input(b->x.to(device), resolution);
-    torch::Tensor y = b->y.to(device);
-    torch::Tensor logits = fwd(x);
+    torch::Tensor x = supernet::resize_input(b->x.to(device, /*non_blocking=*/true), resolution);
+    torch::Tensor y = b->y.to(device, /*non_blocking=*/true);
+    torch::Tensor logits;
+    {
+      nn::AutocastScope autocast(device.is_cuda());
+      logits = fwd(x).to(torch::kFloat);
+    }
     loss_sum += torch::cross_entropy_loss(logits, y, {}, at::Reduction::Sum).item<double>();
     correct += logits.argmax(1).eq(y).sum().item<int64_t>();
     r.n += y.size(0);
@@ -62,12 +68,13 @@ void recalibrate_bn(supernet::Supernet& net, const data::ImageSet& set, const st
   o.batch_size = batch;
   o.norm = norm;
   o.prefetch = 2;
+  o.pin_memory = device.is_cuda();
   data::BatchLoader loader(set, idx, o);
   int r = net->active().resolution;
   net->set_dropout(0.0);
   while (auto b = loader.next()) {
     check_interrupt("BN recalibration");
-    net->forward(supernet::resize_input(b->x.to(device), r));
+    net->forward(supernet::resize_input(b->x.to(device, /*non_blocking=*/true), r));
   }
 }
 

@@ -6,6 +6,7 @@
 #include "data/loader.h"
 #include "search/search.h"
 #include "supernet/supernet.h"
+#include "train/trainer.h"
 
 namespace nas::search {
 
@@ -27,5 +28,51 @@ class InheritedEstimator : public Estimator {
   int calib_batch_, eval_batch_;
   torch::Device device_;
 };
+
+// Lower fidelity: trains the child from scratch for a few epochs, on a subset of the training split
+// and/or at a lower resolution (train::train_arch_curve), and takes its final validation accuracy.
+class LowFidelityEstimator : public Estimator {
+ public:
+  LowFidelityEstimator(const spec::SearchSpace& space, const spec::TrainSpec& t, const train::TrainData& d,
+                       std::vector<int64_t> val, train::CurveOptions o);
+  std::string name() const override { return "low_fidelity"; }
+  Score score(const spec::Arch& arch) override;
+
+ private:
+  const spec::SearchSpace& space_;
+  spec::TrainSpec t_;
+  const train::TrainData& d_;
+  std::vector<int64_t> val_;
+  train::CurveOptions o_;
+};
+
+// Learning-curve extrapolation: trains like LowFidelityEstimator for up to o.epochs, and after
+// `observe` epochs fits acc(e) = a - b * e^(-c) to the curve so far (c on a grid, a and b by least
+// squares). A child whose extrapolated final accuracy is below the best final accuracy seen minus
+// `margin` is stopped there and scored by the extrapolation (Score::detail says so); the others
+// train to the end and are scored by their measured accuracy.
+class CurveEstimator : public Estimator {
+ public:
+  CurveEstimator(const spec::SearchSpace& space, const spec::TrainSpec& t, const train::TrainData& d,
+                 std::vector<int64_t> val, train::CurveOptions o, int observe, double margin = 0.005);
+  std::string name() const override { return "learning_curve"; }
+  Score score(const spec::Arch& arch) override;
+  void replayed(const spec::Arch& arch, const Score& s) override;
+  int64_t stopped_early() const { return stopped_; }
+
+ private:
+  const spec::SearchSpace& space_;
+  spec::TrainSpec t_;
+  const train::TrainData& d_;
+  std::vector<int64_t> val_;
+  train::CurveOptions o_;
+  int observe_;
+  double margin_;
+  double best_final_ = -1;
+  int64_t stopped_ = 0;
+};
+
+// Fits acc(e) = a - b * e^(-c) to curve[i] at e = i + 1 and returns its value at `epochs`, in [0, 1].
+double extrapolate_curve(const std::vector<double>& curve, int epochs);
 
 }  // namespace nas::search

@@ -7,21 +7,63 @@
 #include "core/build_info.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "search/predictor.h"
 #include "supernet/sampling.h"
 
 namespace nas::search {
 
-const std::vector<std::string>& strategy_names() {
-  static const std::vector<std::string> n = {"coarse-to-fine", "random"};
-  return n;
+SearchContext::SearchContext(const spec::SearchSpace& space, CostFn cost, Estimator& est, const SearchOptions& o)
+    : space_(space), cost_(std::move(cost)), est_(est), o_(o), start_(now_seconds()),
+      progress_("search", o.budget, "eval") {}
+
+bool SearchContext::budget_left() const {
+  if (evaluations_ >= o_.budget) return false;
+  // Time spent in an earlier, stopped run counts too (its evaluations' recorded seconds).
+  return o_.time_budget <= 0 || now_seconds() - start_ + replayed_seconds_ < o_.time_budget;
 }
 
-SearchContext::SearchContext(const spec::SearchSpace& space, CostFn cost, Estimator& est, const SearchOptions& o)
-    : space_(space), cost_(std::move(cost)), est_(est), o_(o), progress_("search", o.budget, "eval") {}
-
-bool SearchContext::feasible(const spec::Arch& a) const {
+SearchContext::Costs SearchContext::costs(const spec::Arch& a) const {
   auto c = cost_(a);
-  return o_.constraints.admits(c.mflops(), c.params);
+  Costs k;
+  k.mflops = c.mflops();
+  k.params = c.params;
+  k.memory_mib = c.memory_mib();
+  const auto& b = o_.constraints;
+  // Latency is measured only for children that pass the analytic bounds (it takes time).
+  if (b.max_latency_ms > 0 && b.admits(k.mflops, k.params, k.memory_mib)) {
+    NAS_CHECK(o_.latency_ms != nullptr, UsageError, "a latency bound needs a way to measure latency");
+    std::string h = spec::arch_hash(a);
+    auto it = latency_cache_.find(h);
+    if (it == latency_cache_.end()) it = latency_cache_.emplace(h, o_.latency_ms(a)).first;
+    k.latency_ms = it->second;
+  }
+  k.feasible = b.admits(k.mflops, k.params, k.memory_mib, k.latency_ms < 0 ? 0.0 : k.latency_ms) &&
+               (b.max_latency_ms <= 0 || k.latency_ms >= 0);
+  return k;
+}
+
+bool SearchContext::feasible(const spec::Arch& a) const { return costs(a).feasible; }
+
+bool SearchContext::known(const spec::Arch& arch) const { return by_hash_.count(spec::arch_hash(arch)) > 0; }
+
+const spec::Candidate* SearchContext::screen(const spec::Arch& arch, const std::string& origin, double predicted) {
+  spec::Candidate c;
+  c.arch = arch;
+  c.hash = spec::arch_hash(arch);
+  auto k = costs(arch);
+  c.mflops = k.mflops;
+  c.params = k.params;
+  c.memory_mib = k.memory_mib;
+  c.latency_ms = k.latency_ms;
+  c.feasible = true;
+  c.origin = origin;
+  c.estimator = "predictor";
+  c.screened = true;
+  c.predicted_acc = predicted;
+  c.index = static_cast<int>(r_.candidates.size());
+  by_hash_[c.hash] = c.index;
+  r_.candidates.push_back(c);
+  return &r_.candidates.back();
 }
 
 const spec::Candidate* SearchContext::propose(const spec::Arch& arch, const std::string& origin) {
@@ -34,32 +76,56 @@ const spec::Candidate* SearchContext::propose(const spec::Arch& arch, const std:
   spec::Candidate c;
   c.arch = arch;
   c.hash = h;
-  auto cost = cost_(arch);
-  c.mflops = cost.mflops();
-  c.params = cost.params;
-  c.feasible = o_.constraints.admits(c.mflops, c.params);
+  auto k = costs(arch);
+  c.mflops = k.mflops;
+  c.params = k.params;
+  c.memory_mib = k.memory_mib;
+  c.latency_ms = k.latency_ms;
+  c.feasible = k.feasible;
   c.origin = origin;
   c.estimator = est_.name();
+  bool replayed = false;
   if (c.feasible) {
     if (!budget_left()) return nullptr;
     if (interrupt_requested()) throw Interrupted("search interrupted after " + std::to_string(evaluations_) + " evaluations");
-    double t0 = now_seconds();
-    Score s = est_.score(arch);
-    c.eval_seconds = now_seconds() - t0;
+    auto rep = o_.replay.find(h);
+    if (rep != o_.replay.end() && rep->second.evaluated) {
+      // Evaluated before the search was stopped: the same estimator would give the same score.
+      c.val_acc = rep->second.val_acc;
+      c.val_loss = rep->second.val_loss;
+      c.eval_seconds = rep->second.eval_seconds;
+      c.estimator = rep->second.estimator;
+      c.estimator_detail = rep->second.estimator_detail;
+      Score s;
+      s.acc = c.val_acc;
+      s.loss = c.val_loss;
+      s.detail = c.estimator_detail;
+      est_.replayed(arch, s);
+      replayed = true;
+      ++replayed_;
+      replayed_seconds_ += c.eval_seconds;
+    } else {
+      double t0 = now_seconds();
+      Score s = est_.score(arch);
+      c.eval_seconds = now_seconds() - t0;
+      c.val_acc = s.acc;
+      c.val_loss = s.loss;
+      c.error = s.error;
+      c.estimator_detail = s.detail;
+    }
     eval_seconds_ += c.eval_seconds;
-    c.val_acc = s.acc;
-    c.val_loss = s.loss;
-    c.evaluated = true;
+    c.evaluated = c.error.empty();
     ++evaluations_;
     char extra[128];
-    std::snprintf(extra, sizeof extra, "%s acc %.4f %.2f MFLOPs", origin.c_str(), s.acc, c.mflops);
+    std::snprintf(extra, sizeof extra, "%s acc %.4f %.2f MFLOPs%s", origin.c_str(), c.val_acc, c.mflops,
+                  c.evaluated ? "" : " (failed)");
     progress_.update(evaluations_, extra);
     log_debug("candidate " + h + " " + spec::arch_summary(arch) + ": " + extra);
   }
   c.index = static_cast<int>(r_.candidates.size());
   by_hash_[h] = c.index;
   r_.candidates.push_back(c);
-  if (c.evaluated && o_.on_evaluated) o_.on_evaluated(c);
+  if (c.evaluated && o_.on_evaluated && !replayed) o_.on_evaluated(c);  // a resumed run logged it already
   return &r_.candidates.back();
 }
 
@@ -78,117 +144,135 @@ std::vector<int> SearchContext::top(int k) const {
   return idx;
 }
 
-void random_search(SearchContext& ctx, Rng& rng) {
-  int misses = 0;
-  while (ctx.budget_left() && misses < 1000) {
-    spec::Arch a = supernet::random_arch(ctx.space(), rng);
-    if (!ctx.feasible(a)) {
-      ++misses;
-      continue;
-    }
-    int64_t before = ctx.evaluations();
-    ctx.propose(a, "random");
-    misses = ctx.evaluations() == before ? misses + 1 : 0;  // a cache hit counts as a miss
-  }
+std::unique_ptr<Strategy> make_any_strategy(const std::string& name, const Encoding& enc, const StrategyOptions& o,
+                                            uint64_t seed) {
+  if (name == "bayesian") return make_bayesian(enc, o, seed);
+  return make_strategy(name, enc, o);
 }
 
-void coarse_to_fine(SearchContext& ctx, Rng& rng) {
-  const auto& o = ctx.options();
-  // Coarse: every combination of global levels; 3 levels per dimension when the budget allows,
-  // else 2, else a seeded subset of the 2-level grid. Half the budget at most.
-  int64_t coarse_budget = std::max<int64_t>(1, o.budget / 2);
-  std::vector<double> levels = coarse_budget >= 243 ? std::vector<double>{0, 0.5, 1} : std::vector<double>{0, 1};
-  std::vector<supernet::Levels> grid;
-  for (double r : levels)
-    for (double d : levels)
-      for (double w : levels)
-        for (double e : levels)
-          for (double k : levels) grid.push_back({r, d, w, e, k});
-  std::vector<spec::Arch> coarse;
-  for (const auto& l : grid) coarse.push_back(supernet::arch_at_levels(ctx.space(), l));
-  std::vector<spec::Arch> feasible;
-  std::set<std::string> seen;
-  for (const auto& a : coarse) {
-    if (!seen.insert(spec::arch_hash(a)).second) continue;  // levels coincide on small choice sets
-    if (ctx.feasible(a))
-      feasible.push_back(a);
-    else
-      ctx.propose(a, "coarse");  // recorded as infeasible, costs no evaluation
-  }
-  if (static_cast<int64_t>(feasible.size()) > coarse_budget) {
-    rng.shuffle(feasible);
-    feasible.resize(static_cast<size_t>(coarse_budget));
-  }
-  for (const auto& a : feasible) ctx.propose(a, "coarse");
-  // Fine: mutate the current best few until the budget is spent.
-  int stall = 0;
-  size_t turn = 0;
-  while (ctx.budget_left() && stall < 500) {
-    auto parents = ctx.top(o.top_k);
-    if (parents.empty()) {
-      // No feasible coarse point: start from random feasible children.
-      spec::Arch a = supernet::random_arch(ctx.space(), rng);
-      if (ctx.feasible(a)) ctx.propose(a, "random");
-      ++stall;
-      continue;
-    }
-    const spec::Arch& p = ctx.result().candidates[parents[turn++ % parents.size()]].arch;
-    spec::Arch child = supernet::mutate_arch(p, ctx.space(), rng, o.mutation_prob);
-    int64_t before = ctx.evaluations();
-    if (ctx.feasible(child)) ctx.propose(child, "mutation");
-    stall = ctx.evaluations() == before ? stall + 1 : 0;
-  }
-}
-
-void check_satisfiable(const spec::SearchSpace& space, const CostFn& cost, const spec::Constraints& c) {
-  auto smallest = cost(supernet::min_arch(space));
-  NAS_CHECK(c.admits(smallest.mflops(), smallest.params), SpecError,
+void check_satisfiable(const spec::SearchSpace& space, const CostFn& cost, const spec::Constraints& c,
+                       const std::function<double(const spec::Arch&)>& latency_ms) {
+  spec::Arch min = supernet::min_arch(space);
+  auto smallest = cost(min);
+  double lat = c.max_latency_ms > 0 && latency_ms ? latency_ms(min) : 0.0;
+  NAS_CHECK(c.admits(smallest.mflops(), smallest.params, smallest.memory_mib(), lat), SpecError,
             "constraints: no child satisfies max_mflops=" << c.max_mflops << " max_params=" << c.max_params
-                                                          << " (the smallest child has " << smallest.mflops()
-                                                          << " MFLOPs and " << smallest.params << " params)");
+                << " max_memory_mib=" << c.max_memory_mib << " max_latency_ms=" << c.max_latency_ms
+                << " (the smallest child has " << smallest.mflops() << " MFLOPs, " << smallest.params << " params, "
+                << smallest.memory_mib() << " MiB" << (c.max_latency_ms > 0 ? ", " + std::to_string(lat) + " ms" : "")
+                << ")");
 }
 
 spec::SearchResult run_search(const spec::SearchSpace& space, const CostFn& cost, Estimator& est,
                               const SearchOptions& o) {
   double t0 = now_seconds();
-  NAS_CHECK(std::find(strategy_names().begin(), strategy_names().end(), o.strategy) != strategy_names().end(),
-            UsageError, "--strategy: expected coarse-to-fine or random, found " << o.strategy);
-  check_satisfiable(space, cost, o.constraints);
+  check_satisfiable(space, cost, o.constraints, o.latency_ms);
+  MbconvEncoding enc(space);
+  StrategyOptions so = o.strategy_options;
+  so.budget = o.budget;
+  auto strategy = make_any_strategy(o.strategy, enc, so, o.seed);
   SearchContext ctx(space, cost, est, o);
+  // The predictor of pre-screening, refitted on every evaluated candidate every 10 evaluations.
+  std::unique_ptr<AccuracyPredictor> predictor;
+  double screen_threshold = 0;
+  int64_t fitted_at = 0;
+  const int64_t warmup = o.prescreen_warmup > 0 ? o.prescreen_warmup : std::max<int64_t>(10, o.budget / 5);
+  if (o.prescreen) predictor = std::make_unique<AccuracyPredictor>(enc, 5, o.seed);
+  auto refit = [&] {
+    int64_t n = ctx.evaluations();
+    if (n < warmup || (predictor->fitted() && n - fitted_at < 10)) return;
+    std::vector<Genotype> xs;
+    std::vector<double> ys;
+    for (const auto& c : ctx.result().candidates)
+      if (c.evaluated) {
+        xs.push_back(enc.encode(c.arch));
+        ys.push_back(c.val_acc);
+      }
+    if (xs.size() < 3) return;
+    auto rep = predictor->fit(xs, ys);
+    fitted_at = n;
+    std::vector<double> sorted = ys;
+    std::sort(sorted.begin(), sorted.end());
+    screen_threshold = sorted[sorted.size() / 2];
+    log_info("predictor: fitted on " + std::to_string(rep.points) + " candidates; held-out RMSE " +
+             std::to_string(rep.val_rmse) + ", Kendall tau " + std::to_string(rep.val_kendall_tau));
+  };
+  // The header, best, front and timings of a result (the final one, or a checkpoint).
+  auto fill = [&](spec::SearchResult& r, bool interrupted) {
+    r.space = space.name;
+    r.strategy = o.strategy;
+    r.seed = o.seed;
+    r.budget = o.budget;
+    r.time_budget = o.time_budget;
+    r.strategy_options = strategy_options_json(o.strategy, so);
+    if (o.prescreen) r.strategy_options["prescreen"] = true;
+    r.constraints = o.constraints;
+    r.interrupted = interrupted;
+    r.best = -1;
+    for (const auto& c : r.candidates) {
+      if (!c.feasible || !c.evaluated) continue;
+      if (r.best < 0 || c.val_acc > r.candidates[r.best].val_acc ||
+          (c.val_acc == r.candidates[r.best].val_acc && c.mflops < r.candidates[r.best].mflops))
+        r.best = c.index;
+    }
+    r.pareto = spec::pareto_front(r.candidates, "mflops");
+    r.pareto_params = spec::pareto_front(r.candidates, "params");
+    r.pareto_memory = spec::pareto_front(r.candidates, "memory_mib");
+    r.pareto_latency = spec::pareto_front(r.candidates, "latency_ms");
+    r.eval_seconds = ctx.eval_seconds();
+    r.total_seconds = now_seconds() - t0;
+    r.created = utc_now_iso();
+    r.commit = build_commit();
+    if (predictor && predictor->fitted()) {
+      const auto& rep = predictor->report();
+      r.predictor = {{"mode", "prescreen"},
+                     {"members", 5},
+                     {"warmup", warmup},
+                     {"points", rep.points},
+                     {"val_points", rep.val_points},
+                     {"val_rmse", rep.val_rmse},
+                     {"val_kendall_tau", rep.val_kendall_tau},
+                     {"screened", std::count_if(r.candidates.begin(), r.candidates.end(),
+                                                [](const spec::Candidate& c) { return c.screened; })}};
+    }
+  };
   Rng rng(o.seed ^ 0x5ea4c4ULL);
   bool interrupted = false;
   try {
-    if (o.strategy == "random")
-      random_search(ctx, rng);
-    else
-      coarse_to_fine(ctx, rng);
+    // Ask, decide feasibility (free), score (one evaluation, unless cached), tell.
+    int64_t idle = 0;
+    while (ctx.budget_left() && idle < o.max_idle) {
+      auto g = strategy->ask(rng);
+      if (!g) break;  // the strategy has nothing left to propose
+      int64_t before = ctx.evaluations();
+      spec::Arch arch = enc.decode(*g);
+      if (predictor && predictor->fitted() && !ctx.known(arch) && ctx.feasible(arch)) {
+        double p = predictor->predict(*g);
+        if (p < screen_threshold) {
+          ctx.screen(arch, strategy->origin(), p);
+          strategy->tell(*g, true, p);
+          ++idle;
+          continue;
+        }
+      }
+      const spec::Candidate* c = ctx.propose(arch, strategy->origin());
+      if (c == nullptr) break;  // the budget ran out
+      strategy->tell(*g, c->evaluated, c->val_acc);
+      if (predictor && ctx.evaluations() != before) refit();  // an error counts as unusable, like infeasible
+      idle = ctx.evaluations() == before ? idle + 1 : 0;
+      if (o.on_checkpoint && o.checkpoint_every > 0 && ctx.evaluations() != before &&
+          ctx.evaluations() % o.checkpoint_every == 0 && ctx.evaluations() > ctx.replayed()) {
+        spec::SearchResult snap = ctx.result();
+        fill(snap, /*interrupted=*/true);
+        o.on_checkpoint(snap);
+      }
+    }
   } catch (const Interrupted&) {
     interrupted = true;  // finish the result with what was evaluated; the caller saves it
   }
   ctx.finish_progress();
   spec::SearchResult r = std::move(ctx.result());
-  r.space = space.name;
-  r.strategy = o.strategy;
-  r.seed = o.seed;
-  r.budget = o.budget;
-  r.constraints = o.constraints;
-  r.interrupted = interrupted;
-  auto best = [&] {
-    int b = -1;
-    for (const auto& c : r.candidates) {
-      if (!c.feasible || !c.evaluated) continue;
-      if (b < 0 || c.val_acc > r.candidates[b].val_acc ||
-          (c.val_acc == r.candidates[b].val_acc && c.mflops < r.candidates[b].mflops))
-        b = c.index;
-    }
-    return b;
-  };
-  r.best = best();
-  r.pareto = spec::pareto_front(r.candidates);
-  r.eval_seconds = ctx.eval_seconds();
-  r.total_seconds = now_seconds() - t0;
-  r.created = utc_now_iso();
-  r.commit = build_commit();
+  fill(r, interrupted);
   return r;
 }
 

@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "core/rng.h"
+#include "search/strategy.h"
 #include "spec/arch.h"
 #include "spec/search_result.h"
 #include "spec/search_space.h"
@@ -19,6 +20,8 @@ namespace nas::search {
 struct Score {
   double acc = 0;
   double loss = 0;
+  std::string error;  // non-empty: this candidate could not be scored (it still used an evaluation)
+  std::string detail;  // how the estimator got the score, when it varies (e.g. "stopped after 3 of 10 epochs")
 };
 
 // Scores one architecture (higher acc is better).
@@ -27,22 +30,42 @@ class Estimator {
   virtual ~Estimator() = default;
   virtual std::string name() const = 0;
   virtual Score score(const spec::Arch& arch) = 0;
+  // A score recorded by an earlier, stopped run and replayed instead of score(): estimators with
+  // state (the learning-curve one's best final accuracy) rebuild it here.
+  virtual void replayed(const spec::Arch&, const Score&) {}
 };
 
 using CostFn = std::function<supernet::Cost(const spec::Arch&)>;
 
 struct SearchOptions {
-  std::string strategy = "coarse-to-fine";  // or "random"
+  std::string strategy = "coarse-to-fine";  // see strategy_names()
   int64_t budget = 50;                     // number of estimator calls
+  double time_budget = 0;                  // seconds of search; 0: unbounded
   spec::Constraints constraints;
+  // Measures a child's latency in ms (needed when constraints.max_latency_ms is set); called once
+  // per distinct child.
+  std::function<double(const spec::Arch&)> latency_ms;
   uint64_t seed = 0;
-  double mutation_prob = 0.3;  // per decision, fine phase
-  int top_k = 3;               // parents of the fine phase
+  StrategyOptions strategy_options;  // its budget is set from `budget`
+  // Evaluations of an earlier, stopped run of the same search (by arch hash): replayed instead of
+  // re-estimated, so that a resumed search reaches the state and result of an uninterrupted one.
+  std::map<std::string, spec::Candidate> replay;
   // Called after each evaluation (e.g. to append a JSON line); may be empty.
   std::function<void(const spec::Candidate&)> on_evaluated;
+  // Consecutive proposals without a new evaluation after which the search stops (space exhausted).
+  int64_t max_idle = 2000;
+  // Called with the result so far (marked interrupted) every `checkpoint_every` new evaluations, so
+  // that a killed search can be resumed from it; may be empty.
+  int64_t checkpoint_every = 10;
+  std::function<void(const spec::SearchResult&)> on_checkpoint;
+  // Pre-screening with the accuracy predictor (search/predictor.h): after `prescreen_warmup`
+  // evaluations (0: max(10, budget / 5)) an MLP ensemble learns from the evaluated candidates
+  // (refitted every 10 new ones), and a new feasible child whose predicted score is below the
+  // median evaluated score is recorded as screened, told to the strategy with its predicted score,
+  // and costs no evaluation.
+  bool prescreen = false;
+  int64_t prescreen_warmup = 0;
 };
-
-const std::vector<std::string>& strategy_names();
 
 class SearchContext {
  public:
@@ -51,14 +74,26 @@ class SearchContext {
   // Returns the candidate, or nullptr when the budget is spent and the arch is new.
   const spec::Candidate* propose(const spec::Arch& arch, const std::string& origin);
   bool feasible(const spec::Arch& arch) const;
-  bool budget_left() const { return evaluations_ < o_.budget; }
+  // Whether `arch` is a candidate already (evaluated, infeasible, failed or screened).
+  bool known(const spec::Arch& arch) const;
+  // Records a feasible `arch` as screened out by the predictor (no evaluation).
+  const spec::Candidate* screen(const spec::Arch& arch, const std::string& origin, double predicted);
+  bool budget_left() const;
   int64_t evaluations() const { return evaluations_; }
   // Indices of the best `k` feasible, evaluated candidates (by val_acc, then fewer MFLOPs).
   std::vector<int> top(int k) const;
   const spec::SearchSpace& space() const { return space_; }
   const SearchOptions& options() const { return o_; }
   spec::SearchResult& result() { return r_; }
+  // The costs of `arch` and whether the constraints admit it (latency measured once per child).
+  struct Costs {
+    double mflops = 0, memory_mib = 0, latency_ms = -1;
+    int64_t params = 0;
+    bool feasible = true;
+  };
+  Costs costs(const spec::Arch& arch) const;
   double eval_seconds() const { return eval_seconds_; }
+  int64_t replayed() const { return replayed_; }
   void finish_progress() { progress_.finish(evaluations_); }
 
  private:
@@ -68,19 +103,25 @@ class SearchContext {
   SearchOptions o_;
   spec::SearchResult r_;
   std::map<std::string, int> by_hash_;
+  mutable std::map<std::string, double> latency_cache_;
   int64_t evaluations_ = 0;
+  int64_t replayed_ = 0;
+  double replayed_seconds_ = 0;
   double eval_seconds_ = 0;
+  double start_ = 0;
   Progress progress_;
 };
 
-// Uniform random children (rejection-sampled to satisfy the constraints).
-void random_search(SearchContext& ctx, Rng& rng);
-// BigNAS: a coarse grid over global settings (resolution, depth, width, expand, kernel levels), then
-// mutations of the best candidates.
-void coarse_to_fine(SearchContext& ctx, Rng& rng);
+// Bayesian optimization (search/bayes.cpp, LibTorch): a Gaussian process on the encoding with
+// expected improvement.
+std::unique_ptr<Strategy> make_bayesian(const Encoding& enc, const StrategyOptions& o, uint64_t seed);
+// The strategy called `name` over `enc` (the torch-free ones of search/strategy.h, and "bayesian").
+std::unique_ptr<Strategy> make_any_strategy(const std::string& name, const Encoding& enc, const StrategyOptions& o,
+                                            uint64_t seed);
 
 // SpecError when not even the smallest child satisfies the constraints.
-void check_satisfiable(const spec::SearchSpace& space, const CostFn& cost, const spec::Constraints& c);
+void check_satisfiable(const spec::SearchSpace& space, const CostFn& cost, const spec::Constraints& c,
+                       const std::function<double(const spec::Arch&)>& latency_ms = {});
 
 // Runs the chosen strategy and fills best, pareto and timings. Throws SpecError when no child of
 // the space satisfies the constraints.

@@ -10,7 +10,7 @@ json to_json(const BenchResult& b) {
   j["schema_version"] = kBenchVersion;
   const auto& c = b.context;
   j["context"] = {{"host", c.host},         {"cpu", c.cpu},         {"cpu_count", c.cpu_count},
-                  {"threads", c.threads},   {"device", c.device},   {"libtorch", c.libtorch},
+                  {"threads", c.threads},   {"device", c.device},   {"precision", c.precision}, {"libtorch", c.libtorch},
                   {"toolchain", c.toolchain}, {"commit", c.commit}, {"date", c.date}};
   j["model"] = {{"source", b.source}, {"path", b.model_path}, {"arch", to_json(b.arch)},
                 {"hash", b.hash},     {"mflops", b.mflops},   {"params", b.params}};
@@ -37,6 +37,7 @@ BenchResult bench_result_from_json(const json& j, const std::string& file) {
     b.context.cpu_count = static_cast<int>(c.integer("cpu_count", 1, 1 << 20));
     b.context.threads = static_cast<int>(c.integer("threads", 1, 1 << 20));
     b.context.device = c.string("device");
+    b.context.precision = c.one_of_or("precision", {"fp32", "bf16"}, "fp32");
     b.context.libtorch = c.string("libtorch");
     b.context.toolchain = c.string("toolchain");
     b.context.commit = c.string("commit");

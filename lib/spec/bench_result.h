@@ -15,6 +15,7 @@ struct BenchContext {
   std::string host, cpu, device = "cpu", libtorch, toolchain, commit, date;
   int cpu_count = 0;
   int threads = 0;
+  std::string precision = "fp32";  // fp32, or bf16 (autocast)
 };
 
 struct BenchResult {

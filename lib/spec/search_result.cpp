@@ -14,12 +14,20 @@ json to_json(const Candidate& c) {
   j["hash"] = c.hash;
   j["mflops"] = c.mflops;
   j["params"] = c.params;
+  j["memory_mib"] = c.memory_mib;
+  if (c.latency_ms >= 0) j["latency_ms"] = c.latency_ms;
   j["feasible"] = c.feasible;
   j["evaluated"] = c.evaluated;
   j["metrics"] = {{"val_acc", c.val_acc}, {"val_loss", c.val_loss}};
   j["estimator"] = c.estimator;
+  if (!c.estimator_detail.empty()) j["estimator_detail"] = c.estimator_detail;
   j["origin"] = c.origin;
   j["eval_seconds"] = c.eval_seconds;
+  if (!c.error.empty()) j["error"] = c.error;
+  if (c.screened) {
+    j["screened"] = true;
+    j["predicted_acc"] = c.predicted_acc;
+  }
   return j;
 }
 
@@ -32,8 +40,16 @@ json to_json(const SearchResult& r) {
   j["strategy"] = r.strategy;
   j["seed"] = r.seed;
   j["budget"] = r.budget;
-  j["constraints"] = {{"max_mflops", r.constraints.max_mflops}, {"max_params", r.constraints.max_params}};
+  j["time_budget"] = r.time_budget;
+  j["strategy_options"] = r.strategy_options;
+  j["constraints"] = {{"max_mflops", r.constraints.max_mflops},
+                      {"max_params", r.constraints.max_params},
+                      {"max_memory_mib", r.constraints.max_memory_mib},
+                      {"max_latency_ms", r.constraints.max_latency_ms}};
   j["estimator_settings"] = {{"val_images", r.val_images}, {"calib_images", r.calib_images}};
+  if (!r.evaluator.empty()) j["estimator_settings"]["evaluator"] = r.evaluator;
+  if (!r.estimator_options.is_null()) j["estimator_settings"]["options"] = r.estimator_options;
+  if (!r.predictor.is_null()) j["predictor"] = r.predictor;
   j["candidates"] = json::array();
   for (const auto& c : r.candidates) j["candidates"].push_back(to_json(c));
   j["best"] = r.best >= 0 ? to_json(r.candidates.at(r.best)) : json(nullptr);
@@ -42,6 +58,15 @@ json to_json(const SearchResult& r) {
     const auto& c = r.candidates.at(i);
     j["pareto"].push_back({{"index", i}, {"hash", c.hash}, {"mflops", c.mflops}, {"params", c.params},
                            {"val_acc", c.val_acc}});
+  }
+  for (const auto& [key, front] : std::vector<std::pair<std::string, const std::vector<int>*>>{
+           {"pareto_params", &r.pareto_params}, {"pareto_memory", &r.pareto_memory}, {"pareto_latency", &r.pareto_latency}}) {
+    j[key] = json::array();
+    for (int i : *front) {
+      const auto& c = r.candidates.at(i);
+      j[key].push_back({{"index", i}, {"hash", c.hash}, {"mflops", c.mflops}, {"params", c.params},
+                        {"val_acc", c.val_acc}});
+    }
   }
   j["timings"] = {{"total_seconds", r.total_seconds}, {"eval_seconds", r.eval_seconds},
                   {"cache_hits", r.cache_hits}};
@@ -60,6 +85,8 @@ Candidate candidate_from(Obj& c) {
   if (k.hash != arch_hash(k.arch)) c.fail("hash", "the hash of the arch (" + arch_hash(k.arch) + ")", k.hash);
   k.mflops = c.number("mflops", 0, 1e12);
   k.params = c.integer("params", 0, INT64_MAX);
+  k.memory_mib = c.number_or("memory_mib", 0, 0, 1e12);
+  k.latency_ms = c.number_or("latency_ms", -1, 0, 1e12);
   k.feasible = c.boolean("feasible");
   k.evaluated = c.boolean("evaluated");
   Obj m = c.object("metrics");
@@ -68,8 +95,12 @@ Candidate candidate_from(Obj& c) {
   k.val_loss = m.take("val_loss") ? m.number("val_loss", 0, 1e300) : std::numeric_limits<double>::quiet_NaN();
   m.finish();
   k.estimator = c.text_or("estimator", "");
+  k.estimator_detail = c.text_or("estimator_detail", "");
   k.origin = c.text_or("origin", "");
   k.eval_seconds = c.number("eval_seconds", 0, 1e12);
+  k.error = c.text_or("error", "");
+  k.screened = c.boolean_or("screened", false);
+  k.predicted_acc = c.number_or("predicted_acc", 0, -1e300, 1e300);
   c.finish();
   return k;
 }
@@ -80,20 +111,30 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
   check_header(o, kSearchKind, kSearchVersion);
   SearchResult r;
   r.space = o.string("space");
-  r.supernet = o.string("supernet");
+  r.supernet = o.text_or("supernet", "");
   r.strategy = o.string("strategy");
   r.seed = static_cast<uint64_t>(o.integer("seed", 0, INT64_MAX));
   r.budget = o.integer("budget", 0, INT64_MAX);
+  r.time_budget = o.number_or("time_budget", 0, 0, 1e12);
+  if (o.take("strategy_options")) {
+    const json& so = o.raw("strategy_options");
+    if (!so.is_object()) o.fail("strategy_options", "an object", so);
+    r.strategy_options = so;
+  }
   {
     Obj c = o.object("constraints");
     r.constraints.max_mflops = c.number("max_mflops", 0, 1e12);
     r.constraints.max_params = c.integer("max_params", 0, INT64_MAX);
+    r.constraints.max_memory_mib = c.number_or("max_memory_mib", 0, 0, 1e12);
+    r.constraints.max_latency_ms = c.number_or("max_latency_ms", 0, 0, 1e12);
     c.finish();
   }
   {
     Obj e = o.object("estimator_settings");
     r.val_images = e.integer("val_images", 0, INT64_MAX);
     r.calib_images = e.integer("calib_images", 0, INT64_MAX);
+    r.evaluator = e.text_or("evaluator", "");
+    if (e.take("options")) r.estimator_options = e.raw("options");
     e.finish();
   }
   for (auto& c : o.objects("candidates")) r.candidates.push_back(candidate_from(c));
@@ -105,14 +146,20 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
     int idx = static_cast<int>(b.integer("index", 0, static_cast<int64_t>(r.candidates.size()) - 1));
     r.best = idx;
   }
-  for (auto& p : o.objects("pareto")) {
-    int idx = static_cast<int>(p.integer("index", 0, static_cast<int64_t>(r.candidates.size()) - 1));
-    p.string("hash");
-    p.number("mflops", 0, 1e12);
-    p.integer("params", 0, INT64_MAX);
-    p.number("val_acc", 0, 1);
-    p.finish();
-    r.pareto.push_back(idx);
+  for (const char* key : {"pareto", "pareto_params", "pareto_memory", "pareto_latency"}) {
+    if (std::string(key) != "pareto" && !o.take(key)) continue;  // older files have only "pareto"
+    for (auto& p : o.objects(key)) {
+      int idx = static_cast<int>(p.integer("index", 0, static_cast<int64_t>(r.candidates.size()) - 1));
+      p.string("hash");
+      p.number("mflops", 0, 1e12);
+      p.integer("params", 0, INT64_MAX);
+      p.number("val_acc", 0, 1);
+      p.finish();
+      std::string k = key;
+      (k == "pareto" ? r.pareto : k == "pareto_params" ? r.pareto_params : k == "pareto_memory" ? r.pareto_memory
+                                                                                               : r.pareto_latency)
+          .push_back(idx);
+    }
   }
   {
     Obj t = o.object("timings");
@@ -121,6 +168,7 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
     r.cache_hits = t.integer("cache_hits", 0, INT64_MAX);
     t.finish();
   }
+  if (o.take("predictor")) r.predictor = o.raw("predictor");
   r.interrupted = o.boolean_or("interrupted", false);
   r.created = o.text_or("created", "");
   r.commit = o.text_or("commit", "");
@@ -132,13 +180,21 @@ SearchResult load_search_result(const std::string& path) {
   return search_result_from_json(load_document(path), path == "-" ? "<stdin>" : path);
 }
 
-std::vector<int> pareto_front(const std::vector<Candidate>& cands) {
+std::vector<int> pareto_front(const std::vector<Candidate>& cands, const std::string& cost) {
+  auto c_of = [&](int i) {
+    const auto& c = cands[static_cast<size_t>(i)];
+    return cost == "params" ? static_cast<double>(c.params)
+           : cost == "memory_mib" ? c.memory_mib
+           : cost == "latency_ms" ? c.latency_ms
+                                  : c.mflops;
+  };
   std::vector<int> idx;
   for (const auto& c : cands)
-    if (c.feasible && c.evaluated) idx.push_back(c.index);
+    if (c.feasible && c.evaluated && (cost != "latency_ms" || c.latency_ms >= 0)) idx.push_back(c.index);
   std::sort(idx.begin(), idx.end(), [&](int a, int b) {
-    if (cands[a].mflops != cands[b].mflops) return cands[a].mflops < cands[b].mflops;
-    return cands[a].val_acc > cands[b].val_acc;
+    if (c_of(a) != c_of(b)) return c_of(a) < c_of(b);
+    if (cands[a].val_acc != cands[b].val_acc) return cands[a].val_acc > cands[b].val_acc;
+    return a < b;
   });
   std::vector<int> front;
   double best_acc = -1;

@@ -13,10 +13,13 @@ inline constexpr const char* kSearchKind = "nas.search";
 inline constexpr int kSearchVersion = 1;
 
 struct Constraints {
-  double max_mflops = 0;  // 0: unbounded
-  int64_t max_params = 0;  // 0: unbounded
-  bool admits(double mflops, int64_t params) const {
-    return (max_mflops <= 0 || mflops <= max_mflops) && (max_params <= 0 || params <= max_params);
+  double max_mflops = 0;       // 0: unbounded
+  int64_t max_params = 0;      // 0: unbounded
+  double max_memory_mib = 0;   // weights + peak activations at batch 1 (analytic); 0: unbounded
+  double max_latency_ms = 0;   // measured on this machine at batch 1; 0: unbounded
+  bool admits(double mflops, int64_t params, double memory_mib = 0, double latency_ms = 0) const {
+    return (max_mflops <= 0 || mflops <= max_mflops) && (max_params <= 0 || params <= max_params) &&
+           (max_memory_mib <= 0 || memory_mib <= max_memory_mib) && (max_latency_ms <= 0 || latency_ms <= max_latency_ms);
   }
 };
 
@@ -26,13 +29,19 @@ struct Candidate {
   std::string hash;
   double mflops = 0;
   int64_t params = 0;
+  double memory_mib = 0;      // weights + peak activations at batch 1, fp32 (analytic)
+  double latency_ms = -1;     // measured at batch 1 when a latency bound asked for it; -1: not measured
   bool feasible = true;       // within the constraints
   bool evaluated = false;     // infeasible candidates are not scored
   double val_acc = 0;         // top-1 on the validation images, in [0, 1]
   double val_loss = 0;
   std::string estimator;      // how the score was obtained
+  std::string estimator_detail;  // e.g. "stopped after 3 of 10 epochs; extrapolated"
   std::string origin;         // which step of the strategy proposed it
   double eval_seconds = 0;
+  std::string error;          // why the estimator could not score it (evaluated is then false)
+  bool screened = false;      // pre-screened out by the accuracy predictor (not evaluated)
+  double predicted_acc = 0;   // the predictor's estimate, when screened
 };
 
 struct SearchResult {
@@ -41,12 +50,20 @@ struct SearchResult {
   std::string strategy;
   uint64_t seed = 0;
   int64_t budget = 0;
+  double time_budget = 0;                    // seconds; 0: none
+  json strategy_options = json::object();    // the strategy's settings (population, ...)
   Constraints constraints;
   int64_t val_images = 0;
   int64_t calib_images = 0;
+  std::string evaluator;  // the external evaluator command, when one scored the candidates
+  json estimator_options;  // the estimator and its settings (null in older files)
+  json predictor;         // the accuracy predictor's settings and last validation report, or null
   std::vector<Candidate> candidates;
   int best = -1;               // index into candidates, -1 when none is feasible
-  std::vector<int> pareto;     // indices: accuracy vs MFLOPs front of the feasible, evaluated ones
+  std::vector<int> pareto;         // indices: accuracy vs MFLOPs front of the feasible, evaluated ones
+  std::vector<int> pareto_params;  // indices: accuracy vs params front
+  std::vector<int> pareto_memory;  // accuracy vs memory_mib
+  std::vector<int> pareto_latency; // accuracy vs latency_ms (candidates whose latency was measured)
   double total_seconds = 0;
   double eval_seconds = 0;
   int64_t cache_hits = 0;
@@ -60,7 +77,8 @@ json to_json(const SearchResult& r);
 SearchResult search_result_from_json(const json& j, const std::string& file);
 SearchResult load_search_result(const std::string& path);
 
-// Indices of the candidates on the front (maximize val_acc, minimize mflops), by increasing MFLOPs.
-std::vector<int> pareto_front(const std::vector<Candidate>& cands);
+// Indices of the candidates on the front (maximize val_acc, minimize the cost: "mflops", "params",
+// "memory_mib" or "latency_ms"), by increasing cost.
+std::vector<int> pareto_front(const std::vector<Candidate>& cands, const std::string& cost = "mflops");
 
 }  // namespace nas::spec

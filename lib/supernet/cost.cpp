@@ -9,8 +9,10 @@ bool stage_has_expand(const spec::StageSpec& st) { return spec::max_of(st.expand
 Cost arch_cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes) {
   Cost c;
   auto bn = [&](int64_t ch) { c.params += 2 * ch; };
+  auto live = [&](int64_t values) { c.peak_activations = std::max(c.peak_activations, values); };
   int64_t res = conv_out(a.resolution, s.stem_stride);
   int64_t k = s.stem_kernel;
+  live(int64_t{in_channels} * a.resolution * a.resolution + res * res * a.stem_width);
   c.macs += res * res * a.stem_width * in_channels * k * k;
   c.params += int64_t{a.stem_width} * in_channels * k * k;
   bn(a.stem_width);
@@ -22,6 +24,13 @@ Cost arch_cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels,
       const auto& blk = sa.blocks[b];
       int stride = b == 0 ? ss.stride : 1;
       int64_t mid = stage_has_expand(ss) ? ch * blk.expand : ch;
+      int64_t out_res_ = conv_out(static_cast<int>(res), stride);
+      const bool residual = b > 0;  // the first block of a stage changes shape: no shortcut
+      int64_t x = res * res * ch;   // the block's input, kept until the addition when residual
+      int64_t kept = residual ? x : 0;
+      if (stage_has_expand(ss)) live(x + res * res * mid);
+      live((stage_has_expand(ss) ? kept + res * res * mid : x) + out_res_ * out_res_ * mid);
+      live(kept + out_res_ * out_res_ * mid + out_res_ * out_res_ * sa.width);
       if (stage_has_expand(ss)) {
         c.macs += res * res * ch * mid;
         c.params += ch * mid;
@@ -44,6 +53,7 @@ Cost arch_cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels,
       res = out_res;
     }
   }
+  live(res * res * ch + res * res * a.head_width);
   c.macs += res * res * ch * a.head_width;
   c.params += ch * a.head_width;
   bn(a.head_width);

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <sstream>
@@ -11,6 +12,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "eval/evaluate.h"
+#include "nn/precision.h"
 #include "supernet/checkpoint.h"
 #include "supernet/sampling.h"
 
@@ -56,6 +58,21 @@ void drop_metrics_after(const std::string& path, int64_t step) {
   write_file_atomic(path, kept);
 }
 
+// The training loader of one epoch: seeded order and augmentation, pinned batches for a GPU.
+data::LoaderOptions epoch_loader_options(const spec::TrainSpec& t, int64_t epoch, const torch::Device& device) {
+  data::LoaderOptions lo;
+  lo.batch_size = t.batch_size;
+  lo.shuffle = true;
+  lo.drop_last = true;
+  lo.crop_padding = t.data.crop_padding;
+  lo.hflip = t.data.hflip;
+  lo.seed = mix_seed(t.seed, 0xda7au);
+  lo.epoch = epoch;
+  lo.prefetch = t.data.prefetch_batches;
+  lo.norm = normalization_of(t);
+  lo.pin_memory = device.is_cuda();
+  return lo;
+}
 }  // namespace
 
 double lr_at(const spec::TrainSpec& t, int64_t step, int64_t total_steps, int64_t steps_per_epoch) {
@@ -114,6 +131,14 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
   const auto& space = net->space();
   opt.zero_grad();
   StepLosses out;
+  // Forward passes (and losses) under autocast when --precision bf16; logits come back in fp32.
+  const bool cuda = device.is_cuda();
+  auto forward = [&](const torch::Tensor& in) {
+    nn::AutocastScope autocast(cuda);
+    return net->forward(in).to(torch::kFloat);
+  };
+  // Loss values stay on the device until the end of the step: one synchronisation per step.
+  std::vector<torch::Tensor> losses;  // max, min, random children...
   // One resized copy of the batch per resolution, shared by the children that use it.
   std::map<int, torch::Tensor> resized;
   auto input = [&](int r) {
@@ -132,7 +157,7 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
     net->set_drop_connect(t.drop_connect);
     torch::Tensor logits;
     try {
-      logits = net->forward(input(a.resolution));
+      logits = forward(input(a.resolution));
     } catch (...) {
       net->set_dropout(0.0);
       net->set_drop_connect(0.0);
@@ -142,37 +167,44 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
     net->set_drop_connect(0.0);
     torch::Tensor loss = smoothed_ce(logits, y, t.label_smoothing);
     loss.backward();
-    out.max = loss.item<double>();
+    losses.push_back(loss.detach());
     return logits;
   };
   std::string mode = fixed ? "fixed" : t.sampling;
   if (mode == "fixed") {
     NAS_CHECK(fixed != nullptr, UsageError, "sampling: fixed needs an arch (nas-train-supernet --arch)");
     teacher_pass(*fixed);
-    out.min = out.random = out.max;
   } else if (mode == "uniform") {
     net->set_active(random_child(0));
-    torch::Tensor l = smoothed_ce(net->forward(input(net->active().resolution)), y, t.label_smoothing);
+    torch::Tensor l = smoothed_ce(forward(input(net->active().resolution)), y, t.label_smoothing);
     l.backward();
-    out.max = out.min = out.random = l.item<double>();
+    losses.push_back(l.detach());
   } else {
     torch::Tensor logits = teacher_pass(supernet::max_arch(space));
     torch::Tensor teacher = torch::softmax(logits.detach() / t.temperature, 1);
     auto child_loss = [&](const spec::Arch& a) {
       net->set_active(a);
-      torch::Tensor l = net->forward(input(a.resolution));
+      torch::Tensor l = forward(input(a.resolution));
       torch::Tensor cl = !t.distillation            ? smoothed_ce(l, y, t.label_smoothing)
                          : t.distill_loss == "kl" ? kl_div(l, teacher, t.temperature)
                                                   : soft_ce(l, teacher, t.temperature);
       cl.backward();
-      return cl.item<double>();
+      losses.push_back(cl.detach());
     };
-    out.min = child_loss(supernet::min_arch(space));
-    for (int i = 0; i < t.random_children; ++i) out.random += child_loss(random_child(i)) / t.random_children;
+    child_loss(supernet::min_arch(space));
+    for (int i = 0; i < t.random_children; ++i) child_loss(random_child(i));
   }
   if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), t.grad_clip);
   opt.step();
   net->set_active(fixed ? *fixed : supernet::max_arch(space));
+  torch::Tensor all = torch::stack(losses).to(torch::kCPU, torch::kDouble);
+  auto v = all.accessor<double, 1>();
+  out.max = out.min = out.random = v[0];
+  if (mode == "sandwich") {
+    out.min = v[1];
+    out.random = 0;
+    for (int64_t i = 2; i < all.size(0); ++i) out.random += v[i] / static_cast<double>(t.random_children);
+  }
   return out;
 }
 
@@ -201,6 +233,57 @@ TrainData load_train_data(const spec::TrainSpec& t) {
             t.source << ": batch_size: expected at most the " << d.split.train.size() << " training images, found "
                                                 << t.batch_size);
   return d;
+}
+
+std::vector<double> train_arch_curve(const spec::SearchSpace& space, const spec::TrainSpec& t, const TrainData& d,
+                                     const spec::Arch& arch, const std::vector<int64_t>& val, const CurveOptions& o) {
+  const torch::Device device(o.device);
+  spec::SearchSpace sp = space;
+  spec::Arch a = arch;
+  if (o.resolution > 0 && o.resolution != a.resolution) {
+    // Lower fidelity by resolution: the space admits the extra input size (weights do not depend on it).
+    if (std::find(sp.resolution.begin(), sp.resolution.end(), o.resolution) == sp.resolution.end()) {
+      sp.resolution.push_back(o.resolution);
+      std::sort(sp.resolution.begin(), sp.resolution.end());
+    }
+    a.resolution = o.resolution;
+  }
+  std::vector<int64_t> train_idx = data::seeded_subset(d.split.train, o.train_images, mix_seed(t.seed, 0x10f1));
+  NAS_CHECK(!train_idx.empty(), SpecError, "lower-fidelity training: no training images");
+  spec::TrainSpec tt = t;
+  tt.batch_size = static_cast<int>(std::min<int64_t>(t.batch_size, static_cast<int64_t>(train_idx.size())));
+  torch::manual_seed(mix_seed(t.seed, fnv1a64(spec::arch_hash(arch))));
+  supernet::Supernet net(sp, d.train_set.c, d.train_set.num_classes);
+  net->init_last_bn_gamma(tt.zero_init_last_bn);
+  net->set_active(a);
+  net->to(device);
+  auto opt = make_optimizer(net, tt);
+  const int64_t spe = data::BatchLoader::batches_for(static_cast<int64_t>(train_idx.size()), tt.batch_size, true);
+  const int64_t total = spe * o.epochs;
+  const data::Normalization norm = normalization_of(tt);
+  std::vector<double> curve;
+  int64_t step = 0;
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    data::LoaderOptions lo = epoch_loader_options(tt, epoch, device);
+    data::BatchLoader loader(d.train_set, train_idx, lo);
+    while (auto batch = loader.next()) {
+      if (interrupt_requested()) throw Interrupted("interrupted during lower-fidelity training");
+      set_lr(*opt, lr_at(tt, step, total, spe));
+      StepLosses l = sandwich_step(net, *opt, *batch, tt, step, device, &a);
+      NAS_CHECK(std::isfinite(l.max), Error,
+                "lower-fidelity training of " << spec::arch_hash(arch) << " diverged at step " << step);
+      ++step;
+    }
+    // BN statistics recalibrated first, as for every other child: after a few hundred steps the
+    // moving averages are still close to their initial values.
+    std::vector<int64_t> calib(train_idx.begin(),
+                               train_idx.begin() + std::min<int64_t>(tt.calib_images, static_cast<int64_t>(train_idx.size())));
+    eval::recalibrate_bn(net, d.train_set, calib, norm, tt.calib_batch_size, device);
+    double acc = eval::evaluate_supernet(net, d.train_set, val, norm, o.eval_batch, device).acc;
+    curve.push_back(acc);
+    if (o.after_epoch && !o.after_epoch(epoch + 1, acc)) break;
+  }
+  return curve;
 }
 
 TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpec& t, const TrainOptions& o) {
@@ -282,17 +365,8 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   int64_t window_images = 0;
   const data::Normalization norm = normalization_of(t);
   for (int64_t epoch = step / spe; epoch < t.epochs && step < total; ++epoch) {
-    data::LoaderOptions lo;
-    lo.batch_size = t.batch_size;
-    lo.shuffle = true;
-    lo.drop_last = true;
-    lo.crop_padding = t.data.crop_padding;
-    lo.hflip = t.data.hflip;
-    lo.seed = mix_seed(t.seed, 0xda7au);
-    lo.epoch = epoch;
+    data::LoaderOptions lo = epoch_loader_options(t, epoch, device);
     lo.start_batch = step - epoch * spe;
-    lo.prefetch = t.data.prefetch_batches;
-    lo.norm = norm;
     if (!fixed && t.sort_channels_every_epochs > 0 && epoch > 0 && epoch % t.sort_channels_every_epochs == 0 &&
         lo.start_batch == 0) {
       // Importance sorting permutes the weights; the momentum no longer matches them, so it

@@ -2,6 +2,7 @@
 // Sandwich-rule supernet training with inplace distillation (DESIGN.md §4).
 #include <torch/torch.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -64,6 +65,22 @@ struct TrainData {
 };
 TrainData load_train_data(const spec::TrainSpec& t);
 data::Normalization normalization_of(const spec::TrainSpec& t);
+// Short from-scratch training of one arch, in memory (no files), for the lower-fidelity and
+// learning-curve estimators: the recipe of `t` minus the sandwich, on a seeded subset of the
+// training split, optionally at another input resolution; the validation accuracy is measured
+// after every epoch.
+struct CurveOptions {
+  int epochs = 1;
+  int64_t train_images = 0;  // 0: the whole training split
+  int resolution = 0;        // 0: the arch's own
+  std::string device = "cpu";
+  int eval_batch = 500;
+  // Called after each epoch with (epochs done, validation accuracy); returning false stops.
+  std::function<bool(int, double)> after_epoch;
+};
+std::vector<double> train_arch_curve(const spec::SearchSpace& space, const spec::TrainSpec& t, const TrainData& d,
+                                     const spec::Arch& arch, const std::vector<int64_t>& val, const CurveOptions& o);
+
 // The fixed, seeded subset of training images used for BN recalibration (calib_images of them).
 std::vector<int64_t> calibration_indices(const spec::TrainSpec& t, const data::Split& split, int64_t count = -1);
 

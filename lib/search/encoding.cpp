@@ -1,0 +1,272 @@
+#include "search/encoding.h"
+
+#include <algorithm>
+#include <set>
+
+#include "core/error.h"
+#include "core/hash.h"
+
+namespace nas::search {
+
+bool Encoding::active(const Genotype&, size_t) const { return true; }
+
+Genotype Encoding::canonical(const Genotype& g) const {
+  Genotype c = g;
+  for (size_t i = 0; i < c.size(); ++i)
+    if (!active(g, i)) c[i] = 0;
+  return c;
+}
+
+std::string Encoding::key(const Genotype& g) const { return hex64(fnv1a64(spec::compact_dump(to_json(g)))); }
+
+uint64_t Encoding::cardinality() const {
+  // Exact only when every decision is active in every child; an upper bound otherwise.
+  uint64_t n = 1;
+  for (const auto& d : decisions_) {
+    uint64_t k = static_cast<uint64_t>(std::max(1, d.size()));
+    if (n > UINT64_MAX / k) return UINT64_MAX;
+    n *= k;
+  }
+  return n;
+}
+
+Genotype Encoding::random(Rng& rng) const {
+  Genotype g(decisions_.size());
+  for (size_t i = 0; i < g.size(); ++i) g[i] = static_cast<int>(rng.below(static_cast<uint64_t>(decisions_[i].size())));
+  return canonical(g);
+}
+
+Genotype Encoding::mutate(const Genotype& g, Rng& rng, double prob) const {
+  std::vector<size_t> movable;
+  for (size_t i = 0; i < g.size(); ++i)
+    if (decisions_[i].size() > 1 && active(g, i)) movable.push_back(i);
+  if (movable.empty()) return g;
+  auto step = [&](Genotype& x, size_t i) {
+    int n = decisions_[i].size();
+    if (x[i] == 0)
+      x[i] = 1;
+    else if (x[i] == n - 1)
+      x[i] = n - 2;
+    else
+      x[i] += rng.below(2) ? 1 : -1;
+  };
+  Genotype out = g;
+  bool moved = false;
+  for (size_t i : movable) {
+    if (!active(out, i)) continue;  // a depth that just shrank
+    if (rng.uniform() < prob) {
+      step(out, i);
+      moved = true;
+    }
+  }
+  if (!moved) step(out, movable[rng.below(movable.size())]);
+  return canonical(out);
+}
+
+Genotype Encoding::crossover(const Genotype& a, const Genotype& b, Rng& rng) const {
+  Genotype c(a.size());
+  for (size_t i = 0; i < a.size(); ++i) c[i] = rng.below(2) ? a[i] : b[i];
+  return canonical(c);
+}
+
+std::vector<Genotype> Encoding::neighbours(const Genotype& g) const {
+  std::vector<Genotype> out;
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (!active(g, i)) continue;
+    for (int d : {-1, 1}) {
+      int v = g[i] + d;
+      if (v < 0 || v >= decisions_[i].size()) continue;
+      Genotype n = g;
+      n[i] = v;
+      out.push_back(canonical(n));
+    }
+  }
+  return out;
+}
+
+void Encoding::check(const Genotype& g, const std::string& what) const {
+  NAS_CHECK(g.size() == decisions_.size(), SpecError,
+            what << ": expected " << decisions_.size() << " decisions, found " << g.size());
+  for (size_t i = 0; i < g.size(); ++i)
+    NAS_CHECK(g[i] >= 0 && g[i] < decisions_[i].size(), SpecError,
+              what << ": " << decisions_[i].name << ": expected an option index in [0, " << decisions_[i].size()
+                   << "), found " << g[i]);
+}
+
+// ---- mbconv ----
+
+namespace {
+std::vector<std::string> labels_of(const std::vector<int>& v) {
+  std::vector<std::string> l;
+  for (int x : v) l.push_back(std::to_string(x));
+  return l;
+}
+int index_of(const std::vector<int>& v, int x) {
+  auto it = std::find(v.begin(), v.end(), x);
+  return it == v.end() ? -1 : static_cast<int>(it - v.begin());
+}
+}  // namespace
+
+MbconvEncoding::MbconvEncoding(const spec::SearchSpace& space) : space_(space) {
+  auto add = [&](const std::string& name, const std::vector<int>& values, int stage, int block) {
+    std::vector<int> v = values;
+    std::sort(v.begin(), v.end());
+    std::string group = name.substr(name.rfind('.') + 1);  // resolution, depth, width, expand, kernel
+    if (group == "stem_width" || group == "head_width") group = "width";
+    decisions_.push_back({name, labels_of(v), group});
+    values_.push_back(v);
+    slots_.push_back({stage, block});
+  };
+  add("resolution", space.resolution, -1, -1);
+  add("stem_width", space.stem_width, -1, -1);
+  for (size_t s = 0; s < space.stages.size(); ++s) {
+    const auto& st = space.stages[s];
+    std::string p = "stage" + std::to_string(s) + ".";
+    int si = static_cast<int>(s);
+    add(p + "depth", st.depth, si, -1);
+    add(p + "width", st.width, si, -1);
+    for (int b = 0; b < spec::max_of(st.depth); ++b) {
+      std::string q = p + "block" + std::to_string(b) + ".";
+      add(q + "expand", st.expand, si, b);
+      add(q + "kernel", st.kernel, si, b);
+    }
+  }
+  add("head_width", space.head_width, -1, -1);
+}
+
+size_t MbconvEncoding::depth_index(int stage) const {
+  for (size_t i = 0; i < slots_.size(); ++i)
+    if (slots_[i].stage == stage && slots_[i].block < 0) return i;  // "depth" comes first per stage
+  return 0;
+}
+
+bool MbconvEncoding::active(const Genotype& g, size_t i) const {
+  const Slot& s = slots_[i];
+  if (s.block < 0) return true;
+  size_t d = depth_index(s.stage);
+  return s.block < values_[d][static_cast<size_t>(g[d])];
+}
+
+spec::Arch MbconvEncoding::decode(const Genotype& g) const {
+  check(g, "genotype");
+  spec::Arch a;
+  a.space = space_.name;
+  a.stages.resize(space_.stages.size());
+  for (size_t i = 0; i < g.size(); ++i) {
+    int v = values_[i][static_cast<size_t>(g[i])];
+    const Slot& s = slots_[i];
+    const std::string& n = decisions_[i].name;
+    if (s.stage < 0) {
+      if (n == "resolution") a.resolution = v;
+      else if (n == "stem_width") a.stem_width = v;
+      else a.head_width = v;
+      continue;
+    }
+    auto& st = a.stages[static_cast<size_t>(s.stage)];
+    if (s.block < 0) {
+      if (n.size() >= 5 && n.compare(n.size() - 5, 5, "depth") == 0) st.depth = v;
+      else st.width = v;
+      continue;
+    }
+    if (s.block >= st.depth) continue;  // depth precedes the block slots
+    if (static_cast<int>(st.blocks.size()) <= s.block) st.blocks.resize(static_cast<size_t>(s.block) + 1);
+    if (n.size() >= 6 && n.compare(n.size() - 6, 6, "expand") == 0)
+      st.blocks[static_cast<size_t>(s.block)].expand = v;
+    else
+      st.blocks[static_cast<size_t>(s.block)].kernel = v;
+  }
+  return a;
+}
+
+Genotype MbconvEncoding::encode(const spec::Arch& a) const {
+  spec::validate_arch(a, space_, "arch");
+  Genotype g(decisions_.size(), 0);
+  for (size_t i = 0; i < g.size(); ++i) {
+    const Slot& s = slots_[i];
+    const std::string& n = decisions_[i].name;
+    int v;
+    if (s.stage < 0) {
+      v = n == "resolution" ? a.resolution : n == "stem_width" ? a.stem_width : a.head_width;
+    } else {
+      const auto& st = a.stages[static_cast<size_t>(s.stage)];
+      if (s.block < 0) {
+        v = n.compare(n.size() - 5, 5, "depth") == 0 ? st.depth : st.width;
+      } else if (s.block < st.depth) {
+        const auto& b = st.blocks[static_cast<size_t>(s.block)];
+        v = n.compare(n.size() - 6, 6, "expand") == 0 ? b.expand : b.kernel;
+      } else {
+        continue;  // inactive: option 0
+      }
+    }
+    g[i] = index_of(values_[i], v);
+  }
+  return g;
+}
+
+spec::json MbconvEncoding::to_json(const Genotype& g) const { return spec::to_json(decode(g)); }
+
+std::string MbconvEncoding::key(const Genotype& g) const { return spec::arch_hash(decode(g)); }
+
+// ---- generic ----
+
+GenericEncoding::GenericEncoding(const spec::json& decisions, const std::string& file, const std::string& space_name)
+    : name_(space_name) {
+  NAS_CHECK(decisions.is_array() && !decisions.empty(), SpecError,
+            file << ": decisions: expected a non-empty list of {name, choices}, found " << spec::describe(decisions));
+  std::set<std::string> names;
+  for (size_t i = 0; i < decisions.size(); ++i) {
+    spec::Obj o(decisions[i], file, "decisions[" + std::to_string(i) + "]");
+    std::string name = o.string("name");
+    NAS_CHECK(names.insert(name).second, SpecError,
+              file << ": " << o.where("name") << ": expected a unique decision name, found \"" << name
+                   << "\" twice");
+    const spec::json& ch = o.raw("choices");
+    NAS_CHECK(ch.is_array() && !ch.empty(), SpecError,
+              file << ": " << o.where("choices") << ": expected a non-empty list, found " << spec::describe(ch));
+    Decision d{name, {}, name};
+    std::set<std::string> seen;
+    for (const auto& c : ch) {
+      NAS_CHECK(c.is_number() || c.is_string() || c.is_boolean(), SpecError,
+                file << ": " << o.where("choices") << ": expected numbers, strings or booleans, found "
+                     << spec::describe(c));
+      std::string label = c.is_string() ? c.get<std::string>() : c.dump();
+      NAS_CHECK(seen.insert(label).second, SpecError,
+                file << ": " << o.where("choices") << ": expected distinct options, found " << label << " twice");
+      d.labels.push_back(label);
+    }
+    o.finish();
+    decisions_.push_back(d);
+    values_.push_back(ch);
+  }
+}
+
+spec::json GenericEncoding::to_json(const Genotype& g) const {
+  check(g, "genotype");
+  spec::json choices = spec::json::object();
+  for (size_t i = 0; i < g.size(); ++i) choices[decisions_[i].name] = values_[i][static_cast<size_t>(g[i])];
+  return {{"kind", spec::kArchKind}, {"schema_version", spec::kArchVersion}, {"space", name_}, {"choices", choices}};
+}
+
+Genotype GenericEncoding::from_json(const spec::json& j, const std::string& file) const {
+  spec::Obj o(j, file, "");
+  spec::check_header(o, spec::kArchKind, spec::kArchVersion);
+  std::string space = o.string("space");
+  NAS_CHECK(space == name_, SpecError, file << ": space: expected \"" << name_ << "\", found \"" << space << "\"");
+  spec::Obj c = o.object("choices");
+  Genotype g(decisions_.size());
+  for (size_t i = 0; i < g.size(); ++i) {
+    const spec::json& v = c.raw(decisions_[i].name);
+    auto it = std::find(values_[i].begin(), values_[i].end(), v);
+    if (it == values_[i].end()) {
+      std::string allowed;
+      for (const auto& l : decisions_[i].labels) allowed += (allowed.empty() ? "" : ", ") + l;
+      c.fail(decisions_[i].name, "one of " + allowed, v);
+    }
+    g[i] = static_cast<int>(it - values_[i].begin());
+  }
+  c.finish();
+  o.finish();
+  return g;
+}
+
+}  // namespace nas::search

@@ -1,0 +1,96 @@
+#pragma once
+// One encoding for every strategy: a space exposes its decisions, each a named categorical choice
+// with an ordered list of options, and a child is a genotype (one option index per decision).
+// Strategies only ever see genotypes, so each works on every space family. Torch-free.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "spec/arch.h"
+#include "spec/document.h"
+#include "spec/search_space.h"
+
+namespace nas::search {
+
+using Genotype = std::vector<int>;
+
+struct Decision {
+  std::string name;                 // e.g. "stage2.block0.kernel"
+  std::vector<std::string> labels;  // the options, in order (ordered sets: smallest first)
+  std::string group;                // decisions of one group move together on coarse grids
+  int size() const { return static_cast<int>(labels.size()); }
+};
+
+class Encoding {
+ public:
+  virtual ~Encoding() = default;
+  const std::vector<Decision>& decisions() const { return decisions_; }
+  size_t size() const { return decisions_.size(); }
+  // Whether decision i matters for g (a block beyond its stage's depth does not). Depends only on
+  // the decisions before i, so strategies that decide in order (MCTS) can skip inactive ones.
+  virtual bool active(const Genotype& g, size_t i) const;
+  // g with every inactive decision at option 0: equal children get equal genotypes.
+  Genotype canonical(const Genotype& g) const;
+  // The child as JSON (a nas.arch document for mbconv spaces, {decision: option} for generic ones).
+  virtual spec::json to_json(const Genotype& g) const = 0;
+  // Stable 16-hex-digit key of the child (the arch hash for mbconv spaces).
+  virtual std::string key(const Genotype& g) const;
+  // Number of distinct children (saturates at UINT64_MAX).
+  uint64_t cardinality() const;
+
+  Genotype random(Rng& rng) const;
+  // Each active decision moves with probability `prob` to a neighbouring option (one step up or
+  // down its ordered list); at least one active decision moves when any has two options.
+  Genotype mutate(const Genotype& g, Rng& rng, double prob) const;
+  // Uniform crossover: each decision from either parent.
+  Genotype crossover(const Genotype& a, const Genotype& b, Rng& rng) const;
+  // All genotypes that differ from g in one active decision by one step.
+  std::vector<Genotype> neighbours(const Genotype& g) const;
+  // Checks size and ranges; throws SpecError naming `what`.
+  void check(const Genotype& g, const std::string& what) const;
+
+ protected:
+  std::vector<Decision> decisions_;
+};
+
+// The mbconv family: resolution, stem and head width, and per stage depth, width and (for each
+// block slot up to the largest depth) expand ratio and kernel size.
+class MbconvEncoding : public Encoding {
+ public:
+  explicit MbconvEncoding(const spec::SearchSpace& space);
+  bool active(const Genotype& g, size_t i) const override;
+  spec::json to_json(const Genotype& g) const override;
+  std::string key(const Genotype& g) const override;
+  spec::Arch decode(const Genotype& g) const;
+  Genotype encode(const spec::Arch& a) const;  // throws SpecError when a is outside the space
+  const spec::SearchSpace& space() const { return space_; }
+
+ private:
+  struct Slot {
+    int stage = -1;  // -1: a global decision
+    int block = -1;  // -1: a stage-level decision
+  };
+  spec::SearchSpace space_;
+  std::vector<Slot> slots_;
+  std::vector<std::vector<int>> values_;  // the option values of each decision
+  size_t depth_index(int stage) const;
+};
+
+// The generic family: decisions listed by name in the space file, for users who score children
+// with their own program (see nas-search --evaluator).
+//   kind: nas.search_space, family: generic, name: ...,
+//   decisions: [{name: lr, choices: [0.1, 0.01]}, {name: act, choices: [relu, gelu]}]
+class GenericEncoding : public Encoding {
+ public:
+  GenericEncoding(const spec::json& decisions, const std::string& file, const std::string& space_name);
+  spec::json to_json(const Genotype& g) const override;
+  Genotype from_json(const spec::json& j, const std::string& file) const;
+  const std::string& space_name() const { return name_; }
+
+ private:
+  std::string name_;
+  std::vector<spec::json> values_;  // each decision's options as JSON values
+};
+
+}  // namespace nas::search

@@ -1,0 +1,171 @@
+#include "search/external.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace nas::search {
+namespace {
+std::string last_line(const std::string& s) {
+  size_t end = s.find_last_not_of(" \n\r\t");
+  if (end == std::string::npos) return "";
+  size_t begin = s.find_last_of('\n', end);
+  begin = begin == std::string::npos ? 0 : begin + 1;
+  std::string l = s.substr(begin, end - begin + 1);
+  return l.size() > 200 ? l.substr(0, 200) + "..." : l;
+}
+
+ExternalResult failed(std::string why) {
+  ExternalResult r;
+  r.error = std::move(why);
+  return r;
+}
+
+// A number field of the evaluator's output, by either name; NaN when absent.
+double field(const spec::json& j, const char* a, const char* b) {
+  for (const char* k : {a, b})
+    if (j.contains(k) && j[k].is_number()) return j[k].get<double>();
+  return std::nan("");
+}
+}  // namespace
+
+ExternalResult run_external(const std::string& command, const std::string& input, double timeout_s) {
+  int in[2], out[2], err[2];
+  if (pipe(in) != 0 || pipe(out) != 0 || pipe(err) != 0) return failed(std::string("pipe: ") + std::strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) return failed(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    setpgid(0, 0);  // its own group: a timeout kills the command and everything it started
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) close(fd);
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  setpgid(pid, pid);
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  signal(SIGPIPE, SIG_IGN);  // a command that does not read its stdin must not kill us
+  fcntl(in[1], F_SETFL, O_NONBLOCK);
+  std::string stdout_text, stderr_text;
+  size_t written = 0;
+  int in_fd = in[1];
+  if (input.empty()) {
+    close(in_fd);
+    in_fd = -1;
+  }
+  const double deadline = now_seconds() + timeout_s;
+  bool timed_out = false;
+  int open_outputs = 2;
+  while (open_outputs > 0 || in_fd >= 0) {
+    double left = deadline - now_seconds();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd fds[3];
+    int n = 0;
+    if (out[0] >= 0) fds[n++] = {out[0], POLLIN, 0};
+    if (err[0] >= 0) fds[n++] = {err[0], POLLIN, 0};
+    if (in_fd >= 0) fds[n++] = {in_fd, POLLOUT, 0};
+    int rc = poll(fds, static_cast<nfds_t>(n), static_cast<int>(std::min(left, 0.2) * 1000) + 1);
+    if (rc < 0 && errno != EINTR) break;
+    if (interrupt_requested()) break;
+    for (int i = 0; i < n; ++i) {
+      if (!fds[i].revents) continue;
+      int fd = fds[i].fd;
+      if (fd == in_fd) {
+        ssize_t w = write(in_fd, input.data() + written, input.size() - written);
+        if (w > 0) written += static_cast<size_t>(w);
+        if (w < 0 && errno != EAGAIN) written = input.size();  // it closed its stdin: fine
+        if (written >= input.size()) {
+          close(in_fd);
+          in_fd = -1;
+        }
+        continue;
+      }
+      char buf[4096];
+      ssize_t r = read(fd, buf, sizeof buf);
+      if (r > 0) {
+        (fd == out[0] ? stdout_text : stderr_text).append(buf, static_cast<size_t>(r));
+        if (stdout_text.size() > (64u << 20)) stdout_text.resize(64u << 20);
+      } else if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+        close(fd);
+        (fd == out[0] ? out[0] : err[0]) = -1;
+        --open_outputs;
+      }
+    }
+  }
+  bool interrupted = interrupt_requested();
+  if (timed_out || interrupted) kill(-pid, SIGKILL);
+  for (int fd : {in_fd, out[0], err[0]})
+    if (fd >= 0) close(fd);
+  // Its outputs are closed, but it may still run (e.g. it closed stdout): wait until the deadline.
+  int status = 0;
+  while (true) {
+    pid_t w = waitpid(pid, &status, timed_out || interrupted ? 0 : WNOHANG);
+    if (w == pid || (w < 0 && errno != EINTR)) break;
+    if (w == 0 && now_seconds() > deadline) {
+      timed_out = true;
+      kill(-pid, SIGKILL);
+    } else if (w == 0) {
+      usleep(5000);
+    }
+  }
+  if (interrupted) throw Interrupted("interrupted while the external evaluator ran");
+  if (timed_out) {
+    char why[64];
+    std::snprintf(why, sizeof why, "timed out after %g s (killed)", timeout_s);
+    return failed(why);
+  }
+  if (WIFSIGNALED(status)) return failed("killed by signal " + std::to_string(WTERMSIG(status)));
+  if (WEXITSTATUS(status) != 0) {
+    std::string why = "exited with status " + std::to_string(WEXITSTATUS(status));
+    std::string l = last_line(stderr_text);
+    return failed(l.empty() ? why : why + ": " + l);
+  }
+  spec::json j;
+  try {
+    j = spec::json::parse(stdout_text);
+  } catch (const spec::json::exception&) {
+    std::string l = last_line(stdout_text);
+    return failed("stdout: expected a JSON object with \"accuracy\", found " + (l.empty() ? "nothing" : "\"" + l + "\""));
+  }
+  double acc = j.is_object() ? field(j, "accuracy", "val_acc") : std::nan("");
+  if (!(acc >= 0 && acc <= 1))
+    return failed("stdout: expected \"accuracy\": a number in [0, 1], found " + last_line(stdout_text));
+  ExternalResult r;
+  r.ok = true;
+  r.accuracy = acc;
+  double loss = field(j, "loss", "val_loss");
+  r.loss = std::isnan(loss) ? 0.0 : loss;
+  r.metrics = j;
+  return r;
+}
+
+Score ExternalEstimator::score(const spec::Arch& arch) {
+  ExternalResult r = run_external(command_, spec::canonical_dump(spec::to_json(arch)) + "\n", timeout_);
+  Score s;
+  if (!r.ok) {
+    s.error = r.error;
+    log_warn("external evaluator: " + spec::arch_hash(arch) + ": " + r.error);
+    return s;
+  }
+  s.acc = r.accuracy;
+  s.loss = r.loss;
+  return s;
+}
+
+}  // namespace nas::search

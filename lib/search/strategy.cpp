@@ -1,0 +1,439 @@
+#include "search/strategy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+
+namespace nas::search {
+namespace {
+
+// ---- random ----
+class RandomStrategy : public Strategy {
+ public:
+  explicit RandomStrategy(const Encoding& e) : enc_(e) {}
+  std::string name() const override { return "random"; }
+  std::optional<Genotype> ask(Rng& rng) override {
+    origin_ = "random";
+    return enc_.random(rng);
+  }
+  void tell(const Genotype&, bool, double) override {}
+
+ private:
+  const Encoding& enc_;
+};
+
+// ---- grid: every canonical genotype once, in mixed-radix order (the last decision fastest) ----
+class GridStrategy : public Strategy {
+ public:
+  explicit GridStrategy(const Encoding& e) : enc_(e), next_(e.size(), 0) {}
+  std::string name() const override { return "grid"; }
+  std::optional<Genotype> ask(Rng&) override {
+    origin_ = "grid";
+    while (!done_) {
+      Genotype g = next_;
+      advance();
+      if (enc_.canonical(g) == g) return g;  // skip the copies that differ in inactive decisions
+    }
+    return std::nullopt;
+  }
+  void tell(const Genotype&, bool, double) override {}
+
+ private:
+  void advance() {
+    for (size_t i = next_.size(); i-- > 0;) {
+      if (++next_[i] < enc_.decisions()[i].size()) return;
+      next_[i] = 0;
+    }
+    done_ = true;
+  }
+  const Encoding& enc_;
+  Genotype next_;
+  bool done_ = false;
+};
+
+// The best `k` genotypes told so far (by score, earlier first on ties).
+struct Leaderboard {
+  std::vector<std::pair<double, Genotype>> items;  // in tell order
+  void add(const Genotype& g, double s) { items.emplace_back(s, g); }
+  std::vector<const Genotype*> top(size_t k) const {
+    std::vector<size_t> idx(items.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+    std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return items[a].first > items[b].first; });
+    std::vector<const Genotype*> out;
+    for (size_t i = 0; i < idx.size() && out.size() < k; ++i) out.push_back(&items[idx[i]].second);
+    return out;
+  }
+};
+
+// ---- BigNAS coarse-to-fine ----
+// Coarse: every combination of global levels, one per decision group (mbconv: resolution, depth,
+// width, expand, kernel), 3 levels per group when the grid fits in half the budget, else 2; when
+// even that grid is larger than half the budget, a seeded subset. Infeasible points cost nothing.
+// Fine: mutations of the current best top_k until the budget is spent.
+class CoarseToFine : public Strategy {
+ public:
+  CoarseToFine(const Encoding& e, const StrategyOptions& o) : enc_(e), o_(o) {
+    for (const auto& d : e.decisions())
+      if (std::find(groups_.begin(), groups_.end(), d.group) == groups_.end()) groups_.push_back(d.group);
+    coarse_budget_ = std::max<int64_t>(1, o.budget / 2);
+  }
+  std::string name() const override { return "coarse-to-fine"; }
+
+  std::optional<Genotype> ask(Rng& rng) override {
+    if (!grid_built_) build_grid(rng);
+    if (feasible_coarse_ < coarse_budget_ && next_ < grid_.size()) {
+      origin_ = "coarse";
+      return grid_[next_++];
+    }
+    auto parents = board_.top(static_cast<size_t>(std::max(1, o_.top_k)));
+    if (parents.empty()) {  // no feasible grid point: start anywhere
+      origin_ = "random";
+      return enc_.random(rng);
+    }
+    origin_ = "mutation";
+    return enc_.mutate(*parents[turn_++ % parents.size()], rng, o_.mutation_prob);
+  }
+  void tell(const Genotype& g, bool feasible, double score) override {
+    if (!feasible) return;
+    if (feasible_coarse_ < coarse_budget_ && in_grid_.count(g)) ++feasible_coarse_;
+    board_.add(g, score);
+  }
+
+ private:
+  void build_grid(Rng& rng) {
+    grid_built_ = true;
+    const size_t G = groups_.size();
+    auto count = [&](size_t levels) { return std::pow(static_cast<double>(levels), static_cast<double>(G)); };
+    std::vector<double> levels = count(3) <= static_cast<double>(coarse_budget_) ? std::vector<double>{0, 0.5, 1}
+                                                                                  : std::vector<double>{0, 1};
+    std::vector<std::vector<double>> points;
+    if (count(levels.size()) <= 4096) {
+      std::vector<size_t> idx(G, 0);
+      while (true) {
+        std::vector<double> p(G);
+        for (size_t i = 0; i < G; ++i) p[i] = levels[idx[i]];
+        points.push_back(p);
+        size_t i = G;
+        while (i-- > 0 && ++idx[i] == levels.size()) idx[i] = 0;
+        if (i == static_cast<size_t>(-1)) break;
+      }
+    } else {
+      for (int n = 0; n < 4096; ++n) {
+        std::vector<double> p(G);
+        for (auto& v : p) v = levels[rng.below(levels.size())];
+        points.push_back(p);
+      }
+    }
+    std::set<Genotype> seen;
+    for (const auto& p : points) {
+      Genotype g(enc_.size());
+      for (size_t i = 0; i < g.size(); ++i) {
+        const auto& d = enc_.decisions()[i];
+        size_t gi = static_cast<size_t>(std::find(groups_.begin(), groups_.end(), d.group) - groups_.begin());
+        g[i] = static_cast<int>(std::lround(p[gi] * (d.size() - 1)));
+      }
+      g = enc_.canonical(g);
+      if (seen.insert(g).second) grid_.push_back(g);  // levels coincide on small option sets
+    }
+    rng.shuffle(grid_);
+    in_grid_ = seen;
+  }
+  const Encoding& enc_;
+  StrategyOptions o_;
+  std::vector<std::string> groups_;
+  int64_t coarse_budget_ = 1;
+  bool grid_built_ = false;
+  std::vector<Genotype> grid_;
+  std::set<Genotype> in_grid_;
+  size_t next_ = 0;
+  int64_t feasible_coarse_ = 0;
+  Leaderboard board_;
+  size_t turn_ = 0;
+};
+
+// ---- regularized (aging) evolution, Real et al. 2019 ----
+// The population is a queue of the last `population` feasible children; each new child mutates
+// the best of `sample_size` members drawn at random (with crossover: the best two of the sample
+// are crossed first); the oldest member dies.
+class Evolution : public Strategy {
+ public:
+  Evolution(const Encoding& e, const StrategyOptions& o) : enc_(e), o_(o) {
+    NAS_CHECK(o.population >= 2 && o.sample_size >= 1 && o.sample_size <= o.population, UsageError,
+              "evolution: expected population >= 2 and 1 <= sample size <= population, found population "
+                  << o.population << ", sample size " << o.sample_size);
+  }
+  std::string name() const override { return "evolution"; }
+  std::optional<Genotype> ask(Rng& rng) override {
+    if (static_cast<int>(pop_.size()) < o_.population && !filled_) {
+      origin_ = "random";
+      return enc_.random(rng);
+    }
+    filled_ = true;
+    origin_ = o_.crossover ? "crossover" : "mutation";
+    std::vector<size_t> sample;
+    for (int i = 0; i < o_.sample_size; ++i) sample.push_back(rng.below(pop_.size()));
+    std::stable_sort(sample.begin(), sample.end(), [&](size_t a, size_t b) { return pop_[a].first > pop_[b].first; });
+    Genotype parent = pop_[sample[0]].second;
+    if (o_.crossover && sample.size() > 1) parent = enc_.crossover(parent, pop_[sample[1]].second, rng);
+    return enc_.mutate(parent, rng, o_.mutation_prob);
+  }
+  void tell(const Genotype& g, bool feasible, double score) override {
+    if (!feasible) return;
+    pop_.emplace_back(score, g);
+    if (static_cast<int>(pop_.size()) > o_.population) pop_.pop_front();
+  }
+
+ private:
+  const Encoding& enc_;
+  StrategyOptions o_;
+  std::deque<std::pair<double, Genotype>> pop_;
+  bool filled_ = false;
+};
+
+// ---- hill climbing with restarts (first improvement over the one-step neighbourhood) ----
+class HillClimbing : public Strategy {
+ public:
+  HillClimbing(const Encoding& e, const StrategyOptions& o) : enc_(e), o_(o) {}
+  std::string name() const override { return "hill-climbing"; }
+  std::optional<Genotype> ask(Rng& rng) override {
+    origin_ = "restart";
+    if (!has_current_) return enc_.random(rng);  // a (re)start
+    if (pending_.empty()) {
+      // A local optimum: every neighbour tried without improvement. Restart elsewhere.
+      if (++restarts_ > o_.restarts) return std::nullopt;
+      has_current_ = false;
+      return enc_.random(rng);
+    }
+    origin_ = "neighbour";
+    Genotype n = pending_.back();
+    pending_.pop_back();
+    return n;
+  }
+  void tell(const Genotype& g, bool feasible, double score) override {
+    if (!has_current_) {
+      if (!feasible) return;  // keep restarting until a feasible start
+      move_to(g, score);
+      return;
+    }
+    if (feasible && score > score_) move_to(g, score);
+  }
+
+ private:
+  void move_to(const Genotype& g, double score) {
+    has_current_ = true;
+    current_ = g;
+    score_ = score;
+    pending_ = enc_.neighbours(g);
+    // Tried in a fixed, seed-independent order: reversed so that pop_back() takes the first.
+    std::reverse(pending_.begin(), pending_.end());
+  }
+  const Encoding& enc_;
+  StrategyOptions o_;
+  bool has_current_ = false;
+  Genotype current_;
+  double score_ = 0;
+  std::vector<Genotype> pending_;
+  int restarts_ = 0;
+};
+
+// ---- REINFORCE with per-decision logits and a moving-average baseline (Williams 1992) ----
+// The policy samples each active decision from softmax(logits); after each reward R the logits
+// of the sampled decisions move by lr * (R - baseline) / scale * (onehot - p), plus an optional
+// entropy bonus. R is the score; an infeasible child earns the worst score seen so far. `scale`
+// is the running standard deviation of the rewards, so lr does not depend on the score's units.
+class Reinforce : public Strategy {
+ public:
+  Reinforce(const Encoding& e, const StrategyOptions& o) : enc_(e), o_(o) {
+    for (const auto& d : e.decisions()) logits_.emplace_back(static_cast<size_t>(d.size()), 0.0);
+  }
+  std::string name() const override { return "reinforce"; }
+  std::optional<Genotype> ask(Rng& rng) override {
+    origin_ = "policy";
+    Genotype g(enc_.size(), 0);
+    for (size_t i = 0; i < g.size(); ++i) {
+      if (!enc_.active(g, i)) continue;  // decided in order: activity depends on earlier decisions
+      auto p = probs(i);
+      double u = rng.uniform(), c = 0;
+      int k = static_cast<int>(p.size()) - 1;
+      for (size_t j = 0; j < p.size(); ++j) {
+        c += p[j];
+        if (u < c) {
+          k = static_cast<int>(j);
+          break;
+        }
+      }
+      g[i] = k;
+    }
+    return g;
+  }
+  void tell(const Genotype& g, bool feasible, double score) override {
+    if (feasible) worst_ = seen_ ? std::min(worst_, score) : score;
+    if (!feasible && !seen_) return;  // nothing to compare with yet
+    seen_ = true;
+    double r = feasible ? score : worst_;
+    ++n_;
+    double delta = r - mean_;
+    mean_ += delta / static_cast<double>(n_);
+    m2_ += delta * (r - mean_);
+    double sd = n_ > 1 ? std::sqrt(m2_ / static_cast<double>(n_ - 1)) : 0.0;
+    if (!has_baseline_) {
+      baseline_ = r;
+      has_baseline_ = true;
+      return;
+    }
+    double adv = (r - baseline_) / (sd > 1e-12 ? sd : 1.0);
+    for (size_t i = 0; i < g.size(); ++i) {
+      if (!enc_.active(g, i)) continue;
+      auto p = probs(i);
+      double H = 0;  // entropy; d(H)/d(logit_j) = -p_j (log p_j + H)
+      for (double q : p) H -= q > 0 ? q * std::log(q) : 0;
+      for (size_t j = 0; j < p.size(); ++j) {
+        double grad = adv * ((static_cast<int>(j) == g[i] ? 1.0 : 0.0) - p[j]);
+        if (o_.rl_entropy > 0 && p[j] > 0) grad += o_.rl_entropy * (-p[j] * (std::log(p[j]) + H));
+        logits_[i][j] += o_.rl_lr * grad;
+      }
+    }
+    baseline_ = o_.rl_baseline_decay * baseline_ + (1 - o_.rl_baseline_decay) * r;
+  }
+
+ private:
+  std::vector<double> probs(size_t i) const {
+    const auto& l = logits_[i];
+    double m = *std::max_element(l.begin(), l.end()), z = 0;
+    std::vector<double> p(l.size());
+    for (size_t j = 0; j < l.size(); ++j) z += (p[j] = std::exp(l[j] - m));
+    for (double& q : p) q /= z;
+    return p;
+  }
+  const Encoding& enc_;
+  StrategyOptions o_;
+  std::vector<std::vector<double>> logits_;
+  double baseline_ = 0, worst_ = 0, mean_ = 0, m2_ = 0;
+  int64_t n_ = 0;
+  bool has_baseline_ = false, seen_ = false;
+};
+
+// ---- Monte Carlo tree search: UCT over the sequence of decisions ----
+// A node is a prefix of decisions. Each ask descends from the root: at a node with untried options
+// it takes one (and adds that child node), else the option maximizing
+// mean + c * range * sqrt(ln N / n); below the new node the remaining decisions are random (the
+// rollout). Inactive decisions are fixed at option 0 and do not branch. The reward (the score; an
+// infeasible child earns the worst score seen) is backed up along the path.
+class Mcts : public Strategy {
+ public:
+  Mcts(const Encoding& e, const StrategyOptions& o) : enc_(e), o_(o) { nodes_.push_back(Node{}); }
+  std::string name() const override { return "mcts"; }
+  std::optional<Genotype> ask(Rng& rng) override {
+    origin_ = "uct";
+    Genotype g(enc_.size(), 0);
+    path_.assign(1, 0);
+    size_t node = 0;
+    bool in_tree = true;
+    for (size_t i = 0; i < g.size(); ++i) {
+      if (!enc_.active(g, i)) continue;
+      int n = enc_.decisions()[i].size();
+      if (!in_tree) {
+        g[i] = static_cast<int>(rng.below(static_cast<uint64_t>(n)));
+        continue;
+      }
+      Node& nd = nodes_[node];
+      if (nd.children.empty()) nd.children.assign(static_cast<size_t>(n), -1);
+      std::vector<int> untried;
+      for (int k = 0; k < n; ++k)
+        if (nd.children[static_cast<size_t>(k)] < 0) untried.push_back(k);
+      int k;
+      if (!untried.empty()) {
+        k = untried[rng.below(untried.size())];
+        nodes_[node].children[static_cast<size_t>(k)] = static_cast<int>(nodes_.size());
+        nodes_.push_back(Node{});
+        in_tree = false;  // expanded one node: the rest is a rollout
+      } else {
+        k = best_child(node);
+      }
+      g[i] = k;
+      node = static_cast<size_t>(nodes_[node].children[static_cast<size_t>(k)]);
+      path_.push_back(node);
+    }
+    return g;
+  }
+  void tell(const Genotype&, bool feasible, double score) override {
+    if (feasible) {
+      lo_ = seen_ ? std::min(lo_, score) : score;
+      hi_ = seen_ ? std::max(hi_, score) : score;
+      seen_ = true;
+    }
+    double r = feasible ? score : (seen_ ? lo_ : 0.0);
+    for (size_t n : path_) {
+      nodes_[n].visits += 1;
+      nodes_[n].total += r;
+    }
+  }
+
+ private:
+  struct Node {
+    std::vector<int> children;  // node index per option, -1: not expanded
+    double visits = 0, total = 0;
+  };
+  int best_child(size_t node) const {
+    const Node& nd = nodes_[node];
+    double range = hi_ > lo_ ? hi_ - lo_ : 1.0;
+    int best = 0;
+    double best_v = -1e300;
+    for (size_t k = 0; k < nd.children.size(); ++k) {
+      const Node& c = nodes_[static_cast<size_t>(nd.children[k])];
+      double v = c.total / std::max(1.0, c.visits) +
+                 o_.uct_c * range * std::sqrt(std::log(std::max(1.0, nd.visits)) / std::max(1.0, c.visits));
+      if (v > best_v) {
+        best_v = v;
+        best = static_cast<int>(k);
+      }
+    }
+    return best;
+  }
+  const Encoding& enc_;
+  StrategyOptions o_;
+  std::vector<Node> nodes_;
+  std::vector<size_t> path_;
+  double lo_ = 0, hi_ = 0;
+  bool seen_ = false;
+};
+
+}  // namespace
+
+spec::json strategy_options_json(const std::string& s, const StrategyOptions& o) {
+  if (s == "evolution")
+    return {{"population", o.population}, {"sample_size", o.sample_size}, {"mutation_prob", o.mutation_prob},
+            {"crossover", o.crossover}};
+  if (s == "coarse-to-fine") return {{"top_k", o.top_k}, {"mutation_prob", o.mutation_prob}};
+  if (s == "bayesian") return {{"mutation_prob", o.mutation_prob}};
+  if (s == "reinforce")
+    return {{"lr", o.rl_lr}, {"baseline_decay", o.rl_baseline_decay}, {"entropy", o.rl_entropy}};
+  if (s == "mcts") return {{"uct_c", o.uct_c}};
+  if (s == "hill-climbing") return {{"restarts", o.restarts}};
+  return spec::json::object();
+}
+
+const std::vector<std::string>& strategy_names() {
+  static const std::vector<std::string> n = {"coarse-to-fine", "random",    "grid", "evolution",
+                                             "hill-climbing",  "reinforce", "mcts", "bayesian"};
+  return n;
+}
+
+std::unique_ptr<Strategy> make_strategy(const std::string& name, const Encoding& enc, const StrategyOptions& o) {
+  if (name == "random") return std::make_unique<RandomStrategy>(enc);
+  if (name == "grid") return std::make_unique<GridStrategy>(enc);
+  if (name == "coarse-to-fine") return std::make_unique<CoarseToFine>(enc, o);
+  if (name == "evolution") return std::make_unique<Evolution>(enc, o);
+  if (name == "hill-climbing") return std::make_unique<HillClimbing>(enc, o);
+  if (name == "reinforce") return std::make_unique<Reinforce>(enc, o);
+  if (name == "mcts") return std::make_unique<Mcts>(enc, o);
+  std::string all;
+  for (const auto& n : strategy_names()) all += (all.empty() ? "" : ", ") + n;
+  throw UsageError("--strategy: expected one of " + all + ", found " + name);
+}
+
+}  // namespace nas::search

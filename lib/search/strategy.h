@@ -1,0 +1,63 @@
+#pragma once
+// Search strategies as ask/tell state machines over genotypes (search/encoding.h). The driver asks
+// for a child, decides whether it is feasible (constraints), scores it (or takes the cached score)
+// and tells the strategy; a strategy never sees architectures, estimators or constraints, so every
+// strategy works with every space family and every estimator.
+//
+// Everything a strategy does is a function of its options, the RNG passed to ask() and the
+// sequence of tell()s. nas-search's --resume relies on this: it replays a stopped search from its
+// recorded evaluations and reaches the same state as an uninterrupted run.
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "search/encoding.h"
+
+namespace nas::search {
+
+struct StrategyOptions {
+  // evolution (regularized / aging evolution)
+  int population = 20;
+  int sample_size = 5;
+  double mutation_prob = 0.3;  // per decision; also coarse-to-fine's fine phase and hill climbing
+  bool crossover = false;
+  // coarse-to-fine
+  int top_k = 3;
+  int64_t budget = 50;  // the evaluation budget (coarse-to-fine spends at most half on its grid)
+  // REINFORCE
+  double rl_lr = 0.1;
+  double rl_baseline_decay = 0.9;
+  double rl_entropy = 0.0;
+  // Monte Carlo tree search
+  double uct_c = 0.5;  // exploration constant, in units of the reward's observed range
+  // hill climbing
+  int restarts = 1000;  // at most this many restarts
+};
+
+class Strategy {
+ public:
+  virtual ~Strategy() = default;
+  virtual std::string name() const = 0;
+  // The next child to score; nullopt when the strategy has nothing left to propose.
+  virtual std::optional<Genotype> ask(Rng& rng) = 0;
+  // The outcome of the child last asked for: `feasible` false when it violates a constraint (it
+  // then has no score). Every ask() is followed by exactly one tell() for the same genotype.
+  virtual void tell(const Genotype& g, bool feasible, double score) = 0;
+  // How the child last asked for came about ("coarse", "mutation", "random", ...), for the record.
+  const std::string& origin() const { return origin_; }
+
+ protected:
+  std::string origin_;
+};
+
+// The settings that shape `strategy`'s proposals, as JSON (recorded in nas.search).
+spec::json strategy_options_json(const std::string& strategy, const StrategyOptions& o);
+
+// Names accepted by make_strategy; "bayesian" is provided by the LibTorch part (search/bayes.h).
+const std::vector<std::string>& strategy_names();
+// Torch-free strategies: random, grid, coarse-to-fine, evolution, hill-climbing, reinforce, mcts.
+std::unique_ptr<Strategy> make_strategy(const std::string& name, const Encoding& enc, const StrategyOptions& o);
+
+}  // namespace nas::search

@@ -284,12 +284,12 @@ TEST_CASE("nas-search --space --evaluator: no supernet or data; killed, then res
              "sleep 0.1; awk '{n += length($0)} END {printf \"{\\\"accuracy\\\": %.6f}\\n\", 1 - 100 / (100 + n)}'\n");
   const std::string base = test::bin("nas-search") + " --space " + test::test_data("tiny-space.yaml") +
                            " --evaluator 'sh " + d + "/eval.sh' --strategy evolution --population 6 --sample-size 2" +
-                           " --budget 40 --threads 1 -q";
+                           " --budget 60 --threads 1 -q";
   auto full = test::run_cmd(base + " --out " + d + "/full.json --plot " + d + "/front.png");
   INFO(full.err);
   REQUIRE(full.code == 0);
   CHECK(test::slurp(d + "/front.png").substr(0, 4) == "\x89PNG");  // gnuplot-nox comes with setup.sh
-  auto killed = test::run_cmd("timeout -s KILL 2.5 " + base + " --out " + d + "/resumed.json");
+  auto killed = test::run_cmd("timeout -s KILL 4 " + base + " --out " + d + "/resumed.json");
   CHECK(killed.code == 137);  // SIGKILL: no chance to write anything but the periodic checkpoints
   REQUIRE(test::exists(d + "/resumed.json"));
   auto partial = spec::load_search_result(d + "/resumed.json");

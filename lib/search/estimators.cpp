@@ -71,7 +71,7 @@ double extrapolate_curve(const std::vector<double>& curve, int epochs) {
 
 CurveEstimator::CurveEstimator(const spec::SearchSpace& space, const spec::TrainSpec& t, const train::TrainData& d,
                                std::vector<int64_t> val, train::CurveOptions o, int observe, double margin)
-    : space_(space), t_(t), d_(d), val_(std::move(val)), o_(std::move(o)), observe_(observe), margin_(margin) {
+    : LowFidelityEstimator(space, t, d, std::move(val), std::move(o)), observe_(observe), margin_(margin) {
   NAS_CHECK(observe_ >= 3 && observe_ < o_.epochs, UsageError,
             "learning-curve estimator: expected 3 <= observed epochs < epochs, found " << observe_ << " of "
                                                                                      << o_.epochs);

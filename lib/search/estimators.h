@@ -38,7 +38,7 @@ class LowFidelityEstimator : public Estimator {
   std::string name() const override { return "low_fidelity"; }
   Score score(const spec::Arch& arch) override;
 
- private:
+ protected:
   const spec::SearchSpace& space_;
   spec::TrainSpec t_;
   const train::TrainData& d_;
@@ -51,7 +51,7 @@ class LowFidelityEstimator : public Estimator {
 // squares). A child whose extrapolated final accuracy is below the best final accuracy seen minus
 // `margin` is stopped there and scored by the extrapolation (Score::detail says so); the others
 // train to the end and are scored by their measured accuracy.
-class CurveEstimator : public Estimator {
+class CurveEstimator : public LowFidelityEstimator {
  public:
   CurveEstimator(const spec::SearchSpace& space, const spec::TrainSpec& t, const train::TrainData& d,
                  std::vector<int64_t> val, train::CurveOptions o, int observe, double margin = 0.005);
@@ -61,11 +61,6 @@ class CurveEstimator : public Estimator {
   int64_t stopped_early() const { return stopped_; }
 
  private:
-  const spec::SearchSpace& space_;
-  spec::TrainSpec t_;
-  const train::TrainData& d_;
-  std::vector<int64_t> val_;
-  train::CurveOptions o_;
   int observe_;
   double margin_;
   double best_final_ = -1;

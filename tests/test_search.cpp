@@ -478,9 +478,14 @@ TEST_CASE("pre-screening and the predictor estimator spare the costly estimator"
   CHECK(r.predictor["screened"] == screened);
   CHECK(spec::search_result_from_json(spec::to_json(r), "s.json").candidates.size() == r.candidates.size());
 
-  // On its own: learnt from that search, it ranks new children like the estimator it learnt from.
+  // On its own: learnt from a random search (evolution's children crowd around its best, too few
+  // far from them to learn the space), it ranks new children like the estimator it learnt from.
+  o.strategy = "random";
+  o.prescreen = false;
+  FakeEstimator est2(s);
+  auto rr = search::run_search(s, cost, est2, o);
   search::MbconvEncoding enc(s);
-  search::PredictorEstimator pe(enc, {r}, "test", 3);
+  search::PredictorEstimator pe(enc, {rr}, "test", 3);
   CHECK(pe.report().points == 40);
   Rng rng(21);
   std::vector<double> a, b;
@@ -535,4 +540,77 @@ TEST_CASE("memory and latency bounds, alone or together; fronts over every cost"
   o.constraints.max_memory_mib = min_c.memory_mib() * 0.5;
   FakeEstimator est2(s);
   CHECK_THROWS_AS(search::run_search(s, cost, est2, o), SpecError);
+}
+
+TEST_CASE("run_search on a generic space: reported costs bound it, its result round-trips, resume replays",
+          "[search]") {
+  // 6 decisions of 5 options; accuracy grows with the sum of the options, and so does the reported
+  // parameter count: the best feasible child sits on the bound.
+  search::GenericEncoding enc(generic_decisions(6, 5), "toy.yaml", "toy");
+  struct Reporting : search::Estimator {
+    std::string name() const override { return "reporting"; }
+    search::Score score(const spec::Arch&) override { throw std::logic_error("not an mbconv child"); }
+    search::Score score_generic(const spec::json& child) override {
+      ++calls;
+      int sum = 0;
+      for (const auto& [k, v] : child.at("choices").items()) sum += v.get<int>();
+      search::Score s;
+      s.acc = sum / 24.0;
+      if (report_params) s.params = 1000 * sum;
+      return s;
+    }
+    bool report_params = true;
+    int calls = 0;
+  };
+  search::SearchOptions o;
+  o.strategy = "evolution";
+  o.budget = 40;
+  o.seed = 3;
+  o.constraints.max_params = 12000;
+  o.strategy_options.population = 8;
+  o.strategy_options.sample_size = 3;
+  Reporting est;
+  auto r = search::run_search(enc, {}, est, o);
+  CHECK(r.family == "generic");
+  CHECK(r.space == "toy");
+  CHECK(est.calls == 40);
+  int infeasible = 0;
+  for (const auto& c : r.candidates) {
+    REQUIRE(c.evaluated);
+    CHECK(c.hash == enc.key(enc.from_json(c.generic_arch, "r")));
+    CHECK(c.feasible == (c.params <= 12000));
+    infeasible += !c.feasible;
+  }
+  CHECK(infeasible > 0);  // the bound was met, and applied
+  REQUIRE(r.best >= 0);
+  CHECK(r.candidates[r.best].params <= 12000);
+  CHECK(r.candidates[r.best].val_acc >= 10 / 24.0);
+  for (int i : r.pareto) CHECK(r.candidates[i].feasible);
+  // Through JSON: the generic children and their keys are read back.
+  auto back = spec::search_result_from_json(spec::to_json(r), "s.json");
+  CHECK(back.family == "generic");
+  REQUIRE(back.candidates.size() == r.candidates.size());
+  CHECK(back.candidates[5].generic_arch == r.candidates[5].generic_arch);
+  CHECK(spec::to_json(back) == spec::to_json(r));
+  auto tampered = spec::to_json(r);
+  auto& x0 = tampered["candidates"][0]["arch"]["choices"]["x0"];
+  x0 = (x0.get<int>() + 1) % 5;  // another child under the same hash
+  CHECK_THROWS_AS(spec::search_result_from_json(tampered, "s.json"), SpecError);
+  // Resume: the first 20 evaluations replayed (costs included), the rest estimated.
+  for (const auto& c : back.candidates)
+    if (c.evaluated && c.index < 20) o.replay[c.hash] = c;
+  Reporting again;
+  auto resumed = search::run_search(enc, {}, again, o);
+  CHECK(again.calls == 20);
+  CHECK(spec::to_json(resumed.candidates[r.best]) == spec::to_json(r.candidates[r.best]));
+  CHECK(resumed.best == r.best);
+  // A bound on a cost the estimator does not report: an error on each candidate, none feasible.
+  o.replay.clear();
+  o.budget = 5;
+  Reporting silent;
+  silent.report_params = false;
+  auto none = search::run_search(enc, {}, silent, o);
+  CHECK(none.best == -1);
+  for (const auto& c : none.candidates)
+    CHECK_THAT(c.error, Catch::Matchers::Contains("reported no \"params\""));
 }

@@ -344,3 +344,46 @@ TEST_CASE("nas-search --estimator low-fidelity trains children from scratch with
   CHECK(bad.code == 2);
   CHECK_THAT(bad.err, Catch::Matchers::Contains("give --train"));
 }
+
+TEST_CASE("nas-search on a generic space: the user's program scores named decisions and reports costs", "[tool]") {
+  std::string d = test::temp_dir("generic");
+  test::spit(d + "/space.yaml",
+             "kind: nas.search_space\nschema_version: 1\nname: toy-mlp\nfamily: generic\n"
+             "decisions:\n  - {name: width, choices: [8, 16, 32, 64]}\n  - {name: act, choices: [relu, gelu]}\n"
+             "  - {name: lr, choices: [0.1, 0.01]}\n");
+  // Accuracy grows with width, GELU and the smaller learning rate; params = 1000 x width.
+  test::spit(d + "/eval.sh",
+             "doc=$(tr -d ' \\n')\n"
+             "w=$(echo \"$doc\" | sed 's/.*\"width\":\\([0-9]*\\).*/\\1/')\n"
+             "g=0; case \"$doc\" in *'\"act\":\"gelu\"'*) g=1;; esac\n"
+             "l=0; case \"$doc\" in *'\"lr\":0.01'*) l=1;; esac\n"
+             "echo \"{\\\"accuracy\\\": 0.$((50 + w / 2 + 10 * g + 5 * l)), \\\"params\\\": $((1000 * w))}\"\n");
+  const std::string base = test::bin("nas-search") + " --space " + d + "/space.yaml --threads 1 -q";
+  auto r = test::run_cmd(base + " --evaluator 'sh " + d + "/eval.sh' --strategy grid --budget 16 --max-params 40000" +
+                         " --out " + d + "/s.json --best-arch " + d + "/best.json --csv " + d + "/s.csv");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto s = spec::load_search_result(d + "/s.json");
+  CHECK(s.family == "generic");
+  CHECK(s.candidates.size() == 16);
+  REQUIRE(s.best >= 0);
+  const auto& b = s.candidates[s.best];
+  CHECK(b.generic_arch["choices"] == json({{"width", 32}, {"act", "gelu"}, {"lr", 0.01}}));
+  CHECK(b.val_acc == Approx(0.81));
+  CHECK(b.params == 32000);
+  int infeasible = 0;
+  for (const auto& c : s.candidates) infeasible += !c.feasible;
+  CHECK(infeasible == 4);  // width 64: over the bound the evaluator's params show
+  CHECK(json::parse(test::slurp(d + "/best.json")) == b.generic_arch);
+  // The predictor learns from that search and scores the same space on its own.
+  auto p = test::run_cmd(base + " --predictor-from " + d + "/s.json --strategy random --budget 8 --out " + d + "/p.json");
+  INFO(p.err);
+  REQUIRE(p.code == 0);
+  CHECK(spec::load_search_result(d + "/p.json").candidates[0].estimator == "predictor");
+  // Estimators that build the network cannot score named decisions.
+  auto inh = test::run_cmd(base + " --estimator low-fidelity --train " + test::test_data("tiny-train.yaml") +
+                           " --out " + d + "/x.json");
+  CHECK(inh.code == 2);
+  CHECK_THAT(inh.err, Catch::Matchers::Contains("space.yaml: a generic space is scored by --evaluator"));
+  CHECK_FALSE(test::exists(d + "/x.json"));
+}

@@ -30,11 +30,15 @@ const cli::ToolInfo kSearchTool{
 
 void add_search_options(CLI::App& app, SearchOptions& o) {
   app.add_option("--supernet", o.supernet, "Supernet checkpoint (its space is searched)");
-  app.add_option("--space", o.space, "Search space to search without a supernet (with --evaluator)");
+  app.add_option("--space", o.space,
+                 "Search space to search without a supernet: an mbconv space (with --evaluator, --predictor-from or "
+                 "a training estimator), or a generic one (family: generic, named decisions; with --evaluator or "
+                 "--predictor-from)");
   app.add_option("--evaluator", o.evaluator,
                  "Score candidates with this command instead of inherited weights: it reads the nas.arch JSON "
                  "on stdin and prints JSON with \"accuracy\" (in [0, 1]) and optionally \"loss\" on stdout; "
-                 "a failure is recorded for that candidate");
+                 "a failure is recorded for that candidate. In a generic space, constraints apply to the "
+                 "\"mflops\", \"params\", \"memory_mib\" and \"latency_ms\" it prints");
   app.add_option("--estimator", o.estimator,
                  "inherited (supernet weights, BN recalibrated), low-fidelity (a few epochs from scratch, on a "
                  "subset and/or at a lower resolution) or learning-curve (stops children whose extrapolated "
@@ -94,10 +98,10 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
   app.add_option("--population", o.population, "evolution: population size")->check(CLI::Range(2, 1 << 20))->default_val(20);
   app.add_option("--sample-size", o.sample_size, "evolution: tournament sample size")
       ->check(CLI::Range(1, 1 << 20))
-      ->default_val(5);
+      ->default_val(10);
   app.add_option("--mutation-prob", o.mutation_prob, "Probability that a mutation moves each decision")
       ->check(CLI::Range(0.0, 1.0))
-      ->default_val(0.3);
+      ->default_val(0.1);
   app.add_flag("--crossover", o.crossover, "evolution: cross the two best of the sample before mutating");
   app.add_flag("--resume", o.resume,
                "Continue the stopped search recorded in --out (its evaluations are replayed, not re-estimated)");
@@ -164,6 +168,7 @@ void run_search(const SearchOptions& o) {
             "--estimator " << kind << " trains children: give --train (a nas.train spec) or --supernet (its spec)");
   // The space and what the cost model needs: from the supernet, or from --space and the flags.
   spec::SearchSpace space;
+  std::unique_ptr<search::GenericEncoding> generic;  // a generic space (--space): named decisions
   int in_channels = o.input_channels, num_classes = o.classes;
   uint64_t seed = o.common.seed_given ? o.common.seed : 0;
   supernet::LoadedSupernet loaded;
@@ -181,7 +186,18 @@ void run_search(const SearchOptions& o) {
     num_classes = meta.num_classes;
     if (!o.common.seed_given) seed = meta.train.seed;
   } else {
-    space = spec::load_search_space(o.space);
+    spec::json doc = spec::load_document(o.space);
+    if (search::space_family(doc) == "generic") {
+      // Named decisions scored by the user's program: no network, so no analytic cost.
+      NAS_CHECK(external || predicted, UsageError,
+                o.space << ": a generic space is scored by --evaluator CMD or --predictor-from FILE, not by --estimator "
+                        << kind);
+      NAS_CHECK(o.max_latency_ms <= 0 || external, UsageError,
+                "--max-latency-ms: a generic space's latency is what --evaluator reports as \"latency_ms\"");
+      generic = search::generic_space_from_json(doc, o.space);
+    } else {
+      space = spec::search_space_from_json(doc, o.space == "-" ? "<stdin>" : o.space);
+    }
     if (!o.train.empty() && !o.common.seed_given) seed = train_spec.seed;
   }
   search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(space, a, in_channels, num_classes); };
@@ -203,13 +219,15 @@ void run_search(const SearchOptions& o) {
     if (lat_device.is_cuda()) sync = [] { torch::cuda::synchronize(); };
     return eval::measure_latency([&] { child->forward(x); }, 3, 10, 0.05, 1000, sync).median_ms;
   };
-  search::check_satisfiable(space, cost, constraints, latency);
+  if (!generic) search::check_satisfiable(space, cost, constraints, latency);
   // The estimator: inherited weights on the validation split, or the user's command.
   std::unique_ptr<search::Estimator> est;
   std::vector<int64_t> val;
   CheckpointData d;     // outlive the estimator, which reads their images
   train::TrainData td;
-  search::MbconvEncoding enc(space);
+  std::unique_ptr<search::MbconvEncoding> mbconv;
+  if (!generic) mbconv = std::make_unique<search::MbconvEncoding>(space);
+  const search::Encoding& enc = generic ? static_cast<const search::Encoding&>(*generic) : *mbconv;
   spec::json predictor_report;
   if (predicted) {
     std::vector<spec::SearchResult> data;
@@ -338,7 +356,7 @@ void run_search(const SearchOptions& o) {
            (o.evaluator.empty() ? std::to_string(val.size()) + " validation images, " + std::to_string(d.calib.size()) +
                                       " calibration images"
                                 : "external evaluator: " + o.evaluator));
-  spec::SearchResult r = search::run_search(space, cost, *est, so);
+  spec::SearchResult r = search::run_search(enc, cost, *est, so);
   annotate(r);
   if (r.best >= 0) {
     const auto& b = r.candidates[r.best];
@@ -354,7 +372,10 @@ void run_search(const SearchOptions& o) {
   // Side outputs first, the main output last.
   if (!o.csv.empty()) write_output(o.csv, to_csv(r));
   if (!o.plot.empty()) search::write_front_plot(r, o.plot);
-  if (!o.best_arch.empty()) write_output(o.best_arch, spec::canonical_dump(spec::to_json(r.candidates[r.best].arch)));
+  if (!o.best_arch.empty()) {
+    const auto& b = r.candidates[r.best];
+    write_output(o.best_arch, spec::canonical_dump(b.generic_arch.is_null() ? spec::to_json(b.arch) : b.generic_arch));
+  }
   write_output(o.out, spec::canonical_dump(spec::to_json(r)));
   NAS_CHECK(!r.interrupted, Interrupted,
             "search interrupted after " << est_calls(r) << " evaluations; partial results written to " << o.out);

@@ -205,6 +205,10 @@ Genotype MbconvEncoding::encode(const spec::Arch& a) const {
 
 spec::json MbconvEncoding::to_json(const Genotype& g) const { return spec::to_json(decode(g)); }
 
+Genotype MbconvEncoding::from_json(const spec::json& j, const std::string& file) const {
+  return encode(spec::arch_from_json(j, file));
+}
+
 std::string MbconvEncoding::key(const Genotype& g) const { return spec::arch_hash(decode(g)); }
 
 // ---- generic ----
@@ -267,6 +271,21 @@ Genotype GenericEncoding::from_json(const spec::json& j, const std::string& file
   c.finish();
   o.finish();
   return g;
+}
+
+std::unique_ptr<GenericEncoding> generic_space_from_json(const spec::json& j, const std::string& file) {
+  spec::Obj o(j, file, "");
+  spec::check_header(o, spec::kSearchSpaceKind, spec::kSearchSpaceVersion);
+  std::string name = o.string("name");
+  o.one_of("family", {"generic"});
+  auto enc = std::make_unique<GenericEncoding>(o.raw("decisions"), file, name);
+  o.finish();
+  return enc;
+}
+
+std::string space_family(const spec::json& j) {
+  if (j.is_object() && j.contains("family") && j["family"].is_string()) return j["family"].get<std::string>();
+  return "mbconv";
 }
 
 }  // namespace nas::search

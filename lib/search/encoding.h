@@ -3,6 +3,7 @@
 // with an ordered list of options, and a child is a genotype (one option index per decision).
 // Strategies only ever see genotypes, so each works on every space family. Torch-free.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,8 +35,15 @@ class Encoding {
   Genotype canonical(const Genotype& g) const;
   // The child as JSON (a nas.arch document for mbconv spaces, {decision: option} for generic ones).
   virtual spec::json to_json(const Genotype& g) const = 0;
-  // Stable 16-hex-digit key of the child (the arch hash for mbconv spaces).
+  // Stable 16-hex-digit key of the child (the arch hash for mbconv spaces; the hash of the compact
+  // JSON of to_json(g) otherwise).
   virtual std::string key(const Genotype& g) const;
+  // The genotype of a child written by to_json (e.g. read back from a nas.search file); SpecError,
+  // naming `file`, when it is not a child of this space.
+  virtual Genotype from_json(const spec::json& j, const std::string& file) const = 0;
+  // The space's family ("mbconv", "generic") and name, as nas.search files record them.
+  virtual std::string family() const = 0;
+  virtual std::string space_name() const = 0;
   // Number of distinct children (saturates at UINT64_MAX).
   uint64_t cardinality() const;
 
@@ -62,6 +70,9 @@ class MbconvEncoding : public Encoding {
   bool active(const Genotype& g, size_t i) const override;
   spec::json to_json(const Genotype& g) const override;
   std::string key(const Genotype& g) const override;
+  Genotype from_json(const spec::json& j, const std::string& file) const override;
+  std::string family() const override { return "mbconv"; }
+  std::string space_name() const override { return space_.name; }
   spec::Arch decode(const Genotype& g) const;
   Genotype encode(const spec::Arch& a) const;  // throws SpecError when a is outside the space
   const spec::SearchSpace& space() const { return space_; }
@@ -85,12 +96,19 @@ class GenericEncoding : public Encoding {
  public:
   GenericEncoding(const spec::json& decisions, const std::string& file, const std::string& space_name);
   spec::json to_json(const Genotype& g) const override;
-  Genotype from_json(const spec::json& j, const std::string& file) const;
-  const std::string& space_name() const { return name_; }
+  Genotype from_json(const spec::json& j, const std::string& file) const override;
+  std::string family() const override { return "generic"; }
+  std::string space_name() const override { return name_; }
 
  private:
   std::string name_;
   std::vector<spec::json> values_;  // each decision's options as JSON values
 };
+
+// A nas.search_space document of family generic (kind, schema_version, name, family, decisions).
+std::unique_ptr<GenericEncoding> generic_space_from_json(const spec::json& j, const std::string& file);
+// The family a nas.search_space document declares ("mbconv" when it declares none), without
+// checking the rest: tools pick the reader with it.
+std::string space_family(const spec::json& j);
 
 }  // namespace nas::search

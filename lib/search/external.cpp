@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/log.h"
 
 namespace nas::search {
@@ -151,20 +152,39 @@ ExternalResult run_external(const std::string& command, const std::string& input
   r.accuracy = acc;
   double loss = field(j, "loss", "val_loss");
   r.loss = std::isnan(loss) ? 0.0 : loss;
+  // Costs: when printed, a non-negative finite number each.
+  for (auto [key, dst] : {std::pair<const char*, double*>{"mflops", &r.mflops}, {"memory_mib", &r.memory_mib},
+                          {"latency_ms", &r.latency_ms}}) {
+    if (!j.contains(key)) continue;
+    double v = field(j, key, key);
+    if (!(v >= 0 && v < 1e300)) return failed(std::string("stdout: expected \"") + key + "\": a number >= 0, found " + j[key].dump());
+    *dst = v;
+  }
+  if (j.contains("params")) {
+    double v = field(j, "params", "params");
+    if (!(v >= 0 && v < 9e18)) return failed("stdout: expected \"params\": a number >= 0, found " + j["params"].dump());
+    r.params = static_cast<int64_t>(v);
+  }
   r.metrics = j;
   return r;
 }
 
-Score ExternalEstimator::score(const spec::Arch& arch) {
-  ExternalResult r = run_external(command_, spec::canonical_dump(spec::to_json(arch)) + "\n", timeout_);
+Score ExternalEstimator::score(const spec::Arch& arch) { return score_generic(spec::to_json(arch)); }
+
+Score ExternalEstimator::score_generic(const spec::json& child) {
+  ExternalResult r = run_external(command_, spec::canonical_dump(child) + "\n", timeout_);
   Score s;
   if (!r.ok) {
     s.error = r.error;
-    log_warn("external evaluator: " + spec::arch_hash(arch) + ": " + r.error);
+    log_warn("external evaluator: " + hex64(fnv1a64(spec::compact_dump(child))) + ": " + r.error);
     return s;
   }
   s.acc = r.accuracy;
   s.loss = r.loss;
+  s.mflops = r.mflops;
+  s.params = r.params;
+  s.memory_mib = r.memory_mib;
+  s.latency_ms = r.latency_ms;
   return s;
 }
 

@@ -13,6 +13,10 @@ struct ExternalResult {
   bool ok = false;
   double accuracy = 0;  // "accuracy" (or "val_acc"), in [0, 1]
   double loss = 0;      // "loss" (or "val_loss"), optional
+  // Optional costs: "mflops", "params", "memory_mib", "latency_ms" (-1: not printed). A generic
+  // space's constraints are checked on them.
+  double mflops = -1, memory_mib = -1, latency_ms = -1;
+  int64_t params = -1;
   spec::json metrics;   // everything it printed
   std::string error;    // why it failed, one line
 };
@@ -25,6 +29,7 @@ class ExternalEstimator : public Estimator {
   ExternalEstimator(std::string command, double timeout_s) : command_(std::move(command)), timeout_(timeout_s) {}
   std::string name() const override { return "external"; }
   Score score(const spec::Arch& arch) override;
+  Score score_generic(const spec::json& child) override;
 
  private:
   std::string command_;

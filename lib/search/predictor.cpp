@@ -149,6 +149,13 @@ double AccuracyPredictor::predict(const Genotype& g) const {
   return impl_->predict_all({g}).mean().item<double>();
 }
 
+std::vector<double> AccuracyPredictor::predict_many(const std::vector<Genotype>& gs) const {
+  NAS_CHECK(fitted(), Error, "predictor: predict_many() before fit()");
+  if (gs.empty()) return {};
+  torch::Tensor p = impl_->predict_all(gs).mean(0).to(torch::kDouble).contiguous();
+  return std::vector<double>(p.data_ptr<double>(), p.data_ptr<double>() + p.numel());
+}
+
 double AccuracyPredictor::uncertainty(const Genotype& g) const {
   NAS_CHECK(fitted(), Error, "predictor: uncertainty() before fit()");
   SingleThreadScope one_thread;
@@ -158,7 +165,7 @@ double AccuracyPredictor::uncertainty(const Genotype& g) const {
 
 const PredictorReport& AccuracyPredictor::report() const { return impl_->report; }
 
-PredictorEstimator::PredictorEstimator(const MbconvEncoding& enc, const std::vector<spec::SearchResult>& data,
+PredictorEstimator::PredictorEstimator(const Encoding& enc, const std::vector<spec::SearchResult>& data,
                                        const std::string& what, uint64_t seed)
     : enc_(enc), predictor_(enc, 5, seed) {
   std::vector<Genotype> xs;
@@ -167,7 +174,9 @@ PredictorEstimator::PredictorEstimator(const MbconvEncoding& enc, const std::vec
   for (const auto& r : data)
     for (const auto& c : r.candidates) {
       if (!c.evaluated || !seen.insert(c.hash).second) continue;
-      xs.push_back(enc.encode(c.arch));  // SpecError when it is not a child of this space
+      // SpecError when it is not a child of this space.
+      xs.push_back(c.generic_arch.is_null() ? enc.from_json(spec::to_json(c.arch), what)
+                                            : enc.from_json(c.generic_arch, what));
       ys.push_back(c.val_acc);
     }
   NAS_CHECK(xs.size() >= 10, UsageError,
@@ -175,11 +184,15 @@ PredictorEstimator::PredictorEstimator(const MbconvEncoding& enc, const std::vec
   predictor_.fit(xs, ys);
 }
 
-Score PredictorEstimator::score(const spec::Arch& arch) {
+Score PredictorEstimator::predicted(const Genotype& g) const {
   Score s;
-  s.acc = std::min(1.0, std::max(0.0, predictor_.predict(enc_.encode(arch))));
+  s.acc = std::min(1.0, std::max(0.0, predictor_.predict(g)));
   s.loss = std::nan("");
   return s;
 }
+
+Score PredictorEstimator::score(const spec::Arch& arch) { return predicted(enc_.from_json(spec::to_json(arch), "arch")); }
+
+Score PredictorEstimator::score_generic(const spec::json& child) { return predicted(enc_.from_json(child, "arch")); }
 
 }  // namespace nas::search

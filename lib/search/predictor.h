@@ -32,6 +32,8 @@ class AccuracyPredictor {
   PredictorReport fit(const std::vector<Genotype>& xs, const std::vector<double>& ys);
   bool fitted() const;
   double predict(const Genotype& g) const;      // ensemble mean
+  // Ensemble means of many children in one batch (LibTorch's thread count; for screening large pools).
+  std::vector<double> predict_many(const std::vector<Genotype>& gs) const;
   double uncertainty(const Genotype& g) const;  // ensemble standard deviation
   const PredictorReport& report() const;
 
@@ -44,14 +46,16 @@ class AccuracyPredictor {
 // searches (nas.search files of the same space) and scores any child in microseconds.
 class PredictorEstimator : public Estimator {
  public:
-  PredictorEstimator(const MbconvEncoding& enc, const std::vector<spec::SearchResult>& data,
-                     const std::string& what, uint64_t seed);
+  PredictorEstimator(const Encoding& enc, const std::vector<spec::SearchResult>& data, const std::string& what,
+                     uint64_t seed);
   std::string name() const override { return "predictor"; }
   Score score(const spec::Arch& arch) override;
+  Score score_generic(const spec::json& child) override;
   const PredictorReport& report() const { return predictor_.report(); }
 
  private:
-  const MbconvEncoding& enc_;
+  Score predicted(const Genotype& g) const;
+  const Encoding& enc_;
   AccuracyPredictor predictor_;
 };
 

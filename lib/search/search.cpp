@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "core/build_info.h"
 #include "core/error.h"
@@ -12,9 +13,14 @@
 
 namespace nas::search {
 
-SearchContext::SearchContext(const spec::SearchSpace& space, CostFn cost, Estimator& est, const SearchOptions& o)
-    : space_(space), cost_(std::move(cost)), est_(est), o_(o), start_(now_seconds()),
-      progress_("search", o.budget, "eval") {}
+Score Estimator::score_generic(const spec::json&) {
+  throw UsageError("the " + name() + " estimator builds the network: it scores mbconv children only; score a generic "
+                   "space with --evaluator (or --predictor-from)");
+}
+
+SearchContext::SearchContext(const Encoding& enc, CostFn cost, Estimator& est, const SearchOptions& o)
+    : enc_(enc), mbconv_(dynamic_cast<const MbconvEncoding*>(&enc)), cost_(std::move(cost)), est_(est), o_(o),
+      start_(now_seconds()), progress_("search", o.budget, "eval") {}
 
 bool SearchContext::budget_left() const {
   if (evaluations_ >= o_.budget) return false;
@@ -42,19 +48,43 @@ SearchContext::Costs SearchContext::costs(const spec::Arch& a) const {
   return k;
 }
 
-bool SearchContext::feasible(const spec::Arch& a) const { return costs(a).feasible; }
+bool SearchContext::admits_reported(const Score& s, std::string& why) const {
+  const auto& b = o_.constraints;
+  for (auto [bound, value, what] : {std::tuple<double, double, const char*>{b.max_mflops, s.mflops, "mflops"},
+                                    {static_cast<double>(b.max_params), static_cast<double>(s.params), "params"},
+                                    {b.max_memory_mib, s.memory_mib, "memory_mib"},
+                                    {b.max_latency_ms, s.latency_ms, "latency_ms"}})
+    if (bound > 0 && value < 0) {
+      why = std::string("a bound on ") + what + " is set, but the estimator reported no \"" + what + "\"";
+      return false;
+    }
+  return b.admits(std::max(0.0, s.mflops), std::max<int64_t>(0, s.params), std::max(0.0, s.memory_mib),
+                  std::max(0.0, s.latency_ms));
+}
 
-bool SearchContext::known(const spec::Arch& arch) const { return by_hash_.count(spec::arch_hash(arch)) > 0; }
-
-const spec::Candidate* SearchContext::screen(const spec::Arch& arch, const std::string& origin, double predicted) {
+spec::Candidate SearchContext::describe(const Genotype& g, const std::string& key) const {
   spec::Candidate c;
-  c.arch = arch;
-  c.hash = spec::arch_hash(arch);
-  auto k = costs(arch);
-  c.mflops = k.mflops;
-  c.params = k.params;
-  c.memory_mib = k.memory_mib;
-  c.latency_ms = k.latency_ms;
+  c.hash = key;
+  if (mbconv_) {
+    c.arch = mbconv_->decode(g);
+    auto k = costs(c.arch);
+    c.mflops = k.mflops;
+    c.params = k.params;
+    c.memory_mib = k.memory_mib;
+    c.latency_ms = k.latency_ms;
+    c.feasible = k.feasible;
+  } else {
+    c.generic_arch = enc_.to_json(g);  // no analytic costs: constraints apply after the evaluation
+  }
+  return c;
+}
+
+bool SearchContext::feasible(const Genotype& g) const { return describe(g, enc_.key(g)).feasible; }
+
+bool SearchContext::known(const Genotype& g) const { return by_hash_.count(enc_.key(g)) > 0; }
+
+const spec::Candidate* SearchContext::screen(const Genotype& g, const std::string& origin, double predicted) {
+  spec::Candidate c = describe(g, enc_.key(g));
   c.feasible = true;
   c.origin = origin;
   c.estimator = "predictor";
@@ -62,26 +92,19 @@ const spec::Candidate* SearchContext::screen(const spec::Arch& arch, const std::
   c.predicted_acc = predicted;
   c.index = static_cast<int>(r_.candidates.size());
   by_hash_[c.hash] = c.index;
+  genotypes_.push_back(g);
   r_.candidates.push_back(c);
   return &r_.candidates.back();
 }
 
-const spec::Candidate* SearchContext::propose(const spec::Arch& arch, const std::string& origin) {
-  std::string h = spec::arch_hash(arch);
+const spec::Candidate* SearchContext::propose(const Genotype& g, const std::string& origin) {
+  std::string h = enc_.key(g);
   auto it = by_hash_.find(h);
   if (it != by_hash_.end()) {
     ++r_.cache_hits;
     return &r_.candidates[it->second];
   }
-  spec::Candidate c;
-  c.arch = arch;
-  c.hash = h;
-  auto k = costs(arch);
-  c.mflops = k.mflops;
-  c.params = k.params;
-  c.memory_mib = k.memory_mib;
-  c.latency_ms = k.latency_ms;
-  c.feasible = k.feasible;
+  spec::Candidate c = describe(g, h);
   c.origin = origin;
   c.estimator = est_.name();
   bool replayed = false;
@@ -89,41 +112,57 @@ const spec::Candidate* SearchContext::propose(const spec::Arch& arch, const std:
     if (!budget_left()) return nullptr;
     if (interrupt_requested()) throw Interrupted("search interrupted after " + std::to_string(evaluations_) + " evaluations");
     auto rep = o_.replay.find(h);
+    Score s;
     if (rep != o_.replay.end() && rep->second.evaluated) {
       // Evaluated before the search was stopped: the same estimator would give the same score.
-      c.val_acc = rep->second.val_acc;
-      c.val_loss = rep->second.val_loss;
-      c.eval_seconds = rep->second.eval_seconds;
-      c.estimator = rep->second.estimator;
-      c.estimator_detail = rep->second.estimator_detail;
-      Score s;
-      s.acc = c.val_acc;
-      s.loss = c.val_loss;
-      s.detail = c.estimator_detail;
-      est_.replayed(arch, s);
+      const auto& p = rep->second;
+      s.acc = p.val_acc;
+      s.loss = p.val_loss;
+      s.detail = p.estimator_detail;
+      c.eval_seconds = p.eval_seconds;
+      c.estimator = p.estimator;
+      if (mbconv_) {
+        est_.replayed(c.arch, s);
+      } else {
+        c.mflops = p.mflops;
+        c.params = p.params;
+        c.memory_mib = p.memory_mib;
+        c.latency_ms = p.latency_ms;
+        c.feasible = p.feasible;
+      }
       replayed = true;
       ++replayed_;
       replayed_seconds_ += c.eval_seconds;
     } else {
       double t0 = now_seconds();
-      Score s = est_.score(arch);
+      s = mbconv_ ? est_.score(c.arch) : est_.score_generic(c.generic_arch);
       c.eval_seconds = now_seconds() - t0;
-      c.val_acc = s.acc;
-      c.val_loss = s.loss;
       c.error = s.error;
-      c.estimator_detail = s.detail;
+      if (!mbconv_ && s.error.empty()) {
+        // The reported costs are the only ones a generic child has.
+        c.mflops = std::max(0.0, s.mflops);
+        c.params = std::max<int64_t>(0, s.params);
+        c.memory_mib = std::max(0.0, s.memory_mib);
+        c.latency_ms = s.latency_ms;
+        c.feasible = admits_reported(s, c.error);
+      }
     }
+    c.val_acc = s.acc;
+    c.val_loss = s.loss;
+    c.estimator_detail = s.detail;
     eval_seconds_ += c.eval_seconds;
     c.evaluated = c.error.empty();
     ++evaluations_;
     char extra[128];
     std::snprintf(extra, sizeof extra, "%s acc %.4f %.2f MFLOPs%s", origin.c_str(), c.val_acc, c.mflops,
-                  c.evaluated ? "" : " (failed)");
+                  !c.evaluated ? " (failed)" : !c.feasible ? " (infeasible)" : "");
     progress_.update(evaluations_, extra);
-    log_debug("candidate " + h + " " + spec::arch_summary(arch) + ": " + extra);
+    log_debug("candidate " + h + " " + (mbconv_ ? spec::arch_summary(c.arch) : spec::compact_dump(c.generic_arch)) +
+              ": " + extra);
   }
   c.index = static_cast<int>(r_.candidates.size());
   by_hash_[h] = c.index;
+  genotypes_.push_back(g);
   r_.candidates.push_back(c);
   if (c.evaluated && o_.on_evaluated && !replayed) o_.on_evaluated(c);  // a resumed run logged it already
   return &r_.candidates.back();
@@ -165,13 +204,18 @@ void check_satisfiable(const spec::SearchSpace& space, const CostFn& cost, const
 
 spec::SearchResult run_search(const spec::SearchSpace& space, const CostFn& cost, Estimator& est,
                               const SearchOptions& o) {
-  double t0 = now_seconds();
-  check_satisfiable(space, cost, o.constraints, o.latency_ms);
   MbconvEncoding enc(space);
+  return run_search(enc, cost, est, o);
+}
+
+spec::SearchResult run_search(const Encoding& enc, const CostFn& cost, Estimator& est, const SearchOptions& o) {
+  double t0 = now_seconds();
+  if (const auto* mb = dynamic_cast<const MbconvEncoding*>(&enc))
+    check_satisfiable(mb->space(), cost, o.constraints, o.latency_ms);
   StrategyOptions so = o.strategy_options;
   so.budget = o.budget;
   auto strategy = make_any_strategy(o.strategy, enc, so, o.seed);
-  SearchContext ctx(space, cost, est, o);
+  SearchContext ctx(enc, cost, est, o);
   // The predictor of pre-screening, refitted on every evaluated candidate every 10 evaluations.
   std::unique_ptr<AccuracyPredictor> predictor;
   double screen_threshold = 0;
@@ -184,8 +228,8 @@ spec::SearchResult run_search(const spec::SearchSpace& space, const CostFn& cost
     std::vector<Genotype> xs;
     std::vector<double> ys;
     for (const auto& c : ctx.result().candidates)
-      if (c.evaluated) {
-        xs.push_back(enc.encode(c.arch));
+      if (c.evaluated && c.feasible) {
+        xs.push_back(ctx.genotype(c.index));
         ys.push_back(c.val_acc);
       }
     if (xs.size() < 3) return;
@@ -199,7 +243,8 @@ spec::SearchResult run_search(const spec::SearchSpace& space, const CostFn& cost
   };
   // The header, best, front and timings of a result (the final one, or a checkpoint).
   auto fill = [&](spec::SearchResult& r, bool interrupted) {
-    r.space = space.name;
+    r.space = enc.space_name();
+    r.family = enc.family();
     r.strategy = o.strategy;
     r.seed = o.seed;
     r.budget = o.budget;
@@ -245,19 +290,18 @@ spec::SearchResult run_search(const spec::SearchSpace& space, const CostFn& cost
       auto g = strategy->ask(rng);
       if (!g) break;  // the strategy has nothing left to propose
       int64_t before = ctx.evaluations();
-      spec::Arch arch = enc.decode(*g);
-      if (predictor && predictor->fitted() && !ctx.known(arch) && ctx.feasible(arch)) {
+      if (predictor && predictor->fitted() && !ctx.known(*g) && ctx.feasible(*g)) {
         double p = predictor->predict(*g);
         if (p < screen_threshold) {
-          ctx.screen(arch, strategy->origin(), p);
+          ctx.screen(*g, strategy->origin(), p);
           strategy->tell(*g, true, p);
           ++idle;
           continue;
         }
       }
-      const spec::Candidate* c = ctx.propose(arch, strategy->origin());
+      const spec::Candidate* c = ctx.propose(*g, strategy->origin());
       if (c == nullptr) break;  // the budget ran out
-      strategy->tell(*g, c->evaluated, c->val_acc);
+      strategy->tell(*g, c->evaluated && c->feasible, c->val_acc);
       if (predictor && ctx.evaluations() != before) refit();  // an error counts as unusable, like infeasible
       idle = ctx.evaluations() == before ? idle + 1 : 0;
       if (o.on_checkpoint && o.checkpoint_every > 0 && ctx.evaluations() != before &&

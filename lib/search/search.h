@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "core/rng.h"
+#include "search/encoding.h"
 #include "search/strategy.h"
 #include "spec/arch.h"
 #include "spec/search_result.h"
@@ -22,6 +23,11 @@ struct Score {
   double loss = 0;
   std::string error;  // non-empty: this candidate could not be scored (it still used an evaluation)
   std::string detail;  // how the estimator got the score, when it varies (e.g. "stopped after 3 of 10 epochs")
+  // Costs the estimator measured or was told (an external evaluator may print "mflops", "params",
+  // "memory_mib", "latency_ms"); -1: not reported. Generic spaces have no analytic cost model: their
+  // constraints are checked on these, after the evaluation.
+  double mflops = -1, memory_mib = -1, latency_ms = -1;
+  int64_t params = -1;
 };
 
 // Scores one architecture (higher acc is better).
@@ -30,6 +36,9 @@ class Estimator {
   virtual ~Estimator() = default;
   virtual std::string name() const = 0;
   virtual Score score(const spec::Arch& arch) = 0;
+  // A child of a generic space ({kind: nas.arch, space, choices}). Only estimators that do not build
+  // the network can score one (the external evaluator, the predictor); the others throw UsageError.
+  virtual Score score_generic(const spec::json& child);
   // A score recorded by an earlier, stopped run and replayed instead of score(): estimators with
   // state (the learning-curve one's best final accuracy) rebuild it here.
   virtual void replayed(const spec::Arch&, const Score&) {}
@@ -67,22 +76,29 @@ struct SearchOptions {
   int64_t prescreen_warmup = 0;
 };
 
+// The search over any encoding: mbconv children are decoded into archs, costed analytically (cost)
+// and scored by Estimator::score; generic children are scored by Estimator::score_generic, and their
+// constraints apply to the costs the estimator reports (a bound on an unreported cost is an error
+// for that candidate).
 class SearchContext {
  public:
-  SearchContext(const spec::SearchSpace& space, CostFn cost, Estimator& est, const SearchOptions& o);
-  // Records `arch` as a candidate (once per hash) and scores it when feasible and budget is left.
-  // Returns the candidate, or nullptr when the budget is spent and the arch is new.
-  const spec::Candidate* propose(const spec::Arch& arch, const std::string& origin);
-  bool feasible(const spec::Arch& arch) const;
-  // Whether `arch` is a candidate already (evaluated, infeasible, failed or screened).
-  bool known(const spec::Arch& arch) const;
-  // Records a feasible `arch` as screened out by the predictor (no evaluation).
-  const spec::Candidate* screen(const spec::Arch& arch, const std::string& origin, double predicted);
+  SearchContext(const Encoding& enc, CostFn cost, Estimator& est, const SearchOptions& o);
+  // Records child `g` as a candidate (once per key) and scores it when feasible and budget is left.
+  // Returns the candidate, or nullptr when the budget is spent and the child is new.
+  const spec::Candidate* propose(const Genotype& g, const std::string& origin);
+  // Whether the analytic costs admit `g` (always true in generic spaces, which have none).
+  bool feasible(const Genotype& g) const;
+  // Whether `g` is a candidate already (evaluated, infeasible, failed or screened).
+  bool known(const Genotype& g) const;
+  // Records a feasible `g` as screened out by the predictor (no evaluation).
+  const spec::Candidate* screen(const Genotype& g, const std::string& origin, double predicted);
+  // The genotype of candidate `index`.
+  const Genotype& genotype(int index) const { return genotypes_.at(static_cast<size_t>(index)); }
   bool budget_left() const;
   int64_t evaluations() const { return evaluations_; }
   // Indices of the best `k` feasible, evaluated candidates (by val_acc, then fewer MFLOPs).
   std::vector<int> top(int k) const;
-  const spec::SearchSpace& space() const { return space_; }
+  const Encoding& encoding() const { return enc_; }
   const SearchOptions& options() const { return o_; }
   spec::SearchResult& result() { return r_; }
   // The costs of `arch` and whether the constraints admit it (latency measured once per child).
@@ -92,17 +108,23 @@ class SearchContext {
     bool feasible = true;
   };
   Costs costs(const spec::Arch& arch) const;
+  // Whether the constraints admit the costs an estimator reported for a generic child; otherwise
+  // fills `why` when a bounded cost was not reported.
+  bool admits_reported(const Score& s, std::string& why) const;
   double eval_seconds() const { return eval_seconds_; }
   int64_t replayed() const { return replayed_; }
   void finish_progress() { progress_.finish(evaluations_); }
 
  private:
-  const spec::SearchSpace& space_;
+  spec::Candidate describe(const Genotype& g, const std::string& key) const;
+  const Encoding& enc_;
+  const MbconvEncoding* mbconv_;  // null in generic spaces
   CostFn cost_;
   Estimator& est_;
   SearchOptions o_;
   spec::SearchResult r_;
   std::map<std::string, int> by_hash_;
+  std::vector<Genotype> genotypes_;  // of each candidate
   mutable std::map<std::string, double> latency_cache_;
   int64_t evaluations_ = 0;
   int64_t replayed_ = 0;
@@ -124,7 +146,9 @@ void check_satisfiable(const spec::SearchSpace& space, const CostFn& cost, const
                        const std::function<double(const spec::Arch&)>& latency_ms = {});
 
 // Runs the chosen strategy and fills best, pareto and timings. Throws SpecError when no child of
-// the space satisfies the constraints.
+// an mbconv space satisfies the constraints. `cost` is unused in generic spaces.
+spec::SearchResult run_search(const Encoding& enc, const CostFn& cost, Estimator& est, const SearchOptions& o);
+// The same over an mbconv space.
 spec::SearchResult run_search(const spec::SearchSpace& space, const CostFn& cost, Estimator& est,
                               const SearchOptions& o);
 

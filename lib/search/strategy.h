@@ -20,8 +20,8 @@ namespace nas::search {
 struct StrategyOptions {
   // evolution (regularized / aging evolution)
   int population = 20;
-  int sample_size = 5;
-  double mutation_prob = 0.3;  // per decision; also coarse-to-fine's fine phase and hill climbing
+  int sample_size = 10;  // half the population: strong selection suits budgets of 100-200 (docs/PERFORMANCE.md)
+  double mutation_prob = 0.1;  // per decision; also coarse-to-fine's fine phase and hill climbing
   bool crossover = false;
   // coarse-to-fine
   int top_k = 3;

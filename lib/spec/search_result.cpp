@@ -4,13 +4,14 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/hash.h"
 
 namespace nas::spec {
 
 json to_json(const Candidate& c) {
   json j;
   j["index"] = c.index;
-  j["arch"] = to_json(c.arch);
+  j["arch"] = c.generic_arch.is_null() ? to_json(c.arch) : c.generic_arch;
   j["hash"] = c.hash;
   j["mflops"] = c.mflops;
   j["params"] = c.params;
@@ -36,6 +37,7 @@ json to_json(const SearchResult& r) {
   j["kind"] = kSearchKind;
   j["schema_version"] = kSearchVersion;
   j["space"] = r.space;
+  if (r.family != "mbconv") j["family"] = r.family;
   j["supernet"] = r.supernet;
   j["strategy"] = r.strategy;
   j["seed"] = r.seed;
@@ -77,12 +79,22 @@ json to_json(const SearchResult& r) {
 }
 
 namespace {
-Candidate candidate_from(Obj& c) {
+Candidate candidate_from(Obj& c, bool generic) {
   Candidate k;
   k.index = static_cast<int>(c.integer("index", 0, INT32_MAX));
-  k.arch = arch_from_json(c.raw("arch"), c.where("arch"));
+  std::string expected;
+  if (generic) {
+    // Checked against its space by the tool that reads it (search::Encoding::from_json).
+    k.generic_arch = c.raw("arch");
+    if (!k.generic_arch.is_object() || !k.generic_arch.contains("choices"))
+      c.fail("arch", "a generic child ({kind: nas.arch, space, choices})", k.generic_arch);
+    expected = hex64(fnv1a64(compact_dump(k.generic_arch)));
+  } else {
+    k.arch = arch_from_json(c.raw("arch"), c.where("arch"));
+    expected = arch_hash(k.arch);
+  }
   k.hash = c.string("hash");
-  if (k.hash != arch_hash(k.arch)) c.fail("hash", "the hash of the arch (" + arch_hash(k.arch) + ")", k.hash);
+  if (k.hash != expected) c.fail("hash", "the hash of the arch (" + expected + ")", k.hash);
   k.mflops = c.number("mflops", 0, 1e12);
   k.params = c.integer("params", 0, INT64_MAX);
   k.memory_mib = c.number_or("memory_mib", 0, 0, 1e12);
@@ -111,6 +123,7 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
   check_header(o, kSearchKind, kSearchVersion);
   SearchResult r;
   r.space = o.string("space");
+  r.family = o.one_of_or("family", {"mbconv", "generic"}, "mbconv");
   r.supernet = o.text_or("supernet", "");
   r.strategy = o.string("strategy");
   r.seed = static_cast<uint64_t>(o.integer("seed", 0, INT64_MAX));
@@ -137,7 +150,7 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
     if (e.take("options")) r.estimator_options = e.raw("options");
     e.finish();
   }
-  for (auto& c : o.objects("candidates")) r.candidates.push_back(candidate_from(c));
+  for (auto& c : o.objects("candidates")) r.candidates.push_back(candidate_from(c, r.family == "generic"));
   for (size_t i = 0; i < r.candidates.size(); ++i)
     if (r.candidates[i].index != static_cast<int>(i))
       o.fail("candidates", "candidates numbered 0, 1, 2, ... in order", r.candidates[i].index);

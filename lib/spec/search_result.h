@@ -25,7 +25,8 @@ struct Constraints {
 
 struct Candidate {
   int index = 0;
-  Arch arch;
+  Arch arch;                  // the child, in mbconv spaces
+  json generic_arch;          // the child in generic spaces ({kind: nas.arch, space, choices}); null otherwise
   std::string hash;
   double mflops = 0;
   int64_t params = 0;
@@ -46,6 +47,7 @@ struct Candidate {
 
 struct SearchResult {
   std::string space;
+  std::string family = "mbconv";  // the space's family: its candidates' arch form
   std::string supernet;
   std::string strategy;
   uint64_t seed = 0;

@@ -13,6 +13,7 @@
 #include "search/predictor.h"
 #include "search/search.h"
 #include "search/strategy.h"
+#include "spec/document.h"
 #include "spec/search_space.h"
 #include "supernet/cost.h"
 #include "supernet/sampling.h"
@@ -613,4 +614,15 @@ TEST_CASE("run_search on a generic space: reported costs bound it, its result ro
   CHECK(none.best == -1);
   for (const auto& c : none.candidates)
     CHECK_THAT(c.error, Catch::Matchers::Contains("reported no \"params\""));
+}
+
+TEST_CASE("the generic example space loads, and a generic file with an mbconv key is refused", "[search]") {
+  auto enc = search::generic_space_from_json(
+      spec::load_document(test::src("configs/spaces/generic-example.yaml")), "generic-example.yaml");
+  CHECK(enc->space_name() == "mlp-hparams");
+  CHECK(enc->cardinality() == 4 * 4 * 4 * 3 * 3 * 2);
+  CHECK(search::space_family(spec::load_document(test::src("configs/spaces/fmnist-mbconv.yaml"))) == "mbconv");
+  spec::json j = spec::load_document(test::src("configs/spaces/generic-example.yaml"));
+  j["resolution"] = {28};
+  CHECK_THROWS_WITH(search::generic_space_from_json(j, "g.yaml"), Catch::Matchers::Contains("resolution"));
 }

@@ -128,7 +128,11 @@ TEST_CASE("search and bench results round-trip", "[spec]") {
   CHECK(r2.pareto == std::vector<int>{1, 0});
 
   spec::BenchResult b;
-  b.context = {"h", "cpu", "cpu", "1.13", "0.1", "abc", "2026-01-01T00:00:00Z", 2, 2};
+  b.context = {"h", "cpu", "cpu", "1.13", "0.1", "abc", "2026-01-01T00:00:00Z", 2, 2, "fp32", "0-1", "performance", 0.5};
+  b.ci_low_ms = 1;
+  b.ci_high_ms = 2;
+  b.noisy = true;
+  b.throughput = {{1, 100.0}, {8, 500.0}};
   b.source = "child";
   b.model_path = "c.ckpt";
   b.arch = supernet::min_arch(space);

@@ -89,8 +89,8 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
   CHECK(json::parse(rc.out)["hash"] == sr.candidates[sr.best].hash);
 
   auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + child +
-                          " --reps 3 --warmup 1 --min-time 0 --throughput-batch 16 --test-images 500 --threads 1 --out " +
-                          p.dir + "/bench.json");
+                          " --reps 3 --warmup 1 --min-time 0 --ci 0.1 --max-time 2 --throughput-batch 16,1 "
+                          "--pin-cpus 0 --test-images 500 --threads 1 --out " + p.dir + "/bench.json");
   INFO(rb.err);
   REQUIRE(rb.code == 0);
   auto b = spec::load_bench_result(p.dir + "/bench.json");
@@ -103,12 +103,22 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
   CHECK(b.images_per_s > 0);
   CHECK(b.peak_rss_mib > 10);
   CHECK(b.context.threads == 1);
+  CHECK(b.context.cpu_affinity == "0");  // --pin-cpus
+  CHECK(b.ci_low_ms <= b.median_ms);
+  CHECK(b.ci_high_ms >= b.median_ms);
+  CHECK(b.ci_target == 0.1);
+  // Unless noisy, the median is known within +-10%.
+  CHECK((b.noisy || (b.median_ms - b.ci_low_ms <= 0.1 * b.median_ms && b.ci_high_ms - b.median_ms <= 0.1 * b.median_ms)));
+  REQUIRE(b.throughput.size() == 2);
+  CHECK(b.throughput[0].batch == 1);
+  CHECK(b.throughput[1].batch == 16);
+  CHECK(b.throughput_batch == 16);
   CHECK(b.test_images == 500);
   CHECK(b.test_acc > 0.2);
 
   // Supernet + arch gives the same accuracy as the sliced child (same calibration subset).
   auto rb2 = test::run_cmd(test::bin("nas-benchmark") + " --supernet " + p.ckpt + " --arch " + p.dir +
-                           "/best.json --reps 2 --warmup 0 --min-time 0 --throughput-batch 8 --test-images 500");
+                           "/best.json --reps 2 --warmup 0 --min-time 0 --ci 0 --throughput-batch 8 --test-images 500");
   INFO(rb2.err);
   REQUIRE(rb2.code == 0);
   auto b2 = spec::bench_result_from_json(json::parse(rb2.out), "stdout");

@@ -67,6 +67,8 @@ struct SearchOptions {
   int64_t max_params = 0;
   double max_memory_mib = 0;
   double max_latency_ms = 0;
+  std::string latency_table;   // nas.lut: predict latency instead of measuring it
+  bool latency_model = false;  // with latency_table: its learned model instead of the sum
   int64_t val_images = 0;     // 0: the whole validation split
   int64_t calib_images = -1;  // -1: from the supernet's train spec
   int eval_batch = 500;
@@ -94,11 +96,20 @@ struct BenchOptions {
   std::string data;
   int batch = 1;
   int warmup = 10;
-  int reps = 50;
+  int reps = 10;          // timed runs at least
   double min_time = 0.5;  // seconds of timed repetitions at least
-  int throughput_batch = 64;
+  double ci = 0.02;       // repeat until the median's 95% interval is within +-ci (0: fixed --reps)
+  double max_time = 10;   // the cap on timed seconds per measurement (noisy when reached first)
+  std::string pin_cpus;   // e.g. "0-1": restrict the process to these CPUs
+  std::vector<int> throughput_batches = {64};
   int64_t test_images = -1;  // -1: the whole test set, 0: skip accuracy
   int64_t calib_images = -1;
+  // --build-lut: time every operator of a search space (--space, or the supernet's) into a nas.lut
+  bool build_lut = false;
+  std::string space;
+  int input_channels = 1, classes = 10;
+  int lut_calib_archs = 20, lut_model_archs = 0;
+  double op_max_time = 0.5;  // cap per operator
 };
 void add_bench_options(CLI::App& app, BenchOptions& o);
 void run_bench(const BenchOptions& o);

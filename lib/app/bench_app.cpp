@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "eval/benchmark.h"
 #include "eval/evaluate.h"
+#include "eval/lut.h"
 #include "nn/precision.h"
 #include "spec/bench_result.h"
 #include "supernet/checkpoint.h"
@@ -19,41 +20,129 @@ namespace nas::app {
 
 const cli::ToolInfo kBenchTool{
     "nas-benchmark",
-    "Measure what a model costs on this machine: latency (warm-up, repetitions, median and p90),\n"
-    "throughput, params, MFLOPs, peak resident memory and test accuracy. Takes a child checkpoint\n"
-    "(--model) or a supernet plus an arch (--supernet --arch). Writes nas.bench JSON.",
-    "nas-benchmark --model runs/fmnist/child.ckpt --threads 1 --batch 1 --out runs/fmnist/bench.json"};
+    "Measure what a model costs on this machine: latency (warm-up, then repetitions until the median's\n"
+    "95% confidence interval is within --ci, or --max-time; min, median, p90, stdev, a noisy flag),\n"
+    "throughput at one or more batch sizes, params, MFLOPs, peak resident memory and test accuracy.\n"
+    "Takes a child checkpoint (--model) or a supernet plus an arch (--supernet --arch). Writes nas.bench\n"
+    "JSON. With --build-lut, times every operator a search space can produce instead and writes a\n"
+    "latency table (nas.lut) for nas-search --latency-table.",
+    "nas-benchmark --model runs/fmnist/child.ckpt --threads 1 --batch 1 --out runs/fmnist/bench.json\n"
+    "  nas-benchmark --build-lut --space configs/spaces/fmnist-mbconv.yaml --threads 2 --out lut.json"};
 
 void add_bench_options(CLI::App& app, BenchOptions& o) {
   auto* model = app.add_option("--model", o.model, "Child checkpoint (from nas-slice)");
-  auto* sup = app.add_option("--supernet", o.supernet, "Supernet checkpoint (with --arch)");
+  auto* sup = app.add_option("--supernet", o.supernet, "Supernet checkpoint (with --arch; or its space with --build-lut)");
   auto* arch = app.add_option("--arch", o.arch, "max, min, a nas.arch or a nas.search file (with --supernet)");
   model->excludes(sup)->excludes(arch);
-  sup->needs(arch);
-  arch->needs(sup);
-  app.add_option("--out", o.out, "nas.bench JSON output ('-' for stdout)")->default_val("-");
+  app.add_option("--out", o.out, "nas.bench (or nas.lut) JSON output ('-' for stdout)")->default_val("-");
   app.add_option("--data", o.data, "Dataset directory (default: the one the model was trained on)");
   app.add_option("--batch", o.batch, "Batch size for latency")->check(CLI::Range(1, 65536))->default_val(1);
   app.add_option("--warmup", o.warmup, "Untimed warm-up runs")->check(CLI::Range(0, 1000000))->default_val(10);
-  app.add_option("--reps", o.reps, "Timed runs (at least)")->check(CLI::Range(1, 1000000))->default_val(50);
+  app.add_option("--reps", o.reps, "Timed runs at least")->check(CLI::Range(1, 1000000))->default_val(10);
   app.add_option("--min-time", o.min_time, "Keep timing for at least this many seconds")
       ->check(CLI::Range(0.0, 3600.0))
       ->default_val(0.5);
-  app.add_option("--throughput-batch", o.throughput_batch, "Batch size for throughput")
+  app.add_option("--ci", o.ci,
+                 "Repeat until the median's 95% confidence interval is within +-this fraction of it (0: just --reps "
+                 "and --min-time)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->default_val(0.02);
+  app.add_option("--max-time", o.max_time, "Cap on timed seconds per measurement; reaching it first marks it noisy")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->default_val(10);
+  app.add_option("--pin-cpus", o.pin_cpus, "Run on these CPUs only, e.g. 0-1 or 0,2 (recorded in the context)");
+  app.add_option("--throughput-batch", o.throughput_batches, "Batch sizes for throughput, e.g. 1,16,64")
+      ->delimiter(',')
       ->check(CLI::Range(1, 65536))
-      ->default_val(64);
+      ->default_str("64");
   app.add_option("--test-images", o.test_images, "Test images for accuracy (-1: all, 0: skip)")
       ->check(CLI::Range(int64_t{-1}, int64_t{1} << 40))
       ->default_val(-1);
   app.add_option("--calib-images", o.calib_images, "BN calibration images with --supernet (default: the spec's)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  app.add_flag("--build-lut", o.build_lut,
+               "Build a latency table: time every operator of --space (or of the --supernet's space) at --batch");
+  app.add_option("--space", o.space, "--build-lut: the search space");
+  app.add_option("--input-channels", o.input_channels, "--build-lut with --space: image channels")
+      ->check(CLI::Range(1, 4096))
+      ->default_val(1);
+  app.add_option("--classes", o.classes, "--build-lut with --space: classes")->check(CLI::Range(1, 1 << 24))->default_val(10);
+  app.add_option("--calib-archs", o.lut_calib_archs,
+                 "--build-lut: random children (plus the max and the min) measured end to end to calibrate the overhead")
+      ->check(CLI::Range(0, 100000))
+      ->default_val(20);
+  app.add_option("--model-archs", o.lut_model_archs,
+                 "--build-lut: more random children measured to fit the learned latency model (0: none)")
+      ->check(CLI::Range(0, 100000))
+      ->default_val(0);
+  app.add_option("--op-max-time", o.op_max_time, "--build-lut: cap on timed seconds per operator")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->default_val(0.5);
   cli::add_common_options(app, o.common);
 }
 
+namespace {
+eval::TimingOptions timing_of(const BenchOptions& o) {
+  eval::TimingOptions t;
+  t.warmup = o.warmup;
+  t.min_reps = o.reps;
+  t.ci = o.ci;
+  t.min_seconds = o.min_time;
+  t.max_seconds = std::max(o.max_time, o.min_time);
+  return t;
+}
+
+void build_lut(const BenchOptions& o) {
+  NAS_CHECK(o.model.empty() && o.arch.empty(), UsageError, "--build-lut times a space: drop --model and --arch");
+  NAS_CHECK(!o.space.empty() != !o.supernet.empty(), UsageError, "--build-lut: give one of --space and --supernet");
+  spec::SearchSpace space;
+  int in_ch = o.input_channels, classes = o.classes;
+  if (!o.supernet.empty()) {
+    auto meta = supernet::read_checkpoint_meta(o.supernet);
+    space = meta.space;
+    in_ch = meta.in_channels;
+    classes = meta.num_classes;
+  } else {
+    space = spec::load_search_space(o.space);
+  }
+  eval::LutOptions lo;
+  lo.batch = o.batch;
+  lo.timing = timing_of(o);
+  lo.timing.min_seconds = std::min(o.min_time, o.op_max_time);
+  lo.timing.max_seconds = o.op_max_time;
+  lo.calibration_archs = o.lut_calib_archs;
+  lo.model_archs = o.lut_model_archs;
+  lo.seed = o.common.seed;
+  lo.device = torch::Device(o.common.device);
+  auto ctx = eval::machine_context(o.common.threads, o.common.device, o.common.precision);
+  const int64_t n_ops = static_cast<int64_t>(supernet::space_ops(space, in_ch, classes).size());
+  log_info(space.name + ": " + std::to_string(n_ops) + " operators to time at batch " + std::to_string(o.batch) +
+           ", then " + std::to_string(o.lut_calib_archs + 2 + o.lut_model_archs) + " children end to end");
+  Progress progress("lut", n_ops + o.lut_calib_archs + 2 + o.lut_model_archs, "item");
+  auto t = eval::build_latency_table(space, in_ch, classes, lo, ctx,
+                                     [&](int64_t done, int64_t) { progress.update(done); });
+  progress.finish(n_ops + o.lut_calib_archs + 2 + o.lut_model_archs);
+  int noisy = 0;
+  for (const auto& [k, v] : t.ops) noisy += v.noisy;
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "%zu operators (%d noisy), overhead %.4f ms, calibration MAPE %.1f%% on %d children%s, %.0f s",
+                t.ops.size(), noisy, t.overhead_ms, 100 * t.calibration_mape, t.calibration_archs,
+                t.model.empty() ? "" : (", model fit MAPE " + std::to_string(100 * t.model.fit_mape) + "%").c_str(),
+                t.build_seconds);
+  log_info(line);
+  write_output(o.out, spec::canonical_dump(supernet::to_json(t)));
+}
+}  // namespace
+
 void run_bench(const BenchOptions& o) {
+  if (!o.pin_cpus.empty()) eval::pin_cpus(o.pin_cpus);  // before LibTorch starts its threads
   cli::apply_common_options(o.common);
-  NAS_CHECK(!o.model.empty() || !o.supernet.empty(), UsageError, "give --model, or --supernet with --arch");
   if (o.out != "-") check_output_path(o.out);
+  if (o.build_lut) return build_lut(o);
+  NAS_CHECK(o.space.empty(), UsageError, "--space is for --build-lut; benchmark a --model or --supernet with --arch");
+  NAS_CHECK(!o.model.empty() || !o.supernet.empty(), UsageError, "give --model, or --supernet with --arch");
+  NAS_CHECK(o.supernet.empty() || !o.arch.empty(), UsageError, "--supernet needs --arch (max, min or a file)");
   const torch::Device device(o.common.device);
   spec::BenchResult b;
   supernet::CheckpointMeta meta;
@@ -104,7 +193,9 @@ void run_bench(const BenchOptions& o) {
       fwd(in);
     };
     torch::Tensor x = torch::randn({o.batch, meta.in_channels, arch.resolution, arch.resolution}).to(device);
-    auto lat = eval::measure_latency([&] { run(x); }, o.warmup, o.reps, o.min_time, std::max(o.reps, 100000), sync);
+    eval::TimingOptions timing = timing_of(o);
+    timing.sync = sync;
+    auto lat = eval::measure([&] { run(x); }, timing);
     b.batch = o.batch;
     b.warmup = lat.warmup;
     b.reps = lat.reps;
@@ -113,11 +204,26 @@ void run_bench(const BenchOptions& o) {
     b.p90_ms = lat.p90_ms;
     b.mean_ms = lat.mean_ms;
     b.stdev_ms = lat.stdev_ms;
-    torch::Tensor xt =
-        torch::randn({o.throughput_batch, meta.in_channels, arch.resolution, arch.resolution}).to(device);
-    auto thr = eval::measure_latency([&] { run(xt); }, 3, 10, o.min_time, 100000, sync);
-    b.throughput_batch = o.throughput_batch;
-    b.images_per_s = o.throughput_batch / (thr.median_ms / 1e3);
+    b.ci_low_ms = lat.ci_low_ms;
+    b.ci_high_ms = lat.ci_high_ms;
+    b.noisy = lat.noisy;
+    b.ci_target = o.ci;
+    if (lat.noisy)
+      log_warn("latency: the median's 95% interval [" + std::to_string(lat.ci_low_ms) + ", " +
+               std::to_string(lat.ci_high_ms) + "] ms is still wider than +-" + std::to_string(100 * o.ci) +
+               "% after " + std::to_string(lat.reps) + " runs (--max-time): marked noisy");
+    std::vector<int> batches = o.throughput_batches;
+    std::sort(batches.begin(), batches.end());
+    batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
+    for (int tb : batches) {
+      torch::Tensor xt = torch::randn({tb, meta.in_channels, arch.resolution, arch.resolution}).to(device);
+      eval::TimingOptions tt = timing;
+      tt.warmup = 3;
+      auto thr = eval::measure([&] { run(xt); }, tt);
+      b.throughput.push_back({tb, tb / (thr.median_ms / 1e3)});
+    }
+    b.throughput_batch = b.throughput.back().batch;
+    b.images_per_s = b.throughput.back().images_per_s;
   }
   if (o.test_images != 0) {
     std::string dir = o.data.empty() ? meta.train.data.path : o.data;
@@ -128,17 +234,7 @@ void run_bench(const BenchOptions& o) {
     b.test_acc = r.acc;
   }
   b.peak_rss_mib = peak_rss_mib();
-  auto& c = b.context;
-  c.host = host_name();
-  c.cpu = cpu_model();
-  c.cpu_count = cpu_count();
-  c.threads = threads;
-  c.device = o.common.device;
-  c.precision = o.common.precision;
-  c.libtorch = TORCH_VERSION;
-  c.toolchain = toolchain_version();
-  c.commit = build_commit();
-  c.date = utc_now_iso();
+  b.context = eval::machine_context(threads, o.common.device, o.common.precision);
   char line[256];
   std::snprintf(line, sizeof line, "%s: %.3f MFLOPs, %lld params, median %.3f ms (p90 %.3f) at batch %d, %.0f img/s%s",
                 b.hash.c_str(), b.mflops, static_cast<long long>(b.params), b.median_ms, b.p90_ms, b.batch,

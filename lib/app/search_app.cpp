@@ -13,6 +13,8 @@
 #include "search/plot.h"
 #include "search/predictor.h"
 #include "eval/benchmark.h"
+#include "eval/lut.h"
+#include "supernet/latency_table.h"
 #include "nn/child.h"
 #include "search/search.h"
 #include "supernet/checkpoint.h"
@@ -115,6 +117,10 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
   app.add_option("--max-latency-ms", o.max_latency_ms,
                  "Upper bound on batch-1 latency measured on this machine (--threads, --device), ms; 0: none")
       ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--latency-table", o.latency_table,
+                 "A nas.lut from nas-benchmark --build-lut: --max-latency-ms and the latency front use its predictions "
+                 "(sum of operators plus overhead) instead of measuring; warns when it was built in another context");
+  app.add_flag("--latency-model", o.latency_model, "With --latency-table: predict with its learned model");
   app.add_option("--val-images", o.val_images, "Validation images per candidate (0: the whole split)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   app.add_option("--calib-images", o.calib_images, "BN calibration images (default: the train spec's)")
@@ -219,6 +225,26 @@ void run_search(const SearchOptions& o) {
     if (lat_device.is_cuda()) sync = [] { torch::cuda::synchronize(); };
     return eval::measure_latency([&] { child->forward(x); }, 3, 10, 0.05, 1000, sync).median_ms;
   };
+  if (!o.latency_table.empty()) {
+    NAS_CHECK(!generic, UsageError, "--latency-table: a generic space's latency is what --evaluator reports");
+    auto table = std::make_shared<supernet::LatencyTable>(supernet::load_latency_table(o.latency_table));
+    supernet::check_table_for(*table, space, in_channels, num_classes, o.latency_table);
+    NAS_CHECK(!o.latency_model || !table->model.empty(), UsageError,
+              "--latency-model: " << o.latency_table << " has no learned model (nas-benchmark --build-lut --model-archs N)");
+    auto diff = spec::context_differences(
+        table->context, eval::machine_context(o.common.threads, o.common.device, o.common.precision));
+    if (!diff.empty()) {
+      std::string d;
+      for (const auto& x : diff) d += (d.empty() ? "" : "; ") + x;
+      log_warn(o.latency_table + ": built in another context (" + d + "): its latencies may not hold here");
+    }
+    const std::string file = o.latency_table;
+    const bool model = o.latency_model;
+    const spec::SearchSpace sp = space;
+    latency = [table, file, model, sp](const spec::Arch& a) {
+      return model ? table->model_ms(sp, a, file) : table->predict_ms(sp, a, file);
+    };
+  }
   if (!generic) search::check_satisfiable(space, cost, constraints, latency);
   // The estimator: inherited weights on the validation split, or the user's command.
   std::unique_ptr<search::Estimator> est;
@@ -280,12 +306,15 @@ void run_search(const SearchOptions& o) {
                               {"epochs", kind == "learning-curve" ? o.curve_epochs : o.lf_epochs}});
   if (kind == "learning-curve") estimator_options.update({{"observe", o.curve_observe}, {"margin", o.curve_margin}});
   if (external) estimator_options["timeout_s"] = o.eval_timeout;
+  if (!o.latency_table.empty())
+    estimator_options.update({{"latency_table", o.latency_table}, {"latency_model", o.latency_model}});
   search::SearchOptions so;
   so.strategy = o.strategy;
   so.budget = o.budget;
   so.time_budget = o.time_budget;
   so.constraints = constraints;
   so.latency_ms = latency;
+  so.latency_always = !o.latency_table.empty();
   so.seed = seed;
   so.strategy_options.population = o.population;
   so.strategy_options.sample_size = o.sample_size;
@@ -309,7 +338,7 @@ void run_search(const SearchOptions& o) {
     same(prev.supernet == o.supernet, "--supernet");
     same(prev.evaluator == o.evaluator, "--evaluator");
     same(prev.estimator_options.is_null() || prev.estimator_options == estimator_options,
-         "an estimator option (--estimator, --lf-*, --curve-*, --eval-timeout)");
+         "an estimator option (--estimator, --lf-*, --curve-*, --eval-timeout, --latency-table, --latency-model)");
     same(prev.constraints.max_mflops == constraints.max_mflops && prev.constraints.max_params == constraints.max_params &&
              prev.constraints.max_memory_mib == constraints.max_memory_mib &&
              prev.constraints.max_latency_ms == constraints.max_latency_ms,

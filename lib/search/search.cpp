@@ -36,7 +36,7 @@ SearchContext::Costs SearchContext::costs(const spec::Arch& a) const {
   k.memory_mib = c.memory_mib();
   const auto& b = o_.constraints;
   // Latency is measured only for children that pass the analytic bounds (it takes time).
-  if (b.max_latency_ms > 0 && b.admits(k.mflops, k.params, k.memory_mib)) {
+  if ((b.max_latency_ms > 0 || (o_.latency_always && o_.latency_ms)) && b.admits(k.mflops, k.params, k.memory_mib)) {
     NAS_CHECK(o_.latency_ms != nullptr, UsageError, "a latency bound needs a way to measure latency");
     std::string h = spec::arch_hash(a);
     auto it = latency_cache_.find(h);

@@ -54,6 +54,8 @@ struct SearchOptions {
   // Measures a child's latency in ms (needed when constraints.max_latency_ms is set); called once
   // per distinct child.
   std::function<double(const spec::Arch&)> latency_ms;
+  // Also record the latency of children when no latency bound is set (a table predicts it for free).
+  bool latency_always = false;
   uint64_t seed = 0;
   StrategyOptions strategy_options;  // its budget is set from `budget`
   // Evaluations of an earlier, stopped run of the same search (by arch hash): replayed instead of

@@ -1,0 +1,218 @@
+#include "eval/lut.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "core/build_info.h"
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "nn/child.h"
+#include "nn/elastic.h"
+#include "nn/precision.h"
+#include "supernet/sampling.h"
+
+namespace nas::eval {
+namespace {
+torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride) {
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).bias(false));
+}
+
+// One operator as a runnable module and its input, exactly as ChildNet runs it (channels-last
+// after the stem).
+struct OpRunner {
+  std::shared_ptr<torch::nn::Module> holder;
+  std::function<torch::Tensor(const torch::Tensor&)> forward;
+  torch::Tensor input;
+};
+
+OpRunner make_runner(const supernet::LatencyOp& op, int batch, torch::Device device) {
+  OpRunner r;
+  torch::Tensor x = torch::randn({batch, op.in, op.res, op.res});
+  if (op.kind == "stem") {
+    auto m = std::make_shared<torch::nn::Module>();
+    auto c = m->register_module("conv", conv(op.in, op.out, op.kernel, op.stride));
+    auto bn = m->register_module("bn", torch::nn::BatchNorm2d(op.out));
+    nn::Act act = nn::parse_act(op.act);
+    r.holder = m;
+    r.forward = [c, bn, act](const torch::Tensor& in) { return nn::apply_act(bn->forward(nn::to_channels_last(c->forward(in))), act); };
+  } else if (op.kind == "block") {
+    auto b = std::make_shared<nn::ChildBlockImpl>(op.in, op.out, op.expand, op.kernel, op.stride, op.has_expand, op.se,
+                                                 nn::parse_act(op.act), op.residual);
+    r.holder = b;
+    r.forward = [b](const torch::Tensor& in) { return b->forward(in); };
+    x = nn::to_channels_last(x);
+  } else {
+    auto m = std::make_shared<torch::nn::Module>();
+    auto c = m->register_module("conv", conv(op.in, op.out, 1, 1));
+    auto bn = m->register_module("bn", torch::nn::BatchNorm2d(op.out));
+    auto fc = m->register_module("fc", torch::nn::Linear(op.out, op.classes));
+    nn::Act act = nn::parse_act(op.act);
+    r.holder = m;
+    r.forward = [c, bn, fc, act](const torch::Tensor& in) { return fc->forward(nn::apply_act(bn->forward(c->forward(in)), act).mean({2, 3})); };
+    x = nn::to_channels_last(x);
+  }
+  r.holder->eval();
+  r.holder->to(device);
+  r.input = x.to(device);
+  return r;
+}
+
+TimingOptions with_sync(TimingOptions t, torch::Device device) {
+  if (device.is_cuda()) t.sync = [] { torch::cuda::synchronize(); };
+  return t;
+}
+}  // namespace
+
+spec::BenchContext machine_context(int threads, const std::string& device, const std::string& precision) {
+  spec::BenchContext c;
+  c.host = host_name();
+  c.cpu = cpu_model();
+  c.cpu_count = cpu_count();
+  c.threads = threads > 0 ? threads : cpu_count();
+  c.device = device;
+  c.precision = precision;
+  c.libtorch = TORCH_VERSION;
+  c.toolchain = toolchain_version();
+  c.commit = build_commit();
+  c.date = utc_now_iso();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    // As ranges: "0-1", "0,2-3".
+    std::ostringstream os;
+    for (int i = 0; i < CPU_SETSIZE; ++i) {
+      if (!CPU_ISSET(i, &set)) continue;
+      int j = i;
+      while (j + 1 < CPU_SETSIZE && CPU_ISSET(j + 1, &set)) ++j;
+      os << (os.tellp() > 0 ? "," : "") << i;
+      if (j > i) os << "-" << j;
+      i = j;
+    }
+    c.cpu_affinity = os.str();
+  }
+  std::ifstream gov("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor");
+  std::getline(gov, c.governor);
+  double load[1];
+  if (getloadavg(load, 1) == 1) c.load_avg = load[0];
+  return c;
+}
+
+void pin_cpus(const std::string& list) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::stringstream ss(list);
+  std::string part;
+  int count = 0;
+  auto bad = [&] {
+    throw UsageError("--pin-cpus " + list + ": expected CPU numbers and ranges below " + std::to_string(CPU_SETSIZE) +
+                     ", e.g. 0-1 or 0,2");
+  };
+  while (std::getline(ss, part, ',')) {
+    size_t dash = part.find('-');
+    int a = 0, b = 0;
+    try {
+      size_t used = 0;
+      a = std::stoi(part.substr(0, dash), &used);
+      if (used != (dash == std::string::npos ? part.size() : dash)) bad();
+      b = a;
+      if (dash != std::string::npos) {
+        b = std::stoi(part.substr(dash + 1), &used);
+        if (used != part.size() - dash - 1) bad();
+      }
+    } catch (const std::logic_error&) {
+      bad();
+    }
+    if (a < 0 || b < a || b >= CPU_SETSIZE) bad();
+    for (int i = a; i <= b; ++i, ++count) CPU_SET(i, &set);
+  }
+  if (count == 0) bad();
+  NAS_CHECK(sched_setaffinity(0, sizeof set, &set) == 0, UsageError,
+            "--pin-cpus " << list << ": the kernel refused it (CPUs missing or not allowed here)");
+}
+
+LatencyStats measure_child(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes,
+                           const LutOptions& o) {
+  torch::NoGradGuard g;
+  nn::ChildNet child(s, a, in_channels, num_classes);
+  child->eval();
+  child->to(o.device);
+  torch::Tensor x = torch::randn({o.batch, in_channels, a.resolution, a.resolution}).to(o.device);
+  return measure(
+      [&] {
+        nn::AutocastScope autocast(o.device.is_cuda());  // --precision's setting
+        child->forward(x);
+      },
+      with_sync(o.timing, o.device));
+}
+
+supernet::LatencyTable build_latency_table(const spec::SearchSpace& s, int in_channels, int num_classes,
+                                           const LutOptions& o, const spec::BenchContext& context,
+                                           const std::function<void(int64_t, int64_t)>& progress) {
+  const double t0 = now_seconds();
+  torch::NoGradGuard g;
+  torch::manual_seed(o.seed);
+  supernet::LatencyTable t;
+  t.space = s.name;
+  t.space_hash = supernet::space_hash(s);
+  t.in_channels = in_channels;
+  t.num_classes = num_classes;
+  t.batch = o.batch;
+  t.context = context;
+  auto ops = supernet::space_ops(s, in_channels, num_classes);
+  const int64_t total = static_cast<int64_t>(ops.size()) + o.calibration_archs + 2 + o.model_archs;
+  int64_t done = 0;
+  const TimingOptions timing = with_sync(o.timing, o.device);
+  for (const auto& op : ops) {
+    OpRunner r = make_runner(op, o.batch, o.device);
+    auto st = measure(
+        [&] {
+          nn::AutocastScope autocast(o.device.is_cuda());  // --precision's setting
+          r.forward(r.input);
+        },
+        timing);
+    t.ops[op.key()] = {st.median_ms, st.p90_ms, st.reps, st.noisy};
+    if (progress) progress(++done, total);
+  }
+  // The fixed overhead: what the whole network costs beyond its operators (the calls between them,
+  // allocation, cache effects), averaged over the max, the min and random children.
+  Rng rng(mix_seed(o.seed, 0x1a7));
+  std::vector<spec::Arch> calib = {supernet::max_arch(s), supernet::min_arch(s)};
+  for (int i = 0; i < o.calibration_archs; ++i) calib.push_back(supernet::random_arch(s, rng));
+  std::vector<double> measured, sums;
+  for (const auto& a : calib) {
+    measured.push_back(measure_child(s, a, in_channels, num_classes, o).median_ms);
+    sums.push_back(t.sum_ms(s, a));
+    if (progress) progress(++done, total);
+  }
+  double overhead = 0;
+  for (size_t i = 0; i < calib.size(); ++i) overhead += measured[i] - sums[i];
+  t.overhead_ms = overhead / static_cast<double>(calib.size());
+  t.calibration_archs = static_cast<int>(calib.size());
+  double ape = 0;
+  for (size_t i = 0; i < calib.size(); ++i) ape += std::abs(sums[i] + t.overhead_ms - measured[i]) / measured[i];
+  t.calibration_mape = ape / static_cast<double>(calib.size());
+  if (o.model_archs > 0) {
+    // The learned correction: the calibration children and model_archs more.
+    std::vector<std::vector<double>> x;
+    std::vector<double> y = measured;
+    for (const auto& a : calib) x.push_back(supernet::latency_features(t, s, a, "the table"));
+    for (int i = 0; i < o.model_archs; ++i) {
+      spec::Arch a = supernet::random_arch(s, rng);
+      x.push_back(supernet::latency_features(t, s, a, "the table"));
+      y.push_back(measure_child(s, a, in_channels, num_classes, o).median_ms);
+      if (progress) progress(++done, total);
+    }
+    t.model = supernet::fit_latency_model(supernet::latency_feature_names(s), x, y);
+  }
+  t.build_seconds = now_seconds() - t0;
+  return t;
+}
+
+}  // namespace nas::eval

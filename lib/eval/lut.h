@@ -1,0 +1,42 @@
+#pragma once
+// Building latency tables (nas.lut, supernet/latency_table.h) on this device: each operator of the
+// space timed alone, as a standalone module with the child network's own layers and memory
+// format; then a fixed overhead calibrated, and optionally a linear correction fitted, on sampled
+// children measured end to end.
+#include <torch/torch.h>
+
+#include <functional>
+
+#include "eval/benchmark.h"
+#include "supernet/latency_table.h"
+
+namespace nas::eval {
+
+struct LutOptions {
+  int batch = 1;
+  TimingOptions timing;       // per operator and per child
+  int calibration_archs = 20; // random children (plus the max and the min) for the overhead
+  int model_archs = 0;        // random children for the learned correction (0: none)
+  uint64_t seed = 0;
+  torch::Device device = torch::kCPU;  // on CUDA, autocast follows --precision
+};
+
+// This machine as a nas.bench / nas.lut context (CPU, cores, affinity, governor, load, LibTorch...).
+spec::BenchContext machine_context(int threads, const std::string& device, const std::string& precision);
+
+// Restricts this process to the CPUs in `list` ("0", "0-3", "0,2,4-5"); UsageError naming --pin-cpus
+// when the list is malformed or the kernel refuses it. Call before LibTorch starts its threads.
+void pin_cpus(const std::string& list);
+
+// Times one child end to end (random weights: latency does not depend on them), like the table's
+// operators.
+LatencyStats measure_child(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes,
+                           const LutOptions& o);
+
+// Builds the table for `s`; `context` describes this machine. `progress` (may be empty) is called
+// after each operator and child with (done, total).
+supernet::LatencyTable build_latency_table(const spec::SearchSpace& s, int in_channels, int num_classes,
+                                           const LutOptions& o, const spec::BenchContext& context,
+                                           const std::function<void(int64_t, int64_t)>& progress = {});
+
+}  // namespace nas::eval

@@ -1,0 +1,310 @@
+#include "supernet/latency_table.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "supernet/cost.h"
+
+namespace nas::supernet {
+
+std::string LatencyOp::key() const {
+  std::ostringstream k;
+  k << kind << "/in" << in << "/out" << out;
+  if (kind == "block") k << "/e" << expand << (has_expand ? "" : "n") << "/k" << kernel << "/s" << stride
+                         << (residual ? "/res" : "") << (se ? "/se" : "");
+  if (kind == "stem") k << "/k" << kernel << "/s" << stride;
+  if (kind == "head") k << "/c" << classes;
+  k << "/r" << res << "/" << act;
+  return k.str();
+}
+
+namespace {
+LatencyOp stem_op(const spec::SearchSpace& s, int res, int width, int in_channels) {
+  LatencyOp op;
+  op.kind = "stem";
+  op.in = in_channels;
+  op.out = width;
+  op.kernel = s.stem_kernel;
+  op.stride = s.stem_stride;
+  op.res = res;
+  op.act = s.stem_act;
+  return op;
+}
+LatencyOp block_op(const spec::StageSpec& st, int in, int out, int expand, int kernel, bool first, int res) {
+  LatencyOp op;
+  op.kind = "block";
+  op.in = in;
+  op.out = out;
+  op.has_expand = stage_has_expand(st);
+  op.expand = op.has_expand ? expand : 1;
+  op.kernel = kernel;
+  op.stride = first ? st.stride : 1;
+  op.residual = !first;
+  op.se = st.se;
+  op.res = res;
+  op.act = st.act;
+  return op;
+}
+LatencyOp head_op(const spec::SearchSpace& s, int in, int width, int res, int classes) {
+  LatencyOp op;
+  op.kind = "head";
+  op.in = in;
+  op.out = width;
+  op.res = res;
+  op.act = s.head_act;
+  op.classes = classes;
+  return op;
+}
+}  // namespace
+
+std::vector<LatencyOp> arch_ops(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes) {
+  std::vector<LatencyOp> ops;
+  ops.push_back(stem_op(s, a.resolution, a.stem_width, in_channels));
+  int res = conv_out(a.resolution, s.stem_stride);
+  int ch = a.stem_width;
+  for (size_t i = 0; i < a.stages.size(); ++i) {
+    const auto& st = s.stages[i];
+    const auto& sa = a.stages[i];
+    for (int b = 0; b < sa.depth; ++b) {
+      ops.push_back(block_op(st, ch, sa.width, sa.blocks[b].expand, sa.blocks[b].kernel, b == 0, res));
+      if (b == 0) res = conv_out(res, st.stride);
+      ch = sa.width;
+    }
+  }
+  ops.push_back(head_op(s, ch, a.head_width, res, num_classes));
+  return ops;
+}
+
+std::vector<LatencyOp> space_ops(const spec::SearchSpace& s, int in_channels, int num_classes) {
+  std::map<std::string, LatencyOp> all;
+  auto add = [&](const LatencyOp& op) { all.emplace(op.key(), op); };
+  for (int r0 : s.resolution) {
+    for (int w : s.stem_width) add(stem_op(s, r0, w, in_channels));
+    int res = conv_out(r0, s.stem_stride);
+    std::vector<int> in_widths = s.stem_width;
+    for (const auto& st : s.stages) {
+      const int out_res = conv_out(res, st.stride);
+      for (int out : st.width)
+        for (int e : st.expand)
+          for (int k : st.kernel) {
+            for (int in : in_widths) add(block_op(st, in, out, e, k, true, res));
+            if (spec::max_of(st.depth) > 1) add(block_op(st, out, out, e, k, false, out_res));
+          }
+      in_widths = st.width;
+      res = out_res;
+    }
+    for (int in : in_widths)
+      for (int w : s.head_width) add(head_op(s, in, w, res, num_classes));
+  }
+  std::vector<LatencyOp> ops;
+  for (auto& [k, op] : all) ops.push_back(op);
+  return ops;
+}
+
+std::string space_hash(const spec::SearchSpace& s) { return hex64(fnv1a64(spec::compact_dump(spec::to_json(s)))); }
+
+double LatencyTable::sum_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file) const {
+  double sum = 0;
+  for (const auto& op : arch_ops(s, a, in_channels, num_classes)) {
+    auto it = ops.find(op.key());
+    NAS_CHECK(it != ops.end(), SpecError,
+              file << ": ops: expected an entry for operator " << op.key() << " of " << spec::arch_hash(a)
+                   << ", found none (rebuild the table for this space with nas-benchmark --build-lut)");
+    sum += it->second.median_ms;
+  }
+  return sum;
+}
+
+double LatencyTable::predict_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file) const {
+  return sum_ms(s, a, file) + overhead_ms;
+}
+
+std::vector<std::string> latency_feature_names(const spec::SearchSpace& s) {
+  std::vector<std::string> n = {"sum_ms", "stem_ms", "head_ms"};
+  for (size_t i = 0; i < s.stages.size(); ++i) n.push_back("stage" + std::to_string(i) + "_ms");
+  n.insert(n.end(), {"blocks", "mflops", "kilo_activations", "one"});
+  return n;
+}
+
+std::vector<double> latency_features(const LatencyTable& t, const spec::SearchSpace& s, const spec::Arch& a,
+                                     const std::string& file) {
+  std::vector<double> stage(s.stages.size(), 0.0);
+  double stem = 0, head = 0, sum = 0, blocks = 0;
+  auto ops = arch_ops(s, a, t.in_channels, t.num_classes);
+  size_t op = 1;
+  auto ms = [&](const LatencyOp& o) {
+    auto it = t.ops.find(o.key());
+    NAS_CHECK(it != t.ops.end(), SpecError, file << ": ops: expected an entry for operator " << o.key() << ", found none");
+    return it->second.median_ms;
+  };
+  stem = ms(ops.front());
+  head = ms(ops.back());
+  for (size_t i = 0; i < a.stages.size(); ++i)
+    for (int b = 0; b < a.stages[i].depth; ++b, ++op) {
+      stage[i] += ms(ops[op]);
+      ++blocks;
+    }
+  sum = stem + head;
+  for (double v : stage) sum += v;
+  auto c = arch_cost(s, a, t.in_channels, t.num_classes);
+  std::vector<double> f = {sum, stem, head};
+  f.insert(f.end(), stage.begin(), stage.end());
+  f.insert(f.end(), {blocks, c.mflops(), static_cast<double>(c.peak_activations) / 1000.0, 1.0});
+  return f;
+}
+
+LatencyModel fit_latency_model(const std::vector<std::string>& names, const std::vector<std::vector<double>>& x,
+                               const std::vector<double>& y) {
+  NAS_CHECK(!x.empty() && x.size() == y.size(), Error, "fit_latency_model: expected as many targets as rows");
+  NAS_CHECK(!names.empty() && names.size() <= 64, Error, "fit_latency_model: expected 1 to 64 features");
+  const size_t d = std::min<size_t>(names.size(), 64);
+  // Each feature scaled to unit RMS, then ridge-regularized normal equations, solved by Gaussian
+  // elimination with partial pivoting (d is about 10).
+  std::vector<double> scale(d, 0.0);
+  for (const auto& r : x)
+    for (size_t j = 0; j < d; ++j) scale[j] += r[j] * r[j];
+  for (auto& v : scale) v = v > 0 ? std::sqrt(v / static_cast<double>(x.size())) : 1.0;
+  std::vector<std::vector<double>> A(d, std::vector<double>(d + 1, 0.0));
+  for (size_t i = 0; i < x.size(); ++i)
+    for (size_t j = 0; j < d; ++j) {
+      for (size_t k = 0; k < d; ++k) A[j][k] += x[i][j] / scale[j] * x[i][k] / scale[k];
+      A[j][d] += x[i][j] / scale[j] * y[i];
+    }
+  for (size_t j = 0; j < d; ++j) A[j][j] += 1e-3 * static_cast<double>(x.size());
+  for (size_t c = 0; c < d; ++c) {
+    size_t p = c;
+    for (size_t r = c + 1; r < d; ++r)
+      if (std::abs(A[r][c]) > std::abs(A[p][c])) p = r;
+    std::swap(A[c], A[p]);
+    for (size_t r = 0; r < d; ++r) {
+      if (r == c || A[c][c] == 0) continue;
+      double f = A[r][c] / A[c][c];
+      for (size_t k = c; k <= d; ++k) A[r][k] -= f * A[c][k];
+    }
+  }
+  LatencyModel m;
+  m.features = names;
+  m.weights.resize(d);
+  for (size_t j = 0; j < d; ++j) m.weights[j] = A[j][j] != 0 ? A[j][d] / A[j][j] / scale[j] : 0.0;
+  m.archs = static_cast<int>(x.size());
+  double ape = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    double p = 0;
+    for (size_t j = 0; j < d; ++j) p += m.weights[j] * x[i][j];
+    ape += std::abs(p - y[i]) / y[i];
+  }
+  m.fit_mape = ape / static_cast<double>(x.size());
+  return m;
+}
+
+double LatencyTable::model_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file) const {
+  NAS_CHECK(!model.empty(), UsageError, file << ": model: this table has no learned latency model (build it with "
+                                                "nas-benchmark --build-lut --model-archs N)");
+  auto f = latency_features(*this, s, a, file);
+  NAS_CHECK(f.size() == model.weights.size(), SpecError,
+            file << ": model.weights: expected " << f.size() << " weights, found " << model.weights.size());
+  double p = 0;
+  for (size_t j = 0; j < f.size(); ++j) p += model.weights[j] * f[j];
+  return std::max(p, 1e-6);
+}
+
+spec::json to_json(const LatencyTable& t) {
+  spec::json j;
+  j["kind"] = kLutKind;
+  j["schema_version"] = kLutVersion;
+  j["space"] = t.space;
+  j["space_hash"] = t.space_hash;
+  j["input_channels"] = t.in_channels;
+  j["classes"] = t.num_classes;
+  j["batch"] = t.batch;
+  j["context"] = spec::to_json(t.context);
+  j["overhead_ms"] = t.overhead_ms;
+  j["calibration"] = {{"archs", t.calibration_archs}, {"mape", t.calibration_mape}};
+  j["build_seconds"] = t.build_seconds;
+  j["ops"] = spec::json::object();
+  for (const auto& [k, v] : t.ops)
+    j["ops"][k] = {{"median_ms", v.median_ms}, {"p90_ms", v.p90_ms}, {"reps", v.reps}, {"noisy", v.noisy}};
+  if (!t.model.empty())
+    j["model"] = {{"features", t.model.features}, {"weights", t.model.weights}, {"archs", t.model.archs},
+                  {"fit_mape", t.model.fit_mape}};
+  else
+    j["model"] = nullptr;
+  return j;
+}
+
+LatencyTable latency_table_from_json(const spec::json& j, const std::string& file) {
+  spec::Obj o(j, file, "");
+  spec::check_header(o, kLutKind, kLutVersion);
+  LatencyTable t;
+  t.space = o.string("space");
+  t.space_hash = o.string("space_hash");
+  t.in_channels = static_cast<int>(o.integer("input_channels", 1, 4096));
+  t.num_classes = static_cast<int>(o.integer("classes", 1, 1 << 24));
+  t.batch = static_cast<int>(o.integer("batch", 1, 1 << 20));
+  {
+    spec::Obj c = o.object("context");
+    t.context = spec::bench_context_from(c);
+  }
+  t.overhead_ms = o.number("overhead_ms", -1e9, 1e9);
+  {
+    spec::Obj c = o.object("calibration");
+    t.calibration_archs = static_cast<int>(c.integer("archs", 0, 1 << 30));
+    t.calibration_mape = c.number("mape", 0, 1e9);
+    c.finish();
+  }
+  t.build_seconds = o.number_or("build_seconds", 0, 0, 1e12);
+  {
+    const spec::json& ops = o.raw("ops");
+    if (!ops.is_object() || ops.empty()) o.fail("ops", "a non-empty mapping of operator keys to timings", ops);
+    for (auto it = ops.begin(); it != ops.end(); ++it) {
+      spec::Obj e(it.value(), file, "ops." + it.key());
+      OpTiming v;
+      v.median_ms = e.number("median_ms", 0, 1e9);
+      v.p90_ms = e.number("p90_ms", 0, 1e9);
+      v.reps = static_cast<int>(e.integer("reps", 1, 1 << 30));
+      v.noisy = e.boolean("noisy");
+      e.finish();
+      t.ops[it.key()] = v;
+    }
+  }
+  if (o.take("model")) {
+    spec::Obj m = o.object("model");
+    const spec::json& f = m.raw("features");
+    if (!f.is_array()) m.fail("features", "a list of feature names", f);
+    for (const auto& n : f) {
+      if (!n.is_string()) m.fail("features", "a list of feature names", f);
+      t.model.features.push_back(n.get<std::string>());
+    }
+    t.model.weights = m.numbers("weights", -1e12, 1e12);
+    if (t.model.weights.size() != t.model.features.size())
+      m.fail("weights", std::to_string(t.model.features.size()) + " weights (one per feature)", m.raw("weights"));
+    t.model.archs = static_cast<int>(m.integer("archs", 1, 1 << 30));
+    t.model.fit_mape = m.number("fit_mape", 0, 1e9);
+    m.finish();
+  }
+  o.finish();
+  return t;
+}
+
+LatencyTable load_latency_table(const std::string& path) {
+  return latency_table_from_json(spec::load_document(path), path == "-" ? "<stdin>" : path);
+}
+
+void check_table_for(const LatencyTable& t, const spec::SearchSpace& s, int in_channels, int num_classes,
+                     const std::string& file) {
+  NAS_CHECK(t.space_hash == space_hash(s), SpecError,
+            file << ": space_hash: expected a table for space \"" << s.name << "\" (" << space_hash(s)
+                 << "), found one for \"" << t.space << "\" (" << t.space_hash << ")");
+  NAS_CHECK(t.in_channels == in_channels && t.num_classes == num_classes, SpecError,
+            file << ": input_channels, classes: expected " << in_channels << " and " << num_classes << ", found "
+                 << t.in_channels << " and " << t.num_classes);
+  if (!t.model.empty())
+    NAS_CHECK(t.model.features == latency_feature_names(s), SpecError,
+              file << ": model.features: expected the features of this version, found others (rebuild the table)");
+}
+
+}  // namespace nas::supernet

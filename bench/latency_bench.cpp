@@ -1,0 +1,141 @@
+// How well a latency table (nas.lut) predicts end-to-end latency: 100 (--archs) random children of
+// its space, sampled with a seed of their own (none of them calibrated the table or fitted its
+// model), each measured end to end like the table's operators, then compared with the table's sum
+// plus overhead and with its learned model: MAPE, Spearman's rho and Kendall's tau. Driven by
+// scripts/bench/latency_accuracy.sh; prints one JSON object.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "eval/lut.h"
+#include "search/predictor.h"
+#include "supernet/latency_table.h"
+#include "supernet/sampling.h"
+
+using namespace nas;
+
+namespace {
+std::vector<double> ranks(const std::vector<double>& v) {
+  std::vector<size_t> idx(v.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
+  std::vector<double> r(v.size());
+  for (size_t i = 0; i < idx.size();) {  // ties share their mean rank
+    size_t j = i;
+    while (j + 1 < idx.size() && v[idx[j + 1]] == v[idx[i]]) ++j;
+    for (size_t k = i; k <= j; ++k) r[idx[k]] = 0.5 * static_cast<double>(i + j);
+    i = j + 1;
+  }
+  return r;
+}
+
+double pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  double ma = 0, mb = 0;
+  for (size_t i = 0; i < a.size(); ++i) ma += a[i], mb += b[i];
+  ma /= static_cast<double>(a.size());
+  mb /= static_cast<double>(b.size());
+  double sab = 0, saa = 0, sbb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) * (a[i] - ma);
+    sbb += (b[i] - mb) * (b[i] - mb);
+  }
+  return sab / std::sqrt(saa * sbb);
+}
+
+spec::json scores(const std::vector<double>& pred, const std::vector<double>& meas) {
+  double ape = 0, worst = 0;
+  for (size_t i = 0; i < pred.size(); ++i) {
+    double e = std::abs(pred[i] - meas[i]) / meas[i];
+    ape += e;
+    worst = std::max(worst, e);
+  }
+  return {{"mape", ape / static_cast<double>(pred.size())},
+          {"max_ape", worst},
+          {"spearman", pearson(ranks(pred), ranks(meas))},
+          {"kendall_tau", search::kendall_tau(pred, meas)}};
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string lut, device = "cpu";
+  int archs = 100, threads = 2;
+  uint64_t seed = 2026;
+  double max_time = 10;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i], v = argv[i + 1];
+    if (a == "--lut") lut = v;
+    else if (a == "--archs") archs = std::stoi(v);
+    else if (a == "--threads") threads = std::stoi(v);
+    else if (a == "--seed") seed = std::stoull(v);
+    else if (a == "--device") device = v;
+    else if (a == "--max-time") max_time = std::stod(v);
+    else lut.clear();  // unknown option: usage below
+  }
+  if (lut.empty() || argc % 2 == 0) {
+    std::cerr << "usage: nas-bench-latency --lut FILE [--archs N] [--threads N] [--seed S] [--device D] [--max-time S]\n";
+    return 2;
+  }
+  try {
+    set_log_level(0);
+    torch::set_num_threads(threads);
+    auto t = supernet::load_latency_table(lut);
+    spec::SearchSpace space;
+    // The table names its space by hash: the space files of this repository are tried.
+    for (const char* f : {"configs/spaces/fmnist-mbconv.yaml", "tests/data/tiny-space.yaml"}) {
+      auto s = spec::load_search_space(f);
+      if (supernet::space_hash(s) == t.space_hash) space = s;
+    }
+    if (space.name.empty()) throw UsageError(lut + ": its space is none of configs/spaces/fmnist-mbconv.yaml, tests/data/tiny-space.yaml");
+    auto here = eval::machine_context(threads, device, "fp32");
+    auto diff = spec::context_differences(t.context, here);
+    for (const auto& d : diff) std::cerr << "nas-bench-latency: " << lut << ": built in another context: " << d << "\n";
+    eval::LutOptions o;
+    o.batch = t.batch;
+    o.timing.max_seconds = max_time;
+    o.device = torch::Device(device);
+    Rng rng(seed);
+    std::vector<double> meas, table, model;
+    int noisy = 0;
+    for (int i = 0; i < archs; ++i) {
+      spec::Arch a = supernet::random_arch(space, rng);
+      auto st = eval::measure_child(space, a, t.in_channels, t.num_classes, o);
+      noisy += st.noisy;
+      meas.push_back(st.median_ms);
+      table.push_back(t.predict_ms(space, a, lut));
+      if (!t.model.empty()) model.push_back(t.model_ms(space, a, lut));
+    }
+    spec::json r = {{"lut", lut},
+                    {"space", space.name},
+                    {"archs", archs},
+                    {"noisy_measurements", noisy},
+                    {"batch", t.batch},
+                    {"device", device},
+                    {"threads", threads},
+                    {"measured_ms_median", [&] {
+                       auto m = meas;
+                       std::sort(m.begin(), m.end());
+                       return m[m.size() / 2];
+                     }()},
+                    {"lut_ops", t.ops.size()},
+                    {"lut_build_seconds", t.build_seconds},
+                    {"table", scores(table, meas)},
+                    {"model", model.empty() ? spec::json(nullptr) : scores(model, meas)},
+                    {"model_archs", t.model.archs},
+                    {"context_differences", diff}};
+    std::cout << r.dump() << std::endl;
+  } catch (const std::exception& e) {
+    std::cerr << "nas-bench-latency: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -104,6 +104,8 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
   CHECK(b.peak_rss_mib > 10);
   CHECK(b.context.threads == 1);
   CHECK(b.context.cpu_affinity == "0");  // --pin-cpus
+  CHECK(b.activations_peak_mib > 0);
+  CHECK(b.activations_peak_mib < 1.5 * b.analytic_mib);  // see "analytic peak activation memory"
   CHECK(b.ci_low_ms <= b.median_ms);
   CHECK(b.ci_high_ms >= b.median_ms);
   CHECK(b.ci_target == 0.1);

@@ -11,6 +11,7 @@
 #include "eval/benchmark.h"
 #include "eval/evaluate.h"
 #include "eval/lut.h"
+#include "eval/memory.h"
 #include "nn/precision.h"
 #include "spec/bench_result.h"
 #include "supernet/checkpoint.h"
@@ -179,6 +180,7 @@ void run_bench(const BenchOptions& o) {
   b.hash = spec::arch_hash(arch);
   b.mflops = cost.mflops();
   b.params = cost.params;
+  b.analytic_mib = static_cast<double>(cost.params + o.batch * cost.peak_activations) * 4.0 / (1 << 20);
   module->to(device);
   module->eval();
   int threads = o.common.threads > 0 ? o.common.threads : cpu_count();
@@ -212,6 +214,8 @@ void run_bench(const BenchOptions& o) {
       log_warn("latency: the median's 95% interval [" + std::to_string(lat.ci_low_ms) + ", " +
                std::to_string(lat.ci_high_ms) + "] ms is still wider than +-" + std::to_string(100 * o.ci) +
                "% after " + std::to_string(lat.reps) + " runs (--max-time): marked noisy");
+    run(x);  // settled: first-call allocations are behind us
+    b.activations_peak_mib = static_cast<double>(eval::measure_peak_memory([&] { run(x); }).peak_bytes) / (1 << 20);
     std::vector<int> batches = o.throughput_batches;
     std::sort(batches.begin(), batches.end());
     batches.erase(std::unique(batches.begin(), batches.end()), batches.end());

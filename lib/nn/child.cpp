@@ -29,12 +29,22 @@ ChildBlockImpl::ChildBlockImpl(int64_t in, int64_t out, int64_t expand, int64_t 
   project_bn = register_module("project_bn", torch::nn::BatchNorm2d(out));
 }
 
+// One statement per layer: each intermediate is freed as soon as the next one exists, so that an
+// inference holds at most a layer's input and output (plus a residual block's input), as
+// supernet::arch_cost's peak_activations counts.
 torch::Tensor ChildBlockImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = x;
-  if (has_expand) h = apply_act(expand_bn(expand_conv(h)), act);
-  h = apply_act(dw_bn(dw_conv(h)), act);
+  if (has_expand) {
+    h = expand_conv(h);
+    h = expand_bn(h);
+    h = apply_act(h, act);
+  }
+  h = dw_conv(h);
+  h = dw_bn(h);
+  h = apply_act(h, act);
   if (se) h = squeeze_excite(h, se_reduce->weight, se_reduce->bias, se_expand->weight, se_expand->bias);
-  h = project_bn(project_conv(h));
+  h = project_conv(h);
+  h = project_bn(h);
   return residual ? h + x : h;
 }
 
@@ -60,9 +70,15 @@ ChildNetImpl::ChildNetImpl(const spec::SearchSpace& s, const spec::Arch& a, int 
 }
 
 torch::Tensor ChildNetImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = apply_act(stem_bn(to_channels_last(stem(x))), stem_act);
+  // Channels-last from the input on (cheap: few channels), so the stem writes its output in that
+  // format directly instead of converting a copy.
+  torch::Tensor h = stem(to_channels_last(x));
+  h = stem_bn(h);
+  h = apply_act(h, stem_act);
   for (auto& b : blocks) h = b->forward(h);
-  h = apply_act(head_bn(head(h)), head_act);
+  h = head(h);
+  h = head_bn(h);
+  h = apply_act(h, head_act);
   h = h.mean({2, 3});
   return classifier(h);
 }

@@ -66,6 +66,8 @@ json to_json(const BenchResult& b) {
       j["throughput"]["batches"].push_back({{"batch", t.batch}, {"images_per_s", t.images_per_s}});
   }
   j["memory"] = {{"peak_rss_mib", b.peak_rss_mib}};
+  if (b.activations_peak_mib >= 0) j["memory"]["activations_peak_mib"] = b.activations_peak_mib;
+  if (b.analytic_mib >= 0) j["memory"]["analytic_mib"] = b.analytic_mib;
   if (b.test_images > 0)
     j["accuracy"] = {{"test_images", b.test_images}, {"top1", b.test_acc}};
   else
@@ -129,6 +131,8 @@ BenchResult bench_result_from_json(const json& j, const std::string& file) {
   {
     Obj m = o.object("memory");
     b.peak_rss_mib = m.number("peak_rss_mib", 0, 1e9);
+    b.activations_peak_mib = m.number_or("activations_peak_mib", -1, 0, 1e12);
+    b.analytic_mib = m.number_or("analytic_mib", -1, 0, 1e12);
     m.finish();
   }
   if (o.take("accuracy")) {

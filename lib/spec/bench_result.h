@@ -55,6 +55,10 @@ struct BenchResult {
   double images_per_s = 0;
   std::vector<Throughput> throughput;
   double peak_rss_mib = 0;
+  // Inference memory at `batch`: tensor memory measured at the peak of one forward pass (beyond the
+  // weights and the input), and the analytic model's weights + peak activations (supernet/cost.h).
+  double activations_peak_mib = -1;  // -1: not measured
+  double analytic_mib = -1;
   int64_t test_images = 0;  // 0: accuracy not measured
   double test_acc = 0;
 };

@@ -7,12 +7,18 @@ namespace nas::supernet {
 bool stage_has_expand(const spec::StageSpec& st) { return spec::max_of(st.expand) > 1; }
 
 Cost arch_cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes) {
+  // Live activations follow nn::ChildNet's eager forward (one statement per layer, see child.cpp):
+  // the network input is held by the caller throughout, a block's input by ChildNet until the block
+  // returns, and each conv / BN / activation has its input and its output alive at once.
   Cost c;
   auto bn = [&](int64_t ch) { c.params += 2 * ch; };
   auto live = [&](int64_t values) { c.peak_activations = std::max(c.peak_activations, values); };
+  const int64_t X = int64_t{in_channels} * a.resolution * a.resolution;
   int64_t res = conv_out(a.resolution, s.stem_stride);
   int64_t k = s.stem_kernel;
-  live(int64_t{in_channels} * a.resolution * a.resolution + res * res * a.stem_width);
+  const int64_t S = res * res * a.stem_width;
+  live(2 * X + S);  // the input, its channels-last copy and the stem's output
+  live(X + 2 * S);  // BN, activation
   c.macs += res * res * a.stem_width * in_channels * k * k;
   c.params += int64_t{a.stem_width} * in_channels * k * k;
   bn(a.stem_width);
@@ -23,20 +29,22 @@ Cost arch_cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels,
     for (int b = 0; b < sa.depth; ++b) {
       const auto& blk = sa.blocks[b];
       int stride = b == 0 ? ss.stride : 1;
-      int64_t mid = stage_has_expand(ss) ? ch * blk.expand : ch;
-      int64_t out_res_ = conv_out(static_cast<int>(res), stride);
-      const bool residual = b > 0;  // the first block of a stage changes shape: no shortcut
-      int64_t x = res * res * ch;   // the block's input, kept until the addition when residual
-      int64_t kept = residual ? x : 0;
-      if (stage_has_expand(ss)) live(x + res * res * mid);
-      live((stage_has_expand(ss) ? kept + res * res * mid : x) + out_res_ * out_res_ * mid);
-      live(kept + out_res_ * out_res_ * mid + out_res_ * out_res_ * sa.width);
-      if (stage_has_expand(ss)) {
+      const bool expands = stage_has_expand(ss);
+      int64_t mid = expands ? ch * blk.expand : ch;
+      int64_t out_res = conv_out(static_cast<int>(res), stride);
+      const int64_t x = res * res * ch;  // the block's input, held throughout
+      const int64_t e = res * res * mid, d = out_res * out_res * mid, p = out_res * out_res * sa.width;
+      const int64_t held = X + x;
+      if (expands) live(held + 2 * e);  // expand conv output, then BN and activation
+      live(held + (expands ? e : 0) + d);  // the depthwise conv's input and output
+      live(held + 2 * d);                  // BN, activation, squeeze-excite's product
+      live(held + d + p);                  // projection
+      live(held + 2 * p);                  // BN, residual sum
+      if (expands) {
         c.macs += res * res * ch * mid;
         c.params += ch * mid;
         bn(mid);
       }
-      int64_t out_res = conv_out(static_cast<int>(res), stride);
       int64_t kk = int64_t{blk.kernel} * blk.kernel;
       c.macs += out_res * out_res * mid * kk;
       c.params += mid * kk;
@@ -53,7 +61,9 @@ Cost arch_cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels,
       res = out_res;
     }
   }
-  live(res * res * ch + res * res * a.head_width);
+  const int64_t H = res * res * a.head_width;
+  live(X + res * res * ch + H);  // head conv
+  live(X + 2 * H);               // BN, activation
   c.macs += res * res * ch * a.head_width;
   c.params += ch * a.head_width;
   bn(a.head_width);

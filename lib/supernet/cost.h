@@ -12,8 +12,8 @@ namespace nas::supernet {
 struct Cost {
   int64_t macs = 0;
   int64_t params = 0;
-  // Activation values alive at the worst point of a batch-1 inference, layer by layer: a layer's
-  // input and output, plus a residual block's input kept for the addition.
+  // Activation values alive at the worst point of a batch-1 inference of nn::ChildNet, layer by
+  // layer: the network's input, the current block's input, and a layer's input and output.
   int64_t peak_activations = 0;
   double mflops() const { return static_cast<double>(macs) / 1e6; }
   // Weights plus peak activations at batch 1, fp32, in MiB (what inference needs at least).

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config libtorch-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev
-      catch2 libgloo-dev zlib1g-dev libopenblas0-openmp dataset-fashion-mnist gnuplot-nox)
+      catch2 libgloo-dev zlib1g-dev libopenblas0-openmp dataset-fashion-mnist gnuplot-nox libonnx-dev)
 
 install=1
 if [[ "${1:-}" == "--no-install" ]]; then install=0; shift; fi
@@ -27,3 +27,10 @@ fi
 jobs=$(nproc 2>/dev/null || echo 2)
 cmake -S . -B build -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-Release}" "$@"
 cmake --build build -j "$jobs"
+
+# ONNX Runtime for Node.js, for the ONNX export test (skipped without it). Its install script fetches
+# GPU libraries from outside the npm registry, so it is skipped: the CPU runtime ships in the package.
+if command -v npm >/dev/null 2>&1 && [[ ! -d build/ort/node_modules/onnxruntime-node ]]; then
+  npm install --ignore-scripts --no-audit --no-fund --prefix build/ort onnxruntime-node >&2 ||
+    echo "setup: npm install onnxruntime-node failed; the ONNX Runtime test will be skipped" >&2
+fi

@@ -8,6 +8,7 @@
 #include "core/rng.h"
 #include "eval/benchmark.h"
 #include "eval/memory.h"
+#include "export/onnx_export.h"
 #include "nn/child.h"
 #include "supernet/cost.h"
 #include "helpers.h"
@@ -242,5 +243,90 @@ TEST_CASE("analytic peak activation memory agrees with the measured peak of an i
     // The model leaves out kernels' own scratch copies: measured 1.11-1.37x on these (2026-11-28).
     CHECK(static_cast<double>(m.peak_bytes) >= analytic);
     CHECK(static_cast<double>(m.peak_bytes) <= 1.5 * analytic);
+  }
+}
+
+TEST_CASE("folding BN into the convolution keeps outputs allclose", "[export]") {
+  torch::manual_seed(4);
+  for (int64_t groups : {1, 8}) {
+    torch::nn::Conv2d conv(torch::nn::Conv2dOptions(8, 8, 3).padding(1).groups(groups).bias(false));
+    torch::nn::BatchNorm2d bn(8);
+    {
+      torch::NoGradGuard g;
+      bn->running_mean.uniform_(-1, 1);
+      bn->running_var.uniform_(0.5, 2);
+      bn->weight.uniform_(0.5, 1.5);
+      bn->bias.uniform_(-0.5, 0.5);
+    }
+    bn->eval();
+    torch::Tensor x = torch::randn({2, 8, 7, 7});
+    auto [w, b] = exporter::fold_bn(conv->weight, bn);
+    torch::Tensor folded = torch::conv2d(x, w, b, 1, 1, 1, groups);
+    CHECK(torch::allclose(folded, bn(conv(x)), 1e-5, 1e-5));
+    CHECK_FALSE(torch::allclose(torch::conv2d(x, conv->weight, {}, 1, 1, 1, groups), bn(conv(x)), 1e-2, 1e-2));
+  }
+}
+
+TEST_CASE("ONNX export: ONNX Runtime agrees with LibTorch on 10 children, the max and the min among them", "[export]") {
+  if (!exporter::onnx_available()) {
+    WARN("skipped: this build has no ONNX support (libonnx-dev)");
+    return;
+  }
+  auto s = fmnist();
+  std::string d = test::temp_dir("onnx");
+  // Where scripts/setup.sh puts onnxruntime-node: this build's directory, or build/ of the checkout.
+  std::string modules = std::string(NAS_BIN_DIR) + "/ort/node_modules";
+  if (!test::exists(modules)) modules = test::src("build/ort/node_modules");
+  const bool node = test::run_cmd("command -v node").code == 0 && test::exists(modules + "/onnxruntime-node");
+  if (!node) WARN("ONNX Runtime check skipped: needs node and onnxruntime-node in " << modules << " (scripts/setup.sh)");
+  const bool py_onnx = test::run_cmd("/usr/bin/python3 -c 'import onnx'").code == 0;
+  Rng rng(12);
+  std::vector<spec::Arch> archs = {supernet::max_arch(s), supernet::min_arch(s)};
+  for (int i = 0; i < 8; ++i) archs.push_back(supernet::random_arch(s, rng));
+  torch::manual_seed(12);
+  for (size_t i = 0; i < archs.size(); ++i) {
+    const auto& a = archs[i];
+    INFO(spec::arch_summary(a));
+    nn::ChildNet net(s, a, 1, 10);
+    {
+      // BN statistics far from the identity, so that folding them matters.
+      torch::NoGradGuard g;
+      for (auto& m : net->modules(false))
+        if (auto* b = m->as<torch::nn::BatchNorm2dImpl>()) {
+          b->running_mean.uniform_(-0.5, 0.5);
+          b->running_var.uniform_(0.5, 2.0);
+          b->weight.uniform_(0.5, 1.5);
+          b->bias.uniform_(-0.2, 0.2);
+        }
+    }
+    net->eval();
+    std::string bytes = exporter::export_onnx(net);  // throws when the ONNX checker rejects it
+    CHECK(bytes.size() > 1000);
+    const std::string model = d + "/" + std::to_string(i) + ".onnx";
+    test::spit(model, bytes);
+    if (py_onnx) {  // a second, independent checker
+      auto r = test::run_cmd("/usr/bin/python3 -c 'import onnx,sys; m=onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); "
+                             "assert m.opset_import[0].version >= 13' " + model);
+      INFO(r.err);
+      CHECK(r.code == 0);
+    }
+    if (!node) continue;
+    torch::Tensor x = torch::randn({3, 1, a.resolution, a.resolution});
+    torch::Tensor want;
+    {
+      torch::NoGradGuard g;
+      want = net->forward(x).contiguous();
+    }
+    test::spit(d + "/in.bin", std::string(static_cast<const char*>(x.data_ptr()), x.numel() * 4));
+    auto r = test::run_cmd("NODE_PATH=" + modules + " node " + test::test_data("ort_run.js") + " " + model + " " + d +
+                           "/in.bin 3 1 " + std::to_string(a.resolution) + " " + std::to_string(a.resolution) + " " + d +
+                           "/out.bin");
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    std::string out = test::slurp(d + "/out.bin");
+    REQUIRE(out.size() == static_cast<size_t>(want.numel()) * 4);
+    torch::Tensor got = torch::from_blob(out.data(), want.sizes(), torch::kFloat).clone();
+    INFO("max |diff| " << (got - want).abs().max().item<double>());
+    CHECK(torch::allclose(got, want, 0, 1e-4));
   }
 }

@@ -5,6 +5,7 @@
 
 #include "app/apps.h"
 #include "catch.h"
+#include "export/onnx_export.h"
 #include "helpers.h"
 #include "spec/arch.h"
 #include "spec/bench_result.h"
@@ -83,9 +84,11 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
   CHECK(csv.rfind("index,hash,feasible,evaluated,mflops,params,val_acc,val_loss,origin,pareto,error\n", 0) == 0);
 
   const std::string child = p.dir + "/child.ckpt";
-  auto rc = test::run_cmd(test::bin("nas-slice") + " --supernet " + p.ckpt + " --arch " + search + " --out " + child);
+  auto rc = test::run_cmd(test::bin("nas-slice") + " --supernet " + p.ckpt + " --arch " + search + " --out " + child +
+                          (exporter::onnx_available() ? " --onnx " + p.dir + "/child.onnx" : std::string()));
   INFO(rc.err);
   REQUIRE(rc.code == 0);
+  if (exporter::onnx_available()) CHECK(test::slurp(p.dir + "/child.onnx").size() > 1000);
   CHECK(json::parse(rc.out)["hash"] == sr.candidates[sr.best].hash);
 
   auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + child +

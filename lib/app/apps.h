@@ -81,6 +81,7 @@ struct SliceOptions {
   std::string supernet;
   std::string arch;  // nas.arch, or nas.search (its best), "-" for stdin
   std::string out;
+  std::string onnx;  // also write the child as ONNX (BN folded)
   std::string data;
   int64_t calib_images = -1;
 };

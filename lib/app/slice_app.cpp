@@ -8,6 +8,7 @@
 #include "core/io.h"
 #include "core/log.h"
 #include "eval/evaluate.h"
+#include "export/onnx_export.h"
 #include "supernet/checkpoint.h"
 
 namespace nas::app {
@@ -23,6 +24,9 @@ void add_slice_options(CLI::App& app, SliceOptions& o) {
   app.add_option("--supernet", o.supernet, "Supernet checkpoint")->required();
   app.add_option("--arch", o.arch, "max, min, a nas.arch file or a nas.search file (its best); '-' for stdin")->required();
   app.add_option("--out", o.out, "Child checkpoint to write")->required();
+  app.add_option("--onnx", o.onnx,
+                 "Also write the child as ONNX (opset 14, BatchNorm folded into the convolutions, input \"input\" "
+                 "[batch, C, R, R], output \"logits\"), checked with the ONNX checker");
   app.add_option("--data", o.data, "Dataset directory (default: the one the supernet was trained on)");
   app.add_option("--calib-images", o.calib_images, "BN calibration images (default: the train spec's)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
@@ -32,6 +36,11 @@ void add_slice_options(CLI::App& app, SliceOptions& o) {
 void run_slice(const SliceOptions& o) {
   cli::apply_common_options(o.common);
   check_output_path(o.out);
+  if (!o.onnx.empty()) {
+    check_output_path(o.onnx);
+    NAS_CHECK(exporter::onnx_available(), UsageError,
+              "--onnx: this build has no ONNX support (install libonnx-dev and rebuild: scripts/setup.sh)");
+  }
   auto loaded = supernet::load_supernet(o.supernet);
   auto& meta = loaded.meta;
   auto& net = loaded.net;
@@ -65,6 +74,7 @@ void run_slice(const SliceOptions& o) {
   cm.arch = arch;
   cm.created.clear();
   cm.commit.clear();
+  if (!o.onnx.empty()) write_output(o.onnx, exporter::export_onnx(child));  // side output first
   supernet::save_child(o.out, child, cm);
   auto cost = net->cost(arch);
   spec::json out = {{"child", o.out},          {"hash", spec::arch_hash(arch)}, {"mflops", cost.mflops()},

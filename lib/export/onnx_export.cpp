@@ -1,0 +1,207 @@
+#include "export/onnx_export.h"
+
+#include "core/error.h"
+
+#ifdef NAS_HAVE_ONNX
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+#endif
+
+namespace nas::exporter {
+
+std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& w, torch::nn::BatchNorm2d& bn) {
+  torch::NoGradGuard g;
+  const auto& o = bn->options;
+  torch::Tensor gamma = o.affine() ? bn->weight : torch::ones_like(bn->running_mean);
+  torch::Tensor beta = o.affine() ? bn->bias : torch::zeros_like(bn->running_mean);
+  torch::Tensor scale = gamma / torch::sqrt(bn->running_var + o.eps());
+  torch::Tensor folded = w * scale.reshape({-1, 1, 1, 1});
+  torch::Tensor bias = beta - bn->running_mean * scale;
+  return {folded.contiguous(), bias.contiguous()};
+}
+
+#ifdef NAS_HAVE_ONNX
+namespace {
+// Builds the graph node by node; names are unique by construction.
+class GraphBuilder {
+ public:
+  explicit GraphBuilder(onnx::GraphProto* g) : g_(g) {}
+
+  std::string initializer(const std::string& name, const torch::Tensor& t) {
+    torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat).contiguous();
+    auto* init = g_->add_initializer();
+    init->set_name(name);
+    init->set_data_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : c.sizes()) init->add_dims(d);
+    init->set_raw_data(std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel()) * 4));
+    return name;
+  }
+
+  onnx::NodeProto* node(const std::string& op, const std::vector<std::string>& in, const std::string& out) {
+    auto* n = g_->add_node();
+    n->set_op_type(op);
+    n->set_name(out);
+    for (const auto& i : in) n->add_input(i);
+    n->add_output(out);
+    return n;
+  }
+
+  static void ints(onnx::NodeProto* n, const char* name, const std::vector<int64_t>& v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    for (int64_t x : v) a->add_ints(x);
+  }
+  static void integer(onnx::NodeProto* n, const char* name, int64_t v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(v);
+  }
+  static void real(onnx::NodeProto* n, const char* name, float v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(v);
+  }
+
+  // A convolution with its BatchNorm folded in (or with its own bias when bn is null).
+  std::string conv(const std::string& prefix, const std::string& x, torch::nn::Conv2d& c, torch::nn::BatchNorm2d* bn) {
+    torch::Tensor w = c->weight, b;
+    if (bn != nullptr) {
+      std::tie(w, b) = fold_bn(c->weight, *bn);
+    } else {
+      b = c->bias.defined() ? c->bias : torch::zeros({w.size(0)});
+    }
+    const auto& o = c->options;
+    auto* n = node("Conv", {x, initializer(prefix + ".weight", w), initializer(prefix + ".bias", b)}, prefix);
+    const int64_t k = w.size(2);
+    ints(n, "kernel_shape", {k, w.size(3)});
+    ints(n, "strides", {o.stride()->at(0), o.stride()->at(1)});
+    ints(n, "pads", {k / 2, k / 2, k / 2, k / 2});
+    integer(n, "group", o.groups());
+    return prefix;
+  }
+
+  std::string act(const std::string& x, nn::Act a) {
+    const std::string out = x + ".act";
+    switch (a) {
+      case nn::Act::kReLU:
+        node("Relu", {x}, out);
+        return out;
+      case nn::Act::kReLU6:
+        node("Clip", {x, scalar(0.0f), scalar(6.0f)}, out);
+        return out;
+      case nn::Act::kHSwish:
+        node("HardSwish", {x}, out);
+        return out;
+      case nn::Act::kSwish:
+        node("Sigmoid", {x}, x + ".sigmoid");
+        node("Mul", {x, x + ".sigmoid"}, out);
+        return out;
+    }
+    return x;
+  }
+
+  std::string scalar(float v) {
+    std::string name = "const." + std::to_string(consts_++);
+    return initializer(name, torch::tensor(v));
+  }
+
+ private:
+  onnx::GraphProto* g_;
+  int consts_ = 0;
+};
+
+void value_info(onnx::ValueInfoProto* v, const std::string& name, const std::vector<std::string>& dims) {
+  v->set_name(name);
+  auto* t = v->mutable_type()->mutable_tensor_type();
+  t->set_elem_type(onnx::TensorProto::FLOAT);
+  for (const auto& d : dims) {
+    auto* dim = t->mutable_shape()->add_dim();
+    if (!d.empty() && std::isdigit(static_cast<unsigned char>(d[0])))
+      dim->set_dim_value(std::stoll(d));
+    else
+      dim->set_dim_param(d);
+  }
+}
+}  // namespace
+
+bool onnx_available() { return true; }
+
+std::string export_onnx(nn::ChildNet& net) {
+  torch::NoGradGuard no_grad;
+  net->eval();
+  onnx::ModelProto model;
+  model.set_ir_version(7);  // what opset 14 needs; readable by ONNX Runtime 1.8 and later
+  model.set_producer_name("nas-toolchain");
+  model.set_producer_version("1");
+  auto* opset = model.add_opset_import();
+  opset->set_domain("");
+  opset->set_version(kOnnxOpset);
+  auto* g = model.mutable_graph();
+  g->set_name(net->arch.space + "." + spec::arch_hash(net->arch));
+  const auto& a = net->arch;
+  value_info(g->add_input(), "input",
+             {"batch", std::to_string(net->in_channels), std::to_string(a.resolution), std::to_string(a.resolution)});
+  value_info(g->add_output(), "logits", {"batch", std::to_string(net->num_classes)});
+  GraphBuilder b(g);
+  std::string h = b.act(b.conv("stem", "input", net->stem, &net->stem_bn), net->stem_act);
+  for (size_t i = 0; i < net->blocks.size(); ++i) {
+    auto& blk = net->blocks[i];
+    const std::string p = "block" + std::to_string(i);
+    const std::string x = h;
+    if (blk->has_expand) h = b.act(b.conv(p + ".expand", h, blk->expand_conv, &blk->expand_bn), blk->act);
+    h = b.act(b.conv(p + ".dw", h, blk->dw_conv, &blk->dw_bn), blk->act);
+    if (blk->se) {
+      // Squeeze-excite as 1x1 convolutions on the pooled [N, C, 1, 1] tensor.
+      b.node("GlobalAveragePool", {h}, p + ".se.pool");
+      auto reduce = [&](torch::nn::Linear& l, const std::string& name, const std::string& in) {
+        torch::Tensor w = l->weight.reshape({l->weight.size(0), l->weight.size(1), 1, 1});
+        auto* n = b.node("Conv", {in, b.initializer(name + ".weight", w), b.initializer(name + ".bias", l->bias)}, name);
+        GraphBuilder::ints(n, "kernel_shape", {1, 1});
+        return name;
+      };
+      std::string s = reduce(blk->se_reduce, p + ".se.reduce", p + ".se.pool");
+      b.node("Relu", {s}, p + ".se.relu");
+      s = reduce(blk->se_expand, p + ".se.expand", p + ".se.relu");
+      auto* hs = b.node("HardSigmoid", {s}, p + ".se.gate");
+      GraphBuilder::real(hs, "alpha", 1.0f / 6.0f);
+      GraphBuilder::real(hs, "beta", 0.5f);
+      b.node("Mul", {h, p + ".se.gate"}, p + ".se");
+      h = p + ".se";
+    }
+    h = b.conv(p + ".project", h, blk->project_conv, &blk->project_bn);
+    if (blk->residual) {
+      b.node("Add", {h, x}, p + ".add");
+      h = p + ".add";
+    }
+  }
+  h = b.act(b.conv("head", h, net->head, &net->head_bn), net->head_act);
+  b.node("GlobalAveragePool", {h}, "pool");
+  GraphBuilder::integer(b.node("Flatten", {"pool"}, "flat"), "axis", 1);
+  auto* fc = b.node("Gemm", {"flat", b.initializer("classifier.weight", net->classifier->weight),
+                             b.initializer("classifier.bias", net->classifier->bias)},
+                    "logits");
+  GraphBuilder::integer(fc, "transB", 1);
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception& e) {
+    throw Error(std::string("ONNX checker rejected the exported model: ") + e.what());
+  }
+  std::string out;
+  NAS_CHECK(model.SerializeToString(&out), Error, "ONNX: could not serialize the model");
+  return out;
+}
+
+#else
+
+bool onnx_available() { return false; }
+
+std::string export_onnx(nn::ChildNet&) {
+  throw UsageError("--onnx: this build has no ONNX support (install libonnx-dev and rebuild: scripts/setup.sh)");
+}
+
+#endif
+
+}  // namespace nas::exporter

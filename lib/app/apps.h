@@ -71,7 +71,7 @@ struct SearchOptions {
   bool latency_model = false;  // with latency_table: its learned model instead of the sum
   int64_t val_images = 0;     // 0: the whole validation split
   int64_t calib_images = -1;  // -1: from the supernet's train spec
-  int eval_batch = 500;
+  int eval_batch = 0;  // 0: eval::default_eval_batch(device)
 };
 void add_search_options(CLI::App& app, SearchOptions& o);
 void run_search(const SearchOptions& o);

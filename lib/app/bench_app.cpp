@@ -233,7 +233,8 @@ void run_bench(const BenchOptions& o) {
     std::string dir = o.data.empty() ? meta.train.data.path : o.data;
     auto test = load_test_set(dir, meta.in_channels, meta.num_classes);
     auto idx = data::iota_indices(test.n, o.test_images > 0 ? o.test_images : 0);
-    auto r = eval::evaluate(*module, fwd, test, idx, arch.resolution, train::normalization_of(meta.train), 500, device);
+    auto r = eval::evaluate(*module, fwd, test, idx, arch.resolution, train::normalization_of(meta.train),
+                             eval::default_eval_batch(device), device);
     b.test_images = r.n;
     b.test_acc = r.acc;
   }

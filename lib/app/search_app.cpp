@@ -13,6 +13,7 @@
 #include "search/plot.h"
 #include "search/predictor.h"
 #include "eval/benchmark.h"
+#include "eval/evaluate.h"
 #include "eval/lut.h"
 #include "supernet/latency_table.h"
 #include "nn/child.h"
@@ -125,7 +126,8 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   app.add_option("--calib-images", o.calib_images, "BN calibration images (default: the train spec's)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-  app.add_option("--eval-batch", o.eval_batch, "Batch size for evaluation")->check(CLI::Range(1, 65536));
+  app.add_option("--eval-batch", o.eval_batch, "Batch size for evaluation (0: 64 on CPU, 512 on CUDA)")
+      ->check(CLI::Range(0, 65536));
   cli::add_common_options(app, o.common);
 }
 
@@ -246,6 +248,7 @@ void run_search(const SearchOptions& o) {
     };
   }
   if (!generic) search::check_satisfiable(space, cost, constraints, latency);
+  const int eval_batch = o.eval_batch > 0 ? o.eval_batch : eval::default_eval_batch(torch::Device(o.common.device));
   // The estimator: inherited weights on the validation split, or the user's command.
   std::unique_ptr<search::Estimator> est;
   std::vector<int64_t> val;
@@ -278,7 +281,7 @@ void run_search(const SearchOptions& o) {
     NAS_CHECK(!val.empty(), SpecError, train_spec.source << ": data.validation_images: expected some, found 0");
     train::CurveOptions co;
     co.device = o.common.device;
-    co.eval_batch = o.eval_batch;
+    co.eval_batch = eval_batch;
     co.train_images = o.lf_images;
     co.resolution = o.lf_resolution;
     co.epochs = kind == "learning-curve" ? o.curve_epochs : o.lf_epochs;
@@ -295,7 +298,7 @@ void run_search(const SearchOptions& o) {
     NAS_CHECK(!val.empty(), SpecError,
               o.supernet << ": the supernet's train spec holds out no validation images (data.validation_images: 0)");
     est = std::make_unique<search::InheritedEstimator>(loaded.net, d.train, d.calib, val, d.norm,
-                                                       meta.train.calib_batch_size, o.eval_batch, device);
+                                                       meta.train.calib_batch_size, eval_batch, device);
   } else {
     est = std::make_unique<search::ExternalEstimator>(o.evaluator, o.eval_timeout);
   }

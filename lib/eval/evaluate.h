@@ -19,6 +19,11 @@ struct EvalResult {
 
 using ForwardFn = std::function<torch::Tensor(const torch::Tensor&)>;
 
+// The evaluation batch size for a device: 64 on CPU (measured: scoring 10,000 images of a
+// median-size child took 2.2 s at 32-64, 7.0 s at 256 and 8.5 s at 500 on 2 cores, activations
+// of large batches leave the caches), 512 on CUDA.
+inline int default_eval_batch(const torch::Device& device) { return device.is_cuda() ? 512 : 64; }
+
 // Runs `fwd` in eval mode (module `m` switched to eval and back) on the images `idx`, resized to
 // `resolution`, and counts correct top-1 predictions.
 EvalResult evaluate(torch::nn::Module& m, const ForwardFn& fwd, const data::ImageSet& set,

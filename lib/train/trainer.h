@@ -74,7 +74,7 @@ struct CurveOptions {
   int64_t train_images = 0;  // 0: the whole training split
   int resolution = 0;        // 0: the arch's own
   std::string device = "cpu";
-  int eval_batch = 500;
+  int eval_batch = 64;  // see eval::default_eval_batch
   // Called after each epoch with (epochs done, validation accuracy); returning false stops.
   std::function<bool(int, double)> after_epoch;
 };

@@ -109,7 +109,7 @@ void build_lut(const BenchOptions& o) {
   eval::LutOptions lo;
   lo.batch = o.batch;
   lo.timing = timing_of(o);
-  lo.timing.min_seconds = std::min(o.min_time, o.op_max_time);
+  lo.timing.min_seconds = 0;  // the interval decides, up to --op-max-time
   lo.timing.max_seconds = o.op_max_time;
   lo.calibration_archs = o.lut_calib_archs;
   lo.model_archs = o.lut_model_archs;
@@ -136,8 +136,12 @@ void build_lut(const BenchOptions& o) {
 }
 }  // namespace
 
-void run_bench(const BenchOptions& o) {
-  if (!o.pin_cpus.empty()) eval::pin_cpus(o.pin_cpus);  // before LibTorch starts its threads
+void run_bench(const BenchOptions& opts) {
+  BenchOptions o = opts;
+  if (!o.pin_cpus.empty()) {
+    int n = eval::pin_cpus(o.pin_cpus);  // before LibTorch starts its threads
+    if (o.common.threads == 0) o.common.threads = n;  // all cores: all the pinned ones, no more
+  }
   cli::apply_common_options(o.common);
   if (o.out != "-") check_output_path(o.out);
   if (o.build_lut) return build_lut(o);

@@ -202,6 +202,9 @@ void run_search(const SearchOptions& o) {
                         << kind);
       NAS_CHECK(o.max_latency_ms <= 0 || external, UsageError,
                 "--max-latency-ms: a generic space's latency is what --evaluator reports as \"latency_ms\"");
+      NAS_CHECK(external || (o.max_mflops <= 0 && o.max_params <= 0 && o.max_memory_mib <= 0), UsageError,
+                "--max-mflops, --max-params, --max-memory-mib: a generic space's costs are what --evaluator reports; "
+                "--predictor-from reports none");
       generic = search::generic_space_from_json(doc, o.space);
     } else {
       space = spec::search_space_from_json(doc, o.space == "-" ? "<stdin>" : o.space);
@@ -334,6 +337,7 @@ void run_search(const SearchOptions& o) {
     auto same = [&](bool ok, const std::string& what) {
       NAS_CHECK(ok, UsageError, o.out << ": cannot resume: " << what << " differs from the stopped search's");
     };
+    same(prev.space == enc.space_name() && prev.family == enc.family(), "the space (--space, --supernet)");
     same(prev.strategy == o.strategy, "--strategy");
     same(prev.seed == seed, "--seed");
     same(prev.budget == o.budget, "--budget");

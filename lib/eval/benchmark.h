@@ -37,7 +37,8 @@ LatencyStats measure_latency(const std::function<void()>& fn, int warmup, int re
 // 95% confidence interval.
 LatencyStats summarize(std::vector<double> ms);
 
-// Whether the median's interval of `s` is within +-rel of the median.
+// Whether the median's interval of `s` is within +-rel of the median (never with fewer than 6
+// samples: [min, max] then covers the median less than 95% of the time).
 bool within(const LatencyStats& s, double rel);
 
 }  // namespace nas::eval

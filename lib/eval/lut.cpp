@@ -41,7 +41,10 @@ OpRunner make_runner(const supernet::LatencyOp& op, int batch, torch::Device dev
     auto bn = m->register_module("bn", torch::nn::BatchNorm2d(op.out));
     nn::Act act = nn::parse_act(op.act);
     r.holder = m;
-    r.forward = [c, bn, act](const torch::Tensor& in) { return nn::apply_act(bn->forward(nn::to_channels_last(c->forward(in))), act); };
+    // As ChildNet: the stem's output converted to channels-last.
+    r.forward = [c, bn, act](const torch::Tensor& in) {
+      return nn::apply_act(bn->forward(nn::to_channels_last(c->forward(in))), act);
+    };
   } else if (op.kind == "block") {
     auto b = std::make_shared<nn::ChildBlockImpl>(op.in, op.out, op.expand, op.kernel, op.stride, op.has_expand, op.se,
                                                  nn::parse_act(op.act), op.residual);
@@ -104,7 +107,7 @@ spec::BenchContext machine_context(int threads, const std::string& device, const
   return c;
 }
 
-void pin_cpus(const std::string& list) {
+int pin_cpus(const std::string& list) {
   cpu_set_t set;
   CPU_ZERO(&set);
   std::stringstream ss(list);
@@ -135,6 +138,7 @@ void pin_cpus(const std::string& list) {
   if (count == 0) bad();
   NAS_CHECK(sched_setaffinity(0, sizeof set, &set) == 0, UsageError,
             "--pin-cpus " << list << ": the kernel refused it (CPUs missing or not allowed here)");
+  return CPU_COUNT(&set);
 }
 
 LatencyStats measure_child(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes,

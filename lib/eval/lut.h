@@ -24,9 +24,10 @@ struct LutOptions {
 // This machine as a nas.bench / nas.lut context (CPU, cores, affinity, governor, load, LibTorch...).
 spec::BenchContext machine_context(int threads, const std::string& device, const std::string& precision);
 
-// Restricts this process to the CPUs in `list` ("0", "0-3", "0,2,4-5"); UsageError naming --pin-cpus
-// when the list is malformed or the kernel refuses it. Call before LibTorch starts its threads.
-void pin_cpus(const std::string& list);
+// Restricts this process to the CPUs in `list` ("0", "0-3", "0,2,4-5") and returns their number;
+// UsageError naming --pin-cpus when the list is malformed or the kernel refuses it. Call before
+// LibTorch starts its threads.
+int pin_cpus(const std::string& list);
 
 // Times one child end to end (random weights: latency does not depend on them), like the table's
 // operators.

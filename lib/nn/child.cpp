@@ -70,9 +70,9 @@ ChildNetImpl::ChildNetImpl(const spec::SearchSpace& s, const spec::Arch& a, int 
 }
 
 torch::Tensor ChildNetImpl::forward(const torch::Tensor& x) {
-  // Channels-last from the input on (cheap: few channels), so the stem writes its output in that
-  // format directly instead of converting a copy.
-  torch::Tensor h = stem(to_channels_last(x));
+  // Channels-last from the stem's output on (a 1-channel input is both layouts at once, so it
+  // cannot carry the format into the stem: docs/ARCHITECTURE.md).
+  torch::Tensor h = to_channels_last(stem(x));
   h = stem_bn(h);
   h = apply_act(h, stem_act);
   for (auto& b : blocks) h = b->forward(h);

@@ -17,8 +17,7 @@ Cost arch_cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels,
   int64_t res = conv_out(a.resolution, s.stem_stride);
   int64_t k = s.stem_kernel;
   const int64_t S = res * res * a.stem_width;
-  live(2 * X + S);  // the input, its channels-last copy and the stem's output
-  live(X + 2 * S);  // BN, activation
+  live(X + 2 * S);  // the stem's output and its channels-last copy; then BN, activation
   c.macs += res * res * a.stem_width * in_channels * k * k;
   c.params += int64_t{a.stem_width} * in_channels * k * k;
   bn(a.stem_width);

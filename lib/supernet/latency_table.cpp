@@ -126,7 +126,9 @@ double LatencyTable::predict_ms(const spec::SearchSpace& s, const spec::Arch& a,
 std::vector<std::string> latency_feature_names(const spec::SearchSpace& s) {
   std::vector<std::string> n = {"sum_ms", "stem_ms", "head_ms"};
   for (size_t i = 0; i < s.stages.size(); ++i) n.push_back("stage" + std::to_string(i) + "_ms");
-  n.insert(n.end(), {"blocks", "mflops", "kilo_activations", "one"});
+  // Weights too: a child's weights evict each other from the caches in the whole network, which
+  // operators timed alone (weights hot) do not see.
+  n.insert(n.end(), {"blocks", "mflops", "kilo_activations", "kilo_params", "one"});
   return n;
 }
 
@@ -153,7 +155,8 @@ std::vector<double> latency_features(const LatencyTable& t, const spec::SearchSp
   auto c = arch_cost(s, a, t.in_channels, t.num_classes);
   std::vector<double> f = {sum, stem, head};
   f.insert(f.end(), stage.begin(), stage.end());
-  f.insert(f.end(), {blocks, c.mflops(), static_cast<double>(c.peak_activations) / 1000.0, 1.0});
+  f.insert(f.end(), {blocks, c.mflops(), static_cast<double>(c.peak_activations) / 1000.0,
+                     static_cast<double>(c.params) / 1000.0, 1.0});
   return f;
 }
 

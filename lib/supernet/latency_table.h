@@ -77,8 +77,8 @@ struct LatencyTable {
   double model_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file = "the table") const;
 };
 
-// Features of the learned model: the table's sum, its parts per operator kind and per stage,
-// MFLOPs, peak activations (K values) and a constant.
+// Features of the learned model: the table's sum, its parts per operator kind and per stage, the
+// block count, MFLOPs, peak activations and params (thousands) and a constant.
 std::vector<std::string> latency_feature_names(const spec::SearchSpace& s);
 std::vector<double> latency_features(const LatencyTable& t, const spec::SearchSpace& s, const spec::Arch& a,
                                      const std::string& file);

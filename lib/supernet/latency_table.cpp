@@ -171,12 +171,15 @@ LatencyModel fit_latency_model(const std::vector<std::string>& names, const std:
   for (const auto& r : x)
     for (size_t j = 0; j < d; ++j) scale[j] += r[j] * r[j];
   for (auto& v : scale) v = v > 0 ? std::sqrt(v / static_cast<double>(x.size())) : 1.0;
+  // Rows weighted by 1/y: least squares on relative errors, which is what MAPE scores.
   std::vector<std::vector<double>> A(d, std::vector<double>(d + 1, 0.0));
-  for (size_t i = 0; i < x.size(); ++i)
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double w = y[i] > 0 ? 1.0 / (y[i] * y[i]) : 1.0;
     for (size_t j = 0; j < d; ++j) {
-      for (size_t k = 0; k < d; ++k) A[j][k] += x[i][j] / scale[j] * x[i][k] / scale[k];
-      A[j][d] += x[i][j] / scale[j] * y[i];
+      for (size_t k = 0; k < d; ++k) A[j][k] += w * x[i][j] / scale[j] * x[i][k] / scale[k];
+      A[j][d] += w * x[i][j] / scale[j] * y[i];
     }
+  }
   for (size_t j = 0; j < d; ++j) A[j][j] += 1e-3 * static_cast<double>(x.size());
   for (size_t c = 0; c < d; ++c) {
     size_t p = c;

@@ -171,10 +171,15 @@ LatencyModel fit_latency_model(const std::vector<std::string>& names, const std:
   for (const auto& r : x)
     for (size_t j = 0; j < d; ++j) scale[j] += r[j] * r[j];
   for (auto& v : scale) v = v > 0 ? std::sqrt(v / static_cast<double>(x.size())) : 1.0;
-  // Rows weighted by 1/y: least squares on relative errors, which is what MAPE scores.
+  // Rows weighted by 1/y^2 (normalized to mean 1, so that the ridge keeps its strength): least
+  // squares on relative errors, which is what MAPE scores.
+  std::vector<double> wt(x.size(), 1.0);
+  double wsum = 0;
+  for (size_t i = 0; i < x.size(); ++i) wsum += wt[i] = y[i] > 0 ? 1.0 / (y[i] * y[i]) : 1.0;
+  for (auto& v : wt) v *= static_cast<double>(x.size()) / wsum;
   std::vector<std::vector<double>> A(d, std::vector<double>(d + 1, 0.0));
   for (size_t i = 0; i < x.size(); ++i) {
-    const double w = y[i] > 0 ? 1.0 / (y[i] * y[i]) : 1.0;
+    const double w = wt[i];
     for (size_t j = 0; j < d; ++j) {
       for (size_t k = 0; k < d; ++k) A[j][k] += w * x[i][j] / scale[j] * x[i][k] / scale[k];
       A[j][d] += w * x[i][j] / scale[j] * y[i];

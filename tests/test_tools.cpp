@@ -404,6 +404,12 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   INFO(p.err);
   REQUIRE(p.code == 0);
   CHECK(spec::load_search_result(d + "/p.json").candidates[0].estimator == "predictor");
+  // Learning from another space's search: an error naming the file and the candidate.
+  auto other = test::run_cmd(test::bin("nas-search") + " --space " + test::test_data("tiny-space.yaml") +
+                             " --predictor-from " + d + "/s.json --budget 3 -q --out " + d + "/o.json");
+  CHECK(other.code != 0);
+  CHECK_THAT(other.err, Catch::Matchers::Contains("s.json: candidates[0].arch"));
+  CHECK_FALSE(test::exists(d + "/o.json"));
   // Estimators that build the network cannot score named decisions.
   auto inh = test::run_cmd(base + " --estimator low-fidelity --train " + test::test_data("tiny-train.yaml") +
                            " --out " + d + "/x.json");

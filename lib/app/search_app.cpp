@@ -264,7 +264,7 @@ void run_search(const SearchOptions& o) {
   if (predicted) {
     std::vector<spec::SearchResult> data;
     for (const auto& f : o.predictor_from) data.push_back(spec::load_search_result(f));
-    auto p = std::make_unique<search::PredictorEstimator>(enc, data, "--predictor-from", seed);
+    auto p = std::make_unique<search::PredictorEstimator>(enc, data, "--predictor-from", seed, o.predictor_from);
     const auto& rep = p->report();
     predictor_report = {{"mode", "estimator"},         {"from", o.predictor_from},
                         {"points", rep.points},        {"val_points", rep.val_points},

@@ -166,17 +166,18 @@ double AccuracyPredictor::uncertainty(const Genotype& g) const {
 const PredictorReport& AccuracyPredictor::report() const { return impl_->report; }
 
 PredictorEstimator::PredictorEstimator(const Encoding& enc, const std::vector<spec::SearchResult>& data,
-                                       const std::string& what, uint64_t seed)
+                                       const std::string& what, uint64_t seed, const std::vector<std::string>& files)
     : enc_(enc), predictor_(enc, 5, seed) {
   std::vector<Genotype> xs;
   std::vector<double> ys;
   std::set<std::string> seen;
-  for (const auto& r : data)
-    for (const auto& c : r.candidates) {
+  for (size_t i = 0; i < data.size(); ++i)
+    for (const auto& c : data[i].candidates) {
       if (!c.evaluated || !seen.insert(c.hash).second) continue;
-      // SpecError when it is not a child of this space.
-      xs.push_back(c.generic_arch.is_null() ? enc.from_json(spec::to_json(c.arch), what)
-                                            : enc.from_json(c.generic_arch, what));
+      // SpecError, naming the file and the candidate, when it is not a child of this space.
+      const std::string where = (i < files.size() ? files[i] : what) + ": candidates[" + std::to_string(c.index) + "].arch";
+      xs.push_back(c.generic_arch.is_null() ? enc.from_json(spec::to_json(c.arch), where)
+                                            : enc.from_json(c.generic_arch, where));
       ys.push_back(c.val_acc);
     }
   NAS_CHECK(xs.size() >= 10, UsageError,

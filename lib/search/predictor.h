@@ -46,8 +46,9 @@ class AccuracyPredictor {
 // searches (nas.search files of the same space) and scores any child in microseconds.
 class PredictorEstimator : public Estimator {
  public:
+  // `files` (optional, one per result) name each result in errors; `what` otherwise.
   PredictorEstimator(const Encoding& enc, const std::vector<spec::SearchResult>& data, const std::string& what,
-                     uint64_t seed);
+                     uint64_t seed, const std::vector<std::string>& files = {});
   std::string name() const override { return "predictor"; }
   Score score(const spec::Arch& arch) override;
   Score score_generic(const spec::json& child) override;

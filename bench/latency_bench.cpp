@@ -67,13 +67,14 @@ spec::json scores(const std::vector<double>& pred, const std::vector<double>& me
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string lut, device = "cpu";
+  std::string lut, space_file = "configs/spaces/fmnist-mbconv.yaml", device = "cpu";
   int archs = 100, threads = 2;
   uint64_t seed = 2026;
   double max_time = 10;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
     if (a == "--lut") lut = v;
+    else if (a == "--space") space_file = v;
     else if (a == "--archs") archs = std::stoi(v);
     else if (a == "--threads") threads = std::stoi(v);
     else if (a == "--seed") seed = std::stoull(v);
@@ -82,20 +83,15 @@ int main(int argc, char** argv) {
     else lut.clear();  // unknown option: usage below
   }
   if (lut.empty() || argc % 2 == 0) {
-    std::cerr << "usage: nas-bench-latency --lut FILE [--archs N] [--threads N] [--seed S] [--device D] [--max-time S]\n";
+    std::cerr << "usage: nas-bench-latency --lut FILE [--space FILE] [--archs N] [--threads N] [--seed S] [--device D] [--max-time S]\n";
     return 2;
   }
   try {
     set_log_level(0);
     torch::set_num_threads(threads);
     auto t = supernet::load_latency_table(lut);
-    spec::SearchSpace space;
-    // The table names its space by hash: the space files of this repository are tried.
-    for (const char* f : {"configs/spaces/fmnist-mbconv.yaml", "tests/data/tiny-space.yaml"}) {
-      auto s = spec::load_search_space(f);
-      if (supernet::space_hash(s) == t.space_hash) space = s;
-    }
-    if (space.name.empty()) throw UsageError(lut + ": its space is none of configs/spaces/fmnist-mbconv.yaml, tests/data/tiny-space.yaml");
+    const spec::SearchSpace space = spec::load_search_space(space_file);
+    supernet::check_table_for(t, space, t.in_channels, t.num_classes, lut);
     auto here = eval::machine_context(threads, device, "fp32");
     auto diff = spec::context_differences(t.context, here);
     for (const auto& d : diff) std::cerr << "nas-bench-latency: " << lut << ": built in another context: " << d << "\n";

@@ -218,17 +218,17 @@ void run_search(const SearchOptions& o) {
   constraints.max_memory_mib = o.max_memory_mib;
   constraints.max_latency_ms = o.max_latency_ms;
   // Measured latency: the child as a standalone network (latency does not depend on the weights),
-  // batch 1, median of repeated runs after a warm-up.
-  const torch::Device lat_device(o.common.device);
+  // batch 1, median of 10 runs (at least 0.05 s) after 3 warm-ups, timed like a latency table's.
+  eval::LutOptions lat;
+  lat.timing.warmup = 3;
+  lat.timing.min_reps = 10;
+  lat.timing.ci = 0;
+  lat.timing.min_seconds = 0.05;
+  lat.timing.max_seconds = 1e30;
+  lat.timing.max_reps = 1000;
+  lat.device = torch::Device(o.common.device);
   std::function<double(const spec::Arch&)> latency = [&](const spec::Arch& a) {
-    torch::NoGradGuard g;
-    nn::ChildNet child(space, a, in_channels, num_classes);
-    child->eval();
-    child->to(lat_device);
-    torch::Tensor x = torch::randn({1, in_channels, a.resolution, a.resolution}).to(lat_device);
-    std::function<void()> sync;
-    if (lat_device.is_cuda()) sync = [] { torch::cuda::synchronize(); };
-    return eval::measure_latency([&] { child->forward(x); }, 3, 10, 0.05, 1000, sync).median_ms;
+    return eval::measure_child(space, a, in_channels, num_classes, lat).median_ms;
   };
   if (!o.latency_table.empty()) {
     NAS_CHECK(!generic, UsageError, "--latency-table: a generic space's latency is what --evaluator reports");

@@ -80,19 +80,4 @@ LatencyStats measure(const std::function<void()>& fn, const TimingOptions& o) {
   return s;
 }
 
-LatencyStats measure_latency(const std::function<void()>& fn, int warmup, int reps, double min_seconds, int max_reps,
-                             const std::function<void()>& sync) {
-  TimingOptions o;
-  o.warmup = warmup;
-  o.min_reps = reps;
-  o.ci = 0;
-  o.min_seconds = min_seconds;
-  o.max_seconds = 1e30;
-  o.max_reps = max_reps;
-  o.sync = sync;
-  LatencyStats s = measure(fn, o);
-  s.noisy = false;
-  return s;
-}
-
 }  // namespace nas::eval

@@ -28,11 +28,6 @@ struct TimingOptions {
 
 LatencyStats measure(const std::function<void()>& fn, const TimingOptions& o);
 
-// Fixed repetitions: `warmup` untimed runs, then `reps` timed ones (at least `min_seconds` in total,
-// up to max_reps).
-LatencyStats measure_latency(const std::function<void()>& fn, int warmup, int reps, double min_seconds = 0,
-                             int max_reps = 100000, const std::function<void()>& sync = {});
-
 // Order statistics of samples in milliseconds (quantile by linear interpolation), with the median's
 // 95% confidence interval.
 LatencyStats summarize(std::vector<double> ms);

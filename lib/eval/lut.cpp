@@ -20,12 +20,8 @@
 
 namespace nas::eval {
 namespace {
-torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride) {
-  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).bias(false));
-}
-
-// One operator as a runnable module and its input, exactly as ChildNet runs it (channels-last
-// after the stem).
+// One operator as a runnable module and its input, run by the child network's own code
+// (nn::stem_forward, ChildBlock, nn::head_forward; channels-last after the stem).
 struct OpRunner {
   std::shared_ptr<torch::nn::Module> holder;
   std::function<torch::Tensor(const torch::Tensor&)> forward;
@@ -37,14 +33,13 @@ OpRunner make_runner(const supernet::LatencyOp& op, int batch, torch::Device dev
   torch::Tensor x = torch::randn({batch, op.in, op.res, op.res});
   if (op.kind == "stem") {
     auto m = std::make_shared<torch::nn::Module>();
-    auto c = m->register_module("conv", conv(op.in, op.out, op.kernel, op.stride));
-    auto bn = m->register_module("bn", torch::nn::BatchNorm2d(op.out));
+    torch::nn::Conv2d c = nn::conv_no_bias(op.in, op.out, op.kernel, op.stride);
+    torch::nn::BatchNorm2d bn(op.out);
+    m->register_module("conv", c);
+    m->register_module("bn", bn);
     nn::Act act = nn::parse_act(op.act);
     r.holder = m;
-    // As ChildNet: the stem's output converted to channels-last.
-    r.forward = [c, bn, act](const torch::Tensor& in) {
-      return nn::apply_act(bn->forward(nn::to_channels_last(c->forward(in))), act);
-    };
+    r.forward = [c, bn, act](const torch::Tensor& in) mutable { return nn::stem_forward(c, bn, act, in); };
   } else if (op.kind == "block") {
     auto b = std::make_shared<nn::ChildBlockImpl>(op.in, op.out, op.expand, op.kernel, op.stride, op.has_expand, op.se,
                                                  nn::parse_act(op.act), op.residual);
@@ -53,12 +48,15 @@ OpRunner make_runner(const supernet::LatencyOp& op, int batch, torch::Device dev
     x = nn::to_channels_last(x);
   } else {
     auto m = std::make_shared<torch::nn::Module>();
-    auto c = m->register_module("conv", conv(op.in, op.out, 1, 1));
-    auto bn = m->register_module("bn", torch::nn::BatchNorm2d(op.out));
-    auto fc = m->register_module("fc", torch::nn::Linear(op.out, op.classes));
+    torch::nn::Conv2d c = nn::conv_no_bias(op.in, op.out, 1, 1);
+    torch::nn::BatchNorm2d bn(op.out);
+    torch::nn::Linear fc(op.out, op.classes);
+    m->register_module("conv", c);
+    m->register_module("bn", bn);
+    m->register_module("fc", fc);
     nn::Act act = nn::parse_act(op.act);
     r.holder = m;
-    r.forward = [c, bn, fc, act](const torch::Tensor& in) { return fc->forward(nn::apply_act(bn->forward(c->forward(in)), act).mean({2, 3})); };
+    r.forward = [c, bn, fc, act](const torch::Tensor& in) mutable { return nn::head_forward(c, bn, act, fc, in); };
     x = nn::to_channels_last(x);
   }
   r.holder->eval();

@@ -3,29 +3,42 @@
 #include "supernet/cost.h"
 
 namespace nas::nn {
-namespace {
-torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups) {
+torch::nn::Conv2d conv_no_bias(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups) {
   return torch::nn::Conv2d(
       torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(k / 2).groups(groups).bias(false));
 }
-}  // namespace
+
+torch::Tensor stem_forward(torch::nn::Conv2d& conv, torch::nn::BatchNorm2d& bn, Act act, const torch::Tensor& x) {
+  torch::Tensor h = to_channels_last(conv(x));
+  h = bn(h);
+  return apply_act(h, act);
+}
+
+torch::Tensor head_forward(torch::nn::Conv2d& conv, torch::nn::BatchNorm2d& bn, Act act, torch::nn::Linear& fc,
+                           torch::Tensor h) {
+  h = conv(h);
+  h = bn(h);
+  h = apply_act(h, act);
+  h = h.mean({2, 3});
+  return fc(h);
+}
 
 ChildBlockImpl::ChildBlockImpl(int64_t in, int64_t out, int64_t expand, int64_t kernel, int64_t stride,
                                bool has_expand_, bool se_, Act act_, bool residual_)
     : has_expand(has_expand_), se(se_), residual(residual_), act(act_) {
   int64_t mid = has_expand ? in * expand : in;
   if (has_expand) {
-    expand_conv = register_module("expand_conv", conv(in, mid, 1, 1, 1));
+    expand_conv = register_module("expand_conv", conv_no_bias(in, mid, 1, 1));
     expand_bn = register_module("expand_bn", torch::nn::BatchNorm2d(mid));
   }
-  dw_conv = register_module("dw_conv", conv(mid, mid, kernel, stride, mid));
+  dw_conv = register_module("dw_conv", conv_no_bias(mid, mid, kernel, stride, mid));
   dw_bn = register_module("dw_bn", torch::nn::BatchNorm2d(mid));
   if (se) {
     int64_t red = supernet::se_channels(static_cast<int>(mid));
     se_reduce = register_module("se_reduce", torch::nn::Linear(mid, red));
     se_expand = register_module("se_expand", torch::nn::Linear(red, mid));
   }
-  project_conv = register_module("project_conv", conv(mid, out, 1, 1, 1));
+  project_conv = register_module("project_conv", conv_no_bias(mid, out, 1, 1));
   project_bn = register_module("project_bn", torch::nn::BatchNorm2d(out));
 }
 
@@ -51,7 +64,7 @@ torch::Tensor ChildBlockImpl::forward(const torch::Tensor& x) {
 ChildNetImpl::ChildNetImpl(const spec::SearchSpace& s, const spec::Arch& a, int in_ch, int classes)
     : arch(a), in_channels(in_ch), num_classes(classes), stem_act(parse_act(s.stem_act)),
       head_act(parse_act(s.head_act)) {
-  stem = register_module("stem", conv(in_ch, a.stem_width, s.stem_kernel, s.stem_stride, 1));
+  stem = register_module("stem", conv_no_bias(in_ch, a.stem_width, s.stem_kernel, s.stem_stride));
   stem_bn = register_module("stem_bn", torch::nn::BatchNorm2d(a.stem_width));
   int64_t ch = a.stem_width;
   for (size_t i = 0; i < a.stages.size(); ++i) {
@@ -64,23 +77,15 @@ ChildNetImpl::ChildNetImpl(const spec::SearchSpace& s, const spec::Arch& a, int 
       ch = sa.width;
     }
   }
-  head = register_module("head", conv(ch, a.head_width, 1, 1, 1));
+  head = register_module("head", conv_no_bias(ch, a.head_width, 1, 1));
   head_bn = register_module("head_bn", torch::nn::BatchNorm2d(a.head_width));
   classifier = register_module("classifier", torch::nn::Linear(a.head_width, classes));
 }
 
 torch::Tensor ChildNetImpl::forward(const torch::Tensor& x) {
-  // Channels-last from the stem's output on (a 1-channel input is both layouts at once, so it
-  // cannot carry the format into the stem: docs/ARCHITECTURE.md).
-  torch::Tensor h = to_channels_last(stem(x));
-  h = stem_bn(h);
-  h = apply_act(h, stem_act);
+  torch::Tensor h = stem_forward(stem, stem_bn, stem_act, x);
   for (auto& b : blocks) h = b->forward(h);
-  h = head(h);
-  h = head_bn(h);
-  h = apply_act(h, head_act);
-  h = h.mean({2, 3});
-  return classifier(h);
+  return head_forward(head, head_bn, head_act, classifier, std::move(h));
 }
 
 }  // namespace nas::nn

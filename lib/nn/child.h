@@ -11,6 +11,15 @@
 
 namespace nas::nn {
 
+// A bias-free convolution with padding kernel/2, as every conv of a child has.
+torch::nn::Conv2d conv_no_bias(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups = 1);
+// The stem and the head exactly as ChildNet runs them; eval/lut.cpp times them alone with these.
+// The stem's output becomes channels-last (a 1-channel input is both layouts at once, so it cannot
+// carry the format into the stem: docs/ARCHITECTURE.md).
+torch::Tensor stem_forward(torch::nn::Conv2d& conv, torch::nn::BatchNorm2d& bn, Act act, const torch::Tensor& x);
+torch::Tensor head_forward(torch::nn::Conv2d& conv, torch::nn::BatchNorm2d& bn, Act act, torch::nn::Linear& fc,
+                           torch::Tensor h);
+
 class ChildBlockImpl : public torch::nn::Module {
  public:
   ChildBlockImpl(int64_t in, int64_t out, int64_t expand, int64_t kernel, int64_t stride, bool has_expand, bool se,

@@ -4,7 +4,6 @@
 #include <set>
 
 #include "core/error.h"
-#include "core/hash.h"
 
 namespace nas::search {
 
@@ -17,7 +16,7 @@ Genotype Encoding::canonical(const Genotype& g) const {
   return c;
 }
 
-std::string Encoding::key(const Genotype& g) const { return hex64(fnv1a64(spec::compact_dump(to_json(g)))); }
+std::string Encoding::key(const Genotype& g) const { return spec::json_hash(to_json(g)); }
 
 uint64_t Encoding::cardinality() const {
   // Exact only when every decision is active in every child; an upper bound otherwise.

@@ -12,7 +12,6 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "core/hash.h"
 #include "core/log.h"
 
 namespace nas::search {
@@ -176,7 +175,7 @@ Score ExternalEstimator::score_generic(const spec::json& child) {
   Score s;
   if (!r.ok) {
     s.error = r.error;
-    log_warn("external evaluator: " + hex64(fnv1a64(spec::compact_dump(child))) + ": " + r.error);
+    log_warn("external evaluator: " + spec::json_hash(child) + ": " + r.error);
     return s;
   }
   s.acc = r.accuracy;

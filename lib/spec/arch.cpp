@@ -105,7 +105,9 @@ void validate_arch(const Arch& a, const SearchSpace& s, const std::string& file)
   }
 }
 
-std::string arch_hash(const Arch& a) { return hex64(fnv1a64(compact_dump(to_json(a)))); }
+std::string json_hash(const json& j) { return hex64(fnv1a64(compact_dump(j))); }
+
+std::string arch_hash(const Arch& a) { return json_hash(to_json(a)); }
 
 std::string arch_summary(const Arch& a) {
   std::ostringstream os;

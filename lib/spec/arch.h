@@ -47,7 +47,10 @@ Arch arch_from_json(const json& j, const std::string& file);
 Arch load_arch(const std::string& path);
 // Throws SpecError (naming `file` and the key path) when the arch is not a member of `space`.
 void validate_arch(const Arch& a, const SearchSpace& space, const std::string& file);
-// Stable 16-hex-digit hash of the canonical form.
+// Stable 16-hex-digit hash of a document's compact JSON: the key of archs, generic children and
+// spaces alike.
+std::string json_hash(const json& j);
+// Stable 16-hex-digit hash of the canonical form (json_hash of to_json(a)).
 std::string arch_hash(const Arch& a);
 // One-line human summary, e.g. "r28 s16 [d2 w24 e6k5,e4k3] ... h192".
 std::string arch_summary(const Arch& a);

@@ -4,7 +4,6 @@
 #include <limits>
 
 #include "core/error.h"
-#include "core/hash.h"
 
 namespace nas::spec {
 
@@ -88,7 +87,7 @@ Candidate candidate_from(Obj& c, bool generic) {
     k.generic_arch = c.raw("arch");
     if (!k.generic_arch.is_object() || !k.generic_arch.contains("choices"))
       c.fail("arch", "a generic child ({kind: nas.arch, space, choices})", k.generic_arch);
-    expected = hex64(fnv1a64(compact_dump(k.generic_arch)));
+    expected = json_hash(k.generic_arch);
   } else {
     k.arch = arch_from_json(c.raw("arch"), c.where("arch"));
     expected = arch_hash(k.arch);

@@ -6,7 +6,6 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "core/hash.h"
 #include "supernet/cost.h"
 
 namespace nas::supernet {
@@ -105,17 +104,23 @@ std::vector<LatencyOp> space_ops(const spec::SearchSpace& s, int in_channels, in
   return ops;
 }
 
-std::string space_hash(const spec::SearchSpace& s) { return hex64(fnv1a64(spec::compact_dump(spec::to_json(s)))); }
+std::string space_hash(const spec::SearchSpace& s) { return spec::json_hash(spec::to_json(s)); }
 
-double LatencyTable::sum_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file) const {
-  double sum = 0;
+std::vector<double> LatencyTable::op_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file) const {
+  std::vector<double> ms;
   for (const auto& op : arch_ops(s, a, in_channels, num_classes)) {
     auto it = ops.find(op.key());
     NAS_CHECK(it != ops.end(), SpecError,
               file << ": ops: expected an entry for operator " << op.key() << " of " << spec::arch_hash(a)
                    << ", found none (rebuild the table for this space with nas-benchmark --build-lut)");
-    sum += it->second.median_ms;
+    ms.push_back(it->second.median_ms);
   }
+  return ms;
+}
+
+double LatencyTable::sum_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file) const {
+  double sum = 0;
+  for (double v : op_ms(s, a, file)) sum += v;
   return sum;
 }
 
@@ -134,24 +139,18 @@ std::vector<std::string> latency_feature_names(const spec::SearchSpace& s) {
 
 std::vector<double> latency_features(const LatencyTable& t, const spec::SearchSpace& s, const spec::Arch& a,
                                      const std::string& file) {
+  // The operators in arch_ops order: the stem, each stage's blocks, the head.
+  const std::vector<double> ms = t.op_ms(s, a, file);
   std::vector<double> stage(s.stages.size(), 0.0);
-  double stem = 0, head = 0, sum = 0, blocks = 0;
-  auto ops = arch_ops(s, a, t.in_channels, t.num_classes);
+  const double stem = ms.front(), head = ms.back();
+  double sum = stem + head, blocks = 0;
   size_t op = 1;
-  auto ms = [&](const LatencyOp& o) {
-    auto it = t.ops.find(o.key());
-    NAS_CHECK(it != t.ops.end(), SpecError, file << ": ops: expected an entry for operator " << o.key() << ", found none");
-    return it->second.median_ms;
-  };
-  stem = ms(ops.front());
-  head = ms(ops.back());
   for (size_t i = 0; i < a.stages.size(); ++i)
     for (int b = 0; b < a.stages[i].depth; ++b, ++op) {
-      stage[i] += ms(ops[op]);
+      stage[i] += ms[op];
+      sum += ms[op];
       ++blocks;
     }
-  sum = stem + head;
-  for (double v : stage) sum += v;
   auto c = arch_cost(s, a, t.in_channels, t.num_classes);
   std::vector<double> f = {sum, stem, head};
   f.insert(f.end(), stage.begin(), stage.end());

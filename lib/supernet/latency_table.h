@@ -73,6 +73,8 @@ struct LatencyTable {
   // missing: the table is for another space or incomplete.
   double predict_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file = "the table") const;
   double sum_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file = "the table") const;
+  // Each operator's median, in arch_ops order (the same SpecError).
+  std::vector<double> op_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file = "the table") const;
   // The learned model's prediction (UsageError when the table has none).
   double model_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file = "the table") const;
 };

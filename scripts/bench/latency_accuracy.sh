@@ -24,5 +24,5 @@ for b in $BATCHES; do
     --model-archs "${MODEL_ARCHS:-100}" --out "$lut"
   end=$(date +%s%N)
   echo "{\"what\": \"lut_build\", \"batch\": $b, \"device\": \"$DEVICE\", \"seconds\": $(( (end - start) / 1000000000 ))}"
-  "$BUILD/nas-bench-latency" --lut "$lut" --archs "${ARCHS:-100}" --threads "$THREADS" --device "$DEVICE"
+  "$BUILD/nas-bench-latency" --lut "$lut" --space $SPACE --archs "${ARCHS:-100}" --threads "$THREADS" --device "$DEVICE"
 done

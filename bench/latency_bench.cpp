@@ -7,11 +7,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <iostream>
 #include <numeric>
 #include <string>
 #include <vector>
 
+#include "core/build_info.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -67,10 +69,10 @@ spec::json scores(const std::vector<double>& pred, const std::vector<double>& me
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string lut, space_file = "configs/spaces/fmnist-mbconv.yaml", device = "cpu";
-  int archs = 100, threads = 2;
+  std::string dump, lut, space_file = "configs/spaces/fmnist-mbconv.yaml", device = "cpu";
+  int archs = 100, threads = 2, rounds = 3;
   uint64_t seed = 2026;
-  double max_time = 10;
+  double max_time = 10, min_time = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
     if (a == "--lut") lut = v;
@@ -80,15 +82,19 @@ int main(int argc, char** argv) {
     else if (a == "--seed") seed = std::stoull(v);
     else if (a == "--device") device = v;
     else if (a == "--max-time") max_time = std::stod(v);
+    else if (a == "--min-time") min_time = std::stod(v);
+    else if (a == "--dump") dump = v;
+    else if (a == "--rounds") rounds = std::max(1, std::stoi(v));
     else lut.clear();  // unknown option: usage below
   }
   if (lut.empty() || argc % 2 == 0) {
-    std::cerr << "usage: nas-bench-latency --lut FILE [--space FILE] [--archs N] [--threads N] [--seed S] [--device D] [--max-time S]\n";
+    std::cerr << "usage: nas-bench-latency --lut FILE [--space FILE] [--archs N] [--threads N] [--seed S] [--device D] [--max-time S] [--rounds R] [--min-time S] [--dump FILE.jsonl]\n";
     return 2;
   }
   try {
     set_log_level(0);
     torch::set_num_threads(threads);
+    if (!std::getenv("NAS_SYSTEM_MALLOC")) tune_allocator();  // as the tools do without --system-malloc
     auto t = supernet::load_latency_table(lut);
     const spec::SearchSpace space = spec::load_search_space(space_file);
     supernet::check_table_for(t, space, t.in_channels, t.num_classes, lut);
@@ -98,17 +104,41 @@ int main(int argc, char** argv) {
     eval::LutOptions o;
     o.batch = t.batch;
     o.timing.max_seconds = max_time;
+    o.timing.min_seconds = min_time;
     o.device = torch::Device(device);
     Rng rng(seed);
-    std::vector<double> meas, table, model;
-    int noisy = 0;
+    std::vector<spec::Arch> children;
+    std::vector<double> table, model;
     for (int i = 0; i < archs; ++i) {
-      spec::Arch a = supernet::random_arch(space, rng);
-      auto st = eval::measure_child(space, a, t.in_channels, t.num_classes, o);
-      noisy += st.noisy;
-      meas.push_back(st.median_ms);
-      table.push_back(t.predict_ms(space, a, lut));
-      if (!t.model.empty()) model.push_back(t.model_ms(space, a, lut));
+      children.push_back(supernet::random_arch(space, rng));
+      table.push_back(t.predict_ms(space, children.back(), lut));
+      if (!t.model.empty()) model.push_back(t.model_ms(space, children.back(), lut));
+    }
+    // Each child measured once per round, the rounds one after the other, so that a slow spell of
+    // the machine spreads over all children; a child's latency is its median over the rounds.
+    // Round 2 against round 1 is the measurement's own agreement: the ceiling of any predictor.
+    std::vector<std::vector<double>> by_round(rounds);
+    int noisy = 0;
+    for (int r = 0; r < rounds; ++r)
+      for (const auto& a : children) {
+        auto st = eval::measure_child(space, a, t.in_channels, t.num_classes, o);
+        noisy += st.noisy;
+        by_round[r].push_back(st.median_ms);
+      }
+    std::vector<double> meas(children.size());
+    for (size_t i = 0; i < children.size(); ++i) {
+      std::vector<double> v;
+      for (const auto& round : by_round) v.push_back(round[i]);
+      meas[i] = eval::median(v);
+    }
+    if (!dump.empty()) {  // one line per child: its predictions and each round's median
+      std::ofstream f(dump);
+      for (size_t i = 0; i < children.size(); ++i) {
+        spec::json row = {{"child", static_cast<int>(i)}, {"table_ms", table[i]}, {"measured_ms", meas[i]}};
+        if (!model.empty()) row["model_ms"] = model[i];
+        for (int r = 0; r < rounds; ++r) row["rounds_ms"].push_back(by_round[r][i]);
+        f << row.dump() << "\n";
+      }
     }
     spec::json r = {{"lut", lut},
                     {"space", space.name},
@@ -117,16 +147,14 @@ int main(int argc, char** argv) {
                     {"batch", t.batch},
                     {"device", device},
                     {"threads", threads},
-                    {"measured_ms_median", [&] {
-                       auto m = meas;
-                       std::sort(m.begin(), m.end());
-                       return m[m.size() / 2];
-                     }()},
+                    {"measured_ms_median", eval::median(meas)},
                     {"lut_ops", t.ops.size()},
                     {"lut_build_seconds", t.build_seconds},
                     {"table", scores(table, meas)},
                     {"model", model.empty() ? spec::json(nullptr) : scores(model, meas)},
                     {"model_archs", t.model.archs},
+                    {"rounds", rounds},
+                    {"round2_vs_round1", rounds > 1 ? scores(by_round[1], by_round[0]) : spec::json(nullptr)},
                     {"context_differences", diff}};
     std::cout << r.dump() << std::endl;
   } catch (const std::exception& e) {

@@ -128,7 +128,7 @@ TEST_CASE("search and bench results round-trip", "[spec]") {
   CHECK(r2.pareto == std::vector<int>{1, 0});
 
   spec::BenchResult b;
-  b.context = {"h", "cpu", "cpu", "1.13", "0.1", "abc", "2026-01-01T00:00:00Z", 2, 2, "fp32", "0-1", "performance", 0.5};
+  b.context = {"h", "cpu", "cpu", "1.13", "0.1", "abc", "2026-01-01T00:00:00Z", 2, 2, "fp32", "0-1", "performance", 0.5, "glibc-tuned"};
   b.ci_low_ms = 1;
   b.ci_high_ms = 2;
   b.noisy = true;

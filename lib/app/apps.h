@@ -111,6 +111,7 @@ struct BenchOptions {
   int input_channels = 1, classes = 10;
   int lut_calib_archs = 20, lut_model_archs = 0;
   double op_max_time = 0.5;  // cap per operator
+  int lut_rounds = 3;        // passes over the operators and children
 };
 void add_bench_options(CLI::App& app, BenchOptions& o);
 void run_bench(const BenchOptions& o);

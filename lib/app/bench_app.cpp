@@ -76,6 +76,11 @@ void add_bench_options(CLI::App& app, BenchOptions& o) {
                  "--build-lut: more random children measured to fit the learned latency model (0: none)")
       ->check(CLI::Range(0, 100000))
       ->default_val(0);
+  app.add_option("--rounds", o.lut_rounds,
+                 "--build-lut: passes over all operators, then all children; each keeps its median over them "
+                 "(a slow spell of the machine then moves one pass only)")
+      ->check(CLI::Range(1, 1000))
+      ->default_val(3);
   app.add_option("--op-max-time", o.op_max_time, "--build-lut: cap on timed seconds per operator")
       ->check(CLI::Range(0.001, 3600.0))
       ->default_val(0.5);
@@ -113,16 +118,19 @@ void build_lut(const BenchOptions& o) {
   lo.timing.max_seconds = o.op_max_time;
   lo.calibration_archs = o.lut_calib_archs;
   lo.model_archs = o.lut_model_archs;
+  lo.rounds = o.lut_rounds;
   lo.seed = o.common.seed;
   lo.device = torch::Device(o.common.device);
   auto ctx = eval::machine_context(o.common.threads, o.common.device, o.common.precision);
   const int64_t n_ops = static_cast<int64_t>(supernet::space_ops(space, in_ch, classes).size());
+  const int64_t n_items = (n_ops + o.lut_calib_archs + 2 + o.lut_model_archs) * o.lut_rounds;
   log_info(space.name + ": " + std::to_string(n_ops) + " operators to time at batch " + std::to_string(o.batch) +
-           ", then " + std::to_string(o.lut_calib_archs + 2 + o.lut_model_archs) + " children end to end");
-  Progress progress("lut", n_ops + o.lut_calib_archs + 2 + o.lut_model_archs, "item");
+           ", then " + std::to_string(o.lut_calib_archs + 2 + o.lut_model_archs) + " children end to end, " +
+           std::to_string(o.lut_rounds) + " rounds");
+  Progress progress("lut", n_items, "item");
   auto t = eval::build_latency_table(space, in_ch, classes, lo, ctx,
                                      [&](int64_t done, int64_t) { progress.update(done); });
-  progress.finish(n_ops + o.lut_calib_archs + 2 + o.lut_model_archs);
+  progress.finish(n_items);
   int noisy = 0;
   for (const auto& [k, v] : t.ops) noisy += v.noisy;
   char line[256];

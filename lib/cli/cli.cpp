@@ -31,10 +31,14 @@ void add_common_options(CLI::App& app, CommonOptions& o) {
       ->default_val("fp32");
   app.add_flag("-v,--verbose", o.verbose, "More log lines");
   app.add_flag("-q,--quiet", o.quiet, "Errors only on stderr");
+  app.add_flag("--system-malloc", o.system_malloc,
+               "Keep glibc's default malloc thresholds (by default freed memory is kept for reuse: steadier and "
+               "faster CPU timings, see docs/PERFORMANCE.md)");
 }
 
 void apply_common_options(const CommonOptions& o) {
   set_log_level(o.quiet ? 0 : 1 + o.verbose);
+  if (!o.system_malloc) tune_allocator();
   int n = o.threads > 0 ? o.threads : cpu_count();
   torch::set_num_threads(n);
   static bool interop_set = false;

@@ -16,10 +16,12 @@ struct CommonOptions {
   std::string precision = "fp32";  // fp32, or bf16 autocast for forward passes
   int verbose = 0;
   bool quiet = false;
+  bool system_malloc = false;  // keep glibc's default malloc thresholds (no tune_allocator)
 };
 
 void add_common_options(CLI::App& app, CommonOptions& o);
-// Sets the LibTorch thread count, log level and signal handlers; checks the device.
+// Sets the LibTorch thread count, log level, malloc thresholds (tune_allocator) and signal
+// handlers; checks the device.
 void apply_common_options(const CommonOptions& o);
 
 struct ToolInfo {

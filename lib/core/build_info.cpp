@@ -3,6 +3,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <ctime>
 #include <fstream>
 #include <thread>
@@ -16,6 +20,28 @@ namespace nas {
 
 std::string build_commit() { return NAS_GIT_COMMIT; }
 std::string toolchain_version() { return NAS_VERSION; }
+
+namespace {
+bool g_allocator_tuned = false;
+}
+
+void tune_allocator() {
+#if defined(__GLIBC__)
+  // Both calls also switch off glibc's dynamic thresholds, which are what made timings depend on
+  // history. 32 MiB is the largest mmap threshold mallopt accepts on 64-bit glibc.
+  const bool mmap_ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+  const bool trim_ok = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+  g_allocator_tuned = g_allocator_tuned || (mmap_ok && trim_ok);
+#endif
+}
+
+std::string allocator_setting() {
+#if defined(__GLIBC__)
+  return g_allocator_tuned ? "glibc-tuned" : "glibc";
+#else
+  return "";
+#endif
+}
 
 std::string host_name() {
   char buf[256] = {0};

@@ -38,6 +38,13 @@ LatencyStats summarize(std::vector<double> ms) {
   return s;
 }
 
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 bool within(const LatencyStats& s, double rel) {
   // Below 6 samples [min, max] covers the median less than 95% of the time: never precise enough.
   if (s.reps < 6) return false;

@@ -31,6 +31,8 @@ LatencyStats measure(const std::function<void()>& fn, const TimingOptions& o);
 // Order statistics of samples in milliseconds (quantile by linear interpolation), with the median's
 // 95% confidence interval.
 LatencyStats summarize(std::vector<double> ms);
+// The median of `v` (the mean of the two middle values when their number is even; 0 when empty).
+double median(std::vector<double> v);
 
 // Whether the median's interval of `s` is within +-rel of the median (never with fewer than 6
 // samples: [min, max] then covers the median less than 95% of the time).

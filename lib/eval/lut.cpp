@@ -83,6 +83,7 @@ spec::BenchContext machine_context(int threads, const std::string& device, const
   c.toolchain = toolchain_version();
   c.commit = build_commit();
   c.date = utc_now_iso();
+  c.allocator = allocator_setting();
   cpu_set_t set;
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof set, &set) == 0) {
@@ -168,31 +169,56 @@ supernet::LatencyTable build_latency_table(const spec::SearchSpace& s, int in_ch
   t.batch = o.batch;
   t.context = context;
   auto ops = supernet::space_ops(s, in_channels, num_classes);
-  const int64_t total = static_cast<int64_t>(ops.size()) + o.calibration_archs + 2 + o.model_archs;
+  const int rounds = std::max(1, o.rounds);
+  // The children: the max, the min and random ones calibrate the overhead; model_archs more fit
+  // the learned correction.
+  Rng rng(mix_seed(o.seed, 0x1a7));
+  std::vector<spec::Arch> children = {supernet::max_arch(s), supernet::min_arch(s)};
+  for (int i = 0; i < o.calibration_archs; ++i) children.push_back(supernet::random_arch(s, rng));
+  const size_t n_calib = children.size();
+  if (o.model_archs > 0)
+    for (int i = 0; i < o.model_archs; ++i) children.push_back(supernet::random_arch(s, rng));
+  const int64_t total = static_cast<int64_t>(ops.size() + children.size()) * rounds;
   int64_t done = 0;
   const TimingOptions timing = with_sync(o.timing, o.device);
-  for (const auto& op : ops) {
-    OpRunner r = make_runner(op, o.batch, o.device);
-    auto st = measure(
-        [&] {
-          nn::AutocastScope autocast(o.device.is_cuda());  // --precision's setting
-          r.forward(r.input);
-        },
-        timing);
-    t.ops[op.key()] = {st.median_ms, st.p90_ms, st.reps, st.noisy};
-    if (progress) progress(++done, total);
+  std::vector<OpRunner> runners;
+  for (const auto& op : ops) runners.push_back(make_runner(op, o.batch, o.device));
+  // Round after round over everything, not round after round of one item: the VM this was written
+  // on has slow spells of several seconds (1.5x) that would otherwise bias whole groups of items.
+  std::vector<std::vector<LatencyStats>> op_stats(ops.size());
+  for (int r = 0; r < rounds; ++r)
+    for (size_t i = 0; i < ops.size(); ++i) {
+      OpRunner& runner = runners[i];
+      op_stats[i].push_back(measure(
+          [&] {
+            nn::AutocastScope autocast(o.device.is_cuda());  // --precision's setting
+            runner.forward(runner.input);
+          },
+          timing));
+      if (progress) progress(++done, total);
+    }
+  runners.clear();
+  for (size_t i = 0; i < ops.size(); ++i) {
+    auto& st = op_stats[i];
+    std::sort(st.begin(), st.end(), [](const LatencyStats& a, const LatencyStats& b) { return a.median_ms < b.median_ms; });
+    const LatencyStats& mid = st[st.size() / 2];
+    int reps = 0;
+    bool noisy = true;  // noisy only when every round was
+    for (const auto& x : st) reps += x.reps, noisy = noisy && x.noisy;
+    t.ops[ops[i].key()] = {mid.median_ms, mid.p90_ms, reps, noisy};  // the middle round
   }
-  // The fixed overhead: what the whole network costs beyond its operators (the calls between them,
-  // allocation, cache effects), averaged over the max, the min and random children.
-  Rng rng(mix_seed(o.seed, 0x1a7));
-  std::vector<spec::Arch> calib = {supernet::max_arch(s), supernet::min_arch(s)};
-  for (int i = 0; i < o.calibration_archs; ++i) calib.push_back(supernet::random_arch(s, rng));
+  std::vector<std::vector<double>> child_ms(children.size());
+  for (int r = 0; r < rounds; ++r)
+    for (size_t i = 0; i < children.size(); ++i) {
+      child_ms[i].push_back(measure_child(s, children[i], in_channels, num_classes, o).median_ms);
+      if (progress) progress(++done, total);
+    }
   std::vector<double> measured, sums;
-  for (const auto& a : calib) {
-    measured.push_back(measure_child(s, a, in_channels, num_classes, o).median_ms);
-    sums.push_back(t.sum_ms(s, a));
-    if (progress) progress(++done, total);
+  for (size_t i = 0; i < n_calib; ++i) {
+    measured.push_back(median(child_ms[i]));
+    sums.push_back(t.sum_ms(s, children[i]));
   }
+  const std::vector<spec::Arch> calib(children.begin(), children.begin() + static_cast<std::ptrdiff_t>(n_calib));
   double overhead = 0;
   for (size_t i = 0; i < calib.size(); ++i) overhead += measured[i] - sums[i];
   t.overhead_ms = overhead / static_cast<double>(calib.size());
@@ -200,16 +226,14 @@ supernet::LatencyTable build_latency_table(const spec::SearchSpace& s, int in_ch
   double ape = 0;
   for (size_t i = 0; i < calib.size(); ++i) ape += std::abs(sums[i] + t.overhead_ms - measured[i]) / measured[i];
   t.calibration_mape = ape / static_cast<double>(calib.size());
+  t.rounds = rounds;
   if (o.model_archs > 0) {
-    // The learned correction: the calibration children and model_archs more.
+    // The learned correction: fitted on all the children, the calibration ones included.
     std::vector<std::vector<double>> x;
-    std::vector<double> y = measured;
-    for (const auto& a : calib) x.push_back(supernet::latency_features(t, s, a, "the table"));
-    for (int i = 0; i < o.model_archs; ++i) {
-      spec::Arch a = supernet::random_arch(s, rng);
-      x.push_back(supernet::latency_features(t, s, a, "the table"));
-      y.push_back(measure_child(s, a, in_channels, num_classes, o).median_ms);
-      if (progress) progress(++done, total);
+    std::vector<double> y;
+    for (size_t i = 0; i < children.size(); ++i) {
+      x.push_back(supernet::latency_features(t, s, children[i], "the table"));
+      y.push_back(median(child_ms[i]));
     }
     t.model = supernet::fit_latency_model(supernet::latency_feature_names(s), x, y);
   }

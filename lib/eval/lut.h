@@ -17,6 +17,8 @@ struct LutOptions {
   TimingOptions timing;       // per operator and per child
   int calibration_archs = 20; // random children (plus the max and the min) for the overhead
   int model_archs = 0;        // random children for the learned correction (0: none)
+  int rounds = 3;             // passes over all operators (then all children); each keeps its median
+                              // over the passes, so a slow spell of the machine moves one pass only
   uint64_t seed = 0;
   torch::Device device = torch::kCPU;  // on CUDA, autocast follows --precision
 };

@@ -9,6 +9,7 @@ json to_json(const BenchContext& c) {
             {"threads", c.threads},   {"device", c.device},   {"precision", c.precision}, {"libtorch", c.libtorch},
             {"toolchain", c.toolchain}, {"commit", c.commit}, {"date", c.date}};
   if (!c.cpu_affinity.empty()) j["cpu_affinity"] = c.cpu_affinity;
+  if (!c.allocator.empty()) j["allocator"] = c.allocator;
   if (!c.governor.empty()) j["governor"] = c.governor;
   if (c.load_avg >= 0) j["load_avg"] = c.load_avg;
   return j;
@@ -27,6 +28,7 @@ BenchContext bench_context_from(Obj& c) {
   b.commit = c.string("commit");
   b.date = c.string("date");
   b.cpu_affinity = c.text_or("cpu_affinity", "");
+  b.allocator = c.text_or("allocator", "");
   b.governor = c.text_or("governor", "");
   b.load_avg = c.number_or("load_avg", -1, -1, 1e9);
   c.finish();
@@ -45,6 +47,7 @@ std::vector<std::string> context_differences(const BenchContext& there, const Be
   cmp("precision", there.precision, here.precision);
   cmp("libtorch", there.libtorch, here.libtorch);
   if (!there.cpu_affinity.empty()) cmp("cpu_affinity", there.cpu_affinity, here.cpu_affinity);
+  if (!there.allocator.empty()) cmp("allocator", there.allocator, here.allocator);
   return d;
 }
 

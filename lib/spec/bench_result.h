@@ -21,12 +21,13 @@ struct BenchContext {
   std::string cpu_affinity;        // the CPUs the process may run on, e.g. "0-1" ("" in older files)
   std::string governor;            // cpufreq scaling governor of CPU 0 ("" when the kernel has none)
   double load_avg = -1;            // 1-minute load average when the measurement started (-1: unknown)
+  std::string allocator;           // allocator_setting(): "glibc-tuned", "glibc" (--system-malloc); "" in older files
 };
 json to_json(const BenchContext& c);
 BenchContext bench_context_from(Obj& c);
 // What differs between the context a figure was measured in and `here`, as "field: X there, Y
 // here" lines, over the fields that change latency (cpu, cpu_count, threads, device, precision,
-// libtorch, cpu_affinity); empty when none.
+// libtorch, cpu_affinity, allocator); empty when none.
 std::vector<std::string> context_differences(const BenchContext& there, const BenchContext& here);
 
 // Throughput at one batch size.

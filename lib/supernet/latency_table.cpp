@@ -170,44 +170,74 @@ LatencyModel fit_latency_model(const std::vector<std::string>& names, const std:
   for (const auto& r : x)
     for (size_t j = 0; j < d; ++j) scale[j] += r[j] * r[j];
   for (auto& v : scale) v = v > 0 ? std::sqrt(v / static_cast<double>(x.size())) : 1.0;
-  // Rows weighted by 1/y^2 (normalized to mean 1, so that the ridge keeps its strength): least
-  // squares on relative errors, which is what MAPE scores.
-  std::vector<double> wt(x.size(), 1.0);
-  double wsum = 0;
-  for (size_t i = 0; i < x.size(); ++i) wsum += wt[i] = y[i] > 0 ? 1.0 / (y[i] * y[i]) : 1.0;
-  for (auto& v : wt) v *= static_cast<double>(x.size()) / wsum;
-  std::vector<std::vector<double>> A(d, std::vector<double>(d + 1, 0.0));
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double w = wt[i];
-    for (size_t j = 0; j < d; ++j) {
-      for (size_t k = 0; k < d; ++k) A[j][k] += w * x[i][j] / scale[j] * x[i][k] / scale[k];
-      A[j][d] += w * x[i][j] / scale[j] * y[i];
+  // Minimizes the mean absolute relative error (what MAPE scores) by iteratively reweighted least
+  // squares: row weights 1/(y * max(|residual|, 1% of y)), starting from 1/y^2 (least squares on
+  // relative errors). Unlike squares, absolute errors let one child measured in a slow spell of
+  // the machine pull the fit only as much as any other child. The weights are normalized to mean 1
+  // so that the ridge keeps its strength.
+  auto solve = [&](const std::vector<double>& wt) {
+    std::vector<std::vector<double>> A(d, std::vector<double>(d + 1, 0.0));
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double w = wt[i];
+      for (size_t j = 0; j < d; ++j) {
+        for (size_t k = 0; k < d; ++k) A[j][k] += w * x[i][j] / scale[j] * x[i][k] / scale[k];
+        A[j][d] += w * x[i][j] / scale[j] * y[i];
+      }
     }
-  }
-  for (size_t j = 0; j < d; ++j) A[j][j] += 1e-3 * static_cast<double>(x.size());
-  for (size_t c = 0; c < d; ++c) {
-    size_t p = c;
-    for (size_t r = c + 1; r < d; ++r)
-      if (std::abs(A[r][c]) > std::abs(A[p][c])) p = r;
-    std::swap(A[c], A[p]);
-    for (size_t r = 0; r < d; ++r) {
-      if (r == c || A[c][c] == 0) continue;
-      double f = A[r][c] / A[c][c];
-      for (size_t k = c; k <= d; ++k) A[r][k] -= f * A[c][k];
+    for (size_t j = 0; j < d; ++j) A[j][j] += 1e-3 * static_cast<double>(x.size());
+    for (size_t c = 0; c < d; ++c) {
+      size_t p = c;
+      for (size_t r = c + 1; r < d; ++r)
+        if (std::abs(A[r][c]) > std::abs(A[p][c])) p = r;
+      std::swap(A[c], A[p]);
+      for (size_t r = 0; r < d; ++r) {
+        if (r == c || A[c][c] == 0) continue;
+        double f = A[r][c] / A[c][c];
+        for (size_t k = c; k <= d; ++k) A[r][k] -= f * A[c][k];
+      }
+    }
+    std::vector<double> w(d);
+    for (size_t j = 0; j < d; ++j) w[j] = A[j][j] != 0 ? A[j][d] / A[j][j] / scale[j] : 0.0;
+    return w;
+  };
+  auto predict = [&](const std::vector<double>& w, size_t i) {
+    double p = 0;
+    for (size_t j = 0; j < d; ++j) p += w[j] * x[i][j];
+    return p;
+  };
+  auto mape = [&](const std::vector<double>& w) {
+    double ape = 0;
+    for (size_t i = 0; i < x.size(); ++i) ape += std::abs(predict(w, i) - y[i]) / y[i];
+    return ape / static_cast<double>(x.size());
+  };
+  auto normalized = [&](std::vector<double> wt) {
+    double sum = 0;
+    for (double v : wt) sum += v;
+    for (auto& v : wt) v *= static_cast<double>(wt.size()) / sum;
+    return wt;
+  };
+  for (double v : y) NAS_CHECK(v > 0, Error, "fit_latency_model: expected positive latencies, found " << v);
+  std::vector<double> wt(x.size());
+  for (size_t i = 0; i < x.size(); ++i) wt[i] = 1.0 / (y[i] * y[i]);
+  std::vector<double> best = solve(normalized(wt));
+  double best_mape = mape(best);
+  std::vector<double> cur = best;
+  for (int it = 0; it < 30; ++it) {
+    for (size_t i = 0; i < x.size(); ++i) wt[i] = 1.0 / (y[i] * std::max(std::abs(predict(cur, i) - y[i]), 0.01 * y[i]));
+    cur = solve(normalized(wt));
+    const double m = mape(cur);
+    if (m < best_mape - 1e-9) {
+      best = cur;
+      best_mape = m;
+    } else if (it > 3) {
+      break;
     }
   }
   LatencyModel m;
   m.features = names;
-  m.weights.resize(d);
-  for (size_t j = 0; j < d; ++j) m.weights[j] = A[j][j] != 0 ? A[j][d] / A[j][j] / scale[j] : 0.0;
+  m.weights = best;
   m.archs = static_cast<int>(x.size());
-  double ape = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    double p = 0;
-    for (size_t j = 0; j < d; ++j) p += m.weights[j] * x[i][j];
-    ape += std::abs(p - y[i]) / y[i];
-  }
-  m.fit_mape = ape / static_cast<double>(x.size());
+  m.fit_mape = best_mape;
   return m;
 }
 
@@ -235,6 +265,7 @@ spec::json to_json(const LatencyTable& t) {
   j["overhead_ms"] = t.overhead_ms;
   j["calibration"] = {{"archs", t.calibration_archs}, {"mape", t.calibration_mape}};
   j["build_seconds"] = t.build_seconds;
+  j["rounds"] = t.rounds;
   j["ops"] = spec::json::object();
   for (const auto& [k, v] : t.ops)
     j["ops"][k] = {{"median_ms", v.median_ms}, {"p90_ms", v.p90_ms}, {"reps", v.reps}, {"noisy", v.noisy}};
@@ -267,6 +298,7 @@ LatencyTable latency_table_from_json(const spec::json& j, const std::string& fil
     c.finish();
   }
   t.build_seconds = o.number_or("build_seconds", 0, 0, 1e12);
+  t.rounds = static_cast<int>(o.integer_or("rounds", 1, 1, 1 << 20));
   {
     const spec::json& ops = o.raw("ops");
     if (!ops.is_object() || ops.empty()) o.fail("ops", "a non-empty mapping of operator keys to timings", ops);

@@ -67,6 +67,7 @@ struct LatencyTable {
   int calibration_archs = 0;
   double calibration_mape = 0;  // of sum + overhead on the calibration children
   double build_seconds = 0;
+  int rounds = 1;               // passes over the operators and children (each kept its median)
   LatencyModel model;           // optional
 
   // Sum of the child's operators plus the overhead. SpecError (naming `file`) when an operator is

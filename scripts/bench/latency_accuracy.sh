@@ -5,7 +5,7 @@
 # rho and Kendall's tau of the table's sum and of the learned model.
 # On this CPU at batch 1; with a GPU (DEVICE=cuda) at batch 1 and 64.
 # Usage: scripts/bench/latency_accuracy.sh [OUT_DIR] (default runs/latency). Env: BUILD (build),
-#   THREADS (2), DEVICE (cpu), BATCHES ("1" on cpu, "1 64" on cuda), ARCHS (100), MODEL_ARCHS (100).
+#   THREADS (2), DEVICE (cpu), BATCHES ("1" on cpu, "1 64" on cuda), ARCHS (100), MODEL_ARCHS (100), ROUNDS (3: passes over the table and over the held-out children).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-runs/latency}
@@ -21,8 +21,8 @@ for b in $BATCHES; do
   lut="$OUT/lut-$DEVICE-b$b.json"
   start=$(date +%s%N)
   "$BUILD/nas-benchmark" --build-lut --space $SPACE --threads "$THREADS" --device "$DEVICE" --batch "$b" \
-    --model-archs "${MODEL_ARCHS:-100}" --out "$lut"
+    --model-archs "${MODEL_ARCHS:-100}" --rounds "${ROUNDS:-3}" --out "$lut"
   end=$(date +%s%N)
   echo "{\"what\": \"lut_build\", \"batch\": $b, \"device\": \"$DEVICE\", \"seconds\": $(( (end - start) / 1000000000 ))}"
-  "$BUILD/nas-bench-latency" --lut "$lut" --space $SPACE --archs "${ARCHS:-100}" --threads "$THREADS" --device "$DEVICE"
+  "$BUILD/nas-bench-latency" --lut "$lut" --space $SPACE --archs "${ARCHS:-100}" --threads "$THREADS" --device "$DEVICE" --rounds "${ROUNDS:-3}"
 done

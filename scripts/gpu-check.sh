@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One prepared run on a GPU machine with PyTorch's bundled LibTorch 2.x: configure against it, build,
-# run the whole test suite (the [cuda] tests included) and a short CUDA training run.
+# run the whole test suite (the [cuda] tests included), a short CUDA training run, the GPU training
+# speed against Python and the latency tables' accuracy on the GPU.
 # Expects the Fashion-MNIST .gz files in .fmnist/ (carried) when the machine lacks the Debian package.
 # Writes logs under $OUT (or ./gpu-out).
 set -uo pipefail
@@ -36,4 +37,10 @@ sed -e 's/^log_every_steps: .*/log_every_steps: 5/' configs/train/fmnist.yaml > 
   echo "Python sandwich fp32: $(timeout 120 python3 scripts/bench/py_reference.py --space configs/spaces/fmnist-mbconv.yaml \
     --sandwich --device cuda --batch 256 --steps 40) images/s"
 } 2>&1 | tee "$OUT/speed.txt"
+# Latency tables on the GPU (issue 5): table and learned model against 100 held-out children, at
+# batch 1 and 64 (shorter than the CPU run: 50 model children, 2 rounds).
+cmake --build build-gpu -j16 --target nas-bench-latency > /dev/null 2>&1
+BUILD=build-gpu DEVICE=cuda MODEL_ARCHS=50 ROUNDS=2 timeout 300 scripts/bench/latency_accuracy.sh "$OUT/latency" \
+  > "$OUT/latency.txt" 2> "$OUT/latency.err"
+tail -4 "$OUT/latency.txt"
 exit $rc

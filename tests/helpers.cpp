@@ -1,5 +1,7 @@
 #include "helpers.h"
 
+#include "core/error.h"
+
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -73,6 +75,31 @@ RunResult run_cmd(const std::string& cmdline) {
   r.out = slurp(dir + "/out");
   r.err = slurp(dir + "/err");
   return r;
+}
+
+std::string ort_node_modules() {
+  std::string modules = std::string(NAS_BIN_DIR) + "/ort/node_modules";
+  if (!exists(modules)) modules = src("build/ort/node_modules");
+  if (run_cmd("command -v node").code != 0 || !exists(modules + "/onnxruntime-node")) return "";
+  return modules;
+}
+
+RunResult ort_run(const std::string& modules, const std::string& model, const std::string& input,
+                  const std::string& dims, const std::string& dir, std::string& output) {
+  spit(dir + "/in.bin", input);
+  auto r = run_cmd("NODE_PATH=" + modules + " node " + test_data("ort_run.js") + " " + model + " " + dir + "/in.bin " +
+                   dims + " " + dir + "/out.bin");
+  if (r.code == 0) output = slurp(dir + "/out.bin");
+  return r;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
 }
 
 std::string bin(const std::string& tool) { return std::string(NAS_BIN_DIR) + "/" + tool; }

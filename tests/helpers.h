@@ -1,5 +1,6 @@
 #pragma once
 // Shared test helpers: temporary directories, running the real binaries, small specs.
+#include <functional>
 #include <string>
 
 namespace nas::test {
@@ -27,6 +28,15 @@ void spit(const std::string& path, const std::string& text);
 bool exists(const std::string& path);
 // Names of files in dir (no . or ..).
 int count_files(const std::string& dir);
+// ONNX Runtime for Node.js as scripts/setup.sh installs it: its node_modules directory (this
+// build's, else build/ of the checkout), or "" when node or onnxruntime-node is missing.
+std::string ort_node_modules();
+// Runs `model` in ONNX Runtime (tests/data/ort_run.js) on float32 `input` bytes of shape `dims`,
+// using files in `dir`; on success (code 0) `output` holds the output's float32 bytes.
+RunResult ort_run(const std::string& modules, const std::string& model, const std::string& input,
+                  const std::string& dims, const std::string& dir, std::string& output);
+// The message of the nas::Error that f throws, or "no error".
+std::string error_of(const std::function<void()>& f);
 // Whether LibTorch sees a CUDA device (defined in test_main.cpp, which includes LibTorch).
 bool cuda_available();
 

@@ -9,16 +9,26 @@
 
 namespace nas::exporter {
 
-std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& w, torch::nn::BatchNorm2d& bn) {
+namespace {
+// W' = W * gamma / sqrt(var + eps) per output channel (rows of a Linear, filters of a conv),
+// b' = beta - mean * gamma / sqrt(var + eps).
+template <typename BN>
+std::pair<torch::Tensor, torch::Tensor> fold(const torch::Tensor& w, BN& bn) {
   torch::NoGradGuard g;
   const auto& o = bn->options;
   torch::Tensor gamma = o.affine() ? bn->weight : torch::ones_like(bn->running_mean);
   torch::Tensor beta = o.affine() ? bn->bias : torch::zeros_like(bn->running_mean);
   torch::Tensor scale = gamma / torch::sqrt(bn->running_var + o.eps());
-  torch::Tensor folded = w * scale.reshape({-1, 1, 1, 1});
+  std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
+  shape[0] = -1;
+  torch::Tensor folded = w * scale.reshape(shape);
   torch::Tensor bias = beta - bn->running_mean * scale;
   return {folded.contiguous(), bias.contiguous()};
 }
+}  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& w, torch::nn::BatchNorm2d& bn) { return fold(w, bn); }
+std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& w, torch::nn::BatchNorm1d& bn) { return fold(w, bn); }
 
 #ifdef NAS_HAVE_ONNX
 namespace {
@@ -99,6 +109,16 @@ class GraphBuilder {
         node("Sigmoid", {x}, x + ".sigmoid");
         node("Mul", {x, x + ".sigmoid"}, out);
         return out;
+      case nn::Act::kGELU:  // no Gelu op before opset 20: x * 0.5 * (1 + erf(x / sqrt 2))
+        node("Div", {x, scalar(1.4142135623730951f)}, x + ".scaled");
+        node("Erf", {x + ".scaled"}, x + ".erf");
+        node("Add", {x + ".erf", scalar(1.0f)}, x + ".erf1");
+        node("Mul", {x, x + ".erf1"}, x + ".prod");
+        node("Mul", {x + ".prod", scalar(0.5f)}, out);
+        return out;
+      case nn::Act::kTanh:
+        node("Tanh", {x}, out);
+        return out;
     }
     return x;
   }
@@ -129,6 +149,20 @@ void value_info(onnx::ValueInfoProto* v, const std::string& name, const std::vec
 
 bool onnx_available() { return true; }
 
+namespace {
+// The model's bytes once the ONNX checker accepts it.
+std::string checked(onnx::ModelProto& model) {
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception& e) {
+    throw Error(std::string("ONNX checker rejected the exported model: ") + e.what());
+  }
+  std::string out;
+  NAS_CHECK(model.SerializeToString(&out), Error, "ONNX: could not serialize the model");
+  return out;
+}
+}  // namespace
+
 std::string export_onnx(nn::ChildNet& net) {
   torch::NoGradGuard no_grad;
   net->eval();
@@ -146,6 +180,22 @@ std::string export_onnx(nn::ChildNet& net) {
              {"batch", std::to_string(net->in_channels), std::to_string(a.resolution), std::to_string(a.resolution)});
   value_info(g->add_output(), "logits", {"batch", std::to_string(net->num_classes)});
   GraphBuilder b(g);
+  if (!net->fc.empty()) {  // mlp: Flatten, then per layer a Gemm with its BN folded in, the activation
+    GraphBuilder::integer(b.node("Flatten", {"input"}, "flat"), "axis", 1);
+    std::string h = "flat";
+    for (size_t i = 0; i < net->fc.size(); ++i) {
+      const std::string p = "layer" + std::to_string(i);
+      auto [w, bias] = fold_bn(net->fc[i]->weight, net->fc_bn[i]);
+      auto* n = b.node("Gemm", {h, b.initializer(p + ".weight", w), b.initializer(p + ".bias", bias)}, p);
+      GraphBuilder::integer(n, "transB", 1);
+      h = b.act(p, net->fc_act[i]);
+    }
+    auto* fc = b.node("Gemm", {h, b.initializer("classifier.weight", net->classifier->weight),
+                               b.initializer("classifier.bias", net->classifier->bias)},
+                      "logits");
+    GraphBuilder::integer(fc, "transB", 1);
+    return checked(model);
+  }
   std::string h = b.act(b.conv("stem", "input", net->stem, &net->stem_bn), net->stem_act);
   for (size_t i = 0; i < net->blocks.size(); ++i) {
     auto& blk = net->blocks[i];
@@ -184,14 +234,7 @@ std::string export_onnx(nn::ChildNet& net) {
                              b.initializer("classifier.bias", net->classifier->bias)},
                     "logits");
   GraphBuilder::integer(fc, "transB", 1);
-  try {
-    onnx::checker::check_model(model);
-  } catch (const std::exception& e) {
-    throw Error(std::string("ONNX checker rejected the exported model: ") + e.what());
-  }
-  std::string out;
-  NAS_CHECK(model.SerializeToString(&out), Error, "ONNX: could not serialize the model");
-  return out;
+  return checked(model);
 }
 
 #else

@@ -23,5 +23,7 @@ std::string export_onnx(nn::ChildNet& net);
 // A convolution's weight and a BatchNorm's statistics folded into one weight and bias (eval-mode
 // semantics: y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta).
 std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& conv_weight, torch::nn::BatchNorm2d& bn);
+// The same for a Linear's [out, in] weight and the BatchNorm1d after it (the mlp family).
+std::pair<torch::Tensor, torch::Tensor> fold_bn(const torch::Tensor& linear_weight, torch::nn::BatchNorm1d& bn);
 
 }  // namespace nas::exporter

@@ -64,6 +64,19 @@ torch::Tensor ChildBlockImpl::forward(const torch::Tensor& x) {
 ChildNetImpl::ChildNetImpl(const spec::SearchSpace& s, const spec::Arch& a, int in_ch, int classes)
     : arch(a), in_channels(in_ch), num_classes(classes), stem_act(parse_act(s.stem_act)),
       head_act(parse_act(s.head_act)) {
+  if (a.is_mlp()) {
+    int64_t in = int64_t{in_ch} * a.resolution * a.resolution;
+    for (size_t i = 0; i < a.layers.size(); ++i) {
+      const int64_t w = a.layers[i].width;
+      const std::string p = "layer" + std::to_string(i);
+      fc.push_back(register_module(p + "_fc", torch::nn::Linear(torch::nn::LinearOptions(in, w).bias(false))));
+      fc_bn.push_back(register_module(p + "_bn", torch::nn::BatchNorm1d(w)));
+      fc_act.push_back(parse_act(a.layers[i].act));
+      in = w;
+    }
+    classifier = register_module("classifier", torch::nn::Linear(in, classes));
+    return;
+  }
   stem = register_module("stem", conv_no_bias(in_ch, a.stem_width, s.stem_kernel, s.stem_stride));
   stem_bn = register_module("stem_bn", torch::nn::BatchNorm2d(a.stem_width));
   int64_t ch = a.stem_width;
@@ -83,6 +96,15 @@ ChildNetImpl::ChildNetImpl(const spec::SearchSpace& s, const spec::Arch& a, int 
 }
 
 torch::Tensor ChildNetImpl::forward(const torch::Tensor& x) {
+  if (!fc.empty()) {  // mlp; one statement per layer, as supernet::arch_cost counts
+    torch::Tensor h = x.flatten(1);
+    for (size_t i = 0; i < fc.size(); ++i) {
+      h = fc[i](h);
+      h = fc_bn[i](h);
+      h = apply_act(h, fc_act[i]);
+    }
+    return classifier(h);
+  }
   torch::Tensor h = stem_forward(stem, stem_bn, stem_act, x);
   for (auto& b : blocks) h = b->forward(h);
   return head_forward(head, head_bn, head_act, classifier, std::move(h));

@@ -53,6 +53,11 @@ class ChildNetImpl : public torch::nn::Module {
   torch::nn::BatchNorm2d head_bn{nullptr};
   torch::nn::Linear classifier{nullptr};
   Act stem_act, head_act;
+  // family mlp (no stem, blocks or head): the flattened input through each hidden layer's
+  // bias-free Linear, BN and activation, then the classifier.
+  std::vector<torch::nn::Linear> fc;
+  std::vector<torch::nn::BatchNorm1d> fc_bn;
+  std::vector<Act> fc_act;
 };
 TORCH_MODULE(ChildNet);
 

@@ -13,7 +13,9 @@ Act parse_act(const std::string& name) {
   if (name == "relu6") return Act::kReLU6;
   if (name == "hswish") return Act::kHSwish;
   if (name == "swish") return Act::kSwish;
-  throw SpecError("unknown activation \"" + name + "\": expected relu, relu6, hswish or swish");
+  if (name == "gelu") return Act::kGELU;
+  if (name == "tanh") return Act::kTanh;
+  throw SpecError("unknown activation \"" + name + "\": expected relu, relu6, hswish, swish, gelu or tanh");
 }
 
 torch::Tensor apply_act(const torch::Tensor& x, Act a) {
@@ -26,6 +28,10 @@ torch::Tensor apply_act(const torch::Tensor& x, Act a) {
       return torch::hardswish(x);
     case Act::kSwish:
       return torch::silu(x);
+    case Act::kGELU:
+      return torch::gelu(x);  // exact (erf), as PyTorch's default
+    case Act::kTanh:
+      return torch::tanh(x);
   }
   return x;
 }
@@ -88,7 +94,7 @@ torch::Tensor DynamicBatchNorm2dImpl::forward(const torch::Tensor& x) {
   bool training = is_training();
   if (training && calib_seen_ >= 0) {
     int64_t n = x.size(0);
-    if (n * x.size(2) * x.size(3) < 2) {
+    if (x.numel() / c < 2) {
       training = false;  // one value per channel has no variance: leave the statistics alone
     } else {
       m = static_cast<double>(n) / static_cast<double>(calib_seen_ + n);
@@ -100,15 +106,16 @@ torch::Tensor DynamicBatchNorm2dImpl::forward(const torch::Tensor& x) {
                            running_var.narrow(0, 0, c), training, m, eps, false);
 }
 
-DynamicLinearImpl::DynamicLinearImpl(int64_t in, int64_t out) : max_in(in), max_out(out) {
+DynamicLinearImpl::DynamicLinearImpl(int64_t in, int64_t out, bool with_bias) : max_in(in), max_out(out) {
   double bound = 1.0 / std::sqrt(static_cast<double>(in));
   weight = register_parameter("weight", torch::empty({out, in}).uniform_(-bound, bound));
-  bias = register_parameter("bias", torch::zeros({out}));
+  if (with_bias) bias = register_parameter("bias", torch::zeros({out}));
 }
 
 torch::Tensor DynamicLinearImpl::forward(const torch::Tensor& x, int64_t out) {
   int64_t in = x.size(1);
-  return torch::linear(x, weight.narrow(0, 0, out).narrow(1, 0, in), bias.narrow(0, 0, out));
+  return torch::linear(x, weight.narrow(0, 0, out).narrow(1, 0, in),
+                       bias.defined() ? bias.narrow(0, 0, out) : torch::Tensor());
 }
 
 torch::Tensor squeeze_excite(const torch::Tensor& x, const torch::Tensor& w1, const torch::Tensor& b1,

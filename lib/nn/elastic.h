@@ -8,7 +8,7 @@
 
 namespace nas::nn {
 
-enum class Act { kReLU, kReLU6, kHSwish, kSwish };
+enum class Act { kReLU, kReLU6, kHSwish, kSwish, kGELU, kTanh };
 Act parse_act(const std::string& name);
 torch::Tensor apply_act(const torch::Tensor& x, Act a);
 
@@ -35,6 +35,7 @@ class DynamicConv2dImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DynamicConv2d);
 
+// Works on [N, C, H, W] and on [N, C] (the mlp family's hidden layers) alike.
 class DynamicBatchNorm2dImpl : public torch::nn::Module {
  public:
   explicit DynamicBatchNorm2dImpl(int64_t max_channels, double momentum = 0.1, double eps = 1e-5);
@@ -56,7 +57,8 @@ TORCH_MODULE(DynamicBatchNorm2d);
 
 class DynamicLinearImpl : public torch::nn::Module {
  public:
-  DynamicLinearImpl(int64_t max_in, int64_t max_out);
+  // with_bias false: no bias (a BN follows), `bias` stays undefined.
+  DynamicLinearImpl(int64_t max_in, int64_t max_out, bool with_bias = true);
   torch::Tensor forward(const torch::Tensor& x, int64_t out);
   torch::Tensor weight, bias;
   int64_t max_in, max_out;

@@ -117,6 +117,21 @@ MbconvEncoding::MbconvEncoding(const spec::SearchSpace& space) : space_(space) {
     slots_.push_back({stage, block});
   };
   add("resolution", space.resolution, -1, -1);
+  if (space.is_mlp()) {
+    // depth, then per layer slot up to the largest depth: width, and the activation (its values
+    // are indices into the layer's act list, its labels the names).
+    add("depth", space.depth, 0, -1);
+    for (size_t i = 0; i < space.layers.size(); ++i) {
+      const std::string q = "layer" + std::to_string(i) + ".";
+      add(q + "width", space.layers[i].width, 0, static_cast<int>(i));
+      std::vector<int> idx(space.layers[i].act.size());
+      for (size_t k = 0; k < idx.size(); ++k) idx[k] = static_cast<int>(k);
+      decisions_.push_back({q + "act", space.layers[i].act, "act"});
+      values_.push_back(idx);
+      slots_.push_back({0, static_cast<int>(i)});
+    }
+    return;
+  }
   add("stem_width", space.stem_width, -1, -1);
   for (size_t s = 0; s < space.stages.size(); ++s) {
     const auto& st = space.stages[s];
@@ -150,6 +165,22 @@ spec::Arch MbconvEncoding::decode(const Genotype& g) const {
   check(g, "genotype");
   spec::Arch a;
   a.space = space_.name;
+  if (space_.is_mlp()) {
+    a.resolution = space_.resolution.front();
+    const int depth = values_[depth_index(0)][static_cast<size_t>(g[depth_index(0)])];
+    a.layers.resize(static_cast<size_t>(depth));
+    for (size_t i = 0; i < g.size(); ++i) {
+      const Slot& s = slots_[i];
+      if (s.block < 0 || s.block >= depth) continue;
+      auto& l = a.layers[static_cast<size_t>(s.block)];
+      const int v = values_[i][static_cast<size_t>(g[i])];
+      if (decisions_[i].group == "act")
+        l.act = space_.layers[static_cast<size_t>(s.block)].act[static_cast<size_t>(v)];
+      else
+        l.width = v;
+    }
+    return a;
+  }
   a.stages.resize(space_.stages.size());
   for (size_t i = 0; i < g.size(); ++i) {
     int v = values_[i][static_cast<size_t>(g[i])];
@@ -180,6 +211,25 @@ spec::Arch MbconvEncoding::decode(const Genotype& g) const {
 Genotype MbconvEncoding::encode(const spec::Arch& a) const {
   spec::validate_arch(a, space_, "arch");
   Genotype g(decisions_.size(), 0);
+  if (space_.is_mlp()) {
+    for (size_t i = 0; i < g.size(); ++i) {
+      const Slot& s = slots_[i];
+      if (s.stage < 0) {
+        g[i] = index_of(values_[i], a.resolution);
+      } else if (s.block < 0) {
+        g[i] = index_of(values_[i], static_cast<int>(a.layers.size()));
+      } else if (s.block < static_cast<int>(a.layers.size())) {
+        const auto& l = a.layers[static_cast<size_t>(s.block)];
+        if (decisions_[i].group == "act") {
+          const auto& acts = space_.layers[static_cast<size_t>(s.block)].act;
+          g[i] = static_cast<int>(std::find(acts.begin(), acts.end(), l.act) - acts.begin());
+        } else {
+          g[i] = index_of(values_[i], l.width);
+        }
+      }
+    }
+    return g;
+  }
   for (size_t i = 0; i < g.size(); ++i) {
     const Slot& s = slots_[i];
     const std::string& n = decisions_[i].name;

@@ -62,8 +62,9 @@ class Encoding {
   std::vector<Decision> decisions_;
 };
 
-// The mbconv family: resolution, stem and head width, and per stage depth, width and (for each
-// block slot up to the largest depth) expand ratio and kernel size.
+// The supernet families. mbconv: resolution, stem and head width, and per stage depth, width and
+// (for each block slot up to the largest depth) expand ratio and kernel size. mlp: resolution (one
+// option), depth, and per layer slot up to the largest depth its width and activation.
 class MbconvEncoding : public Encoding {
  public:
   explicit MbconvEncoding(const spec::SearchSpace& space);
@@ -71,7 +72,7 @@ class MbconvEncoding : public Encoding {
   spec::json to_json(const Genotype& g) const override;
   std::string key(const Genotype& g) const override;
   Genotype from_json(const spec::json& j, const std::string& file) const override;
-  std::string family() const override { return "mbconv"; }
+  std::string family() const override { return space_.family; }
   std::string space_name() const override { return space_.name; }
   spec::Arch decode(const Genotype& g) const;
   Genotype encode(const spec::Arch& a) const;  // throws SpecError when a is outside the space

@@ -14,6 +14,11 @@ json to_json(const Arch& a) {
   j["schema_version"] = kArchVersion;
   j["space"] = a.space;
   j["resolution"] = a.resolution;
+  if (a.is_mlp()) {
+    j["layers"] = json::array();
+    for (const auto& l : a.layers) j["layers"].push_back({{"width", l.width}, {"act", l.act}});
+    return j;
+  }
   j["stem_width"] = a.stem_width;
   j["head_width"] = a.head_width;
   j["stages"] = json::array();
@@ -31,6 +36,19 @@ Arch arch_from_json(const json& j, const std::string& file) {
   Arch a;
   a.space = o.string("space");
   a.resolution = static_cast<int>(o.integer("resolution", 1, 1 << 16));
+  if (o.has("layers")) {  // family mlp
+    auto layers = o.objects("layers");
+    if (layers.empty()) o.fail("layers", "a non-empty list of hidden layers", o.raw("layers"));
+    for (auto& lo : layers) {
+      LayerArch l;
+      l.width = static_cast<int>(lo.integer("width", 1, 1 << 16));
+      l.act = lo.string("act");
+      lo.finish();
+      a.layers.push_back(l);
+    }
+    o.finish();
+    return a;
+  }
   a.stem_width = static_cast<int>(o.integer("stem_width", 1, 1 << 16));
   a.head_width = static_cast<int>(o.integer("head_width", 1, 1 << 16));
   auto stages = o.objects("stages");
@@ -84,6 +102,25 @@ void validate_arch(const Arch& a, const SearchSpace& s, const std::string& file)
   NAS_CHECK(a.space == s.name, SpecError,
             file << ": space: expected \"" << s.name << "\" (the supernet's search space), found \"" << a.space
                  << "\"");
+  if (s.is_mlp() || a.is_mlp()) {
+    NAS_CHECK(s.is_mlp() && a.is_mlp(), SpecError,
+              file << ": " << (s.is_mlp() ? "layers: expected the hidden layers of an mlp child, found none"
+                                          : "layers: expected stem, stages and head (an mbconv child), found layers"));
+    check_choice(file, "resolution", a.resolution, s.resolution);
+    check_choice(file, "depth", static_cast<int>(a.layers.size()), s.depth);
+    for (size_t i = 0; i < a.layers.size(); ++i) {
+      const std::string p = "layers[" + std::to_string(i) + "]";
+      check_choice(file, p + ".width", a.layers[i].width, s.layers[i].width);
+      const auto& acts = s.layers[i].act;
+      if (std::find(acts.begin(), acts.end(), a.layers[i].act) == acts.end()) {
+        std::string exp;
+        for (size_t k = 0; k < acts.size(); ++k) exp += (k ? ", " : "") + acts[k];
+        throw SpecError(file + ": " + p + ".act: expected one of [" + exp + "] (outside the search space), found \"" +
+                        a.layers[i].act + "\"");
+      }
+    }
+    return;
+  }
   check_choice(file, "resolution", a.resolution, s.resolution);
   check_choice(file, "stem_width", a.stem_width, s.stem_width);
   check_choice(file, "head_width", a.head_width, s.head_width);
@@ -111,6 +148,12 @@ std::string arch_hash(const Arch& a) { return json_hash(to_json(a)); }
 
 std::string arch_summary(const Arch& a) {
   std::ostringstream os;
+  if (a.is_mlp()) {
+    os << "r" << a.resolution << " [";
+    for (size_t i = 0; i < a.layers.size(); ++i) os << (i ? ", " : "") << a.layers[i].width << " " << a.layers[i].act;
+    os << "]";
+    return os.str();
+  }
   os << "r" << a.resolution << " s" << a.stem_width;
   for (const auto& st : a.stages) {
     os << " [w" << st.width << " ";

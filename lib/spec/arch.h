@@ -26,15 +26,26 @@ struct StageArch {
   }
 };
 
+// A hidden layer of an mlp child.
+struct LayerArch {
+  int width = 1;
+  std::string act = "relu";
+  bool operator==(const LayerArch& o) const { return width == o.width && act == o.act; }
+};
+
 struct Arch {
   std::string space;  // name of the search space it belongs to
   int resolution = 0;
+  // family mbconv
   int stem_width = 0;
   std::vector<StageArch> stages;
   int head_width = 0;
+  // family mlp: the active hidden layers (depth = layers.size() >= 1); no stem, stages or head
+  std::vector<LayerArch> layers;
+  bool is_mlp() const { return !layers.empty(); }
   bool operator==(const Arch& o) const {
     return space == o.space && resolution == o.resolution && stem_width == o.stem_width &&
-           stages == o.stages && head_width == o.head_width;
+           stages == o.stages && head_width == o.head_width && layers == o.layers;
   }
   bool operator!=(const Arch& o) const { return !(*this == o); }
 };
@@ -52,7 +63,7 @@ void validate_arch(const Arch& a, const SearchSpace& space, const std::string& f
 std::string json_hash(const json& j);
 // Stable 16-hex-digit hash of the canonical form (json_hash of to_json(a)).
 std::string arch_hash(const Arch& a);
-// One-line human summary, e.g. "r28 s16 [d2 w24 e6k5,e4k3] ... h192".
+// One-line human summary, e.g. "r28 s16 [d2 w24 e6k5,e4k3] ... h192" or "r28 [512 relu, 256 gelu]".
 std::string arch_summary(const Arch& a);
 
 }  // namespace nas::spec

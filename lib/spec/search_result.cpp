@@ -122,7 +122,7 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
   check_header(o, kSearchKind, kSearchVersion);
   SearchResult r;
   r.space = o.string("space");
-  r.family = o.one_of_or("family", {"mbconv", "generic"}, "mbconv");
+  r.family = o.one_of_or("family", {"mbconv", "mlp", "generic"}, "mbconv");
   r.supernet = o.text_or("supernet", "");
   r.strategy = o.string("strategy");
   r.seed = static_cast<uint64_t>(o.integer("seed", 0, INT64_MAX));

@@ -7,7 +7,7 @@
 namespace nas::spec {
 
 const std::vector<std::string>& activation_names() {
-  static const std::vector<std::string> names = {"relu", "relu6", "hswish", "swish"};
+  static const std::vector<std::string> names = {"relu", "relu6", "hswish", "swish", "gelu", "tanh"};
   return names;
 }
 
@@ -34,12 +34,58 @@ std::vector<int> odd_set(Obj& o, const std::string& key, int lo, int hi) {
 }
 }  // namespace
 
+namespace {
+// A non-empty list of distinct activation names (one name alone is a one-element list).
+std::vector<std::string> act_set(Obj& o, const std::string& key) {
+  json v = o.raw(key);
+  if (v.is_string()) v = json::array({v});
+  std::string expected = "a non-empty list of distinct activations from [";
+  for (size_t i = 0; i < activation_names().size(); ++i) expected += (i ? ", " : "") + activation_names()[i];
+  expected += "]";
+  if (!v.is_array() || v.empty()) o.fail(key, expected, o.raw(key));
+  std::vector<std::string> out;
+  for (const auto& e : v) {
+    if (!e.is_string()) o.fail(key, expected, o.raw(key));
+    std::string a = e.get<std::string>();
+    if (std::find(activation_names().begin(), activation_names().end(), a) == activation_names().end() ||
+        std::find(out.begin(), out.end(), a) != out.end())
+      o.fail(key, expected, o.raw(key));
+    out.push_back(a);
+  }
+  return out;
+}
+
+SearchSpace mlp_space_from(Obj& o, SearchSpace s) {
+  s.resolution = sorted(o.int_set("resolution", 1, kMaxResolution));
+  if (s.resolution.size() != 1)
+    o.fail("resolution", "exactly one input resolution (the first layer's width is fixed by it)", o.raw("resolution"));
+  s.depth = sorted(o.int_set("depth", 1, kMaxDepth));
+  auto layers = o.objects("layers");
+  const size_t max_depth = static_cast<size_t>(max_of(s.depth));
+  if (layers.size() != 1 && layers.size() != max_depth)
+    o.fail("layers",
+           "one layer spec for every layer, or " + std::to_string(max_depth) + " (one per layer up to max(depth))",
+           o.raw("layers"));
+  for (auto& lo : layers) {
+    LayerSpec l;
+    l.width = sorted(lo.int_set("width", 1, 1 << 16));
+    l.act = act_set(lo, "act");
+    lo.finish();
+    s.layers.push_back(l);
+  }
+  while (s.layers.size() < max_depth) s.layers.push_back(s.layers.front());
+  o.finish();
+  return s;
+}
+}  // namespace
+
 SearchSpace search_space_from_json(const json& j, const std::string& file) {
   Obj o(j, file, "");
   check_header(o, kSearchSpaceKind, kSearchSpaceVersion);
   SearchSpace s;
   s.name = o.string("name");
-  s.family = o.one_of("family", {"mbconv"});
+  s.family = o.one_of("family", {"mbconv", "mlp"});
+  if (s.is_mlp()) return mlp_space_from(o, s);
   s.resolution = sorted(o.int_set("resolution", 8, kMaxResolution));
   {
     Obj st = o.object("stem");
@@ -91,6 +137,12 @@ json to_json(const SearchSpace& s) {
   j["name"] = s.name;
   j["family"] = s.family;
   j["resolution"] = s.resolution;
+  if (s.is_mlp()) {
+    j["depth"] = s.depth;
+    j["layers"] = json::array();
+    for (const auto& l : s.layers) j["layers"].push_back({{"width", l.width}, {"act", l.act}});
+    return j;
+  }
   j["stem"] = {{"width", s.stem_width}, {"kernel", s.stem_kernel}, {"stride", s.stem_stride},
                {"act", s.stem_act}};
   j["stages"] = json::array();

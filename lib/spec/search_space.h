@@ -1,5 +1,6 @@
 #pragma once
-// nas.search_space, family mbconv: a BigNAS/once-for-all chain of inverted-residual stages.
+// nas.search_space, family mbconv: a BigNAS/once-for-all chain of inverted-residual stages; family
+// mlp: a chain of fully connected hidden layers (elastic depth, per-layer width and activation).
 #include <string>
 #include <vector>
 
@@ -23,9 +24,16 @@ struct StageSpec {
   std::string act = "relu";
 };
 
+// One hidden layer of an mlp space: Linear (prefix slice of the widest), BatchNorm, activation.
+struct LayerSpec {
+  std::vector<int> width;
+  std::vector<std::string> act;  // choices, in the order the file lists them
+};
+
 struct SearchSpace {
   std::string name;
-  std::string family = "mbconv";
+  std::string family = "mbconv";  // or "mlp"
+  bool is_mlp() const { return family == "mlp"; }
   std::vector<int> resolution;  // input resolution choices (square)
   std::vector<int> stem_width;
   int stem_kernel = 3;
@@ -34,6 +42,11 @@ struct SearchSpace {
   std::vector<StageSpec> stages;
   std::vector<int> head_width;
   std::string head_act = "relu";
+  // family mlp: the input (images resized to the one resolution, then flattened; tabular rows are
+  // 1x1 images with one channel per feature), then the first `depth` of `layers`, then a linear
+  // classifier. `resolution` holds exactly one value.
+  std::vector<int> depth;
+  std::vector<LayerSpec> layers;  // max(depth) entries
 };
 
 // Parses and validates; `file` names the source in errors. Choice sets are returned sorted.

@@ -14,6 +14,25 @@ Cost arch_cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels,
   auto bn = [&](int64_t ch) { c.params += 2 * ch; };
   auto live = [&](int64_t values) { c.peak_activations = std::max(c.peak_activations, values); };
   const int64_t X = int64_t{in_channels} * a.resolution * a.resolution;
+  if (a.is_mlp()) {
+    // The flattened input is a view of X; each layer: bias-free Linear, BN, activation.
+    int64_t in = X;
+    for (size_t i = 0; i < a.layers.size(); ++i) {
+      const int64_t w = a.layers[i].width;
+      live(X + (i == 0 ? 0 : in) + w);
+      // BN's inference kernel makes a per-channel scale and shift: at batch 1 as large as the
+      // layer (on feature maps they are negligible). Then the activation: input and output.
+      live(X + 4 * w);
+      c.macs += in * w;
+      c.params += in * w;
+      bn(w);
+      in = w;
+    }
+    live(X + in + num_classes);
+    c.macs += in * num_classes;
+    c.params += in * num_classes + num_classes;
+    return c;
+  }
   int64_t res = conv_out(a.resolution, s.stem_stride);
   int64_t k = s.stem_kernel;
   const int64_t S = res * res * a.stem_width;

@@ -60,7 +60,16 @@ LatencyOp head_op(const spec::SearchSpace& s, int in, int width, int res, int cl
 }
 }  // namespace
 
+namespace {
+void check_mbconv(const spec::SearchSpace& s) {
+  NAS_CHECK(!s.is_mlp(), UsageError,
+            "space \"" << s.name << "\" (family mlp): latency tables are built for mbconv spaces; an mlp child is "
+                        "a few matrix products: measure it (nas-search --max-latency-ms measures each candidate)");
+}
+}  // namespace
+
 std::vector<LatencyOp> arch_ops(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes) {
+  check_mbconv(s);
   std::vector<LatencyOp> ops;
   ops.push_back(stem_op(s, a.resolution, a.stem_width, in_channels));
   int res = conv_out(a.resolution, s.stem_stride);
@@ -79,6 +88,7 @@ std::vector<LatencyOp> arch_ops(const spec::SearchSpace& s, const spec::Arch& a,
 }
 
 std::vector<LatencyOp> space_ops(const spec::SearchSpace& s, int in_channels, int num_classes) {
+  check_mbconv(s);
   std::map<std::string, LatencyOp> all;
   auto add = [&](const LatencyOp& op) { all.emplace(op.key(), op); };
   for (int r0 : s.resolution) {

@@ -25,6 +25,12 @@ spec::Arch arch_at_levels(const spec::SearchSpace& s, const Levels& l) {
   spec::Arch a;
   a.space = s.name;
   a.resolution = at_level(s.resolution, l.resolution);
+  if (s.is_mlp()) {  // the activation does not change the size: each layer's first-listed one
+    const int depth = at_level(s.depth, l.depth);
+    for (int i = 0; i < depth; ++i)
+      a.layers.push_back({at_level(s.layers[static_cast<size_t>(i)].width, l.width), s.layers[static_cast<size_t>(i)].act.front()});
+    return a;
+  }
   a.stem_width = at_level(s.stem_width, l.width);
   a.head_width = at_level(s.head_width, l.width);
   for (const auto& st : s.stages) {
@@ -44,6 +50,15 @@ spec::Arch random_arch(const spec::SearchSpace& s, Rng& rng) {
   spec::Arch a;
   a.space = s.name;
   a.resolution = rng.pick(s.resolution);
+  if (s.is_mlp()) {
+    const int depth = rng.pick(s.depth);
+    for (int i = 0; i < depth; ++i) {
+      const auto& ls = s.layers[static_cast<size_t>(i)];
+      const int w = rng.pick(ls.width);
+      a.layers.push_back({w, ls.act[rng.below(ls.act.size())]});
+    }
+    return a;
+  }
   a.stem_width = rng.pick(s.stem_width);
   for (const auto& st : s.stages) {
     spec::StageArch sa;
@@ -67,6 +82,26 @@ spec::Arch mutate_arch(const spec::Arch& in, const spec::SearchSpace& s, Rng& rn
       if (rng.uniform() < prob) v = neighbour(set, v, rng);
     };
     maybe(s.resolution, a.resolution);
+    if (s.is_mlp()) {
+      int d = static_cast<int>(a.layers.size());
+      maybe(s.depth, d);
+      while (static_cast<int>(a.layers.size()) < d) {  // a new layer: its set's smallest width, first act
+        const auto& ls = s.layers[a.layers.size()];
+        a.layers.push_back({ls.width.front(), ls.act.front()});
+      }
+      a.layers.resize(static_cast<size_t>(d));
+      for (size_t i = 0; i < a.layers.size(); ++i) {
+        const auto& ls = s.layers[i];
+        maybe(ls.width, a.layers[i].width);
+        if (ls.act.size() > 1 && rng.uniform() < prob) {  // activations are unordered: any other one
+          auto it = std::find(ls.act.begin(), ls.act.end(), a.layers[i].act);
+          size_t cur = it == ls.act.end() ? 0 : static_cast<size_t>(it - ls.act.begin());
+          a.layers[i].act = ls.act[(cur + 1 + rng.below(ls.act.size() - 1)) % ls.act.size()];
+        }
+      }
+      if (a != in) return a;
+      continue;
+    }
     maybe(s.stem_width, a.stem_width);
     maybe(s.head_width, a.head_width);
     for (size_t i = 0; i < a.stages.size(); ++i) {

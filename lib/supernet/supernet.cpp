@@ -11,6 +11,21 @@ SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_
   NAS_CHECK(in_channels > 0 && num_classes > 1, SpecError,
             "supernet: expected at least 1 input channel and 2 classes, found " << in_channels << " and "
                                                                                << num_classes);
+  if (s.is_mlp()) {
+    int64_t in = int64_t{in_channels} * s.resolution.front() * s.resolution.front();
+    int64_t widest = 0;
+    for (size_t i = 0; i < s.layers.size(); ++i) {
+      const int64_t w = spec::max_of(s.layers[i].width);
+      mlp_fc_.push_back(register_module("layer" + std::to_string(i) + "_fc", nn::DynamicLinear(in, w, false)));
+      mlp_bn_.push_back(register_module("layer" + std::to_string(i) + "_bn", nn::DynamicBatchNorm2d(w)));
+      in = w;
+      widest = std::max(widest, w);
+    }
+    // Whichever layer is last feeds it: as wide as the widest layer.
+    classifier_ = register_module("classifier", nn::DynamicLinear(widest, num_classes));
+    active_ = max_arch(s);
+    return;
+  }
   int64_t max_stem = spec::max_of(s.stem_width);
   stem_ = register_module("stem", nn::DynamicConv2d(in_channels, max_stem, s.stem_kernel, s.stem_stride, false));
   stem_bn_ = register_module("stem_bn", nn::DynamicBatchNorm2d(max_stem));
@@ -88,6 +103,13 @@ torch::Tensor SupernetImpl::forward(const torch::Tensor& x) {
   const auto& a = active_;
   TORCH_CHECK(x.dim() == 4 && x.size(1) == in_channels_, "supernet: expected input [N, ", in_channels_,
               ", R, R], got ", x.sizes());
+  if (a.is_mlp()) {
+    torch::Tensor h = x.flatten(1);
+    for (size_t i = 0; i < a.layers.size(); ++i)
+      h = nn::apply_act(mlp_bn_[i](mlp_fc_[i](h, a.layers[i].width)), nn::parse_act(a.layers[i].act));
+    if (dropout_ > 0 && is_training()) h = torch::dropout(h, dropout_, true);
+    return classifier_(h, num_classes_);
+  }
   torch::Tensor h = nn::to_channels_last(stem_(x, a.stem_width, space_.stem_kernel));
   h = nn::apply_act(stem_bn_(h), stem_act_);
   int active_blocks = 0, k = 0;
@@ -109,7 +131,8 @@ namespace {
 void copy_conv(torch::nn::Conv2d& dst, const nn::DynamicConv2d& src, int64_t in, int64_t out, int64_t k) {
   dst->weight.copy_(src->active_weight(in, out, k));
 }
-void copy_bn(torch::nn::BatchNorm2d& dst, const nn::DynamicBatchNorm2d& src) {
+template <typename BN>
+void copy_bn(BN& dst, const nn::DynamicBatchNorm2d& src) {
   int64_t c = dst->options.num_features();
   dst->weight.copy_(src->weight.narrow(0, 0, c));
   dst->bias.copy_(src->bias.narrow(0, 0, c));
@@ -123,6 +146,18 @@ nn::ChildNet SupernetImpl::slice(const spec::Arch& arch) {
   spec::validate_arch(arch, space_, "arch");
   nn::ChildNet child(space_, arch, in_channels_, num_classes_);
   torch::NoGradGuard no_grad;
+  if (arch.is_mlp()) {
+    int64_t in = int64_t{in_channels_} * arch.resolution * arch.resolution;
+    for (size_t i = 0; i < arch.layers.size(); ++i) {
+      const int64_t w = arch.layers[i].width;
+      child->fc[i]->weight.copy_(mlp_fc_[i]->weight.narrow(0, 0, w).narrow(1, 0, in));
+      copy_bn(child->fc_bn[i], mlp_bn_[i]);
+      in = w;
+    }
+    child->classifier->weight.copy_(classifier_->weight.narrow(1, 0, in));
+    child->classifier->bias.copy_(classifier_->bias);
+    return child;
+  }
   copy_conv(child->stem, stem_, in_channels_, arch.stem_width, space_.stem_kernel);
   copy_bn(child->stem_bn, stem_bn_);
   int64_t ch = arch.stem_width;

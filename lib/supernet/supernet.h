@@ -1,5 +1,5 @@
 #pragma once
-// The weight-sharing supernet over an mbconv search space (DESIGN.md §4).
+// The weight-sharing supernet over an mbconv or mlp search space (DESIGN.md §4).
 #include <torch/torch.h>
 
 #include <vector>
@@ -29,7 +29,8 @@ class SupernetImpl : public torch::nn::Module {
   // Sorts every block's expanded (middle) channels, and its SE bottleneck channels, by importance
   // (L1 norm of the weights that read them), as once-for-all does, so that children with smaller
   // expand ratios keep the most important channels. A permutation: the max child's function is
-  // unchanged.
+  // unchanged. Nothing to do in an mlp space: every hidden layer's units are read by the shared
+  // classifier too, in the same column order whichever layer is last.
   void sort_channels();
 
   // x: [N, C, R, R], already at the active resolution (see resize_input).
@@ -55,6 +56,9 @@ class SupernetImpl : public torch::nn::Module {
   nn::DynamicConv2d head_{nullptr};
   nn::DynamicBatchNorm2d head_bn_{nullptr};
   nn::DynamicLinear classifier_{nullptr};
+  // family mlp: hidden layers (bias-free Linear, BN on [N, C]); the classifier above is shared.
+  std::vector<nn::DynamicLinear> mlp_fc_;
+  std::vector<nn::DynamicBatchNorm2d> mlp_bn_;
   nn::Act stem_act_, head_act_;
   std::vector<nn::Act> stage_act_;
 };

@@ -1,0 +1,253 @@
+// The mlp family (issue 6): its space and arch documents, costs by hand, the supernet against its
+// sliced children, the shared decision encoding, ONNX export and the four tools on real data.
+#include <torch/torch.h>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "catch.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "eval/memory.h"
+#include "export/onnx_export.h"
+#include "helpers.h"
+#include "nn/child.h"
+#include "search/encoding.h"
+#include "spec/arch.h"
+#include "spec/search_result.h"
+#include "spec/search_space.h"
+#include "supernet/cost.h"
+#include "supernet/latency_table.h"
+#include "supernet/sampling.h"
+#include "supernet/supernet.h"
+
+using namespace nas;
+using nlohmann::json;
+
+namespace {
+spec::SearchSpace tiny_mlp() { return spec::load_search_space(test::test_data("tiny-mlp.yaml")); }
+
+using test::error_of;
+
+json space_doc() {
+  return {{"kind", "nas.search_space"}, {"schema_version", 1}, {"name", "m"}, {"family", "mlp"},
+          {"resolution", {28}},         {"depth", {1, 3}},     {"layers", {{{"width", {64, 32}}, {"act", {"relu", "gelu"}}}}}};
+}
+}  // namespace
+
+TEST_CASE("mlp spaces: one layer spec serves every layer; bad specs name the field", "[mlp]") {
+  auto s = spec::search_space_from_json(space_doc(), "m.yaml");
+  CHECK(s.is_mlp());
+  REQUIRE(s.layers.size() == 3);  // the one spec, for each layer up to max(depth)
+  CHECK(s.layers[2].width == std::vector<int>{32, 64});
+  CHECK(s.layers[2].act == std::vector<std::string>{"relu", "gelu"});  // in the file's order
+  CHECK(spec::search_space_from_json(spec::to_json(s), "again") .layers.size() == 3);
+  json j = space_doc();
+  j["resolution"] = {20, 28};
+  CHECK_THAT(error_of([&] { spec::search_space_from_json(j, "m.yaml"); }),
+             Catch::Matchers::Contains("m.yaml: resolution: expected exactly one input resolution"));
+  j = space_doc();
+  j["layers"] = {j["layers"][0], j["layers"][0]};
+  CHECK_THAT(error_of([&] { spec::search_space_from_json(j, "m.yaml"); }),
+             Catch::Matchers::Contains("m.yaml: layers: expected one layer spec for every layer, or 3"));
+  j = space_doc();
+  j["layers"][0]["act"] = {"relu", "softplus"};
+  CHECK_THAT(error_of([&] { spec::search_space_from_json(j, "m.yaml"); }),
+             Catch::Matchers::Contains("m.yaml: layers[0].act: expected a non-empty list of distinct activations"));
+  j = space_doc();
+  j["stem"] = {{"width", {8}}};
+  CHECK_THAT(error_of([&] { spec::search_space_from_json(j, "m.yaml"); }), Catch::Matchers::Contains("stem"));
+}
+
+TEST_CASE("mlp archs: JSON round trip, membership errors, sampling stays in the space", "[mlp]") {
+  auto s = tiny_mlp();
+  spec::Arch a = supernet::max_arch(s);
+  REQUIRE(a.layers.size() == 2);
+  CHECK(a.layers[0].width == 8);
+  CHECK(a.layers[0].act == "relu");  // the first listed
+  CHECK(a.layers[1].act == "tanh");
+  CHECK(supernet::min_arch(s).layers.size() == 1);
+  CHECK(spec::arch_from_json(spec::to_json(a), "a.json") == a);
+  CHECK(spec::arch_summary(a) == "r4 [8 relu, 4 tanh]");
+  spec::Arch b = a;
+  b.layers[1].act = "relu";
+  CHECK_THAT(error_of([&] { spec::validate_arch(b, s, "b.json"); }),
+             Catch::Matchers::Contains("b.json: layers[1].act: expected one of [tanh, swish] (outside the search space), found \"relu\""));
+  b = a;
+  b.layers[0].width = 7;
+  CHECK_THAT(error_of([&] { spec::validate_arch(b, s, "b.json"); }),
+             Catch::Matchers::Contains("b.json: layers[0].width: expected one of [6, 8]"));
+  b.layers = {a.layers[0], a.layers[1], a.layers[1]};
+  CHECK_THAT(error_of([&] { spec::validate_arch(b, s, "b.json"); }), Catch::Matchers::Contains("b.json: depth: expected one of [1, 2]"));
+  // An mbconv child is not an mlp child.
+  auto mb = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  spec::Arch m = supernet::max_arch(mb);
+  m.space = s.name;
+  CHECK_THAT(error_of([&] { spec::validate_arch(m, s, "m.json"); }), Catch::Matchers::Contains("m.json: layers: expected the hidden layers"));
+  Rng rng(5);
+  std::set<std::string> seen;
+  for (int i = 0; i < 200; ++i) {
+    spec::Arch r = supernet::random_arch(s, rng);
+    spec::validate_arch(r, s, "random");
+    seen.insert(spec::arch_hash(r));
+    spec::Arch mu = supernet::mutate_arch(r, s, rng, 0.3);
+    spec::validate_arch(mu, s, "mutated");
+    CHECK(mu != r);
+  }
+  // 2 x 2 one-layer children and (2 x 2) x (2 x 2) two-layer ones.
+  CHECK(seen.size() == 4 + 16);
+}
+
+TEST_CASE("mlp costs by hand, and as the modules count them", "[mlp]") {
+  auto s = tiny_mlp();
+  spec::Arch a;
+  a.space = s.name;
+  a.resolution = 4;
+  a.layers = {{8, "relu"}, {4, "swish"}};
+  // 2 channels of 4x4: 32 inputs. Linear 32x8 (no bias), BN 8, Linear 8x4, BN 4, classifier 4x3 + 3.
+  auto c = supernet::arch_cost(s, a, 2, 3);
+  CHECK(c.macs == 32 * 8 + 8 * 4 + 4 * 3);
+  CHECK(c.params == 32 * 8 + 2 * 8 + 8 * 4 + 2 * 4 + 4 * 3 + 3);
+  // Peak: the input (32) held throughout; the worst point is BN of layer 0 (8 in, 8 out, and its
+  // per-channel scale and shift, 8 each).
+  CHECK(c.peak_activations == 32 + 4 * 8);
+  nn::ChildNet net(s, a, 2, 3);
+  int64_t params = 0;
+  for (const auto& p : net->parameters()) params += p.numel();
+  CHECK(params == c.params);
+  // The fmnist space: analytic peak activations against the measured peak of an inference.
+  auto f = spec::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
+  Rng rng(3);
+  torch::NoGradGuard g;
+  for (int i = 0; i < 4; ++i) {
+    spec::Arch r = i == 0 ? supernet::max_arch(f) : supernet::random_arch(f, rng);
+    INFO(spec::arch_summary(r));
+    nn::ChildNet child(f, r, 1, 10);
+    child->eval();
+    torch::Tensor x = torch::randn({1, 1, 28, 28});
+    child->forward(x);
+    auto m = eval::measure_peak_memory([&] { child->forward(x); });
+    const double analytic = 4.0 * static_cast<double>(supernet::arch_cost(f, r, 1, 10).peak_activations);
+    // The input exists before the measurement starts and the flattening is a view: add it.
+    const double measured = static_cast<double>(m.peak_bytes) + 4.0 * static_cast<double>(x.numel());
+    INFO("measured " << measured << " analytic " << analytic);
+    CHECK(measured >= 0.9 * analytic);
+    CHECK(measured <= 1.2 * analytic);
+  }
+}
+
+TEST_CASE("an mlp child sliced from the supernet computes what the supernet computes", "[mlp]") {
+  torch::manual_seed(1);
+  auto s = tiny_mlp();
+  supernet::Supernet net(s, 2, 3);
+  {
+    torch::NoGradGuard g;
+    for (auto& m : net->modules(false))
+      if (auto* bn = m->as<nn::DynamicBatchNorm2dImpl>()) {
+        bn->running_mean.uniform_(-0.5, 0.5);
+        bn->running_var.uniform_(0.5, 2.0);
+        bn->weight.uniform_(0.5, 1.5);
+        bn->bias.uniform_(-0.2, 0.2);
+      }
+  }
+  net->eval();
+  Rng rng(2);
+  torch::Tensor x = torch::randn({5, 2, 4, 4});
+  std::set<std::string> outputs;
+  for (int i = 0; i < 12; ++i) {
+    spec::Arch a = i == 0 ? supernet::max_arch(s) : i == 1 ? supernet::min_arch(s) : supernet::random_arch(s, rng);
+    INFO(spec::arch_summary(a));
+    net->set_active(a);
+    torch::NoGradGuard g;
+    torch::Tensor want = net->forward(x);
+    nn::ChildNet child = net->slice(a);
+    child->eval();
+    torch::Tensor got = child->forward(x);
+    REQUIRE(got.sizes() == want.sizes());
+    CHECK(torch::allclose(got, want, 1e-5, 1e-6));
+    outputs.insert(std::to_string(want.sum().item<double>()));
+  }
+  CHECK(outputs.size() > 6);  // different children compute different functions
+  // Gradients reach the shared weights through every active slice only.
+  net->train();
+  spec::Arch small = supernet::min_arch(s);
+  small.layers[0].width = 6;
+  net->set_active(small);
+  net->zero_grad();
+  net->forward(x).sum().backward();
+  for (const auto& p : net->named_parameters()) {
+    if (p.key() != "layer0_fc.weight") continue;
+    CHECK(p.value().grad().narrow(0, 0, 6).abs().sum().item<double>() > 0);
+    CHECK(p.value().grad().narrow(0, 6, 2).abs().sum().item<double>() == 0);
+  }
+}
+
+TEST_CASE("the shared decision encoding covers mlp spaces", "[mlp]") {
+  auto s = tiny_mlp();
+  search::MbconvEncoding enc(s);
+  CHECK(enc.family() == "mlp");
+  // resolution, depth, and width + act for each of the 2 layer slots.
+  REQUIRE(enc.size() == 6);
+  CHECK(enc.decisions()[3].name == "layer0.act");
+  CHECK(enc.decisions()[3].labels == std::vector<std::string>{"relu", "gelu"});
+  Rng rng(9);
+  std::set<std::string> keys;
+  for (int i = 0; i < 300; ++i) {
+    search::Genotype g = enc.random(rng);
+    spec::Arch a = enc.decode(g);
+    spec::validate_arch(a, s, "decoded");
+    CHECK(enc.encode(a) == g);
+    CHECK(enc.from_json(enc.to_json(g), "j") == g);
+    CHECK(enc.key(g) == spec::arch_hash(a));
+    keys.insert(enc.key(g));
+    // A layer beyond the depth is inactive.
+    CHECK(enc.active(g, 4) == (a.layers.size() == 2));
+  }
+  CHECK(keys.size() == 20);
+}
+
+TEST_CASE("mlp spaces have no latency tables: a clear error", "[mlp]") {
+  auto s = tiny_mlp();
+  CHECK_THAT(error_of([&] { supernet::space_ops(s, 1, 10); }),
+             Catch::Matchers::Contains("space \"tiny-mlp\" (family mlp): latency tables are built for mbconv spaces"));
+}
+
+TEST_CASE("the four tools on an mlp space: train, search, slice, benchmark", "[mlp]") {
+  std::string d = test::temp_dir("mlp-tools");
+  const std::string space = test::src("configs/spaces/fmnist-mlp.yaml");
+  auto rt = test::run_cmd(test::bin("nas-train-supernet") + " --space " + space + " --train " +
+                          test::src("configs/train/fmnist-mlp.yaml") + " --out " + d +
+                          "/run --epochs 1 --train-limit 2560 --threads 2 -q");
+  INFO(rt.err);
+  REQUIRE(rt.code == 0);
+  const std::string ckpt = d + "/run/supernet.ckpt";
+  auto rs = test::run_cmd(test::bin("nas-search") + " --supernet " + ckpt + " --strategy evolution --budget 10" +
+                          " --val-images 500 --max-params 300000 --threads 2 -q --out " + d + "/search.json");
+  INFO(rs.err);
+  REQUIRE(rs.code == 0);
+  auto sr = spec::load_search_result(d + "/search.json");
+  CHECK(sr.family == "mlp");
+  REQUIRE(sr.best >= 0);
+  const auto& best = sr.candidates[static_cast<size_t>(sr.best)];
+  CHECK(best.params <= 300000);
+  CHECK(best.val_acc > 0.6);  // 20 steps of the sandwich rule: well above chance (0.1)
+  CHECK(best.arch.is_mlp());
+  auto rl = test::run_cmd(test::bin("nas-slice") + " --supernet " + ckpt + " --arch " + d + "/search.json --out " + d +
+                          "/child.ckpt --threads 2 -q" + (exporter::onnx_available() ? " --onnx " + d + "/child.onnx" : ""));
+  INFO(rl.err);
+  REQUIRE(rl.code == 0);
+  if (exporter::onnx_available()) CHECK(test::exists(d + "/child.onnx"));
+  auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + d + "/child.ckpt --threads 1 --test-images 1000" +
+                          " --max-time 1 -q --out " + d + "/bench.json");
+  INFO(rb.err);
+  REQUIRE(rb.code == 0);
+  json bench = json::parse(test::slurp(d + "/bench.json"));
+  CHECK(bench["model"]["params"] == best.params);
+  CHECK(bench["accuracy"]["top1"].get<double>() > 0.6);
+  // No latency table for an mlp space: a usage error, no file left.
+  auto rx = test::run_cmd(test::bin("nas-benchmark") + " --build-lut --space " + space + " --out " + d + "/lut.json");
+  CHECK(rx.code == 2);
+  CHECK_THAT(rx.err, Catch::Matchers::Contains("latency tables are built for mbconv spaces"));
+  CHECK_FALSE(test::exists(d + "/lut.json"));
+}

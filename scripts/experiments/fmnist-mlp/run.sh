@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The mlp family on Fashion-MNIST (issue 6): trains the MLP supernet (configs/spaces/fmnist-mlp.yaml,
+# configs/train/fmnist-mlp.yaml, 30 epochs), runs two evolution searches on 5,000 held-out training
+# images with inherited weights (no bound, and at most 240K params), slices the two best children,
+# the max and the min, and measures each on the 10,000 test images. Prints one JSON line per child;
+# every step resumes (a finished step is skipped). About 6 minutes on 2 idle cores.
+# Usage: scripts/experiments/fmnist-mlp/run.sh [OUT] (default runs/fmnist-mlp). Env: BUILD (build),
+#   THREADS (2).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+OUT=${1:-runs/fmnist-mlp}
+BUILD=${BUILD:-build}
+THREADS=${THREADS:-2}
+mkdir -p "$OUT"
+if [[ ! -f $OUT/supernet/supernet.ckpt ]] || ! grep -q '"steps":12870' "$OUT/train.log" 2>/dev/null; then
+  resume=(); [[ -f $OUT/supernet/supernet.ckpt ]] && resume=(--resume)
+  "$BUILD/nas-train-supernet" --space configs/spaces/fmnist-mlp.yaml --train configs/train/fmnist-mlp.yaml \
+    --out "$OUT/supernet" --threads "$THREADS" "${resume[@]}" 2> "$OUT/train.err" | tee "$OUT/train.log"
+fi
+search() {  # name, constraint flags...
+  local name=$1; shift
+  [[ -f $OUT/search-$name.json ]] || "$BUILD/nas-search" --supernet "$OUT/supernet/supernet.ckpt" --strategy evolution \
+    --budget 150 --val-images 5000 --threads "$THREADS" -q "$@" --out "$OUT/search-$name.json"
+}
+search free
+search 240k --max-params 240000
+for child in free 240k max min; do
+  arch=$child; [[ $child == free || $child == 240k ]] && arch=$OUT/search-$child.json
+  [[ -f $OUT/child-$child.ckpt ]] || "$BUILD/nas-slice" --supernet "$OUT/supernet/supernet.ckpt" --arch "$arch" \
+    --out "$OUT/child-$child.ckpt" --threads "$THREADS" -q > /dev/null
+  [[ -f $OUT/bench-$child.json ]] || "$BUILD/nas-benchmark" --model "$OUT/child-$child.ckpt" --threads "$THREADS" \
+    --test-images -1 --max-time 2 -q --out "$OUT/bench-$child.json"
+  /usr/bin/python3 - "$OUT/bench-$child.json" "$child" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+m = j["model"]
+print(json.dumps({"child": sys.argv[2], "layers": ", ".join("%d %s" % (l["width"], l["act"]) for l in m["arch"]["layers"]),
+                  "test_top1": j["accuracy"]["top1"], "params": m["params"], "mflops": round(m["mflops"], 3),
+                  "latency_ms_b1": round(j["latency"]["median_ms"], 4)}))
+PY
+done

@@ -1,14 +1,20 @@
 #include <zlib.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "catch.h"
 #include "core/error.h"
+#include "data/datasets.h"
 #include "data/idx.h"
 #include "data/loader.h"
 #include "helpers.h"
+
+#ifdef NAS_HAVE_STB_WRITE
+#include <stb/stb_image_write.h>
+#endif
 
 using namespace nas;
 
@@ -191,4 +197,152 @@ TEST_CASE("batches are normalized, augmented deterministically and prefetched in
   data::BatchLoader again(full, idx, lo);
   for (int i = 0; i < 4; ++i) again.next();
   CHECK(torch::equal(resumed.next()->x, again.next()->x));
+}
+
+namespace {
+// n CIFAR records: label bytes (CIFAR-100: coarse = 99 - fine, then fine) and channel-planar pixels
+// whose value encodes (record, channel, position) so that the interleaving can be checked.
+std::string cifar_records(int n, int label_bytes, int first_label) {
+  std::string out;
+  for (int i = 0; i < n; ++i) {
+    const int label = (first_label + i) % (label_bytes == 1 ? 10 : 100);
+    if (label_bytes == 2) out.push_back(static_cast<char>(99 - label));
+    out.push_back(static_cast<char>(label));
+    for (int ch = 0; ch < 3; ++ch)
+      for (int p = 0; p < 32 * 32; ++p) out.push_back(static_cast<char>((i * 7 + ch * 50 + p) % 256));
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("CIFAR-10 and CIFAR-100 binary files written by the test", "[data]") {
+  std::string d = test::temp_dir("cifar10");
+  test::spit(d + "/data_batch_1.bin", cifar_records(4, 1, 0));
+  test::spit(d + "/data_batch_2.bin", cifar_records(3, 1, 4));
+  test::spit(d + "/test_batch.bin", cifar_records(2, 1, 8));
+  auto train = data::load_dataset("cifar", d, true);
+  CHECK(train.n == 7);
+  CHECK(train.h == 32);
+  CHECK(train.w == 32);
+  CHECK(train.c == 3);
+  CHECK(train.num_classes == 10);
+  CHECK(train.labels == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6});
+  // Record 5 (the second of batch 2), channel 2 (blue), pixel (row 1, column 3): interleaved HWC.
+  const int p = 1 * 32 + 3;
+  CHECK(train.image(5)[p * 3 + 2] == static_cast<uint8_t>((1 * 7 + 2 * 50 + p) % 256));
+  CHECK(train.image(5)[p * 3 + 0] == static_cast<uint8_t>((1 * 7 + p) % 256));
+  auto test_set = data::load_dataset("cifar", d, false);
+  CHECK(test_set.n == 2);
+  CHECK(test_set.labels[1] == 9);
+  // CIFAR-100: the fine label (the second byte) is the class.
+  std::string e = test::temp_dir("cifar100");
+  test::spit(e + "/train.bin", cifar_records(5, 2, 97));
+  test::spit(e + "/test.bin", cifar_records(1, 2, 0));
+  auto c100 = data::load_dataset("cifar", e, true);
+  CHECK(c100.num_classes == 100);
+  CHECK(c100.labels == std::vector<int64_t>{97, 98, 99, 0, 1});
+  // A truncated file, and CIFAR-100 records read as CIFAR-10: clear errors naming the file.
+  test::spit(d + "/data_batch_1.bin", cifar_records(4, 1, 0).substr(0, 3000));
+  CHECK_THROWS_WITH(data::load_dataset("cifar", d, true),
+                    Catch::Matchers::Contains("data_batch_1.bin: expected CIFAR records of 3073 bytes"));
+  std::string f = test::temp_dir("cifar-wrong");
+  test::spit(f + "/data_batch_1.bin", cifar_records(3, 2, 0));
+  CHECK_THROWS_WITH(data::load_dataset("cifar", f, true), Catch::Matchers::Contains("not a multiple"));
+  CHECK_THROWS_WITH(data::load_dataset("cifar", f, false), Catch::Matchers::Contains("test_batch.bin"));
+}
+
+TEST_CASE("image folders: one folder per class, PNG and JPEG written by the test", "[data]") {
+#ifndef NAS_HAVE_STB_WRITE
+  WARN("skipped: this build has no libstb-dev");
+#else
+  REQUIRE(data::image_decoding_available());
+  std::string d = test::temp_dir("folders");
+  auto write = [&](const std::string& rel, int w, int h, int c, int value, bool jpeg) {
+    std::vector<uint8_t> px(static_cast<size_t>(w * h * c));
+    for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>((value + 3 * i) % 256);
+    std::string path = d + "/" + rel;
+    test::run_cmd("mkdir -p $(dirname " + path + ")");
+    int ok = jpeg ? stbi_write_jpg(path.c_str(), w, h, c, px.data(), 95) : stbi_write_png(path.c_str(), w, h, c, px.data(), w * c);
+    REQUIRE(ok != 0);
+    return px;
+  };
+  auto first = write("train/cat/a.png", 6, 4, 3, 10, false);
+  write("train/cat/b.png", 6, 4, 3, 20, false);
+  write("train/dog/c.jpg", 6, 4, 3, 30, true);
+  write("train/emu/d.png", 6, 4, 3, 40, false);
+  write("test/cat/e.png", 6, 4, 3, 50, false);
+  write("test/dog/f.png", 6, 4, 3, 60, false);
+  write("test/emu/g.png", 6, 4, 3, 70, false);
+  auto train = data::load_dataset("folder", d, true);
+  CHECK(train.n == 4);
+  CHECK(train.h == 4);
+  CHECK(train.w == 6);
+  CHECK(train.c == 3);
+  CHECK(train.num_classes == 3);  // cat, dog, emu in sorted order
+  CHECK(train.labels == std::vector<int64_t>{0, 0, 1, 2});
+  CHECK(std::equal(first.begin(), first.end(), train.image(0)));  // PNG is lossless
+  CHECK(data::load_dataset("folder", d, false).labels == std::vector<int64_t>{0, 1, 2});
+  // Grayscale, any number of classes: a 1-channel set.
+  std::string g = test::temp_dir("folders-gray");
+  for (int k = 0; k < 5; ++k) {
+    std::string saved = d;
+    d = g;
+    write("train/c" + std::to_string(k) + "/x.png", 5, 5, 1, k, false);
+    d = saved;
+  }
+  auto gray = data::load_dataset("folder", g, true);
+  CHECK(gray.c == 1);
+  CHECK(gray.num_classes == 5);
+  // An image of another size, a file that is no image, a missing split: errors naming the file.
+  write("train/dog/big.png", 8, 8, 3, 0, false);
+  CHECK_THROWS_WITH(data::load_dataset("folder", d, true),
+                    Catch::Matchers::Contains("train/dog/big.png: expected 6x4 with 3 channel(s) like the first image, found 8x8 with 3"));
+  test::run_cmd("rm " + d + "/train/dog/big.png");
+  test::spit(d + "/train/emu/notes.txt", "not an image");
+  CHECK_THROWS_WITH(data::load_dataset("folder", d, true),
+                    Catch::Matchers::Contains("train/emu/notes.txt: cannot decode as an image"));
+  CHECK_THROWS_WITH(data::load_dataset("folder", g, false), Catch::Matchers::Contains("test: cannot open: expected a directory"));
+#endif
+}
+
+TEST_CASE("a supernet trains on CIFAR-format data and its child is tested on the CIFAR test file", "[data]") {
+  // 3-channel 32x32 records whose class shows in the pixels (channel = class mod 3 is bright), so
+  // that a few steps learn something.
+  std::string d = test::temp_dir("cifar-tool");
+  auto records = [](int n, uint64_t seed) {
+    std::string out;
+    uint64_t x = seed;
+    for (int i = 0; i < n; ++i) {
+      const int label = i % 3;
+      out.push_back(static_cast<char>(label));
+      for (int ch = 0; ch < 3; ++ch)
+        for (int p = 0; p < 32 * 32; ++p) {
+          x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+          out.push_back(static_cast<char>((ch == label ? 128 : 0) + static_cast<int>((x >> 33) % 100)));
+        }
+    }
+    return out;
+  };
+  test::spit(d + "/data_batch_1.bin", records(400, 1));
+  test::spit(d + "/test_batch.bin", records(90, 2));
+  test::spit(d + "/train.yaml", "kind: nas.train\nschema_version: 1\ndata: {format: cifar, path: " + d +
+                                    ", validation_images: 100, mean: [0.4, 0.4, 0.4], std: [0.3, 0.3, 0.3], crop_padding: 0,"
+                                    " hflip: false}\nepochs: 1\nbatch_size: 50\noptimizer: {lr: 0.05}\n"
+                                    "bn_calibration: {images: 100, batch_size: 50}\n");
+  auto rt = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") + " --train " +
+                          d + "/train.yaml --out " + d + "/run --threads 2 -q");
+  INFO(rt.err);
+  REQUIRE(rt.code == 0);
+  auto rs = test::run_cmd(test::bin("nas-slice") + " --supernet " + d + "/run/supernet.ckpt --arch max --out " + d +
+                          "/child.ckpt --threads 2 -q");
+  INFO(rs.err);
+  REQUIRE(rs.code == 0);
+  auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + d + "/child.ckpt --threads 1 --max-time 0.5 -q --out " +
+                          d + "/bench.json");
+  INFO(rb.err);
+  REQUIRE(rb.code == 0);
+  auto bench = nlohmann::json::parse(test::slurp(d + "/bench.json"));
+  CHECK(bench["accuracy"]["test_images"] == 90);
+  // Present in the pixels: well above chance (1/3) after 6 steps.
+  CHECK(bench["accuracy"]["top1"].get<double>() > 0.6);
 }

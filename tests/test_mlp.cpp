@@ -169,6 +169,10 @@ TEST_CASE("an mlp child sliced from the supernet computes what the supernet comp
     outputs.insert(std::to_string(want.sum().item<double>()));
   }
   CHECK(outputs.size() > 6);  // different children compute different functions
+  // Training at batch size 1: one value per channel, a clear error rather than NaN statistics.
+  net->train();
+  CHECK_THAT(error_of([&] { net->forward(x.narrow(0, 0, 1)); }),
+             Catch::Matchers::Contains("batch_size: BatchNorm needs more than 1 value per channel when training"));
   // Gradients reach the shared weights through every active slice only.
   net->train();
   spec::Arch small = supernet::min_arch(s);
@@ -205,6 +209,18 @@ TEST_CASE("the shared decision encoding covers mlp spaces", "[mlp]") {
     CHECK(enc.active(g, 4) == (a.layers.size() == 2));
   }
   CHECK(keys.size() == 20);
+  // Activations are unordered: every other one is a neighbour, and coarse grids hold the first.
+  CHECK_FALSE(enc.decisions()[3].ordered);
+  CHECK(enc.decisions()[2].ordered);  // layer0.width
+  auto f = spec::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
+  search::MbconvEncoding fe(f);
+  search::Genotype g = fe.encode(supernet::max_arch(f));  // relu everywhere
+  std::set<std::string> acts;
+  for (const auto& n : fe.neighbours(g)) acts.insert(fe.decode(n).layers[0].act);
+  CHECK(acts == std::set<std::string>{"relu", "gelu", "swish", "tanh"});  // relu: other decisions moved
+  std::set<std::string> mutated;
+  for (int i = 0; i < 200; ++i) mutated.insert(fe.decode(fe.mutate(g, rng, 1.0)).layers[0].act);
+  CHECK(mutated == std::set<std::string>{"gelu", "swish", "tanh"});  // prob 1: always moves, to any other
 }
 
 TEST_CASE("mlp spaces have no latency tables: a clear error", "[mlp]") {

@@ -178,7 +178,7 @@ TEST_CASE("invalid documents give errors naming file, key, expectation and findi
       {with("depth: [1, 2]", "depth: []"), "bad.yaml: stages[0].depth: expected a non-empty list"},
       {with("depth: [1, 2]", "depth: [2, 2]"), "bad.yaml: stages[0].depth: expected a non-empty list of distinct"},
       {with("stride: 2}", "stride: 2, colour: 1}"), "bad.yaml: stages[0].colour: unknown key"},
-      {with("stride: 2}", "stride: 2, act: mish}"), "bad.yaml: stages[0].act: expected one of relu, relu6, hswish, swish, found string \"mish\""},
+      {with("stride: 2}", "stride: 2, act: mish}"), "bad.yaml: stages[0].act: expected one of relu, relu6, hswish, swish, gelu, tanh, found string \"mish\""},
       {with("resolution: [24, 28]", "resolution: .nan"), "bad.yaml: resolution: expected a non-empty list of distinct integers in [8, 1024], found NaN"},
       {with("stages:", "stages: 3\nx:"), "bad.yaml: stages: expected a list of mappings, found 3"},
       {"kind: [unclosed", "bad.yaml: invalid YAML at line"},

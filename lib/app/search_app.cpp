@@ -232,6 +232,9 @@ void run_search(const SearchOptions& o) {
   };
   if (!o.latency_table.empty()) {
     NAS_CHECK(!generic, UsageError, "--latency-table: a generic space's latency is what --evaluator reports");
+    NAS_CHECK(!space.is_mlp(), UsageError,
+              "--latency-table: space \"" << space.name << "\" (family mlp) has no latency tables; --max-latency-ms "
+                                         "alone measures each candidate");
     auto table = std::make_shared<supernet::LatencyTable>(supernet::load_latency_table(o.latency_table));
     supernet::check_table_for(*table, space, in_channels, num_classes, o.latency_table);
     NAS_CHECK(!o.latency_model || !table->model.empty(), UsageError,
@@ -286,6 +289,9 @@ void run_search(const SearchOptions& o) {
     co.device = o.common.device;
     co.eval_batch = eval_batch;
     co.train_images = o.lf_images;
+    NAS_CHECK(!space.is_mlp() || o.lf_resolution == 0 || o.lf_resolution == space.resolution.front(), UsageError,
+              "--lf-resolution " << o.lf_resolution << ": an mlp space's first layer is sized by its one resolution ("
+                                 << space.resolution.front() << "); drop the flag");
     co.resolution = o.lf_resolution;
     co.epochs = kind == "learning-curve" ? o.curve_epochs : o.lf_epochs;
     if (kind == "low-fidelity")

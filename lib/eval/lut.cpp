@@ -181,14 +181,15 @@ supernet::LatencyTable build_latency_table(const spec::SearchSpace& s, int in_ch
   const int64_t total = static_cast<int64_t>(ops.size() + children.size()) * rounds;
   int64_t done = 0;
   const TimingOptions timing = with_sync(o.timing, o.device);
-  std::vector<OpRunner> runners;
-  for (const auto& op : ops) runners.push_back(make_runner(op, o.batch, o.device));
+  // One operator's module and input at a time (all of them at batch 64 would not fit), rebuilt in
+  // each round from the same seed, so that every round times the same weights.
   // Round after round over everything, not round after round of one item: the VM this was written
   // on has slow spells of several seconds (1.5x) that would otherwise bias whole groups of items.
   std::vector<std::vector<LatencyStats>> op_stats(ops.size());
   for (int r = 0; r < rounds; ++r)
     for (size_t i = 0; i < ops.size(); ++i) {
-      OpRunner& runner = runners[i];
+      torch::manual_seed(mix_seed(o.seed, i));
+      OpRunner runner = make_runner(ops[i], o.batch, o.device);
       op_stats[i].push_back(measure(
           [&] {
             nn::AutocastScope autocast(o.device.is_cuda());  // --precision's setting
@@ -197,15 +198,15 @@ supernet::LatencyTable build_latency_table(const spec::SearchSpace& s, int in_ch
           timing));
       if (progress) progress(++done, total);
     }
-  runners.clear();
   for (size_t i = 0; i < ops.size(); ++i) {
     auto& st = op_stats[i];
     std::sort(st.begin(), st.end(), [](const LatencyStats& a, const LatencyStats& b) { return a.median_ms < b.median_ms; });
+    // The median over the rounds, as for the children below; p90 and reps of the middle round.
     const LatencyStats& mid = st[st.size() / 2];
-    int reps = 0;
+    std::vector<double> medians;
     bool noisy = true;  // noisy only when every round was
-    for (const auto& x : st) reps += x.reps, noisy = noisy && x.noisy;
-    t.ops[ops[i].key()] = {mid.median_ms, mid.p90_ms, reps, noisy};  // the middle round
+    for (const auto& x : st) medians.push_back(x.median_ms), noisy = noisy && x.noisy;
+    t.ops[ops[i].key()] = {median(medians), mid.p90_ms, mid.reps, noisy};
   }
   std::vector<std::vector<double>> child_ms(children.size());
   for (int r = 0; r < rounds; ++r)

@@ -101,6 +101,11 @@ torch::Tensor DynamicBatchNorm2dImpl::forward(const torch::Tensor& x) {
       calib_seen_ += n;
     }
   }
+  // One value per channel has no variance: LibTorch would write NaN into the running variance,
+  // which no recalibration repairs (an mlp layer at batch size 1).
+  NAS_CHECK(!training || x.numel() / c >= 2, SpecError,
+            "batch_size: BatchNorm needs more than 1 value per channel when training, found a batch of " << x.size(0)
+                << " with " << x.numel() / c << " value(s) per channel (use a batch size of at least 2)");
   // Narrowed running stats are views: batch_norm updates the shared buffers in place.
   return torch::batch_norm(x, weight.narrow(0, 0, c), bias.narrow(0, 0, c), running_mean.narrow(0, 0, c),
                            running_var.narrow(0, 0, c), training, m, eps, false);

@@ -1,6 +1,7 @@
 #include "search/encoding.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <set>
 
 #include "core/error.h"
@@ -42,7 +43,9 @@ Genotype Encoding::mutate(const Genotype& g, Rng& rng, double prob) const {
   if (movable.empty()) return g;
   auto step = [&](Genotype& x, size_t i) {
     int n = decisions_[i].size();
-    if (x[i] == 0)
+    if (!decisions_[i].ordered)
+      x[i] = (x[i] + 1 + static_cast<int>(rng.below(static_cast<uint64_t>(n - 1)))) % n;
+    else if (x[i] == 0)
       x[i] = 1;
     else if (x[i] == n - 1)
       x[i] = n - 2;
@@ -72,9 +75,8 @@ std::vector<Genotype> Encoding::neighbours(const Genotype& g) const {
   std::vector<Genotype> out;
   for (size_t i = 0; i < g.size(); ++i) {
     if (!active(g, i)) continue;
-    for (int d : {-1, 1}) {
-      int v = g[i] + d;
-      if (v < 0 || v >= decisions_[i].size()) continue;
+    for (int v = 0; v < decisions_[i].size(); ++v) {
+      if (v == g[i] || (decisions_[i].ordered && std::abs(v - g[i]) != 1)) continue;
       Genotype n = g;
       n[i] = v;
       out.push_back(canonical(n));
@@ -112,7 +114,7 @@ MbconvEncoding::MbconvEncoding(const spec::SearchSpace& space) : space_(space) {
     std::sort(v.begin(), v.end());
     std::string group = name.substr(name.rfind('.') + 1);  // resolution, depth, width, expand, kernel
     if (group == "stem_width" || group == "head_width") group = "width";
-    decisions_.push_back({name, labels_of(v), group});
+    decisions_.push_back({name, labels_of(v), group, true});
     values_.push_back(v);
     slots_.push_back({stage, block});
   };
@@ -126,7 +128,7 @@ MbconvEncoding::MbconvEncoding(const spec::SearchSpace& space) : space_(space) {
       add(q + "width", space.layers[i].width, 0, static_cast<int>(i));
       std::vector<int> idx(space.layers[i].act.size());
       for (size_t k = 0; k < idx.size(); ++k) idx[k] = static_cast<int>(k);
-      decisions_.push_back({q + "act", space.layers[i].act, "act"});
+      decisions_.push_back({q + "act", space.layers[i].act, "act", false});
       values_.push_back(idx);
       slots_.push_back({0, static_cast<int>(i)});
     }
@@ -276,7 +278,7 @@ GenericEncoding::GenericEncoding(const spec::json& decisions, const std::string&
     const spec::json& ch = o.raw("choices");
     NAS_CHECK(ch.is_array() && !ch.empty(), SpecError,
               file << ": " << o.where("choices") << ": expected a non-empty list, found " << spec::describe(ch));
-    Decision d{name, {}, name};
+    Decision d{name, {}, name, true};
     std::set<std::string> seen;
     for (const auto& c : ch) {
       NAS_CHECK(c.is_number() || c.is_string() || c.is_boolean(), SpecError,

@@ -20,6 +20,9 @@ struct Decision {
   std::string name;                 // e.g. "stage2.block0.kernel"
   std::vector<std::string> labels;  // the options, in order (ordered sets: smallest first)
   std::string group;                // decisions of one group move together on coarse grids
+  // Ordered options (sizes) mutate to a neighbour and take levels on coarse grids; unordered ones
+  // (an mlp layer's activation) mutate to any other option and hold their first on coarse grids.
+  bool ordered = true;
   int size() const { return static_cast<int>(labels.size()); }
 };
 
@@ -49,11 +52,12 @@ class Encoding {
 
   Genotype random(Rng& rng) const;
   // Each active decision moves with probability `prob` to a neighbouring option (one step up or
-  // down its ordered list); at least one active decision moves when any has two options.
+  // down its ordered list; any other option when unordered); at least one active decision moves
+  // when any has two options.
   Genotype mutate(const Genotype& g, Rng& rng, double prob) const;
   // Uniform crossover: each decision from either parent.
   Genotype crossover(const Genotype& a, const Genotype& b, Rng& rng) const;
-  // All genotypes that differ from g in one active decision by one step.
+  // All genotypes that differ from g in one active decision by one step (unordered: by any change).
   std::vector<Genotype> neighbours(const Genotype& g) const;
   // Checks size and ranges; throws SpecError naming `what`.
   void check(const Genotype& g, const std::string& what) const;

@@ -78,7 +78,7 @@ class CoarseToFine : public Strategy {
  public:
   CoarseToFine(const Encoding& e, const StrategyOptions& o) : enc_(e), o_(o) {
     for (const auto& d : e.decisions())
-      if (std::find(groups_.begin(), groups_.end(), d.group) == groups_.end()) groups_.push_back(d.group);
+      if (d.ordered && std::find(groups_.begin(), groups_.end(), d.group) == groups_.end()) groups_.push_back(d.group);
     coarse_budget_ = std::max<int64_t>(1, o.budget / 2);
   }
   std::string name() const override { return "coarse-to-fine"; }
@@ -133,6 +133,7 @@ class CoarseToFine : public Strategy {
       Genotype g(enc_.size());
       for (size_t i = 0; i < g.size(); ++i) {
         const auto& d = enc_.decisions()[i];
+        if (!d.ordered) continue;  // holds its first option; the fine phase moves it
         size_t gi = static_cast<size_t>(std::find(groups_.begin(), groups_.end(), d.group) - groups_.begin());
         g[i] = static_cast<int>(std::lround(p[gi] * (d.size() - 1)));
       }

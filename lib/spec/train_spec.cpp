@@ -11,7 +11,7 @@ TrainSpec train_spec_from_json(const json& j, const std::string& file) {
   t.source = file;
   {
     Obj d = o.object("data");
-    t.data.format = d.one_of_or("format", {"idx"}, "idx");
+    t.data.format = d.one_of_or("format", {"idx", "cifar", "folder"}, "idx");
     t.data.path = d.string_or("path", t.data.path);
     t.data.validation_images = d.integer_or("validation_images", t.data.validation_images, 0, 10000000);
     t.data.split_seed = static_cast<uint64_t>(d.integer_or("split_seed", 0, 0, INT64_MAX));

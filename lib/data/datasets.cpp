@@ -1,0 +1,130 @@
+#include "data/datasets.h"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+#include "core/io.h"
+
+#ifdef NAS_HAVE_STB
+#include <stb/stb_image.h>
+#endif
+
+namespace nas::data {
+namespace {
+constexpr int kCifarSide = 32, kCifarChannels = 3;
+constexpr int64_t kCifarPixels = int64_t{kCifarSide} * kCifarSide * kCifarChannels;
+
+// Entries of a directory, sorted; IoError naming it when it cannot be read.
+std::vector<std::string> list_dir(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  NAS_CHECK(d != nullptr, IoError, dir << ": cannot open: expected a directory");
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+}  // namespace
+
+void read_cifar_file(const std::string& path, int label_bytes, ImageSet& set) {
+  const std::string bytes = read_file(path);
+  const int64_t record = label_bytes + kCifarPixels;
+  NAS_CHECK(!bytes.empty() && static_cast<int64_t>(bytes.size()) % record == 0, IoError,
+            path << ": expected CIFAR records of " << record << " bytes (" << label_bytes << " label byte"
+                 << (label_bytes > 1 ? "s" : "") << " + 3x32x32 pixels), found " << bytes.size()
+                 << " bytes, not a multiple (truncated, or CIFAR-" << (label_bytes == 1 ? "100" : "10") << "?)");
+  const int64_t n = static_cast<int64_t>(bytes.size()) / record;
+  set.h = set.w = kCifarSide;
+  set.c = kCifarChannels;
+  set.num_classes = label_bytes == 1 ? 10 : 100;
+  const size_t base = set.pixels.size();
+  set.pixels.resize(base + static_cast<size_t>(n * kCifarPixels));
+  const int64_t plane = int64_t{kCifarSide} * kCifarSide;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto* r = reinterpret_cast<const uint8_t*>(bytes.data()) + i * record;
+    const int label = r[label_bytes - 1];
+    NAS_CHECK(label < set.num_classes, IoError,
+              path << ": record " << i << ": expected a label below " << set.num_classes << ", found " << label);
+    set.labels.push_back(label);
+    // Channel planes (R, G, B) to interleaved H x W x C.
+    uint8_t* out = set.pixels.data() + base + static_cast<size_t>(i * kCifarPixels);
+    for (int64_t p = 0; p < plane; ++p)
+      for (int ch = 0; ch < kCifarChannels; ++ch) out[p * kCifarChannels + ch] = r[label_bytes + ch * plane + p];
+  }
+  set.n += n;
+}
+
+ImageSet load_cifar_dir(const std::string& dir, bool train) {
+  ImageSet s;
+  if (is_regular_file(dir + "/train.bin") || is_regular_file(dir + "/test.bin")) {  // CIFAR-100
+    read_cifar_file(dir + (train ? "/train.bin" : "/test.bin"), 2, s);
+    return s;
+  }
+  if (!train) {
+    read_cifar_file(dir + "/test_batch.bin", 1, s);
+    return s;
+  }
+  for (int b = 1; b <= 5; ++b) {
+    const std::string f = dir + "/data_batch_" + std::to_string(b) + ".bin";
+    if (b > 1 && !is_regular_file(f)) break;  // fewer batches: a subset
+    read_cifar_file(f, 1, s);
+  }
+  return s;
+}
+
+#ifdef NAS_HAVE_STB
+bool image_decoding_available() { return true; }
+
+ImageSet load_image_folder(const std::string& dir) {
+  ImageSet s;
+  const std::vector<std::string> classes = list_dir(dir);
+  NAS_CHECK(classes.size() >= 2, IoError,
+            dir << ": expected one folder per class (at least 2), found " << classes.size() << " entries");
+  for (size_t k = 0; k < classes.size(); ++k) {
+    const std::string cdir = dir + "/" + classes[k];
+    for (const auto& name : list_dir(cdir)) {
+      const std::string f = cdir + "/" + name;
+      int w = 0, h = 0, c = 0;
+      unsigned char* px = stbi_load(f.c_str(), &w, &h, &c, 0);
+      NAS_CHECK(px != nullptr, IoError, f << ": cannot decode as an image (" << stbi_failure_reason() << ")");
+      if (s.n == 0) {
+        s.h = h;
+        s.w = w;
+        s.c = c;
+      }
+      const bool same = h == s.h && w == s.w && c == s.c;
+      if (same) s.pixels.insert(s.pixels.end(), px, px + static_cast<size_t>(h) * w * c);
+      stbi_image_free(px);
+      NAS_CHECK(same, IoError,
+                f << ": expected " << s.w << "x" << s.h << " with " << s.c << " channel(s) like the first image, found "
+                  << w << "x" << h << " with " << c);
+      s.labels.push_back(static_cast<int64_t>(k));
+      ++s.n;
+    }
+  }
+  NAS_CHECK(s.n > 0, IoError, dir << ": expected images in its class folders, found none");
+  s.num_classes = static_cast<int>(classes.size());
+  return s;
+}
+#else
+bool image_decoding_available() { return false; }
+
+ImageSet load_image_folder(const std::string& dir) {
+  throw UsageError(dir + ": image folders need libstb-dev at build time (scripts/setup.sh installs it)");
+}
+#endif
+
+ImageSet load_dataset(const std::string& format, const std::string& dir, bool train) {
+  if (format == "cifar") return load_cifar_dir(dir, train);
+  if (format == "folder") return load_image_folder(dir + (train ? "/train" : "/test"));
+  NAS_CHECK(format == "idx", SpecError, "data.format: expected idx, cifar or folder, found \"" << format << "\"");
+  return load_mnist_dir(dir, train);
+}
+
+}  // namespace nas::data

@@ -1,16 +1,19 @@
 #include <zlib.h>
 
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "catch.h"
 #include "core/error.h"
+#include "data/csv.h"
 #include "data/datasets.h"
 #include "data/idx.h"
 #include "data/loader.h"
 #include "helpers.h"
+#include "spec/train_spec.h"
 
 #ifdef NAS_HAVE_STB_WRITE
 #include <stb/stb_image_write.h>
@@ -345,4 +348,115 @@ TEST_CASE("a supernet trains on CIFAR-format data and its child is tested on the
   CHECK(bench["accuracy"]["test_images"] == 90);
   // Present in the pixels: well above chance (1/3) after 6 steps.
   CHECK(bench["accuracy"]["top1"].get<double>() > 0.6);
+}
+
+TEST_CASE("CSV: header names, label by name or index, classes, split and standardization", "[data]") {
+  std::string d = test::temp_dir("csv");
+  // 20 rows: x1 = i, x2 = 10 (constant), label "yes"/"no".
+  std::string text = "x1, x2 ,kind\n";
+  for (int i = 0; i < 20; ++i) text += std::to_string(i) + ",10," + (i % 2 ? "yes" : "\"no\"") + "\n";
+  test::spit(d + "/t.csv", text);
+  data::CsvOptions o;
+  o.label = "kind";
+  o.test_fraction = 0.25;
+  auto t = data::read_csv(d + "/t.csv", o);
+  CHECK(t.rows == 20);
+  CHECK(t.feature_names == std::vector<std::string>{"x1", "x2"});
+  CHECK(t.classes == std::vector<std::string>{"no", "yes"});
+  CHECK(t.labels[3] == 1);
+  auto train = data::load_csv(d + "/t.csv", o, true);
+  auto test_set = data::load_csv(d + "/t.csv", o, false);
+  CHECK(train.n == 15);
+  CHECK(test_set.n == 5);
+  CHECK(train.tabular());
+  CHECK(train.c == 2);
+  CHECK(train.h == 1);
+  CHECK(train.num_classes == 2);
+  // Standardized with the training rows' statistics: mean 0 and deviation 1 there, a constant
+  // column 0; the test rows with the same statistics (so not mean 0 themselves in general).
+  double sum = 0, sq = 0;
+  for (int64_t i = 0; i < train.n; ++i) sum += train.features[i * 2], sq += train.features[i * 2] * train.features[i * 2];
+  CHECK(sum / 15 == Approx(0).margin(1e-5));
+  CHECK(sq / 15 == Approx(1).epsilon(1e-4));
+  for (int64_t i = 0; i < train.n; ++i) CHECK(train.features[i * 2 + 1] == 0.0f);
+  std::set<int64_t> parity;
+  for (int64_t i = 0; i < train.n; ++i) parity.insert(train.labels[i]);
+  CHECK(parity.size() == 2);
+  // The same seed, the same split; another seed, another one.
+  CHECK(data::load_csv(d + "/t.csv", o, false).features == test_set.features);
+  o.seed = 7;
+  CHECK(data::load_csv(d + "/t.csv", o, false).features != test_set.features);
+  // Without a header, the label by index; numeric labels are ordered by value.
+  test::spit(d + "/n.csv", "3,1.5,10\n2,2.5,2\n1,3.5,10\n0,4.5,2\n");
+  data::CsvOptions n;
+  n.header = false;
+  n.label = "#2";
+  auto nt = data::read_csv(d + "/n.csv", n);
+  CHECK(nt.classes == std::vector<std::string>{"2", "10"});
+  CHECK(nt.labels == std::vector<int64_t>{1, 0, 1, 0});
+  CHECK(nt.feature_names == std::vector<std::string>{"#0", "#1"});
+  // Errors naming the file, the line and the column.
+  test::spit(d + "/ragged.csv", "a,b,y\n1,2,0\n1,2\n");
+  o.label = "y";
+  CHECK_THROWS_WITH(data::read_csv(d + "/ragged.csv", o), Catch::Matchers::Contains("ragged.csv:3: expected 3 fields like the header, found 2"));
+  test::spit(d + "/text.csv", "a,b,y\n1,2,0\n1,two,1\n");
+  CHECK_THROWS_WITH(data::read_csv(d + "/text.csv", o), Catch::Matchers::Contains("text.csv:3: column b: expected a number, found \"two\""));
+  o.label = "class";
+  CHECK_THROWS_WITH(data::read_csv(d + "/text.csv", o),
+                    Catch::Matchers::Contains("text.csv: data.label: expected a column named \"class\" among [a, b, y], found none"));
+  n.label = "#5";
+  CHECK_THROWS_WITH(data::read_csv(d + "/n.csv", n), Catch::Matchers::Contains("data.label: expected a column index below 3"));
+  // The spec: a csv section needs a label and takes no pixel normalization.
+  auto spec_with = [&](const std::string& extra) {
+    return "kind: nas.train\nschema_version: 1\ndata: {format: csv, path: " + d + "/t.csv" + extra + "}\nepochs: 1\nbatch_size: 4\noptimizer: {lr: 0.1}\n";
+  };
+  test::spit(d + "/a.yaml", spec_with(""));
+  CHECK_THROWS_WITH(spec::load_train_spec(d + "/a.yaml"), Catch::Matchers::Contains("a.yaml: data.label: expected the label column"));
+  test::spit(d + "/b.yaml", spec_with(", label: kind, mean: [0.5]"));
+  CHECK_THROWS_WITH(spec::load_train_spec(d + "/b.yaml"), Catch::Matchers::Contains("b.yaml: data.mean: expected nothing (format csv"));
+  test::spit(d + "/c.yaml", spec_with(", label: kind, validation_images: 3"));
+  auto ts = spec::load_train_spec(d + "/c.yaml");
+  CHECK(spec::train_spec_from_json(spec::to_json(ts), "again").data.label == "kind");
+}
+
+TEST_CASE("an mlp supernet trains on a CSV file and its child is tested on the held-out rows", "[data]") {
+  std::string d = test::temp_dir("csv-tool");
+  // Two features; the class is which of them is larger (plus noise features).
+  std::string text = "f1,f2,noise,label\n";
+  uint64_t x = 3;
+  auto next = [&] {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<double>((x >> 33) % 1000) / 100.0;
+  };
+  for (int i = 0; i < 400; ++i) {
+    double a = next(), b = next();
+    text += std::to_string(a) + "," + std::to_string(b) + "," + std::to_string(next()) + "," + (a > b ? "A" : "B") + "\n";
+  }
+  test::spit(d + "/data.csv", text);
+  test::spit(d + "/space.yaml", "kind: nas.search_space\nschema_version: 1\nname: csv-mlp\nfamily: mlp\nresolution: [1]\n"
+                                "depth: [1, 2]\nlayers: [{width: [8, 16], act: [relu, tanh]}]\n");
+  test::spit(d + "/train.yaml", "kind: nas.train\nschema_version: 1\ndata: {format: csv, path: " + d +
+                                    "/data.csv, label: label, validation_images: 60}\nepochs: 15\nbatch_size: 32\n"
+                                    "optimizer: {lr: 0.1}\nbn_calibration: {images: 200, batch_size: 100}\n");
+  auto rt = test::run_cmd(test::bin("nas-train-supernet") + " --space " + d + "/space.yaml --train " + d +
+                          "/train.yaml --out " + d + "/run --threads 2 -q");
+  INFO(rt.err);
+  REQUIRE(rt.code == 0);
+  auto rs = test::run_cmd(test::bin("nas-slice") + " --supernet " + d + "/run/supernet.ckpt --arch max --out " + d +
+                          "/child.ckpt --threads 1 -q");
+  INFO(rs.err);
+  REQUIRE(rs.code == 0);
+  auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + d + "/child.ckpt --threads 1 --max-time 0.5 -q --out " +
+                          d + "/bench.json");
+  INFO(rb.err);
+  REQUIRE(rb.code == 0);
+  auto bench = nlohmann::json::parse(test::slurp(d + "/bench.json"));
+  CHECK(bench["accuracy"]["test_images"] == 80);  // 20% of 400
+  CHECK(bench["accuracy"]["top1"].get<double>() > 0.85);
+  // A corrupted file afterwards: the tools name it.
+  test::spit(d + "/data.csv", text + "1,2\n");
+  auto rx = test::run_cmd(test::bin("nas-benchmark") + " --model " + d + "/child.ckpt --threads 1 -q --out " + d + "/x.json");
+  CHECK(rx.code != 0);
+  CHECK_THAT(rx.err, Catch::Matchers::Contains("data.csv:402: expected 4 fields like the header, found 2"));
+  CHECK_FALSE(test::exists(d + "/x.json"));
 }

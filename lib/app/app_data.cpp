@@ -25,8 +25,8 @@ CheckpointData load_checkpoint_data(const spec::TrainSpec& spec_in, const std::s
   return d;
 }
 
-data::ImageSet load_test_set(const std::string& format, const std::string& dir, int in_channels, int num_classes) {
-  data::ImageSet s = data::load_dataset(format, dir, false);
+data::ImageSet load_test_set(const spec::DataSpec& data, const std::string& dir, int in_channels, int num_classes) {
+  data::ImageSet s = data::load_dataset(data, dir, false);
   data::check_compatible(s, in_channels, num_classes, dir);
   return s;
 }

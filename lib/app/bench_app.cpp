@@ -243,7 +243,7 @@ void run_bench(const BenchOptions& opts) {
   }
   if (o.test_images != 0) {
     std::string dir = o.data.empty() ? meta.train.data.path : o.data;
-    auto test = load_test_set(meta.train.data.format, dir, meta.in_channels, meta.num_classes);
+    auto test = load_test_set(meta.train.data, dir, meta.in_channels, meta.num_classes);
     auto idx = data::iota_indices(test.n, o.test_images > 0 ? o.test_images : 0);
     auto r = eval::evaluate(*module, fwd, test, idx, arch.resolution, train::normalization_of(meta.train),
                              eval::default_eval_batch(device), device);

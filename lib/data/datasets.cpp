@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/io.h"
+#include "data/csv.h"
 
 #ifdef NAS_HAVE_STB
 #include <stb/stb_image.h>
@@ -119,6 +120,17 @@ ImageSet load_image_folder(const std::string& dir) {
   throw UsageError(dir + ": image folders need libstb-dev at build time (scripts/setup.sh installs it)");
 }
 #endif
+
+ImageSet load_dataset(const spec::DataSpec& d, const std::string& path, bool train) {
+  if (d.format != "csv") return load_dataset(d.format, path, train);
+  CsvOptions o;
+  o.label = d.label;
+  o.header = d.header;
+  o.skip_rows = d.skip_rows;
+  o.test_fraction = d.test_fraction;
+  o.seed = d.split_seed;
+  return load_csv(path, o, train);
+}
 
 ImageSet load_dataset(const std::string& format, const std::string& dir, bool train) {
   if (format == "cifar") return load_cifar_dir(dir, train);

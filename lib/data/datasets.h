@@ -5,6 +5,7 @@
 #include <string>
 
 #include "data/idx.h"
+#include "spec/train_spec.h"
 
 namespace nas::data {
 
@@ -15,7 +16,10 @@ namespace nas::data {
 //           label is the class) binary files in a directory
 //   folder: <dir>/train/<class>/<image> and <dir>/test/<class>/<image>; classes are the folder
 //           names in sorted order; every image must have the first one's size and channels
+//   csv:    a file of numeric features and a label column (data/csv.h; the DataSpec overload)
 ImageSet load_dataset(const std::string& format, const std::string& dir, bool train);
+// Any format of a nas.train spec's data section (csv included: data.path is the file).
+ImageSet load_dataset(const spec::DataSpec& d, const std::string& path, bool train);
 
 // CIFAR binary records of `label_bytes` label bytes (1: CIFAR-10, 2: CIFAR-100, fine label last)
 // and 3 x 32 x 32 channel-planar pixels, appended to `set` (which must be empty or 32x32x3).

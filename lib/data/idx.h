@@ -24,6 +24,10 @@ struct ImageSet {
   int num_classes = 0;
   std::vector<uint8_t> pixels;
   std::vector<int64_t> labels;
+  // Tabular sets (format csv) hold standardized float features instead of pixels: n x c values,
+  // h = w = 1 (a row is a 1x1 image with one channel per feature); batches take them as they are.
+  std::vector<float> features;
+  bool tabular() const { return !features.empty(); }
   const uint8_t* image(int64_t i) const { return pixels.data() + i * static_cast<int64_t>(h) * w * c; }
 };
 

@@ -20,6 +20,13 @@ Batch make_batch(const ImageSet& set, const std::vector<int64_t>& idx, const Loa
     scale[c] = static_cast<float>(1.0 / (255.0 * s));
     shift[c] = static_cast<float>(-m / s);
   }
+  if (set.tabular()) {  // already standardized; no augmentation
+    for (int64_t b = 0; b < B; ++b) {
+      yp[b] = set.labels[idx[b]];
+      std::copy_n(set.features.data() + idx[b] * C, C, xp + b * C);
+    }
+    return Batch{x, y, 0};
+  }
   Rng rng(aug_seed);
   const int p = o.crop_padding;
   for (int64_t b = 0; b < B; ++b) {

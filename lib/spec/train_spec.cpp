@@ -11,7 +11,21 @@ TrainSpec train_spec_from_json(const json& j, const std::string& file) {
   t.source = file;
   {
     Obj d = o.object("data");
-    t.data.format = d.one_of_or("format", {"idx", "cifar", "folder"}, "idx");
+    t.data.format = d.one_of_or("format", {"idx", "cifar", "folder", "csv"}, "idx");
+    if (t.data.format == "csv") {
+      if (!d.has("label")) d.fail("label", "the label column (a header name, or #k for the k-th column, 0-based)", nullptr);
+      t.data.label = d.string("label");
+      t.data.header = d.boolean_or("header", true);
+      t.data.skip_rows = d.integer_or("skip_rows", 0, 0, 1000000);
+      t.data.test_fraction = d.number_or("test_fraction", 0.2, 0.0, 0.9);
+      // Features are standardized with the training rows' statistics: no pixel normalization.
+      for (const char* k : {"mean", "std", "crop_padding", "hflip"})
+        if (d.has(k)) d.fail(k, "nothing (format csv standardizes each feature with the training rows' statistics)", d.raw(k));
+      t.data.mean = {0.0};
+      t.data.std = {1.0};
+      t.data.crop_padding = 0;
+      t.data.hflip = false;
+    }
     t.data.path = d.string_or("path", t.data.path);
     t.data.validation_images = d.integer_or("validation_images", t.data.validation_images, 0, 10000000);
     t.data.split_seed = static_cast<uint64_t>(d.integer_or("split_seed", 0, 0, INT64_MAX));
@@ -100,6 +114,13 @@ json to_json(const TrainSpec& t) {
                {"crop_padding", t.data.crop_padding},
                {"hflip", t.data.hflip},
                {"prefetch_batches", t.data.prefetch_batches}};
+  if (t.data.format == "csv") {
+    for (const char* k : {"mean", "std", "crop_padding", "hflip"}) j["data"].erase(k);
+    j["data"]["label"] = t.data.label;
+    j["data"]["header"] = t.data.header;
+    j["data"]["skip_rows"] = t.data.skip_rows;
+    j["data"]["test_fraction"] = t.data.test_fraction;
+  }
   j["epochs"] = t.epochs;
   j["batch_size"] = t.batch_size;
   j["optimizer"] = {{"type", t.optimizer},       {"lr", t.lr},

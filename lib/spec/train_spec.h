@@ -22,6 +22,11 @@ struct DataSpec {
   int crop_padding = 2;  // random crop with zero padding (0: off)
   bool hflip = true;
   int prefetch_batches = 4;
+  // format csv: rows of numeric features and one label column (classification)
+  std::string label;          // the label column: its header name, or "#k" (0-based index) without a header
+  bool header = true;         // the first row (after skip_rows) names the columns
+  int64_t skip_rows = 0;      // rows before the header or the data (e.g. sklearn's count line)
+  double test_fraction = 0.2; // rows held out as the test set (seeded by split_seed)
 };
 
 struct TrainSpec {

@@ -222,7 +222,7 @@ std::vector<int64_t> calibration_indices(const spec::TrainSpec& t, const data::S
 
 TrainData load_train_data(const spec::TrainSpec& t) {
   TrainData d;
-  d.train_set = data::load_dataset(t.data.format, t.data.path, /*train=*/true);
+  d.train_set = data::load_dataset(t.data, t.data.path, /*train=*/true);
   NAS_CHECK(t.data.mean.size() == 1 || static_cast<int>(t.data.mean.size()) == d.train_set.c, SpecError,
             t.source << ": data.mean: expected 1 or " << d.train_set.c << " values (one per image channel), found "
                                         << t.data.mean.size());

@@ -1,0 +1,177 @@
+#include "data/csv.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace nas::data {
+namespace {
+// Fields of one line split at commas; surrounding spaces and double quotes removed.
+std::vector<std::string> fields(const std::string& line) {
+  std::vector<std::string> out;
+  std::string f;
+  std::stringstream ss(line);
+  while (std::getline(ss, f, ',')) {
+    size_t a = f.find_first_not_of(" \t\r"), b = f.find_last_not_of(" \t\r");
+    f = a == std::string::npos ? "" : f.substr(a, b - a + 1);
+    if (f.size() >= 2 && f.front() == '"' && f.back() == '"') f = f.substr(1, f.size() - 2);
+    out.push_back(f);
+  }
+  if (!line.empty() && line.back() == ',') out.push_back("");
+  return out;
+}
+
+bool parse_number(const std::string& s, double& v) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  errno = 0;
+  v = std::strtod(s.c_str(), &end);
+  return errno == 0 && end == s.c_str() + s.size() && std::isfinite(v);
+}
+}  // namespace
+
+CsvTable read_csv(const std::string& path, const CsvOptions& o) {
+  std::ifstream in(path);
+  NAS_CHECK(in.good(), IoError, path << ": cannot open");
+  std::string line;
+  int64_t lineno = 0;
+  for (int64_t i = 0; i < o.skip_rows && std::getline(in, line); ++i) ++lineno;
+  std::vector<std::string> names;
+  size_t ncols = 0;
+  if (o.header) {
+    NAS_CHECK(std::getline(in, line), IoError, path << ": expected a header row, found the end of the file");
+    ++lineno;
+    names = fields(line);
+    ncols = names.size();
+  }
+  // The label column.
+  size_t label_col = 0;
+  bool have_label = false;
+  if (!o.label.empty() && o.label[0] == '#') {
+    double k = 0;
+    NAS_CHECK(parse_number(o.label.substr(1), k) && k >= 0 && k == std::floor(k), SpecError,
+              path << ": data.label: expected a column name or #k (a 0-based column index), found \"" << o.label << "\"");
+    label_col = static_cast<size_t>(k);
+    have_label = true;
+  } else {
+    auto it = std::find(names.begin(), names.end(), o.label);
+    std::string cols;
+    for (size_t i = 0; i < names.size(); ++i) cols += (i ? ", " : "") + names[i];
+    NAS_CHECK(o.header && it != names.end(), SpecError,
+              path << ": data.label: expected a column named \"" << o.label << "\""
+                   << (o.header ? " among [" + cols + "]" : " (the file has no header: name it #k)") << ", found none");
+    label_col = static_cast<size_t>(it - names.begin());
+    have_label = true;
+  }
+  CsvTable t;
+  std::vector<std::string> raw_labels;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
+    auto f = fields(line);
+    if (ncols == 0) ncols = f.size();
+    NAS_CHECK(f.size() == ncols, IoError,
+              path << ":" << lineno << ": expected " << ncols << " fields like the " << (o.header ? "header" : "first row")
+                   << ", found " << f.size());
+    NAS_CHECK(have_label && label_col < ncols, SpecError,
+              path << ": data.label: expected a column index below " << ncols << ", found " << o.label);
+    for (size_t c = 0; c < ncols; ++c) {
+      if (c == label_col) {
+        raw_labels.push_back(f[c]);
+        continue;
+      }
+      double v = 0;
+      NAS_CHECK(parse_number(f[c], v), IoError,
+                path << ":" << lineno << ": column " << (names.empty() ? "#" + std::to_string(c) : names[c])
+                     << ": expected a number, found \"" << f[c] << "\"");
+      t.features.push_back(static_cast<float>(v));
+    }
+    ++t.rows;
+  }
+  NAS_CHECK(t.rows >= 2, IoError, path << ": expected at least 2 data rows, found " << t.rows);
+  NAS_CHECK(ncols >= 2, IoError, path << ": expected a label and at least one feature column, found " << ncols << " column(s)");
+  for (size_t c = 0; c < ncols; ++c)
+    if (c != label_col) t.feature_names.push_back(names.empty() ? "#" + std::to_string(c) : names[c]);
+  // Classes: numeric labels by value, others by name.
+  bool numeric = true;
+  for (const auto& l : raw_labels) {
+    double v = 0;
+    numeric = numeric && parse_number(l, v);
+  }
+  std::vector<std::string> classes = raw_labels;
+  std::sort(classes.begin(), classes.end(), [&](const std::string& a, const std::string& b) {
+    return numeric ? std::strtod(a.c_str(), nullptr) < std::strtod(b.c_str(), nullptr) : a < b;
+  });
+  classes.erase(std::unique(classes.begin(), classes.end(),
+                            [&](const std::string& a, const std::string& b) {
+                              return numeric ? std::strtod(a.c_str(), nullptr) == std::strtod(b.c_str(), nullptr) : a == b;
+                            }),
+                classes.end());
+  NAS_CHECK(classes.size() >= 2, IoError,
+            path << ": column " << (names.empty() ? o.label : names[label_col]) << ": expected at least 2 classes, found "
+                 << classes.size());
+  std::map<std::string, int64_t> id;
+  for (size_t k = 0; k < classes.size(); ++k) id[classes[k]] = static_cast<int64_t>(k);
+  for (const auto& l : raw_labels) {
+    auto it = id.find(l);
+    if (it == id.end()) {  // numerically equal spelling (1 and 1.0)
+      for (size_t k = 0; k < classes.size(); ++k)
+        if (std::strtod(classes[k].c_str(), nullptr) == std::strtod(l.c_str(), nullptr)) it = id.find(classes[k]);
+    }
+    t.labels.push_back(it->second);
+  }
+  t.classes = classes;
+  return t;
+}
+
+ImageSet load_csv(const std::string& path, const CsvOptions& o, bool train) {
+  CsvTable t = read_csv(path, o);
+  const int64_t c = static_cast<int64_t>(t.feature_names.size());
+  // The split: a seeded permutation, its first test_fraction of rows for testing.
+  std::vector<int64_t> perm(static_cast<size_t>(t.rows));
+  for (int64_t i = 0; i < t.rows; ++i) perm[static_cast<size_t>(i)] = i;
+  Rng rng(o.seed ^ 0x7e57c5fULL);
+  rng.shuffle(perm);
+  const int64_t n_test = static_cast<int64_t>(std::llround(o.test_fraction * static_cast<double>(t.rows)));
+  NAS_CHECK(n_test < t.rows, SpecError, path << ": data.test_fraction: leaves no training rows");
+  std::vector<int64_t> test(perm.begin(), perm.begin() + n_test), rows(perm.begin() + n_test, perm.end());
+  std::sort(test.begin(), test.end());
+  std::sort(rows.begin(), rows.end());
+  // Statistics of the training rows (validation rows, carved from them later, included).
+  std::vector<double> mean(static_cast<size_t>(c), 0.0), sd(static_cast<size_t>(c), 0.0);
+  for (int64_t r : rows)
+    for (int64_t j = 0; j < c; ++j) mean[static_cast<size_t>(j)] += t.features[static_cast<size_t>(r * c + j)];
+  for (auto& m : mean) m /= static_cast<double>(rows.size());
+  for (int64_t r : rows)
+    for (int64_t j = 0; j < c; ++j) {
+      double d = t.features[static_cast<size_t>(r * c + j)] - mean[static_cast<size_t>(j)];
+      sd[static_cast<size_t>(j)] += d * d;
+    }
+  for (auto& s : sd) s = std::sqrt(s / static_cast<double>(rows.size()));
+  const auto& pick = train ? rows : test;
+  NAS_CHECK(!pick.empty(), SpecError, path << ": data.test_fraction: " << o.test_fraction << " leaves no test rows");
+  ImageSet s;
+  s.n = static_cast<int64_t>(pick.size());
+  s.h = s.w = 1;
+  s.c = static_cast<int>(c);
+  s.num_classes = static_cast<int>(t.classes.size());
+  s.features.reserve(static_cast<size_t>(s.n * c));
+  for (int64_t r : pick) {
+    for (int64_t j = 0; j < c; ++j) {
+      const double v = t.features[static_cast<size_t>(r * c + j)] - mean[static_cast<size_t>(j)];
+      const double d = sd[static_cast<size_t>(j)];
+      s.features.push_back(static_cast<float>(d > 0 ? v / d : 0.0));  // a constant column becomes 0
+    }
+    s.labels.push_back(t.labels[static_cast<size_t>(r)]);
+  }
+  return s;
+}
+
+}  // namespace nas::data

@@ -308,6 +308,26 @@ TEST_CASE("image folders: one folder per class, PNG and JPEG written by the test
 #endif
 }
 
+namespace {
+// Trains a supernet of `space` with the spec d/train.yaml, slices its max child and runs
+// nas-benchmark on the dataset's test split: the nas.bench document (REQUIREs each step).
+nlohmann::json train_slice_test(const std::string& d, const std::string& space) {
+  auto rt = test::run_cmd(test::bin("nas-train-supernet") + " --space " + space + " --train " + d + "/train.yaml --out " +
+                          d + "/run --threads 2 -q");
+  INFO(rt.err);
+  REQUIRE(rt.code == 0);
+  auto rs = test::run_cmd(test::bin("nas-slice") + " --supernet " + d + "/run/supernet.ckpt --arch max --out " + d +
+                          "/child.ckpt --threads 2 -q");
+  INFO(rs.err);
+  REQUIRE(rs.code == 0);
+  auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + d + "/child.ckpt --threads 1 --max-time 0.5 -q --out " +
+                          d + "/bench.json");
+  INFO(rb.err);
+  REQUIRE(rb.code == 0);
+  return nlohmann::json::parse(test::slurp(d + "/bench.json"));
+}
+}  // namespace
+
 TEST_CASE("a supernet trains on CIFAR-format data and its child is tested on the CIFAR test file", "[data]") {
   // 3-channel 32x32 records whose class shows in the pixels (channel = class mod 3 is bright), so
   // that a few steps learn something.
@@ -332,19 +352,7 @@ TEST_CASE("a supernet trains on CIFAR-format data and its child is tested on the
                                     ", validation_images: 100, mean: [0.4, 0.4, 0.4], std: [0.3, 0.3, 0.3], crop_padding: 0,"
                                     " hflip: false}\nepochs: 1\nbatch_size: 50\noptimizer: {lr: 0.05}\n"
                                     "bn_calibration: {images: 100, batch_size: 50}\n");
-  auto rt = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") + " --train " +
-                          d + "/train.yaml --out " + d + "/run --threads 2 -q");
-  INFO(rt.err);
-  REQUIRE(rt.code == 0);
-  auto rs = test::run_cmd(test::bin("nas-slice") + " --supernet " + d + "/run/supernet.ckpt --arch max --out " + d +
-                          "/child.ckpt --threads 2 -q");
-  INFO(rs.err);
-  REQUIRE(rs.code == 0);
-  auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + d + "/child.ckpt --threads 1 --max-time 0.5 -q --out " +
-                          d + "/bench.json");
-  INFO(rb.err);
-  REQUIRE(rb.code == 0);
-  auto bench = nlohmann::json::parse(test::slurp(d + "/bench.json"));
+  auto bench = train_slice_test(d, test::test_data("tiny-space.yaml"));
   CHECK(bench["accuracy"]["test_images"] == 90);
   // Present in the pixels: well above chance (1/3) after 6 steps.
   CHECK(bench["accuracy"]["top1"].get<double>() > 0.6);
@@ -438,19 +446,7 @@ TEST_CASE("an mlp supernet trains on a CSV file and its child is tested on the h
   test::spit(d + "/train.yaml", "kind: nas.train\nschema_version: 1\ndata: {format: csv, path: " + d +
                                     "/data.csv, label: label, validation_images: 60}\nepochs: 15\nbatch_size: 32\n"
                                     "optimizer: {lr: 0.1}\nbn_calibration: {images: 200, batch_size: 100}\n");
-  auto rt = test::run_cmd(test::bin("nas-train-supernet") + " --space " + d + "/space.yaml --train " + d +
-                          "/train.yaml --out " + d + "/run --threads 2 -q");
-  INFO(rt.err);
-  REQUIRE(rt.code == 0);
-  auto rs = test::run_cmd(test::bin("nas-slice") + " --supernet " + d + "/run/supernet.ckpt --arch max --out " + d +
-                          "/child.ckpt --threads 1 -q");
-  INFO(rs.err);
-  REQUIRE(rs.code == 0);
-  auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + d + "/child.ckpt --threads 1 --max-time 0.5 -q --out " +
-                          d + "/bench.json");
-  INFO(rb.err);
-  REQUIRE(rb.code == 0);
-  auto bench = nlohmann::json::parse(test::slurp(d + "/bench.json"));
+  auto bench = train_slice_test(d, d + "/space.yaml");
   CHECK(bench["accuracy"]["test_images"] == 80);  // 20% of 400
   CHECK(bench["accuracy"]["top1"].get<double>() > 0.85);
   // A corrupted file afterwards: the tools name it.

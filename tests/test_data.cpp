@@ -13,6 +13,7 @@
 #include "data/idx.h"
 #include "data/loader.h"
 #include "helpers.h"
+#include "spec/bench_result.h"
 #include "spec/train_spec.h"
 
 #ifdef NAS_HAVE_STB_WRITE
@@ -311,6 +312,12 @@ TEST_CASE("image folders: one folder per class, PNG and JPEG written by the test
 namespace {
 // Trains a supernet of `space` with the spec d/train.yaml, slices its max child and runs
 // nas-benchmark on the dataset's test split: the nas.bench document (REQUIREs each step).
+// A value in [0, 10) from a 64-bit LCG state (rows of test CSV files).
+double uniform_0_10(uint64_t& x) {
+  x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+  return static_cast<double>((x >> 33) % 1000) / 100.0;
+}
+
 nlohmann::json train_slice_test(const std::string& d, const std::string& space) {
   auto rt = test::run_cmd(test::bin("nas-train-supernet") + " --space " + space + " --train " + d + "/train.yaml --out " +
                           d + "/run --threads 2 -q");
@@ -325,6 +332,20 @@ nlohmann::json train_slice_test(const std::string& d, const std::string& space) 
   INFO(rb.err);
   REQUIRE(rb.code == 0);
   return nlohmann::json::parse(test::slurp(d + "/bench.json"));
+}
+}  // namespace
+
+namespace {
+// train_slice_test on d/data.csv (400 rows) with a small mlp space; `fields` completes the data
+// section (label, task).
+nlohmann::json train_csv_mlp(const std::string& d, const std::string& fields, int epochs, double lr) {
+  test::spit(d + "/space.yaml", "kind: nas.search_space\nschema_version: 1\nname: csv-mlp\nfamily: mlp\nresolution: [1]\n"
+                                "depth: [1, 2]\nlayers: [{width: [8, 16], act: [relu, tanh]}]\n");
+  test::spit(d + "/train.yaml", "kind: nas.train\nschema_version: 1\ndata: {format: csv, path: " + d + "/data.csv, " +
+                                    fields + ", validation_images: 60}\nepochs: " + std::to_string(epochs) +
+                                    "\nbatch_size: 32\noptimizer: {lr: " + std::to_string(lr) +
+                                    "}\nbn_calibration: {images: 200, batch_size: 100}\n");
+  return train_slice_test(d, d + "/space.yaml");
 }
 }  // namespace
 
@@ -432,21 +453,13 @@ TEST_CASE("an mlp supernet trains on a CSV file and its child is tested on the h
   // Two features; the class is which of them is larger (plus noise features).
   std::string text = "f1,f2,noise,label\n";
   uint64_t x = 3;
-  auto next = [&] {
-    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-    return static_cast<double>((x >> 33) % 1000) / 100.0;
-  };
+  auto next = [&] { return uniform_0_10(x); };
   for (int i = 0; i < 400; ++i) {
     double a = next(), b = next();
     text += std::to_string(a) + "," + std::to_string(b) + "," + std::to_string(next()) + "," + (a > b ? "A" : "B") + "\n";
   }
   test::spit(d + "/data.csv", text);
-  test::spit(d + "/space.yaml", "kind: nas.search_space\nschema_version: 1\nname: csv-mlp\nfamily: mlp\nresolution: [1]\n"
-                                "depth: [1, 2]\nlayers: [{width: [8, 16], act: [relu, tanh]}]\n");
-  test::spit(d + "/train.yaml", "kind: nas.train\nschema_version: 1\ndata: {format: csv, path: " + d +
-                                    "/data.csv, label: label, validation_images: 60}\nepochs: 15\nbatch_size: 32\n"
-                                    "optimizer: {lr: 0.1}\nbn_calibration: {images: 200, batch_size: 100}\n");
-  auto bench = train_slice_test(d, d + "/space.yaml");
+  auto bench = train_csv_mlp(d, "label: label", 15, 0.1);
   CHECK(bench["accuracy"]["test_images"] == 80);  // 20% of 400
   CHECK(bench["accuracy"]["top1"].get<double>() > 0.85);
   // A corrupted file afterwards: the tools name it.
@@ -455,4 +468,36 @@ TEST_CASE("an mlp supernet trains on a CSV file and its child is tested on the h
   CHECK(rx.code != 0);
   CHECK_THAT(rx.err, Catch::Matchers::Contains("data.csv:402: expected 4 fields like the header, found 2"));
   CHECK_FALSE(test::exists(d + "/x.json"));
+}
+
+TEST_CASE("CSV regression: a numeric target, MSE, and R^2 on the held-out rows", "[data]") {
+  std::string d = test::temp_dir("csv-reg");
+  std::string text = "a,b,c,y\n";
+  uint64_t x = 11;
+  auto next = [&] { return uniform_0_10(x); };
+  for (int i = 0; i < 400; ++i) {
+    double a = next(), b = next(), c = next();
+    text += std::to_string(a) + "," + std::to_string(b) + "," + std::to_string(c) + "," +
+            std::to_string(100 + 2 * a - b + 0.05 * c) + "\n";
+  }
+  test::spit(d + "/data.csv", text);
+  data::CsvOptions o;
+  o.label = "y";
+  o.regression = true;
+  auto set = data::load_csv(d + "/data.csv", o, true);
+  CHECK(set.regression());
+  CHECK(set.num_classes == 1);
+  CHECK(set.target_mean > 100);
+  double m = 0;
+  for (float v : set.targets) m += v;
+  CHECK(m / static_cast<double>(set.n) == Approx(0).margin(1e-4));  // standardized
+  auto bench = train_csv_mlp(d, "label: y, task: regression", 20, 0.05);
+  CHECK(bench["accuracy"]["test_images"] == 80);
+  CHECK_FALSE(bench["accuracy"].contains("top1"));
+  CHECK(bench["accuracy"]["r2"].get<double>() > 0.9);  // a linear target
+  auto back = spec::bench_result_from_json(bench, "bench.json");
+  CHECK(back.regression);
+  // A label column that is not numeric, for regression.
+  test::spit(d + "/bad.csv", "a,y\n1,2\n3,four\n");
+  CHECK_THROWS_WITH(data::read_csv(d + "/bad.csv", o), Catch::Matchers::Contains("bad.csv: column y: expected a numeric target (task: regression), found \"four\""));
 }

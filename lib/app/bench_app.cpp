@@ -249,6 +249,7 @@ void run_bench(const BenchOptions& opts) {
                              eval::default_eval_batch(device), device);
     b.test_images = r.n;
     b.test_acc = r.acc;
+    b.regression = test.regression();
   }
   b.peak_rss_mib = peak_rss_mib();
   b.context = eval::machine_context(threads, o.common.device, o.common.precision);
@@ -256,7 +257,7 @@ void run_bench(const BenchOptions& opts) {
   std::snprintf(line, sizeof line, "%s: %.3f MFLOPs, %lld params, median %.3f ms (p90 %.3f) at batch %d, %.0f img/s%s",
                 b.hash.c_str(), b.mflops, static_cast<long long>(b.params), b.median_ms, b.p90_ms, b.batch,
                 b.images_per_s,
-                b.test_images > 0 ? (", test acc " + std::to_string(b.test_acc)).c_str() : "");
+                b.test_images > 0 ? ((b.regression ? ", test R^2 " : ", test acc ") + std::to_string(b.test_acc)).c_str() : "");
   log_info(line);
   write_output(o.out, spec::canonical_dump(spec::to_json(b)));
 }

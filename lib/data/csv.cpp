@@ -99,6 +99,16 @@ CsvTable read_csv(const std::string& path, const CsvOptions& o) {
   NAS_CHECK(ncols >= 2, IoError, path << ": expected a label and at least one feature column, found " << ncols << " column(s)");
   for (size_t c = 0; c < ncols; ++c)
     if (c != label_col) t.feature_names.push_back(names.empty() ? "#" + std::to_string(c) : names[c]);
+  if (o.regression) {
+    for (size_t i = 0; i < raw_labels.size(); ++i) {
+      double v = 0;
+      NAS_CHECK(parse_number(raw_labels[i], v), IoError,
+                path << ": column " << (names.empty() ? o.label : names[label_col])
+                     << ": expected a numeric target (task: regression), found \"" << raw_labels[i] << "\"");
+      t.targets.push_back(v);
+    }
+    return t;
+  }
   // Classes: numeric labels by value, others by name.
   bool numeric = true;
   for (const auto& l : raw_labels) {
@@ -161,7 +171,17 @@ ImageSet load_csv(const std::string& path, const CsvOptions& o, bool train) {
   s.n = static_cast<int64_t>(pick.size());
   s.h = s.w = 1;
   s.c = static_cast<int>(c);
-  s.num_classes = static_cast<int>(t.classes.size());
+  s.num_classes = o.regression ? 1 : static_cast<int>(t.classes.size());
+  if (o.regression) {  // the target standardized with the training rows' statistics too
+    double m = 0, v = 0;
+    for (int64_t r : rows) m += t.targets[static_cast<size_t>(r)];
+    m /= static_cast<double>(rows.size());
+    for (int64_t r : rows) v += (t.targets[static_cast<size_t>(r)] - m) * (t.targets[static_cast<size_t>(r)] - m);
+    const double sdv = std::sqrt(v / static_cast<double>(rows.size()));
+    s.target_mean = m;
+    s.target_std = sdv > 0 ? sdv : 1.0;
+    for (int64_t r : pick) s.targets.push_back(static_cast<float>((t.targets[static_cast<size_t>(r)] - m) / s.target_std));
+  }
   s.features.reserve(static_cast<size_t>(s.n * c));
   for (int64_t r : pick) {
     for (int64_t j = 0; j < c; ++j) {
@@ -169,7 +189,7 @@ ImageSet load_csv(const std::string& path, const CsvOptions& o, bool train) {
       const double d = sd[static_cast<size_t>(j)];
       s.features.push_back(static_cast<float>(d > 0 ? v / d : 0.0));  // a constant column becomes 0
     }
-    s.labels.push_back(t.labels[static_cast<size_t>(r)]);
+    s.labels.push_back(o.regression ? 0 : t.labels[static_cast<size_t>(r)]);
   }
   return s;
 }

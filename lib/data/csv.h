@@ -15,6 +15,7 @@ struct CsvOptions {
   int64_t skip_rows = 0;
   double test_fraction = 0.2;
   uint64_t seed = 0;        // of the train/test split
+  bool regression = false;  // the label is a numeric target (standardized like the features)
 };
 
 // The parsed file: features row-major (rows x columns), labels as class indices, class names in
@@ -25,6 +26,7 @@ struct CsvTable {
   std::vector<std::string> classes;
   std::vector<float> features;
   std::vector<int64_t> labels;
+  std::vector<double> targets;  // regression: the label column's values
   int64_t rows = 0;
 };
 CsvTable read_csv(const std::string& path, const CsvOptions& o);

@@ -129,6 +129,7 @@ ImageSet load_dataset(const spec::DataSpec& d, const std::string& path, bool tra
   o.skip_rows = d.skip_rows;
   o.test_fraction = d.test_fraction;
   o.seed = d.split_seed;
+  o.regression = d.task == "regression";
   return load_csv(path, o, train);
 }
 

@@ -28,6 +28,11 @@ struct ImageSet {
   // h = w = 1 (a row is a 1x1 image with one channel per feature); batches take them as they are.
   std::vector<float> features;
   bool tabular() const { return !features.empty(); }
+  // Regression sets (csv, task: regression): standardized float targets instead of labels, one
+  // output (num_classes 1); target_mean and target_std undo the standardization.
+  std::vector<float> targets;
+  double target_mean = 0, target_std = 1;
+  bool regression() const { return !targets.empty(); }
   const uint8_t* image(int64_t i) const { return pixels.data() + i * static_cast<int64_t>(h) * w * c; }
 };
 

@@ -21,8 +21,12 @@ Batch make_batch(const ImageSet& set, const std::vector<int64_t>& idx, const Loa
     shift[c] = static_cast<float>(-m / s);
   }
   if (set.tabular()) {  // already standardized; no augmentation
+    if (set.regression()) y = torch::empty({B}, torch::kFloat32);
     for (int64_t b = 0; b < B; ++b) {
-      yp[b] = set.labels[idx[b]];
+      if (set.regression())
+        y.data_ptr<float>()[b] = set.targets[idx[b]];
+      else
+        yp[b] = set.labels[idx[b]];
       std::copy_n(set.features.data() + idx[b] * C, C, xp + b * C);
     }
     return Batch{x, y, 0};
@@ -129,6 +133,9 @@ std::optional<Batch> BatchLoader::next() {
 void check_compatible(const ImageSet& set, int in_channels, int num_classes, const std::string& what) {
   NAS_CHECK(set.c == in_channels, SpecError,
             what << ": images have " << set.c << " channels, expected " << in_channels << " (the model's input)");
+  NAS_CHECK(set.regression() == (num_classes == 1), SpecError,
+            what << ": expected " << (num_classes == 1 ? "a regression target (the model has 1 output)" : "class labels")
+                 << ", found " << (set.regression() ? "a regression target" : "class labels"));
   NAS_CHECK(set.num_classes <= num_classes, SpecError,
             what << ": labels go up to " << set.num_classes - 1 << ", expected at most " << num_classes - 1
                  << " (the model has " << num_classes << " classes)");

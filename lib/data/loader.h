@@ -35,7 +35,7 @@ struct LoaderOptions {
 
 struct Batch {
   torch::Tensor x;  // float [B, C, H, W], normalized
-  torch::Tensor y;  // int64 [B]
+  torch::Tensor y;  // int64 [B] class indices; float [B] standardized targets for regression sets
   int64_t index = 0;
 };
 

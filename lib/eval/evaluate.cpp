@@ -35,8 +35,9 @@ EvalResult evaluate(torch::nn::Module& m, const ForwardFn& fwd, const data::Imag
   o.pin_memory = device.is_cuda();
   data::BatchLoader loader(set, idx, o);
   EvalResult r;
-  double loss_sum = 0;
+  double loss_sum = 0, y_sum = 0, y_sq = 0;
   int64_t correct = 0;
+  bool regression = false;
   while (auto b = loader.next()) {
     check_interrupt("evaluation");
     torch::Tensor x = supernet::resize_input(b->x.to(device, /*non_blocking=*/true), resolution);
@@ -46,13 +47,21 @@ EvalResult evaluate(torch::nn::Module& m, const ForwardFn& fwd, const data::Imag
       nn::AutocastScope autocast(device.is_cuda());
       logits = fwd(x).to(torch::kFloat);
     }
-    loss_sum += torch::cross_entropy_loss(logits, y, {}, at::Reduction::Sum).item<double>();
-    correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+    if (y.is_floating_point()) {  // regression: squared errors, and the targets' sums for R^2
+      loss_sum += (logits.squeeze(1) - y).pow(2).sum().item<double>();
+      y_sum += y.sum().item<double>();
+      y_sq += y.pow(2).sum().item<double>();
+      regression = true;
+    } else {
+      loss_sum += torch::cross_entropy_loss(logits, y, {}, at::Reduction::Sum).item<double>();
+      correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+    }
     r.n += y.size(0);
   }
   if (r.n > 0) {
-    r.acc = static_cast<double>(correct) / r.n;
     r.loss = loss_sum / r.n;
+    const double sst = y_sq - y_sum * y_sum / static_cast<double>(r.n);
+    r.acc = !regression ? static_cast<double>(correct) / r.n : sst > 0 ? 1.0 - loss_sum / sst : 0.0;
   }
   return r;
 }

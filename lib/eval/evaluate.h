@@ -12,8 +12,8 @@
 namespace nas::eval {
 
 struct EvalResult {
-  double acc = 0;   // top-1 in [0, 1]
-  double loss = 0;  // mean cross-entropy
+  double acc = 0;   // top-1 in [0, 1]; for regression R^2 (1 - SSE/SST, at most 1)
+  double loss = 0;  // mean cross-entropy; for regression mean squared error (standardized target)
   int64_t n = 0;
 };
 

@@ -72,7 +72,7 @@ json to_json(const BenchResult& b) {
   if (b.activations_peak_mib >= 0) j["memory"]["activations_peak_mib"] = b.activations_peak_mib;
   if (b.analytic_mib >= 0) j["memory"]["analytic_mib"] = b.analytic_mib;
   if (b.test_images > 0)
-    j["accuracy"] = {{"test_images", b.test_images}, {"top1", b.test_acc}};
+    j["accuracy"] = {{"test_images", b.test_images}, {b.regression ? "r2" : "top1", b.test_acc}};
   else
     j["accuracy"] = nullptr;
   return j;
@@ -141,7 +141,8 @@ BenchResult bench_result_from_json(const json& j, const std::string& file) {
   if (o.take("accuracy")) {
     Obj a = o.object("accuracy");
     b.test_images = a.integer("test_images", 1, INT64_MAX);
-    b.test_acc = a.number("top1", 0, 1);
+    b.regression = a.has("r2");
+    b.test_acc = b.regression ? a.number("r2", -1e12, 1) : a.number("top1", 0, 1);
     a.finish();
   }
   o.finish();

@@ -61,7 +61,8 @@ struct BenchResult {
   double activations_peak_mib = -1;  // -1: not measured
   double analytic_mib = -1;
   int64_t test_images = 0;  // 0: accuracy not measured
-  double test_acc = 0;
+  double test_acc = 0;      // top-1, or R^2 for a regression model (then in r2 instead of top1)
+  bool regression = false;
 };
 
 json to_json(const BenchResult& b);

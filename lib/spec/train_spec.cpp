@@ -18,6 +18,7 @@ TrainSpec train_spec_from_json(const json& j, const std::string& file) {
       t.data.header = d.boolean_or("header", true);
       t.data.skip_rows = d.integer_or("skip_rows", 0, 0, 1000000);
       t.data.test_fraction = d.number_or("test_fraction", 0.2, 0.0, 0.9);
+      t.data.task = d.one_of_or("task", {"classification", "regression"}, "classification");
       // Features are standardized with the training rows' statistics: no pixel normalization.
       for (const char* k : {"mean", "std", "crop_padding", "hflip"})
         if (d.has(k)) d.fail(k, "nothing (format csv standardizes each feature with the training rows' statistics)", d.raw(k));
@@ -120,6 +121,7 @@ json to_json(const TrainSpec& t) {
     j["data"]["header"] = t.data.header;
     j["data"]["skip_rows"] = t.data.skip_rows;
     j["data"]["test_fraction"] = t.data.test_fraction;
+    j["data"]["task"] = t.data.task;
   }
   j["epochs"] = t.epochs;
   j["batch_size"] = t.batch_size;

@@ -27,6 +27,7 @@ struct DataSpec {
   bool header = true;         // the first row (after skip_rows) names the columns
   int64_t skip_rows = 0;      // rows before the header or the data (e.g. sklearn's count line)
   double test_fraction = 0.2; // rows held out as the test set (seeded by split_seed)
+  std::string task = "classification";  // or "regression": a numeric label, one output, MSE loss, R^2
 };
 
 struct TrainSpec {

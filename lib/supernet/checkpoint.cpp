@@ -32,7 +32,7 @@ CheckpointMeta meta_from_json(const spec::json& j, const std::string& path) {
   m.space = spec::search_space_from_json(o.raw("space"), path + " (embedded search space)");
   m.train = spec::train_spec_from_json(o.raw("train"), path + " (embedded train spec)");
   m.in_channels = static_cast<int>(o.integer("in_channels", 1, 4096));
-  m.num_classes = static_cast<int>(o.integer("num_classes", 2, 1 << 20));
+  m.num_classes = static_cast<int>(o.integer("num_classes", 1, 1 << 20));  // 1: regression
   m.image_size = static_cast<int>(o.integer("image_size", 1, 1 << 16));
   m.step = o.integer("step", 0, INT64_MAX);
   m.total_steps = o.integer("total_steps", 0, INT64_MAX);

@@ -8,8 +8,8 @@ namespace nas::supernet {
 SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_classes)
     : space_(s), in_channels_(in_channels), num_classes_(num_classes), stem_act_(nn::parse_act(s.stem_act)),
       head_act_(nn::parse_act(s.head_act)) {
-  NAS_CHECK(in_channels > 0 && num_classes > 1, SpecError,
-            "supernet: expected at least 1 input channel and 2 classes, found " << in_channels << " and "
+  NAS_CHECK(in_channels > 0 && num_classes >= 1, SpecError,
+            "supernet: expected at least 1 input channel and 1 output (a regression target, or 2 classes), found " << in_channels << " and "
                                                                                << num_classes);
   if (s.is_mlp()) {
     int64_t in = int64_t{in_channels} * s.resolution.front() * s.resolution.front();

@@ -20,7 +20,10 @@
 namespace nas::train {
 namespace {
 
+// The label loss: cross-entropy with label smoothing for class indices; mean squared error for
+// float targets (regression, one output).
 torch::Tensor smoothed_ce(const torch::Tensor& logits, const torch::Tensor& y, double eps) {
+  if (y.is_floating_point()) return torch::mse_loss(logits.squeeze(1), y);
   torch::Tensor logp = torch::log_softmax(logits, 1);
   torch::Tensor nll = -logp.gather(1, y.unsqueeze(1)).squeeze(1);
   if (eps <= 0) return nll.mean();
@@ -182,11 +185,15 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
     losses.push_back(l.detach());
   } else {
     torch::Tensor logits = teacher_pass(supernet::max_arch(space));
-    torch::Tensor teacher = torch::softmax(logits.detach() / t.temperature, 1);
+    // Regression: the students regress on the teacher's output (MSE) instead of its probabilities.
+    const bool regression = y.is_floating_point();
+    torch::Tensor teacher =
+        regression ? logits.detach().squeeze(1) : torch::softmax(logits.detach() / t.temperature, 1);
     auto child_loss = [&](const spec::Arch& a) {
       net->set_active(a);
       torch::Tensor l = forward(input(a.resolution));
       torch::Tensor cl = !t.distillation            ? smoothed_ce(l, y, t.label_smoothing)
+                         : regression                ? smoothed_ce(l, teacher, 0)
                          : t.distill_loss == "kl" ? kl_div(l, teacher, t.temperature)
                                                   : soft_ce(l, teacher, t.temperature);
       cl.backward();

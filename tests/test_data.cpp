@@ -253,6 +253,11 @@ TEST_CASE("CIFAR-10 and CIFAR-100 binary files written by the test", "[data]") {
   test::spit(f + "/data_batch_1.bin", cifar_records(3, 2, 0));
   CHECK_THROWS_WITH(data::load_dataset("cifar", f, true), Catch::Matchers::Contains("not a multiple"));
   CHECK_THROWS_WITH(data::load_dataset("cifar", f, false), Catch::Matchers::Contains("test_batch.bin"));
+  // A missing batch between present ones.
+  std::string gap = test::temp_dir("cifar-gap");
+  test::spit(gap + "/data_batch_1.bin", cifar_records(1, 1, 0));
+  test::spit(gap + "/data_batch_3.bin", cifar_records(1, 1, 0));
+  CHECK_THROWS_WITH(data::load_dataset("cifar", gap, true), Catch::Matchers::Contains("data_batch_2.bin: cannot open"));
 }
 
 TEST_CASE("image folders: one folder per class, PNG and JPEG written by the test", "[data]") {
@@ -286,6 +291,16 @@ TEST_CASE("image folders: one folder per class, PNG and JPEG written by the test
   CHECK(train.labels == std::vector<int64_t>{0, 0, 1, 2});
   CHECK(std::equal(first.begin(), first.end(), train.image(0)));  // PNG is lossless
   CHECK(data::load_dataset("folder", d, false).labels == std::vector<int64_t>{0, 1, 2});
+  // A test set without one class keeps the training labels; hidden folders are left out.
+  test::run_cmd("rm -r " + d + "/test/cat && mkdir -p " + d + "/test/.ipynb_checkpoints");
+  write("test/.ipynb_checkpoints/h.png", 6, 4, 3, 80, false);
+  auto fewer = data::load_dataset("folder", d, false);
+  CHECK(fewer.labels == std::vector<int64_t>{1, 2});
+  CHECK(fewer.num_classes == 3);
+  write("test/owl/o.png", 6, 4, 3, 90, false);
+  CHECK_THROWS_WITH(data::load_dataset("folder", d, false),
+                    Catch::Matchers::Contains("test/owl: expected a class of the training set"));
+  test::run_cmd("rm -r " + d + "/test/owl");
   // Grayscale, any number of classes: a 1-channel set.
   std::string g = test::temp_dir("folders-gray");
   for (int k = 0; k < 5; ++k) {
@@ -424,6 +439,14 @@ TEST_CASE("CSV: header names, label by name or index, classes, split and standar
   CHECK(nt.classes == std::vector<std::string>{"2", "10"});
   CHECK(nt.labels == std::vector<int64_t>{1, 0, 1, 0});
   CHECK(nt.feature_names == std::vector<std::string>{"#0", "#1"});
+  // Quoted fields (commas and "" inside), a byte-order mark, CRLF line ends.
+  test::spit(d + "/q.csv", "\xEF\xBB\xBF\"Price, USD\",size,\"kind\"\r\n1.5,2,\"say \"\"hi\"\", twice\"\r\n2.5,3,plain\r\n");
+  data::CsvOptions q;
+  q.label = "kind";
+  auto qt = data::read_csv(d + "/q.csv", q);
+  CHECK(qt.feature_names == std::vector<std::string>{"Price, USD", "size"});
+  CHECK(qt.classes == std::vector<std::string>{"plain", "say \"hi\", twice"});
+  CHECK(qt.features == std::vector<double>{1.5, 2, 2.5, 3});
   // Errors naming the file, the line and the column.
   test::spit(d + "/ragged.csv", "a,b,y\n1,2,0\n1,2\n");
   o.label = "y";

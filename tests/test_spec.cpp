@@ -126,6 +126,10 @@ TEST_CASE("search and bench results round-trip", "[spec]") {
   auto r2 = spec::search_result_from_json(json::parse(j.dump()), "r.json");
   CHECK(spec::to_json(r2) == j);
   CHECK(r2.pareto == std::vector<int>{1, 0});
+  // A regression search scores R^2, which can be negative: it reads back.
+  r.candidates[1].val_acc = -0.25;
+  r.pareto = spec::pareto_front(r.candidates);
+  CHECK(spec::search_result_from_json(json::parse(spec::to_json(r).dump()), "r.json").candidates[1].val_acc == -0.25);
 
   spec::BenchResult b;
   b.context = {"h", "cpu", "cpu", "1.13", "0.1", "abc", "2026-01-01T00:00:00Z", 2, 2, "fp32", "0-1", "performance", 0.5, "glibc-tuned"};

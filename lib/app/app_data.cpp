@@ -13,6 +13,9 @@ namespace nas::app {
 CheckpointData load_checkpoint_data(const spec::TrainSpec& spec_in, const std::string& data_dir, int64_t calib_images,
                                     int in_channels, int num_classes) {
   spec::TrainSpec t = spec_in;
+  NAS_CHECK(data_dir.empty() || t.data.format != "csv" || data_dir == t.data.path, UsageError,
+            "--data " << data_dir << ": a csv model's features are standardized with its training file's statistics ("
+                      << t.data.path << "); another file would be scaled differently");
   if (!data_dir.empty()) t.data.path = data_dir;
   train::TrainData td = train::load_train_data(t);  // the same split as in training
   CheckpointData d;

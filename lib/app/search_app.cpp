@@ -79,8 +79,8 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
   app.add_option("--input-channels", o.input_channels, "With --space: input channels, for the cost model")
       ->check(CLI::Range(1, 1 << 16))
       ->default_val(1);
-  app.add_option("--classes", o.classes, "With --space: number of classes, for the cost model")
-      ->check(CLI::Range(2, 1 << 24))
+  app.add_option("--classes", o.classes, "With --space: number of classes (1: a regression target), for the cost model")
+      ->check(CLI::Range(1, 1 << 24))
       ->default_val(10);
   app.add_option("--out", o.out, "nas.search JSON output ('-' for stdout)")->default_val("-");
   app.add_option("--csv", o.csv, "Also write every candidate as CSV (pareto column marks the front)");

@@ -13,18 +13,42 @@
 
 namespace nas::data {
 namespace {
-// Fields of one line split at commas; surrounding spaces and double quotes removed.
+// Fields of one line (RFC 4180): commas separate, a double-quoted field may hold commas and ""
+// for a quote; spaces around unquoted fields and a trailing CR are dropped.
 std::vector<std::string> fields(const std::string& line) {
   std::vector<std::string> out;
   std::string f;
-  std::stringstream ss(line);
-  while (std::getline(ss, f, ',')) {
-    size_t a = f.find_first_not_of(" \t\r"), b = f.find_last_not_of(" \t\r");
-    f = a == std::string::npos ? "" : f.substr(a, b - a + 1);
-    if (f.size() >= 2 && f.front() == '"' && f.back() == '"') f = f.substr(1, f.size() - 2);
+  bool quoted = false, was_quoted = false;
+  auto finish = [&] {
+    if (!was_quoted) {
+      size_t a = f.find_first_not_of(" \t\r"), b = f.find_last_not_of(" \t\r");
+      f = a == std::string::npos ? "" : f.substr(a, b - a + 1);
+    }
     out.push_back(f);
+    f.clear();
+    was_quoted = false;
+  };
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char ch = line[i];
+    if (quoted) {
+      if (ch == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        f.push_back('"');
+        ++i;
+      } else if (ch == '"') {
+        quoted = false;
+      } else {
+        f.push_back(ch);
+      }
+    } else if (ch == '"' && f.find_first_not_of(" \t") == std::string::npos) {
+      quoted = was_quoted = true;
+      f.clear();
+    } else if (ch == ',') {
+      finish();
+    } else if (!(ch == '\r' && i + 1 == line.size()) && !(was_quoted && (ch == ' ' || ch == '\t'))) {
+      f.push_back(ch);
+    }
   }
-  if (!line.empty() && line.back() == ',') out.push_back("");
+  finish();
   return out;
 }
 
@@ -42,6 +66,11 @@ CsvTable read_csv(const std::string& path, const CsvOptions& o) {
   NAS_CHECK(in.good(), IoError, path << ": cannot open");
   std::string line;
   int64_t lineno = 0;
+  if (in.peek() == 0xEF) {  // a UTF-8 byte-order mark
+    char bom[3];
+    in.read(bom, 3);
+    if (!(bom[1] == '\xBB' && bom[2] == '\xBF')) in.seekg(0);
+  }
   for (int64_t i = 0; i < o.skip_rows && std::getline(in, line); ++i) ++lineno;
   std::vector<std::string> names;
   size_t ncols = 0;
@@ -91,7 +120,7 @@ CsvTable read_csv(const std::string& path, const CsvOptions& o) {
       NAS_CHECK(parse_number(f[c], v), IoError,
                 path << ":" << lineno << ": column " << (names.empty() ? "#" + std::to_string(c) : names[c])
                      << ": expected a number, found \"" << f[c] << "\"");
-      t.features.push_back(static_cast<float>(v));
+      t.features.push_back(v);
     }
     ++t.rows;
   }
@@ -185,7 +214,7 @@ ImageSet load_csv(const std::string& path, const CsvOptions& o, bool train) {
   s.features.reserve(static_cast<size_t>(s.n * c));
   for (int64_t r : pick) {
     for (int64_t j = 0; j < c; ++j) {
-      const double v = t.features[static_cast<size_t>(r * c + j)] - mean[static_cast<size_t>(j)];
+      const double v = t.features[static_cast<size_t>(r * c + j)] - mean[static_cast<size_t>(j)];  // in double
       const double d = sd[static_cast<size_t>(j)];
       s.features.push_back(static_cast<float>(d > 0 ? v / d : 0.0));  // a constant column becomes 0
     }

@@ -24,7 +24,7 @@ struct CsvOptions {
 struct CsvTable {
   std::vector<std::string> feature_names;
   std::vector<std::string> classes;
-  std::vector<float> features;
+  std::vector<double> features;  // raw values (double: large magnitudes keep their precision)
   std::vector<int64_t> labels;
   std::vector<double> targets;  // regression: the label column's values
   int64_t rows = 0;

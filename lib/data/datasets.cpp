@@ -1,6 +1,7 @@
 #include "data/datasets.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <vector>
@@ -17,6 +18,11 @@ namespace nas::data {
 namespace {
 constexpr int kCifarSide = 32, kCifarChannels = 3;
 constexpr int64_t kCifarPixels = int64_t{kCifarSide} * kCifarSide * kCifarChannels;
+
+[[maybe_unused]] bool is_directory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
 
 // Entries of a directory, sorted; IoError naming it when it cannot be read.
 std::vector<std::string> list_dir(const std::string& dir) {
@@ -71,25 +77,38 @@ ImageSet load_cifar_dir(const std::string& dir, bool train) {
     read_cifar_file(dir + "/test_batch.bin", 1, s);
     return s;
   }
-  for (int b = 1; b <= 5; ++b) {
-    const std::string f = dir + "/data_batch_" + std::to_string(b) + ".bin";
-    if (b > 1 && !is_regular_file(f)) break;  // fewer batches: a subset
-    read_cifar_file(f, 1, s);
-  }
+  int last = 1;  // the batches present: 1..last, with no gap (fewer than 5 is a subset)
+  while (last < 5 && is_regular_file(dir + "/data_batch_" + std::to_string(last + 1) + ".bin")) ++last;
+  for (int b = last + 2; b <= 5; ++b)
+    NAS_CHECK(!is_regular_file(dir + "/data_batch_" + std::to_string(b) + ".bin"), IoError,
+              dir << "/data_batch_" << last + 1 << ".bin: cannot open: no such file (data_batch_" << b
+                  << ".bin exists: a batch is missing)");
+  for (int b = 1; b <= last; ++b) read_cifar_file(dir + "/data_batch_" + std::to_string(b) + ".bin", 1, s);
   return s;
 }
 
 #ifdef NAS_HAVE_STB
 bool image_decoding_available() { return true; }
 
-ImageSet load_image_folder(const std::string& dir) {
-  ImageSet s;
-  const std::vector<std::string> classes = list_dir(dir);
+std::vector<std::string> class_folders(const std::string& dir) {
+  std::vector<std::string> classes;
+  for (const auto& name : list_dir(dir))
+    if (name[0] != '.' && is_directory(dir + "/" + name)) classes.push_back(name);  // hidden ones skipped
   NAS_CHECK(classes.size() >= 2, IoError,
-            dir << ": expected one folder per class (at least 2), found " << classes.size() << " entries");
+            dir << ": expected one folder per class (at least 2), found " << classes.size());
+  return classes;
+}
+
+ImageSet load_image_folder(const std::string& dir, const std::vector<std::string>& classes) {
+  ImageSet s;
+  for (const auto& folder : class_folders(dir))
+    NAS_CHECK(std::find(classes.begin(), classes.end(), folder) != classes.end(), IoError,
+              dir << "/" << folder << ": expected a class of the training set, found a folder with another name");
   for (size_t k = 0; k < classes.size(); ++k) {
     const std::string cdir = dir + "/" + classes[k];
+    if (!is_directory(cdir)) continue;  // a test set may lack a class
     for (const auto& name : list_dir(cdir)) {
+      if (name[0] == '.') continue;
       const std::string f = cdir + "/" + name;
       int w = 0, h = 0, c = 0;
       unsigned char* px = stbi_load(f.c_str(), &w, &h, &c, 0);
@@ -116,7 +135,11 @@ ImageSet load_image_folder(const std::string& dir) {
 #else
 bool image_decoding_available() { return false; }
 
-ImageSet load_image_folder(const std::string& dir) {
+std::vector<std::string> class_folders(const std::string& dir) {
+  throw UsageError(dir + ": image folders need libstb-dev at build time (scripts/setup.sh installs it)");
+}
+
+ImageSet load_image_folder(const std::string& dir, const std::vector<std::string>&) {
   throw UsageError(dir + ": image folders need libstb-dev at build time (scripts/setup.sh installs it)");
 }
 #endif
@@ -135,7 +158,7 @@ ImageSet load_dataset(const spec::DataSpec& d, const std::string& path, bool tra
 
 ImageSet load_dataset(const std::string& format, const std::string& dir, bool train) {
   if (format == "cifar") return load_cifar_dir(dir, train);
-  if (format == "folder") return load_image_folder(dir + (train ? "/train" : "/test"));
+  if (format == "folder") return load_image_folder(dir + (train ? "/train" : "/test"), class_folders(dir + "/train"));
   NAS_CHECK(format == "idx", SpecError, "data.format: expected idx, cifar or folder, found \"" << format << "\"");
   return load_mnist_dir(dir, train);
 }

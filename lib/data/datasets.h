@@ -27,6 +27,11 @@ void read_cifar_file(const std::string& path, int label_bytes, ImageSet& set);
 ImageSet load_cifar_dir(const std::string& dir, bool train);
 // Whether this build decodes image files (libstb-dev was found).
 bool image_decoding_available();
-ImageSet load_image_folder(const std::string& dir);
+// The class folders of a split: sorted, hidden entries and plain files left out (at least 2).
+std::vector<std::string> class_folders(const std::string& dir);
+// Images of `dir`/<class>/..., labelled by the class's index in `classes` (the training split's
+// class_folders, so that a test set with fewer classes keeps the same labels); a folder of
+// another name is an error.
+ImageSet load_image_folder(const std::string& dir, const std::vector<std::string>& classes);
 
 }  // namespace nas::data

@@ -66,7 +66,7 @@ double extrapolate_curve(const std::vector<double>& curve, int epochs) {
       best_pred = a + slope * std::pow(static_cast<double>(epochs), -c);
     }
   }
-  return std::min(1.0, std::max(0.0, best_pred));
+  return std::min(1.0, best_pred);  // accuracy or R^2: at most 1 (R^2 may be negative)
 }
 
 CurveEstimator::CurveEstimator(const spec::SearchSpace& space, const spec::TrainSpec& t, const train::TrainData& d,
@@ -91,7 +91,7 @@ Score CurveEstimator::score(const spec::Arch& arch) {
   std::vector<double> seen;
   o.after_epoch = [&](int done, double acc) {
     seen.push_back(acc);
-    if (done != observe_ || best_final_ < 0) return true;
+    if (done != observe_ || std::isinf(best_final_)) return true;  // no finished child yet
     predicted = extrapolate_curve(seen, o_.epochs);
     stopped = predicted < best_final_ - margin_;
     return !stopped;

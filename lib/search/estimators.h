@@ -2,6 +2,8 @@
 // Performance estimators over a trained supernet.
 #include <torch/torch.h>
 
+#include <limits>
+
 #include "data/idx.h"
 #include "data/loader.h"
 #include "search/search.h"
@@ -63,7 +65,7 @@ class CurveEstimator : public LowFidelityEstimator {
  private:
   int observe_;
   double margin_;
-  double best_final_ = -1;
+  double best_final_ = -std::numeric_limits<double>::infinity();  // -inf: no finished child yet
   int64_t stopped_ = 0;
 };
 

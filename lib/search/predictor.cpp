@@ -187,7 +187,7 @@ PredictorEstimator::PredictorEstimator(const Encoding& enc, const std::vector<sp
 
 Score PredictorEstimator::predicted(const Genotype& g) const {
   Score s;
-  s.acc = std::min(1.0, std::max(0.0, predictor_.predict(g)));
+  s.acc = std::min(1.0, predictor_.predict(g));  // accuracy or R^2: at most 1 (R^2 may be negative)
   s.loss = std::nan("");
   return s;
 }

@@ -101,7 +101,7 @@ Candidate candidate_from(Obj& c, bool generic) {
   k.feasible = c.boolean("feasible");
   k.evaluated = c.boolean("evaluated");
   Obj m = c.object("metrics");
-  k.val_acc = m.number("val_acc", 0, 1);
+  k.val_acc = m.number("val_acc", -1e300, 1);  // R^2 for regression: at most 1, possibly negative
   // null: the loss was not finite (a diverged child); written so by nlohmann for NaN.
   k.val_loss = m.take("val_loss") ? m.number("val_loss", 0, 1e300) : std::numeric_limits<double>::quiet_NaN();
   m.finish();
@@ -165,7 +165,7 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
       p.string("hash");
       p.number("mflops", 0, 1e12);
       p.integer("params", 0, INT64_MAX);
-      p.number("val_acc", 0, 1);
+      p.number("val_acc", -1e300, 1);
       p.finish();
       std::string k = key;
       (k == "pareto" ? r.pareto : k == "pareto_params" ? r.pareto_params : k == "pareto_memory" ? r.pareto_memory

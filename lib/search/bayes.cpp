@@ -4,9 +4,9 @@
 // Why a GP and not TPE: budgets in NAS with a supernet are tens to a few hundred evaluations, where
 // a GP's posterior is cheap (a Cholesky factorization of at most a few hundred points) and its
 // uncertainty is calibrated between evaluated points, while TPE needs more observations to shape its
-// two densities. Decisions are ordered option lists (widths, kernels, depths), so an ordinal
+// two densities. Most decisions are ordered option lists (widths, kernels, depths), so an ordinal
 // embedding (option index / (options - 1)) puts neighbouring options close, as the weights they
-// share make them in accuracy.
+// share make them in accuracy; unordered ones (activations) are one-hot.
 //
 // Model: zero-mean GP on standardized scores, Matern-5/2 kernel on the embedding, lengthscale and
 // noise chosen by the log marginal likelihood over a small grid at each step. Acquisition: expected
@@ -68,13 +68,27 @@ class Bayesian : public Strategy {
   }
 
  private:
+  // Ordered decisions: one coordinate, option index / (options - 1). Unordered ones (an mlp
+  // layer's activation): one-hot scaled by 1/sqrt(2), so that any two different options are at
+  // distance 1, as far apart as an ordered list's two ends.
   torch::Tensor embed(const std::vector<Genotype>& gs) const {
     const auto& d = enc_.decisions();
-    torch::Tensor x = torch::zeros({static_cast<int64_t>(gs.size()), static_cast<int64_t>(d.size())}, torch::kFloat64);
+    int64_t cols = 0;
+    for (const auto& dj : d) cols += dj.ordered ? 1 : dj.size();
+    torch::Tensor x = torch::zeros({static_cast<int64_t>(gs.size()), cols}, torch::kFloat64);
     auto a = x.accessor<double, 2>();
-    for (size_t i = 0; i < gs.size(); ++i)
-      for (size_t j = 0; j < d.size(); ++j)
-        a[static_cast<int64_t>(i)][static_cast<int64_t>(j)] = d[j].size() > 1 ? gs[i][j] / double(d[j].size() - 1) : 0;
+    for (size_t i = 0; i < gs.size(); ++i) {
+      int64_t c = 0;
+      for (size_t j = 0; j < d.size(); ++j) {
+        const auto row = static_cast<int64_t>(i);
+        if (d[j].ordered) {
+          a[row][c++] = d[j].size() > 1 ? gs[i][j] / double(d[j].size() - 1) : 0;
+        } else {
+          a[row][c + gs[i][j]] = 1.0 / std::sqrt(2.0);
+          c += d[j].size();
+        }
+      }
+    }
     return x;
   }
   static torch::Tensor matern52(const torch::Tensor& dist, double ell) {

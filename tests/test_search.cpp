@@ -195,6 +195,17 @@ double drive(search::Strategy& st, const search::Encoding& enc, const std::funct
   if (distinct) *distinct = static_cast<int>(cache.size());
   return best;
 }
+
+// Random search's typical best at o.budget, over 10 seeds: the bar the other strategies must clear.
+double random_search_mean(const search::Encoding& enc, const std::function<double(const search::Genotype&)>& f,
+                          const search::StrategyOptions& o) {
+  double mean = 0;
+  for (uint64_t seed = 0; seed < 10; ++seed) {
+    auto r = search::make_strategy("random", enc, o);
+    mean += drive(*r, enc, f, static_cast<int>(o.budget), seed) / 10;
+  }
+  return mean;
+}
 }  // namespace
 
 TEST_CASE("mbconv encoding: decisions, round trips, canonical genotypes, neighbours", "[search]") {
@@ -286,12 +297,7 @@ TEST_CASE("every strategy works on a generic space and beats chance on a known o
   };
   search::StrategyOptions o;
   o.budget = 150;
-  // Random search's typical best at this budget, over seeds: the bar the others must clear.
-  double random_mean = 0;
-  for (uint64_t seed = 0; seed < 10; ++seed) {
-    auto r = search::make_strategy("random", enc, o);
-    random_mean += drive(*r, enc, f, 150, seed) / 10;
-  }
+  const double random_mean = random_search_mean(enc, f, o);
   for (const auto& name : search::strategy_names()) {
     INFO(name);
     if (name == "random" || name == "grid") continue;
@@ -329,11 +335,7 @@ TEST_CASE("every strategy finds unordered choices (an mlp space's activations) b
   };
   search::StrategyOptions o;
   o.budget = 80;
-  double random_mean = 0;
-  for (uint64_t seed = 0; seed < 10; ++seed) {
-    auto r = search::make_strategy("random", enc, o);
-    random_mean += drive(*r, enc, f, 80, seed) / 10;
-  }
+  const double random_mean = random_search_mean(enc, f, o);
   for (const auto& name : search::strategy_names()) {
     if (name == "random" || name == "grid") continue;
     INFO(name);

@@ -114,29 +114,23 @@ int main(int argc, char** argv) {
       table.push_back(t.predict_ms(space, children.back(), lut));
       if (!t.model.empty()) model.push_back(t.model_ms(space, children.back(), lut));
     }
-    // Each child measured once per round, the rounds one after the other, so that a slow spell of
-    // the machine spreads over all children; a child's latency is its median over the rounds.
+    // A child's latency is its median over the rounds, measured as the table's children are.
     // Round 2 against round 1 is the measurement's own agreement: the ceiling of any predictor.
-    std::vector<std::vector<double>> by_round(rounds);
-    int noisy = 0;
-    for (int r = 0; r < rounds; ++r)
-      for (const auto& a : children) {
-        auto st = eval::measure_child(space, a, t.in_channels, t.num_classes, o);
-        noisy += st.noisy;
-        by_round[r].push_back(st.median_ms);
-      }
-    std::vector<double> meas(children.size());
-    for (size_t i = 0; i < children.size(); ++i) {
+    o.rounds = rounds;
+    const eval::ChildRounds measured = eval::measure_children(space, children, t.in_channels, t.num_classes, o);
+    const std::vector<double> meas = measured.medians();
+    const int noisy = measured.noisy;
+    auto round = [&](int r) {
       std::vector<double> v;
-      for (const auto& round : by_round) v.push_back(round[i]);
-      meas[i] = eval::median(v);
-    }
+      for (const auto& child : measured.ms) v.push_back(child[static_cast<size_t>(r)]);
+      return v;
+    };
     if (!dump.empty()) {  // one line per child: its predictions and each round's median
       std::ofstream f(dump);
       for (size_t i = 0; i < children.size(); ++i) {
         spec::json row = {{"child", static_cast<int>(i)}, {"table_ms", table[i]}, {"measured_ms", meas[i]}};
         if (!model.empty()) row["model_ms"] = model[i];
-        for (int r = 0; r < rounds; ++r) row["rounds_ms"].push_back(by_round[r][i]);
+        row["rounds_ms"] = measured.ms[i];
         f << row.dump() << "\n";
       }
     }
@@ -154,7 +148,7 @@ int main(int argc, char** argv) {
                     {"model", model.empty() ? spec::json(nullptr) : scores(model, meas)},
                     {"model_archs", t.model.archs},
                     {"rounds", rounds},
-                    {"round2_vs_round1", rounds > 1 ? scores(by_round[1], by_round[0]) : spec::json(nullptr)},
+                    {"round2_vs_round1", rounds > 1 ? scores(round(1), round(0)) : spec::json(nullptr)},
                     {"context_differences", diff}};
     std::cout << r.dump() << std::endl;
   } catch (const std::exception& e) {

@@ -10,13 +10,22 @@
 
 namespace nas::app {
 
+namespace {
+// The data section with --data (when given) as its path.
+spec::DataSpec with_data_dir(spec::DataSpec d, const std::string& data_dir) {
+  if (data_dir.empty()) return d;
+  NAS_CHECK(d.format != "csv" || data_dir == d.path, UsageError,
+            "--data " << data_dir << ": a csv model's features are standardized with its training file's statistics ("
+                      << d.path << "); another file would be scaled differently");
+  d.path = data_dir;
+  return d;
+}
+}  // namespace
+
 CheckpointData load_checkpoint_data(const spec::TrainSpec& spec_in, const std::string& data_dir, int64_t calib_images,
                                     int in_channels, int num_classes) {
   spec::TrainSpec t = spec_in;
-  NAS_CHECK(data_dir.empty() || t.data.format != "csv" || data_dir == t.data.path, UsageError,
-            "--data " << data_dir << ": a csv model's features are standardized with its training file's statistics ("
-                      << t.data.path << "); another file would be scaled differently");
-  if (!data_dir.empty()) t.data.path = data_dir;
+  t.data = with_data_dir(t.data, data_dir);
   train::TrainData td = train::load_train_data(t);  // the same split as in training
   CheckpointData d;
   d.dir = t.data.path;
@@ -28,9 +37,11 @@ CheckpointData load_checkpoint_data(const spec::TrainSpec& spec_in, const std::s
   return d;
 }
 
-data::ImageSet load_test_set(const spec::DataSpec& data, const std::string& dir, int in_channels, int num_classes) {
-  data::ImageSet s = data::load_dataset(data, dir, false);
-  data::check_compatible(s, in_channels, num_classes, dir);
+data::ImageSet load_test_set(const spec::DataSpec& data_in, const std::string& data_dir, int in_channels,
+                             int num_classes) {
+  const spec::DataSpec data = with_data_dir(data_in, data_dir);
+  data::ImageSet s = data::load_dataset(data, data.path, false);
+  data::check_compatible(s, in_channels, num_classes, data.path);
   return s;
 }
 

@@ -24,9 +24,9 @@ struct CheckpointData {
 CheckpointData load_checkpoint_data(const spec::TrainSpec& t, const std::string& data_dir, int64_t calib_images,
                                     int in_channels, int num_classes);
 
-// The test images of the same dataset (any data.format; dir replaces data.path; for final reporting
-// only).
-data::ImageSet load_test_set(const spec::DataSpec& data, const std::string& dir, int in_channels, int num_classes);
+// The test images of the same dataset (any data.format; data_dir, when not empty, replaces
+// data.path, as in load_checkpoint_data; for final reporting only).
+data::ImageSet load_test_set(const spec::DataSpec& data, const std::string& data_dir, int in_channels, int num_classes);
 
 // The arch named by --arch: "max" or "min" (the space's largest or smallest child), a nas.arch
 // file, or a nas.search file (its best); checked against the space.

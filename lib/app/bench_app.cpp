@@ -242,11 +242,7 @@ void run_bench(const BenchOptions& opts) {
     b.images_per_s = b.throughput.back().images_per_s;
   }
   if (o.test_images != 0) {
-    std::string dir = o.data.empty() ? meta.train.data.path : o.data;
-    NAS_CHECK(meta.train.data.format != "csv" || dir == meta.train.data.path, UsageError,
-              "--data " << dir << ": a csv model's features are standardized with its training file's statistics ("
-                        << meta.train.data.path << "); another file would be scaled differently");
-    auto test = load_test_set(meta.train.data, dir, meta.in_channels, meta.num_classes);
+    auto test = load_test_set(meta.train.data, o.data, meta.in_channels, meta.num_classes);
     auto idx = data::iota_indices(test.n, o.test_images > 0 ? o.test_images : 0);
     auto r = eval::evaluate(*module, fwd, test, idx, arch.resolution, train::normalization_of(meta.train),
                              eval::default_eval_batch(device), device);

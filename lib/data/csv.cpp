@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
-#include <map>
 #include <sstream>
 
 #include "core/error.h"
@@ -144,29 +143,29 @@ CsvTable read_csv(const std::string& path, const CsvOptions& o) {
     double v = 0;
     numeric = numeric && parse_number(l, v);
   }
-  std::vector<std::string> classes = raw_labels;
-  std::sort(classes.begin(), classes.end(), [&](const std::string& a, const std::string& b) {
-    return numeric ? std::strtod(a.c_str(), nullptr) < std::strtod(b.c_str(), nullptr) : a < b;
-  });
-  classes.erase(std::unique(classes.begin(), classes.end(),
-                            [&](const std::string& a, const std::string& b) {
-                              return numeric ? std::strtod(a.c_str(), nullptr) == std::strtod(b.c_str(), nullptr) : a == b;
-                            }),
-                classes.end());
-  NAS_CHECK(classes.size() >= 2, IoError,
-            path << ": column " << (names.empty() ? o.label : names[label_col]) << ": expected at least 2 classes, found "
-                 << classes.size());
-  std::map<std::string, int64_t> id;
-  for (size_t k = 0; k < classes.size(); ++k) id[classes[k]] = static_cast<int64_t>(k);
-  for (const auto& l : raw_labels) {
-    auto it = id.find(l);
-    if (it == id.end()) {  // numerically equal spelling (1 and 1.0)
-      for (size_t k = 0; k < classes.size(); ++k)
-        if (std::strtod(classes[k].c_str(), nullptr) == std::strtod(l.c_str(), nullptr)) it = id.find(classes[k]);
+  // A label's class is its rank among the distinct values (numbers: 1 and 1.0 are one class,
+  // named by its first spelling in the file).
+  auto ranks = [&](auto keys) {
+    auto distinct = keys;
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    t.classes.assign(distinct.size(), "");
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const auto k = std::lower_bound(distinct.begin(), distinct.end(), keys[i]) - distinct.begin();
+      t.labels.push_back(k);
+      if (t.classes[static_cast<size_t>(k)].empty()) t.classes[static_cast<size_t>(k)] = raw_labels[i];
     }
-    t.labels.push_back(it->second);
+  };
+  if (numeric) {
+    std::vector<double> values;
+    for (const auto& l : raw_labels) values.push_back(std::strtod(l.c_str(), nullptr));
+    ranks(values);
+  } else {
+    ranks(raw_labels);
   }
-  t.classes = classes;
+  NAS_CHECK(t.classes.size() >= 2, IoError,
+            path << ": column " << (names.empty() ? o.label : names[label_col]) << ": expected at least 2 classes, found "
+                 << t.classes.size());
   return t;
 }
 
@@ -174,8 +173,7 @@ ImageSet load_csv(const std::string& path, const CsvOptions& o, bool train) {
   CsvTable t = read_csv(path, o);
   const int64_t c = static_cast<int64_t>(t.feature_names.size());
   // The split: a seeded permutation, its first test_fraction of rows for testing.
-  std::vector<int64_t> perm(static_cast<size_t>(t.rows));
-  for (int64_t i = 0; i < t.rows; ++i) perm[static_cast<size_t>(i)] = i;
+  std::vector<int64_t> perm = iota_indices(t.rows);
   Rng rng(o.seed ^ 0x7e57c5fULL);
   rng.shuffle(perm);
   const int64_t n_test = static_cast<int64_t>(std::llround(o.test_fraction * static_cast<double>(t.rows)));

@@ -155,6 +155,26 @@ LatencyStats measure_child(const spec::SearchSpace& s, const spec::Arch& a, int 
       with_sync(o.timing, o.device));
 }
 
+std::vector<double> ChildRounds::medians() const {
+  std::vector<double> m;
+  for (const auto& rounds : ms) m.push_back(median(rounds));
+  return m;
+}
+
+ChildRounds measure_children(const spec::SearchSpace& s, const std::vector<spec::Arch>& children, int in_channels,
+                             int num_classes, const LutOptions& o, const std::function<void()>& tick) {
+  ChildRounds r;
+  r.ms.resize(children.size());
+  for (int round = 0; round < std::max(1, o.rounds); ++round)
+    for (size_t i = 0; i < children.size(); ++i) {
+      const LatencyStats st = measure_child(s, children[i], in_channels, num_classes, o);
+      r.ms[i].push_back(st.median_ms);
+      r.noisy += st.noisy;
+      if (tick) tick();
+    }
+  return r;
+}
+
 supernet::LatencyTable build_latency_table(const spec::SearchSpace& s, int in_channels, int num_classes,
                                            const LutOptions& o, const spec::BenchContext& context,
                                            const std::function<void(int64_t, int64_t)>& progress) {
@@ -208,35 +228,25 @@ supernet::LatencyTable build_latency_table(const spec::SearchSpace& s, int in_ch
     for (const auto& x : st) medians.push_back(x.median_ms), noisy = noisy && x.noisy;
     t.ops[ops[i].key()] = {median(medians), mid.p90_ms, mid.reps, noisy};
   }
-  std::vector<std::vector<double>> child_ms(children.size());
-  for (int r = 0; r < rounds; ++r)
-    for (size_t i = 0; i < children.size(); ++i) {
-      child_ms[i].push_back(measure_child(s, children[i], in_channels, num_classes, o).median_ms);
-      if (progress) progress(++done, total);
-    }
-  std::vector<double> measured, sums;
-  for (size_t i = 0; i < n_calib; ++i) {
-    measured.push_back(median(child_ms[i]));
-    sums.push_back(t.sum_ms(s, children[i]));
-  }
-  const std::vector<spec::Arch> calib(children.begin(), children.begin() + static_cast<std::ptrdiff_t>(n_calib));
+  const std::vector<double> measured =
+      measure_children(s, children, in_channels, num_classes, o, [&] {
+        if (progress) progress(++done, total);
+      }).medians();
+  std::vector<double> sums;
+  for (size_t i = 0; i < n_calib; ++i) sums.push_back(t.sum_ms(s, children[i]));
   double overhead = 0;
-  for (size_t i = 0; i < calib.size(); ++i) overhead += measured[i] - sums[i];
-  t.overhead_ms = overhead / static_cast<double>(calib.size());
-  t.calibration_archs = static_cast<int>(calib.size());
+  for (size_t i = 0; i < n_calib; ++i) overhead += measured[i] - sums[i];
+  t.overhead_ms = overhead / static_cast<double>(n_calib);
+  t.calibration_archs = static_cast<int>(n_calib);
   double ape = 0;
-  for (size_t i = 0; i < calib.size(); ++i) ape += std::abs(sums[i] + t.overhead_ms - measured[i]) / measured[i];
-  t.calibration_mape = ape / static_cast<double>(calib.size());
+  for (size_t i = 0; i < n_calib; ++i) ape += std::abs(sums[i] + t.overhead_ms - measured[i]) / measured[i];
+  t.calibration_mape = ape / static_cast<double>(n_calib);
   t.rounds = rounds;
   if (o.model_archs > 0) {
     // The learned correction: fitted on all the children, the calibration ones included.
     std::vector<std::vector<double>> x;
-    std::vector<double> y;
-    for (size_t i = 0; i < children.size(); ++i) {
-      x.push_back(supernet::latency_features(t, s, children[i], "the table"));
-      y.push_back(median(child_ms[i]));
-    }
-    t.model = supernet::fit_latency_model(supernet::latency_feature_names(s), x, y);
+    for (const auto& a : children) x.push_back(supernet::latency_features(t, s, a, "the table"));
+    t.model = supernet::fit_latency_model(supernet::latency_feature_names(s), x, measured);
   }
   t.build_seconds = now_seconds() - t0;
   return t;

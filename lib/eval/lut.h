@@ -36,6 +36,17 @@ int pin_cpus(const std::string& list);
 LatencyStats measure_child(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes,
                            const LutOptions& o);
 
+// Children measured end to end in o.rounds passes, one pass over all of them after another (a
+// slow spell of the machine then moves one pass of a group of children, not all of a child's
+// rounds). `tick` (may be empty) is called after each measurement.
+struct ChildRounds {
+  std::vector<std::vector<double>> ms;  // [child][round]: each measurement's median
+  int noisy = 0;                        // measurements that hit their time cap
+  std::vector<double> medians() const;  // each child's median over its rounds
+};
+ChildRounds measure_children(const spec::SearchSpace& s, const std::vector<spec::Arch>& children, int in_channels,
+                             int num_classes, const LutOptions& o, const std::function<void()>& tick = {});
+
 // Builds the table for `s`; `context` describes this machine. `progress` (may be empty) is called
 // after each operator and child with (done, total).
 supernet::LatencyTable build_latency_table(const spec::SearchSpace& s, int in_channels, int num_classes,

@@ -52,6 +52,11 @@ struct SearchOptions {
   int sample_size = 5;        // evolution
   double mutation_prob = 0.3; // evolution, coarse-to-fine, bayesian
   bool crossover = false;     // evolution
+  int64_t darts_steps = 300;  // darts
+  int darts_batch = 64;
+  int darts_order = 1;
+  double darts_alpha_lr = 3e-3;
+  double darts_w_lr = 0.01;
   bool resume = false;        // continue the stopped search recorded in --out
   bool prescreen = false;     // pre-screen candidates with the accuracy predictor
   std::string estimator = "inherited";  // inherited, low-fidelity, learning-curve (predictor, external by flag)

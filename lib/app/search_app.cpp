@@ -8,6 +8,7 @@
 #include "core/hash.h"
 #include "core/io.h"
 #include "core/log.h"
+#include "search/darts.h"
 #include "search/estimators.h"
 #include "search/external.h"
 #include "search/plot.h"
@@ -90,8 +91,14 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
   app.add_option("--data", o.data, "Dataset directory (default: the one the supernet was trained on)");
   app.add_option("--strategy", o.strategy,
                  "coarse-to-fine (BigNAS), random, grid, evolution (regularized), hill-climbing, reinforce, mcts "
-                 "or bayesian (Gaussian process + expected improvement)")
-      ->check(CLI::IsMember(search::strategy_names()))
+                 "or bayesian (Gaussian process + expected improvement); darts (cell spaces: continuous relaxation "
+                 "of the supernet, bi-level optimization, then the derived child and, within --budget, the next most "
+                 "likely ones, each scored by the estimator)")
+      ->check(CLI::IsMember([] {
+        auto n = search::strategy_names();
+        n.push_back("darts");
+        return n;
+      }()))
       ->default_val("coarse-to-fine");
   app.add_option("--budget", o.budget, "Number of candidates to evaluate")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
@@ -106,6 +113,21 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
       ->check(CLI::Range(0.0, 1.0))
       ->default_val(0.1);
   app.add_flag("--crossover", o.crossover, "evolution: cross the two best of the sample before mutating");
+  app.add_option("--darts-steps", o.darts_steps, "darts: bi-level steps (one architecture and one weight step each)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
+      ->default_val(300);
+  app.add_option("--darts-batch", o.darts_batch, "darts: batch size of both steps")->check(CLI::Range(2, 1 << 16))->default_val(64);
+  app.add_option("--darts-order", o.darts_order,
+                 "darts: 1 (first-order architecture gradient) or 2 (through one unrolled weight step)")
+      ->check(CLI::IsMember({1, 2}))
+      ->default_val(1);
+  app.add_option("--darts-alpha-lr", o.darts_alpha_lr, "darts: Adam learning rate of the architecture weights")
+      ->check(CLI::Range(0.0, 10.0))
+      ->default_val(3e-3);
+  app.add_option("--darts-w-lr", o.darts_w_lr,
+                 "darts: SGD learning rate of the network weights (a copy of the supernet's; also the unrolled step)")
+      ->check(CLI::Range(0.0, 10.0))
+      ->default_val(0.01);
   app.add_flag("--resume", o.resume,
                "Continue the stopped search recorded in --out (its evaluations are replayed, not re-estimated)");
   app.add_option("--max-mflops", o.max_mflops, "Upper bound on MFLOPs (multiply-adds / 1e6); 0: none")
@@ -153,6 +175,73 @@ std::string to_csv(const spec::SearchResult& r) {
   return os.str();
 }
 }  // namespace
+
+// --strategy darts: the relaxation on a copy of the supernet (the estimator keeps the trained
+// weights), weights on one half of the training split, architecture on the other (both seeded);
+// then so.make_strategy proposes the derived children, most likely first. Returns the report that
+// nas.search records as "relaxation".
+spec::json run_darts_phase(const SearchOptions& o, const spec::SearchSpace& space, const search::MbconvEncoding& enc,
+                           uint64_t seed, search::SearchOptions& so) {
+  NAS_CHECK(!o.supernet.empty() && space.is_cell(), UsageError,
+            "--strategy darts: needs --supernet, a supernet of a cell space (family cell)"
+                << (o.supernet.empty() ? "" : "; \"" + space.name + "\" is family " + space.family));
+  auto loaded = supernet::load_supernet(o.supernet);
+  const auto& meta = loaded.meta;
+  CheckpointData d = load_checkpoint_data(meta.train, o.data, 1, meta.in_channels, meta.num_classes);
+  std::vector<int64_t> pool = d.split.train;
+  Rng rng(mix_seed(seed, 0xda275));
+  rng.shuffle(pool);
+  std::vector<int64_t> a_idx(pool.begin(), pool.begin() + static_cast<std::ptrdiff_t>(pool.size() / 2));
+  std::vector<int64_t> w_idx(pool.begin() + static_cast<std::ptrdiff_t>(pool.size() / 2), pool.end());
+  search::DartsOptions dop;
+  const auto& so_ = so.strategy_options;
+  dop.steps = so_.darts_steps;
+  dop.batch_size = so_.darts_batch;
+  dop.second_order = so_.darts_second_order;
+  dop.alpha_lr = so_.darts_alpha_lr;
+  dop.w_lr = so_.darts_w_lr;
+  dop.seed = seed;
+  dop.crop_padding = meta.train.data.crop_padding;
+  dop.hflip = meta.train.data.hflip;
+  dop.norm = d.norm;
+  dop.device = torch::Device(o.common.device);
+  loaded.net->to(dop.device);
+  log_info("darts: " + std::to_string(dop.steps) + " bi-level steps (" + (dop.second_order ? "second" : "first") +
+           " order), weights on " + std::to_string(w_idx.size()) + " images, architecture on " +
+           std::to_string(a_idx.size()));
+  Progress progress("darts", dop.steps, "step");
+  auto rep = search::run_darts(loaded.net, d.train, w_idx, a_idx, dop, [&](int64_t s) { progress.update(s); });
+  progress.finish(dop.steps);
+  const size_t k = static_cast<size_t>(std::max<int64_t>(1, std::min<int64_t>(o.budget, 100000)));
+  auto children = search::darts_derive(enc, rep.normal_weights, rep.reduce_weights, k);
+  const spec::Arch derived = enc.decode(children.front());
+  log_info("darts: derived normal " + spec::cell_notation(derived.normal) + " reduce " + spec::cell_notation(derived.reduce) +
+           " (" + std::to_string(rep.seconds) + " s)");
+  auto matrix = [](const torch::Tensor& w) {
+    spec::json rows = spec::json::array();
+    for (int64_t e = 0; e < w.size(0); ++e) {
+      spec::json row = spec::json::array();
+      for (int64_t k2 = 0; k2 < w.size(1); ++k2) row.push_back(w[e][k2].item<double>());
+      rows.push_back(row);
+    }
+    return rows;
+  };
+  auto tail_mean = [](const std::vector<double>& v) {
+    const size_t n = std::min<size_t>(v.size(), 20);
+    double s = 0;
+    for (size_t i = v.size() - n; i < v.size(); ++i) s += v[i];
+    return n ? s / static_cast<double>(n) : 0.0;
+  };
+  spec::json report = {{"ops", space.ops},
+                       {"normal_weights", matrix(rep.normal_weights)},
+                       {"reduce_weights", matrix(rep.reduce_weights)},
+                       {"derived", spec::to_json(derived)},
+                       {"train_loss_last20", tail_mean(rep.train_loss)},
+                       {"val_loss_last20", tail_mean(rep.val_loss)},
+                       {"seconds", rep.seconds}};
+  so.make_strategy = [children]() { return search::make_list_strategy("darts", children, "darts", "darts-next"); };
+  return report;
+}
 
 void run_search(const SearchOptions& o) {
   cli::apply_common_options(o.common);
@@ -232,9 +321,9 @@ void run_search(const SearchOptions& o) {
   };
   if (!o.latency_table.empty()) {
     NAS_CHECK(!generic, UsageError, "--latency-table: a generic space's latency is what --evaluator reports");
-    NAS_CHECK(!space.is_mlp(), UsageError,
-              "--latency-table: space \"" << space.name << "\" (family mlp) has no latency tables; --max-latency-ms "
-                                         "alone measures each candidate");
+    NAS_CHECK(space.family == "mbconv", UsageError,
+              "--latency-table: space \"" << space.name << "\" (family " << space.family
+                                         << ") has no latency tables; --max-latency-ms alone measures each candidate");
     auto table = std::make_shared<supernet::LatencyTable>(supernet::load_latency_table(o.latency_table));
     supernet::check_table_for(*table, space, in_channels, num_classes, o.latency_table);
     NAS_CHECK(!o.latency_model || !table->model.empty(), UsageError,
@@ -289,8 +378,8 @@ void run_search(const SearchOptions& o) {
     co.device = o.common.device;
     co.eval_batch = eval_batch;
     co.train_images = o.lf_images;
-    NAS_CHECK(!space.is_mlp() || o.lf_resolution == 0 || o.lf_resolution == space.resolution.front(), UsageError,
-              "--lf-resolution " << o.lf_resolution << ": an mlp space's first layer is sized by its one resolution ("
+    NAS_CHECK(space.family == "mbconv" || o.lf_resolution == 0 || o.lf_resolution == space.resolution.front(), UsageError,
+              "--lf-resolution " << o.lf_resolution << ": an " << space.family << " space has one resolution ("
                                  << space.resolution.front() << "); drop the flag");
     co.resolution = o.lf_resolution;
     co.epochs = kind == "learning-curve" ? o.curve_epochs : o.lf_epochs;
@@ -333,6 +422,13 @@ void run_search(const SearchOptions& o) {
   so.strategy_options.mutation_prob = o.mutation_prob;
   so.strategy_options.crossover = o.crossover;
   so.prescreen = o.prescreen;
+  so.strategy_options.darts_steps = o.darts_steps;
+  so.strategy_options.darts_batch = o.darts_batch;
+  so.strategy_options.darts_second_order = o.darts_order == 2;
+  so.strategy_options.darts_alpha_lr = o.darts_alpha_lr;
+  so.strategy_options.darts_w_lr = o.darts_w_lr;
+  spec::json relaxation;
+  if (o.strategy == "darts") relaxation = run_darts_phase(o, space, *mbconv, seed, so);
   NAS_CHECK(o.strategy != "evolution" || o.sample_size <= o.population, UsageError,
             "--sample-size " << o.sample_size << ": expected at most --population (" << o.population << ")");
   if (o.resume) {
@@ -371,6 +467,7 @@ void run_search(const SearchOptions& o) {
     r.evaluator = o.evaluator;
     r.estimator_options = estimator_options;
     if (!predictor_report.is_null()) r.predictor = predictor_report;
+    r.relaxation = relaxation;
     r.val_images = static_cast<int64_t>(val.size());
     r.calib_images = static_cast<int64_t>(d.calib.size());
   };

@@ -164,6 +164,9 @@ std::string checked(onnx::ModelProto& model) {
 }  // namespace
 
 std::string export_onnx(nn::ChildNet& net) {
+  NAS_CHECK(!net->cell_net, UsageError,
+            "--onnx: space \"" << net->arch.space << "\" (family cell): ONNX export of cell children is not implemented "
+                                "yet; the child checkpoint (nas-slice --out) runs with LibTorch");
   torch::NoGradGuard no_grad;
   net->eval();
   onnx::ModelProto model;

@@ -64,6 +64,10 @@ torch::Tensor ChildBlockImpl::forward(const torch::Tensor& x) {
 ChildNetImpl::ChildNetImpl(const spec::SearchSpace& s, const spec::Arch& a, int in_ch, int classes)
     : arch(a), in_channels(in_ch), num_classes(classes), stem_act(parse_act(s.stem_act)),
       head_act(parse_act(s.head_act)) {
+  if (a.is_cell()) {
+    cell_net = register_module("net", CellNet(s, chosen_ops(a.normal), chosen_ops(a.reduce), in_ch, classes, false));
+    return;
+  }
   if (a.is_mlp()) {
     int64_t in = int64_t{in_ch} * a.resolution * a.resolution;
     for (size_t i = 0; i < a.layers.size(); ++i) {
@@ -96,6 +100,7 @@ ChildNetImpl::ChildNetImpl(const spec::SearchSpace& s, const spec::Arch& a, int 
 }
 
 torch::Tensor ChildNetImpl::forward(const torch::Tensor& x) {
+  if (cell_net) return cell_net->forward(x, arch.normal, arch.reduce);
   if (!fc.empty()) {  // mlp; one statement per layer, as supernet::arch_cost counts
     torch::Tensor h = x.flatten(1);
     for (size_t i = 0; i < fc.size(); ++i) {

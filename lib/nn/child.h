@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "nn/cell.h"
 #include "nn/elastic.h"
 #include "spec/arch.h"
 #include "spec/search_space.h"
@@ -58,6 +59,9 @@ class ChildNetImpl : public torch::nn::Module {
   std::vector<torch::nn::Linear> fc;
   std::vector<torch::nn::BatchNorm1d> fc_bn;
   std::vector<Act> fc_act;
+  // family cell (no stem, blocks or head of the above): the network of the chosen ops, registered
+  // as "net" like the supernet's.
+  CellNet cell_net{nullptr};
 };
 TORCH_MODULE(ChildNet);
 

@@ -119,6 +119,22 @@ MbconvEncoding::MbconvEncoding(const spec::SearchSpace& space) : space_(space) {
     slots_.push_back({stage, block});
   };
   add("resolution", space.resolution, -1, -1);
+  if (space.is_cell()) {
+    // per cell type and edge: the op (values index the space's op list; labels are the names)
+    std::vector<int> idx(space.ops.size());
+    for (size_t k = 0; k < idx.size(); ++k) idx[k] = static_cast<int>(k);
+    for (int c = 0; c < 2; ++c) {
+      int e = 0;
+      for (int j = 1; j <= space.nodes; ++j)
+        for (int i = 0; i < j; ++i, ++e) {
+          decisions_.push_back({std::string(c ? "reduce" : "normal") + ".node" + std::to_string(j) + ".edge" + std::to_string(i),
+                                space.ops, "op", false});
+          values_.push_back(idx);
+          slots_.push_back({c, e});
+        }
+    }
+    return;
+  }
   if (space.is_mlp()) {
     // depth, then per layer slot up to the largest depth: width, and the activation (its values
     // are indices into the layer's act list, its labels the names).
@@ -158,7 +174,7 @@ size_t MbconvEncoding::depth_index(int stage) const {
 
 bool MbconvEncoding::active(const Genotype& g, size_t i) const {
   const Slot& s = slots_[i];
-  if (s.block < 0) return true;
+  if (s.block < 0 || space_.is_cell()) return true;
   size_t d = depth_index(s.stage);
   return s.block < values_[d][static_cast<size_t>(g[d])];
 }
@@ -167,6 +183,17 @@ spec::Arch MbconvEncoding::decode(const Genotype& g) const {
   check(g, "genotype");
   spec::Arch a;
   a.space = space_.name;
+  if (space_.is_cell()) {
+    a.resolution = space_.resolution.front();
+    a.normal.resize(static_cast<size_t>(space_.num_edges()));
+    a.reduce.resize(static_cast<size_t>(space_.num_edges()));
+    for (size_t i = 0; i < g.size(); ++i) {
+      const Slot& s = slots_[i];
+      if (s.stage < 0) continue;
+      (s.stage ? a.reduce : a.normal)[static_cast<size_t>(s.block)] = space_.ops[static_cast<size_t>(g[i])];
+    }
+    return a;
+  }
   if (space_.is_mlp()) {
     a.resolution = space_.resolution.front();
     const int depth = values_[depth_index(0)][static_cast<size_t>(g[depth_index(0)])];
@@ -213,6 +240,15 @@ spec::Arch MbconvEncoding::decode(const Genotype& g) const {
 Genotype MbconvEncoding::encode(const spec::Arch& a) const {
   spec::validate_arch(a, space_, "arch");
   Genotype g(decisions_.size(), 0);
+  if (space_.is_cell()) {
+    for (size_t i = 0; i < g.size(); ++i) {
+      const Slot& s = slots_[i];
+      if (s.stage < 0) continue;  // the one resolution
+      const auto& op = (s.stage ? a.reduce : a.normal)[static_cast<size_t>(s.block)];
+      g[i] = static_cast<int>(std::find(space_.ops.begin(), space_.ops.end(), op) - space_.ops.begin());
+    }
+    return g;
+  }
   if (space_.is_mlp()) {
     for (size_t i = 0; i < g.size(); ++i) {
       const Slot& s = slots_[i];

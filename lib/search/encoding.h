@@ -68,7 +68,9 @@ class Encoding {
 
 // The supernet families. mbconv: resolution, stem and head width, and per stage depth, width and
 // (for each block slot up to the largest depth) expand ratio and kernel size. mlp: resolution (one
-// option), depth, and per layer slot up to the largest depth its width and activation.
+// option), depth, and per layer slot up to the largest depth its width and activation. cell:
+// resolution (one option), then the op of every edge of the normal cell, then of the reduction cell
+// ("normal.node2.edge1": the edge from node 1 into node 2), unordered.
 class MbconvEncoding : public Encoding {
  public:
   explicit MbconvEncoding(const spec::SearchSpace& space);

@@ -191,7 +191,7 @@ std::unique_ptr<Strategy> make_any_strategy(const std::string& name, const Encod
 
 void check_satisfiable(const spec::SearchSpace& space, const CostFn& cost, const spec::Constraints& c,
                        const std::function<double(const spec::Arch&)>& latency_ms) {
-  spec::Arch min = supernet::min_arch(space);
+  spec::Arch min = supernet::cheapest_arch(space);
   auto smallest = cost(min);
   double lat = c.max_latency_ms > 0 && latency_ms ? latency_ms(min) : 0.0;
   NAS_CHECK(c.admits(smallest.mflops(), smallest.params, smallest.memory_mib(), lat), SpecError,
@@ -214,7 +214,7 @@ spec::SearchResult run_search(const Encoding& enc, const CostFn& cost, Estimator
     check_satisfiable(mb->space(), cost, o.constraints, o.latency_ms);
   StrategyOptions so = o.strategy_options;
   so.budget = o.budget;
-  auto strategy = make_any_strategy(o.strategy, enc, so, o.seed);
+  auto strategy = o.make_strategy ? o.make_strategy() : make_any_strategy(o.strategy, enc, so, o.seed);
   SearchContext ctx(enc, cost, est, o);
   // The predictor of pre-screening, refitted on every evaluated candidate every 10 evaluations.
   std::unique_ptr<AccuracyPredictor> predictor;

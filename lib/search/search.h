@@ -76,6 +76,8 @@ struct SearchOptions {
   // and costs no evaluation.
   bool prescreen = false;
   int64_t prescreen_warmup = 0;
+  // Makes the strategy instead of `strategy` naming one (DARTS's list of derived children).
+  std::function<std::unique_ptr<Strategy>()> make_strategy;
 };
 
 // The search over any encoding: mbconv children are decoded into archs, costed analytically (cost)

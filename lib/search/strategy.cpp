@@ -415,6 +415,12 @@ spec::json strategy_options_json(const std::string& s, const StrategyOptions& o)
     return {{"lr", o.rl_lr}, {"baseline_decay", o.rl_baseline_decay}, {"entropy", o.rl_entropy}};
   if (s == "mcts") return {{"uct_c", o.uct_c}};
   if (s == "hill-climbing") return {{"restarts", o.restarts}};
+  if (s == "darts")
+    return {{"steps", o.darts_steps},
+            {"batch_size", o.darts_batch},
+            {"order", o.darts_second_order ? 2 : 1},
+            {"alpha_lr", o.darts_alpha_lr},
+            {"w_lr", o.darts_w_lr}};
   return spec::json::object();
 }
 
@@ -424,7 +430,35 @@ const std::vector<std::string>& strategy_names() {
   return n;
 }
 
+namespace {
+class ListStrategy : public Strategy {
+ public:
+  ListStrategy(std::string name, std::vector<Genotype> children, std::string first_origin, std::string origin)
+      : name_(std::move(name)), children_(std::move(children)), first_(std::move(first_origin)), rest_(std::move(origin)) {}
+  std::string name() const override { return name_; }
+  std::optional<Genotype> ask(Rng&) override {
+    if (next_ >= children_.size()) return std::nullopt;
+    origin_ = next_ == 0 ? first_ : rest_;
+    return children_[next_++];
+  }
+  void tell(const Genotype&, bool, double) override {}
+
+ private:
+  std::string name_;
+  std::vector<Genotype> children_;
+  std::string first_, rest_;
+  size_t next_ = 0;
+};
+}  // namespace
+
+std::unique_ptr<Strategy> make_list_strategy(const std::string& name, std::vector<Genotype> children,
+                                             const std::string& first_origin, const std::string& origin) {
+  return std::make_unique<ListStrategy>(name, std::move(children), first_origin, origin);
+}
+
 std::unique_ptr<Strategy> make_strategy(const std::string& name, const Encoding& enc, const StrategyOptions& o) {
+  NAS_CHECK(name != "darts", UsageError,
+            "--strategy darts: runs on a cell space's supernet (nas-search --supernet), not on genotypes alone");
   if (name == "random") return std::make_unique<RandomStrategy>(enc);
   if (name == "grid") return std::make_unique<GridStrategy>(enc);
   if (name == "coarse-to-fine") return std::make_unique<CoarseToFine>(enc, o);

@@ -34,6 +34,12 @@ struct StrategyOptions {
   double uct_c = 0.5;  // exploration constant, in units of the reward's observed range
   // hill climbing
   int restarts = 1000;  // at most this many restarts
+  // darts (search/darts.h; nas-search runs the relaxation, then proposes its derived children)
+  int64_t darts_steps = 300;
+  int darts_batch = 64;
+  bool darts_second_order = false;
+  double darts_alpha_lr = 3e-3;
+  double darts_w_lr = 0.01;
 };
 
 class Strategy {
@@ -59,5 +65,9 @@ spec::json strategy_options_json(const std::string& strategy, const StrategyOpti
 const std::vector<std::string>& strategy_names();
 // Torch-free strategies: random, grid, coarse-to-fine, evolution, hill-climbing, reinforce, mcts.
 std::unique_ptr<Strategy> make_strategy(const std::string& name, const Encoding& enc, const StrategyOptions& o);
+// Proposes `children` in order, then nothing: the first with origin `first_origin`, the others
+// with `origin` (DARTS's derived child, then the next most likely ones).
+std::unique_ptr<Strategy> make_list_strategy(const std::string& name, std::vector<Genotype> children,
+                                             const std::string& first_origin, const std::string& origin);
 
 }  // namespace nas::search

@@ -8,6 +8,53 @@
 
 namespace nas::spec {
 
+std::string cell_notation(const std::vector<std::string>& edge_ops) {
+  std::string out;
+  size_t e = 0;
+  for (int j = 1; e < edge_ops.size(); ++j) {
+    if (j > 1) out += "+";
+    out += "|";
+    for (int i = 0; i < j && e < edge_ops.size(); ++i, ++e) out += edge_ops[e] + "~" + std::to_string(i) + "|";
+  }
+  return out;
+}
+
+int cell_nodes_of(size_t edges) {
+  for (int n = 1; n <= 64; ++n)
+    if (static_cast<size_t>(n * (n + 1) / 2) == edges) return n;
+  return -1;
+}
+
+std::vector<std::string> parse_cell_notation(const std::string& text, const std::string& file, const std::string& field) {
+  auto bad = [&](const std::string& why) -> SpecError {
+    return SpecError(file + ": " + field + ": expected a cell like \"|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|\" (" +
+                     why + "), found \"" + text + "\"");
+  };
+  std::vector<std::string> ops;
+  size_t pos = 0;
+  for (int j = 1;; ++j) {
+    const size_t end = std::min(text.find('+', pos), text.size());
+    const std::string group = text.substr(pos, end - pos);
+    if (group.size() < 2 || group.front() != '|' || group.back() != '|')
+      throw bad("node " + std::to_string(j) + " is not enclosed in |...|");
+    size_t p = 1;
+    for (int i = 0; i < j; ++i) {
+      const size_t bar = group.find('|', p);
+      if (bar == std::string::npos) throw bad("node " + std::to_string(j) + " needs an edge from each of nodes 0.." + std::to_string(j - 1));
+      const std::string edge = group.substr(p, bar - p);
+      const size_t tilde = edge.rfind('~');
+      if (tilde == std::string::npos || tilde == 0 || edge.substr(tilde + 1) != std::to_string(i))
+        throw bad("node " + std::to_string(j) + "'s edge " + std::to_string(i) + " must read op~" + std::to_string(i));
+      ops.push_back(edge.substr(0, tilde));
+      p = bar + 1;
+    }
+    if (p != group.size()) throw bad("node " + std::to_string(j) + " has more than " + std::to_string(j) + " edges");
+    if (end == text.size()) break;
+    pos = end + 1;
+  }
+  return ops;
+}
+
 json to_json(const Arch& a) {
   json j;
   j["kind"] = kArchKind;
@@ -17,6 +64,10 @@ json to_json(const Arch& a) {
   if (a.is_mlp()) {
     j["layers"] = json::array();
     for (const auto& l : a.layers) j["layers"].push_back({{"width", l.width}, {"act", l.act}});
+    return j;
+  }
+  if (a.is_cell()) {
+    j["cell"] = {{"normal", cell_notation(a.normal)}, {"reduce", cell_notation(a.reduce)}};
     return j;
   }
   j["stem_width"] = a.stem_width;
@@ -46,6 +97,17 @@ Arch arch_from_json(const json& j, const std::string& file) {
       lo.finish();
       a.layers.push_back(l);
     }
+    o.finish();
+    return a;
+  }
+  if (o.has("cell")) {  // family cell
+    Obj c = o.object("cell");
+    a.normal = parse_cell_notation(c.string("normal"), file, c.where("normal"));
+    a.reduce = parse_cell_notation(c.string("reduce"), file, c.where("reduce"));
+    NAS_CHECK(a.normal.size() == a.reduce.size(), SpecError,
+              file << ": " << c.where("reduce") << ": expected as many nodes as the normal cell ("
+                   << cell_nodes_of(a.normal.size()) << "), found " << cell_nodes_of(a.reduce.size()));
+    c.finish();
     o.finish();
     return a;
   }
@@ -102,6 +164,26 @@ void validate_arch(const Arch& a, const SearchSpace& s, const std::string& file)
   NAS_CHECK(a.space == s.name, SpecError,
             file << ": space: expected \"" << s.name << "\" (the supernet's search space), found \"" << a.space
                  << "\"");
+  if (s.is_cell() || a.is_cell()) {
+    NAS_CHECK(s.is_cell() && a.is_cell(), SpecError,
+              file << ": " << (s.is_cell() ? "cell: expected the normal and reduction cells of a cell child, found none"
+                                           : "cell: expected the choices of an " + s.family + " child, found a cell"));
+    check_choice(file, "resolution", a.resolution, s.resolution);
+    for (const auto* cell : {&a.normal, &a.reduce}) {
+      const std::string p = std::string("cell.") + (cell == &a.normal ? "normal" : "reduce");
+      NAS_CHECK(cell->size() == static_cast<size_t>(s.num_edges()), SpecError,
+                file << ": " << p << ": expected a cell of " << s.nodes << " nodes (" << s.num_edges()
+                     << " edges), found " << cell->size() << " edges");
+      for (size_t e = 0; e < cell->size(); ++e) {
+        if (std::find(s.ops.begin(), s.ops.end(), (*cell)[e]) != s.ops.end()) continue;
+        std::string exp;
+        for (size_t k = 0; k < s.ops.size(); ++k) exp += (k ? ", " : "") + s.ops[k];
+        throw SpecError(file + ": " + p + ": edge " + std::to_string(e) + ": expected one of [" + exp +
+                        "] (outside the search space), found \"" + (*cell)[e] + "\"");
+      }
+    }
+    return;
+  }
   if (s.is_mlp() || a.is_mlp()) {
     NAS_CHECK(s.is_mlp() && a.is_mlp(), SpecError,
               file << ": " << (s.is_mlp() ? "layers: expected the hidden layers of an mlp child, found none"
@@ -154,6 +236,8 @@ std::string arch_summary(const Arch& a) {
     os << "]";
     return os.str();
   }
+  if (a.is_cell()) return "r" + std::to_string(a.resolution) + " normal " + cell_notation(a.normal) + " reduce " +
+                          cell_notation(a.reduce);
   os << "r" << a.resolution << " s" << a.stem_width;
   for (const auto& st : a.stages) {
     os << " [w" << st.width << " ";

@@ -43,12 +43,25 @@ struct Arch {
   // family mlp: the active hidden layers (depth = layers.size() >= 1); no stem, stages or head
   std::vector<LayerArch> layers;
   bool is_mlp() const { return !layers.empty(); }
+  // family cell: the op of each edge of the normal and of the reduction cell, edges in the order
+  // (1<-0), (2<-0), (2<-1), (3<-0), ... (as the cell notation lists them)
+  std::vector<std::string> normal, reduce;
+  bool is_cell() const { return !normal.empty(); }
   bool operator==(const Arch& o) const {
     return space == o.space && resolution == o.resolution && stem_width == o.stem_width &&
-           stages == o.stages && head_width == o.head_width && layers == o.layers;
+           stages == o.stages && head_width == o.head_width && layers == o.layers && normal == o.normal &&
+           reduce == o.reduce;
   }
   bool operator!=(const Arch& o) const { return !(*this == o); }
 };
+
+// The cell notation of NAS-Bench-201: node j's edges from nodes 0..j-1 as |op~i|, nodes joined by
+// '+', e.g. "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|" (2 nodes, 3 edges).
+std::string cell_notation(const std::vector<std::string>& edge_ops);
+// Parses it; SpecError naming `file` and `field` when malformed. Does not check the op names.
+std::vector<std::string> parse_cell_notation(const std::string& text, const std::string& file, const std::string& field);
+// Number of intermediate nodes of a cell with `edges` edges (-1 when no count of nodes gives it).
+int cell_nodes_of(size_t edges);
 
 // Canonical JSON of an arch (kind, schema_version and every choice; keys sorted).
 json to_json(const Arch& a);

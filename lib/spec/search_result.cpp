@@ -51,6 +51,7 @@ json to_json(const SearchResult& r) {
   if (!r.evaluator.empty()) j["estimator_settings"]["evaluator"] = r.evaluator;
   if (!r.estimator_options.is_null()) j["estimator_settings"]["options"] = r.estimator_options;
   if (!r.predictor.is_null()) j["predictor"] = r.predictor;
+  if (!r.relaxation.is_null()) j["relaxation"] = r.relaxation;
   j["candidates"] = json::array();
   for (const auto& c : r.candidates) j["candidates"].push_back(to_json(c));
   j["best"] = r.best >= 0 ? to_json(r.candidates.at(r.best)) : json(nullptr);
@@ -122,7 +123,7 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
   check_header(o, kSearchKind, kSearchVersion);
   SearchResult r;
   r.space = o.string("space");
-  r.family = o.one_of_or("family", {"mbconv", "mlp", "generic"}, "mbconv");
+  r.family = o.one_of_or("family", {"mbconv", "mlp", "cell", "generic"}, "mbconv");
   r.supernet = o.text_or("supernet", "");
   r.strategy = o.string("strategy");
   r.seed = static_cast<uint64_t>(o.integer("seed", 0, INT64_MAX));
@@ -181,6 +182,7 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
     t.finish();
   }
   if (o.take("predictor")) r.predictor = o.raw("predictor");
+  if (o.take("relaxation")) r.relaxation = o.raw("relaxation");
   r.interrupted = o.boolean_or("interrupted", false);
   r.created = o.text_or("created", "");
   r.commit = o.text_or("commit", "");

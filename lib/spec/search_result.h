@@ -60,6 +60,7 @@ struct SearchResult {
   std::string evaluator;  // the external evaluator command, when one scored the candidates
   json estimator_options;  // the estimator and its settings (null in older files)
   json predictor;         // the accuracy predictor's settings and last validation report, or null
+  json relaxation;        // DARTS: the final softmax weights of every edge and the derived cells, or null
   std::vector<Candidate> candidates;
   int best = -1;               // index into candidates, -1 when none is feasible
   std::vector<int> pareto;         // indices: accuracy vs MFLOPs front of the feasible, evaluated ones

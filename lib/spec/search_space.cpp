@@ -11,6 +11,13 @@ const std::vector<std::string>& activation_names() {
   return names;
 }
 
+const std::vector<std::string>& cell_op_names() {
+  static const std::vector<std::string> names = {
+      "none",         "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "nor_conv_5x5", "sep_conv_3x3",
+      "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5", "avg_pool_3x3", "max_pool_3x3"};
+  return names;
+}
+
 int max_of(const std::vector<int>& v) { return *std::max_element(v.begin(), v.end()); }
 int min_of(const std::vector<int>& v) { return *std::min_element(v.begin(), v.end()); }
 
@@ -77,6 +84,46 @@ SearchSpace mlp_space_from(Obj& o, SearchSpace s) {
   o.finish();
   return s;
 }
+
+SearchSpace cell_space_from(Obj& o, SearchSpace s) {
+  s.resolution = sorted(o.int_set("resolution", 4, kMaxResolution));
+  if (s.resolution.size() != 1) o.fail("resolution", "exactly one input resolution", o.raw("resolution"));
+  s.nodes = static_cast<int>(o.integer("nodes", 1, 8));
+  {
+    json v = o.raw("ops");
+    std::string expected = "a non-empty list of distinct ops from [";
+    for (size_t i = 0; i < cell_op_names().size(); ++i) expected += (i ? ", " : "") + cell_op_names()[i];
+    expected += "], not only none";
+    if (!v.is_array() || v.empty()) o.fail("ops", expected, v);
+    for (const auto& e : v) {
+      if (!e.is_string()) o.fail("ops", expected, v);
+      std::string op = e.get<std::string>();
+      if (std::find(cell_op_names().begin(), cell_op_names().end(), op) == cell_op_names().end() ||
+          std::find(s.ops.begin(), s.ops.end(), op) != s.ops.end())
+        o.fail("ops", expected, v);
+      s.ops.push_back(op);
+    }
+    if (s.ops.size() == 1 && s.ops.front() == "none") o.fail("ops", expected, v);
+  }
+  s.cell_width = static_cast<int>(o.integer("width", 1, kMaxWidth));
+  {
+    json v = o.raw("cells");
+    const std::string expected = "a list of 1 to " + std::to_string(kMaxStages) +
+                                 " counts of normal cells per stage (each 0 to " + std::to_string(kMaxDepth) + ")";
+    if (!v.is_array() || v.empty() || v.size() > static_cast<size_t>(kMaxStages)) o.fail("cells", expected, v);
+    for (const auto& e : v) {
+      if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > kMaxDepth) o.fail("cells", expected, v);
+      s.cells.push_back(e.get<int>());
+    }
+  }
+  o.finish();
+  // Channels double at each reduction cell: refused before anything is allocated when too wide.
+  const int64_t widest = int64_t{s.cell_width} << (s.cells.size() - 1);
+  NAS_CHECK(widest <= kMaxWidth, SpecError,
+            o.file() << ": width: expected at most " << kMaxWidth << " channels in the last stage (width doubles at each of "
+                     << s.cells.size() - 1 << " reduction cells), found " << widest);
+  return s;
+}
 }  // namespace
 
 SearchSpace search_space_from_json(const json& j, const std::string& file) {
@@ -84,8 +131,9 @@ SearchSpace search_space_from_json(const json& j, const std::string& file) {
   check_header(o, kSearchSpaceKind, kSearchSpaceVersion);
   SearchSpace s;
   s.name = o.string("name");
-  s.family = o.one_of("family", {"mbconv", "mlp"});
+  s.family = o.one_of("family", {"mbconv", "mlp", "cell"});
   if (s.is_mlp()) return mlp_space_from(o, s);
+  if (s.is_cell()) return cell_space_from(o, s);
   s.resolution = sorted(o.int_set("resolution", 8, kMaxResolution));
   {
     Obj st = o.object("stem");
@@ -141,6 +189,13 @@ json to_json(const SearchSpace& s) {
     j["depth"] = s.depth;
     j["layers"] = json::array();
     for (const auto& l : s.layers) j["layers"].push_back({{"width", l.width}, {"act", l.act}});
+    return j;
+  }
+  if (s.is_cell()) {
+    j["nodes"] = s.nodes;
+    j["ops"] = s.ops;
+    j["width"] = s.cell_width;
+    j["cells"] = s.cells;
     return j;
   }
   j["stem"] = {{"width", s.stem_width}, {"kernel", s.stem_kernel}, {"stride", s.stem_stride},

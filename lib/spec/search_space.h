@@ -13,6 +13,10 @@ inline constexpr int kSearchSpaceVersion = 1;
 
 // Activations the elastic ops implement.
 const std::vector<std::string>& activation_names();
+// The operations an edge of a cell can choose (family cell; NAS-Bench-201 and DARTS names):
+// none, skip_connect, nor_conv_{1x1,3x3,5x5}, sep_conv_{3x3,5x5}, dil_conv_{3x3,5x5},
+// avg_pool_3x3, max_pool_3x3.
+const std::vector<std::string>& cell_op_names();
 
 struct StageSpec {
   std::vector<int> depth;   // choices for the number of blocks (first d of max(depth) run)
@@ -32,8 +36,9 @@ struct LayerSpec {
 
 struct SearchSpace {
   std::string name;
-  std::string family = "mbconv";  // or "mlp"
+  std::string family = "mbconv";  // or "mlp" or "cell"
   bool is_mlp() const { return family == "mlp"; }
+  bool is_cell() const { return family == "cell"; }
   std::vector<int> resolution;  // input resolution choices (square)
   std::vector<int> stem_width;
   int stem_kernel = 3;
@@ -47,6 +52,16 @@ struct SearchSpace {
   // classifier. `resolution` holds exactly one value.
   std::vector<int> depth;
   std::vector<LayerSpec> layers;  // max(depth) entries
+  // family cell: a stem (3x3 conv, BN) of `cell_width` channels, then stages of `cells[s]` normal
+  // cells joined by reduction cells (each halves the spatial size and doubles the channels), then
+  // BN, ReLU, global average pooling and a linear classifier. A cell has `nodes` intermediate nodes
+  // after its input node 0; node j sums one op on each edge from nodes 0..j-1 and the cell outputs
+  // node `nodes`. Every normal cell shares one searched genotype, every reduction cell another.
+  int nodes = 0;
+  std::vector<std::string> ops;  // the edge choices, in the order the file lists them
+  int cell_width = 0;
+  std::vector<int> cells;  // normal cells per stage
+  int num_edges() const { return nodes * (nodes + 1) / 2; }
 };
 
 // Parses and validates; `file` names the source in errors. Choice sets are returned sorted.

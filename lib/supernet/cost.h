@@ -3,6 +3,7 @@
 // no BN, activations or pooling) and parameter counts (BN affine parameters included, running
 // statistics not). Torch-free; agrees with the modules in nn/ by construction and by test.
 #include <cstdint>
+#include <string>
 
 #include "spec/arch.h"
 #include "spec/search_space.h"
@@ -28,5 +29,10 @@ inline int se_channels(int mid) { return (mid + 3) / 4; }
 bool stage_has_expand(const spec::StageSpec& st);
 
 Cost arch_cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes);
+
+// One edge op of a cell (family cell) reading c_in channels at res x res and writing c_out channels
+// at conv_out(res, stride), as nn/cell.cpp builds it: MACs and parameters; peak_activations holds
+// the largest pair of consecutive tensors inside the op (its transient memory).
+Cost cell_op_cost(const std::string& op, int64_t c_in, int64_t c_out, int stride, int64_t res);
 
 }  // namespace nas::supernet

@@ -62,9 +62,10 @@ LatencyOp head_op(const spec::SearchSpace& s, int in, int width, int res, int cl
 
 namespace {
 void check_mbconv(const spec::SearchSpace& s) {
-  NAS_CHECK(!s.is_mlp(), UsageError,
-            "space \"" << s.name << "\" (family mlp): latency tables are built for mbconv spaces; an mlp child is "
-                        "a few matrix products: measure it (nas-search --max-latency-ms measures each candidate)");
+  NAS_CHECK(s.family == "mbconv", UsageError,
+            "space \"" << s.name << "\" (family " << s.family
+                        << "): latency tables are built for mbconv spaces; measure its children instead (nas-search "
+                           "--max-latency-ms measures each candidate)");
 }
 }  // namespace
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "supernet/cost.h"
+
 namespace nas::supernet {
 namespace {
 int at_level(const std::vector<int>& set, double level) {
@@ -19,12 +21,50 @@ int neighbour(const std::vector<int>& set, int v, Rng& rng) {
   if (i == set.size() - 1) return set[i - 1];
   return rng.below(2) ? set[i + 1] : set[i - 1];
 }
+// A cell space's non-none ops for one edge, cheapest first (MACs, then parameters, then the order
+// the space lists them), costed where the edge first occurs: a normal cell of the first stage, or
+// the first reduction cell (its edges from the input node have stride 2 and double the channels).
+std::vector<std::string> ranked_ops(const spec::SearchSpace& s, bool reduce, bool from_input) {
+  const int64_t c = s.cell_width, r = s.resolution.front();
+  std::vector<std::pair<Cost, size_t>> costed;
+  for (size_t k = 0; k < s.ops.size(); ++k) {
+    if (s.ops[k] == "none") continue;
+    Cost cost = !reduce ? cell_op_cost(s.ops[k], c, c, 1, r)
+                : from_input ? cell_op_cost(s.ops[k], c, 2 * c, 2, r)
+                             : cell_op_cost(s.ops[k], 2 * c, 2 * c, 1, conv_out(static_cast<int>(r), 2));
+    costed.push_back({cost, k});
+  }
+  std::stable_sort(costed.begin(), costed.end(), [](const auto& x, const auto& y) {
+    return x.first.macs != y.first.macs ? x.first.macs < y.first.macs : x.first.params < y.first.params;
+  });
+  std::vector<std::string> out;
+  for (const auto& c2 : costed) out.push_back(s.ops[c2.second]);
+  return out;
+}
+
+// Calls f(cell, edge, from_input) for every edge of both cells of a cell arch.
+template <typename F>
+void for_each_edge(const spec::SearchSpace& s, spec::Arch& a, F f) {
+  for (auto* cell : {&a.normal, &a.reduce}) {
+    cell->resize(static_cast<size_t>(s.num_edges()));
+    size_t e = 0;
+    for (int j = 1; j <= s.nodes; ++j)
+      for (int i = 0; i < j; ++i, ++e) f(*cell, e, cell == &a.reduce, i == 0);
+  }
+}
 }  // namespace
 
 spec::Arch arch_at_levels(const spec::SearchSpace& s, const Levels& l) {
   spec::Arch a;
   a.space = s.name;
   a.resolution = at_level(s.resolution, l.resolution);
+  if (s.is_cell()) {  // every edge: the op at that fraction of its cost ranking (none excluded)
+    for_each_edge(s, a, [&](std::vector<std::string>& cell, size_t e, bool reduce, bool from_input) {
+      auto ranked = ranked_ops(s, reduce, from_input);
+      cell[e] = ranked[std::min(ranked.size() - 1, static_cast<size_t>(std::lround(l.width * static_cast<double>(ranked.size() - 1))))];
+    });
+    return a;
+  }
   if (s.is_mlp()) {  // the activation does not change the size: each layer's first-listed one
     const int depth = at_level(s.depth, l.depth);
     for (int i = 0; i < depth; ++i)
@@ -46,10 +86,21 @@ spec::Arch arch_at_levels(const spec::SearchSpace& s, const Levels& l) {
 spec::Arch max_arch(const spec::SearchSpace& s) { return arch_at_levels(s, Levels{1, 1, 1, 1, 1}); }
 spec::Arch min_arch(const spec::SearchSpace& s) { return arch_at_levels(s, Levels{0, 0, 0, 0, 0}); }
 
+spec::Arch cheapest_arch(const spec::SearchSpace& s) {
+  spec::Arch a = min_arch(s);
+  if (s.is_cell() && std::find(s.ops.begin(), s.ops.end(), "none") != s.ops.end())
+    for_each_edge(s, a, [](std::vector<std::string>& cell, size_t e, bool, bool) { cell[e] = "none"; });
+  return a;
+}
+
 spec::Arch random_arch(const spec::SearchSpace& s, Rng& rng) {
   spec::Arch a;
   a.space = s.name;
   a.resolution = rng.pick(s.resolution);
+  if (s.is_cell()) {  // uniform single-path sampling: each edge's op uniformly, none included
+    for_each_edge(s, a, [&](std::vector<std::string>& cell, size_t e, bool, bool) { cell[e] = s.ops[rng.below(s.ops.size())]; });
+    return a;
+  }
   if (s.is_mlp()) {
     const int depth = rng.pick(s.depth);
     for (int i = 0; i < depth; ++i) {
@@ -82,6 +133,16 @@ spec::Arch mutate_arch(const spec::Arch& in, const spec::SearchSpace& s, Rng& rn
       if (rng.uniform() < prob) v = neighbour(set, v, rng);
     };
     maybe(s.resolution, a.resolution);
+    if (s.is_cell()) {  // ops are unordered: an edge that changes takes any other op
+      if (s.ops.size() < 2) return in;
+      for_each_edge(s, a, [&](std::vector<std::string>& cell, size_t e, bool, bool) {
+        if (rng.uniform() >= prob) return;
+        size_t cur = static_cast<size_t>(std::find(s.ops.begin(), s.ops.end(), cell[e]) - s.ops.begin()) % s.ops.size();
+        cell[e] = s.ops[(cur + 1 + rng.below(s.ops.size() - 1)) % s.ops.size()];
+      });
+      if (a != in) return a;
+      continue;
+    }
     if (s.is_mlp()) {
       int d = static_cast<int>(a.layers.size());
       maybe(s.depth, d);

@@ -11,6 +11,11 @@ SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_
   NAS_CHECK(in_channels > 0 && num_classes >= 1, SpecError,
             "supernet: expected at least 1 input channel and 1 output (a regression target, or 2 classes), found " << in_channels << " and "
                                                                                << num_classes);
+  if (s.is_cell()) {
+    cell_net_ = register_module("net", nn::CellNet(s, nn::all_ops(s), nn::all_ops(s), in_channels, num_classes, true));
+    active_ = max_arch(s);
+    return;
+  }
   if (s.is_mlp()) {
     int64_t in = int64_t{in_channels} * s.resolution.front() * s.resolution.front();
     int64_t widest = 0;
@@ -103,6 +108,7 @@ torch::Tensor SupernetImpl::forward(const torch::Tensor& x) {
   const auto& a = active_;
   TORCH_CHECK(x.dim() == 4 && x.size(1) == in_channels_, "supernet: expected input [N, ", in_channels_,
               ", R, R], got ", x.sizes());
+  if (a.is_cell()) return cell_net_->forward(x, a.normal, a.reduce, dropout_);
   if (a.is_mlp()) {
     torch::Tensor h = x.flatten(1);
     for (size_t i = 0; i < a.layers.size(); ++i)
@@ -127,6 +133,13 @@ torch::Tensor SupernetImpl::forward(const torch::Tensor& x) {
   return classifier_(h, num_classes_);
 }
 
+torch::Tensor SupernetImpl::forward_mixed(const torch::Tensor& x, const torch::Tensor& normal_weights,
+                                         const torch::Tensor& reduce_weights) {
+  NAS_CHECK(cell_net_, UsageError, "the continuous relaxation needs a cell space; \"" << space_.name << "\" is family "
+                                                                                     << space_.family);
+  return cell_net_->forward_mixed(x, normal_weights, reduce_weights);
+}
+
 namespace {
 void copy_conv(torch::nn::Conv2d& dst, const nn::DynamicConv2d& src, int64_t in, int64_t out, int64_t k) {
   dst->weight.copy_(src->active_weight(in, out, k));
@@ -146,6 +159,10 @@ nn::ChildNet SupernetImpl::slice(const spec::Arch& arch) {
   spec::validate_arch(arch, space_, "arch");
   nn::ChildNet child(space_, arch, in_channels_, num_classes_);
   torch::NoGradGuard no_grad;
+  if (arch.is_cell()) {
+    nn::copy_state_by_name(*child, *this);  // the child's modules are named as the supernet's
+    return child;
+  }
   if (arch.is_mlp()) {
     int64_t in = int64_t{in_channels_} * arch.resolution * arch.resolution;
     for (size_t i = 0; i < arch.layers.size(); ++i) {

@@ -1,9 +1,10 @@
 #pragma once
-// The weight-sharing supernet over an mbconv or mlp search space (DESIGN.md §4).
+// The weight-sharing supernet over an mbconv, mlp or cell search space (DESIGN.md §4).
 #include <torch/torch.h>
 
 #include <vector>
 
+#include "nn/cell.h"
 #include "nn/child.h"
 #include "nn/elastic.h"
 #include "spec/arch.h"
@@ -35,6 +36,10 @@ class SupernetImpl : public torch::nn::Module {
 
   // x: [N, C, R, R], already at the active resolution (see resize_input).
   torch::Tensor forward(const torch::Tensor& x);
+  // Family cell: the continuous relaxation (DARTS): every edge mixes all its ops with the weights'
+  // row [normal or reduction edges, ops of the space]; the active arch is not used.
+  torch::Tensor forward_mixed(const torch::Tensor& x, const torch::Tensor& normal_weights,
+                              const torch::Tensor& reduce_weights);
 
   // A static network with the active weights (and BN statistics) of `arch` copied in.
   nn::ChildNet slice(const spec::Arch& arch);
@@ -59,6 +64,8 @@ class SupernetImpl : public torch::nn::Module {
   // family mlp: hidden layers (bias-free Linear, BN on [N, C]); the classifier above is shared.
   std::vector<nn::DynamicLinear> mlp_fc_;
   std::vector<nn::DynamicBatchNorm2d> mlp_bn_;
+  // family cell: every op of the space on every edge, each with its own weights
+  nn::CellNet cell_net_{nullptr};
   nn::Act stem_act_, head_act_;
   std::vector<nn::Act> stage_act_;
 };

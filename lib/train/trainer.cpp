@@ -133,7 +133,10 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
   torch::Tensor x = batch.x.to(device, /*non_blocking=*/true);
   torch::Tensor y = batch.y.to(device, /*non_blocking=*/true);
   const auto& space = net->space();
-  opt.zero_grad();
+  // Gradients reset to undefined, not zero: a parameter that no child of this step used (an op a
+  // cell space's single-path child did not sample) is skipped by the optimizer, with no weight
+  // decay and no stale momentum (LibTorch 1.13's zero_grad() zeroes instead).
+  for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
   StepLosses out;
   // Forward passes (and losses) under autocast when --precision bf16; logits come back in fp32.
   const bool cuda = device.is_cuda();

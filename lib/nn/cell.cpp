@@ -1,0 +1,254 @@
+#include "nn/cell.h"
+
+#include "core/error.h"
+#include "nn/elastic.h"
+
+namespace nas::nn {
+
+namespace {
+torch::nn::AnyModule make_bn(int64_t c, bool elastic) {
+  if (elastic) return torch::nn::AnyModule(DynamicBatchNorm2d(c));
+  return torch::nn::AnyModule(torch::nn::BatchNorm2d(c));
+}
+
+torch::nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups = 1, int64_t dilation = 1) {
+  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k)
+                               .stride(stride)
+                               .padding(dilation * (k / 2))
+                               .dilation(dilation)
+                               .groups(groups)
+                               .bias(false));
+}
+
+int64_t kernel_of(const std::string& op) { return op.back() - '0'; }  // "..._3x3"
+}  // namespace
+
+CellOpImpl::CellOpImpl(const std::string& name, int64_t in, int64_t out, int64_t s, bool elastic_bn)
+    : op(name), c_in(in), c_out(out), stride(s) {
+  auto seq = [&] {
+    seq_ = register_module("seq", torch::nn::Sequential());
+    return seq_;
+  };
+  auto relu_conv_bn = [&](torch::nn::Sequential q, int64_t ci, int64_t co, int64_t k, int64_t st) {
+    q->push_back(torch::nn::ReLU());
+    q->push_back(conv(ci, co, k, st));
+    q->push_back(make_bn(co, elastic_bn));
+  };
+  if (op == "none") {
+    kind_ = Kind::kNone;
+  } else if (op.rfind("nor_conv_", 0) == 0) {
+    kind_ = Kind::kSeq;
+    relu_conv_bn(seq(), in, out, kernel_of(op), s);
+  } else if (op.rfind("sep_conv_", 0) == 0) {  // DARTS: two separable convs, the first with the stride
+    kind_ = Kind::kSeq;
+    auto q = seq();
+    const int64_t k = kernel_of(op);
+    q->push_back(torch::nn::ReLU());
+    q->push_back(conv(in, in, k, s, in));
+    q->push_back(conv(in, in, 1, 1));
+    q->push_back(make_bn(in, elastic_bn));
+    q->push_back(torch::nn::ReLU());
+    q->push_back(conv(in, in, k, 1, in));
+    q->push_back(conv(in, out, 1, 1));
+    q->push_back(make_bn(out, elastic_bn));
+  } else if (op.rfind("dil_conv_", 0) == 0) {
+    kind_ = Kind::kSeq;
+    auto q = seq();
+    q->push_back(torch::nn::ReLU());
+    q->push_back(conv(in, in, kernel_of(op), s, in, 2));
+    q->push_back(conv(in, out, 1, 1));
+    q->push_back(make_bn(out, elastic_bn));
+  } else if (op == "avg_pool_3x3" || op == "max_pool_3x3") {
+    kind_ = Kind::kPool;
+    max_pool_ = op == "max_pool_3x3";
+    if (in != out) relu_conv_bn(seq(), in, out, 1, 1);
+  } else if (op == "skip_connect") {
+    if (s == 1 && in == out) {
+      kind_ = Kind::kIdentity;
+    } else if (s == 1) {
+      kind_ = Kind::kSeq;
+      relu_conv_bn(seq(), in, out, 1, 1);
+    } else {
+      kind_ = Kind::kFactorized;
+      reduce_a_ = register_module("reduce_a", conv(in, out / 2, 1, s));
+      reduce_b_ = register_module("reduce_b", conv(in, out - out / 2, 1, s));
+      reduce_bn_ = make_bn(out, elastic_bn);
+      register_module("reduce_bn", reduce_bn_.ptr());
+    }
+  } else {
+    throw SpecError("cell op: expected one of the cell ops (spec::cell_op_names), found \"" + op + "\"");
+  }
+}
+
+torch::Tensor CellOpImpl::forward(const torch::Tensor& x) {
+  switch (kind_) {
+    case Kind::kIdentity:
+      return x;
+    case Kind::kSeq:
+      return seq_->forward(x);
+    case Kind::kPool: {
+      torch::Tensor h = seq_ ? seq_->forward(x) : x;
+      if (max_pool_) return torch::max_pool2d(h, {3, 3}, {stride, stride}, {1, 1});
+      return torch::avg_pool2d(h, {3, 3}, {stride, stride}, {1, 1}, false, /*count_include_pad=*/false);
+    }
+    case Kind::kFactorized: {
+      // Two half-width 1x1 convs of stride 2, the second on the input shifted by one pixel (padded
+      // at the bottom and right so that odd sizes give equal halves), concatenated, then BN.
+      torch::Tensor h = torch::relu(x);
+      torch::Tensor a = reduce_a_(h);
+      torch::Tensor shifted = torch::constant_pad_nd(h, {0, 1, 0, 1}).narrow(2, 1, h.size(2)).narrow(3, 1, h.size(3));
+      torch::Tensor b = reduce_b_(shifted);
+      return reduce_bn_.forward(torch::cat({a, b}, 1));
+    }
+    case Kind::kNone:
+      break;
+  }
+  throw Error("cell op none has no forward (the cell skips it)");
+}
+
+CellImpl::CellImpl(int n, const std::vector<std::vector<std::string>>& candidates, int64_t in, int64_t out, int64_t s,
+                   bool elastic_bn)
+    : nodes(n), c_in(in), c_out(out), stride(s), candidates_(candidates) {
+  NAS_CHECK(candidates.size() == static_cast<size_t>(n * (n + 1) / 2), Error,
+            "cell: expected " << n * (n + 1) / 2 << " edges for " << n << " nodes, found " << candidates.size());
+  size_t e = 0;
+  for (int j = 1; j <= n; ++j)
+    for (int i = 0; i < j; ++i, ++e) {
+      std::vector<CellOp> ops;
+      for (const auto& name : candidates[e]) {
+        if (name == "none") {
+          ops.emplace_back(nullptr);
+          continue;
+        }
+        CellOp op = i == 0 ? CellOp(name, in, out, s, elastic_bn) : CellOp(name, out, out, 1, elastic_bn);
+        ops.push_back(register_module("edge" + std::to_string(e) + "_" + name, op));
+      }
+      ops_.push_back(std::move(ops));
+    }
+}
+
+CellOp& CellImpl::op_of(size_t e, const std::string& name) {
+  const auto& c = candidates_[e];
+  auto it = std::find(c.begin(), c.end(), name);
+  NAS_CHECK(it != c.end(), Error, "cell: edge " << e << " has no op \"" << name << "\"");
+  return ops_[e][static_cast<size_t>(it - c.begin())];
+}
+
+torch::Tensor CellImpl::zeros_like_node(const torch::Tensor& x) const {
+  // A node with every edge none: zeros of a node's shape (a stride-2 conv's output size).
+  const int64_t h = (x.size(2) - 1) / stride + 1, w = (x.size(3) - 1) / stride + 1;
+  return torch::zeros({x.size(0), c_out, h, w}, x.options());
+}
+
+torch::Tensor CellImpl::forward(const torch::Tensor& x, const std::vector<std::string>& ops) {
+  NAS_CHECK(ops.size() == ops_.size(), Error, "cell: expected " << ops_.size() << " ops, found " << ops.size());
+  std::vector<torch::Tensor> node = {x};
+  size_t e = 0;
+  for (int j = 1; j <= nodes; ++j) {
+    torch::Tensor sum;
+    for (int i = 0; i < j; ++i, ++e) {
+      if (ops[e] == "none") continue;
+      torch::Tensor y = op_of(e, ops[e])->forward(node[static_cast<size_t>(i)]);
+      sum = sum.defined() ? sum + y : y;
+    }
+    node.push_back(sum.defined() ? sum : zeros_like_node(x));
+  }
+  return node.back();
+}
+
+torch::Tensor CellImpl::forward_mixed(const torch::Tensor& x, const torch::Tensor& weights) {
+  NAS_CHECK(weights.dim() == 2 && weights.size(0) == static_cast<int64_t>(ops_.size()), Error,
+            "cell: expected mixing weights [" << ops_.size() << ", ops], found " << weights.sizes());
+  std::vector<torch::Tensor> node = {x};
+  size_t e = 0;
+  for (int j = 1; j <= nodes; ++j) {
+    torch::Tensor sum;
+    for (int i = 0; i < j; ++i, ++e) {
+      for (size_t k = 0; k < ops_[e].size(); ++k) {
+        if (!ops_[e][k]) continue;  // none
+        torch::Tensor y = ops_[e][k]->forward(node[static_cast<size_t>(i)]) * weights[static_cast<int64_t>(e)][static_cast<int64_t>(k)];
+        sum = sum.defined() ? sum + y : y;
+      }
+    }
+    node.push_back(sum.defined() ? sum : zeros_like_node(x));
+  }
+  return node.back();
+}
+
+std::vector<std::vector<std::string>> all_ops(const spec::SearchSpace& space) {
+  return std::vector<std::vector<std::string>>(static_cast<size_t>(space.num_edges()), space.ops);
+}
+
+std::vector<std::vector<std::string>> chosen_ops(const std::vector<std::string>& ops) {
+  std::vector<std::vector<std::string>> out;
+  for (const auto& op : ops) out.push_back({op});
+  return out;
+}
+
+CellNetImpl::CellNetImpl(const spec::SearchSpace& s, const std::vector<std::vector<std::string>>& normal,
+                         const std::vector<std::vector<std::string>>& reduce, int in_channels, int num_classes,
+                         bool elastic_bn) {
+  int64_t ch = s.cell_width;
+  stem_ = register_module("stem", conv(in_channels, ch, 3, 1));
+  stem_bn_ = make_bn(ch, elastic_bn);
+  register_module("stem_bn", stem_bn_.ptr());
+  int k = 0;
+  for (size_t st = 0; st < s.cells.size(); ++st) {
+    if (st > 0) {
+      cells_.push_back(register_module("cell" + std::to_string(k++), Cell(s.nodes, reduce, ch, 2 * ch, 2, elastic_bn)));
+      is_reduce_.push_back(true);
+      ch *= 2;
+    }
+    for (int c = 0; c < s.cells[st]; ++c) {
+      cells_.push_back(register_module("cell" + std::to_string(k++), Cell(s.nodes, normal, ch, ch, 1, elastic_bn)));
+      is_reduce_.push_back(false);
+    }
+  }
+  head_bn_ = make_bn(ch, elastic_bn);
+  register_module("head_bn", head_bn_.ptr());
+  classifier_ = register_module("classifier", torch::nn::Linear(ch, num_classes));
+}
+
+template <typename F>
+torch::Tensor CellNetImpl::run(const torch::Tensor& x, F cell_forward, double dropout) {
+  torch::Tensor h = to_channels_last(stem_(x));
+  h = stem_bn_.forward(h);
+  for (size_t i = 0; i < cells_.size(); ++i) h = cell_forward(cells_[i], is_reduce_[i], h);
+  h = torch::relu(head_bn_.forward(h));
+  h = h.mean({2, 3});
+  if (dropout > 0 && is_training()) h = torch::dropout(h, dropout, true);
+  return classifier_(h);
+}
+
+torch::Tensor CellNetImpl::forward(const torch::Tensor& x, const std::vector<std::string>& normal,
+                                   const std::vector<std::string>& reduce, double dropout) {
+  return run(x, [&](Cell& c, bool red, const torch::Tensor& h) { return c->forward(h, red ? reduce : normal); },
+             dropout);
+}
+
+torch::Tensor CellNetImpl::forward_mixed(const torch::Tensor& x, const torch::Tensor& normal_weights,
+                                         const torch::Tensor& reduce_weights) {
+  return run(x,
+             [&](Cell& c, bool red, const torch::Tensor& h) {
+               return c->forward_mixed(h, red ? reduce_weights : normal_weights);
+             },
+             0.0);
+}
+
+void copy_state_by_name(torch::nn::Module& dst, const torch::nn::Module& src) {
+  torch::NoGradGuard g;
+  auto sp = src.named_parameters(true);
+  auto sb = src.named_buffers(true);
+  auto copy = [&](const std::string& name, torch::Tensor& t, bool buffer) {
+    const torch::Tensor* from = buffer ? sb.find(name) : sp.find(name);
+    if (!from && buffer && name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0) return;
+    NAS_CHECK(from, Error, "slice: the supernet has no " << (buffer ? "buffer " : "parameter ") << name);
+    NAS_CHECK(from->sizes() == t.sizes(), Error,
+              "slice: " << name << " is " << from->sizes() << " in the supernet, " << t.sizes() << " in the child");
+    t.copy_(*from);
+  };
+  for (auto& p : dst.named_parameters(true)) copy(p.key(), p.value(), false);
+  for (auto& b : dst.named_buffers(true)) copy(b.key(), b.value(), true);
+}
+
+}  // namespace nas::nn

@@ -11,10 +11,12 @@
 #include "catch.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "export/onnx_export.h"
 #include "helpers.h"
 #include "nn/child.h"
 #include "search/darts.h"
 #include "search/encoding.h"
+#include "search/strategy.h"
 #include "spec/arch.h"
 #include "spec/search_result.h"
 #include "spec/search_space.h"
@@ -410,6 +412,22 @@ TEST_CASE("the tools on a cell space: SPOS training, evolution and DARTS search,
   CHECK(dj["candidates"][0]["origin"] == "darts");
   CHECK(dj["candidates"][0]["arch"] == dj["relaxation"]["derived"]);
   CHECK(dj["candidates"].size() == 3);
+  REQUIRE(dj["relaxation"]["children"].size() == 3);
+  CHECK(dj["relaxation"]["children"][0] == dj["relaxation"]["derived"]);
+  // --resume proposes the stopped search's derived children, without rerunning the relaxation:
+  // here a doctored record keeps only its third child.
+  dj["interrupted"] = true;
+  dj["relaxation"]["children"] = json::array({dj["relaxation"]["children"][2]});
+  test::spit(d + "/resumed.json", dj.dump());
+  auto rr = test::run_cmd(test::bin("nas-search") + " --supernet " + ckpt + " --strategy darts --darts-steps 4" +
+                          " --darts-batch 16 --budget 3 --val-images 300 --calib-images 128 --threads 2 --resume --out " +
+                          d + "/resumed.json");
+  INFO(rr.err);
+  REQUIRE(rr.code == 0);
+  CHECK_THAT(rr.err, !Catch::Matchers::Contains("bi-level steps"));
+  json resumed = json::parse(test::slurp(d + "/resumed.json"));
+  REQUIRE(resumed["candidates"].size() == 1);
+  CHECK(resumed["candidates"][0]["arch"] == dj["relaxation"]["children"][0]);
   auto rl = test::run_cmd(test::bin("nas-slice") + " --supernet " + ckpt + " --arch " + d + "/best.json --out " + d +
                           "/child.ckpt --calib-images 128 --threads 2 -q");
   INFO(rl.err);
@@ -420,10 +438,23 @@ TEST_CASE("the tools on a cell space: SPOS training, evolution and DARTS search,
   REQUIRE(rb.code == 0);
   json bench = json::parse(test::slurp(d + "/bench.json"));
   CHECK(bench["accuracy"]["top1"].get<double>() > 0.2);
-  // Refusals: DARTS on an mbconv supernet; ONNX export of a cell child (not implemented yet).
-  auto ro = test::run_cmd(test::bin("nas-slice") + " --supernet " + ckpt + " --arch max --out " + d +
-                          "/max.ckpt --onnx " + d + "/max.onnx --calib-images 64 --threads 2 -q");
-  CHECK(ro.code == 2);
-  CHECK_THAT(ro.err, Catch::Matchers::Contains("(family cell): ONNX export of cell children is not implemented"));
-  CHECK_FALSE(test::exists(d + "/max.onnx"));
+  if (exporter::onnx_available()) {  // ONNX Runtime's agreement: test_latency.cpp's [export] test
+    auto ro = test::run_cmd(test::bin("nas-slice") + " --supernet " + ckpt + " --arch max --out " + d +
+                            "/max.ckpt --onnx " + d + "/max.onnx --calib-images 64 --threads 2 -q");
+    INFO(ro.err);
+    CHECK(ro.code == 0);
+    CHECK(test::exists(d + "/max.onnx"));
+  }
+}
+
+TEST_CASE("DARTS refuses spaces without cells", "[cell]") {
+  auto mlp = spec::load_search_space(test::test_data("tiny-mlp.yaml"));
+  supernet::Supernet net(mlp, 1, 3);
+  CHECK_THAT(error_of([&] { search::DartsRelaxation(net, search::DartsOptions{}); }),
+             Catch::Matchers::Contains("space \"tiny-mlp\" is family mlp; DARTS needs a cell space"));
+  search::MbconvEncoding enc(mlp);
+  CHECK_THAT(error_of([&] { search::make_strategy("darts", enc, search::StrategyOptions{}); }),
+             Catch::Matchers::Contains("--strategy darts: runs on a cell space's supernet"));
+  CHECK_THAT(error_of([&] { net->forward_mixed(torch::zeros({1, 1, 4, 4}), torch::zeros({1, 1}), torch::zeros({1, 1})); }),
+             Catch::Matchers::Contains("the continuous relaxation needs a cell space"));
 }

@@ -295,7 +295,7 @@ TEST_CASE("folding BN into the convolution (or the Linear) before it keeps outpu
   CHECK_FALSE(torch::allclose(fc(x), bn(fc(x)), 1e-2, 1e-2));
 }
 
-TEST_CASE("ONNX export: ONNX Runtime agrees with LibTorch on 10 mbconv and 5 mlp children, the max and the min among them", "[export]") {
+TEST_CASE("ONNX export: ONNX Runtime agrees with LibTorch on 10 mbconv, 5 mlp and 14 cell children, the max and the min among them", "[export]") {
   if (!exporter::onnx_available()) {
     WARN("skipped: this build has no ONNX support (libonnx-dev)");
     return;
@@ -319,6 +319,15 @@ TEST_CASE("ONNX export: ONNX Runtime agrees with LibTorch on 10 mbconv and 5 mlp
     a.layers[0].act = act;
     children.push_back({mlp, a});
   }
+  // The cell family too: every op on every edge of both cells (none: zero nodes), and mixed cells.
+  auto cell = spec::load_search_space(test::test_data("tiny-cell.yaml"));
+  for (const auto& op : cell.ops) {
+    spec::Arch a = supernet::max_arch(cell);
+    a.normal.assign(a.normal.size(), op);
+    a.reduce.assign(a.reduce.size(), op);
+    children.push_back({cell, a});
+  }
+  for (int i = 0; i < 3; ++i) children.push_back({cell, supernet::random_arch(cell, rng)});
   torch::manual_seed(12);
   for (size_t i = 0; i < children.size(); ++i) {
     const auto& a = children[i].second;

@@ -176,15 +176,29 @@ std::string to_csv(const spec::SearchResult& r) {
 }
 }  // namespace
 
+namespace {
 // --strategy darts: the relaxation on a copy of the supernet (the estimator keeps the trained
 // weights), weights on one half of the training split, architecture on the other (both seeded);
 // then so.make_strategy proposes the derived children, most likely first. Returns the report that
 // nas.search records as "relaxation".
+// A resumed search (`previous` holds the stopped search's report) proposes the children it derived
+// then: rerunning the relaxation would not reproduce them bit for bit on a GPU.
 spec::json run_darts_phase(const SearchOptions& o, const spec::SearchSpace& space, const search::MbconvEncoding& enc,
-                           uint64_t seed, search::SearchOptions& so) {
+                           uint64_t seed, search::SearchOptions& so, const spec::json& previous) {
   NAS_CHECK(!o.supernet.empty() && space.is_cell(), UsageError,
             "--strategy darts: needs --supernet, a supernet of a cell space (family cell)"
                 << (o.supernet.empty() ? "" : "; \"" + space.name + "\" is family " + space.family));
+  auto propose = [&so](std::vector<search::Genotype> children) {
+    so.make_strategy = [children]() { return search::make_list_strategy("darts", children, "darts", "darts-next"); };
+  };
+  if (previous.is_object() && previous.contains("children") && previous["children"].is_array()) {
+    std::vector<search::Genotype> children;
+    for (const auto& c : previous["children"]) children.push_back(enc.from_json(c, o.out + " (relaxation.children)"));
+    NAS_CHECK(!children.empty(), SpecError, o.out << ": relaxation.children: expected the derived children, found none");
+    log_info("darts: the stopped search's relaxation and its " + std::to_string(children.size()) + " derived children");
+    propose(children);
+    return previous;
+  }
   auto loaded = supernet::load_supernet(o.supernet);
   const auto& meta = loaded.meta;
   CheckpointData d = load_checkpoint_data(meta.train, o.data, 1, meta.in_channels, meta.num_classes);
@@ -212,7 +226,8 @@ spec::json run_darts_phase(const SearchOptions& o, const spec::SearchSpace& spac
   Progress progress("darts", dop.steps, "step");
   auto rep = search::run_darts(loaded.net, d.train, w_idx, a_idx, dop, [&](int64_t s) { progress.update(s); });
   progress.finish(dop.steps);
-  const size_t k = static_cast<size_t>(std::max<int64_t>(1, std::min<int64_t>(o.budget, 100000)));
+  // At most 1000 children: the best-first enumeration holds every child's successors.
+  const size_t k = static_cast<size_t>(std::max<int64_t>(1, std::min<int64_t>(o.budget, 1000)));
   auto children = search::darts_derive(enc, rep.normal_weights, rep.reduce_weights, k);
   const spec::Arch derived = enc.decode(children.front());
   log_info("darts: derived normal " + spec::cell_notation(derived.normal) + " reduce " + spec::cell_notation(derived.reduce) +
@@ -239,9 +254,13 @@ spec::json run_darts_phase(const SearchOptions& o, const spec::SearchSpace& spac
                        {"train_loss_last20", tail_mean(rep.train_loss)},
                        {"val_loss_last20", tail_mean(rep.val_loss)},
                        {"seconds", rep.seconds}};
-  so.make_strategy = [children]() { return search::make_list_strategy("darts", children, "darts", "darts-next"); };
+  report["children"] = spec::json::array();
+  for (const auto& g : children) report["children"].push_back(enc.to_json(g));
+  propose(children);
   return report;
 }
+
+}  // namespace
 
 void run_search(const SearchOptions& o) {
   cli::apply_common_options(o.common);
@@ -427,8 +446,7 @@ void run_search(const SearchOptions& o) {
   so.strategy_options.darts_second_order = o.darts_order == 2;
   so.strategy_options.darts_alpha_lr = o.darts_alpha_lr;
   so.strategy_options.darts_w_lr = o.darts_w_lr;
-  spec::json relaxation;
-  if (o.strategy == "darts") relaxation = run_darts_phase(o, space, *mbconv, seed, so);
+  spec::json relaxation;  // --strategy darts: what run_darts_phase learnt, or a stopped search's
   NAS_CHECK(o.strategy != "evolution" || o.sample_size <= o.population, UsageError,
             "--sample-size " << o.sample_size << ": expected at most --population (" << o.population << ")");
   if (o.resume) {
@@ -456,10 +474,16 @@ void run_search(const SearchOptions& o) {
          "--val-images or --calib-images");
     spec::json opts = search::strategy_options_json(o.strategy, so.strategy_options);
     if (o.prescreen) opts["prescreen"] = true;
-    same(prev.strategy_options == opts, "a strategy option (--population, --sample-size, --mutation-prob, --crossover, --prescreen)");
+    same(prev.strategy_options == opts,
+         "a strategy option (--population, --sample-size, --mutation-prob, --crossover, --prescreen, --darts-*)");
+    relaxation = prev.relaxation;
     for (const auto& c : prev.candidates)
       if (c.evaluated) so.replay[c.hash] = c;
     log_info("resuming " + o.out + ": " + std::to_string(so.replay.size()) + " evaluations to replay");
+  }
+  if (o.strategy == "darts") {
+    NAS_CHECK(!generic, UsageError, "--strategy darts: needs --supernet, a supernet of a cell space (family cell)");
+    relaxation = run_darts_phase(o, space, *mbconv, seed, so, relaxation);
   }
   // What the search engine does not know about: where the space and the scores came from.
   auto annotate = [&](spec::SearchResult& r) {

@@ -1,5 +1,7 @@
 #include "export/onnx_export.h"
 
+#include <cstdint>
+
 #include "core/error.h"
 
 #ifdef NAS_HAVE_ONNX
@@ -85,12 +87,35 @@ class GraphBuilder {
     }
     const auto& o = c->options;
     auto* n = node("Conv", {x, initializer(prefix + ".weight", w), initializer(prefix + ".bias", b)}, prefix);
-    const int64_t k = w.size(2);
+    const int64_t k = w.size(2), dil = o.dilation()->at(0), pad = dil * (k / 2);  // as every conv here pads
     ints(n, "kernel_shape", {k, w.size(3)});
     ints(n, "strides", {o.stride()->at(0), o.stride()->at(1)});
-    ints(n, "pads", {k / 2, k / 2, k / 2, k / 2});
+    ints(n, "pads", {pad, pad, pad, pad});
+    if (dil != 1) ints(n, "dilations", {dil, dil});
     integer(n, "group", o.groups());
     return prefix;
+  }
+
+  // An inference BatchNormalization node (where no conv precedes it to fold into).
+  std::string batch_norm(const std::string& prefix, const std::string& x, torch::nn::BatchNorm2d& bn) {
+    const auto& o = bn->options;
+    torch::Tensor gamma = o.affine() ? bn->weight : torch::ones_like(bn->running_mean);
+    torch::Tensor beta = o.affine() ? bn->bias : torch::zeros_like(bn->running_mean);
+    auto* n = node("BatchNormalization",
+                   {x, initializer(prefix + ".scale", gamma), initializer(prefix + ".bias", beta),
+                    initializer(prefix + ".mean", bn->running_mean), initializer(prefix + ".var", bn->running_var)},
+                   prefix);
+    real(n, "epsilon", static_cast<float>(o.eps()));
+    return prefix;
+  }
+
+  std::string int64s(const std::string& name, const std::vector<int64_t>& v) {
+    auto* init = g_->add_initializer();
+    init->set_name(name);
+    init->set_data_type(onnx::TensorProto::INT64);
+    init->add_dims(static_cast<int64_t>(v.size()));
+    for (int64_t x : v) init->add_int64_data(x);
+    return name;
   }
 
   std::string act(const std::string& x, nn::Act a) {
@@ -150,6 +175,113 @@ void value_info(onnx::ValueInfoProto* v, const std::string& name, const std::vec
 bool onnx_available() { return true; }
 
 namespace {
+// A cell child (family cell): each op as in nn/cell.cpp; a node with every edge none is a zero
+// tensor of the node's shape, made by a 1x1 conv of zero weights (with the cell's stride) of the
+// cell's input.
+std::string export_cell_op(GraphBuilder& b, nn::CellOpImpl& op, const std::string& p, const std::string& x) {
+  using K = nn::CellOpImpl::Kind;
+  auto run_seq = [&](const std::string& in) {
+    std::string h = in;
+    auto& seq = *op.seq_;
+    for (size_t i = 0; i < seq.size(); ++i) {
+      const std::string q = p + "." + std::to_string(i);
+      if (seq.ptr(i)->as<torch::nn::ReLUImpl>()) {
+        b.node("Relu", {h}, q);
+        h = q;
+      } else if (auto c = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(seq.ptr(i))) {
+        torch::nn::Conv2d conv(c);
+        std::shared_ptr<torch::nn::BatchNorm2dImpl> bn;
+        if (i + 1 < seq.size()) bn = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(seq.ptr(i + 1));
+        if (bn) {
+          torch::nn::BatchNorm2d holder(bn);
+          h = b.conv(q, h, conv, &holder);
+          ++i;  // folded
+        } else {
+          h = b.conv(q, h, conv, nullptr);
+        }
+      } else {
+        throw Error("ONNX: unexpected module in cell op " + op.op);
+      }
+    }
+    return h;
+  };
+  switch (op.kind_) {
+    case K::kIdentity:
+      return x;
+    case K::kSeq:
+      return run_seq(x);
+    case K::kPool: {
+      const std::string h = op.seq_ ? run_seq(x) : x;
+      auto* n = b.node(op.max_pool_ ? "MaxPool" : "AveragePool", {h}, p + ".pool");
+      GraphBuilder::ints(n, "kernel_shape", {3, 3});
+      GraphBuilder::ints(n, "strides", {op.stride, op.stride});
+      GraphBuilder::ints(n, "pads", {1, 1, 1, 1});
+      if (!op.max_pool_) GraphBuilder::integer(n, "count_include_pad", 0);
+      return p + ".pool";
+    }
+    case K::kFactorized: {
+      b.node("Relu", {x}, p + ".relu");
+      const std::string a = b.conv(p + ".a", p + ".relu", op.reduce_a_, nullptr);
+      b.node("Pad", {p + ".relu", b.int64s(p + ".pads", {0, 0, 0, 0, 0, 0, 1, 1})}, p + ".pad");
+      b.node("Slice", {p + ".pad", b.int64s(p + ".starts", {1, 1}), b.int64s(p + ".ends", {INT64_MAX, INT64_MAX}),
+                       b.int64s(p + ".axes", {2, 3})},
+             p + ".shift");
+      const std::string c = b.conv(p + ".b", p + ".shift", op.reduce_b_, nullptr);
+      GraphBuilder::integer(b.node("Concat", {a, c}, p + ".cat"), "axis", 1);
+      torch::nn::BatchNorm2d bn(std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(op.reduce_bn_.ptr()));
+      return b.batch_norm(p + ".bn", p + ".cat", bn);
+    }
+    case K::kNone:
+      break;
+  }
+  throw Error("ONNX: cell op none has no graph");
+}
+
+void export_cell_net(GraphBuilder& b, nn::CellNetImpl& net, const spec::Arch& a) {
+  torch::nn::BatchNorm2d stem_bn(std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(net.stem_bn_.ptr()));
+  std::string h = b.conv("stem", "input", net.stem_, &stem_bn);
+  for (size_t ci = 0; ci < net.cells_.size(); ++ci) {
+    auto& cell = *net.cells_[ci];
+    const auto& ops = net.is_reduce_[ci] ? a.reduce : a.normal;
+    const std::string p = "cell" + std::to_string(ci);
+    std::vector<std::string> node = {h};
+    size_t e = 0;
+    for (int j = 1; j <= cell.nodes; ++j) {
+      std::string sum;
+      for (int i = 0; i < j; ++i, ++e) {
+        if (ops[e] == "none") continue;
+        std::string y = export_cell_op(b, *cell.op_of(e, ops[e]), p + ".edge" + std::to_string(e), node[static_cast<size_t>(i)]);
+        if (sum.empty()) {
+          sum = y;
+        } else {
+          const std::string s2 = p + ".node" + std::to_string(j) + ".add" + std::to_string(i);
+          b.node("Add", {sum, y}, s2);
+          sum = s2;
+        }
+      }
+      if (sum.empty()) {  // every edge none: zeros of the node's shape
+        const std::string z = p + ".node" + std::to_string(j) + ".zeros";
+        auto* n = b.node("Conv", {node[0], b.initializer(z + ".weight", torch::zeros({cell.c_out, cell.c_in, 1, 1}))}, z);
+        GraphBuilder::ints(n, "kernel_shape", {1, 1});
+        GraphBuilder::ints(n, "strides", {cell.stride, cell.stride});
+        sum = z;
+      }
+      node.push_back(sum);
+    }
+    h = node.back();
+  }
+  torch::nn::BatchNorm2d head_bn(std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(net.head_bn_.ptr()));
+  b.node("Relu", {b.batch_norm("head.bn", h, head_bn)}, "head.relu");
+  b.node("GlobalAveragePool", {"head.relu"}, "pool");
+  GraphBuilder::integer(b.node("Flatten", {"pool"}, "flat"), "axis", 1);
+  auto* fc = b.node("Gemm", {"flat", b.initializer("classifier.weight", net.classifier_->weight),
+                             b.initializer("classifier.bias", net.classifier_->bias)},
+                    "logits");
+  GraphBuilder::integer(fc, "transB", 1);
+}
+}  // namespace
+
+namespace {
 // The model's bytes once the ONNX checker accepts it.
 std::string checked(onnx::ModelProto& model) {
   try {
@@ -164,9 +296,6 @@ std::string checked(onnx::ModelProto& model) {
 }  // namespace
 
 std::string export_onnx(nn::ChildNet& net) {
-  NAS_CHECK(!net->cell_net, UsageError,
-            "--onnx: space \"" << net->arch.space << "\" (family cell): ONNX export of cell children is not implemented "
-                                "yet; the child checkpoint (nas-slice --out) runs with LibTorch");
   torch::NoGradGuard no_grad;
   net->eval();
   onnx::ModelProto model;
@@ -183,6 +312,10 @@ std::string export_onnx(nn::ChildNet& net) {
              {"batch", std::to_string(net->in_channels), std::to_string(a.resolution), std::to_string(a.resolution)});
   value_info(g->add_output(), "logits", {"batch", std::to_string(net->num_classes)});
   GraphBuilder b(g);
+  if (net->cell_net) {
+    export_cell_net(b, *net->cell_net, a);
+    return checked(model);
+  }
   if (!net->fc.empty()) {  // mlp: Flatten, then per layer a Gemm with its BN folded in, the activation
     GraphBuilder::integer(b.node("Flatten", {"input"}, "flat"), "axis", 1);
     std::string h = "flat";

@@ -23,10 +23,9 @@ class CellOpImpl : public torch::nn::Module {
 
   std::string op;
   int64_t c_in, c_out, stride;
-
- private:
+  // The structure, as export/onnx_export.cpp reads it.
   enum class Kind { kNone, kIdentity, kSeq, kPool, kFactorized } kind_ = Kind::kNone;
-  torch::nn::Sequential seq_{nullptr};  // the convs and BNs (pools: the 1x1 conv that adapts channels)
+  torch::nn::Sequential seq_{nullptr};  // ReLU, convs, BNs (pools: the 1x1 conv that adapts channels)
   bool max_pool_ = false;
   torch::nn::Conv2d reduce_a_{nullptr}, reduce_b_{nullptr};  // factorized reduce
   torch::nn::AnyModule reduce_bn_;
@@ -48,9 +47,9 @@ class CellImpl : public torch::nn::Module {
 
   int nodes;
   int64_t c_in, c_out, stride;
+  CellOp& op_of(size_t e, const std::string& name);  // null for none
 
  private:
-  CellOp& op_of(size_t e, const std::string& name);
   torch::Tensor zeros_like_node(const torch::Tensor& x) const;
   std::vector<std::vector<std::string>> candidates_;
   std::vector<std::vector<CellOp>> ops_;  // per edge, per candidate (null for none)
@@ -70,14 +69,16 @@ class CellNetImpl : public torch::nn::Module {
   torch::Tensor forward_mixed(const torch::Tensor& x, const torch::Tensor& normal_weights,
                               const torch::Tensor& reduce_weights);
 
- private:
-  template <typename F>
-  torch::Tensor run(const torch::Tensor& x, F cell_forward, double dropout);
+  // The structure, as export/onnx_export.cpp reads it.
   torch::nn::Conv2d stem_{nullptr};
   torch::nn::AnyModule stem_bn_, head_bn_;
   std::vector<Cell> cells_;
   std::vector<bool> is_reduce_;
   torch::nn::Linear classifier_{nullptr};
+
+ private:
+  template <typename F>
+  torch::Tensor run(const torch::Tensor& x, F cell_forward, double dropout);
 };
 TORCH_MODULE(CellNet);
 

@@ -44,11 +44,17 @@ torch::Tensor DartsRelaxation::loss(const torch::Tensor& x, const torch::Tensor&
 
 void DartsRelaxation::arch_gradient(const data::Batch& train, const data::Batch& val) {
   std::vector<torch::Tensor> alphas = {alpha_normal, alpha_reduce};
+  // A space without reduction cells (one stage) or without normal cells leaves one set unused: its
+  // gradient is zero.
+  auto grad_or_zero = [&](const torch::Tensor& g, size_t i) { return g.defined() ? g : torch::zeros_like(alphas[i]); };
   auto set_grads = [&](const std::vector<torch::Tensor>& g) {
-    for (size_t i = 0; i < alphas.size(); ++i) alphas[i].mutable_grad() = g[i].detach().clone();
+    for (size_t i = 0; i < alphas.size(); ++i) alphas[i].mutable_grad() = grad_or_zero(g[i], i).detach().clone();
+  };
+  auto alpha_grads = [&](const torch::Tensor& l) {
+    return torch::autograd::grad({l}, alphas, {}, false, false, /*allow_unused=*/true);
   };
   if (!o_.second_order) {
-    set_grads(torch::autograd::grad({loss(val.x, val.y)}, alphas));
+    set_grads(alpha_grads(loss(val.x, val.y)));
     return;
   }
   // Second order: grad_alpha L_val(w', alpha) with w' = w - xi * grad_w L_train(w, alpha) (one SGD step
@@ -87,13 +93,14 @@ void DartsRelaxation::arch_gradient(const data::Batch& train, const data::Batch&
       torch::NoGradGuard ng;
       for (size_t i = 0; i < weights_.size(); ++i) weights_[i].add_(sign * eps * v[i]);
     }
-    auto ga = torch::autograd::grad({loss(train.x, train.y)}, alphas);
+    auto ga = alpha_grads(loss(train.x, train.y));
     restore();
+    for (size_t i = 0; i < ga.size(); ++i) ga[i] = grad_or_zero(ga[i], i);
     return ga;
   };
   auto gp = grad_alpha_at(+1), gn = grad_alpha_at(-1);
   std::vector<torch::Tensor> out;
-  for (size_t i = 0; i < alphas.size(); ++i) out.push_back(g[i] - xi * (gp[i] - gn[i]) / (2 * eps));
+  for (size_t i = 0; i < alphas.size(); ++i) out.push_back(grad_or_zero(g[i], i) - xi * (gp[i] - gn[i]) / (2 * eps));
   set_grads(out);
 }
 
@@ -180,7 +187,12 @@ std::vector<Genotype> darts_derive(const MbconvEncoding& enc, const torch::Tenso
             "darts_derive: expected the encoding of a cell space");
   // Per decision (after the resolution): its options other than none, strongest first.
   std::vector<std::vector<std::pair<double, int>>> ranked;
+  const Genotype zero(enc.size(), 0);
   for (int64_t d = 0; d < 2 * E; ++d) {
+    if (!enc.active(zero, static_cast<size_t>(d + 1))) {  // a kind of cell the network lacks
+      ranked.push_back({{0.0, 0}});
+      continue;
+    }
     torch::Tensor row = (d < E ? normal_weights[d] : reduce_weights[d - E]).to(torch::kDouble).cpu();
     std::vector<std::pair<double, int>> opts;
     for (size_t op = 0; op < s.ops.size(); ++op)

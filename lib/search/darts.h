@@ -50,7 +50,8 @@ class DartsRelaxation {
   // order (one unrolled weight step on the training batch).
   void arch_gradient(const data::Batch& train, const data::Batch& val);
   // One architecture step (arch_gradient, then Adam), then, when training weights, one weight step
-  // on the training batch. Returns {training loss, validation loss} before the steps.
+  // on the training batch. Returns {training loss (after the architecture step, before the weight
+  // step), validation loss (before either)}.
   std::pair<double, double> step(const data::Batch& train, const data::Batch& val);
 
   torch::Tensor alpha_normal, alpha_reduce;  // [edges, ops], leaf tensors with gradients

@@ -174,7 +174,12 @@ size_t MbconvEncoding::depth_index(int stage) const {
 
 bool MbconvEncoding::active(const Genotype& g, size_t i) const {
   const Slot& s = slots_[i];
-  if (s.block < 0 || space_.is_cell()) return true;
+  if (space_.is_cell()) {  // a kind of cell the network lacks: its edges do not matter
+    if (s.stage == 1) return space_.cells.size() > 1;
+    if (s.stage == 0) return std::any_of(space_.cells.begin(), space_.cells.end(), [](int n) { return n > 0; });
+    return true;
+  }
+  if (s.block < 0) return true;
   size_t d = depth_index(s.stage);
   return s.block < values_[d][static_cast<size_t>(g[d])];
 }

@@ -140,6 +140,20 @@ class CoarseToFine : public Strategy {
       g = enc_.canonical(g);
       if (seen.insert(g).second) grid_.push_back(g);  // levels coincide on small option sets
     }
+    if (grid_.size() == 1) {
+      // Nothing ordered to sweep (a cell space: only op choices): the uniform children instead,
+      // every unordered decision at its k-th option in turn (every edge the same op).
+      const Genotype base = grid_.front();
+      int most = 1;
+      for (const auto& d : enc_.decisions()) most = std::max(most, d.ordered ? 1 : d.size());
+      for (int k = 1; k < most; ++k) {
+        Genotype g = base;
+        for (size_t i = 0; i < g.size(); ++i)
+          if (!enc_.decisions()[i].ordered) g[i] = std::min(k, enc_.decisions()[i].size() - 1);
+        g = enc_.canonical(g);
+        if (seen.insert(g).second) grid_.push_back(g);
+      }
+    }
     rng.shuffle(grid_);
     in_grid_ = seen;
   }

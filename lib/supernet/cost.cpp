@@ -42,6 +42,7 @@ Cost cell_op_cost(const std::string& op, int64_t c_in, int64_t c_out, int stride
       conv(c_in, c_out, 1, 1, in_px);
       c.params += 2 * c_out;
       pair(c_in * in_px, c_out * in_px);
+      pair(c_out * in_px, c_out * in_px);  // the conv's output and BN's
     }
     pair(c_out * in_px, c_out * out_px);
   } else if (op == "skip_connect") {
@@ -51,7 +52,9 @@ Cost cell_op_cost(const std::string& op, int64_t c_in, int64_t c_out, int stride
     conv(c_in, c_out, 1, 1, out_px);
     c.params += 2 * c_out;
     pair(c_in * in_px, c_out * out_px);
-    if (stride != 1) pair(c_in * (res + 1) * (res + 1), c_in * in_px);  // the padded copy and its shifted slice
+    // Factorized reduce: the ReLU'd input, its padded copy, both halves, their concatenation and BN's
+    // output are alive together at the end.
+    if (stride != 1) pair(c_in * in_px + c_in * (res + 1) * (res + 1), 3 * c_out * out_px);
   }
   return c;
 }

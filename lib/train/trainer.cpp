@@ -378,7 +378,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   for (int64_t epoch = step / spe; epoch < t.epochs && step < total; ++epoch) {
     data::LoaderOptions lo = epoch_loader_options(t, epoch, device);
     lo.start_batch = step - epoch * spe;
-    if (!fixed && !net->space().is_mlp() && t.sort_channels_every_epochs > 0 && epoch > 0 && epoch % t.sort_channels_every_epochs == 0 &&
+    if (!fixed && net->space().family == "mbconv" && t.sort_channels_every_epochs > 0 && epoch > 0 && epoch % t.sort_channels_every_epochs == 0 &&
         lo.start_batch == 0) {
       // Importance sorting permutes the weights; the momentum no longer matches them, so it
       // restarts (once-for-all builds a new optimizer at each of its phases for the same reason).

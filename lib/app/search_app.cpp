@@ -1,5 +1,6 @@
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "app/app_data.h"
@@ -226,8 +227,10 @@ spec::json run_darts_phase(const SearchOptions& o, const spec::SearchSpace& spac
   Progress progress("darts", dop.steps, "step");
   auto rep = search::run_darts(loaded.net, d.train, w_idx, a_idx, dop, [&](int64_t s) { progress.update(s); });
   progress.finish(dop.steps);
-  // At most 1000 children: the best-first enumeration holds every child's successors.
-  const size_t k = static_cast<size_t>(std::max<int64_t>(1, std::min<int64_t>(o.budget, 1000)));
+  // 20 children per evaluation of the budget (infeasible ones cost no evaluation: the derived cell
+  // may exceed a bound that its less likely neighbours meet), 100 to 1000 (the best-first
+  // enumeration holds every child's successors).
+  const size_t k = static_cast<size_t>(std::clamp<int64_t>(20 * o.budget, 100, 1000));
   auto children = search::darts_derive(enc, rep.normal_weights, rep.reduce_weights, k);
   const spec::Arch derived = enc.decode(children.front());
   log_info("darts: derived normal " + spec::cell_notation(derived.normal) + " reduce " + spec::cell_notation(derived.reduce) +

@@ -7,7 +7,7 @@
 # scratch (nas-train-supernet --arch, same recipe, CHILD_EPOCHS) and measures them on the 10,000
 # test images. Prints one JSON line per child; every step resumes (a finished step is skipped).
 # Usage: scripts/experiments/fmnist-cell/run.sh [OUT] (default runs/fmnist-cell).
-# Env: BUILD (build), THREADS (2), SUPERNET_EPOCHS (10), CHILD_EPOCHS (15), MAX_MFLOPS (50),
+# Env: BUILD (build), THREADS (2), SUPERNET_EPOCHS (10), CHILD_EPOCHS (20), MAX_MFLOPS (50),
 #   DARTS_STEPS (200).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -15,7 +15,7 @@ OUT=${1:-runs/fmnist-cell}
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
 SUPERNET_EPOCHS=${SUPERNET_EPOCHS:-10}
-CHILD_EPOCHS=${CHILD_EPOCHS:-15}
+CHILD_EPOCHS=${CHILD_EPOCHS:-20}
 MAX_MFLOPS=${MAX_MFLOPS:-50}
 DARTS_STEPS=${DARTS_STEPS:-200}
 SPACE=configs/spaces/fmnist-cell.yaml
@@ -35,10 +35,17 @@ train() {  # out dir, extra flags...
 train "$OUT/supernet" --epochs "$SUPERNET_EPOCHS"
 common=(--supernet "$OUT/supernet/supernet.ckpt" --max-mflops "$MAX_MFLOPS" --val-images 2000 --calib-images 1000
         --threads "$THREADS" -q)
-[[ -f $OUT/search-evolution.json ]] || "$BUILD/nas-search" "${common[@]}" --strategy evolution --budget 100 \
-  --population 20 --sample-size 10 --out "$OUT/search-evolution.json"
-[[ -f $OUT/search-darts.json ]] || "$BUILD/nas-search" "${common[@]}" --strategy darts --darts-steps "$DARTS_STEPS" \
-  --budget 10 --out "$OUT/search-darts.json"
+search() {  # strategy, flags...: skipped when finished, resumed when stopped
+  local s=$1; shift
+  local f=$OUT/search-$s.json resume=()
+  if [[ -f $f ]]; then
+    grep -q '"interrupted": false' "$f" && return
+    resume=(--resume)
+  fi
+  "$BUILD/nas-search" "${common[@]}" --strategy "$s" "$@" "${resume[@]}" --out "$f"
+}
+search evolution --budget 100 --population 20 --sample-size 10
+search darts --darts-steps "$DARTS_STEPS" --budget 10
 for s in evolution darts; do
   train "$OUT/scratch-$s" --arch "$OUT/search-$s.json" --epochs "$CHILD_EPOCHS"
   [[ -f $OUT/bench-$s.json ]] || "$BUILD/nas-benchmark" --model "$OUT/scratch-$s/child.ckpt" --threads "$THREADS" \
@@ -51,12 +58,12 @@ for s in evolution darts; do
 import json, sys
 out, s = sys.argv[1], sys.argv[2]
 search = json.load(open(f"{out}/search-{s}.json"))
-best = search["candidates"][search["best"]]
+best = search["best"]
 scratch = json.load(open(f"{out}/bench-{s}.json"))
 inherited = json.load(open(f"{out}/bench-inherited-{s}.json"))
 m = scratch["model"]
 print(json.dumps({"strategy": s, "normal": m["arch"]["cell"]["normal"], "reduce": m["arch"]["cell"]["reduce"],
-                  "params": m["params"], "mflops": round(m["mflops"], 3), "val_acc_inherited": best["val_acc"],
+                  "params": m["params"], "mflops": round(m["mflops"], 3), "val_acc_inherited": best["metrics"]["val_acc"],
                   "test_top1_inherited": inherited["accuracy"]["top1"], "test_top1_scratch": scratch["accuracy"]["top1"],
                   "search_seconds": round(search["timings"]["total_seconds"], 1)}))
 PY

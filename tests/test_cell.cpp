@@ -412,8 +412,10 @@ TEST_CASE("the tools on a cell space: SPOS training, evolution and DARTS search,
   CHECK(dj["candidates"][0]["origin"] == "darts");
   CHECK(dj["candidates"][0]["arch"] == dj["relaxation"]["derived"]);
   CHECK(dj["candidates"].size() == 3);
-  REQUIRE(dj["relaxation"]["children"].size() == 3);
+  // 100 children enumerated (20 per evaluation, at least 100); the first 3 were proposed in order.
+  REQUIRE(dj["relaxation"]["children"].size() == 100);
   CHECK(dj["relaxation"]["children"][0] == dj["relaxation"]["derived"]);
+  for (size_t i = 0; i < 3; ++i) CHECK(dj["candidates"][i]["arch"] == dj["relaxation"]["children"][i]);
   // --resume proposes the stopped search's derived children, without rerunning the relaxation:
   // here a doctored record keeps only its third child.
   dj["interrupted"] = true;
@@ -457,4 +459,16 @@ TEST_CASE("DARTS refuses spaces without cells", "[cell]") {
              Catch::Matchers::Contains("--strategy darts: runs on a cell space's supernet"));
   CHECK_THAT(error_of([&] { net->forward_mixed(torch::zeros({1, 1, 4, 4}), torch::zeros({1, 1}), torch::zeros({1, 1})); }),
              Catch::Matchers::Contains("the continuous relaxation needs a cell space"));
+  // nas-search on an mlp supernet: a usage error, no output file.
+  std::string d = test::temp_dir("darts-mlp");
+  auto rt = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-mlp.yaml") + " --train " +
+                          test::test_data("tiny-train.yaml") + " --out " + d + "/run --train-limit 256 --threads 1 -q");
+  INFO(rt.err);
+  REQUIRE(rt.code == 0);
+  auto rs = test::run_cmd(test::bin("nas-search") + " --supernet " + d + "/run/supernet.ckpt --strategy darts --budget 2" +
+                          " --threads 1 -q --out " + d + "/search.json");
+  CHECK(rs.code == 2);
+  CHECK_THAT(rs.err, Catch::Matchers::Contains("--strategy darts: needs --supernet, a supernet of a cell space (family cell); "
+                                               "\"tiny-mlp\" is family mlp"));
+  CHECK_FALSE(test::exists(d + "/search.json"));
 }

@@ -440,6 +440,19 @@ TEST_CASE("the tools on a cell space: SPOS training, evolution and DARTS search,
   REQUIRE(rb.code == 0);
   json bench = json::parse(test::slurp(d + "/bench.json"));
   CHECK(bench["accuracy"]["top1"].get<double>() > 0.2);
+  // The training estimators on the space alone: each child trained from scratch on a few images.
+  for (const std::string est : {"low-fidelity", "learning-curve"}) {
+    INFO(est);
+    auto re = test::run_cmd(test::bin("nas-search") + " --space " + d + "/space.json --train " + d + "/train.yaml" +
+                            " --estimator " + est + " --lf-epochs 1 --curve-epochs 4 --curve-observe 3 --lf-images 256" +
+                            " --strategy random --budget 2 --val-images 200 --threads 1 -q --out " + d + "/" + est + ".json");
+    INFO(re.err);
+    REQUIRE(re.code == 0);
+    auto r = spec::load_search_result(d + "/" + est + ".json");
+    CHECK(r.family == "cell");
+    CHECK(r.candidates.size() == 2);
+    for (const auto& c : r.candidates) CHECK((c.evaluated && c.error.empty()));
+  }
   if (exporter::onnx_available()) {  // ONNX Runtime's agreement: test_latency.cpp's [export] test
     auto ro = test::run_cmd(test::bin("nas-slice") + " --supernet " + ckpt + " --arch max --out " + d +
                             "/max.ckpt --onnx " + d + "/max.onnx --calib-images 64 --threads 2 -q");

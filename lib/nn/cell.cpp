@@ -140,39 +140,47 @@ torch::Tensor CellImpl::zeros_like_node(const torch::Tensor& x) const {
   return torch::zeros({x.size(0), c_out, h, w}, x.options());
 }
 
-torch::Tensor CellImpl::forward(const torch::Tensor& x, const std::vector<std::string>& ops) {
-  NAS_CHECK(ops.size() == ops_.size(), Error, "cell: expected " << ops_.size() << " ops, found " << ops.size());
+namespace {
+// The cell's dataflow, shared by the discrete and the mixed forward: node j is the sum over edges e
+// from nodes i < j of add(e, node i, sum), where add returns the new partial sum (or the undefined
+// one it was given when the edge contributes nothing); a node nothing reached is zeros().
+template <typename Add, typename Zeros>
+torch::Tensor run_cell(int nodes, const torch::Tensor& x, Add add, Zeros zeros) {
   std::vector<torch::Tensor> node = {x};
   size_t e = 0;
   for (int j = 1; j <= nodes; ++j) {
     torch::Tensor sum;
-    for (int i = 0; i < j; ++i, ++e) {
-      if (ops[e] == "none") continue;
-      torch::Tensor y = op_of(e, ops[e])->forward(node[static_cast<size_t>(i)]);
-      sum = sum.defined() ? sum + y : y;
-    }
-    node.push_back(sum.defined() ? sum : zeros_like_node(x));
+    for (int i = 0; i < j; ++i, ++e) sum = add(e, node[static_cast<size_t>(i)], sum);
+    node.push_back(sum.defined() ? sum : zeros());
   }
   return node.back();
+}
+
+torch::Tensor plus(const torch::Tensor& sum, const torch::Tensor& y) { return sum.defined() ? sum + y : y; }
+}  // namespace
+
+torch::Tensor CellImpl::forward(const torch::Tensor& x, const std::vector<std::string>& ops) {
+  NAS_CHECK(ops.size() == ops_.size(), Error, "cell: expected " << ops_.size() << " ops, found " << ops.size());
+  return run_cell(
+      nodes, x,
+      [&](size_t e, const torch::Tensor& in, const torch::Tensor& sum) {
+        return ops[e] == "none" ? sum : plus(sum, op_of(e, ops[e])->forward(in));
+      },
+      [&] { return zeros_like_node(x); });
 }
 
 torch::Tensor CellImpl::forward_mixed(const torch::Tensor& x, const torch::Tensor& weights) {
   NAS_CHECK(weights.dim() == 2 && weights.size(0) == static_cast<int64_t>(ops_.size()), Error,
             "cell: expected mixing weights [" << ops_.size() << ", ops], found " << weights.sizes());
-  std::vector<torch::Tensor> node = {x};
-  size_t e = 0;
-  for (int j = 1; j <= nodes; ++j) {
-    torch::Tensor sum;
-    for (int i = 0; i < j; ++i, ++e) {
-      for (size_t k = 0; k < ops_[e].size(); ++k) {
-        if (!ops_[e][k]) continue;  // none
-        torch::Tensor y = ops_[e][k]->forward(node[static_cast<size_t>(i)]) * weights[static_cast<int64_t>(e)][static_cast<int64_t>(k)];
-        sum = sum.defined() ? sum + y : y;
-      }
-    }
-    node.push_back(sum.defined() ? sum : zeros_like_node(x));
-  }
-  return node.back();
+  return run_cell(
+      nodes, x,
+      [&](size_t e, const torch::Tensor& in, torch::Tensor sum) {
+        for (size_t k = 0; k < ops_[e].size(); ++k)
+          if (ops_[e][k])  // none contributes nothing
+            sum = plus(sum, ops_[e][k]->forward(in) * weights[static_cast<int64_t>(e)][static_cast<int64_t>(k)]);
+        return sum;
+      },
+      [&] { return zeros_like_node(x); });
 }
 
 std::vector<std::vector<std::string>> all_ops(const spec::SearchSpace& space) {

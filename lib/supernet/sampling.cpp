@@ -59,8 +59,11 @@ spec::Arch arch_at_levels(const spec::SearchSpace& s, const Levels& l) {
   a.space = s.name;
   a.resolution = at_level(s.resolution, l.resolution);
   if (s.is_cell()) {  // every edge: the op at that fraction of its cost ranking (none excluded)
+    // Three kinds of edge: normal, reduction from the input node, reduction between inner nodes.
+    const std::vector<std::string> kinds[3] = {ranked_ops(s, false, false), ranked_ops(s, true, true),
+                                               ranked_ops(s, true, false)};
     for_each_edge(s, a, [&](std::vector<std::string>& cell, size_t e, bool reduce, bool from_input) {
-      auto ranked = ranked_ops(s, reduce, from_input);
+      const auto& ranked = kinds[reduce ? (from_input ? 1 : 2) : 0];
       cell[e] = ranked[std::min(ranked.size() - 1, static_cast<size_t>(std::lround(l.width * static_cast<double>(ranked.size() - 1))))];
     });
     return a;

@@ -9,6 +9,7 @@
 #include "core/hash.h"
 #include "core/io.h"
 #include "core/log.h"
+#include "dist/dist.h"
 #include "search/darts.h"
 #include "search/estimators.h"
 #include "search/external.h"
@@ -152,6 +153,7 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
   app.add_option("--eval-batch", o.eval_batch, "Batch size for evaluation (0: 64 on CPU, 512 on CUDA)")
       ->check(CLI::Range(0, 65536));
   cli::add_common_options(app, o.common);
+  cli::add_distributed_options(app, o.common);
 }
 
 namespace {
@@ -267,8 +269,13 @@ spec::json run_darts_phase(const SearchOptions& o, const spec::SearchSpace& spac
 
 void run_search(const SearchOptions& o) {
   cli::apply_common_options(o.common);
-  for (const auto& p : {o.out, o.csv, o.best_arch, o.metrics, o.plot})
-    if (!p.empty() && p != "-") check_output_path(p);
+  // A distributed search: every rank runs the same search and scores its share of the children;
+  // rank 0 writes every file.
+  dist::Group* group = dist::world_size() > 1 ? dist::world() : nullptr;
+  const bool main_rank = dist::is_main();
+  if (main_rank)
+    for (const auto& p : {o.out, o.csv, o.best_arch, o.metrics, o.plot})
+      if (!p.empty() && p != "-") check_output_path(p);
   // The estimator: --evaluator and --predictor-from name theirs; the others need --estimator.
   const bool external = !o.evaluator.empty(), predicted = !o.predictor_from.empty();
   NAS_CHECK(!(external && predicted), UsageError, "give one of --evaluator and --predictor-from");
@@ -341,6 +348,9 @@ void run_search(const SearchOptions& o) {
   std::function<double(const spec::Arch&)> latency = [&](const spec::Arch& a) {
     return eval::measure_child(space, a, in_channels, num_classes, lat).median_ms;
   };
+  NAS_CHECK(!group || o.max_latency_ms <= 0 || !o.latency_table.empty() || generic, UsageError,
+            "--max-latency-ms: measured on each rank, latencies would differ between ranks and so would their "
+            "searches; give a --latency-table (or run one process)");
   if (!o.latency_table.empty()) {
     NAS_CHECK(!generic, UsageError, "--latency-table: a generic space's latency is what --evaluator reports");
     NAS_CHECK(space.family == "mbconv", UsageError,
@@ -486,6 +496,11 @@ void run_search(const SearchOptions& o) {
   }
   if (o.strategy == "darts") {
     NAS_CHECK(!generic, UsageError, "--strategy darts: needs --supernet, a supernet of a cell space (family cell)");
+    if (group && !(relaxation.is_object() && relaxation.contains("children"))) {
+      // Rank 0 runs the relaxation; the others take its derived children (as a resumed search does).
+      spec::json mine = main_rank ? run_darts_phase(o, space, *mbconv, seed, so, relaxation) : spec::json();
+      relaxation = spec::json::parse(group->allgather(main_rank ? spec::compact_dump(mine) : "", "sharing DARTS's children")[0]);
+    }
     relaxation = run_darts_phase(o, space, *mbconv, seed, so, relaxation);
   }
   // What the search engine does not know about: where the space and the scores came from.
@@ -498,8 +513,9 @@ void run_search(const SearchOptions& o) {
     r.val_images = static_cast<int64_t>(val.size());
     r.calib_images = static_cast<int64_t>(d.calib.size());
   };
+  so.group = group;
   so.on_checkpoint = [&](const spec::SearchResult& partial) {
-    if (o.out == "-") return;
+    if (o.out == "-" || !main_rank) return;
     spec::SearchResult p = partial;
     annotate(p);
     write_output(o.out, spec::canonical_dump(spec::to_json(p)));
@@ -507,6 +523,7 @@ void run_search(const SearchOptions& o) {
   std::unique_ptr<JsonlWriter> metrics;
   if (!o.metrics.empty()) {
     so.on_evaluated = [&](const spec::Candidate& c) {
+      if (!main_rank) return;
       if (!metrics) metrics = std::make_unique<JsonlWriter>(o.metrics, true);  // nothing until a result exists
       metrics->write_line(spec::compact_dump(spec::json({{"index", c.index},
                                       {"hash", c.hash},
@@ -517,6 +534,17 @@ void run_search(const SearchOptions& o) {
                                       {"val_loss", c.val_loss},
                                       {"eval_seconds", c.eval_seconds}})));
     };
+  }
+  if (group) {
+    spec::json fp = {{"strategy", o.strategy},  {"budget", o.budget},   {"seed", seed},
+                     {"space", enc.space_name()}, {"estimator", estimator_options},
+                     {"val_images", val.size()}, {"replay", so.replay.size()}};
+    group->check_same(spec::compact_dump(fp), "search settings");
+    log_info("distributed search: " + std::to_string(group->size()) +
+             " processes score the children that the strategy proposes together" +
+             (o.prescreen || kind == "learning-curve" ? " (one at a time here: --prescreen or the learning-curve "
+                                                        "estimator needs each score before the next child)"
+                                                      : ""));
   }
   log_info("search: " + o.strategy + ", budget " + std::to_string(o.budget) + ", " +
            (o.evaluator.empty() ? std::to_string(val.size()) + " validation images, " + std::to_string(d.calib.size()) +
@@ -535,6 +563,11 @@ void run_search(const SearchOptions& o) {
     log_warn("no feasible candidate was evaluated");
   }
   NAS_CHECK(o.best_arch.empty() || r.best >= 0, Error, "--best-arch: no feasible candidate was evaluated");
+  if (!main_rank) {  // rank 0 writes; the others wait for it, then report as it does
+    group->barrier("the end of the search");
+    NAS_CHECK(!r.interrupted, Interrupted, "search interrupted after " << est_calls(r) << " evaluations");
+    return;
+  }
   // Side outputs first, the main output last.
   if (!o.csv.empty()) write_output(o.csv, to_csv(r));
   if (!o.plot.empty()) search::write_front_plot(r, o.plot);
@@ -543,6 +576,7 @@ void run_search(const SearchOptions& o) {
     write_output(o.best_arch, spec::canonical_dump(b.generic_arch.is_null() ? spec::to_json(b.arch) : b.generic_arch));
   }
   write_output(o.out, spec::canonical_dump(spec::to_json(r)));
+  if (group) group->barrier("the end of the search");
   NAS_CHECK(!r.interrupted, Interrupted,
             "search interrupted after " << est_calls(r) << " evaluations; partial results written to " << o.out);
 }

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "core/log.h"
+#include "dist/dist.h"
 #include "spec/search_space.h"
 #include "spec/train_spec.h"
 #include "supernet/checkpoint.h"
@@ -39,6 +40,7 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
   app.add_option("--stop-after-steps", o.stop_after_steps, "Checkpoint and stop after N steps in total")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 60));
   cli::add_common_options(app, o.common);
+  cli::add_distributed_options(app, o.common);
 }
 
 void run_train(const TrainOptions& o) {
@@ -86,7 +88,11 @@ void run_train(const TrainOptions& o) {
   spec::json summary = {{"checkpoint", s.checkpoint}, {"steps", s.steps},          {"total_steps", s.total_steps},
                         {"seconds", s.seconds},       {"loss_max", s.last.max},   {"loss_min", s.last.min}};
   if (!s.child.empty()) summary["child"] = s.child;
-  std::cout << spec::compact_dump(summary) << std::endl;
+  if (s.world_size > 1) {
+    summary["world_size"] = s.world_size;
+    summary["allreduce_seconds"] = s.allreduce_s;
+  }
+  if (dist::is_main()) std::cout << spec::compact_dump(summary) << std::endl;
 }
 
 }  // namespace nas::app

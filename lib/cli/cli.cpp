@@ -2,11 +2,13 @@
 
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "core/build_info.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "dist/dist.h"
 #include "nn/precision.h"
 
 namespace nas::cli {
@@ -36,10 +38,35 @@ void add_common_options(CLI::App& app, CommonOptions& o) {
                "faster CPU timings, see docs/PERFORMANCE.md)");
 }
 
+void add_distributed_options(CLI::App& app, CommonOptions& o) {
+  o.distributed = true;
+  app.add_option("--dist-timeout", o.dist_timeout,
+                 "Data parallel: seconds to wait for the other processes (rendezvous, each collective; in a search "
+                 "also rank 0's DARTS relaxation and one evaluation) before exiting 6")
+      ->check(CLI::Range(1.0, 86400.0))
+      ->default_val(1800);
+  app.add_option("--dist-backend", o.dist_backend,
+                 "Data parallel: auto (NCCL for CUDA tensors where LibTorch has it, else Gloo), gloo or nccl")
+      ->check(CLI::IsMember({"auto", "gloo", "nccl"}))
+      ->default_val("auto");
+  app.add_option("--bucket-mb", o.bucket_mb, "Data parallel: gradient all-reduce bucket size in MiB")
+      ->check(CLI::Range(0.01, 4096.0))
+      ->default_val(25);
+}
+
 void apply_common_options(const CommonOptions& o) {
   set_log_level(o.quiet ? 0 : 1 + o.verbose);
+  const dist::LaunchEnv env = dist::read_launch_env();
+  if (env.distributed()) {
+    NAS_CHECK(o.distributed, UsageError,
+              "WORLD_SIZE=" << env.world_size << " (" << env.launcher << "): this tool runs as one process; start it "
+                            << "without a launcher (or unset RANK and WORLD_SIZE)");
+    set_log_prefix(log_prefix() + "[rank " + std::to_string(env.rank) + "]");
+    if (env.rank != 0) set_log_level(o.verbose ? 1 : 0);  // rank 0 reports; the others print errors
+  }
   if (!o.system_malloc) tune_allocator();
-  int n = o.threads > 0 ? o.threads : cpu_count();
+  // Processes sharing a machine share its cores.
+  int n = o.threads > 0 ? o.threads : std::max(1, cpu_count() / std::max(1, env.local_world_size));
   torch::set_num_threads(n);
   static bool interop_set = false;
   if (!interop_set) {
@@ -57,6 +84,14 @@ void apply_common_options(const CommonOptions& o) {
             "backward ops)");
   nn::set_default_precision(nn::parse_precision(o.precision));
   install_signal_handlers();
+  if (env.distributed() && !dist::world()) {
+    dist::GroupOptions go;
+    go.timeout_s = o.dist_timeout;
+    go.device = o.device;
+    go.backend = o.dist_backend;
+    go.bucket_bytes = static_cast<int64_t>(o.bucket_mb * 1024.0 * 1024.0);
+    dist::set_world(dist::init(env, go));
+  }
 }
 
 std::string exit_codes_help() {
@@ -66,7 +101,8 @@ std::string exit_codes_help() {
          "  2  usage error (bad or missing flags)\n"
          "  3  invalid or unsupported spec (YAML/JSON, arch outside its space, data that do not fit)\n"
          "  4  I/O or checkpoint failure (missing, unreadable, corrupt or unwritable file)\n"
-         "  5  interrupted by SIGINT/SIGTERM (after saving what can be saved)\n";
+         "  5  interrupted by SIGINT/SIGTERM (after saving what can be saved)\n"
+         "  6  distributed failure: a peer process died or hung past --dist-timeout, or not all joined\n";
 }
 
 int run_tool(const ToolInfo& info, int argc, char** argv, const std::function<void(CLI::App&)>& setup,
@@ -89,23 +125,33 @@ int run_tool(const ToolInfo& info, int argc, char** argv, const std::function<vo
     std::cerr << info.name << ": error: " << e.what() << " (see --help)\n";
     return kExitUsage;
   }
+  int code = kExitOk;
   try {
     run();
-    return kExitOk;
   } catch (const Error& e) {
-    std::cerr << info.name << ": error: " << e.what() << "\n";
-    return e.exit_code();
+    std::cerr << log_prefix() << ": error: " << e.what() << "\n";
+    code = e.exit_code();
   } catch (const c10::Error& e) {
     std::string m = e.what_without_backtrace();
-    std::cerr << info.name << ": error: " << m.substr(0, m.find('\n')) << "\n";
-    return kExitRuntime;
+    std::cerr << log_prefix() << ": error: " << m.substr(0, m.find('\n')) << "\n";
+    code = kExitRuntime;
   } catch (const std::bad_alloc&) {
-    std::cerr << info.name << ": error: out of memory\n";
-    return kExitRuntime;
+    std::cerr << log_prefix() << ": error: out of memory\n";
+    code = kExitRuntime;
   } catch (const std::exception& e) {
-    std::cerr << info.name << ": error: " << e.what() << "\n";
-    return kExitRuntime;
+    std::cerr << log_prefix() << ": error: " << e.what() << "\n";
+    code = kExitRuntime;
   }
+  if (dist::world()) {
+    // After a failed collective the peers may be gone and tearing down could block on them: exit
+    // at once (every file was written atomically, or not at all).
+    if (code == kExitDistributed || dist::world()->failed()) {
+      std::cerr.flush();
+      std::_Exit(code == kExitOk ? kExitDistributed : code);
+    }
+    dist::set_world(nullptr);
+  }
+  return code;
 }
 
 }  // namespace nas::cli

@@ -17,11 +17,20 @@ struct CommonOptions {
   int verbose = 0;
   bool quiet = false;
   bool system_malloc = false;  // keep glibc's default malloc thresholds (no tune_allocator)
+  // Data-parallel processes (lib/dist): only tools that call add_distributed_options join a job
+  // that a launcher set up; the others refuse to run under one.
+  bool distributed = false;
+  double dist_timeout = 1800;
+  std::string dist_backend = "auto";
+  double bucket_mb = 25;
 };
 
 void add_common_options(CLI::App& app, CommonOptions& o);
+// --dist-timeout, --dist-backend, --bucket-mb; marks the tool as one that runs data parallel.
+void add_distributed_options(CLI::App& app, CommonOptions& o);
 // Sets the LibTorch thread count, log level, malloc thresholds (tune_allocator) and signal
-// handlers; checks the device.
+// handlers; checks the device; joins the distributed job that the environment describes, if any
+// (dist::read_launch_env): rank 0 logs, the other ranks print errors only.
 void apply_common_options(const CommonOptions& o);
 
 struct ToolInfo {
@@ -34,7 +43,8 @@ struct ToolInfo {
 std::string exit_codes_help();
 
 // Parses argv, runs `run`, prints `<tool>: error: <message>` once on failure and returns the exit
-// code (DESIGN.md §5): 0 ok, 1 runtime, 2 usage, 3 spec, 4 I/O or checkpoint, 5 interrupted.
+// code (DESIGN.md §5): 0 ok, 1 runtime, 2 usage, 3 spec, 4 I/O or checkpoint, 5 interrupted,
+// 6 distributed failure.
 int run_tool(const ToolInfo& info, int argc, char** argv, const std::function<void(CLI::App&)>& setup,
              const std::function<void()>& run);
 

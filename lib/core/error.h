@@ -14,6 +14,7 @@ enum ExitCode : int {
   kExitSpec = 3,
   kExitIo = 4,
   kExitInterrupted = 5,
+  kExitDistributed = 6,  // a peer rank died or hung, or the rendezvous timed out
 };
 
 class Error : public std::runtime_error {

@@ -31,6 +31,7 @@ std::string fmt_duration(double s) {
 }  // namespace
 
 void set_log_prefix(const std::string& p) { g_prefix = p; }
+const std::string& log_prefix() { return g_prefix; }
 void set_log_level(int level) { g_level = level; }
 int log_level() { return g_level; }
 void log_info(const std::string& msg) {

@@ -9,6 +9,7 @@ namespace nas {
 
 // The tool name printed in front of log lines ("nas-search: ...").
 void set_log_prefix(const std::string& prefix);
+const std::string& log_prefix();
 // Verbosity: 0 quiet (errors only), 1 normal, 2 verbose.
 void set_log_level(int level);
 int log_level();

@@ -6,7 +6,8 @@
 
 namespace nas::data {
 
-Batch make_batch(const ImageSet& set, const std::vector<int64_t>& idx, const LoaderOptions& o, uint64_t aug_seed) {
+Batch make_batch(const ImageSet& set, const std::vector<int64_t>& idx, const LoaderOptions& o, uint64_t aug_seed,
+                 int64_t first_row) {
   const int64_t B = static_cast<int64_t>(idx.size());
   const int H = set.h, W = set.w, C = set.c;
   torch::Tensor x = torch::empty({B, C, H, W}, torch::kFloat32);
@@ -33,6 +34,13 @@ Batch make_batch(const ImageSet& set, const std::vector<int64_t>& idx, const Loa
   }
   Rng rng(aug_seed);
   const int p = o.crop_padding;
+  for (int64_t r = 0; r < first_row; ++r) {  // the draws of the rows before this shard
+    if (p > 0) {
+      rng.below(2 * p + 1);
+      rng.below(2 * p + 1);
+    }
+    if (o.hflip) rng.below(2);
+  }
   for (int64_t b = 0; b < B; ++b) {
     const uint8_t* img = set.image(idx[b]);
     yp[b] = set.labels[idx[b]];
@@ -66,6 +74,8 @@ int64_t BatchLoader::batches_for(int64_t n, int batch, bool drop_last) {
 BatchLoader::BatchLoader(const ImageSet& set, std::vector<int64_t> indices, LoaderOptions opts)
     : set_(set), order_(std::move(indices)), o_(std::move(opts)) {
   NAS_CHECK(o_.batch_size > 0, UsageError, "batch size must be positive");
+  NAS_CHECK(o_.shards >= 1 && o_.shard >= 0 && o_.shard < o_.shards, UsageError,
+            "loader shard " << o_.shard << " of " << o_.shards << ": expected 0 <= shard < shards");
   if (o_.shuffle) {
     Rng rng(mix_seed(o_.seed, static_cast<uint64_t>(o_.epoch), 0x0bde7));
     rng.shuffle(order_);
@@ -87,8 +97,11 @@ BatchLoader::~BatchLoader() {
 Batch BatchLoader::produce(int64_t b) const {
   int64_t begin = b * o_.batch_size;
   int64_t end = std::min<int64_t>(begin + o_.batch_size, static_cast<int64_t>(order_.size()));
-  std::vector<int64_t> idx(order_.begin() + begin, order_.begin() + end);
-  Batch batch = make_batch(set_, idx, o_, mix_seed(o_.seed, static_cast<uint64_t>(o_.epoch), static_cast<uint64_t>(b) + 1));
+  const int64_t rows = end - begin;
+  const int64_t lo = rows * o_.shard / o_.shards, hi = rows * (o_.shard + 1) / o_.shards;
+  std::vector<int64_t> idx(order_.begin() + begin + lo, order_.begin() + begin + hi);
+  Batch batch = make_batch(set_, idx, o_, mix_seed(o_.seed, static_cast<uint64_t>(o_.epoch), static_cast<uint64_t>(b) + 1),
+                           lo);
   batch.index = b;
   if (o_.pin_memory) {  // prepared off the training thread, so the host-to-GPU copy can overlap
     batch.x = batch.x.pin_memory();

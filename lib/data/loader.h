@@ -31,6 +31,10 @@ struct LoaderOptions {
   int prefetch = 4;          // batches prepared ahead; 0 prepares on the calling thread
   bool pin_memory = false;   // page-locked batches, for asynchronous copies to a GPU
   Normalization norm;
+  // Data parallel: this process's share of each batch, rows [B*shard/shards, B*(shard+1)/shards)
+  // of the batch a single process would get, augmented exactly as there.
+  int shard = 0;
+  int shards = 1;
 };
 
 struct Batch {
@@ -40,7 +44,10 @@ struct Batch {
 };
 
 // Builds one batch from the given image indices (deterministic for a given seed).
-Batch make_batch(const ImageSet& set, const std::vector<int64_t>& idx, const LoaderOptions& o, uint64_t aug_seed);
+// `first_row`: idx are rows first_row.. of a larger batch (a shard): the augmentation draws of the
+// rows before it are skipped, so each image is augmented as in the whole batch.
+Batch make_batch(const ImageSet& set, const std::vector<int64_t>& idx, const LoaderOptions& o, uint64_t aug_seed,
+                 int64_t first_row = 0);
 
 class BatchLoader {
  public:

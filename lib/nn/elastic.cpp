@@ -88,6 +88,44 @@ DynamicBatchNorm2dImpl::DynamicBatchNorm2dImpl(int64_t c, double m, double e)
   running_var = register_buffer("running_var", torch::ones({c}));
 }
 
+namespace {
+std::function<torch::Tensor(const torch::Tensor&)>& batchnorm_sum() {
+  static std::function<torch::Tensor(const torch::Tensor&)> f;
+  return f;
+}
+
+// Batch norm over the batches of all ranks. Per-channel sums of (x - K) and (x - K)^2 and the count
+// are summed over ranks in one collective; K, the running mean (the same on every rank), keeps
+// E[d^2] - E[d]^2 free of cancellation. Running statistics get the global mean and the unbiased
+// global variance, as torch::batch_norm does for one batch.
+torch::Tensor sync_batch_norm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                              torch::Tensor rm, torch::Tensor rv, double momentum, double eps) {
+  const int64_t c = x.size(1);
+  std::vector<int64_t> dims{0}, shape(x.dim(), 1);
+  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+  shape[1] = c;
+  torch::Tensor k = rm.detach().to(x.scalar_type()).clone().view(shape);  // rm changes below
+  torch::Tensor d = x - k;
+  torch::Tensor local = torch::cat({d.sum(dims), (d * d).sum(dims),
+                                    torch::full({1}, static_cast<double>(x.numel() / c), x.options())});
+  torch::Tensor all = batchnorm_sum()(local);
+  torch::Tensor n = all.narrow(0, 2 * c, 1).detach();
+  torch::Tensor m1 = all.narrow(0, 0, c) / n;
+  torch::Tensor var = (all.narrow(0, c, c) / n - m1 * m1).clamp_min(0.0);
+  torch::Tensor mean = m1 + k.view({c});
+  {
+    torch::NoGradGuard ng;
+    double count = n.item<double>();
+    rm.mul_(1.0 - momentum).add_(mean.detach() * momentum);
+    rv.mul_(1.0 - momentum).add_(var.detach() * (momentum * count / std::max(1.0, count - 1.0)));
+  }
+  torch::Tensor inv = torch::rsqrt(var + eps);
+  return (x - mean.view(shape)) * (inv * w).view(shape) + b.view(shape);
+}
+}  // namespace
+
+void set_batchnorm_sync(std::function<torch::Tensor(const torch::Tensor&)> sum) { batchnorm_sum() = std::move(sum); }
+
 torch::Tensor DynamicBatchNorm2dImpl::forward(const torch::Tensor& x) {
   int64_t c = x.size(1);
   double m = momentum;
@@ -106,6 +144,9 @@ torch::Tensor DynamicBatchNorm2dImpl::forward(const torch::Tensor& x) {
   NAS_CHECK(!training || x.numel() / c >= 2, SpecError,
             "batch_size: BatchNorm needs more than 1 value per channel when training, found a batch of " << x.size(0)
                 << " with " << x.numel() / c << " value(s) per channel (use a batch size of at least 2)");
+  if (training && calib_seen_ < 0 && batchnorm_sum())
+    return sync_batch_norm(x, weight.narrow(0, 0, c), bias.narrow(0, 0, c), running_mean.narrow(0, 0, c),
+                           running_var.narrow(0, 0, c), m, eps);
   // Narrowed running stats are views: batch_norm updates the shared buffers in place.
   return torch::batch_norm(x, weight.narrow(0, 0, c), bias.narrow(0, 0, c), running_mean.narrow(0, 0, c),
                            running_var.narrow(0, 0, c), training, m, eps, false);

@@ -4,6 +4,8 @@
 // Slices are views, so gradients flow into the shared weight.
 #include <torch/torch.h>
 
+#include <functional>
+
 #include <string>
 
 namespace nas::nn {
@@ -54,6 +56,11 @@ class DynamicBatchNorm2dImpl : public torch::nn::Module {
   int64_t calib_seen_ = -1;  // images seen while calibrating; -1: not calibrating
 };
 TORCH_MODULE(DynamicBatchNorm2d);
+
+// Synchronized BN for data-parallel training: while `sum` is set, training-mode forward passes
+// (not BN recalibration) normalize with the statistics of every rank's batch together. `sum` sums
+// a tensor over the ranks, and in backward sums its gradient over the ranks. Empty: off.
+void set_batchnorm_sync(std::function<torch::Tensor(const torch::Tensor&)> sum);
 
 class DynamicLinearImpl : public torch::nn::Module {
  public:

@@ -60,6 +60,7 @@ class CurveEstimator : public LowFidelityEstimator {
   std::string name() const override { return "learning_curve"; }
   Score score(const spec::Arch& arch) override;
   void replayed(const spec::Arch& arch, const Score& s) override;
+  bool order_free() const override { return false; }  // early stopping compares with the best so far
   int64_t stopped_early() const { return stopped_; }
 
  private:

@@ -8,6 +8,7 @@
 #include "core/build_info.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "dist/dist.h"
 #include "search/predictor.h"
 #include "supernet/sampling.h"
 
@@ -97,47 +98,119 @@ const spec::Candidate* SearchContext::screen(const Genotype& g, const std::strin
   return &r_.candidates.back();
 }
 
-const spec::Candidate* SearchContext::propose(const Genotype& g, const std::string& origin) {
-  std::string h = enc_.key(g);
-  auto it = by_hash_.find(h);
-  if (it != by_hash_.end()) {
-    ++r_.cache_hits;
-    return &r_.candidates[it->second];
+SearchContext::Proposal SearchContext::prepare(const Genotype& g, const std::string& origin,
+                                               const std::set<std::string>& batch_keys) const {
+  Proposal p;
+  p.g = g;
+  p.origin = origin;
+  p.key = enc_.key(g);
+  if (by_hash_.count(p.key) || batch_keys.count(p.key)) {
+    p.duplicate = true;
+    return p;
   }
-  spec::Candidate c = describe(g, h);
-  c.origin = origin;
-  c.estimator = est_.name();
+  p.c = describe(g, p.key);
+  p.c.origin = origin;
+  p.c.estimator = est_.name();
+  p.evaluate = p.c.feasible;
+  auto rep = o_.replay.find(p.key);
+  p.replay = p.evaluate && rep != o_.replay.end() && rep->second.evaluated;
+  return p;
+}
+
+namespace {
+spec::json score_to_json(const Score& s, double seconds) {
+  return {{"acc", s.acc},       {"loss", s.loss},     {"error", s.error},           {"detail", s.detail},
+          {"mflops", s.mflops}, {"params", s.params}, {"memory_mib", s.memory_mib}, {"latency_ms", s.latency_ms},
+          {"seconds", seconds}};
+}
+Score score_from_json(const spec::json& j, double& seconds) {
+  Score s;
+  s.acc = j.at("acc").get<double>();
+  s.loss = j.at("loss").get<double>();
+  s.error = j.at("error").get<std::string>();
+  s.detail = j.at("detail").get<std::string>();
+  s.mflops = j.at("mflops").get<double>();
+  s.params = j.at("params").get<int64_t>();
+  s.memory_mib = j.at("memory_mib").get<double>();
+  s.latency_ms = j.at("latency_ms").get<double>();
+  seconds = j.at("seconds").get<double>();
+  return s;
+}
+}  // namespace
+
+void SearchContext::score(std::vector<Proposal>& batch) {
+  dist::Group* g = o_.group;
+  const int ranks = g ? g->size() : 1, me = g ? g->rank() : 0;
+  int turn = 0;
+  spec::json mine = spec::json::object();  // batch index -> score, of the proposals this rank scored
+  bool interrupted = false;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Proposal& p = batch[i];
+    if (!p.evaluate || p.replay || p.screened) continue;
+    p.scored_by = turn++ % ranks;
+    if (p.scored_by != me || interrupted) continue;
+    try {
+      double t0 = now_seconds();
+      p.score = mbconv_ ? est_.score(p.c.arch) : est_.score_generic(p.c.generic_arch);
+      p.seconds = now_seconds() - t0;
+    } catch (const Interrupted&) {
+      if (!g) throw;
+      interrupted = true;  // told to the other ranks below, so that all stop together
+      continue;
+    }
+    mine[std::to_string(i)] = score_to_json(p.score, p.seconds);
+  }
+  if (!g || turn == 0) return;
+  auto all = g->allgather(spec::compact_dump(spec::json{{"interrupted", interrupted}, {"scores", mine}}),
+                          "gathering the candidates' scores");
+  for (size_t r = 0; r < all.size(); ++r) {
+    auto j = spec::json::parse(all[r]);
+    if (j.at("interrupted").get<bool>()) interrupted = true;
+    if (static_cast<int>(r) == me) continue;
+    for (const auto& [k, v] : j.at("scores").items()) {
+      Proposal& p = batch.at(static_cast<size_t>(std::stoll(k)));
+      p.score = score_from_json(v, p.seconds);
+    }
+  }
+  if (interrupted) throw Interrupted("search interrupted after " + std::to_string(evaluations_) + " evaluations");
+}
+
+const spec::Candidate* SearchContext::record(Proposal& p) {
+  if (p.duplicate) {
+    ++r_.cache_hits;
+    return &r_.candidates[by_hash_.at(p.key)];
+  }
+  if (p.screened) return screen(p.g, p.origin, p.predicted);
+  spec::Candidate c = std::move(p.c);
   bool replayed = false;
-  if (c.feasible) {
-    if (!budget_left()) return nullptr;
-    if (interrupt_requested()) throw Interrupted("search interrupted after " + std::to_string(evaluations_) + " evaluations");
-    auto rep = o_.replay.find(h);
+  if (p.evaluate) {
     Score s;
-    if (rep != o_.replay.end() && rep->second.evaluated) {
+    if (p.replay) {
       // Evaluated before the search was stopped: the same estimator would give the same score.
-      const auto& p = rep->second;
-      s.acc = p.val_acc;
-      s.loss = p.val_loss;
-      s.detail = p.estimator_detail;
-      c.eval_seconds = p.eval_seconds;
-      c.estimator = p.estimator;
+      const auto& prev = o_.replay.at(p.key);
+      s.acc = prev.val_acc;
+      s.loss = prev.val_loss;
+      s.detail = prev.estimator_detail;
+      c.eval_seconds = prev.eval_seconds;
+      c.estimator = prev.estimator;
       if (mbconv_) {
         est_.replayed(c.arch, s);
       } else {
-        c.mflops = p.mflops;
-        c.params = p.params;
-        c.memory_mib = p.memory_mib;
-        c.latency_ms = p.latency_ms;
-        c.feasible = p.feasible;
+        c.mflops = prev.mflops;
+        c.params = prev.params;
+        c.memory_mib = prev.memory_mib;
+        c.latency_ms = prev.latency_ms;
+        c.feasible = prev.feasible;
       }
       replayed = true;
       ++replayed_;
       replayed_seconds_ += c.eval_seconds;
     } else {
-      double t0 = now_seconds();
-      s = mbconv_ ? est_.score(c.arch) : est_.score_generic(c.generic_arch);
-      c.eval_seconds = now_seconds() - t0;
+      s = p.score;
+      c.eval_seconds = p.seconds;
       c.error = s.error;
+      // Another rank scored it: an estimator with state learns the score as if it had.
+      if (o_.group && p.scored_by != o_.group->rank() && mbconv_) est_.replayed(c.arch, s);
       if (!mbconv_ && s.error.empty()) {
         // The reported costs are the only ones a generic child has.
         c.mflops = std::max(0.0, s.mflops);
@@ -154,15 +227,15 @@ const spec::Candidate* SearchContext::propose(const Genotype& g, const std::stri
     c.evaluated = c.error.empty();
     ++evaluations_;
     char extra[128];
-    std::snprintf(extra, sizeof extra, "%s acc %.4f %.2f MFLOPs%s", origin.c_str(), c.val_acc, c.mflops,
+    std::snprintf(extra, sizeof extra, "%s acc %.4f %.2f MFLOPs%s", p.origin.c_str(), c.val_acc, c.mflops,
                   !c.evaluated ? " (failed)" : !c.feasible ? " (infeasible)" : "");
     progress_.update(evaluations_, extra);
-    log_debug("candidate " + h + " " + (mbconv_ ? spec::arch_summary(c.arch) : spec::compact_dump(c.generic_arch)) +
+    log_debug("candidate " + p.key + " " + (mbconv_ ? spec::arch_summary(c.arch) : spec::compact_dump(c.generic_arch)) +
               ": " + extra);
   }
   c.index = static_cast<int>(r_.candidates.size());
-  by_hash_[h] = c.index;
-  genotypes_.push_back(g);
+  by_hash_[p.key] = c.index;
+  genotypes_.push_back(p.g);
   r_.candidates.push_back(c);
   if (c.evaluated && o_.on_evaluated && !replayed) o_.on_evaluated(c);  // a resumed run logged it already
   return &r_.candidates.back();
@@ -283,32 +356,74 @@ spec::SearchResult run_search(const Encoding& enc, const CostFn& cost, Estimator
   };
   Rng rng(o.seed ^ 0x5ea4c4ULL);
   bool interrupted = false;
+  // Children are asked in batches: more than one only while the strategy's next child does not
+  // depend on the pending scores (Strategy::ask_ahead) and the estimator's scores do not depend on
+  // their order; at most one evaluation per rank. The batch is scored (in parallel over the ranks),
+  // then recorded and told in ask order: the same search as asking, scoring and telling one child
+  // at a time.
+  const bool ahead = !o.prescreen && est.order_free();
+  const int64_t per_batch = o.group ? o.group->size() : 1;
   try {
-    // Ask, decide feasibility (free), score (one evaluation, unless cached), tell.
     int64_t idle = 0;
-    while (ctx.budget_left() && idle < o.max_idle) {
-      auto g = strategy->ask(rng);
-      if (!g) break;  // the strategy has nothing left to propose
-      int64_t before = ctx.evaluations();
-      if (predictor && predictor->fitted() && !ctx.known(*g) && ctx.feasible(*g)) {
-        double p = predictor->predict(*g);
-        if (p < screen_threshold) {
-          ctx.screen(*g, strategy->origin(), p);
-          strategy->tell(*g, true, p);
-          ++idle;
-          continue;
-        }
+    bool exhausted = false;
+    while (!exhausted && idle < o.max_idle) {
+      // Interrupted or out of budget (the time differs between ranks): decided by all together.
+      bool stop = !ctx.budget_left(), intr = interrupt_requested();
+      if (o.group) {
+        intr = o.group->any(intr, "the search's interrupt check");
+        stop = o.group->any(stop, "the search's budget check");
       }
-      const spec::Candidate* c = ctx.propose(*g, strategy->origin());
-      if (c == nullptr) break;  // the budget ran out
-      strategy->tell(*g, c->evaluated && c->feasible, c->val_acc);
-      if (predictor && ctx.evaluations() != before) refit();  // an error counts as unusable, like infeasible
-      idle = ctx.evaluations() == before ? idle + 1 : 0;
-      if (o.on_checkpoint && o.checkpoint_every > 0 && ctx.evaluations() != before &&
-          ctx.evaluations() % o.checkpoint_every == 0 && ctx.evaluations() > ctx.replayed()) {
-        spec::SearchResult snap = ctx.result();
-        fill(snap, /*interrupted=*/true);
-        o.on_checkpoint(snap);
+      if (stop) break;
+      if (intr) throw Interrupted("search interrupted after " + std::to_string(ctx.evaluations()) + " evaluations");
+      std::vector<SearchContext::Proposal> batch;
+      std::set<std::string> keys;
+      int64_t told_feasible = 0, evals = 0, sim_idle = idle;
+      while (batch.empty() || (ahead && strategy->ask_ahead(told_feasible))) {
+        if (evals >= per_batch || ctx.evaluations() + evals >= o.budget || sim_idle >= o.max_idle) break;
+        auto g = strategy->ask(rng);
+        if (!g) {  // the strategy has nothing left to propose
+          exhausted = true;
+          break;
+        }
+        auto p = ctx.prepare(*g, strategy->origin(), keys);
+        if (p.evaluate && predictor && predictor->fitted()) {
+          double pr = predictor->predict(*g);
+          if (pr < screen_threshold) {
+            p.screened = true;
+            p.evaluate = false;
+            p.predicted = pr;
+          }
+        }
+        bool feasible = p.evaluate || p.screened;  // assumed for the pending ones (see ask_ahead)
+        if (p.duplicate && !keys.count(p.key)) {
+          const auto& c = ctx.result().candidates[static_cast<size_t>(ctx.index_of(p.key))];
+          feasible = c.evaluated && c.feasible;
+        } else if (p.duplicate) {
+          feasible = true;
+        }
+        told_feasible += feasible;
+        evals += p.evaluate;
+        sim_idle = p.evaluate ? 0 : sim_idle + 1;
+        keys.insert(p.key);
+        batch.push_back(std::move(p));
+      }
+      if (batch.empty()) break;
+      ctx.score(batch);
+      for (auto& p : batch) {
+        int64_t before = ctx.evaluations();
+        const spec::Candidate* c = ctx.record(p);
+        if (p.screened)
+          strategy->tell(p.g, true, p.predicted);
+        else
+          strategy->tell(p.g, c->evaluated && c->feasible, c->val_acc);
+        if (predictor && ctx.evaluations() != before) refit();  // an error counts as unusable, like infeasible
+        idle = ctx.evaluations() == before ? idle + 1 : 0;
+        if (o.on_checkpoint && o.checkpoint_every > 0 && ctx.evaluations() != before &&
+            ctx.evaluations() % o.checkpoint_every == 0 && ctx.evaluations() > ctx.replayed()) {
+          spec::SearchResult snap = ctx.result();
+          fill(snap, /*interrupted=*/true);
+          o.on_checkpoint(snap);
+        }
       }
     }
   } catch (const Interrupted&) {

@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,10 @@
 #include "spec/search_result.h"
 #include "spec/search_space.h"
 #include "supernet/cost.h"
+
+namespace nas::dist {
+class Group;
+}
 
 namespace nas::search {
 
@@ -42,6 +47,10 @@ class Estimator {
   // A score recorded by an earlier, stopped run and replayed instead of score(): estimators with
   // state (the learning-curve one's best final accuracy) rebuild it here.
   virtual void replayed(const spec::Arch&, const Score&) {}
+  // Whether a score depends on the arch alone, not on the scores before it (the learning-curve
+  // estimator's early stopping compares with the best so far): then children can be scored
+  // together, out of order, on several ranks.
+  virtual bool order_free() const { return true; }
 };
 
 using CostFn = std::function<supernet::Cost(const spec::Arch&)>;
@@ -78,6 +87,11 @@ struct SearchOptions {
   int64_t prescreen_warmup = 0;
   // Makes the strategy instead of `strategy` naming one (DARTS's list of derived children).
   std::function<std::unique_ptr<Strategy>()> make_strategy;
+  // A distributed search: the children that the strategy lets be scored together
+  // (Strategy::ask_ahead) are shared round robin over the ranks, one each, and their scores gathered
+  // on every rank, so every rank holds the same state and the result equals a one-process search's.
+  // Null: one process.
+  dist::Group* group = nullptr;
 };
 
 // The search over any encoding: mbconv children are decoded into archs, costed analytically (cost)
@@ -87,13 +101,34 @@ struct SearchOptions {
 class SearchContext {
  public:
   SearchContext(const Encoding& enc, CostFn cost, Estimator& est, const SearchOptions& o);
-  // Records child `g` as a candidate (once per key) and scores it when feasible and budget is left.
-  // Returns the candidate, or nullptr when the budget is spent and the child is new.
-  const spec::Candidate* propose(const Genotype& g, const std::string& origin);
+  // A child asked for in the current batch, not yet scored or recorded.
+  struct Proposal {
+    Genotype g;
+    std::string origin, key;
+    bool duplicate = false;  // a candidate already, or asked earlier in this batch: a cache hit
+    bool evaluate = false;   // new and feasible: takes one evaluation (replayed, or scored)
+    bool screened = false;   // new and feasible, below the predictor's threshold: no evaluation
+    double predicted = 0;
+    spec::Candidate c;       // new ones: described (costs, feasibility)
+    Score score;
+    double seconds = 0;
+    bool replay = false;     // evaluated by a stopped run: its score is replayed
+    int scored_by = 0;       // the rank that scored it
+  };
+  // Describes child `g` (a repeat of `batch_keys` or of a candidate is a duplicate).
+  Proposal prepare(const Genotype& g, const std::string& origin, const std::set<std::string>& batch_keys) const;
+  // Scores the proposals that take an evaluation and are not replayed: every one here, or round
+  // robin over the ranks of options().group, gathered on every rank.
+  void score(std::vector<Proposal>& batch);
+  // Records a scored proposal as a candidate (in ask order); a duplicate returns the candidate it
+  // repeats.
+  const spec::Candidate* record(Proposal& p);
   // Whether the analytic costs admit `g` (always true in generic spaces, which have none).
   bool feasible(const Genotype& g) const;
   // Whether `g` is a candidate already (evaluated, infeasible, failed or screened).
   bool known(const Genotype& g) const;
+  // The index of the candidate with key `key` (std::out_of_range if none).
+  int index_of(const std::string& key) const { return by_hash_.at(key); }
   // Records a feasible `g` as screened out by the predictor (no evaluation).
   const spec::Candidate* screen(const Genotype& g, const std::string& origin, double predicted);
   // The genotype of candidate `index`.

@@ -21,6 +21,7 @@ class RandomStrategy : public Strategy {
     return enc_.random(rng);
   }
   void tell(const Genotype&, bool, double) override {}
+  bool ask_ahead(int64_t) const override { return true; }
 
  private:
   const Encoding& enc_;
@@ -41,6 +42,7 @@ class GridStrategy : public Strategy {
     return std::nullopt;
   }
   void tell(const Genotype&, bool, double) override {}
+  bool ask_ahead(int64_t) const override { return true; }
 
  private:
   void advance() {
@@ -101,6 +103,10 @@ class CoarseToFine : public Strategy {
     if (!feasible) return;
     if (feasible_coarse_ < coarse_budget_ && in_grid_.count(g)) ++feasible_coarse_;
     board_.add(g, score);
+  }
+  // The coarse grid's points come in a fixed order; the fine phase mutates the best of them.
+  bool ask_ahead(int64_t pending_feasible) const override {
+    return grid_built_ && next_ < grid_.size() && feasible_coarse_ + pending_feasible < coarse_budget_;
   }
 
  private:
@@ -200,6 +206,10 @@ class Evolution : public Strategy {
     if (!feasible) return;
     pop_.emplace_back(score, g);
     if (static_cast<int>(pop_.size()) > o_.population) pop_.pop_front();
+  }
+  // The first population is random; after it, each child mutates members chosen by score.
+  bool ask_ahead(int64_t pending_feasible) const override {
+    return !filled_ && static_cast<int64_t>(pop_.size()) + pending_feasible < o_.population;
   }
 
  private:
@@ -456,6 +466,7 @@ class ListStrategy : public Strategy {
     return children_[next_++];
   }
   void tell(const Genotype&, bool, double) override {}
+  bool ask_ahead(int64_t) const override { return true; }
 
  private:
   std::string name_;

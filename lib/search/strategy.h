@@ -51,6 +51,16 @@ class Strategy {
   // The outcome of the child last asked for: `feasible` false when it violates a constraint (it
   // then has no score). Every ask() is followed by exactly one tell() for the same genotype.
   virtual void tell(const Genotype& g, bool feasible, double score) = 0;
+  // Whether the next ask() may come before the tells of the children asked since the last tell
+  // (`pending_feasible` of them will be told feasible, the others infeasible) without changing
+  // what any ask returns: then the driver scores those children together (in parallel over the
+  // ranks of a distributed search) and tells them in ask order, and the search is the same as one
+  // that told each child before the next ask. False by default: the next child depends on the
+  // last score (evolution after its first population, hill climbing, REINFORCE, MCTS, Bayesian).
+  virtual bool ask_ahead(int64_t pending_feasible) const {
+    (void)pending_feasible;
+    return false;
+  }
   // How the child last asked for came about ("coarse", "mutation", "random", ...), for the record.
   const std::string& origin() const { return origin_; }
 

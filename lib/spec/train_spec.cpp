@@ -1,5 +1,7 @@
 #include "spec/train_spec.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace nas::spec {
@@ -53,6 +55,8 @@ TrainSpec train_spec_from_json(const json& j, const std::string& file) {
     t.rms_eps = p.number_or("eps", t.rms_eps, 1e-12, 1.0);
     t.weight_decay = p.number_or("weight_decay", t.weight_decay, 0.0, 1.0);
     t.grad_clip = p.number_or("grad_clip", 0.0, 0.0, 1e6);
+    t.lr_scaling = p.one_of_or("lr_scaling", {"none", "linear", "sqrt"}, "none");
+    t.reference_batch = static_cast<int>(p.integer_or("reference_batch", t.reference_batch, 1, 1 << 24));
     if (t.nesterov && t.momentum <= 0) p.fail("momentum", "a positive momentum when nesterov is true", t.momentum);
     p.finish();
   }
@@ -84,6 +88,7 @@ TrainSpec train_spec_from_json(const json& j, const std::string& file) {
   t.zero_init_last_bn = o.boolean_or("zero_init_last_bn", t.zero_init_last_bn);
   t.sort_channels_every_epochs =
       static_cast<int>(o.integer_or("sort_channels_every_epochs", t.sort_channels_every_epochs, 0, 100000));
+  t.sync_bn = o.boolean_or("sync_bn", false);
   t.seed = static_cast<uint64_t>(o.integer_or("seed", 0, 0, INT64_MAX));
   t.checkpoint_every_steps = o.integer_or("checkpoint_every_steps", t.checkpoint_every_steps, 1, INT64_MAX);
   t.log_every_steps = o.integer_or("log_every_steps", t.log_every_steps, 1, INT64_MAX);
@@ -95,6 +100,13 @@ TrainSpec train_spec_from_json(const json& j, const std::string& file) {
   }
   o.finish();
   return t;
+}
+
+double scaled_lr(const TrainSpec& t) {
+  double ratio = static_cast<double>(t.batch_size) / static_cast<double>(t.reference_batch);
+  if (t.lr_scaling == "linear") return t.lr * ratio;
+  if (t.lr_scaling == "sqrt") return t.lr * std::sqrt(ratio);
+  return t.lr;
 }
 
 TrainSpec load_train_spec(const std::string& path) {
@@ -128,7 +140,8 @@ json to_json(const TrainSpec& t) {
   j["optimizer"] = {{"type", t.optimizer},       {"lr", t.lr},
                     {"momentum", t.momentum},    {"nesterov", t.nesterov},
                     {"alpha", t.rms_alpha},      {"eps", t.rms_eps},
-                    {"weight_decay", t.weight_decay}, {"grad_clip", t.grad_clip}};
+                    {"weight_decay", t.weight_decay}, {"grad_clip", t.grad_clip},
+                    {"lr_scaling", t.lr_scaling}, {"reference_batch", t.reference_batch}};
   j["schedule"] = {{"type", t.schedule},
                    {"warmup_epochs", t.warmup_epochs},
                    {"final_lr_fraction", t.final_lr_fraction},
@@ -141,6 +154,7 @@ json to_json(const TrainSpec& t) {
   j["drop_connect"] = t.drop_connect;
   j["zero_init_last_bn"] = t.zero_init_last_bn;
   j["sort_channels_every_epochs"] = t.sort_channels_every_epochs;
+  j["sync_bn"] = t.sync_bn;
   j["seed"] = t.seed;
   j["checkpoint_every_steps"] = t.checkpoint_every_steps;
   j["log_every_steps"] = t.log_every_steps;

@@ -44,6 +44,11 @@ struct TrainSpec {
   double rms_eps = 1e-3;
   double weight_decay = 3e-5;  // on conv/linear weights only, not BN or bias
   double grad_clip = 0.0;      // global L2 norm; 0: off
+  // The learning rate used is lr * f(batch_size / reference_batch): f = 1 (none), the ratio
+  // (linear, Goyal et al. 2017) or its square root (sqrt). batch_size is the global batch, whatever
+  // the number of processes.
+  std::string lr_scaling = "none";
+  int reference_batch = 256;
   // schedule: linear warm-up, then cosine to final_lr_fraction * lr, or exponential decay
   // (decay_rate every decay_epochs) that holds at final_lr_fraction * lr (BigNAS), or constant
   std::string schedule = "cosine";
@@ -63,6 +68,9 @@ struct TrainSpec {
   double drop_connect = 0.0;     // stochastic depth of residual blocks, max child only
   bool zero_init_last_bn = true; // last BN gamma of each residual block starts at zero
   int sort_channels_every_epochs = 0;  // sort middle channels by importance every N epochs (0: off)
+  // Data-parallel runs: BN statistics over every process's share of the batch (as one process
+  // would compute them), instead of each process's own share.
+  bool sync_bn = false;
   uint64_t seed = 0;
   int64_t checkpoint_every_steps = 500;
   int64_t log_every_steps = 20;
@@ -70,6 +78,9 @@ struct TrainSpec {
   int64_t calib_images = 2000;
   int calib_batch_size = 250;
 };
+
+// The peak learning rate after the lr_scaling rule.
+double scaled_lr(const TrainSpec& t);
 
 TrainSpec train_spec_from_json(const json& j, const std::string& file);
 TrainSpec load_train_spec(const std::string& path);

@@ -7,12 +7,14 @@
 
 #include "core/build_info.h"
 #include "data/datasets.h"
+#include "dist/dist.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/io.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "eval/evaluate.h"
+#include "nn/elastic.h"
 #include "nn/precision.h"
 #include "supernet/checkpoint.h"
 #include "supernet/sampling.h"
@@ -80,18 +82,18 @@ data::LoaderOptions epoch_loader_options(const spec::TrainSpec& t, int64_t epoch
 }  // namespace
 
 double lr_at(const spec::TrainSpec& t, int64_t step, int64_t total_steps, int64_t steps_per_epoch) {
+  const double lr = spec::scaled_lr(t);
   int64_t warmup = static_cast<int64_t>(std::llround(t.warmup_epochs * static_cast<double>(steps_per_epoch)));
-  if (step < warmup) return t.lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
-  if (t.schedule == "constant") return t.lr;
-  double floor_lr = t.final_lr_fraction * t.lr;
+  if (step < warmup) return lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
+  if (t.schedule == "constant") return lr;
+  const double floor = t.final_lr_fraction * lr;
   if (t.schedule == "exponential") {
     double epochs = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, steps_per_epoch));
-    return std::max(floor_lr, t.lr * std::pow(t.decay_rate, epochs / t.decay_epochs));
+    return std::max(floor, lr * std::pow(t.decay_rate, epochs / t.decay_epochs));
   }
   double span = static_cast<double>(std::max<int64_t>(1, total_steps - warmup));
   double progress = std::min(1.0, static_cast<double>(step - warmup) / span);
-  double floor = t.final_lr_fraction * t.lr;
-  return floor + (t.lr - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
+  return floor + (lr - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(supernet::Supernet& net, const spec::TrainSpec& t) {
@@ -127,8 +129,21 @@ void set_lr(torch::optim::Optimizer& opt, double lr) {
 
 StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, const data::Batch& batch,
                          const spec::TrainSpec& t, int64_t step, const torch::Device& device,
-                         const spec::Arch* fixed) {
+                         const spec::Arch* fixed, dist::Group* group) {
   net->train();
+  const bool parallel = group != nullptr && group->size() > 1;
+  // This rank's share of the global batch: its mean losses weighted by share * ranks / batch, so that
+  // the average of the ranks' gradients is the gradient of the global batch's mean loss.
+  const double share = parallel ? static_cast<double>(batch.x.size(0)) * group->size() / t.batch_size : 1.0;
+  struct SyncBnScope {
+    explicit SyncBnScope(dist::Group* g) : on(g != nullptr) {
+      if (on) nn::set_batchnorm_sync([g](const torch::Tensor& x) { return g->allreduce_sum_autograd(x); });
+    }
+    ~SyncBnScope() {
+      if (on) nn::set_batchnorm_sync({});
+    }
+    bool on;
+  } sync_bn(parallel && t.sync_bn ? group : nullptr);
   torch::manual_seed(mix_seed(t.seed, static_cast<uint64_t>(step), 0xd0u));  // dropout, drop-connect
   torch::Tensor x = batch.x.to(device, /*non_blocking=*/true);
   torch::Tensor y = batch.y.to(device, /*non_blocking=*/true);
@@ -172,7 +187,7 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
     }
     net->set_dropout(0.0);
     net->set_drop_connect(0.0);
-    torch::Tensor loss = smoothed_ce(logits, y, t.label_smoothing);
+    torch::Tensor loss = smoothed_ce(logits, y, t.label_smoothing) * share;
     loss.backward();
     losses.push_back(loss.detach());
     return logits;
@@ -183,7 +198,7 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
     teacher_pass(*fixed);
   } else if (mode == "uniform") {
     net->set_active(random_child(0));
-    torch::Tensor l = smoothed_ce(forward(input(net->active().resolution)), y, t.label_smoothing);
+    torch::Tensor l = smoothed_ce(forward(input(net->active().resolution)), y, t.label_smoothing) * share;
     l.backward();
     losses.push_back(l.detach());
   } else {
@@ -199,16 +214,24 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
                          : regression                ? smoothed_ce(l, teacher, 0)
                          : t.distill_loss == "kl" ? kl_div(l, teacher, t.temperature)
                                                   : soft_ce(l, teacher, t.temperature);
+      cl = cl * share;
       cl.backward();
       losses.push_back(cl.detach());
     };
     child_loss(supernet::min_arch(space));
     for (int i = 0; i < t.random_children; ++i) child_loss(random_child(i));
   }
+  torch::Tensor all = torch::stack(losses);
+  if (parallel) {
+    out.allreduce_s = dist::average_gradients(*group, net->parameters(), group->bucket_bytes());
+    std::vector<torch::Tensor> l{all.to(torch::kDouble).contiguous()};
+    group->allreduce_sum(l, "the loss all-reduce");
+    all = l[0] / group->size();
+  }
   if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), t.grad_clip);
   opt.step();
   net->set_active(fixed ? *fixed : supernet::max_arch(space));
-  torch::Tensor all = torch::stack(losses).to(torch::kCPU, torch::kDouble);
+  all = all.to(torch::kCPU, torch::kDouble);
   auto v = all.accessor<double, 1>();
   out.max = out.min = out.random = v[0];
   if (mode == "sandwich") {
@@ -305,8 +328,14 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
             t.source << ": sandwich.sampling: fixed trains one arch: give it with --arch");
   // Data first: a bad dataset or spec fails before anything is created on disk.
   TrainData d = load_train_data(t);
-  make_dirs(o.out_dir);
-  check_output_path(ckpt);
+  // Data parallel over the processes of dist::world(): rank 0 writes every file.
+  dist::Group* group = dist::world_size() > 1 ? dist::world() : nullptr;
+  const bool main_rank = dist::is_main();
+  const int world = dist::world_size();
+  if (main_rank) {
+    make_dirs(o.out_dir);
+    check_output_path(ckpt);
+  }
 
   const auto& set = d.train_set;
   log_info("data: " + std::to_string(d.split.train.size()) + " training, " + std::to_string(d.split.val.size()) +
@@ -326,6 +355,9 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
 
   const int64_t spe = data::BatchLoader::batches_for(static_cast<int64_t>(d.split.train.size()), t.batch_size, true);
   const int64_t total = spe * t.epochs;
+  NAS_CHECK(t.batch_size >= world, UsageError,
+            t.source << ": batch_size: expected at least one image per process (" << world << " processes), found "
+                     << t.batch_size);
   int64_t step = 0;
   if (o.resume) {
     auto meta = supernet::restore_supernet(ckpt, net, opt.get());
@@ -334,6 +366,25 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
               ckpt << ": cannot resume: the checkpoint plans " << meta.total_steps << " steps, this run " << total
                    << " (data or epochs changed)");
     log_info("resuming from " + ckpt + " at step " + std::to_string(step) + "/" + std::to_string(total));
+  }
+  if (group) {
+    // Every rank must run the same recipe from the same state: the specs and the step compared,
+    // then rank 0's weights and buffers copied to all (as DDP does at construction).
+    spec::json fp = {{"train", spec::to_json(t)}, {"space", spec::to_json(space)}, {"step", step},
+                     {"fixed", fixed ? spec::arch_hash(*fixed) : std::string()}};
+    fp["train"]["data"].erase("path");  // may differ between machines (--data)
+    group->check_same(spec::compact_dump(fp), "train spec, search space or checkpoint step");
+    std::vector<torch::Tensor> state;
+    for (auto& p : net->parameters()) state.push_back(p.detach());
+    for (auto& b : net->buffers()) state.push_back(b);
+    {
+      torch::NoGradGuard ng;
+      group->broadcast(state, 0, "the initial weight broadcast");
+    }
+    log_info("data parallel: " + std::to_string(world) + " processes (" + group->backend() + "), " +
+             std::to_string(t.batch_size / world) + "-" + std::to_string((t.batch_size + world - 1) / world) +
+             " images each of every batch of " + std::to_string(t.batch_size) +
+             (t.sync_bn ? ", synchronized BN" : ", BN statistics per process"));
   }
   supernet::CheckpointMeta meta;
   meta.space = space;
@@ -345,6 +396,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   if (fixed) meta.arch = *fixed;  // a from-scratch run of one arch
 
   auto save = [&](bool finished) {
+    if (!main_rank) return;
     meta.step = step;
     meta.finished = finished;
     meta.created.clear();
@@ -354,8 +406,9 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   NAS_CHECK(o.stop_after_steps <= 0 || o.stop_after_steps > step, UsageError,
             "--stop-after-steps " << o.stop_after_steps << ": the checkpoint is already at step " << step);
   const std::string metrics_path = o.out_dir + "/metrics.jsonl";
-  if (o.resume) drop_metrics_after(metrics_path, step);
-  JsonlWriter metrics(metrics_path, o.resume);
+  if (o.resume && main_rank) drop_metrics_after(metrics_path, step);
+  std::unique_ptr<JsonlWriter> metrics;
+  if (main_rank) metrics = std::make_unique<JsonlWriter>(metrics_path, o.resume);
   auto max_cost = net->cost(supernet::max_arch(space));
   auto min_cost = net->cost(supernet::min_arch(space));
   {
@@ -370,14 +423,19 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   }
   Progress progress("train", total, "step", 10.0, step);
   TrainSummary sum;
+  sum.world_size = world;
   sum.total_steps = total;
   sum.checkpoint = ckpt;
   double window_start = now_seconds();
   int64_t window_images = 0;
+  double window_allreduce = 0;
+  int64_t window_steps = 0;
   const data::Normalization norm = normalization_of(t);
   for (int64_t epoch = step / spe; epoch < t.epochs && step < total; ++epoch) {
     data::LoaderOptions lo = epoch_loader_options(t, epoch, device);
     lo.start_batch = step - epoch * spe;
+    lo.shard = dist::rank();
+    lo.shards = world;
     if (!fixed && net->space().family == "mbconv" && t.sort_channels_every_epochs > 0 && epoch > 0 && epoch % t.sort_channels_every_epochs == 0 &&
         lo.start_batch == 0) {
       // Importance sorting permutes the weights; the momentum no longer matches them, so it
@@ -390,28 +448,39 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
     while (auto batch = loader.next()) {
       double lr = lr_at(t, step, total, spe);
       set_lr(*opt, lr);
-      StepLosses l = sandwich_step(net, *opt, *batch, t, step, device, fixed);
+      StepLosses l = sandwich_step(net, *opt, *batch, t, step, device, fixed, group);
       NAS_CHECK(std::isfinite(l.max) && std::isfinite(l.min) && std::isfinite(l.random), Error,
                 "training diverged at step " << step << " (loss max " << l.max << ", min " << l.min
                                              << "); the last good checkpoint is " << ckpt);
       ++step;
+      ++window_steps;
       sum.last = l;
-      window_images += batch->x.size(0);
+      sum.allreduce_s += l.allreduce_s;
+      window_allreduce += l.allreduce_s;
+      window_images += group ? t.batch_size : batch->x.size(0);
       if (step % t.log_every_steps == 0 || step == total) {
         double now = now_seconds();
         double ips = window_images / std::max(1e-9, now - window_start);
         spec::json m = {{"step", step},          {"epoch", epoch},        {"lr", lr},
                         {"loss_max", l.max},     {"loss_min", l.min},     {"loss_random", l.random},
                         {"images_per_s", ips},   {"elapsed_s", now - t0}};
-        metrics.write_line(m.dump());
+        if (group) {
+          m["world_size"] = world;
+          m["allreduce_s_per_step"] = window_allreduce / static_cast<double>(std::max<int64_t>(1, window_steps));
+        }
+        if (metrics) metrics->write_line(m.dump());
         window_start = now;
         window_images = 0;
+        window_allreduce = 0;
+        window_steps = 0;
       }
       char extra[96];
       std::snprintf(extra, sizeof extra, "loss max %.3f min %.3f lr %.4f", l.max, l.min, lr);
       progress.update(step, extra);
       if (step % t.checkpoint_every_steps == 0 && step < total) save(false);
-      if (interrupt_requested()) {
+      // Every rank stops at the same step when any of them was told to (SIGTERM reaches them all
+      // on a cluster, one by one).
+      if (group ? group->any(interrupt_requested(), "the interrupt check") : interrupt_requested()) {
         save(false);
         throw Interrupted("interrupted at step " + std::to_string(step) + "; checkpoint saved to " + ckpt +
                           " (continue with --resume)");
@@ -422,7 +491,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   }
   save(step >= total);
   progress.finish(step);
-  if (fixed && step >= total) {
+  if (fixed && step >= total && main_rank) {
     // The trained arch as a standalone child, BN statistics recalibrated exactly as nas-slice does
     // (a short run's moving averages are still close to their initial values).
     eval::recalibrate_bn(net, set, calibration_indices(t, d.split), norm, t.calib_batch_size, device);
@@ -433,6 +502,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
     supernet::save_child(o.out_dir + "/child.ckpt", child, cm);
     sum.child = o.out_dir + "/child.ckpt";
   }
+  if (group) group->barrier("the end of training");  // every rank returns after rank 0 has written
   sum.steps = step;
   sum.seconds = now_seconds() - t0;
   return sum;

@@ -11,12 +11,17 @@
 #include "spec/train_spec.h"
 #include "supernet/supernet.h"
 
+namespace nas::dist {
+class Group;
+}
+
 namespace nas::train {
 
 struct StepLosses {
   double max = 0;     // max child, on labels (label smoothing)
   double min = 0;     // min child, on the max child's soft predictions (or labels without distillation)
   double random = 0;  // mean over the random children
+  double allreduce_s = 0;  // data parallel: seconds in the gradient all-reduce
 };
 
 // One optimizer step on one batch, by t.sampling:
@@ -25,9 +30,13 @@ struct StepLosses {
 // - uniform: one random child on labels (the single-path baseline);
 // - fixed: the child `fixed` on labels (from-scratch training of one arch).
 // Dropout and drop-connect apply to the max (or fixed) child only.
+// Data parallel (`group` set): `batch` is this rank's share of the global batch of t.batch_size;
+// each loss is weighted by the share's size, the gradients are averaged over the ranks in buckets
+// after every child's backward (one all-reduce per bucket per step), BN statistics are synchronized
+// when t.sync_bn, and the losses returned are the global batch's on every rank.
 StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, const data::Batch& batch,
                          const spec::TrainSpec& t, int64_t step, const torch::Device& device = torch::kCPU,
-                         const spec::Arch* fixed = nullptr);
+                         const spec::Arch* fixed = nullptr, dist::Group* group = nullptr);
 
 // Learning rate at `step`: linear warm-up, then cosine decay to final_lr_fraction * lr, or
 // exponential decay (decay_rate per decay_epochs) held at final_lr_fraction * lr, or constant.
@@ -44,6 +53,7 @@ struct TrainOptions {
   std::string device = "cpu";
   // From-scratch mode: train this one arch (sampling "fixed"); also writes out_dir/child.ckpt.
   std::optional<spec::Arch> fixed_arch;
+  // Data parallel over dist::world() when it is set (see sandwich_step).
 };
 
 struct TrainSummary {
@@ -53,6 +63,8 @@ struct TrainSummary {
   std::string checkpoint;
   std::string child;  // from-scratch runs: the trained arch as a child checkpoint
   StepLosses last;
+  int world_size = 1;
+  double allreduce_s = 0;  // data parallel: seconds in gradient all-reduces, all steps
 };
 
 // Trains (or resumes) and writes checkpoints; throws Interrupted after saving on SIGINT/SIGTERM.

@@ -198,7 +198,7 @@ spec::json run_darts_phase(const SearchOptions& o, const spec::SearchSpace& spac
     std::vector<search::Genotype> children;
     for (const auto& c : previous["children"]) children.push_back(enc.from_json(c, o.out + " (relaxation.children)"));
     NAS_CHECK(!children.empty(), SpecError, o.out << ": relaxation.children: expected the derived children, found none");
-    log_info("darts: the stopped search's relaxation and its " + std::to_string(children.size()) + " derived children");
+    log_info("darts: the " + std::to_string(children.size()) + " derived children of the recorded relaxation");
     propose(children);
     return previous;
   }
@@ -490,6 +490,7 @@ void run_search(const SearchOptions& o) {
     same(prev.strategy_options == opts,
          "a strategy option (--population, --sample-size, --mutation-prob, --crossover, --prescreen, --darts-*)");
     relaxation = prev.relaxation;
+    so.resumed_seconds = prev.total_seconds;
     for (const auto& c : prev.candidates)
       if (c.evaluated) so.replay[c.hash] = c;
     log_info("resuming " + o.out + ": " + std::to_string(so.replay.size()) + " evaluations to replay");
@@ -536,9 +537,18 @@ void run_search(const SearchOptions& o) {
     };
   }
   if (group) {
-    spec::json fp = {{"strategy", o.strategy},  {"budget", o.budget},   {"seed", seed},
-                     {"space", enc.space_name()}, {"estimator", estimator_options},
-                     {"val_images", val.size()}, {"replay", so.replay.size()}};
+    spec::json fp = {{"strategy", o.strategy},
+                     {"strategy_options", search::strategy_options_json(o.strategy, so.strategy_options)},
+                     {"prescreen", o.prescreen},
+                     {"budget", o.budget},
+                     {"time_budget", o.time_budget},
+                     {"seed", seed},
+                     {"space", enc.space_name()},
+                     {"estimator", estimator_options},
+                     {"evaluator", o.evaluator},
+                     {"constraints", {o.max_mflops, o.max_params, o.max_memory_mib, o.max_latency_ms}},
+                     {"val_images", val.size()},
+                     {"replay", so.replay.size()}};
     group->check_same(spec::compact_dump(fp), "search settings");
     log_info("distributed search: " + std::to_string(group->size()) +
              " processes score the children that the strategy proposes together" +

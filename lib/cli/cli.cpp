@@ -56,7 +56,10 @@ void add_distributed_options(CLI::App& app, CommonOptions& o) {
 
 void apply_common_options(const CommonOptions& o) {
   set_log_level(o.quiet ? 0 : 1 + o.verbose);
-  const dist::LaunchEnv env = dist::read_launch_env();
+  dist::LaunchEnv env = dist::read_launch_env();
+  // SLURM and Open MPI set their variables for every program of a job: a one-process tool ignores
+  // them; torchrun's RANK/WORLD_SIZE are meant for this program.
+  if (env.distributed() && !o.distributed && env.launcher != "torchrun") env = dist::LaunchEnv{};
   if (env.distributed()) {
     NAS_CHECK(o.distributed, UsageError,
               "WORLD_SIZE=" << env.world_size << " (" << env.launcher << "): this tool runs as one process; start it "

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -57,21 +58,23 @@ LaunchEnv read_launch_env(const std::function<const char*(const char*)>& getenv_
     const char* v = getenv_fn ? getenv_fn(k) : std::getenv(k);
     return v && *v ? v : nullptr;
   };
-  // Each launcher's names for rank, world size, local rank, local world size. srun and mpirun set
-  // theirs in every job; they mean a distributed run only with MASTER_ADDR set.
+  // Each launcher's names for rank, world size, local rank, local world size. mpirun and srun set
+  // theirs in every job; they mean a distributed run only with MASTER_ADDR set. Open MPI first:
+  // under SLURM its daemons are started by srun, and its ranks inherit the daemons' SLURM_PROCID.
+  // SLURM only inside an srun step (SLURM_STEP_NUM_TASKS), not in the batch script around it.
   struct Names {
     const char *launcher, *rank, *world, *local, *local_world;
   };
   static const Names kLaunchers[] = {
       {"torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"},
-      {"slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE"},
-      {"mpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"}};
+      {"mpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE"},
+      {"slurm", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID", "SLURM_STEP_TASKS_PER_NODE"}};
   const Names* n = nullptr;
   if (get("RANK") || get("WORLD_SIZE"))
     n = &kLaunchers[0];
   else if (get("MASTER_ADDR"))
     for (const auto& l : kLaunchers)
-      if (!n && get(l.rank)) n = &l;
+      if (!n && get(l.rank) && (std::string(l.launcher) != "slurm" || get(l.world))) n = &l;
   LaunchEnv e;
   if (!n) return e;  // one process
   e.launcher = n->launcher;
@@ -131,9 +134,19 @@ struct Group::Impl {
       throw;
     } catch (const std::exception& e) {
       failed = true;
+      const std::string m = first_line(e.what());
+      std::string low = m;
+      for (auto& ch : low) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      const bool timeout = low.find("timed out") != std::string::npos || low.find("timeout") != std::string::npos;
+      const bool peer = low.find("connection") != std::string::npos || low.find("closed") != std::string::npos ||
+                        low.find("reset") != std::string::npos || low.find("broken pipe") != std::string::npos;
       std::ostringstream os;
-      os << "rank " << rank << ": " << what << " failed: a peer rank died or did not answer within "
-         << timeout_s << " s (--dist-timeout): " << first_line(e.what());
+      os << "rank " << rank << ": " << what << " failed: ";
+      if (timeout)
+        os << "a peer rank did not answer within " << timeout_s << " s (--dist-timeout; hung or too slow): ";
+      else if (peer)
+        os << "a peer rank died (its connection closed): ";
+      os << m;
       throw DistError(os.str());
     }
   }
@@ -321,6 +334,10 @@ std::shared_ptr<Group> init(const LaunchEnv& env, const GroupOptions& o) {
 #ifdef NAS_HAVE_NCCL
   if (cuda) c10::cuda::set_device(static_cast<c10::DeviceIndex>(env.local_rank % std::max(1, static_cast<int>(torch::cuda::device_count()))));
   if (cuda && o.backend != "gloo") {
+    // Without blocking waits, wait() only orders CUDA streams: a dead peer would hang the host in
+    // its next copy instead of raising an error (both variable names: LibTorch 1.13 and 2.x).
+    setenv("NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
+    setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
     auto nopts = c10d::ProcessGroupNCCL::Options::create();
     nopts->timeout = timeout;
     im->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", im->store),

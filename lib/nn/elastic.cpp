@@ -104,10 +104,12 @@ torch::Tensor sync_batch_norm(const torch::Tensor& x, const torch::Tensor& w, co
   std::vector<int64_t> dims{0}, shape(x.dim(), 1);
   for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
   shape[1] = c;
-  torch::Tensor k = rm.detach().to(x.scalar_type()).clone().view(shape);  // rm changes below
-  torch::Tensor d = x - k;
+  // Statistics in fp32 whatever the activations' type (bf16 autocast), as torch::batch_norm keeps them.
+  const torch::Tensor xf = x.to(torch::kFloat);
+  torch::Tensor k = rm.detach().to(torch::kFloat).clone().view(shape);  // rm changes below
+  torch::Tensor d = xf - k;
   torch::Tensor local = torch::cat({d.sum(dims), (d * d).sum(dims),
-                                    torch::full({1}, static_cast<double>(x.numel() / c), x.options())});
+                                    torch::full({1}, static_cast<double>(x.numel() / c), xf.options())});
   torch::Tensor all = batchnorm_sum()(local);
   torch::Tensor n = all.narrow(0, 2 * c, 1).detach();
   torch::Tensor m1 = all.narrow(0, 0, c) / n;
@@ -116,11 +118,12 @@ torch::Tensor sync_batch_norm(const torch::Tensor& x, const torch::Tensor& w, co
   {
     torch::NoGradGuard ng;
     double count = n.item<double>();
-    rm.mul_(1.0 - momentum).add_(mean.detach() * momentum);
-    rv.mul_(1.0 - momentum).add_(var.detach() * (momentum * count / std::max(1.0, count - 1.0)));
+    rm.mul_(1.0 - momentum).add_(mean.detach().to(rm.scalar_type()) * momentum);
+    rv.mul_(1.0 - momentum).add_(var.detach().to(rv.scalar_type()) * (momentum * count / std::max(1.0, count - 1.0)));
   }
   torch::Tensor inv = torch::rsqrt(var + eps);
-  return (x - mean.view(shape)) * (inv * w).view(shape) + b.view(shape);
+  torch::Tensor y = (xf - mean.view(shape)) * (inv * w.to(torch::kFloat)).view(shape) + b.to(torch::kFloat).view(shape);
+  return y.to(x.scalar_type());
 }
 }  // namespace
 

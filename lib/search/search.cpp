@@ -1,6 +1,7 @@
 #include "search/search.h"
 
 #include <algorithm>
+#include <limits>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -26,7 +27,7 @@ SearchContext::SearchContext(const Encoding& enc, CostFn cost, Estimator& est, c
 bool SearchContext::budget_left() const {
   if (evaluations_ >= o_.budget) return false;
   // Time spent in an earlier, stopped run counts too (its evaluations' recorded seconds).
-  return o_.time_budget <= 0 || now_seconds() - start_ + replayed_seconds_ < o_.time_budget;
+  return o_.time_budget <= 0 || now_seconds() - start_ + o_.resumed_seconds < o_.time_budget;
 }
 
 SearchContext::Costs SearchContext::costs(const spec::Arch& a) const {
@@ -124,16 +125,21 @@ spec::json score_to_json(const Score& s, double seconds) {
           {"seconds", seconds}};
 }
 Score score_from_json(const spec::json& j, double& seconds) {
+  // JSON has no NaN or infinity: nlohmann writes them as null (a diverged child's loss).
+  auto num = [&](const char* k) {
+    const auto& v = j.at(k);
+    return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
+  };
   Score s;
-  s.acc = j.at("acc").get<double>();
-  s.loss = j.at("loss").get<double>();
+  s.acc = num("acc");
+  s.loss = num("loss");
   s.error = j.at("error").get<std::string>();
   s.detail = j.at("detail").get<std::string>();
-  s.mflops = j.at("mflops").get<double>();
+  s.mflops = num("mflops");
   s.params = j.at("params").get<int64_t>();
-  s.memory_mib = j.at("memory_mib").get<double>();
-  s.latency_ms = j.at("latency_ms").get<double>();
-  seconds = j.at("seconds").get<double>();
+  s.memory_mib = num("memory_mib");
+  s.latency_ms = num("latency_ms");
+  seconds = num("seconds");
   return s;
 }
 }  // namespace
@@ -160,11 +166,17 @@ void SearchContext::score(std::vector<Proposal>& batch) {
     }
     mine[std::to_string(i)] = score_to_json(p.score, p.seconds);
   }
-  if (!g || turn == 0) return;
-  auto all = g->allgather(spec::compact_dump(spec::json{{"interrupted", interrupted}, {"scores", mine}}),
+  if (!g) return;
+  // Every rank must have asked for the same children: their keys travel with the scores.
+  std::string keys;
+  for (const auto& p : batch) keys += p.key + (p.screened ? "s" : "") + ",";
+  auto all = g->allgather(spec::compact_dump(spec::json{{"interrupted", interrupted}, {"keys", keys}, {"scores", mine}}),
                           "gathering the candidates' scores");
   for (size_t r = 0; r < all.size(); ++r) {
     auto j = spec::json::parse(all[r]);
+    NAS_CHECK(j.at("keys").get<std::string>() == keys, Error,
+              "rank " << r << " proposed other children than rank " << g->rank()
+                      << ": the ranks' searches diverged (same command, files and build on every rank?)");
     if (j.at("interrupted").get<bool>()) interrupted = true;
     if (static_cast<int>(r) == me) continue;
     for (const auto& [k, v] : j.at("scores").items()) {
@@ -204,7 +216,6 @@ const spec::Candidate* SearchContext::record(Proposal& p) {
       }
       replayed = true;
       ++replayed_;
-      replayed_seconds_ += c.eval_seconds;
     } else {
       s = p.score;
       c.eval_seconds = p.seconds;
@@ -338,7 +349,7 @@ spec::SearchResult run_search(const Encoding& enc, const CostFn& cost, Estimator
     r.pareto_memory = spec::pareto_front(r.candidates, "memory_mib");
     r.pareto_latency = spec::pareto_front(r.candidates, "latency_ms");
     r.eval_seconds = ctx.eval_seconds();
-    r.total_seconds = now_seconds() - t0;
+    r.total_seconds = now_seconds() - t0 + o.resumed_seconds;
     r.created = utc_now_iso();
     r.commit = build_commit();
     if (predictor && predictor->fitted()) {

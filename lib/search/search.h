@@ -70,6 +70,8 @@ struct SearchOptions {
   // Evaluations of an earlier, stopped run of the same search (by arch hash): replayed instead of
   // re-estimated, so that a resumed search reaches the state and result of an uninterrupted one.
   std::map<std::string, spec::Candidate> replay;
+  // The stopped run's total_seconds: charged to the time budget (and counted in total_seconds).
+  double resumed_seconds = 0;
   // Called after each evaluation (e.g. to append a JSON line); may be empty.
   std::function<void(const spec::Candidate&)> on_evaluated;
   // Consecutive proposals without a new evaluation after which the search stops (space exhausted).
@@ -167,7 +169,6 @@ class SearchContext {
   mutable std::map<std::string, double> latency_cache_;
   int64_t evaluations_ = 0;
   int64_t replayed_ = 0;
-  double replayed_seconds_ = 0;
   double eval_seconds_ = 0;
   double start_ = 0;
   Progress progress_;

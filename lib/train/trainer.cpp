@@ -144,7 +144,10 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
     }
     bool on;
   } sync_bn(parallel && t.sync_bn ? group : nullptr);
-  torch::manual_seed(mix_seed(t.seed, static_cast<uint64_t>(step), 0xd0u));  // dropout, drop-connect
+  // Dropout and drop-connect: each rank its own masks for its own rows.
+  uint64_t mask_seed = mix_seed(t.seed, static_cast<uint64_t>(step), 0xd0u);
+  if (parallel) mask_seed = mix_seed(mask_seed, static_cast<uint64_t>(group->rank()));
+  torch::manual_seed(mask_seed);
   torch::Tensor x = batch.x.to(device, /*non_blocking=*/true);
   torch::Tensor y = batch.y.to(device, /*non_blocking=*/true);
   const auto& space = net->space();
@@ -355,9 +358,9 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
 
   const int64_t spe = data::BatchLoader::batches_for(static_cast<int64_t>(d.split.train.size()), t.batch_size, true);
   const int64_t total = spe * t.epochs;
-  NAS_CHECK(t.batch_size >= world, UsageError,
-            t.source << ": batch_size: expected at least one image per process (" << world << " processes), found "
-                     << t.batch_size);
+  NAS_CHECK(t.batch_size >= 2 * world, UsageError,
+            t.source << ": batch_size: expected at least 2 images per process for batch norm (" << world
+                     << " processes), found " << t.batch_size);
   int64_t step = 0;
   if (o.resume) {
     auto meta = supernet::restore_supernet(ckpt, net, opt.get());
@@ -482,8 +485,9 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
       // on a cluster, one by one).
       if (group ? group->any(interrupt_requested(), "the interrupt check") : interrupt_requested()) {
         save(false);
+        if (group) group->barrier("the interrupt checkpoint");  // all exit once rank 0 has written it
         throw Interrupted("interrupted at step " + std::to_string(step) + "; checkpoint saved to " + ckpt +
-                          " (continue with --resume)");
+                          (main_rank ? "" : " by rank 0") + " (continue with --resume)");
       }
       if (o.stop_after_steps > 0 && step >= o.stop_after_steps) break;
     }

@@ -39,6 +39,8 @@ CheckpointMeta meta_from_json(const spec::json& j, const std::string& path) {
   m.finished = o.boolean("finished");
   if (o.take("arch")) m.arch = spec::arch_from_json(o.raw("arch"), path + " (embedded arch)");
   m.commit = o.string_or("commit", "");
+  m.digest = o.string_or("tensors_fnv1a64", "");
+  m.optimizer_digest = o.string_or("optimizer_fnv1a64", "");
   m.created = o.string_or("created", "");
   o.finish();
   NAS_CHECK(m.type != "child" || m.arch.has_value(), CheckpointError, path << ": child checkpoint without an arch");
@@ -153,13 +155,73 @@ spec::json meta_to_json(const CheckpointMeta& m) {
   if (m.arch) j["arch"] = spec::to_json(*m.arch);
   j["commit"] = m.commit.empty() ? build_commit() : m.commit;
   j["created"] = m.created.empty() ? utc_now_iso() : m.created;
+  if (!m.digest.empty()) j["tensors_fnv1a64"] = m.digest;
+  if (!m.optimizer_digest.empty()) j["optimizer_fnv1a64"] = m.optimizer_digest;
   return j;
+}
+
+namespace {
+// FNV-1a over names and tensor bytes.
+struct Digest {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  void add(const void* data, size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < n; ++i) {
+      h ^= p[i];
+      h *= 0x100000001b3ULL;
+    }
+  }
+  void add(const std::string& name, const torch::Tensor& t) {
+    add(name.data(), name.size());
+    if (!t.defined()) return;
+    torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
+    add(c.data_ptr(), static_cast<size_t>(c.numel()) * c.element_size());
+  }
+  std::string hex() const {
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return buf;
+  }
+};
+
+// The optimizer's state tensors, parameter by parameter in group order (its state map is keyed by
+// tensor addresses, whose order differs between processes).
+std::string optimizer_digest(torch::optim::Optimizer& opt) {
+  Digest d;
+  for (const auto& g : opt.param_groups())
+    for (const auto& p : g.params()) {
+      auto it = opt.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+      if (it == opt.state().end()) continue;
+      if (auto* sgd = dynamic_cast<torch::optim::SGDParamState*>(it->second.get())) {
+        d.add("momentum", sgd->momentum_buffer());
+      } else if (auto* rms = dynamic_cast<torch::optim::RMSpropParamState*>(it->second.get())) {
+        d.add("square_avg", rms->square_avg());
+        d.add("momentum", rms->momentum_buffer());
+        d.add("grad_avg", rms->grad_avg());
+      }
+    }
+  return d.hex();
+}
+
+void check_digest(const std::string& recorded, const std::string& actual, const std::string& path, const char* what) {
+  NAS_CHECK(recorded.empty() || recorded == actual, CheckpointError,
+            path << ": corrupt checkpoint: its " << what << " do not match the checksum written with them");
+}
+}  // namespace
+
+std::string tensors_digest(torch::nn::Module& net) {
+  Digest d;
+  for (const auto& it : net.named_parameters()) d.add(it.key(), it.value());
+  for (const auto& it : net.named_buffers()) d.add(it.key(), it.value());
+  return d.hex();
 }
 
 void save_supernet(const std::string& path, Supernet& net, const CheckpointMeta& meta,
                    torch::optim::Optimizer* optimizer) {
   CheckpointMeta m = meta;
   m.type = "supernet";
+  m.digest = tensors_digest(*net);
+  if (optimizer) m.optimizer_digest = optimizer_digest(*optimizer);
   write_archive(path, [&](torch::serialize::OutputArchive& ar) {
     net->save(ar);
     ar.write(kMetaKey, c10::IValue(spec::compact_dump(meta_to_json(m))));
@@ -175,6 +237,7 @@ void save_child(const std::string& path, nn::ChildNet& net, const CheckpointMeta
   CheckpointMeta m = meta;
   m.type = "child";
   m.arch = net->arch;
+  m.digest = tensors_digest(*net);
   write_archive(path, [&](torch::serialize::OutputArchive& ar) {
     net->save(ar);
     ar.write(kMetaKey, c10::IValue(spec::compact_dump(meta_to_json(m))));
@@ -191,6 +254,7 @@ CheckpointMeta restore_supernet(const std::string& path, Supernet& net, torch::o
   CheckpointMeta m = read_meta(ar, path);
   NAS_CHECK(m.type == "supernet", CheckpointError, path << ": expected a supernet checkpoint, found a " << m.type);
   load_tensors(ar, *net, path);
+  check_digest(m.digest, tensors_digest(*net), path, "tensors");
   if (optimizer) {
     torch::serialize::InputArchive opt;
     NAS_CHECK(ar.try_read("optimizer", opt), CheckpointError, path << ": checkpoint holds no optimizer state");
@@ -200,6 +264,7 @@ CheckpointMeta restore_supernet(const std::string& path, Supernet& net, torch::o
     } catch (const c10::Error& e) {
       throw CheckpointError(path + ": optimizer state does not match (" + first_line(e.what_without_backtrace()) + ")");
     }
+    check_digest(m.optimizer_digest, optimizer_digest(*optimizer), path, "optimizer state tensors");
   }
   return m;
 }
@@ -226,6 +291,7 @@ LoadedChild load_child(const std::string& path) {
   out.meta = m;
   out.net = nn::ChildNet(m.space, *m.arch, m.in_channels, m.num_classes);
   load_tensors(ar, *out.net, path);
+  check_digest(m.digest, tensors_digest(*out.net), path, "tensors");
   return out;
 }
 

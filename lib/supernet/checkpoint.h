@@ -31,7 +31,15 @@ struct CheckpointMeta {
   std::optional<spec::Arch> arch;  // children only
   std::string commit;
   std::string created;
+  // FNV-1a of every parameter's and buffer's name and bytes, in module order, as 16 hex digits:
+  // set when saving, checked when loading (the zip reader checks no CRC, so a flipped byte would
+  // otherwise load silently). Empty in checkpoints written before it existed: not checked.
+  std::string digest;
+  std::string optimizer_digest;  // the same over the optimizer state (supernets saved with one)
 };
+
+// The digest of `net`'s tensors (see CheckpointMeta::digest).
+std::string tensors_digest(torch::nn::Module& net);
 
 spec::json meta_to_json(const CheckpointMeta& m);
 

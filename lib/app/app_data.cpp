@@ -22,8 +22,16 @@ spec::DataSpec with_data_dir(spec::DataSpec d, const std::string& data_dir) {
 }
 }  // namespace
 
+namespace {
+void check_image_size(const data::ImageSet& s, int image_size, const std::string& what) {
+  NAS_CHECK(image_size <= 0 || s.tabular() || (s.h == image_size && s.w == image_size), SpecError,
+            what << ": images are " << s.h << "x" << s.w << ", expected " << image_size << "x" << image_size
+                 << " (the size the model was trained on)");
+}
+}  // namespace
+
 CheckpointData load_checkpoint_data(const spec::TrainSpec& spec_in, const std::string& data_dir, int64_t calib_images,
-                                    int in_channels, int num_classes) {
+                                    int in_channels, int num_classes, int image_size) {
   spec::TrainSpec t = spec_in;
   t.data = with_data_dir(t.data, data_dir);
   train::TrainData td = train::load_train_data(t);  // the same split as in training
@@ -32,16 +40,18 @@ CheckpointData load_checkpoint_data(const spec::TrainSpec& spec_in, const std::s
   d.train = std::move(td.train_set);
   d.split = std::move(td.split);
   data::check_compatible(d.train, in_channels, num_classes, t.data.path);
+  check_image_size(d.train, image_size, t.data.path);
   d.norm = train::normalization_of(t);
   d.calib = train::calibration_indices(t, d.split, calib_images);
   return d;
 }
 
 data::ImageSet load_test_set(const spec::DataSpec& data_in, const std::string& data_dir, int in_channels,
-                             int num_classes) {
+                             int num_classes, int image_size) {
   const spec::DataSpec data = with_data_dir(data_in, data_dir);
   data::ImageSet s = data::load_dataset(data, data.path, false);
   data::check_compatible(s, in_channels, num_classes, data.path);
+  check_image_size(s, image_size, data.path);
   return s;
 }
 

@@ -21,12 +21,15 @@ struct CheckpointData {
 };
 
 // data_dir overrides the spec's data.path when non-empty; calib_images < 0 takes the spec's.
+// image_size > 0: the images must have that size (the model's training images; another size would
+// be resized to the arch's resolution from a different field of view).
 CheckpointData load_checkpoint_data(const spec::TrainSpec& t, const std::string& data_dir, int64_t calib_images,
-                                    int in_channels, int num_classes);
+                                    int in_channels, int num_classes, int image_size = 0);
 
 // The test images of the same dataset (any data.format; data_dir, when not empty, replaces
 // data.path, as in load_checkpoint_data; for final reporting only).
-data::ImageSet load_test_set(const spec::DataSpec& data, const std::string& data_dir, int in_channels, int num_classes);
+data::ImageSet load_test_set(const spec::DataSpec& data, const std::string& data_dir, int in_channels, int num_classes,
+                             int image_size = 0);
 
 // The arch named by --arch: "max" or "min" (the space's largest or smallest child), a nas.arch
 // file, or a nas.search file (its best); checked against the space.

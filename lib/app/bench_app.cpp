@@ -178,7 +178,7 @@ void run_bench(const BenchOptions& opts) {
     spec::Arch arch = resolve_arch(o.arch, meta.space);
     meta.arch = arch;
     net->set_active(arch);
-    auto d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes);
+    auto d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes, meta.image_size);
     net->to(device);
     eval::recalibrate_bn(net, d.train, d.calib, d.norm, meta.train.calib_batch_size, device);
     b.source = "supernet";
@@ -242,7 +242,7 @@ void run_bench(const BenchOptions& opts) {
     b.images_per_s = b.throughput.back().images_per_s;
   }
   if (o.test_images != 0) {
-    auto test = load_test_set(meta.train.data, o.data, meta.in_channels, meta.num_classes);
+    auto test = load_test_set(meta.train.data, o.data, meta.in_channels, meta.num_classes, meta.image_size);
     auto idx = data::iota_indices(test.n, o.test_images > 0 ? o.test_images : 0);
     auto r = eval::evaluate(*module, fwd, test, idx, arch.resolution, train::normalization_of(meta.train),
                              eval::default_eval_batch(device), device);

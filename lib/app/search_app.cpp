@@ -204,7 +204,7 @@ spec::json run_darts_phase(const SearchOptions& o, const spec::SearchSpace& spac
   }
   auto loaded = supernet::load_supernet(o.supernet);
   const auto& meta = loaded.meta;
-  CheckpointData d = load_checkpoint_data(meta.train, o.data, 1, meta.in_channels, meta.num_classes);
+  CheckpointData d = load_checkpoint_data(meta.train, o.data, 1, meta.in_channels, meta.num_classes, meta.image_size);
   std::vector<int64_t> pool = d.split.train;
   Rng rng(mix_seed(seed, 0xda275));
   rng.shuffle(pool);
@@ -423,7 +423,7 @@ void run_search(const SearchOptions& o) {
     auto& meta = loaded.meta;
     torch::Device device(o.common.device);
     loaded.net->to(device);
-    d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes);
+    d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes, meta.image_size);
     val = data::seeded_subset(d.split.val, o.val_images, mix_seed(seed, 0x7a1));
     NAS_CHECK(!val.empty(), SpecError,
               o.supernet << ": the supernet's train spec holds out no validation images (data.validation_images: 0)");

@@ -45,7 +45,7 @@ void run_slice(const SliceOptions& o) {
   auto& meta = loaded.meta;
   auto& net = loaded.net;
   spec::Arch arch = resolve_arch(o.arch, meta.space);
-  auto d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes);
+  auto d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes, meta.image_size);
   net->set_active(arch);
   const torch::Device device(o.common.device);
   net->to(device);

@@ -4,6 +4,9 @@
 #include "core/error.h"
 #include "core/io.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <map>
 #include <vector>
 
@@ -110,11 +113,24 @@ void write_archive(const std::string& path, const std::function<void(torch::seri
   write_via_temp(path, [&](const std::string& tmp) {
     torch::serialize::OutputArchive ar;
     fill(ar);
+    // Our own writer: LibTorch's file writer throws from its destructor when a write fails (a full
+    // disk), which terminates the process. This one reports every byte written, remembers the
+    // first error, and the error is raised once the archive is done.
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    NAS_CHECK(f != nullptr, IoError, path << ": cannot write: " << std::strerror(errno));
+    int err = 0;
     try {
-      ar.save_to(tmp);
+      ar.save_to([&](const void* data, size_t n) -> size_t {
+        if (err == 0 && n > 0 && std::fwrite(data, 1, n, f) != n) err = errno ? errno : EIO;
+        return n;
+      });
     } catch (const c10::Error& e) {
+      std::fclose(f);
       throw IoError(path + ": cannot write checkpoint (" + first_line(e.what_without_backtrace()) + ")");
     }
+    if (std::fflush(f) != 0 && err == 0) err = errno;
+    if (std::fclose(f) != 0 && err == 0) err = errno;
+    NAS_CHECK(err == 0, IoError, path << ": cannot write checkpoint: " << std::strerror(err));
   });
 }
 

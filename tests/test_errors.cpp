@@ -11,8 +11,13 @@
 #include <string>
 #include <vector>
 
+#include <torch/torch.h>
+
 #include "catch.h"
+#include "core/rng.h"
 #include "helpers.h"
+#include "spec/document.h"
+#include "supernet/checkpoint.h"
 
 using namespace nas;
 
@@ -225,4 +230,111 @@ TEST_CASE("docs/ERRORS.md: every bad input gets its exit code, a one-line error 
   CHECK(test::run_cmd("find " + d + " -name '*.tmp*'").out.empty());
   ::chmod((d + "/readonly").c_str(), 0755);
   ::chmod((d + "/secret.yaml").c_str(), 0644);
+}
+
+TEST_CASE("a NaN loss stops training with the last good checkpoint kept, or is skipped when configured", "[errors]") {
+  std::string d = test::temp_dir("nan");
+  const std::string train_text = test::slurp(test::test_data("tiny-train.yaml"));
+  auto spec = [&](const std::string& extra) {
+    std::string p = d + "/t" + std::to_string(std::hash<std::string>()(extra) % 100000) + ".yaml";
+    test::spit(p, replace_all(train_text, "checkpoint_every_steps: 10", "checkpoint_every_steps: 2") + extra);
+    return p;
+  };
+  const std::string base = test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
+                           " --train-limit 640 --threads 2 -q";
+  auto finite = [](const std::string& ckpt) {
+    auto l = supernet::load_supernet(ckpt);
+    for (const auto& p : l.net->parameters())
+      if (!torch::isfinite(p).all().item<bool>()) return false;
+    for (const auto& b : l.net->buffers())
+      if (!torch::isfinite(b).all().item<bool>()) return false;
+    return true;
+  };
+  // stop (the default): exit 1 at step 5; the checkpoint of step 4 stays.
+  auto stop = test::run_cmd("NAS_FAULT_NAN_STEPS=5 " + base + " --train " + spec("") + " --out " + d + "/stop");
+  CHECK(stop.code == 1);
+  CHECK_THAT(stop.err, Catch::Matchers::Contains("training diverged at step 5 (loss max nan"));
+  CHECK_THAT(stop.err, Catch::Matchers::Contains("the last good checkpoint is " + d + "/stop/supernet.ckpt"));
+  CHECK(supernet::read_checkpoint_meta(d + "/stop/supernet.ckpt").step == 4);
+  CHECK(finite(d + "/stop/supernet.ckpt"));
+  // skip: steps 5 and 6 make no update, and the run ends with finite weights and BN statistics.
+  auto skip = test::run_cmd("NAS_FAULT_NAN_STEPS=5,6 " + base + " --train " + spec("on_nonfinite_loss: skip\n") +
+                            " --out " + d + "/skip");
+  INFO(skip.err);
+  REQUIRE(skip.code == 0);
+  auto summary = spec::json::parse(skip.out);
+  CHECK(summary["skipped_steps"] == 2);
+  CHECK(summary["steps"] == 10);
+  CHECK_THAT(skip.err, Catch::Matchers::Contains("step 6: loss max nan"));
+  CHECK(finite(d + "/skip/supernet.ckpt"));
+  // A skipped step changes nothing: the checkpoints at steps 4 and 6 of a run that skips steps 4 and
+  // 5 hold the same weights and BN statistics.
+  auto pair = test::run_cmd("NAS_FAULT_NAN_STEPS=4,5 " + base + " --train " + spec("on_nonfinite_loss: skip\n") +
+                            " --out " + d + "/pair --stop-after-steps 4");
+  REQUIRE(pair.code == 0);
+  auto before = supernet::load_supernet(d + "/pair/supernet.ckpt");
+  auto cont = test::run_cmd("NAS_FAULT_NAN_STEPS=4,5 " + test::bin("nas-train-supernet") + " --out " + d +
+                            "/pair --resume --stop-after-steps 6 --threads 2 -q");
+  REQUIRE(cont.code == 0);
+  auto after = supernet::load_supernet(d + "/pair/supernet.ckpt");
+  CHECK(after.meta.step == 6);
+  auto pa = before.net->named_parameters(), pb = after.net->named_parameters();
+  for (const auto& it : pa) CHECK(torch::equal(it.value(), pb[it.key()]));
+  auto ba = before.net->named_buffers(), bb = after.net->named_buffers();
+  for (const auto& it : ba) CHECK(torch::equal(it.value(), bb[it.key()]));
+  // Too many in a row: stop.
+  auto many = test::run_cmd("NAS_FAULT_NAN_STEPS=2,3,4 " + base + " --train " +
+                            spec("on_nonfinite_loss: skip\nmax_skipped_steps: 3\n") + " --out " + d + "/many");
+  CHECK(many.code == 1);
+  CHECK_THAT(many.err, Catch::Matchers::Contains("3 steps in a row with a non-finite loss (max_skipped_steps)"));
+  CHECK(finite(d + "/many/supernet.ckpt"));
+}
+
+TEST_CASE("crash safety: a run killed (SIGKILL) at 10 random moments resumes to the uninterrupted run's weights",
+          "[crash]") {
+  std::string d = test::temp_dir("crash");
+  const std::string train_text = test::slurp(test::test_data("tiny-train.yaml"));
+  // A checkpoint every step, so that kills also land while one is being written; a metrics line
+  // every step, to aim the kills.
+  test::spit(d + "/train.yaml", replace_all(replace_all(train_text, "checkpoint_every_steps: 10", "checkpoint_every_steps: 1"),
+                                            "log_every_steps: 5", "log_every_steps: 1"));
+  const std::string run = test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-mlp.yaml") + " --train " +
+                          d + "/train.yaml --train-limit 3200 --threads 1 -q";
+  auto ref = test::run_cmd(run + " --out " + d + "/ref");
+  REQUIRE(ref.code == 0);
+  auto reference = supernet::load_supernet(d + "/ref/supernet.ckpt");
+  const auto ref_params = reference.net->named_parameters();
+  const auto ref_buffers = reference.net->named_buffers();
+  Rng rng(2026);
+  int kills = 0;
+  for (int attempt = 0; kills < 10; ++attempt) {
+    REQUIRE(attempt < 30);
+    const std::string out = d + "/run" + std::to_string(attempt);
+    // A random moment: once the run has logged `step` of its 50 steps, plus up to 20 ms.
+    const int step = 1 + static_cast<int>(rng.below(40));
+    const double extra = 0.02 * rng.uniform();
+    INFO("kill " << attempt << " after step " << step << " + " << extra << " s");
+    test::spit(d + "/kill.sh", run + " --out " + out + " & p=$!\n"
+               "for i in $(seq 2000); do [ $(cat " + out + "/metrics.jsonl 2>/dev/null | wc -l) -ge " + std::to_string(step) +
+               " ] && break; sleep 0.005; done\nsleep " + std::to_string(extra) + "\nkill -KILL $p\nwait $p\necho $?\n");
+    auto killed = test::run_cmd("bash " + d + "/kill.sh");
+    if (killed.out == "0\n") continue;  // it finished first: not a kill
+    CHECK(killed.out == "137\n");
+    ++kills;
+    // The newest checkpoint loads (never a half-written one), then --resume finishes the run.
+    REQUIRE(test::exists(out + "/supernet.ckpt"));
+    auto meta = supernet::read_checkpoint_meta(out + "/supernet.ckpt");
+    CHECK(meta.step >= step - 1);
+    CHECK_FALSE(meta.finished);
+    CHECK_NOTHROW(supernet::load_supernet(out + "/supernet.ckpt"));
+    auto r = test::run_cmd(test::bin("nas-train-supernet") + " --out " + out + " --resume --threads 1 -q");
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    auto got = supernet::load_supernet(out + "/supernet.ckpt");
+    CHECK(got.meta.finished);
+    auto gp = got.net->named_parameters(), gb = got.net->named_buffers();
+    for (const auto& it : ref_params) CHECK(torch::equal(it.value(), gp[it.key()]));
+    for (const auto& it : ref_buffers) CHECK(torch::equal(it.value(), gb[it.key()]));
+    CHECK(test::run_cmd("find " + out + " -name '*.tmp*'").out.empty());
+  }
 }

@@ -88,6 +88,7 @@ void run_train(const TrainOptions& o) {
   spec::json summary = {{"checkpoint", s.checkpoint}, {"steps", s.steps},          {"total_steps", s.total_steps},
                         {"seconds", s.seconds},       {"loss_max", s.last.max},   {"loss_min", s.last.min}};
   if (!s.child.empty()) summary["child"] = s.child;
+  if (s.skipped_steps > 0) summary["skipped_steps"] = s.skipped_steps;
   if (s.world_size > 1) {
     summary["world_size"] = s.world_size;
     summary["allreduce_seconds"] = s.allreduce_s;

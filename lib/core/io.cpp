@@ -1,5 +1,11 @@
 #include "core/io.h"
 
+#include <vector>
+
+#include <signal.h>
+
+#include <dirent.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,6 +30,27 @@ std::string dir_of(const std::string& path) {
 
 std::string temp_name(const std::string& path) {
   return path + ".tmp." + std::to_string(::getpid());
+}
+
+// Temporary files of `path` left by a process that no longer runs (killed with SIGKILL while
+// writing): removed, so that a crash leaves nothing behind once the next run writes the file.
+void remove_stale_temps(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+  DIR* dp = ::opendir(dir.c_str());
+  if (!dp) return;
+  std::vector<std::string> stale;
+  while (const dirent* e = ::readdir(dp)) {
+    const std::string name = e->d_name;
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string pid_text = name.substr(prefix.size());
+    if (pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+    if (pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) stale.push_back(dir + "/" + name);
+  }
+  ::closedir(dp);
+  for (const auto& f : stale) std::remove(f.c_str());
 }
 
 }  // namespace
@@ -66,6 +93,7 @@ void check_output_path(const std::string& path) {
 void write_via_temp(const std::string& path, const std::function<void(const std::string&)>& writer) {
   check_output_path(path);
   const std::string tmp = temp_name(path);
+  remove_stale_temps(path);
   try {
     writer(tmp);
   } catch (...) {

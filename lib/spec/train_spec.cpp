@@ -89,6 +89,8 @@ TrainSpec train_spec_from_json(const json& j, const std::string& file) {
   t.sort_channels_every_epochs =
       static_cast<int>(o.integer_or("sort_channels_every_epochs", t.sort_channels_every_epochs, 0, 100000));
   t.sync_bn = o.boolean_or("sync_bn", false);
+  t.on_nonfinite_loss = o.one_of_or("on_nonfinite_loss", {"stop", "skip"}, "stop");
+  t.max_skipped_steps = o.integer_or("max_skipped_steps", t.max_skipped_steps, 1, 1000000);
   t.seed = static_cast<uint64_t>(o.integer_or("seed", 0, 0, INT64_MAX));
   t.checkpoint_every_steps = o.integer_or("checkpoint_every_steps", t.checkpoint_every_steps, 1, INT64_MAX);
   t.log_every_steps = o.integer_or("log_every_steps", t.log_every_steps, 1, INT64_MAX);
@@ -155,6 +157,8 @@ json to_json(const TrainSpec& t) {
   j["zero_init_last_bn"] = t.zero_init_last_bn;
   j["sort_channels_every_epochs"] = t.sort_channels_every_epochs;
   j["sync_bn"] = t.sync_bn;
+  j["on_nonfinite_loss"] = t.on_nonfinite_loss;
+  j["max_skipped_steps"] = t.max_skipped_steps;
   j["seed"] = t.seed;
   j["checkpoint_every_steps"] = t.checkpoint_every_steps;
   j["log_every_steps"] = t.log_every_steps;

@@ -71,6 +71,10 @@ struct TrainSpec {
   // Data-parallel runs: BN statistics over every process's share of the batch (as one process
   // would compute them), instead of each process's own share.
   bool sync_bn = false;
+  // A NaN or infinite loss: "stop" (exit 1, the last good checkpoint kept) or "skip" the step
+  // (no update; BN running statistics restored), stopping after max_skipped_steps in a row.
+  std::string on_nonfinite_loss = "stop";
+  int64_t max_skipped_steps = 10;
   uint64_t seed = 0;
   int64_t checkpoint_every_steps = 500;
   int64_t log_every_steps = 20;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -45,6 +47,22 @@ torch::Tensor kl_div(const torch::Tensor& logits, const torch::Tensor& teacher_p
   torch::Tensor logp = torch::log_softmax(logits / T, 1);
   torch::Tensor logt = torch::log(teacher_prob.clamp_min(1e-12));
   return (teacher_prob * (logt - logp)).sum(1).mean() * (T * T);
+}
+
+// Fault injection for the tests (NAS_FAULT_NAN_STEPS=3,4): the max child's loss at these steps is
+// NaN, as if the run had diverged there.
+bool fault_nan_at(int64_t step) {
+  static const std::vector<int64_t> steps = [] {
+    std::vector<int64_t> v;
+    if (const char* e = std::getenv("NAS_FAULT_NAN_STEPS")) {
+      std::istringstream in(e);
+      std::string item;
+      while (std::getline(in, item, ','))
+        if (!item.empty()) v.push_back(std::stoll(item));
+    }
+    return v;
+  }();
+  return std::find(steps.begin(), steps.end(), step) != steps.end();
 }
 
 // Lines logged after the checkpoint a run resumes from would be logged again: drop them.
@@ -158,6 +176,10 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
   StepLosses out;
   // Forward passes (and losses) under autocast when --precision bf16; logits come back in fp32.
   const bool cuda = device.is_cuda();
+  // skip mode: the BN running statistics as they were, restored if a loss comes out non-finite.
+  std::vector<torch::Tensor> buffers_before;
+  if (t.on_nonfinite_loss == "skip")
+    for (const auto& b : net->buffers()) buffers_before.push_back(b.detach().clone());
   auto forward = [&](const torch::Tensor& in) {
     nn::AutocastScope autocast(cuda);
     return net->forward(in).to(torch::kFloat);
@@ -191,6 +213,7 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
     net->set_dropout(0.0);
     net->set_drop_connect(0.0);
     torch::Tensor loss = smoothed_ce(logits, y, t.label_smoothing) * share;
+    if (fault_nan_at(step)) loss = loss * std::numeric_limits<double>::quiet_NaN();
     loss.backward();
     losses.push_back(loss.detach());
     return logits;
@@ -231,10 +254,18 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
     group->allreduce_sum(l, "the loss all-reduce");
     all = l[0] / group->size();
   }
-  if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), t.grad_clip);
-  opt.step();
-  net->set_active(fixed ? *fixed : supernet::max_arch(space));
   all = all.to(torch::kCPU, torch::kDouble);
+  if (!buffers_before.empty() && !torch::isfinite(all).all().item<bool>()) {
+    // No update: the gradients are dropped, the BN statistics the bad passes touched restored.
+    torch::NoGradGuard ng;
+    auto bufs = net->buffers();
+    for (size_t i = 0; i < bufs.size(); ++i) bufs[i].copy_(buffers_before[i]);
+    out.skipped = true;
+  } else {
+    if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), t.grad_clip);
+    opt.step();
+  }
+  net->set_active(fixed ? *fixed : supernet::max_arch(space));
   auto v = all.accessor<double, 1>();
   out.max = out.min = out.random = v[0];
   if (mode == "sandwich") {
@@ -431,6 +462,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   sum.checkpoint = ckpt;
   double window_start = now_seconds();
   int64_t window_images = 0;
+  int64_t skipped_in_a_row = 0;
   double window_allreduce = 0;
   int64_t window_steps = 0;
   const data::Normalization norm = normalization_of(t);
@@ -452,9 +484,22 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
       double lr = lr_at(t, step, total, spe);
       set_lr(*opt, lr);
       StepLosses l = sandwich_step(net, *opt, *batch, t, step, device, fixed, group);
-      NAS_CHECK(std::isfinite(l.max) && std::isfinite(l.min) && std::isfinite(l.random), Error,
-                "training diverged at step " << step << " (loss max " << l.max << ", min " << l.min
-                                             << "); the last good checkpoint is " << ckpt);
+      if (l.skipped) {
+        ++sum.skipped_steps;
+        ++skipped_in_a_row;
+        log_warn("step " + std::to_string(step) + ": loss max " + std::to_string(l.max) + ", min " +
+                 std::to_string(l.min) + ": not finite, step skipped (" + std::to_string(skipped_in_a_row) +
+                 " in a row)");
+        NAS_CHECK(skipped_in_a_row < t.max_skipped_steps, Error,
+                  "training diverged: " << skipped_in_a_row << " steps in a row with a non-finite loss (max_skipped_steps), "
+                                        << "the last at step " << step << "; the last good checkpoint is " << ckpt);
+      } else {
+        skipped_in_a_row = 0;
+        NAS_CHECK(std::isfinite(l.max) && std::isfinite(l.min) && std::isfinite(l.random), Error,
+                  "training diverged at step " << step << " (loss max " << l.max << ", min " << l.min
+                                               << "); the last good checkpoint is " << ckpt
+                                               << " (on_nonfinite_loss: skip would skip such steps)");
+      }
       ++step;
       ++window_steps;
       sum.last = l;
@@ -467,6 +512,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
         spec::json m = {{"step", step},          {"epoch", epoch},        {"lr", lr},
                         {"loss_max", l.max},     {"loss_min", l.min},     {"loss_random", l.random},
                         {"images_per_s", ips},   {"elapsed_s", now - t0}};
+        if (sum.skipped_steps > 0) m["skipped_steps"] = sum.skipped_steps;
         if (group) {
           m["world_size"] = world;
           m["allreduce_s_per_step"] = window_allreduce / static_cast<double>(std::max<int64_t>(1, window_steps));

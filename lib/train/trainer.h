@@ -22,6 +22,7 @@ struct StepLosses {
   double min = 0;     // min child, on the max child's soft predictions (or labels without distillation)
   double random = 0;  // mean over the random children
   double allreduce_s = 0;  // data parallel: seconds in the gradient all-reduce
+  bool skipped = false;    // a loss was NaN or infinite and on_nonfinite_loss is skip: no update
 };
 
 // One optimizer step on one batch, by t.sampling:
@@ -65,6 +66,7 @@ struct TrainSummary {
   StepLosses last;
   int world_size = 1;
   double allreduce_s = 0;  // data parallel: seconds in gradient all-reduces, all steps
+  int64_t skipped_steps = 0;  // steps with a non-finite loss, skipped (on_nonfinite_loss: skip)
 };
 
 // Trains (or resumes) and writes checkpoints; throws Interrupted after saving on SIGINT/SIGTERM.

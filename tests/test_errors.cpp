@@ -15,6 +15,9 @@
 
 #include "catch.h"
 #include "core/rng.h"
+#include "data/csv.h"
+#include "data/datasets.h"
+#include "data/idx.h"
 #include "helpers.h"
 #include "spec/document.h"
 #include "supernet/checkpoint.h"
@@ -337,4 +340,38 @@ TEST_CASE("crash safety: a run killed (SIGKILL) at 10 random moments resumes to 
     for (const auto& it : ref_buffers) CHECK(torch::equal(it.value(), gb[it.key()]));
     CHECK(test::run_cmd("find " + out + " -name '*.tmp*'").out.empty());
   }
+}
+
+TEST_CASE("inputs that scripts/fuzz.sh found stay refused with a clear error (tests/data/fuzz)", "[errors]") {
+  // Each file is a fuzz_data input: its first byte chose the reader (0 IDX, 1 CIFAR, 2 CSV), the
+  // rest is the file's content.
+  std::string d = test::temp_dir("fuzzfound");
+  auto r = test::run_cmd("ls " + test::src("tests/data/fuzz"));
+  std::istringstream names(r.out);
+  std::string name;
+  int n = 0;
+  while (std::getline(names, name)) {
+    INFO(name);
+    const std::string bytes = test::slurp(test::src("tests/data/fuzz/" + name));
+    REQUIRE(!bytes.empty());
+    test::spit(d + "/input", bytes.substr(1));
+    const int mode = static_cast<uint8_t>(bytes[0]) % 3;
+    std::string err = test::error_of([&] {
+      if (mode == 0) {
+        data::read_idx(d + "/input");
+      } else if (mode == 1) {
+        data::ImageSet set;
+        data::read_cifar_file(d + "/input", 1, set);
+      } else {
+        data::CsvOptions o;
+        o.label = "#0";
+        o.header = false;
+        data::load_csv(d + "/input", o, true);
+      }
+    });
+    CHECK(err != "no error");
+    CHECK_THAT(err, Catch::Matchers::Contains(d + "/input: "));
+    ++n;
+  }
+  CHECK(n >= 2);
 }

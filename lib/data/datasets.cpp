@@ -25,7 +25,7 @@ constexpr int64_t kCifarPixels = int64_t{kCifarSide} * kCifarSide * kCifarChanne
 }
 
 // Entries of a directory, sorted; IoError naming it when it cannot be read.
-std::vector<std::string> list_dir(const std::string& dir) {
+[[maybe_unused]] std::vector<std::string> list_dir(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   NAS_CHECK(d != nullptr, IoError, dir << ": cannot open: expected a directory");
   std::vector<std::string> names;

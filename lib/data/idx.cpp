@@ -67,11 +67,23 @@ IdxArray read_idx(const std::string& path) {
     int64_t d = (int64_t(b[0]) << 24) | (int64_t(b[1]) << 16) | (int64_t(b[2]) << 8) | int64_t(b[3]);
     NAS_CHECK(d > 0, IoError, path << ": IDX header: dimension " << i << " is 0");
     a.dims.push_back(d);
+    NAS_CHECK(d <= kMaxIdxBytes / total, IoError, path << ": IDX header: dimensions describe more than 8 GiB");
     total *= d;
-    NAS_CHECK(total <= kMaxIdxBytes, IoError, path << ": IDX header: dimensions describe more than 8 GiB");
   }
-  a.data.resize(static_cast<size_t>(total));
-  read_exact(g.f, a.data.data(), a.data.size(), path, "IDX payload");
+  // Grown as the bytes arrive, not allocated from the header's claim: a corrupt header cannot make
+  // the reader allocate gigabytes for a small file (found by scripts/fuzz.sh).
+  const size_t want = static_cast<size_t>(total);
+  for (size_t have = 0; have < want;) {
+    const size_t chunk = std::min<size_t>(want - have, size_t{4} << 20);
+    a.data.resize(have + chunk);
+    try {
+      read_exact(g.f, a.data.data() + have, chunk, path, "IDX payload");
+    } catch (const IoError&) {
+      throw IoError(path + ": truncated IDX payload: the header's dimensions describe " + std::to_string(want) +
+                    " bytes, the file holds fewer");
+    }
+    have += chunk;
+  }
   uint8_t extra;
   int more = gzread(g.f, &extra, 1);
   NAS_CHECK(more == 0, IoError,

@@ -37,7 +37,8 @@ for t in "${TARGETS[@]}"; do
   execs=$(awk '/stat::number_of_executed_units/ {print $2}' "$work/log.txt")
   crashes=$(find "$work/artifacts" -type f | wc -l)
   corpus=$(find "$work/corpus" -type f | wc -l)
-  echo "$t: ${SECS} s, ${execs:-?} executions, corpus $corpus inputs, $crashes crashes"
+  secs=$(awk '/^Done [0-9]+ runs in/ {print $5}' "$work/log.txt")
+  echo "$t: ${secs:-stopped early, of ${SECS}} s, ${execs:-?} executions, corpus $corpus inputs, $crashes crashes"
   if (( crashes > 0 )); then
     rc=1
     find "$work/artifacts" -type f | sed 's/^/  /'

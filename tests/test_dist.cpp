@@ -256,7 +256,7 @@ TEST_CASE("rendezvous errors: missing variables exit 2, a port in use exits 2, a
   const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " WORLD_SIZE=2 RANK=0 ";
   test::spit(d + "/lonely.sh", "start=$(date +%s.%N)\n" + env + train + " --out " + d +
                                    "/lonely > " + d + "/lonely.out 2> " + d + "/lonely.err\necho $? > " + d +
-                                   "/lonely.code\nend=$(date +%s.%N)\necho \"$end - $start\" | bc > " + d +
+                                   "/lonely.code\nend=$(date +%s.%N)\nawk \"BEGIN {print $end - $start}\" > " + d +
                                    "/lonely.seconds\n");
   test::run_cmd("bash " + d + "/lonely.sh & sleep 1.5; " + env + train + " --out " + d + "/second > " + d +
                 "/second.out 2> " + d + "/second.err; echo $? > " + d + "/second.code; wait");
@@ -438,7 +438,7 @@ TEST_CASE("a rank killed or hung makes the other exit 6 within the timeout; SIGT
                            "kill -CONT $p1 2>/dev/null\n"
                            "for i in $(seq 300); do kill -0 $p1 2>/dev/null || break; sleep 0.1; done\n"
                            "kill -KILL $p1 2>/dev/null; wait $p1; c1=$?\n"
-                           "echo $c0 $c1 $(echo \"$end - $start\" | bc)\n";
+                           "echo $c0 $c1 $(awk \"BEGIN {print $end - $start}\")\n";
       test::spit(d + "/kill.sh", script);
       auto r = test::run_cmd("bash " + d + "/kill.sh");
       std::string err0 = test::slurp(d + "/r0.err");

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <sys/resource.h>
+
 #include <cstdlib>
 #include <iostream>
 
@@ -131,6 +133,9 @@ int run_tool(const ToolInfo& info, int argc, char** argv, const std::function<vo
   int code = kExitOk;
   try {
     run();
+    // Peak memory, for capacity planning (docs/PERFORMANCE.md records the demo pipeline's).
+    struct rusage ru {};
+    if (::getrusage(RUSAGE_SELF, &ru) == 0) log_info("peak RSS " + std::to_string(ru.ru_maxrss / 1024) + " MiB");
   } catch (const Error& e) {
     std::cerr << log_prefix() << ": error: " << e.what() << "\n";
     code = e.exit_code();

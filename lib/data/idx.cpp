@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "core/error.h"
@@ -42,6 +43,23 @@ void read_exact(gzFile f, void* dst, size_t n, const std::string& path, const ch
   }
 }
 
+// An upper bound of the bytes the file can hold, from the file itself: its size, or for gzip its
+// trailer's uncompressed size (ISIZE, modulo 4 GiB).
+size_t payload_size_hint(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return 0;
+  unsigned char head[2] = {0, 0}, tail[4] = {0, 0, 0, 0};
+  size_t hint = 0;
+  if (std::fread(head, 1, 2, f) == 2 && std::fseek(f, 0, SEEK_END) == 0) {
+    const long size = std::ftell(f);
+    hint = size > 0 ? static_cast<size_t>(size) : 0;
+    if (head[0] == 0x1f && head[1] == 0x8b && size >= 4 && std::fseek(f, -4, SEEK_END) == 0 && std::fread(tail, 1, 4, f) == 4)
+      hint = size_t{tail[0]} | (size_t{tail[1]} << 8) | (size_t{tail[2]} << 16) | (size_t{tail[3]} << 24);
+  }
+  std::fclose(f);
+  return hint;
+}
+
 }  // namespace
 
 IdxArray read_idx(const std::string& path) {
@@ -73,16 +91,18 @@ IdxArray read_idx(const std::string& path) {
   // Grown as the bytes arrive, not allocated from the header's claim: a corrupt header cannot make
   // the reader allocate gigabytes for a small file (found by scripts/fuzz.sh).
   const size_t want = static_cast<size_t>(total);
+  a.data.reserve(std::min(want, payload_size_hint(path)));  // one allocation for honest files
   for (size_t have = 0; have < want;) {
     const size_t chunk = std::min<size_t>(want - have, size_t{4} << 20);
-    a.data.resize(have + chunk);
-    try {
-      read_exact(g.f, a.data.data() + have, chunk, path, "IDX payload");
-    } catch (const IoError&) {
-      throw IoError(path + ": truncated IDX payload: the header's dimensions describe " + std::to_string(want) +
-                    " bytes, the file holds fewer");
+    if (a.data.size() < have + chunk) a.data.resize(have + chunk);
+    const int got = gzread(g.f, a.data.data() + have, static_cast<unsigned>(chunk));
+    if (got < 0) {
+      int err = 0;
+      const char* msg = gzerror(g.f, &err);
+      throw IoError(path + ": corrupted or truncated IDX payload (" + (msg ? msg : "read error") + ")");
     }
-    have += chunk;
+    NAS_CHECK(got > 0, IoError, path << ": truncated IDX payload: expected " << want << " bytes, found " << have);
+    have += static_cast<size_t>(got);
   }
   uint8_t extra;
   int more = gzread(g.f, &extra, 1);

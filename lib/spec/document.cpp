@@ -120,6 +120,11 @@ json parse_document(const std::string& text, const std::string& file) {
       std::string what = e.what();
       auto pos = what.find("parse error");
       throw SpecError(file + ": invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
+    } catch (const json::out_of_range& e) {
+      // A number too large for a double (found by scripts/fuzz.sh): nlohmann throws out_of_range.
+      std::string what = e.what();
+      auto pos = what.find("number overflow");
+      throw SpecError(file + ": invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
     }
   }
   return parse_yaml(text, file);

@@ -24,7 +24,8 @@ spec::DataSpec with_data_dir(spec::DataSpec d, const std::string& data_dir) {
 
 namespace {
 void check_image_size(const data::ImageSet& s, int image_size, const std::string& what) {
-  NAS_CHECK(image_size <= 0 || s.tabular() || (s.h == image_size && s.w == image_size), SpecError,
+  // Checkpoints record the training images' height (their width may differ: inputs are resized).
+  NAS_CHECK(image_size <= 0 || s.tabular() || s.h == image_size, SpecError,
             what << ": images are " << s.h << "x" << s.w << ", expected " << image_size << "x" << image_size
                  << " (the size the model was trained on)");
 }

@@ -54,7 +54,9 @@ size_t payload_size_hint(const std::string& path) {
     const long size = std::ftell(f);
     hint = size > 0 ? static_cast<size_t>(size) : 0;
     if (head[0] == 0x1f && head[1] == 0x8b && size >= 4 && std::fseek(f, -4, SEEK_END) == 0 && std::fread(tail, 1, 4, f) == 4)
-      hint = size_t{tail[0]} | (size_t{tail[1]} << 8) | (size_t{tail[2]} << 16) | (size_t{tail[3]} << 24);
+      // ISIZE can lie: at most deflate's largest ratio (1032:1) of the compressed size.
+      hint = std::min(size_t{tail[0]} | (size_t{tail[1]} << 8) | (size_t{tail[2]} << 16) | (size_t{tail[3]} << 24),
+                      1032 * hint);
   }
   std::fclose(f);
   return hint;

@@ -188,7 +188,7 @@ void save_supernet(const std::string& path, Supernet& net, const CheckpointMeta&
   CheckpointMeta m = meta;
   m.type = "supernet";
   m.digest = tensors_digest(*net);
-  if (optimizer) m.optimizer_digest = optimizer_digest(*optimizer);
+  m.optimizer_digest = optimizer ? optimizer_digest(*optimizer) : std::string();
   write_archive(path, [&](torch::serialize::OutputArchive& ar) {
     net->save(ar);
     ar.write(kMetaKey, c10::IValue(spec::compact_dump(meta_to_json(m))));
@@ -205,6 +205,7 @@ void save_child(const std::string& path, nn::ChildNet& net, const CheckpointMeta
   m.type = "child";
   m.arch = net->arch;
   m.digest = tensors_digest(*net);
+  m.optimizer_digest.clear();  // children hold no optimizer state
   write_archive(path, [&](torch::serialize::OutputArchive& ar) {
     net->save(ar);
     ar.write(kMetaKey, c10::IValue(spec::compact_dump(meta_to_json(m))));

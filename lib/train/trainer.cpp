@@ -320,6 +320,7 @@ std::vector<double> train_arch_curve(const spec::SearchSpace& space, const spec:
   NAS_CHECK(!train_idx.empty(), SpecError, "lower-fidelity training: no training images");
   spec::TrainSpec tt = t;
   tt.batch_size = static_cast<int>(std::min<int64_t>(t.batch_size, static_cast<int64_t>(train_idx.size())));
+  tt.on_nonfinite_loss = "stop";  // a diverging candidate fails its evaluation (checked below)
   torch::manual_seed(mix_seed(t.seed, fnv1a64(spec::arch_hash(arch))));
   supernet::Supernet net(sp, d.train_set.c, d.train_set.num_classes);
   net->init_last_bn_gamma(tt.zero_init_last_bn);
@@ -502,7 +503,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
       }
       ++step;
       ++window_steps;
-      sum.last = l;
+      if (!l.skipped) sum.last = l;  // the summary reports the last finite losses
       sum.allreduce_s += l.allreduce_s;
       window_allreduce += l.allreduce_s;
       window_images += group ? t.batch_size : batch->x.size(0);

@@ -34,23 +34,22 @@ Batch make_batch(const ImageSet& set, const std::vector<int64_t>& idx, const Loa
   }
   Rng rng(aug_seed);
   const int p = o.crop_padding;
-  for (int64_t r = 0; r < first_row; ++r) {  // the draws of the rows before this shard
-    if (p > 0) {
-      rng.below(2 * p + 1);
-      rng.below(2 * p + 1);
-    }
-    if (o.hflip) rng.below(2);
-  }
-  for (int64_t b = 0; b < B; ++b) {
-    const uint8_t* img = set.image(idx[b]);
-    yp[b] = set.labels[idx[b]];
-    int dy = 0, dx = 0;
-    bool flip = false;
+  // One row's augmentation draws: the rows before a shard draw them too, so that each image is
+  // augmented as in the whole batch.
+  int dy = 0, dx = 0;
+  bool flip = false;
+  auto draw = [&] {
     if (p > 0) {
       dy = static_cast<int>(rng.below(2 * p + 1)) - p;
       dx = static_cast<int>(rng.below(2 * p + 1)) - p;
     }
     if (o.hflip) flip = rng.below(2) == 1;
+  };
+  for (int64_t r = 0; r < first_row; ++r) draw();
+  for (int64_t b = 0; b < B; ++b) {
+    const uint8_t* img = set.image(idx[b]);
+    yp[b] = set.labels[idx[b]];
+    draw();
     for (int c = 0; c < C; ++c) {
       float* out = xp + ((b * C + c) * H) * W;
       for (int i = 0; i < H; ++i) {

@@ -150,9 +150,24 @@ struct Group::Impl {
       throw DistError(os.str());
     }
   }
-  template <class Work>
-  void wait(Work& w) {
-    w->wait();
+  // Issues `issue(process group, {tensor})` for every tensor (NCCL for CUDA tensors when there is
+  // one, else Gloo), then waits for all of them.
+  template <class Issue>
+  void each(std::vector<at::Tensor>& ts, const char* what, Issue&& issue) {
+    guarded(what, [&] {
+      std::vector<c10::intrusive_ptr<c10d::Work>> works;
+      for (auto& t : ts) {
+        std::vector<at::Tensor> one{t};
+#ifdef NAS_HAVE_NCCL
+        if (nccl && t.is_cuda()) {
+          works.push_back(issue(*nccl, one));
+          continue;
+        }
+#endif
+        works.push_back(issue(*gloo, one));
+      }
+      for (auto& w : works) w->wait();
+    });
   }
 };
 
@@ -168,39 +183,13 @@ int64_t Group::bucket_bytes() const { return impl_->bucket_bytes; }
 bool Group::failed() const { return impl_->failed; }
 
 void Group::allreduce_sum(std::vector<at::Tensor>& ts, const char* what) {
-  impl_->guarded(what, [&] {
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    for (auto& t : ts) {
-      std::vector<at::Tensor> one{t};
-#ifdef NAS_HAVE_NCCL
-      if (impl_->nccl && t.is_cuda()) {
-        works.push_back(impl_->nccl->allreduce(one));
-        continue;
-      }
-#endif
-      works.push_back(impl_->gloo->allreduce(one));
-    }
-    for (auto& w : works) w->wait();
-  });
+  impl_->each(ts, what, [](auto& pg, std::vector<at::Tensor>& one) { return pg.allreduce(one); });
 }
 
 void Group::broadcast(std::vector<at::Tensor>& ts, int root, const char* what) {
-  impl_->guarded(what, [&] {
-    c10d::BroadcastOptions bo;
-    bo.rootRank = root;
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    for (auto& t : ts) {
-      std::vector<at::Tensor> one{t};
-#ifdef NAS_HAVE_NCCL
-      if (impl_->nccl && t.is_cuda()) {
-        works.push_back(impl_->nccl->broadcast(one, bo));
-        continue;
-      }
-#endif
-      works.push_back(impl_->gloo->broadcast(one, bo));
-    }
-    for (auto& w : works) w->wait();
-  });
+  c10d::BroadcastOptions bo;
+  bo.rootRank = root;
+  impl_->each(ts, what, [&](auto& pg, std::vector<at::Tensor>& one) { return pg.broadcast(one, bo); });
 }
 
 std::vector<std::string> Group::allgather(const std::string& s, const char* what) {

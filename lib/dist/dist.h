@@ -37,8 +37,8 @@ struct LaunchEnv {
 };
 
 // Reads RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT (torchrun); without
-// RANK/WORLD_SIZE but with MASTER_ADDR set, SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID or
-// OMPI_COMM_WORLD_RANK/_SIZE/_LOCAL_RANK. None set: one process. UsageError (exit 2) naming the
+// RANK/WORLD_SIZE but with MASTER_ADDR set, OMPI_COMM_WORLD_RANK/_SIZE/_LOCAL_RANK, or inside an srun
+// step SLURM_PROCID/SLURM_STEP_NUM_TASKS/SLURM_LOCALID. None set: one process. UsageError (exit 2) naming the
 // variable when one is missing or malformed. `getenv` defaults to the process environment.
 LaunchEnv read_launch_env(const std::function<const char*(const char*)>& getenv = nullptr);
 

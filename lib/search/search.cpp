@@ -26,7 +26,7 @@ SearchContext::SearchContext(const Encoding& enc, CostFn cost, Estimator& est, c
 
 bool SearchContext::budget_left() const {
   if (evaluations_ >= o_.budget) return false;
-  // Time spent in an earlier, stopped run counts too (its evaluations' recorded seconds).
+  // Time spent in an earlier, stopped run counts too (its total_seconds, SearchOptions::resumed_seconds).
   return o_.time_budget <= 0 || now_seconds() - start_ + o_.resumed_seconds < o_.time_budget;
 }
 
@@ -80,10 +80,6 @@ spec::Candidate SearchContext::describe(const Genotype& g, const std::string& ke
   }
   return c;
 }
-
-bool SearchContext::feasible(const Genotype& g) const { return describe(g, enc_.key(g)).feasible; }
-
-bool SearchContext::known(const Genotype& g) const { return by_hash_.count(enc_.key(g)) > 0; }
 
 const spec::Candidate* SearchContext::screen(const Genotype& g, const std::string& origin, double predicted) {
   spec::Candidate c = describe(g, enc_.key(g));

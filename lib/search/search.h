@@ -125,10 +125,6 @@ class SearchContext {
   // Records a scored proposal as a candidate (in ask order); a duplicate returns the candidate it
   // repeats.
   const spec::Candidate* record(Proposal& p);
-  // Whether the analytic costs admit `g` (always true in generic spaces, which have none).
-  bool feasible(const Genotype& g) const;
-  // Whether `g` is a candidate already (evaluated, infeasible, failed or screened).
-  bool known(const Genotype& g) const;
   // The index of the candidate with key `key` (std::out_of_range if none).
   int index_of(const std::string& key) const { return by_hash_.at(key); }
   // Records a feasible `g` as screened out by the predictor (no evaluation).

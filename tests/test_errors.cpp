@@ -3,9 +3,11 @@
 // behind.
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -14,6 +16,7 @@
 #include <torch/torch.h>
 
 #include "catch.h"
+#include "core/io.h"
 #include "core/rng.h"
 #include "data/csv.h"
 #include "data/datasets.h"
@@ -150,7 +153,7 @@ TEST_CASE("docs/ERRORS.md: every bad input gets its exit code, a one-line error 
   test::spit(d + "/flipped.ckpt", bytes);
   flip_record(d + "/flipped.ckpt", "/data/0", 8, 16);
   std::string newer = bytes;
-  size_t v = newer.find("\"format_version\":1");
+  size_t v = newer.find("\"format_version\":2");
   REQUIRE(v != std::string::npos);
   newer[v + 17] = '9';
   test::spit(d + "/newer.ckpt", newer);
@@ -298,6 +301,11 @@ TEST_CASE("a NaN loss stops training with the last good checkpoint kept, or is s
   for (const auto& it : pa) CHECK(torch::equal(it.value(), pb[it.key()]));
   auto ba = before.net->named_buffers(), bb = after.net->named_buffers();
   for (const auto& it : ba) CHECK(torch::equal(it.value(), bb[it.key()]));
+  // The fault injection itself refuses a malformed value before any work.
+  auto bad = test::run_cmd("NAS_FAULT_NAN_STEPS=5,x " + base + " --train " + spec("") + " --out " + d + "/bad");
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.err, Catch::Matchers::Contains("NAS_FAULT_NAN_STEPS: expected comma-separated step numbers"));
+  CHECK_FALSE(test::exists(d + "/bad"));
   // Too many in a row: stop.
   auto many = test::run_cmd("NAS_FAULT_NAN_STEPS=2,3,4 " + base + " --train " +
                             spec("on_nonfinite_loss: skip\nmax_skipped_steps: 3\n") + " --out " + d + "/many");
@@ -353,6 +361,32 @@ TEST_CASE("crash safety: a run killed (SIGKILL) at 10 random moments resumes to 
     for (const auto& it : ref_buffers) CHECK(torch::equal(it.value(), gb[it.key()]));
     CHECK(test::run_cmd("find " + out + " -name '*.tmp*'").out.empty());
   }
+}
+
+TEST_CASE("a killed writer's temporary file is removed by the next write, unless another host wrote it", "[crash]") {
+  std::string d = test::temp_dir("stale");
+  // A PID that ran and is gone.
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  REQUIRE(dead > 0);
+  int status = 0;
+  ::waitpid(dead, &status, 0);
+  char host[256] = {0};
+  REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+  std::string me = host;
+  me = me.substr(0, me.find('.'));
+  for (auto& ch : me)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') ch = '-';
+  const std::string out = d + "/out.json", pid = std::to_string(dead);
+  const std::string mine = out + ".tmp." + me + "." + pid, old_style = out + ".tmp." + pid,
+                    other_host = out + ".tmp.some-other-host." + pid, live = out + ".tmp." + me + "." + std::to_string(::getppid());
+  for (const auto& f : {mine, old_style, other_host, live}) test::spit(f, "half");
+  write_file_atomic(out, "{}");
+  CHECK(test::slurp(out) == "{}");
+  CHECK_FALSE(test::exists(mine));
+  CHECK_FALSE(test::exists(old_style));
+  CHECK(test::exists(other_host));  // its writer may be alive on the other machine
+  CHECK(test::exists(live));        // a live process of this host
 }
 
 TEST_CASE("inputs that scripts/fuzz.sh found stay refused with a clear error (tests/data/fuzz)", "[errors]") {

@@ -227,6 +227,19 @@ TEST_CASE("checkpoints: child loads without a supernet; bad files are refused", 
   CHECK_THAT(ckpt_error([&] { supernet::load_child(dir + "/s.ckpt"); }),
              Catch::Matchers::Contains("expected a child checkpoint, found a supernet"));
   std::string bytes = test::slurp(dir + "/s.ckpt");
+  {
+    // A format-1 checkpoint (written before the digests and the newer train keys) still loads.
+    std::string v1 = bytes;
+    const size_t at = v1.find("\"format_version\":2");
+    REQUIRE(at != std::string::npos);
+    v1[at + 17] = '1';
+    test::spit(dir + "/v1.ckpt", v1);
+    auto l1 = supernet::load_supernet(dir + "/v1.ckpt");
+    CHECK(l1.meta.step == 7);
+    l1.net->set_active(a);
+    l1.net->eval();
+    CHECK(torch::allclose(net->forward(x), l1.net->forward(x)));
+  }
   test::spit(dir + "/trunc.ckpt", bytes.substr(0, bytes.size() / 2));
   CHECK_THAT(ckpt_error([&] { supernet::load_supernet(dir + "/trunc.ckpt"); }),
              Catch::Matchers::Contains("trunc.ckpt: corrupt or truncated checkpoint"));

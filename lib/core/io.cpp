@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -28,12 +29,30 @@ std::string dir_of(const std::string& path) {
   return path.substr(0, pos);
 }
 
-std::string temp_name(const std::string& path) {
-  return path + ".tmp." + std::to_string(::getpid());
+// This host's name as it goes into temporary file names: letters, digits and '-' only, so that the
+// name parses back (a '.' would split it).
+const std::string& host_tag() {
+  static const std::string tag = [] {
+    char buf[256] = {0};
+    if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == 0) return std::string("localhost");
+    std::string t;
+    for (const char* p = buf; *p && *p != '.'; ++p)
+      t += (std::isalnum(static_cast<unsigned char>(*p)) || *p == '-') ? *p : '-';
+    return t.empty() ? std::string("localhost") : t;
+  }();
+  return tag;
 }
 
-// Temporary files of `path` left by a process that no longer runs (killed with SIGKILL while
-// writing): removed, so that a crash leaves nothing behind once the next run writes the file.
+// <path>.tmp.<host>.<pid>: the host too, because on a shared file system another machine's live
+// writer of the same path has a PID that means nothing here.
+std::string temp_name(const std::string& path) {
+  return path + ".tmp." + host_tag() + "." + std::to_string(::getpid());
+}
+
+// Temporary files of `path` left by a process of this host that no longer runs (killed with
+// SIGKILL while writing): removed, so that a crash leaves nothing behind once the next run writes
+// the file. Another host's are left alone (its writer may be alive); names without a host (builds
+// before 2026-12) count as this host's.
 void remove_stale_temps(const std::string& path) {
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
@@ -44,8 +63,14 @@ void remove_stale_temps(const std::string& path) {
   while (const dirent* e = ::readdir(dp)) {
     const std::string name = e->d_name;
     if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-    const std::string pid_text = name.substr(prefix.size());
-    if (pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9) continue;
+    std::string pid_text = name.substr(prefix.size());
+    const size_t dot = pid_text.rfind('.');
+    if (dot != std::string::npos) {
+      if (pid_text.compare(0, dot, host_tag()) != 0 || dot != host_tag().size()) continue;
+      pid_text = pid_text.substr(dot + 1);
+    }
+    if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos || pid_text.size() > 9)
+      continue;
     const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
     if (pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) stale.push_back(dir + "/" + name);
   }

@@ -12,7 +12,10 @@
 namespace nas::supernet {
 
 inline constexpr const char* kCheckpointFormat = "nas.checkpoint";
-inline constexpr int kCheckpointVersion = 1;
+// 2 (2026-12): the digests (tensors_fnv1a64, optimizer_fnv1a64) and the train spec's keys sync_bn,
+// lr_scaling, reference_batch, on_nonfinite_loss and max_skipped_steps, which a version-1 reader
+// refuses as unknown keys. Version 1 (none of them) still loads.
+inline constexpr int kCheckpointVersion = 2;
 
 struct CheckpointMeta {
   std::string type;  // "supernet" or "child"

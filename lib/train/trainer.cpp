@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -50,18 +51,30 @@ torch::Tensor kl_div(const torch::Tensor& logits, const torch::Tensor& teacher_p
 }
 
 // Fault injection for the tests (NAS_FAULT_NAN_STEPS=3,4): the max child's loss at these steps is
-// NaN, as if the run had diverged there.
-bool fault_nan_at(int64_t step) {
+// NaN, as if the run had diverged there. A malformed value is a usage error (exit 2), checked when
+// training starts.
+const std::vector<int64_t>& fault_nan_steps() {
   static const std::vector<int64_t> steps = [] {
     std::vector<int64_t> v;
-    if (const char* e = std::getenv("NAS_FAULT_NAN_STEPS")) {
-      std::istringstream in(e);
-      std::string item;
-      while (std::getline(in, item, ','))
-        if (!item.empty()) v.push_back(std::stoll(item));
+    const char* e = std::getenv("NAS_FAULT_NAN_STEPS");
+    if (!e) return v;
+    std::istringstream in(e);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      if (item.empty()) continue;
+      char* end = nullptr;
+      errno = 0;
+      const long long s = std::strtoll(item.c_str(), &end, 10);
+      NAS_CHECK(errno == 0 && end && *end == 0 && s >= 1, UsageError,
+                "NAS_FAULT_NAN_STEPS: expected comma-separated step numbers (1, 2, ...), found \"" << e << "\"");
+      v.push_back(s);
     }
     return v;
   }();
+  return steps;
+}
+bool fault_nan_at(int64_t step) {
+  const auto& steps = fault_nan_steps();
   return std::find(steps.begin(), steps.end(), step) != steps.end();
 }
 
@@ -361,6 +374,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   const std::string ckpt = o.out_dir + "/supernet.ckpt";
   NAS_CHECK(t.sampling != "fixed" || o.fixed_arch, UsageError,
             t.source << ": sandwich.sampling: fixed trains one arch: give it with --arch");
+  fault_nan_steps();  // a malformed value fails before any work
   // Data first: a bad dataset or spec fails before anything is created on disk.
   TrainData d = load_train_data(t);
   // Data parallel over the processes of dist::world(): rank 0 writes every file.

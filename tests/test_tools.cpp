@@ -1,6 +1,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -416,4 +417,65 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   CHECK(inh.code == 2);
   CHECK_THAT(inh.err, Catch::Matchers::Contains("space.yaml: a generic space is scored by --evaluator"));
   CHECK_FALSE(test::exists(d + "/x.json"));
+}
+
+namespace {
+// The usage line every tool logs when it ends (cli::usage_line).
+struct Usage {
+  double cpu_s = -1, wall_s = -1, cores = -1;
+  int busy = -1, threads = -1, torch_threads = -1;
+};
+Usage parse_usage(const std::string& err) {
+  Usage u;
+  const size_t at = err.rfind("peak RSS ");
+  if (at == std::string::npos) return u;
+  const std::string line = err.substr(at, err.find('\n', at) - at);
+  std::sscanf(line.c_str(), "peak RSS %*f MiB; CPU %lf s in %lf s (%lf cores); %d busy of %d threads; --threads %d",
+              &u.cpu_s, &u.wall_s, &u.cores, &u.busy, &u.threads, &u.torch_threads);
+  return u;
+}
+}  // namespace
+
+TEST_CASE("--threads bounds what a tool runs at once; the default follows the affinity mask and OMP_NUM_THREADS",
+          "[tool]") {
+  auto& p = pipeline();
+  std::string d = test::temp_dir("threads");
+  const std::string train = test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
+                            " --train " + test::test_data("tiny-train.yaml") + " --train-limit 1000 --stop-after-steps 6";
+  // One LibTorch thread does the work; the batch loader's thread adds a little (it mostly waits
+  // on a full queue). Were --threads ignored, LibTorch's second OpenMP thread would be busy too
+  // (it spins while waiting for work), however loaded the machine is.
+  auto check_one = [](const test::RunResult& r) {
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    Usage u = parse_usage(r.err);
+    CHECK(u.torch_threads == 1);
+    CHECK(u.busy == 1);
+    CHECK(u.cpu_s > 0);
+    CHECK(u.cores <= 1.35);
+  };
+  check_one(test::run_cmd(train + " --out " + d + "/t1 --threads 1"));
+  check_one(test::run_cmd(test::bin("nas-search") + " --supernet " + p.ckpt +
+                          " --strategy random --budget 3 --val-images 300 --threads 1"));
+  REQUIRE(test::run_cmd(test::bin("nas-slice") + " --supernet " + p.ckpt + " --arch max --out " + d + "/c.ckpt -q").code == 0);
+  check_one(test::run_cmd(test::bin("nas-benchmark") + " --model " + d +
+                          "/c.ckpt --reps 3 --warmup 1 --min-time 0 --throughput-batch 32 --test-images 500 --threads 1"));
+  // The default: OMP_NUM_THREADS when set, else the CPUs of the affinity mask.
+  check_one(test::run_cmd("OMP_NUM_THREADS=1 " + train + " --out " + d + "/omp"));
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  REQUIRE(::sched_getaffinity(0, sizeof set, &set) == 0);
+  if (CPU_COUNT(&set) < 2 || test::run_cmd("command -v taskset").code != 0) {
+    WARN("one CPU or no taskset: the affinity default is not tested");
+    return;
+  }
+  int first = 0;
+  while (!CPU_ISSET(first, &set)) ++first;
+  check_one(test::run_cmd("env -u OMP_NUM_THREADS taskset -c " + std::to_string(first) + " " + train + " --out " + d + "/pin"));
+  auto two = test::run_cmd("env -u OMP_NUM_THREADS " + train + " --out " + d + "/two --threads 2");
+  REQUIRE(two.code == 0);
+  Usage u = parse_usage(two.err);
+  CHECK(u.torch_threads == 2);
+  CHECK(u.busy >= 1);
+  CHECK(u.busy <= 2);
 }

@@ -195,7 +195,7 @@ void run_bench(const BenchOptions& opts) {
   b.analytic_mib = static_cast<double>(cost.params + o.batch * cost.peak_activations) * 4.0 / (1 << 20);
   module->to(device);
   module->eval();
-  int threads = o.common.threads > 0 ? o.common.threads : cpu_count();
+  const int threads = torch::get_num_threads();  // as apply_common_options set it
   {
     torch::NoGradGuard g;
     torch::manual_seed(o.common.seed);

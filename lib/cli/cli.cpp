@@ -2,10 +2,10 @@
 
 #include <torch/torch.h>
 
-#include <sys/resource.h>
-
 #include <cstdlib>
+#include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include "core/build_info.h"
 #include "core/error.h"
@@ -16,7 +16,9 @@
 namespace nas::cli {
 
 void add_common_options(CLI::App& app, CommonOptions& o) {
-  app.add_option("--threads", o.threads, "CPU threads for LibTorch (0: all cores)")
+  app.add_option("--threads", o.threads,
+                 "CPU threads for LibTorch's kernels (0: OMP_NUM_THREADS if set, else the cores this process may "
+                 "use, per its affinity mask and cgroup CPU quota, divided among a machine's data-parallel processes)")
       ->check(CLI::Range(0, 4096))
       ->default_val(0);
   app.add_option_function<uint64_t>(
@@ -56,6 +58,18 @@ void add_distributed_options(CLI::App& app, CommonOptions& o) {
       ->default_val(25);
 }
 
+int default_threads(int threads_flag, int local_world_size) {
+  if (threads_flag > 0) return threads_flag;
+  // OMP_NUM_THREADS as LibTorch and OpenMP read it (a job script's setting for every program).
+  if (const char* e = std::getenv("OMP_NUM_THREADS")) {
+    char* end = nullptr;
+    const long n = std::strtol(e, &end, 10);
+    if (end != e && *end == 0 && n > 0 && n <= 4096) return static_cast<int>(n);
+  }
+  // The cores this process may use (affinity, cgroup quota), shared by the processes of a machine.
+  return std::max(1, usable_cpus() / std::max(1, local_world_size));
+}
+
 void apply_common_options(const CommonOptions& o) {
   set_log_level(o.quiet ? 0 : 1 + o.verbose);
   dist::LaunchEnv env = dist::read_launch_env();
@@ -70,9 +84,7 @@ void apply_common_options(const CommonOptions& o) {
     if (env.rank != 0) set_log_level(o.verbose ? 1 : 0);  // rank 0 reports; the others print errors
   }
   if (!o.system_malloc) tune_allocator();
-  // Processes sharing a machine share its cores.
-  int n = o.threads > 0 ? o.threads : std::max(1, cpu_count() / std::max(1, env.local_world_size));
-  torch::set_num_threads(n);
+  torch::set_num_threads(default_threads(o.threads, env.local_world_size));
   static bool interop_set = false;
   if (!interop_set) {
     interop_set = true;
@@ -97,6 +109,17 @@ void apply_common_options(const CommonOptions& o) {
     go.bucket_bytes = static_cast<int64_t>(o.bucket_mb * 1024.0 * 1024.0);
     dist::set_world(dist::init(env, go));
   }
+}
+
+std::string usage_line() {
+  // Peak memory for capacity planning (docs/PERFORMANCE.md records the demo pipeline's), and CPU
+  // use against --threads: LibTorch's threads plus the batch loader's one.
+  const CpuUsage u = cpu_usage();
+  std::ostringstream line;
+  line << std::fixed << std::setprecision(1) << "peak RSS " << peak_rss_mib() << " MiB; CPU " << u.cpu_s << " s in "
+       << u.wall_s << " s (" << std::setprecision(2) << (u.wall_s > 0 ? u.cpu_s / u.wall_s : 0.0) << " cores); "
+       << u.busy_threads << " busy of " << u.threads << " threads; --threads " << torch::get_num_threads();
+  return line.str();
 }
 
 std::string exit_codes_help() {
@@ -133,9 +156,7 @@ int run_tool(const ToolInfo& info, int argc, char** argv, const std::function<vo
   int code = kExitOk;
   try {
     run();
-    // Peak memory, for capacity planning (docs/PERFORMANCE.md records the demo pipeline's).
-    struct rusage ru {};
-    if (::getrusage(RUSAGE_SELF, &ru) == 0) log_info("peak RSS " + std::to_string(ru.ru_maxrss / 1024) + " MiB");
+    log_info(usage_line());
   } catch (const Error& e) {
     std::cerr << log_prefix() << ": error: " << e.what() << "\n";
     code = e.exit_code();

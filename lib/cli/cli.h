@@ -32,6 +32,12 @@ void add_distributed_options(CLI::App& app, CommonOptions& o);
 // handlers; checks the device; joins the distributed job that the environment describes, if any
 // (dist::read_launch_env): rank 0 logs, the other ranks print errors only.
 void apply_common_options(const CommonOptions& o);
+// The LibTorch thread count: --threads when > 0, else OMP_NUM_THREADS when set, else the usable
+// cores (usable_cpus) divided among the machine's `local_world_size` data-parallel processes.
+int default_threads(int threads_flag, int local_world_size);
+// The line every tool logs when it ends: peak RSS, CPU seconds since the process started against
+// the wall time, busy threads, the LibTorch thread count.
+std::string usage_line();
 
 struct ToolInfo {
   std::string name;

@@ -8,6 +8,20 @@ std::string toolchain_version();
 std::string host_name();
 std::string cpu_model();
 int cpu_count();
+// The CPUs this process may use: its affinity mask (taskset, SLURM and container cpusets), capped
+// by a cgroup CPU quota (cgroup v2 cpu.max or v1 cfs_quota_us, rounded up). The default thread
+// count: cpu_count() on a cluster node that gave a job 4 of its 64 cores would run 64 threads on 4.
+int usable_cpus();
+// This process's CPU use since it started, for the check that it never runs more threads than
+// --threads allows. busy_threads counts the live threads whose CPU time is at least `busy_share`
+// of the process's (threads that have exited count in cpu_s only).
+struct CpuUsage {
+  double cpu_s = 0;   // user + system, all threads, the exited ones included
+  double wall_s = 0;  // since the process started (loading LibTorch takes a CPU second before main)
+  int threads = 0;   // live threads
+  int busy_threads = 0;
+};
+CpuUsage cpu_usage(double busy_share = 0.05);
 // Peak resident set size of this process in MiB (VmHWM).
 double peak_rss_mib();
 // Makes glibc's malloc keep freed memory for reuse: a fixed mmap threshold of 32 MiB (its

@@ -76,7 +76,7 @@ spec::BenchContext machine_context(int threads, const std::string& device, const
   c.host = host_name();
   c.cpu = cpu_model();
   c.cpu_count = cpu_count();
-  c.threads = threads > 0 ? threads : cpu_count();
+  c.threads = threads > 0 ? threads : torch::get_num_threads();
   c.device = device;
   c.precision = precision;
   c.libtorch = TORCH_VERSION;

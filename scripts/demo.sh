@@ -19,21 +19,28 @@ done
 mkdir -p "$OUT"
 start=$(date +%s)
 stamp() { echo "demo: [$(( $(date +%s) - start ))s] $*" >&2; }
+# Runs a tool with its stderr also kept in $OUT/logs/NAME.log (its last line: peak RSS and CPU use).
+mkdir -p "$OUT/logs"
+step() {
+  local name=$1
+  shift
+  { "$@" 2>&1 1>&3 | tee "$OUT/logs/$name.log" >&2; } 3>&1  # pipefail keeps the tool's exit code
+}
 
 stamp "training the supernet"
-"$BUILD/nas-train-supernet" --space configs/spaces/fmnist-mbconv.yaml --train configs/train/fmnist.yaml \
+step train "$BUILD/nas-train-supernet" --space configs/spaces/fmnist-mbconv.yaml --train configs/train/fmnist.yaml \
   --out "$OUT/run" --threads "$THREADS" "${EPOCHS_FLAG[@]}" > "$OUT/train.json"
 
 stamp "searching under ${MAX_MFLOPS} MFLOPs"
-"$BUILD/nas-search" --supernet "$OUT/run/supernet.ckpt" --max-mflops "$MAX_MFLOPS" --budget "$BUDGET" \
+step search "$BUILD/nas-search" --supernet "$OUT/run/supernet.ckpt" --max-mflops "$MAX_MFLOPS" --budget "$BUDGET" \
   --out "$OUT/search.json" --csv "$OUT/pareto.csv" --best-arch "$OUT/best.json" --threads "$THREADS"
 
 for which in max min best; do
   arch=$which
   [[ $which == best ]] && arch="$OUT/best.json"
   stamp "slicing and benchmarking the $which child"
-  "$BUILD/nas-slice" --supernet "$OUT/run/supernet.ckpt" --arch "$arch" --out "$OUT/$which.ckpt" --threads "$THREADS" > /dev/null
-  "$BUILD/nas-benchmark" --model "$OUT/$which.ckpt" --threads 1 --batch 1 --out "$OUT/bench-$which.json"
+  step "slice-$which" "$BUILD/nas-slice" --supernet "$OUT/run/supernet.ckpt" --arch "$arch" --out "$OUT/$which.ckpt" --threads "$THREADS" > /dev/null
+  step "bench-$which" "$BUILD/nas-benchmark" --model "$OUT/$which.ckpt" --threads 1 --batch 1 --out "$OUT/bench-$which.json"
 done
 elapsed=$(( $(date +%s) - start ))
 
@@ -50,4 +57,12 @@ PY
   done
 }
 table | tee "$OUT/table.md"
+# What each step cost: the tools' own last log line (cli::usage_line).
+{
+  printf '\n| step | peak RSS MiB | CPU s | wall s | cores |\n|---|---|---|---|---|\n'
+  for f in train search slice-max bench-max slice-min bench-min slice-best bench-best; do
+    sed -n 's/.*peak RSS \([0-9.]*\) MiB; CPU \([0-9.]*\) s in \([0-9.]*\) s (\([0-9.]*\) cores).*/| '"$f"' | \1 | \2 | \3 | \4 |/p' \
+      "$OUT/logs/$f.log" | tail -1
+  done
+} | tee "$OUT/resources.md"
 echo "demo: finished in ${elapsed}s; results in $OUT/" >&2

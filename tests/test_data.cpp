@@ -1,5 +1,7 @@
 #include <zlib.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -62,7 +64,9 @@ TEST_CASE("IDX reader reads plain and gzip files written by the test", "[data]")
   for (const char* name : {"/a.idx", "/a.idx.gz"}) {
     auto a = data::read_idx(dir + name);
     CHECK(a.dims == std::vector<int64_t>{3, 4, 5});
-    CHECK(a.data == px);
+    REQUIRE(a.size() == px.size());
+    CHECK(std::vector<uint8_t>(a.bytes(), a.bytes() + a.size()) == px);
+    CHECK((a.map != nullptr) == (std::string(name) == "/a.idx"));  // plain files are mapped, not read
   }
 }
 
@@ -100,11 +104,84 @@ TEST_CASE("IDX reader rejects corrupted headers and truncated files", "[data]") 
 
   // Absurd dimensions are refused before allocating.
   test::spit(dir + "/huge.idx", idx_bytes({60000, 60000, 60000}, {}));
-  CHECK_THAT(io_error([&] { data::read_idx(dir + "/huge.idx"); }), Catch::Matchers::Contains("more than 8 GiB"));
+  CHECK_THAT(io_error([&] { data::read_idx(dir + "/huge.idx"); }), Catch::Matchers::Contains("more than 1 TiB"));
 
   CHECK_THAT(io_error([&] { data::read_idx(dir + "/missing.idx"); }),
              Catch::Matchers::Contains("missing.idx: cannot open: No such file or directory"));
   CHECK_THAT(io_error([&] { data::read_idx(dir); }), Catch::Matchers::Contains("expected a file, found a directory"));
+}
+
+namespace {
+// This process's anonymous resident memory (what it holds itself, page cache aside), MiB.
+double rss_anon_mib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("RssAnon:", 0) == 0) return std::stod(line.substr(8)) / 1024.0;
+  return -1;
+}
+// The IDX header of n 28x28 images, then pixel (i, p) = (i * 7 + p) % 251, written in 4 MiB pieces
+// (to a plain file, or through zlib at level 1).
+void write_pattern_idx(const std::string& path, int n, bool gz) {
+  std::string head = idx_bytes({n, 28, 28}, {});
+  std::vector<uint8_t> piece;
+  FILE* plain = gz ? nullptr : std::fopen(path.c_str(), "wb");
+  gzFile z = gz ? gzopen(path.c_str(), "wb1") : nullptr;
+  REQUIRE((plain || z));
+  auto put = [&](const void* p, size_t len) {
+    if (gz)
+      REQUIRE(gzwrite(z, p, static_cast<unsigned>(len)) == static_cast<int>(len));
+    else
+      REQUIRE(std::fwrite(p, 1, len, plain) == len);
+  };
+  put(head.data(), head.size());
+  for (int i = 0; i < n; ++i) {
+    for (int p = 0; p < 784; ++p) piece.push_back(static_cast<uint8_t>((int64_t{i} * 7 + p) % 251));
+    if (piece.size() >= (size_t{4} << 20) || i == n - 1) {
+      put(piece.data(), piece.size());
+      piece.clear();
+    }
+  }
+  if (gz) REQUIRE(gzclose(z) == Z_OK);
+  if (plain) REQUIRE(std::fclose(plain) == 0);
+}
+}  // namespace
+
+TEST_CASE("big IDX sets are mapped, not held: a plain file in place, a big gzip one through a spill file", "[data]") {
+  const std::string d = test::temp_dir("bigidx");
+  // 140,000 images (105 MiB) in a plain file; 360,000 (270 MiB, over kSpillAboveBytes)
+  // gzip-compressed.
+  const int plain_n = 140000, gz_n = 360000;
+  write_pattern_idx(d + "/plain-images", plain_n, false);
+  write_pattern_idx(d + "/packed-images.gz", gz_n, true);
+  REQUIRE(size_t{gz_n} * 784 > data::kSpillAboveBytes);
+  for (auto [name, n] : {std::pair<std::string, int>{"plain", plain_n}, {"packed", gz_n}}) {
+    const std::string labels = d + "/" + name + "-labels";
+    test::spit(labels, idx_bytes({n}, std::vector<uint8_t>(static_cast<size_t>(n), 3)));
+    const std::string images = d + "/" + name + (name == "packed" ? "-images.gz" : "-images");
+    INFO(images);
+    const std::string spill_dir = d + "/spill-" + name;
+    REQUIRE(test::run_cmd("mkdir " + spill_dir).code == 0);
+    ::setenv("TMPDIR", spill_dir.c_str(), 1);
+    const double before = rss_anon_mib();
+    data::ImageSet set = data::load_idx_pair(images, labels);
+    const double after = rss_anon_mib();
+    ::unsetenv("TMPDIR");
+    REQUIRE(set.n == n);
+    CHECK(set.mapped != nullptr);
+    CHECK(set.pixels.empty());
+    // Before mapping, the pixels alone took 105 and 270 MiB of this process's own memory.
+    CHECK(after - before < 24);
+    CHECK(test::count_files(spill_dir) == 0);  // the spill file has no name: nothing to leave behind
+    // The right bytes, first, last and in between, and batches built from them.
+    for (int64_t i : {int64_t{0}, int64_t{n / 2 + 13}, int64_t{n - 1}})
+      for (int p : {0, 391, 783}) CHECK(set.image(i)[p] == static_cast<uint8_t>((i * 7 + p) % 251));
+    data::LoaderOptions o;
+    o.batch_size = 64;
+    auto b = data::make_batch(set, {int64_t{n - 1}, 5}, o, 0);
+    CHECK(b.x[0][0][0][0].item<float>() == Approx(static_cast<float>(((n - 1) * 7) % 251) / 255.0f));
+    CHECK(b.x[1][0][27][27].item<float>() == Approx(static_cast<float>((5 * 7 + 783) % 251) / 255.0f));
+  }
 }
 
 TEST_CASE("Fashion-MNIST loads with the right shapes and a seeded split", "[data]") {
@@ -291,6 +368,21 @@ TEST_CASE("image folders: one folder per class, PNG and JPEG written by the test
   CHECK(train.labels == std::vector<int64_t>{0, 0, 1, 2});
   CHECK(std::equal(first.begin(), first.end(), train.image(0)));  // PNG is lossless
   CHECK(data::load_dataset("folder", d, false).labels == std::vector<int64_t>{0, 1, 2});
+  {
+    // Over the spill threshold (0 here), the decoded pixels go to a mapped spill file, the same bytes.
+    const std::string spill = d + "-spill";
+    REQUIRE(test::run_cmd("mkdir " + spill).code == 0);
+    ::setenv("TMPDIR", spill.c_str(), 1);
+    auto mapped = data::load_image_folder(d + "/train", data::class_folders(d + "/train"), 0);
+    ::unsetenv("TMPDIR");
+    CHECK(mapped.mapped != nullptr);
+    CHECK(mapped.pixels.empty());
+    CHECK(mapped.labels == train.labels);
+    REQUIRE(mapped.n == train.n);
+    CHECK(std::equal(train.image(0), train.image(0) + train.n * 6 * 4 * 3, mapped.image(0)));
+    CHECK(test::count_files(spill) == 0);
+    CHECK(train.mapped == nullptr);  // 288 bytes: in memory
+  }
   // A test set without one class keeps the training labels; hidden folders are left out.
   test::run_cmd("rm -r " + d + "/test/cat && mkdir -p " + d + "/test/.ipynb_checkpoints");
   write("test/.ipynb_checkpoints/h.png", 6, 4, 3, 80, false);

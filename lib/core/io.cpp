@@ -7,11 +7,13 @@
 #include <dirent.h>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -168,6 +170,73 @@ void make_dirs(const std::string& dir) {
     }
     cur += "/";
   }
+}
+
+MappedFile::~MappedFile() {
+  if (data_ && size_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
+  check_readable_file(path);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  NAS_CHECK(fd >= 0, IoError, path << ": cannot open: " << std::strerror(errno));
+  struct stat st {};
+  const bool sized = ::fstat(fd, &st) == 0 && st.st_size > 0;
+  void* p = sized ? ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+  const int err = errno;
+  ::close(fd);  // the mapping keeps the file
+  // Batches read images in shuffled order: reading ahead around each one would fetch pages that
+  // are evicted again before their turn when the file is larger than memory.
+  if (p != MAP_FAILED) ::madvise(p, static_cast<size_t>(st.st_size), MADV_RANDOM);
+  NAS_CHECK(sized, IoError, path << ": empty file");
+  NAS_CHECK(p != MAP_FAILED, IoError, path << ": cannot map: " << std::strerror(err));
+  return std::shared_ptr<const MappedFile>(
+      new MappedFile(static_cast<const uint8_t*>(p), static_cast<size_t>(st.st_size)));
+}
+
+std::string SpillFile::directory() {
+  const char* t = std::getenv("TMPDIR");
+  return t && *t ? t : "/var/tmp";
+}
+
+SpillFile::SpillFile(const std::string& what) : what_(what), dir_(directory()) {
+#ifdef O_TMPFILE
+  fd_ = ::open(dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+#endif
+  if (fd_ < 0) {  // no O_TMPFILE here (or on this file system): create, then unlink at once
+    std::string name = dir_ + "/nas-spill-XXXXXX";
+    fd_ = ::mkstemp(name.data());
+    if (fd_ >= 0) ::unlink(name.c_str());
+  }
+  NAS_CHECK(fd_ >= 0, IoError,
+            what_ << ": cannot create a temporary file in " << dir_ << " (set TMPDIR to a writable directory): "
+                  << std::strerror(errno));
+}
+
+SpillFile::~SpillFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void SpillFile::append(const uint8_t* bytes, size_t n) {
+  while (n > 0) {
+    const ssize_t w = ::write(fd_, bytes, n);
+    if (w < 0 && errno == EINTR) continue;
+    NAS_CHECK(w > 0, IoError,
+              what_ << ": cannot write its temporary copy in " << dir_ << " (set TMPDIR to a directory with more "
+                    << "room): " << std::strerror(w < 0 ? errno : ENOSPC));
+    bytes += w;
+    n -= static_cast<size_t>(w);
+    size_ += static_cast<size_t>(w);
+  }
+}
+
+std::shared_ptr<const MappedFile> SpillFile::map() {
+  NAS_CHECK(size_ > 0, IoError, what_ << ": nothing to map");
+  void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
+  NAS_CHECK(p != MAP_FAILED, IoError, what_ << ": cannot map its temporary copy: " << std::strerror(errno));
+  ::close(fd_);
+  fd_ = -1;
+  return std::shared_ptr<const MappedFile>(new MappedFile(static_cast<const uint8_t*>(p), size_));
 }
 
 }  // namespace nas

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -40,13 +42,19 @@ constexpr int64_t kCifarPixels = int64_t{kCifarSide} * kCifarSide * kCifarChanne
 }  // namespace
 
 void read_cifar_file(const std::string& path, int label_bytes, ImageSet& set) {
-  const std::string bytes = read_file(path);
+  check_readable_file(path);
+  struct stat st {};
+  const size_t size = ::stat(path.c_str(), &st) == 0 ? static_cast<size_t>(st.st_size) : 0;
   const int64_t record = label_bytes + kCifarPixels;
-  NAS_CHECK(!bytes.empty() && static_cast<int64_t>(bytes.size()) % record == 0, IoError,
+  NAS_CHECK(size > 0 && static_cast<int64_t>(size) % record == 0, IoError,
             path << ": expected CIFAR records of " << record << " bytes (" << label_bytes << " label byte"
-                 << (label_bytes > 1 ? "s" : "") << " + 3x32x32 pixels), found " << bytes.size()
+                 << (label_bytes > 1 ? "s" : "") << " + 3x32x32 pixels), found " << size
                  << " bytes, not a multiple (truncated, or CIFAR-" << (label_bytes == 1 ? "100" : "10") << "?)");
-  const int64_t n = static_cast<int64_t>(bytes.size()) / record;
+  // Mapped, not read: the records are converted straight from the page cache, one copy in all.
+  const auto file = MappedFile::open(path);
+  NAS_CHECK(file->size() == size, IoError, path << ": changed while being read");
+  const uint8_t* bytes = file->data();
+  const int64_t n = static_cast<int64_t>(size) / record;
   set.h = set.w = kCifarSide;
   set.c = kCifarChannels;
   set.num_classes = label_bytes == 1 ? 10 : 100;
@@ -54,7 +62,7 @@ void read_cifar_file(const std::string& path, int label_bytes, ImageSet& set) {
   set.pixels.resize(base + static_cast<size_t>(n * kCifarPixels));
   const int64_t plane = int64_t{kCifarSide} * kCifarSide;
   for (int64_t i = 0; i < n; ++i) {
-    const auto* r = reinterpret_cast<const uint8_t*>(bytes.data()) + i * record;
+    const uint8_t* r = bytes + i * record;
     const int label = r[label_bytes - 1];
     NAS_CHECK(label < set.num_classes, IoError,
               path << ": record " << i << ": expected a label below " << set.num_classes << ", found " << label);
@@ -99,11 +107,15 @@ std::vector<std::string> class_folders(const std::string& dir) {
   return classes;
 }
 
-ImageSet load_image_folder(const std::string& dir, const std::vector<std::string>& classes) {
+ImageSet load_image_folder(const std::string& dir, const std::vector<std::string>& classes, size_t spill_above) {
   ImageSet s;
   for (const auto& folder : class_folders(dir))
     NAS_CHECK(std::find(classes.begin(), classes.end(), folder) != classes.end(), IoError,
               dir << "/" << folder << ": expected a class of the training set, found a folder with another name");
+  // First the headers (stbi_info reads a few bytes of each file): the sizes are checked and the
+  // total known before any pixel is decoded, so that the pixels are written once, into memory of
+  // the exact size, or into a spill file when they are big.
+  std::vector<std::pair<std::string, int64_t>> files;  // path, label
   for (size_t k = 0; k < classes.size(); ++k) {
     const std::string cdir = dir + "/" + classes[k];
     if (!is_directory(cdir)) continue;  // a test set may lack a class
@@ -111,24 +123,40 @@ ImageSet load_image_folder(const std::string& dir, const std::vector<std::string
       if (name[0] == '.') continue;
       const std::string f = cdir + "/" + name;
       int w = 0, h = 0, c = 0;
-      unsigned char* px = stbi_load(f.c_str(), &w, &h, &c, 0);
-      NAS_CHECK(px != nullptr, IoError, f << ": cannot decode as an image (" << stbi_failure_reason() << ")");
-      if (s.n == 0) {
+      NAS_CHECK(stbi_info(f.c_str(), &w, &h, &c) == 1, IoError,
+                f << ": cannot decode as an image (" << stbi_failure_reason() << ")");
+      if (files.empty()) {
         s.h = h;
         s.w = w;
         s.c = c;
       }
-      const bool same = h == s.h && w == s.w && c == s.c;
-      if (same) s.pixels.insert(s.pixels.end(), px, px + static_cast<size_t>(h) * w * c);
-      stbi_image_free(px);
-      NAS_CHECK(same, IoError,
+      NAS_CHECK(h == s.h && w == s.w && c == s.c, IoError,
                 f << ": expected " << s.w << "x" << s.h << " with " << s.c << " channel(s) like the first image, found "
                   << w << "x" << h << " with " << c);
-      s.labels.push_back(static_cast<int64_t>(k));
-      ++s.n;
+      files.emplace_back(f, static_cast<int64_t>(k));
     }
   }
-  NAS_CHECK(s.n > 0, IoError, dir << ": expected images in its class folders, found none");
+  NAS_CHECK(!files.empty(), IoError, dir << ": expected images in its class folders, found none");
+  const size_t image_bytes = static_cast<size_t>(s.h) * s.w * s.c, total = image_bytes * files.size();
+  std::unique_ptr<SpillFile> spill;
+  if (total > spill_above)
+    spill = std::make_unique<SpillFile>(dir);
+  else
+    s.pixels.reserve(total);
+  for (const auto& [f, label] : files) {
+    int w = 0, h = 0, c = 0;
+    unsigned char* px = stbi_load(f.c_str(), &w, &h, &c, 0);
+    NAS_CHECK(px != nullptr, IoError, f << ": cannot decode as an image (" << stbi_failure_reason() << ")");
+    const bool same = h == s.h && w == s.w && c == s.c;  // the header said so; the decoder must agree
+    if (same && spill) spill->append(px, image_bytes);
+    if (same && !spill) s.pixels.insert(s.pixels.end(), px, px + image_bytes);
+    stbi_image_free(px);
+    NAS_CHECK(same, IoError, f << ": decoded as " << w << "x" << h << " with " << c << " channel(s), its header says "
+                               << s.w << "x" << s.h << " with " << s.c);
+    s.labels.push_back(label);
+  }
+  s.n = static_cast<int64_t>(files.size());
+  if (spill) s.mapped = spill->map();
   s.num_classes = static_cast<int>(classes.size());
   return s;
 }
@@ -139,7 +167,7 @@ std::vector<std::string> class_folders(const std::string& dir) {
   throw UsageError(dir + ": image folders need libstb-dev at build time (scripts/setup.sh installs it)");
 }
 
-ImageSet load_image_folder(const std::string& dir, const std::vector<std::string>&) {
+ImageSet load_image_folder(const std::string& dir, const std::vector<std::string>&, size_t) {
   throw UsageError(dir + ": image folders need libstb-dev at build time (scripts/setup.sh installs it)");
 }
 #endif

@@ -31,7 +31,8 @@ bool image_decoding_available();
 std::vector<std::string> class_folders(const std::string& dir);
 // Images of `dir`/<class>/..., labelled by the class's index in `classes` (the training split's
 // class_folders, so that a test set with fewer classes keeps the same labels); a folder of
-// another name is an error.
-ImageSet load_image_folder(const std::string& dir, const std::vector<std::string>& classes);
+// another name is an error. Decoded pixels over `spill_above` bytes go to a mapped spill file.
+ImageSet load_image_folder(const std::string& dir, const std::vector<std::string>& classes,
+                           size_t spill_above = kSpillAboveBytes);
 
 }  // namespace nas::data

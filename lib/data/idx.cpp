@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/io.h"
@@ -14,8 +16,8 @@
 namespace nas::data {
 namespace {
 
-// Refuse absurd headers before allocating (2^33 bytes is far above any dataset we read whole).
-constexpr int64_t kMaxIdxBytes = int64_t{1} << 33;
+// Refuse absurd headers (2^40 bytes is far above any dataset we read).
+constexpr int64_t kMaxIdxBytes = int64_t{1} << 40;
 
 struct GzFile {
   gzFile f = nullptr;
@@ -24,23 +26,67 @@ struct GzFile {
   }
 };
 
-void read_exact(gzFile f, void* dst, size_t n, const std::string& path, const char* what) {
+// Up to n bytes from a gzip (or plain) stream: fewer only at its end; IoError when it is corrupt.
+size_t gz_read(gzFile f, uint8_t* dst, size_t n, const std::string& path, const char* what) {
   size_t done = 0;
-  auto* p = static_cast<uint8_t*>(dst);
   while (done < n) {
-    unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - done, 1u << 30));
-    int got = gzread(f, p + done, chunk);
+    const unsigned chunk = static_cast<unsigned>(std::min<size_t>(n - done, 1u << 30));
+    const int got = gzread(f, dst + done, chunk);
     if (got < 0) {
       int err = 0;
       const char* msg = gzerror(f, &err);
       throw IoError(path + ": corrupted or truncated " + what + " (" + (msg ? msg : "read error") + ")");
     }
-    if (got == 0) {
-      throw IoError(path + ": truncated " + what + ": expected " + std::to_string(n) + " bytes, found " +
-                    std::to_string(done));
-    }
+    if (got == 0) break;
     done += static_cast<size_t>(got);
   }
+  return done;
+}
+
+// The header (magic, dims) through read(dst, n), which returns the bytes it got (fewer at the end).
+template <class Read>
+std::vector<int64_t> read_header(Read&& read, const std::string& path) {
+  auto exact = [&](uint8_t* dst, size_t n) {
+    const size_t got = read(dst, n);
+    NAS_CHECK(got == n, IoError,
+              path << ": truncated IDX header: expected " << n << " bytes, found " << got);
+  };
+  uint8_t magic[4];
+  exact(magic, 4);
+  NAS_CHECK(magic[0] == 0 && magic[1] == 0, IoError,
+            path << ": not an IDX file: expected magic bytes 00 00, found " << int(magic[0]) << " " << int(magic[1]));
+  NAS_CHECK(magic[2] == 0x08, IoError,
+            path << ": unsupported IDX element type 0x" << std::hex << int(magic[2])
+                 << ": expected 0x08 (unsigned byte)");
+  const int ndim = magic[3];
+  NAS_CHECK(ndim >= 1 && ndim <= 4, IoError, path << ": IDX header: expected 1 to 4 dimensions, found " << ndim);
+  std::vector<int64_t> dims;
+  int64_t total = 1;
+  for (int i = 0; i < ndim; ++i) {
+    uint8_t b[4];
+    exact(b, 4);
+    const int64_t d = (int64_t(b[0]) << 24) | (int64_t(b[1]) << 16) | (int64_t(b[2]) << 8) | int64_t(b[3]);
+    NAS_CHECK(d > 0, IoError, path << ": IDX header: dimension " << i << " is 0");
+    NAS_CHECK(d <= kMaxIdxBytes / total, IoError, path << ": IDX header: dimensions describe more than 1 TiB");
+    dims.push_back(d);
+    total *= d;
+  }
+  return dims;
+}
+
+size_t payload_bytes(const std::vector<int64_t>& dims) {
+  int64_t total = 1;
+  for (auto d : dims) total *= d;
+  return static_cast<size_t>(total);
+}
+
+std::string size_mismatch(const std::string& path, size_t want, size_t have, bool more) {
+  std::ostringstream m;
+  if (more)
+    m << path << ": IDX payload: expected exactly " << want << " bytes for the header's dimensions, found more";
+  else
+    m << path << ": truncated IDX payload: expected " << want << " bytes, found " << have;
+  return m.str();
 }
 
 // An upper bound of the bytes the file can hold, from the file itself: its size, or for gzip its
@@ -62,54 +108,74 @@ size_t payload_size_hint(const std::string& path) {
   return hint;
 }
 
+bool is_gzip(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  unsigned char head[2] = {0, 0};
+  const bool gz = std::fread(head, 1, 2, f) == 2 && head[0] == 0x1f && head[1] == 0x8b;
+  std::fclose(f);
+  return gz;
+}
+
+// A plain IDX file, mapped: its payload stays in the page cache, never copied.
+IdxArray map_idx(const std::string& path) {
+  IdxArray a;
+  a.map = MappedFile::open(path);
+  size_t pos = 0;
+  a.dims = read_header(
+      [&](uint8_t* dst, size_t n) {
+        const size_t got = std::min(n, a.map->size() - pos);
+        std::memcpy(dst, a.map->data() + pos, got);
+        pos += got;
+        return got;
+      },
+      path);
+  a.offset = pos;
+  const size_t want = payload_bytes(a.dims), have = a.map->size() - pos;
+  NAS_CHECK(have == want, IoError, size_mismatch(path, want, have, have > want));
+  return a;
+}
+
 }  // namespace
 
 IdxArray read_idx(const std::string& path) {
   check_readable_file(path);
+  if (!is_gzip(path)) return map_idx(path);
   GzFile g;
   g.f = gzopen(path.c_str(), "rb");
   NAS_CHECK(g.f != nullptr, IoError, path << ": cannot open: " << std::strerror(errno));
   gzbuffer(g.f, 1 << 17);
-  uint8_t magic[4];
-  read_exact(g.f, magic, 4, path, "IDX header");
-  NAS_CHECK(magic[0] == 0 && magic[1] == 0, IoError,
-            path << ": not an IDX file: expected magic bytes 00 00, found " << int(magic[0]) << " " << int(magic[1]));
-  NAS_CHECK(magic[2] == 0x08, IoError,
-            path << ": unsupported IDX element type 0x" << std::hex << int(magic[2])
-                 << ": expected 0x08 (unsigned byte)");
-  int ndim = magic[3];
-  NAS_CHECK(ndim >= 1 && ndim <= 4, IoError, path << ": IDX header: expected 1 to 4 dimensions, found " << ndim);
   IdxArray a;
-  int64_t total = 1;
-  for (int i = 0; i < ndim; ++i) {
-    uint8_t b[4];
-    read_exact(g.f, b, 4, path, "IDX header");
-    int64_t d = (int64_t(b[0]) << 24) | (int64_t(b[1]) << 16) | (int64_t(b[2]) << 8) | int64_t(b[3]);
-    NAS_CHECK(d > 0, IoError, path << ": IDX header: dimension " << i << " is 0");
-    a.dims.push_back(d);
-    NAS_CHECK(d <= kMaxIdxBytes / total, IoError, path << ": IDX header: dimensions describe more than 8 GiB");
-    total *= d;
+  a.dims = read_header([&](uint8_t* dst, size_t n) { return gz_read(g.f, dst, n, path, "IDX header"); }, path);
+  const size_t want = payload_bytes(a.dims);
+  // Inflated in chunks, as the bytes arrive (never allocated from the header's claim: a corrupt
+  // header cannot make the reader allocate gigabytes for a small file, found by scripts/fuzz.sh):
+  // into memory up to kSpillAboveBytes, beyond into a spill file that is then mapped, so
+  // that a big compressed dataset is held by the page cache, not by this process.
+  const bool spill = want > kSpillAboveBytes;
+  std::unique_ptr<SpillFile> file;
+  std::vector<uint8_t> chunk_buf;
+  if (spill) {
+    file = std::make_unique<SpillFile>(path);
+    chunk_buf.resize(size_t{4} << 20);
+  } else {
+    a.data.reserve(std::min(want, payload_size_hint(path)));  // one allocation for honest files
   }
-  // Grown as the bytes arrive, not allocated from the header's claim: a corrupt header cannot make
-  // the reader allocate gigabytes for a small file (found by scripts/fuzz.sh).
-  const size_t want = static_cast<size_t>(total);
-  a.data.reserve(std::min(want, payload_size_hint(path)));  // one allocation for honest files
   for (size_t have = 0; have < want;) {
     const size_t chunk = std::min<size_t>(want - have, size_t{4} << 20);
-    if (a.data.size() < have + chunk) a.data.resize(have + chunk);
-    const int got = gzread(g.f, a.data.data() + have, static_cast<unsigned>(chunk));
-    if (got < 0) {
-      int err = 0;
-      const char* msg = gzerror(g.f, &err);
-      throw IoError(path + ": corrupted or truncated IDX payload (" + (msg ? msg : "read error") + ")");
+    uint8_t* dst = chunk_buf.data();
+    if (!spill) {
+      if (a.data.size() < have + chunk) a.data.resize(have + chunk);
+      dst = a.data.data() + have;
     }
-    NAS_CHECK(got > 0, IoError, path << ": truncated IDX payload: expected " << want << " bytes, found " << have);
-    have += static_cast<size_t>(got);
+    const size_t got = gz_read(g.f, dst, chunk, path, "IDX payload");
+    if (spill) file->append(dst, got);
+    have += got;
+    NAS_CHECK(got == chunk, IoError, size_mismatch(path, want, have, false));
   }
   uint8_t extra;
-  int more = gzread(g.f, &extra, 1);
-  NAS_CHECK(more == 0, IoError,
-            path << ": IDX payload: expected exactly " << total << " bytes for the header's dimensions, found more");
+  NAS_CHECK(gz_read(g.f, &extra, 1, path, "IDX payload") == 0, IoError, size_mismatch(path, want, want, true));
+  if (spill) a.map = file->map();
   return a;
 }
 
@@ -128,7 +194,9 @@ ImageSet load_idx_pair(const std::string& images, const std::string& labels) {
   s.w = static_cast<int>(im.dims[2]);
   s.c = im.dims.size() == 4 ? static_cast<int>(im.dims[3]) : 1;
   s.pixels = std::move(im.data);
-  s.labels.assign(lb.data.begin(), lb.data.end());
+  s.mapped = std::move(im.map);
+  s.mapped_offset = im.offset;
+  s.labels.assign(lb.bytes(), lb.bytes() + lb.size());
   int maxl = 0;
   for (auto l : s.labels) maxl = std::max<int>(maxl, static_cast<int>(l));
   s.num_classes = maxl + 1;

@@ -2,6 +2,7 @@
 // runs each command and checks the exit code, the one-line message and that nothing is left
 // behind.
 #include <sys/mount.h>
+#include <zlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -205,6 +207,29 @@ TEST_CASE("docs/ERRORS.md: every bad input gets its exit code, a one-line error 
   for (std::string split : {"train", "t10k"}) {
     std::string p = d + "/truncidx/" + split + "-images-idx3-ubyte";
     test::spit(p, test::slurp(p).substr(0, 5000));
+  }
+  {
+    // A gzip test set whose pixels (282 MiB of zeros; 280 KiB compressed) are over
+    // kSpillAboveBytes: inflated into a spill file under $TMPDIR.
+    write_dataset(d + "/bigzip", 20, 28, 28, 0, 9);
+    const int n = 360000;
+    REQUIRE(size_t{n} * 784 > data::kSpillAboveBytes);
+    const std::string images = d + "/bigzip/t10k-images-idx3-ubyte";
+    std::remove(images.c_str());
+    gzFile z = gzopen((images + ".gz").c_str(), "wb1");
+    REQUIRE(z);
+    std::string head = {0, 0, 8, 3};
+    for (int32_t dim : {n, 28, 28})
+      for (int sh = 24; sh >= 0; sh -= 8) head.push_back(static_cast<char>((dim >> sh) & 0xff));
+    REQUIRE(gzwrite(z, head.data(), static_cast<unsigned>(head.size())) == static_cast<int>(head.size()));
+    const std::vector<char> zeros(size_t{1} << 20, 0);
+    for (size_t left = size_t{n} * 784; left > 0;) {
+      const unsigned piece = static_cast<unsigned>(std::min(left, zeros.size()));
+      REQUIRE(gzwrite(z, zeros.data(), piece) == static_cast<int>(piece));
+      left -= piece;
+    }
+    REQUIRE(gzclose(z) == Z_OK);
+    write_idx(d + "/bigzip/t10k-labels-idx1-ubyte", {n}, std::vector<uint8_t>(static_cast<size_t>(n), 1));
   }
   // A 64 KiB tmpfs (root only).
   const std::string full = d + "/full";

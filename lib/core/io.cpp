@@ -185,9 +185,6 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
   void* p = sized ? ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
   const int err = errno;
   ::close(fd);  // the mapping keeps the file
-  // Batches read images in shuffled order: reading ahead around each one would fetch pages that
-  // are evicted again before their turn when the file is larger than memory.
-  if (p != MAP_FAILED) ::madvise(p, static_cast<size_t>(st.st_size), MADV_RANDOM);
   NAS_CHECK(sized, IoError, path << ": empty file");
   NAS_CHECK(p != MAP_FAILED, IoError, path << ": cannot map: " << std::strerror(err));
   return std::shared_ptr<const MappedFile>(

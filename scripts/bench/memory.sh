@@ -6,13 +6,13 @@
 # Prints one JSON line per run: data, limit, exit code, the tool's peak RSS, the cgroup's peak
 # usage (page cache included), images per second and the ratio to the unlimited run.
 # Needs root (a memory cgroup, v1 or v2). Env: BUILD (build), COPIES (copies of Fashion-MNIST's
-# 10,000 test images: 200 = 2,000,000 images, 1.46 GiB), LIMIT_MIB (768), THREADS (2), WORK
-# (runs/memory; the data need 3 GiB there, and $TMPDIR 1.5 GiB for the spill file).
+# 10,000 test images: 100 = 1,000,000 images, 748 MiB), LIMIT_MIB (640), THREADS (2), WORK
+# (runs/memory; the data need 1.5 GiB there, and $TMPDIR 750 MiB for the spill file).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
-COPIES=${COPIES:-200}
-LIMIT_MIB=${LIMIT_MIB:-768}
+COPIES=${COPIES:-100}
+LIMIT_MIB=${LIMIT_MIB:-640}
 THREADS=${THREADS:-2}
 WORK=${WORK:-runs/memory}
 FMNIST=/usr/share/datasets/fashion-mnist
@@ -54,6 +54,7 @@ fi
 CG=""
 if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
   CG=/sys/fs/cgroup/nas-memory-bench
+  echo +memory > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
   mkdir -p "$CG"
   echo $((LIMIT_MIB << 20)) > "$CG/memory.max"
   PEAK=$CG/memory.peak

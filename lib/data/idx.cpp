@@ -188,6 +188,9 @@ ImageSet load_idx_pair(const std::string& images, const std::string& labels) {
   NAS_CHECK(lb.dims[0] == im.dims[0], IoError,
             labels << ": expected " << im.dims[0] << " labels (one per image in " << images << "), found "
                    << lb.dims[0]);
+  for (size_t i = 1; i < im.dims.size(); ++i)
+    NAS_CHECK(im.dims[i] <= 65536, IoError,
+              images << ": IDX header: expected image dimensions of at most 65536, found " << im.dims[i]);
   ImageSet s;
   s.n = im.dims[0];
   s.h = static_cast<int>(im.dims[1]);

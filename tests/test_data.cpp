@@ -1,4 +1,9 @@
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
+
+#include <algorithm>
 
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +15,7 @@
 
 #include "catch.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "data/csv.h"
 #include "data/datasets.h"
 #include "data/idx.h"
@@ -112,6 +118,25 @@ TEST_CASE("IDX reader rejects corrupted headers and truncated files", "[data]") 
 }
 
 namespace {
+// Sets an environment variable for a scope and restores what it was (or its absence).
+struct EnvGuard {
+  std::string name;
+  bool had = false;
+  std::string old;
+  EnvGuard(const std::string& n, const std::string& value) : name(n) {
+    if (const char* v = std::getenv(n.c_str())) {
+      had = true;
+      old = v;
+    }
+    ::setenv(n.c_str(), value.c_str(), 1);
+  }
+  ~EnvGuard() {
+    if (had)
+      ::setenv(name.c_str(), old.c_str(), 1);
+    else
+      ::unsetenv(name.c_str());
+  }
+};
 // This process's anonymous resident memory (what it holds itself, page cache aside), MiB.
 double rss_anon_mib() {
   std::ifstream in("/proc/self/status");
@@ -162,14 +187,17 @@ TEST_CASE("big IDX sets are mapped, not held: a plain file in place, a big gzip 
     INFO(images);
     const std::string spill_dir = d + "/spill-" + name;
     REQUIRE(test::run_cmd("mkdir " + spill_dir).code == 0);
-    ::setenv("TMPDIR", spill_dir.c_str(), 1);
-    const double before = rss_anon_mib();
-    data::ImageSet set = data::load_idx_pair(images, labels);
-    const double after = rss_anon_mib();
-    ::unsetenv("TMPDIR");
+    data::ImageSet set;
+    double before = 0, after = 0;
+    {
+      EnvGuard tmp("TMPDIR", spill_dir);
+      before = rss_anon_mib();
+      set = data::load_idx_pair(images, labels);
+      after = rss_anon_mib();
+    }
     REQUIRE(set.n == n);
     CHECK(set.mapped != nullptr);
-    CHECK(set.pixels.empty());
+    CHECK(set.owned_pixels.empty());
     // Before mapping, the pixels alone took 105 and 270 MiB of this process's own memory.
     CHECK(after - before < 24);
     CHECK(test::count_files(spill_dir) == 0);  // the spill file has no name: nothing to leave behind
@@ -182,6 +210,33 @@ TEST_CASE("big IDX sets are mapped, not held: a plain file in place, a big gzip 
     CHECK(b.x[0][0][0][0].item<float>() == Approx(static_cast<float>(((n - 1) * 7) % 251) / 255.0f));
     CHECK(b.x[1][0][27][27].item<float>() == Approx(static_cast<float>((5 * 7 + 783) % 251) / 255.0f));
   }
+}
+
+TEST_CASE("a mapped dataset truncated while in use: one line on stderr and exit 4, not a crash", "[data]") {
+  const std::string d = test::temp_dir("sigbus");
+  write_pattern_idx(d + "/images", 20000, false);  // 15 MiB
+  test::spit(d + "/labels", idx_bytes({20000}, std::vector<uint8_t>(20000, 1)));
+  const std::string err = d + "/stderr.txt";
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {  // the child: map the set, cut the file under it, read a lost page
+    const int fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, STDERR_FILENO);
+    set_log_prefix("nas-sigbus-test");
+    data::ImageSet set = data::load_idx_pair(d + "/images", d + "/labels");
+    if (::truncate((d + "/images").c_str(), 4096) != 0) ::_exit(2);
+    volatile uint8_t v = set.image(19999)[0];
+    (void)v;
+    ::_exit(0);  // not reached when the page is gone
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 4);
+  const std::string text = test::slurp(err);
+  CHECK_THAT(text, Catch::Matchers::Contains("nas-sigbus-test: error: a mapped data file was truncated or became "
+                                             "unreadable while in use (SIGBUS)"));
+  CHECK(std::count(text.begin(), text.end(), '\n') == 1);
 }
 
 TEST_CASE("Fashion-MNIST loads with the right shapes and a seeded split", "[data]") {
@@ -217,7 +272,7 @@ TEST_CASE("batches are normalized, augmented deterministically and prefetched in
   set.h = set.w = 4;
   set.c = 1;
   set.num_classes = 2;
-  for (int i = 0; i < 4 * 16; ++i) set.pixels.push_back(static_cast<uint8_t>(i % 16 * 10));
+  for (int i = 0; i < 4 * 16; ++i) set.owned_pixels.push_back(static_cast<uint8_t>(i % 16 * 10));
   set.labels = {0, 1, 0, 1};
   data::LoaderOptions o;
   o.batch_size = 2;
@@ -372,11 +427,13 @@ TEST_CASE("image folders: one folder per class, PNG and JPEG written by the test
     // Over the spill threshold (0 here), the decoded pixels go to a mapped spill file, the same bytes.
     const std::string spill = d + "-spill";
     REQUIRE(test::run_cmd("mkdir " + spill).code == 0);
-    ::setenv("TMPDIR", spill.c_str(), 1);
-    auto mapped = data::load_image_folder(d + "/train", data::class_folders(d + "/train"), 0);
-    ::unsetenv("TMPDIR");
+    data::ImageSet mapped;
+    {
+      EnvGuard tmp("TMPDIR", spill);
+      mapped = data::load_image_folder(d + "/train", data::class_folders(d + "/train"), 0);
+    }
     CHECK(mapped.mapped != nullptr);
-    CHECK(mapped.pixels.empty());
+    CHECK(mapped.owned_pixels.empty());
     CHECK(mapped.labels == train.labels);
     REQUIRE(mapped.n == train.n);
     CHECK(std::equal(train.image(0), train.image(0) + train.n * 6 * 4 * 3, mapped.image(0)));

@@ -228,14 +228,24 @@ TEST_CASE("checkpoints: child loads without a supernet; bad files are refused", 
              Catch::Matchers::Contains("expected a child checkpoint, found a supernet"));
   std::string bytes = test::slurp(dir + "/s.ckpt");
   {
-    // A format-1 checkpoint (written before the digests and the newer train keys) still loads.
-    std::string v1 = bytes;
-    const size_t at = v1.find("\"format_version\":2");
-    REQUIRE(at != std::string::npos);
-    v1[at + 17] = '1';
-    test::spit(dir + "/v1.ckpt", v1);
+    // A format-1 checkpoint as builds before version 2 wrote it: no digests, and none of the train
+    // keys version 2 added. It loads, with the defaults for those keys.
+    torch::serialize::OutputArchive ar;
+    net->save(ar);
+    auto m = meta;
+    m.type = "supernet";
+    auto j = supernet::meta_to_json(m);
+    j["format_version"] = 1;
+    REQUIRE_FALSE(j.contains("tensors_fnv1a64"));
+    for (const char* k : {"sync_bn", "on_nonfinite_loss", "max_skipped_steps"}) REQUIRE(j["train"].erase(k) == 1);
+    for (const char* k : {"lr_scaling", "reference_batch"}) REQUIRE(j["train"]["optimizer"].erase(k) == 1);
+    ar.write("nas_meta", c10::IValue(j.dump()));
+    ar.save_to(dir + "/v1.ckpt");
     auto l1 = supernet::load_supernet(dir + "/v1.ckpt");
     CHECK(l1.meta.step == 7);
+    CHECK(l1.meta.digest.empty());
+    CHECK(l1.meta.train.on_nonfinite_loss == "stop");
+    CHECK_FALSE(l1.meta.train.sync_bn);
     l1.net->set_active(a);
     l1.net->eval();
     CHECK(torch::allclose(net->forward(x), l1.net->forward(x)));

@@ -60,11 +60,12 @@ void add_distributed_options(CLI::App& app, CommonOptions& o) {
 
 int default_threads(int threads_flag, int local_world_size) {
   if (threads_flag > 0) return threads_flag;
-  // OMP_NUM_THREADS as LibTorch and OpenMP read it (a job script's setting for every program).
+  // OMP_NUM_THREADS as LibTorch and OpenMP read it (a job script's setting for every program); of
+  // a nested list ("4,2") the outermost level.
   if (const char* e = std::getenv("OMP_NUM_THREADS")) {
     char* end = nullptr;
     const long n = std::strtol(e, &end, 10);
-    if (end != e && *end == 0 && n > 0 && n <= 4096) return static_cast<int>(n);
+    if (end != e && (*end == 0 || *end == ',') && n > 0 && n <= 4096) return static_cast<int>(n);
   }
   // The cores this process may use (affinity, cgroup quota), shared by the processes of a machine.
   return std::max(1, usable_cpus() / std::max(1, local_world_size));

@@ -1,5 +1,6 @@
 #include "core/io.h"
 
+#include <algorithm>
 #include <vector>
 
 #include <signal.h>
@@ -7,8 +8,10 @@
 #include <dirent.h>
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -20,6 +23,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace nas {
 namespace {
@@ -172,6 +176,36 @@ void make_dirs(const std::string& dir) {
   }
 }
 
+namespace {
+// A mapped file that shrinks (rewritten in place, a network file system failing) makes the next
+// touch of a lost page raise SIGBUS: a one-line error and exit 4 instead of a crash. The message
+// is built whenever a file is mapped, with the log prefix of the time (a signal handler may only
+// write and exit).
+char g_sigbus_message[512];
+size_t g_sigbus_length = 0;
+void on_sigbus(int) {
+  if (::write(STDERR_FILENO, g_sigbus_message, g_sigbus_length) < 0) {
+  }
+  ::_exit(4);
+}
+void install_sigbus_handler() {
+  const std::string m = log_prefix() +
+                        ": error: a mapped data file was truncated or became unreadable while in use (SIGBUS): "
+                        "expected datasets to stay unchanged while a tool reads them (replace them by renaming)\n";
+  g_sigbus_length = std::min(m.size(), sizeof g_sigbus_message);
+  std::memcpy(g_sigbus_message, m.data(), g_sigbus_length);
+  static bool installed = false;
+  if (installed) return;
+  installed = true;
+  struct sigaction sa {};
+  sa.sa_handler = on_sigbus;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGBUS, &sa, nullptr);
+}
+}  // namespace
+
+MappedFile::MappedFile(const uint8_t* data, size_t size) : data_(data), size_(size) { install_sigbus_handler(); }
+
 MappedFile::~MappedFile() {
   if (data_ && size_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
@@ -202,12 +236,16 @@ SpillFile::SpillFile(const std::string& what) : what_(what), dir_(directory()) {
 #endif
   if (fd_ < 0) {  // no O_TMPFILE here (or on this file system): create, then unlink at once
     std::string name = dir_ + "/nas-spill-XXXXXX";
-    fd_ = ::mkstemp(name.data());
+    fd_ = ::mkostemp(name.data(), O_CLOEXEC);
     if (fd_ >= 0) ::unlink(name.c_str());
   }
   NAS_CHECK(fd_ >= 0, IoError,
             what_ << ": cannot create a temporary file in " << dir_ << " (set TMPDIR to a writable directory): "
                   << std::strerror(errno));
+  struct statfs fs {};
+  if (::fstatfs(fd_, &fs) == 0 && fs.f_type == TMPFS_MAGIC)
+    log_info(what_ + ": its temporary copy goes to " + dir_ +
+             ", a tmpfs (memory): set TMPDIR to a directory on disk to keep it out of memory");
 }
 
 SpillFile::~SpillFile() {

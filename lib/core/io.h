@@ -34,8 +34,9 @@ void make_dirs(const std::string& dir);
 // A read-only memory map of a file. Its pages live in the page cache: read on first touch, shared
 // with other processes mapping the same file, and evicted under memory pressure (read again when
 // touched), so data larger than RAM can be used without holding it. A file truncated while mapped
-// makes the next touch of a lost page fault (SIGBUS): datasets must not be rewritten in place while
-// a tool reads them (replace them by renaming a new file over the old one).
+// makes the next touch of a lost page fault (SIGBUS; the process then prints a one-line error and
+// exits 4): datasets must not be rewritten in place while a tool reads them (replace them by
+// renaming a new file over the old one).
 class MappedFile {
  public:
   // The whole file; IoError naming it when it cannot be opened or mapped, or is empty.
@@ -48,7 +49,7 @@ class MappedFile {
 
  private:
   friend class SpillFile;
-  MappedFile(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  MappedFile(const uint8_t* data, size_t size);  // installs the SIGBUS handler (exit 4, one line)
   const uint8_t* data_;
   size_t size_;
 };
@@ -56,7 +57,8 @@ class MappedFile {
 // Bytes written to an unlinked temporary file under $TMPDIR (else /var/tmp, on disk where /tmp may
 // be a RAM-backed tmpfs), then mapped: for data that are produced once (a decompressed dataset) and
 // must not stay in memory. The file has no name, so nothing is left behind however the process
-// ends. IoError naming `what` and the directory when it cannot be created or written (full disk).
+// ends. IoError naming `what` and the directory when it cannot be created or written (full disk);
+// a log line when the directory is a tmpfs (the copy would stay in memory after all).
 class SpillFile {
  public:
   explicit SpillFile(const std::string& what);

@@ -58,8 +58,8 @@ void read_cifar_file(const std::string& path, int label_bytes, ImageSet& set) {
   set.h = set.w = kCifarSide;
   set.c = kCifarChannels;
   set.num_classes = label_bytes == 1 ? 10 : 100;
-  const size_t base = set.pixels.size();
-  set.pixels.resize(base + static_cast<size_t>(n * kCifarPixels));
+  const size_t base = set.owned_pixels.size();
+  set.owned_pixels.resize(base + static_cast<size_t>(n * kCifarPixels));
   const int64_t plane = int64_t{kCifarSide} * kCifarSide;
   for (int64_t i = 0; i < n; ++i) {
     const uint8_t* r = bytes + i * record;
@@ -68,7 +68,7 @@ void read_cifar_file(const std::string& path, int label_bytes, ImageSet& set) {
               path << ": record " << i << ": expected a label below " << set.num_classes << ", found " << label);
     set.labels.push_back(label);
     // Channel planes (R, G, B) to interleaved H x W x C.
-    uint8_t* out = set.pixels.data() + base + static_cast<size_t>(i * kCifarPixels);
+    uint8_t* out = set.owned_pixels.data() + base + static_cast<size_t>(i * kCifarPixels);
     for (int64_t p = 0; p < plane; ++p)
       for (int ch = 0; ch < kCifarChannels; ++ch) out[p * kCifarChannels + ch] = r[label_bytes + ch * plane + p];
   }
@@ -91,6 +91,14 @@ ImageSet load_cifar_dir(const std::string& dir, bool train) {
     NAS_CHECK(!is_regular_file(dir + "/data_batch_" + std::to_string(b) + ".bin"), IoError,
               dir << "/data_batch_" << last + 1 << ".bin: cannot open: no such file (data_batch_" << b
                   << ".bin exists: a batch is missing)");
+  // The whole set's pixels reserved first, so that appending the batches copies nothing twice.
+  size_t total = 0;
+  for (int b = 1; b <= last; ++b) {
+    struct stat st {};
+    if (::stat((dir + "/data_batch_" + std::to_string(b) + ".bin").c_str(), &st) == 0)
+      total += static_cast<size_t>(st.st_size) / (1 + kCifarPixels) * kCifarPixels;
+  }
+  s.owned_pixels.reserve(total);
   for (int b = 1; b <= last; ++b) read_cifar_file(dir + "/data_batch_" + std::to_string(b) + ".bin", 1, s);
   return s;
 }
@@ -142,14 +150,14 @@ ImageSet load_image_folder(const std::string& dir, const std::vector<std::string
   if (total > spill_above)
     spill = std::make_unique<SpillFile>(dir);
   else
-    s.pixels.reserve(total);
+    s.owned_pixels.reserve(total);
   for (const auto& [f, label] : files) {
     int w = 0, h = 0, c = 0;
     unsigned char* px = stbi_load(f.c_str(), &w, &h, &c, 0);
     NAS_CHECK(px != nullptr, IoError, f << ": cannot decode as an image (" << stbi_failure_reason() << ")");
     const bool same = h == s.h && w == s.w && c == s.c;  // the header said so; the decoder must agree
     if (same && spill) spill->append(px, image_bytes);
-    if (same && !spill) s.pixels.insert(s.pixels.end(), px, px + image_bytes);
+    if (same && !spill) s.owned_pixels.insert(s.owned_pixels.end(), px, px + image_bytes);
     stbi_image_free(px);
     NAS_CHECK(same, IoError, f << ": decoded as " << w << "x" << h << " with " << c << " channel(s), its header says "
                                << s.w << "x" << s.h << " with " << s.c);

@@ -1,8 +1,10 @@
 #include "data/idx.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -140,6 +142,9 @@ IdxArray map_idx(const std::string& path) {
 
 IdxArray read_idx(const std::string& path) {
   check_readable_file(path);
+  struct stat st {};
+  NAS_CHECK(::stat(path.c_str(), &st) != 0 || st.st_size > 0, IoError,
+            path << ": truncated IDX header: expected 4 bytes, found 0 (an empty file)");
   if (!is_gzip(path)) return map_idx(path);
   GzFile g;
   g.f = gzopen(path.c_str(), "rb");
@@ -150,32 +155,35 @@ IdxArray read_idx(const std::string& path) {
   const size_t want = payload_bytes(a.dims);
   // Inflated in chunks, as the bytes arrive (never allocated from the header's claim: a corrupt
   // header cannot make the reader allocate gigabytes for a small file, found by scripts/fuzz.sh):
-  // into memory up to kSpillAboveBytes, beyond into a spill file that is then mapped, so
-  // that a big compressed dataset is held by the page cache, not by this process.
-  const bool spill = want > kSpillAboveBytes;
+  // into memory up to kSpillAboveBytes; a bigger payload goes to a spill file that is then mapped,
+  // so that the page cache holds it, not this process. The spill file is made once 16 MiB have
+  // really arrived: a short file that claims more fails as truncated, whatever $TMPDIR is.
+  const bool big = want > kSpillAboveBytes;
+  constexpr size_t kChunk = size_t{4} << 20, kSpillAfter = size_t{16} << 20;
   std::unique_ptr<SpillFile> file;
   std::vector<uint8_t> chunk_buf;
-  if (spill) {
-    file = std::make_unique<SpillFile>(path);
-    chunk_buf.resize(size_t{4} << 20);
-  } else {
-    a.data.reserve(std::min(want, payload_size_hint(path)));  // one allocation for honest files
-  }
+  a.owned.reserve(std::min({want, payload_size_hint(path), big ? kSpillAfter : want}));  // one allocation
   for (size_t have = 0; have < want;) {
-    const size_t chunk = std::min<size_t>(want - have, size_t{4} << 20);
+    const size_t chunk = std::min(want - have, kChunk);
+    if (big && !file && have + chunk > kSpillAfter) {
+      file = std::make_unique<SpillFile>(path);
+      file->append(a.owned.data(), have);
+      std::vector<uint8_t>().swap(a.owned);
+      chunk_buf.resize(kChunk);
+    }
     uint8_t* dst = chunk_buf.data();
-    if (!spill) {
-      if (a.data.size() < have + chunk) a.data.resize(have + chunk);
-      dst = a.data.data() + have;
+    if (!file) {
+      if (a.owned.size() < have + chunk) a.owned.resize(have + chunk);
+      dst = a.owned.data() + have;
     }
     const size_t got = gz_read(g.f, dst, chunk, path, "IDX payload");
-    if (spill) file->append(dst, got);
+    if (file) file->append(dst, got);
     have += got;
     NAS_CHECK(got == chunk, IoError, size_mismatch(path, want, have, false));
   }
   uint8_t extra;
   NAS_CHECK(gz_read(g.f, &extra, 1, path, "IDX payload") == 0, IoError, size_mismatch(path, want, want, true));
-  if (spill) a.map = file->map();
+  if (file) a.map = file->map();
   return a;
 }
 
@@ -188,15 +196,17 @@ ImageSet load_idx_pair(const std::string& images, const std::string& labels) {
   NAS_CHECK(lb.dims[0] == im.dims[0], IoError,
             labels << ": expected " << im.dims[0] << " labels (one per image in " << images << "), found "
                    << lb.dims[0]);
-  for (size_t i = 1; i < im.dims.size(); ++i)
-    NAS_CHECK(im.dims[i] <= 65536, IoError,
-              images << ": IDX header: expected image dimensions of at most 65536, found " << im.dims[i]);
+  int64_t image_bytes = 1;
+  for (size_t i = 1; i < im.dims.size(); ++i) image_bytes *= im.dims[i];  // at most 2^40 (read_idx)
+  NAS_CHECK(image_bytes <= INT32_MAX && im.dims[1] <= 65536 && im.dims[2] <= 65536, IoError,
+            images << ": IDX header: expected images of at most 65536 x 65536 and 2^31 bytes, found "
+                   << im.dims[1] << " x " << im.dims[2] << " (" << image_bytes << " bytes)");
   ImageSet s;
   s.n = im.dims[0];
   s.h = static_cast<int>(im.dims[1]);
   s.w = static_cast<int>(im.dims[2]);
   s.c = im.dims.size() == 4 ? static_cast<int>(im.dims[3]) : 1;
-  s.pixels = std::move(im.data);
+  s.owned_pixels = std::move(im.owned);
   s.mapped = std::move(im.map);
   s.mapped_offset = im.offset;
   s.labels.assign(lb.bytes(), lb.bytes() + lb.size());

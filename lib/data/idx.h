@@ -12,10 +12,10 @@ namespace nas::data {
 // An IDX array of unsigned bytes (type 0x08): dims and row-major data, held in memory or mapped.
 struct IdxArray {
   std::vector<int64_t> dims;
-  std::vector<uint8_t> data;               // the payload, read into memory; or
+  std::vector<uint8_t> owned;              // the payload, read into memory; or
   std::shared_ptr<const MappedFile> map;   // a mapping that holds it at `offset`
   size_t offset = 0;
-  const uint8_t* bytes() const { return map ? map->data() + offset : data.data(); }
+  const uint8_t* bytes() const { return map ? map->data() + offset : owned.data(); }
   size_t size() const {
     size_t n = dims.empty() ? 0 : 1;
     for (auto d : dims) n *= static_cast<size_t>(d);
@@ -39,7 +39,8 @@ struct ImageSet {
   int64_t n = 0;
   int h = 0, w = 0, c = 0;
   int num_classes = 0;
-  std::vector<uint8_t> pixels;                // owned pixels; or
+  // The pixels: owned here, or mapped (read them through image(), which knows which).
+  std::vector<uint8_t> owned_pixels;          // owned pixels; or
   std::shared_ptr<const MappedFile> mapped;   // a mapped file that holds them at mapped_offset (IDX)
   size_t mapped_offset = 0;
   std::vector<int64_t> labels;
@@ -52,7 +53,7 @@ struct ImageSet {
   std::vector<float> targets;
   double target_mean = 0, target_std = 1;
   bool regression() const { return !targets.empty(); }
-  const uint8_t* pixel_data() const { return mapped ? mapped->data() + mapped_offset : pixels.data(); }
+  const uint8_t* pixel_data() const { return mapped ? mapped->data() + mapped_offset : owned_pixels.data(); }
   const uint8_t* image(int64_t i) const { return pixel_data() + i * static_cast<int64_t>(h) * w * c; }
 };
 

@@ -65,8 +65,8 @@ const std::vector<int64_t>& fault_nan_steps() {
       char* end = nullptr;
       errno = 0;
       const long long s = std::strtoll(item.c_str(), &end, 10);
-      NAS_CHECK(errno == 0 && end && *end == 0 && s >= 1, UsageError,
-                "NAS_FAULT_NAN_STEPS: expected comma-separated step numbers (1, 2, ...), found \"" << e << "\"");
+      NAS_CHECK(errno == 0 && end && *end == 0 && s >= 0, UsageError,
+                "NAS_FAULT_NAN_STEPS: expected comma-separated step numbers (0, 1, ...), found \"" << e << "\"");
       v.push_back(s);
     }
     return v;

@@ -50,31 +50,36 @@ for d in ("plain", "packed"):
 PY
 fi
 
-# A memory cgroup for the limited runs.
-CG=""
+# A fresh memory cgroup for each limited run (a v2 peak cannot be reset before Linux 6.12).
+CG_ROOT=""
 if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
-  CG=/sys/fs/cgroup/nas-memory-bench
+  CG_ROOT=/sys/fs/cgroup
   echo +memory > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
-  mkdir -p "$CG"
-  echo $((LIMIT_MIB << 20)) > "$CG/memory.max"
-  PEAK=$CG/memory.peak
 elif [[ -d /sys/fs/cgroup/memory ]]; then
-  CG=/sys/fs/cgroup/memory/nas-memory-bench
-  mkdir -p "$CG"
-  echo $((LIMIT_MIB << 20)) > "$CG/memory.limit_in_bytes"
-  PEAK=$CG/memory.max_usage_in_bytes
+  CG_ROOT=/sys/fs/cgroup/memory
 else
   echo "memory.sh: no memory cgroup here (needs root and cgroup v1 or v2)" >&2
   exit 2
 fi
-trap 'rmdir "$CG" 2>/dev/null || true' EXIT
+make_cgroup() {  # make_cgroup NAME: sets CG and PEAK
+  CG=$CG_ROOT/$1
+  mkdir -p "$CG"
+  if [[ $CG_ROOT == /sys/fs/cgroup ]]; then
+    echo $((LIMIT_MIB << 20)) > "$CG/memory.max"
+    PEAK=$CG/memory.peak
+  else
+    echo $((LIMIT_MIB << 20)) > "$CG/memory.limit_in_bytes"
+    PEAK=$CG/memory.max_usage_in_bytes
+  fi
+}
+trap 'rmdir "$CG_ROOT"/nas-memory-bench-* 2>/dev/null || true' EXIT
 
 base_rate=""
 for data in plain packed; do
   for limited in 0 1; do
     cmd=("$BUILD/nas-benchmark" --model "$WORK/child.ckpt" --data "$WORK/$data" --test-images -1 --reps 1 --warmup 0
          --min-time 0 --ci 0 --throughput-batch 256 --threads "$THREADS" --out "$WORK/bench-$data-$limited.json")
-    [[ -f $PEAK && $limited == 1 ]] && { echo 0 > "$PEAK" 2>/dev/null || true; }
+    (( limited )) && make_cgroup "nas-memory-bench-$data"
     # Page cache from earlier runs would be charged to whoever touched it first: start cold.
     sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
     start=$(date +%s.%N)

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -102,6 +103,11 @@ std::string error_of(const std::function<void()>& f) {
   return "no error";
 }
 
+std::string seconds(double seconds) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", seconds * kSlowdown);
+  return buf;
+}
 std::string bin(const std::string& tool) { return std::string(NAS_BIN_DIR) + "/" + tool; }
 std::string src(const std::string& rel) { return std::string(NAS_SOURCE_DIR) + "/" + rel; }
 std::string test_data(const std::string& rel) { return std::string(NAS_TEST_DATA) + "/" + rel; }

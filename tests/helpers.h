@@ -8,6 +8,18 @@ namespace nas::test {
 // Fashion-MNIST as installed by scripts/setup.sh (dataset-fashion-mnist).
 inline const char* kFmnist = "/usr/share/datasets/fashion-mnist";
 
+// Under AddressSanitizer (NAS_SANITIZE=ON) the tools run several times slower and its allocator
+// keeps freed memory in a quarantine: the tests' time limits and memory margins scale by this.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitized = true;
+inline constexpr int kSlowdown = 4;
+#else
+inline constexpr bool kSanitized = false;
+inline constexpr int kSlowdown = 1;
+#endif
+// A time limit for a command line (timeout(1), sleep(1)): `seconds` times kSlowdown.
+std::string seconds(double seconds);
+
 // A fresh empty directory under /tmp, removed at process exit.
 std::string temp_dir(const std::string& tag);
 

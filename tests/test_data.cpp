@@ -198,8 +198,9 @@ TEST_CASE("big IDX sets are mapped, not held: a plain file in place, a big gzip 
     REQUIRE(set.n == n);
     CHECK(set.mapped != nullptr);
     CHECK(set.owned_pixels.empty());
-    // Before mapping, the pixels alone took 105 and 270 MiB of this process's own memory.
-    CHECK(after - before < 24);
+    // Before mapping, the pixels alone took 105 and 270 MiB of this process's own memory. (Under
+    // AddressSanitizer the gzip reader's freed 16 MiB buffer stays resident in its quarantine.)
+    CHECK(after - before < (test::kSanitized ? 48 : 24));
     CHECK(test::count_files(spill_dir) == 0);  // the spill file has no name: nothing to leave behind
     // The right bytes, first, last and in between, and batches built from them.
     for (int64_t i : {int64_t{0}, int64_t{n / 2 + 13}, int64_t{n - 1}})

@@ -266,6 +266,16 @@ TEST_CASE("docs/ERRORS.md: every bad input gets its exit code, a one-line error 
     CHECK(std::count(res.err.begin(), res.err.end(), '\n') == 1);  // one line
     CHECK_FALSE(test::exists(out));
   }
+  {
+    // Bad test data is refused before the model is timed: asked for two minutes of timing, the
+    // benchmark still refuses within the time limit (it timed first, and timeout's 124, before).
+    INFO("nas-benchmark with bad data and --min-time 120");
+    auto res = test::run_cmd("timeout " + test::seconds(20) + " " + test::bin("nas-benchmark") + " --model " + child +
+                             " --data " + d + "/mismatch --min-time 120 --max-time 120 -q --threads 1");
+    INFO(res.err);
+    CHECK(res.code == 4);
+    CHECK_THAT(res.err, Catch::Matchers::Contains("expected 20 labels"));
+  }
   if (have_full) {
     CHECK(test::run_cmd("find " + full + " -name '*.tmp*'").out.empty());
     ::umount(full.c_str());

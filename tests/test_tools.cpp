@@ -235,7 +235,7 @@ TEST_CASE("--help documents options, exit codes and an example", "[tool]") {
 
 TEST_CASE("SIGTERM during training saves a checkpoint and exits 5; --resume continues", "[tool]") {
   std::string d = test::temp_dir("sig");
-  auto r = test::run_cmd("timeout --preserve-status -s TERM 4 " + test::bin("nas-train-supernet") + " --space " +
+  auto r = test::run_cmd("timeout --preserve-status -s TERM " + test::seconds(4) + " " + test::bin("nas-train-supernet") + " --space " +
                          test::test_data("tiny-space.yaml") + " --train " + test::test_data("tiny-train.yaml") +
                          " --out " + d + " --epochs 50 --threads 1");
   INFO(r.err);
@@ -243,7 +243,7 @@ TEST_CASE("SIGTERM during training saves a checkpoint and exits 5; --resume cont
   CHECK_THAT(r.err, Catch::Matchers::Contains("checkpoint saved to"));
   REQUIRE(test::exists(d + "/supernet.ckpt"));
   // Resuming uses the checkpoint's own specs; a second signal stops it again.
-  auto r3 = test::run_cmd("timeout --preserve-status -s INT 3 " + test::bin("nas-train-supernet") + " --out " + d +
+  auto r3 = test::run_cmd("timeout --preserve-status -s INT " + test::seconds(3) + " " + test::bin("nas-train-supernet") + " --out " + d +
                           " --resume --threads 1");
   INFO(r3.err);
   CHECK(r3.code == 5);
@@ -306,7 +306,7 @@ TEST_CASE("nas-search --space --evaluator: no supernet or data; killed, then res
   std::string d = test::temp_dir("external");
   // A slow-ish user evaluator: accuracy from the size of the arch document.
   test::spit(d + "/eval.sh",
-             "sleep 0.1; awk '{n += length($0)} END {printf \"{\\\"accuracy\\\": %.6f}\\n\", 1 - 100 / (100 + n)}'\n");
+             "sleep " + test::seconds(0.1) + "; awk '{n += length($0)} END {printf \"{\\\"accuracy\\\": %.6f}\\n\", 1 - 100 / (100 + n)}'\n");
   const std::string base = test::bin("nas-search") + " --space " + test::test_data("tiny-space.yaml") +
                            " --evaluator 'sh " + d + "/eval.sh' --strategy evolution --population 6 --sample-size 2" +
                            " --budget 60 --threads 1 -q";
@@ -314,7 +314,7 @@ TEST_CASE("nas-search --space --evaluator: no supernet or data; killed, then res
   INFO(full.err);
   REQUIRE(full.code == 0);
   CHECK(test::slurp(d + "/front.png").substr(0, 4) == "\x89PNG");  // gnuplot-nox comes with setup.sh
-  auto killed = test::run_cmd("timeout -s KILL 4 " + base + " --out " + d + "/resumed.json");
+  auto killed = test::run_cmd("timeout -s KILL " + test::seconds(4) + " " + base + " --out " + d + "/resumed.json");
   CHECK(killed.code == 137);  // SIGKILL: no chance to write anything but the periodic checkpoints
   REQUIRE(test::exists(d + "/resumed.json"));
   auto partial = spec::load_search_result(d + "/resumed.json");

@@ -268,7 +268,8 @@ TEST_CASE("docs/ERRORS.md: every bad input gets its exit code, a one-line error 
   }
   {
     // Bad test data is refused before the model is timed: asked for two minutes of timing, the
-    // benchmark still refuses within the time limit (it timed first, and timeout's 124, before).
+    // benchmark still refuses within the time limit (before the fix it timed first and timeout
+    // killed it: 124).
     INFO("nas-benchmark with bad data and --min-time 120");
     auto res = test::run_cmd("timeout " + test::seconds(20) + " " + test::bin("nas-benchmark") + " --model " + child +
                              " --data " + d + "/mismatch --min-time 120 --max-time 120 -q --threads 1");

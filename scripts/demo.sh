@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole pipeline on real Fashion-MNIST: train a supernet, search under a FLOPs bound, slice the
 # max child, the min child and the search's best, benchmark each on the 10k test images, and print
-# a table. About 15 minutes on a 2-core machine.
+# a table. About 15 minutes on a 2-core machine, plus the set-up and build on a fresh one.
 # Usage: scripts/demo.sh [OUT_DIR] (default demo-out). Env: MAX_MFLOPS (default 6), BUDGET (40),
 # EPOCHS (the train spec's), THREADS (all cores), BUILD (build).
 set -euo pipefail
@@ -13,9 +13,7 @@ BUDGET=${BUDGET:-40}
 THREADS=${THREADS:-0}
 EPOCHS_FLAG=()
 [[ -n "${EPOCHS:-}" ]] && EPOCHS_FLAG=(--epochs "$EPOCHS")
-for t in nas-train-supernet nas-search nas-slice nas-benchmark; do
-  [[ -x "$BUILD/$t" ]] || { echo "demo: $BUILD/$t missing: run scripts/setup.sh first" >&2; exit 2; }
-done
+source scripts/ensure-build.sh  # a fresh checkout: Debian packages, configure and build first
 mkdir -p "$OUT"
 start=$(date +%s)
 stamp() { echo "demo: [$(( $(date +%s) - start ))s] $*" >&2; }

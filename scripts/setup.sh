@@ -17,6 +17,9 @@ if (( install )) && command -v apt-get >/dev/null 2>&1; then
   for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # Node.js and npm for ONNX Runtime (below), which the ONNX export test runs its model in: Debian's,
+  # unless the machine already has an npm.
+  command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
   if (( ${#missing[@]} )); then
     SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     echo "setup: installing ${missing[*]}" >&2

@@ -1,7 +1,12 @@
 #pragma once
 // Shared test helpers: temporary directories, running the real binaries, small specs.
+#include <cstdint>
 #include <functional>
 #include <string>
+
+namespace nas::data {
+struct ImageSet;
+}
 
 namespace nas::test {
 
@@ -51,5 +56,10 @@ RunResult ort_run(const std::string& modules, const std::string& model, const st
 std::string error_of(const std::function<void()>& f);
 // Whether LibTorch sees a CUDA device (defined in test_main.cpp, which includes LibTorch).
 bool cuda_available();
+// The top-1 accuracy of a child checkpoint on the first n images of `set`, counted here: each
+// prediction against the set's own label. nas-benchmark --threads 1 scores the same images in the
+// same batches on one thread (CPU), so it computes the same logits and must report this accuracy,
+// whichever BLAS kernel the machine picks (test_main.cpp).
+double child_top1(const std::string& ckpt, const data::ImageSet& set, int64_t n);
 
 }  // namespace nas::test

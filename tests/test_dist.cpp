@@ -299,10 +299,23 @@ TEST_CASE("2 processes on 127.0.0.1 match 1 process on the same global batch aft
   // Float sums in another order (per-process batch norm sums, the loss over two halves): equal to
   // about 1e-6 after one step; after 20, parameters allclose and BN statistics within a few times
   // the noise floor: one process on 2 threads against 1 (see write_train_spec).
+  // The floor: one child at a time on 2 LibTorch threads (--workers 1, the default before workers).
   auto threads2 = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
-                                " --train " + tr + " --threads 2 --out " + d + "/threads2");
+                                " --train " + tr + " --threads 2 --workers 1 --out " + d + "/threads2");
   REQUIRE(threads2.code == 0);
   Diff floor = compare_supernets(d + "/one/supernet.ckpt", d + "/threads2/supernet.ckpt");
+  // The default on 2 threads: 2 workers of one LibTorch thread, each on half of every batch with BN
+  // synchronized between them: one process's run to float rounding, like 2 processes.
+  auto workers2 = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
+                                " --train " + tr + " --threads 2 --out " + d + "/workers2");
+  INFO(workers2.err);
+  REQUIRE(workers2.code == 0);
+  CHECK_THAT(workers2.err, Catch::Matchers::Contains("workers: 2 shards of every batch at once, 1 LibTorch thread(s) each"));
+  Diff shards = compare_supernets(d + "/one/supernet.ckpt", d + "/workers2/supernet.ckpt");
+  INFO("2 workers against 1: max |difference| " << shards.params << " (parameters), " << shards.buffers << " (buffers)");
+  CHECK(shards.tensors > 50);
+  CHECK(shards.close);
+  CHECK(shards.buffers <= 10 * std::max(floor.buffers, 1e-4));
   Diff diff = compare_supernets(d + "/one/supernet.ckpt", d + "/two/supernet.ckpt");
   INFO("max |difference| " << diff.params << " (parameters), " << diff.buffers << " (buffers) in " << diff.worst
                            << "; 1 against 2 threads: " << floor.params << ", " << floor.buffers);
@@ -491,7 +504,7 @@ TEST_CASE("synchronized batch norm over one rank is torch's batch norm: output, 
     });
     (synced->forward(xb) * w).sum().backward();
     nn::set_batchnorm_sync({});
-    CHECK(calls == 1);
+    CHECK(calls == 2);  // the statistics in forward, the gradient sums in backward
     CHECK(torch::allclose(xa.grad(), xb.grad(), 1e-4, 1e-5));
     CHECK(torch::allclose(plain->weight.grad(), synced->weight.grad(), 1e-4, 1e-4));
     CHECK(torch::allclose(plain->bias.grad(), synced->bias.grad(), 1e-4, 1e-4));

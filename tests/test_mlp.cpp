@@ -9,6 +9,7 @@
 #include "catch.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/idx.h"
 #include "eval/memory.h"
 #include "export/onnx_export.h"
 #include "helpers.h"
@@ -29,6 +30,7 @@ namespace {
 spec::SearchSpace tiny_mlp() { return spec::load_search_space(test::test_data("tiny-mlp.yaml")); }
 
 using test::error_of;
+
 
 json space_doc() {
   return {{"kind", "nas.search_space"}, {"schema_version", 1}, {"name", "m"}, {"family", "mlp"},
@@ -247,7 +249,12 @@ TEST_CASE("the four tools on an mlp space: train, search, slice, benchmark", "[m
   REQUIRE(sr.best >= 0);
   const auto& best = sr.candidates[static_cast<size_t>(sr.best)];
   CHECK(best.params <= 300000);
-  CHECK(best.val_acc > 0.6);  // 20 steps of the sandwich rule: well above chance (0.1)
+  // 20 steps of the sandwich rule put an MLP well clear of chance (0.1; the bar used to be 0.6 and
+  // held). At 3x chance the bar is far beyond what a change of rounding moves, while a pipeline that
+  // learns nothing (or scores against the wrong labels) stays near 0.1.
+  CHECK(best.val_acc > 0.3);
+  for (const auto& c : sr.candidates)
+    if (c.evaluated && c.feasible) CHECK(c.val_acc <= best.val_acc);  // the best is the most accurate
   CHECK(best.arch.is_mlp());
   auto rl = test::run_cmd(test::bin("nas-slice") + " --supernet " + ckpt + " --arch " + d + "/search.json --out " + d +
                           "/child.ckpt --threads 2 -q" + (exporter::onnx_available() ? " --onnx " + d + "/child.onnx" : ""));
@@ -260,7 +267,13 @@ TEST_CASE("the four tools on an mlp space: train, search, slice, benchmark", "[m
   REQUIRE(rb.code == 0);
   json bench = json::parse(test::slurp(d + "/bench.json"));
   CHECK(bench["model"]["params"] == best.params);
-  CHECK(bench["accuracy"]["top1"].get<double>() > 0.6);
+  // The 1000 images asked for, scored as this test scores them (one image of slack); and, like the
+  // search's score of the same child, above 3x chance.
+  CHECK(bench["accuracy"]["test_images"] == 1000);
+  const double top1 = bench["accuracy"]["top1"].get<double>();
+  CHECK(top1 ==
+        Approx(test::child_top1(d + "/child.ckpt", data::load_mnist_dir(test::kFmnist, false), 1000)).margin(1.0 / 1000));
+  CHECK(top1 > 0.3);
   // No latency table for an mlp space: a usage error, no file left.
   auto rx = test::run_cmd(test::bin("nas-benchmark") + " --build-lut --space " + space + " --out " + d + "/lut.json");
   CHECK(rx.code == 2);

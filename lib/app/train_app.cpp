@@ -39,6 +39,12 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
   app.add_flag("--resume", o.resume, "Continue from OUT/supernet.ckpt (its embedded specs are used)");
   app.add_option("--stop-after-steps", o.stop_after_steps, "Checkpoint and stop after N steps in total")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 60));
+  app.add_option("--workers", o.workers,
+                 "Worker threads that train shards of every batch at once (BN synchronized over them), each on "
+                 "its share of --threads (0: one per thread; 1: the whole batch on every thread). The result "
+                 "does not depend on it, to float rounding")
+      ->check(CLI::Range(0, 256))
+      ->default_val(0);
   cli::add_common_options(app, o.common);
   cli::add_distributed_options(app, o.common);
 }
@@ -84,6 +90,7 @@ void run_train(const TrainOptions& o) {
   to.stop_after_steps = o.stop_after_steps;
   to.device = o.common.device;
   to.fixed_arch = fixed;
+  to.workers = o.workers;
   auto s = train::train_supernet(space, t, to);
   spec::json summary = {{"checkpoint", s.checkpoint}, {"steps", s.steps},          {"total_steps", s.total_steps},
                         {"seconds", s.seconds},       {"loss_max", s.last.max},   {"loss_min", s.last.min}};

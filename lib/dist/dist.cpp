@@ -240,28 +240,6 @@ void Group::check_same(const std::string& value, const std::string& what) {
                       << "same files (" << first_line(all[r]) << " vs " << first_line(all[0]) << ")");
 }
 
-namespace {
-// Sum over ranks forward; the gradient of a sum over ranks is the sum of the ranks' gradients.
-struct AllReduceSumFn : public torch::autograd::Function<AllReduceSumFn> {
-  static torch::Tensor forward(torch::autograd::AutogradContext*, torch::Tensor x) {
-    std::vector<at::Tensor> t{x.detach().clone()};
-    world()->allreduce_sum(t, "synchronized batch norm");
-    return t[0];
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext*,
-                                                 torch::autograd::variable_list grads) {
-    std::vector<at::Tensor> t{grads[0].contiguous().clone()};
-    world()->allreduce_sum(t, "synchronized batch norm (backward)");
-    return {t[0]};
-  }
-};
-}  // namespace
-
-at::Tensor Group::allreduce_sum_autograd(const at::Tensor& t) {
-  NAS_CHECK(world() == this, Error, "allreduce_sum_autograd: only on the process's group");
-  return AllReduceSumFn::apply(t);
-}
-
 bool available() { return true; }
 
 std::shared_ptr<Group> init(const LaunchEnv& env, const GroupOptions& o) {
@@ -355,7 +333,6 @@ const std::string& Group::backend() const {
 bool Group::failed() const { return false; }
 int64_t Group::bucket_bytes() const { return 0; }
 void Group::allreduce_sum(std::vector<at::Tensor>&, const char*) {}
-at::Tensor Group::allreduce_sum_autograd(const at::Tensor& t) { return t; }
 void Group::broadcast(std::vector<at::Tensor>&, int, const char*) {}
 std::vector<std::string> Group::allgather(const std::string& s, const char*) { return {s}; }
 bool Group::any(bool flag, const char*) { return flag; }

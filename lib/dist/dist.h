@@ -60,8 +60,6 @@ class Group {
   int64_t bucket_bytes() const;
   // Sums in place over ranks (one collective per tensor, issued together, then waited for).
   void allreduce_sum(std::vector<at::Tensor>& ts, const char* what);
-  // A sum over ranks whose backward sums the gradients over ranks (synchronized BN statistics).
-  at::Tensor allreduce_sum_autograd(const at::Tensor& t);
   // Rank `root`'s values, in place.
   void broadcast(std::vector<at::Tensor>& ts, int root, const char* what);
   // Every rank's string, by rank.

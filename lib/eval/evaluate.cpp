@@ -80,7 +80,6 @@ void recalibrate_bn(supernet::Supernet& net, const data::ImageSet& set, const st
   o.pin_memory = device.is_cuda();
   data::BatchLoader loader(set, idx, o);
   int r = net->active().resolution;
-  net->set_dropout(0.0);
   while (auto b = loader.next()) {
     check_interrupt("BN recalibration");
     net->forward(supernet::resize_input(b->x.to(device, /*non_blocking=*/true), r));

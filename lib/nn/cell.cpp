@@ -224,7 +224,7 @@ torch::Tensor CellNetImpl::run(const torch::Tensor& x, F cell_forward, double dr
   for (size_t i = 0; i < cells_.size(); ++i) h = cell_forward(cells_[i], is_reduce_[i], h);
   h = torch::relu(head_bn_.forward(h));
   h = h.mean({2, 3});
-  if (dropout > 0 && is_training()) h = torch::dropout(h, dropout, true);
+  if (dropout > 0 && is_training()) h = dropout_rows(h, dropout);
   return classifier_(h);
 }
 

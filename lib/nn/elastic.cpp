@@ -1,5 +1,8 @@
 #include "nn/elastic.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -89,45 +92,132 @@ DynamicBatchNorm2dImpl::DynamicBatchNorm2dImpl(int64_t c, double m, double e)
 }
 
 namespace {
+// The calling thread's group sum for synchronized BN (empty: off).
 std::function<torch::Tensor(const torch::Tensor&)>& batchnorm_sum() {
-  static std::function<torch::Tensor(const torch::Tensor&)> f;
+  thread_local std::function<torch::Tensor(const torch::Tensor&)> f;
   return f;
 }
 
-// Batch norm over the batches of all ranks. Per-channel sums of (x - K) and (x - K)^2 and the count
-// are summed over ranks in one collective; K, the running mean (the same on every rank), keeps
-// E[d^2] - E[d]^2 free of cancellation. Running statistics get the global mean and the unbiased
-// global variance, as torch::batch_norm does for one batch.
-torch::Tensor sync_batch_norm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
-                              torch::Tensor rm, torch::Tensor rv, double momentum, double eps) {
-  const int64_t c = x.size(1);
-  std::vector<int64_t> dims{0}, shape(x.dim(), 1);
-  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
-  shape[1] = c;
-  // Statistics in fp32 whatever the activations' type (bf16 autocast), as torch::batch_norm keeps them.
-  const torch::Tensor xf = x.to(torch::kFloat);
-  torch::Tensor k = rm.detach().to(torch::kFloat).clone().view(shape);  // rm changes below
-  torch::Tensor d = xf - k;
-  torch::Tensor local = torch::cat({d.sum(dims), (d * d).sum(dims),
-                                    torch::full({1}, static_cast<double>(x.numel() / c), xf.options())});
-  torch::Tensor all = batchnorm_sum()(local);
-  torch::Tensor n = all.narrow(0, 2 * c, 1).detach();
-  torch::Tensor m1 = all.narrow(0, 0, c) / n;
-  torch::Tensor var = (all.narrow(0, c, c) / n - m1 * m1).clamp_min(0.0);
-  torch::Tensor mean = m1 + k.view({c});
-  {
-    torch::NoGradGuard ng;
-    double count = n.item<double>();
-    rm.mul_(1.0 - momentum).add_(mean.detach().to(rm.scalar_type()) * momentum);
-    rv.mul_(1.0 - momentum).add_(var.detach().to(rv.scalar_type()) * (momentum * count / std::max(1.0, count - 1.0)));
-  }
-  torch::Tensor inv = torch::rsqrt(var + eps);
-  torch::Tensor y = (xf - mean.view(shape)) * (inv * w.to(torch::kFloat)).view(shape) + b.to(torch::kFloat).view(shape);
-  return y.to(x.scalar_type());
+// Batch statistics over every member of the group (processes, or the shard workers of a step).
+struct GroupStats {
+  torch::Tensor mean, var;  // per channel, fp32; var biased
+  double count = 0;                 // values per channel over the group
+};
+
+// Each member's mean and biased variance from LibTorch's own kernel, combined through one sum over
+// the group of n (m - K), n (v + (m - K)^2) and n per channel: K, the running mean (the same on every
+// member), keeps E[(x - K)^2] - E[x - K]^2 free of cancellation.
+GroupStats group_stats(const torch::Tensor& xf, const torch::Tensor& shift) {
+  torch::NoGradGuard ng;
+  const int64_t c = xf.size(1);
+  auto local = at::batch_norm_update_stats(xf, {}, {}, 0.0);
+  const double n = static_cast<double>(xf.numel() / c);
+  torch::Tensor k = shift.detach().to(torch::kFloat);
+  torch::Tensor dm = std::get<0>(local) - k;
+  torch::Tensor all = batchnorm_sum()(
+      torch::cat({dm * n, (std::get<1>(local) + dm * dm) * n, torch::full({1}, n, xf.options())}));
+  GroupStats s;
+  s.count = all[2 * c].item<double>();
+  torch::Tensor m1 = all.narrow(0, 0, c) / s.count;
+  s.var = (all.narrow(0, c, c) / s.count - m1 * m1).clamp_min(0.0);
+  s.mean = m1 + k;
+  return s;
 }
+
+// Batch norm with the group's statistics: the forward is LibTorch's inference kernel on them; the
+// backward sums Σdy and Σdy·(x - mean) over the group (one more group sum) and returns this
+// member's input gradient and its own share of the weight and bias gradients.
+struct GroupBatchNormFn : public torch::autograd::Function<GroupBatchNormFn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& xf,
+                               const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& mean,
+                               const torch::Tensor& invstd, const torch::Tensor& var, double count, double eps) {
+    torch::Tensor wf = weight.to(torch::kFloat), bf = bias.to(torch::kFloat);
+    ctx->save_for_backward({xf, wf, mean, invstd});
+    ctx->saved_data["count"] = count;
+    return torch::batch_norm(xf, wf, bf, mean, var, /*training=*/false, 0.0, eps, false);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const torch::Tensor &xf = saved[0], &wf = saved[1], &mean = saved[2], &invstd = saved[3];
+    const double count = ctx->saved_data["count"].toDouble();
+    const int64_t c = xf.size(1);
+    torch::Tensor dy = grads[0].to(torch::kFloat);
+    // This member's Σdy (the bias gradient) and Σdy·(x - mean)·invstd (the weight gradient), in one
+    // pass of LibTorch's backward kernel.
+    auto local = at::native_batch_norm_backward(dy, xf, wf, {}, {}, mean, invstd, true, 0.0, {false, true, true});
+    const torch::Tensor& gw = std::get<1>(local);
+    const torch::Tensor& gb = std::get<2>(local);
+    torch::Tensor all = batchnorm_sum()(torch::cat({gb, gw}));
+    torch::Tensor mean_dy = all.narrow(0, 0, c) / count, mean_dy_xhat = all.narrow(0, c, c) / count;
+    // dx = w invstd (dy - mean(dy) - xhat mean(dy xhat)), xhat = (x - mean) invstd: a dy + b x + d.
+    std::vector<int64_t> shape(xf.dim(), 1);
+    shape[1] = c;
+    torch::Tensor a = wf * invstd;
+    torch::Tensor b = -a * invstd * mean_dy_xhat;
+    torch::Tensor d = -a * mean_dy - b * mean;
+    torch::Tensor dx = torch::addcmul(d.view(shape), dy, a.view(shape));
+    dx.addcmul_(xf, b.view(shape));
+    return {dx, gw, gb, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
 }  // namespace
 
 void set_batchnorm_sync(std::function<torch::Tensor(const torch::Tensor&)> sum) { batchnorm_sum() = std::move(sum); }
+
+namespace {
+RunningStatsLog*& thread_stats_log() {
+  thread_local RunningStatsLog* log = nullptr;
+  return log;
+}
+}  // namespace
+
+RunningStatsScope::RunningStatsScope(RunningStatsLog* log) : previous_(thread_stats_log()) { thread_stats_log() = log; }
+RunningStatsScope::~RunningStatsScope() { thread_stats_log() = previous_; }
+
+void RunningStatsLog::update(const Entry& e) {
+  torch::NoGradGuard ng;
+  e.running_mean.mul_(1.0 - e.momentum).add_(e.batch_mean.to(e.running_mean.scalar_type()), e.momentum);
+  e.running_var.mul_(1.0 - e.momentum).add_(e.batch_var.to(e.running_var.scalar_type()), e.momentum);
+}
+
+void RunningStatsLog::apply() const {
+  for (const auto& e : entries_) update(e);
+}
+
+struct RowNoiseScope::State {
+  at::Generator generator;
+  int64_t first, total;
+};
+
+namespace {
+RowNoiseScope::State*& thread_noise() {
+  thread_local RowNoiseScope::State* state = nullptr;
+  return state;
+}
+}  // namespace
+
+RowNoiseScope::RowNoiseScope(uint64_t seed, int64_t first, int64_t total)
+    : state_(new State{at::make_generator<at::CPUGeneratorImpl>(seed), first, total}), previous_(thread_noise()) {
+  thread_noise() = state_.get();
+}
+RowNoiseScope::~RowNoiseScope() { thread_noise() = previous_; }
+
+torch::Tensor row_bernoulli(const torch::Tensor& like, std::vector<int64_t> shape, double keep) {
+  RowNoiseScope::State* n = thread_noise();
+  if (!n) return torch::empty(shape, like.options()).bernoulli_(keep);
+  TORCH_CHECK(!like.is_cuda(), "row_bernoulli: a RowNoiseScope draws CPU masks only");
+  const int64_t rows = shape[0];
+  TORCH_CHECK(n->first + rows <= n->total, "row_bernoulli: rows ", n->first, "+", rows, " of a batch of ", n->total);
+  shape[0] = n->total;
+  return torch::empty(shape, like.options()).bernoulli_(keep, n->generator).narrow(0, n->first, rows);
+}
+
+torch::Tensor dropout_rows(const torch::Tensor& x, double p) {
+  torch::Tensor noise = row_bernoulli(x, x.sizes().vec(), 1.0 - p);
+  noise.div_(1.0 - p);
+  return x * noise;
+}
 
 torch::Tensor DynamicBatchNorm2dImpl::forward(const torch::Tensor& x) {
   int64_t c = x.size(1);
@@ -147,9 +237,27 @@ torch::Tensor DynamicBatchNorm2dImpl::forward(const torch::Tensor& x) {
   NAS_CHECK(!training || x.numel() / c >= 2, SpecError,
             "batch_size: BatchNorm needs more than 1 value per channel when training, found a batch of " << x.size(0)
                 << " with " << x.numel() / c << " value(s) per channel (use a batch size of at least 2)");
-  if (training && calib_seen_ < 0 && batchnorm_sum())
-    return sync_batch_norm(x, weight.narrow(0, 0, c), bias.narrow(0, 0, c), running_mean.narrow(0, 0, c),
-                           running_var.narrow(0, 0, c), m, eps);
+  if (training && calib_seen_ < 0 && batchnorm_sum()) {
+    // Synchronized: the group's statistics normalize, and go to the running ones (or to the log).
+    const torch::Tensor xf = x.to(torch::kFloat);  // statistics in fp32 under bf16 autocast too
+    GroupStats st = group_stats(xf, running_mean.narrow(0, 0, c));
+    torch::Tensor unbiased = st.var * (st.count / std::max(1.0, st.count - 1.0));
+    RunningStatsLog::Entry e{running_mean.narrow(0, 0, c), running_var.narrow(0, 0, c), st.mean, unbiased, m};
+    if (thread_stats_log())
+      thread_stats_log()->entries_.push_back(e);
+    else
+      RunningStatsLog::update(e);
+    return GroupBatchNormFn::apply(xf, weight.narrow(0, 0, c), bias.narrow(0, 0, c), st.mean,
+                                   torch::rsqrt(st.var + eps), st.var, st.count, eps)
+        .to(x.scalar_type());
+  }
+  if (training && calib_seen_ < 0 && thread_stats_log()) {
+    // Momentum 1 on zeroed buffers leaves exactly this batch's mean and unbiased variance in them.
+    torch::Tensor mean = torch::zeros({c}, running_mean.options()), var = torch::zeros({c}, running_var.options());
+    torch::Tensor y = torch::batch_norm(x, weight.narrow(0, 0, c), bias.narrow(0, 0, c), mean, var, true, 1.0, eps, false);
+    thread_stats_log()->entries_.push_back({running_mean.narrow(0, 0, c), running_var.narrow(0, 0, c), mean, var, m});
+    return y;
+  }
   // Narrowed running stats are views: batch_norm updates the shared buffers in place.
   return torch::batch_norm(x, weight.narrow(0, 0, c), bias.narrow(0, 0, c), running_mean.narrow(0, 0, c),
                            running_var.narrow(0, 0, c), training, m, eps, false);
@@ -218,7 +326,7 @@ torch::Tensor DynamicMBConvImpl::forward(const torch::Tensor& x, int64_t expand,
     if (drop_rate > 0 && is_training()) {
       // Drop the whole branch per sample, rescale the kept ones (EfficientNet's drop-connect).
       double keep = 1.0 - drop_rate;
-      torch::Tensor mask = torch::empty({h.size(0), 1, 1, 1}, h.options()).bernoulli_(keep);
+      torch::Tensor mask = row_bernoulli(h, {h.size(0), 1, 1, 1}, keep);
       h = h * mask / keep;
     }
     h = h + x;

@@ -5,8 +5,10 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <memory>
 
 #include <string>
+#include <vector>
 
 namespace nas::nn {
 
@@ -57,9 +59,70 @@ class DynamicBatchNorm2dImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DynamicBatchNorm2d);
 
-// Synchronized BN for data-parallel training: while `sum` is set, training-mode forward passes
-// (not BN recalibration) normalize with the statistics of every rank's batch together. `sum` sums
-// a tensor over the ranks, and in backward sums its gradient over the ranks. Empty: off.
+// Running statistics recorded instead of applied. While a RunningStatsScope is alive on a thread,
+// training-mode forward passes of DynamicBatchNorm2d on that thread (not BN recalibration, not
+// synchronized BN) normalize as usual but leave the running buffers alone: each layer's batch mean
+// and unbiased variance go to the log instead. Concurrent children of a sandwich step share the
+// buffers, so they must not update them in place; apply() replays the updates afterwards in child
+// order, which gives the same statistics whichever worker ran which child.
+class RunningStatsLog {
+ public:
+  // running = (1 - momentum) * running + momentum * batch, entry by entry in recording order.
+  void apply() const;
+  size_t size() const { return entries_.size(); }
+
+  struct Entry {
+    torch::Tensor running_mean, running_var;  // the layer's narrowed buffers (views)
+    torch::Tensor batch_mean, batch_var;      // this pass's statistics (the variance unbiased)
+    double momentum;
+  };
+  static void update(const Entry& e);  // one entry, in place
+
+ private:
+  friend class DynamicBatchNorm2dImpl;
+  std::vector<Entry> entries_;
+};
+class RunningStatsScope {
+ public:
+  explicit RunningStatsScope(RunningStatsLog* log);  // null: record nothing (statistics applied in place)
+  ~RunningStatsScope();
+  RunningStatsScope(const RunningStatsScope&) = delete;
+  RunningStatsScope& operator=(const RunningStatsScope&) = delete;
+
+ private:
+  RunningStatsLog* previous_;
+};
+
+// Per-row random masks (dropout, drop-connect) that do not depend on how a batch is split among
+// workers. While a RowNoiseScope is alive on a thread, every mask is drawn for all `total` rows of
+// the batch from the scope's own generator, seeded with `seed`, and the thread keeps its rows
+// [first, first + rows): the draws, one mask after another, are those that LibTorch's default
+// generator would make after torch::manual_seed(seed) for the whole batch. Without a scope, masks
+// come from the default generator. CPU tensors only.
+class RowNoiseScope {
+ public:
+  RowNoiseScope(uint64_t seed, int64_t first, int64_t total);
+  ~RowNoiseScope();
+  RowNoiseScope(const RowNoiseScope&) = delete;
+  RowNoiseScope& operator=(const RowNoiseScope&) = delete;
+  struct State;  // the generator and the rows (elastic.cpp)
+
+ private:
+  std::unique_ptr<State> state_;
+  State* previous_;
+};
+// A tensor of `shape` (rows first: like.size(0)) with like's options, each element 1 with
+// probability `keep`, else 0 (the current RowNoiseScope's rows, if any).
+torch::Tensor row_bernoulli(const torch::Tensor& like, std::vector<int64_t> shape, double keep);
+// Dropout in training mode with torch::dropout's arithmetic (x * (mask / (1 - p))), its mask from
+// row_bernoulli.
+torch::Tensor dropout_rows(const torch::Tensor& x, double p);
+
+// Synchronized BN for data-parallel training, on the calling thread: while `sum` is set,
+// training-mode forward passes (not BN recalibration) normalize with the statistics of every group
+// member's batch together (the members: processes, or the shard workers of a training step). `sum`
+// sums a tensor over the members (no gradient needed); it is called once in each forward and once
+// in each backward of a layer, in the same order on every member. Empty: off.
 void set_batchnorm_sync(std::function<torch::Tensor(const torch::Tensor&)> sum);
 
 class DynamicLinearImpl : public torch::nn::Module {

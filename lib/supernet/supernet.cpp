@@ -104,16 +104,18 @@ void SupernetImpl::set_active(const spec::Arch& arch) {
   active_ = arch;
 }
 
-torch::Tensor SupernetImpl::forward(const torch::Tensor& x) {
-  const auto& a = active_;
+torch::Tensor SupernetImpl::forward(const torch::Tensor& x) { return forward_child(x, active_); }
+
+torch::Tensor SupernetImpl::forward_child(const torch::Tensor& x, const spec::Arch& a, double dropout,
+                                          double drop_connect) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == in_channels_, "supernet: expected input [N, ", in_channels_,
               ", R, R], got ", x.sizes());
-  if (a.is_cell()) return cell_net_->forward(x, a.normal, a.reduce, dropout_);
+  if (a.is_cell()) return cell_net_->forward(x, a.normal, a.reduce, dropout);
   if (a.is_mlp()) {
     torch::Tensor h = x.flatten(1);
     for (size_t i = 0; i < a.layers.size(); ++i)
       h = nn::apply_act(mlp_bn_[i](mlp_fc_[i](h, a.layers[i].width)), nn::parse_act(a.layers[i].act));
-    if (dropout_ > 0 && is_training()) h = torch::dropout(h, dropout_, true);
+    if (dropout > 0 && is_training()) h = nn::dropout_rows(h, dropout);
     return classifier_(h, num_classes_);
   }
   torch::Tensor h = nn::to_channels_last(stem_(x, a.stem_width, space_.stem_kernel));
@@ -123,13 +125,13 @@ torch::Tensor SupernetImpl::forward(const torch::Tensor& x) {
   for (size_t i = 0; i < stages_.size(); ++i) {
     const auto& sa = a.stages[i];
     for (int b = 0; b < sa.depth; ++b, ++k) {
-      double rate = drop_connect_ * static_cast<double>(k) / static_cast<double>(active_blocks);
+      double rate = drop_connect * static_cast<double>(k) / static_cast<double>(active_blocks);
       h = stages_[i][b](h, sa.blocks[b].expand, sa.blocks[b].kernel, sa.width, rate);
     }
   }
   h = nn::apply_act(head_bn_(head_(h, a.head_width, 1)), head_act_);
   h = h.mean({2, 3});
-  if (dropout_ > 0 && is_training()) h = torch::dropout(h, dropout_, true);
+  if (dropout > 0 && is_training()) h = nn::dropout_rows(h, dropout);
   return classifier_(h, num_classes_);
 }
 

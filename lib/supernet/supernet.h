@@ -20,11 +20,6 @@ class SupernetImpl : public torch::nn::Module {
   // The child that forward() runs. Checked against the space (SpecError when outside).
   void set_active(const spec::Arch& arch);
   const spec::Arch& active() const { return active_; }
-  // Dropout before the classifier in training mode (the sandwich rule uses it for the max child only).
-  void set_dropout(double p) { dropout_ = p; }
-  // Stochastic depth in training mode: residual block k of n active ones is dropped with
-  // probability p * k / n (the sandwich rule uses it for the max child only).
-  void set_drop_connect(double p) { drop_connect_ = p; }
   // The last BN gamma of every residual block: 0 (each block starts as the identity) or 1.
   void init_last_bn_gamma(bool zero);
   // Sorts every block's expanded (middle) channels, and its SE bottleneck channels, by importance
@@ -34,8 +29,14 @@ class SupernetImpl : public torch::nn::Module {
   // classifier too, in the same column order whichever layer is last.
   void sort_channels();
 
-  // x: [N, C, R, R], already at the active resolution (see resize_input).
+  // The active child. x: [N, C, R, R], already at the active resolution (see resize_input).
   torch::Tensor forward(const torch::Tensor& x);
+  // Child `a` (valid in the space), whatever the active one: passes of different children may run
+  // concurrently on threads of their own (the trainer's workers). In training mode, `dropout` before
+  // the classifier and stochastic depth `drop_connect` (residual block k of n active ones dropped
+  // with probability drop_connect * k / n); the sandwich rule uses both for the max child only.
+  torch::Tensor forward_child(const torch::Tensor& x, const spec::Arch& a, double dropout = 0.0,
+                              double drop_connect = 0.0);
   // Family cell: the continuous relaxation (DARTS): every edge mixes all its ops with the weights'
   // row [normal or reduction edges, ops of the space]; the active arch is not used.
   torch::Tensor forward_mixed(const torch::Tensor& x, const torch::Tensor& normal_weights,
@@ -53,8 +54,6 @@ class SupernetImpl : public torch::nn::Module {
   spec::SearchSpace space_;
   int in_channels_, num_classes_;
   spec::Arch active_;
-  double dropout_ = 0.0;
-  double drop_connect_ = 0.0;
   nn::DynamicConv2d stem_{nullptr};
   nn::DynamicBatchNorm2d stem_bn_{nullptr};
   std::vector<std::vector<nn::DynamicMBConv>> stages_;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "core/build_info.h"
@@ -21,6 +22,7 @@
 #include "nn/precision.h"
 #include "supernet/checkpoint.h"
 #include "supernet/sampling.h"
+#include "train/workers.h"
 
 namespace nas::train {
 namespace {
@@ -76,6 +78,20 @@ const std::vector<int64_t>& fault_nan_steps() {
 bool fault_nan_at(int64_t step) {
   const auto& steps = fault_nan_steps();
   return std::find(steps.begin(), steps.end(), step) != steps.end();
+}
+
+// The workers of a training run: on the CPU, shards of every batch trained at once, each on its
+// share of the process's LibTorch threads; one (this thread, every LibTorch thread) on a GPU and in
+// a job of several processes (which already share the machine's cores).
+WorkerPool make_step_workers(int requested, int64_t batch_rows, const torch::Device& device, bool distributed) {
+  const int threads = at::get_num_threads();
+  int workers = default_workers(requested, threads, static_cast<int>(std::max<int64_t>(1, batch_rows / 2)));
+  if (device.is_cuda() || distributed) workers = 1;
+  const int kernel_threads = std::max(1, threads / workers);
+  if (workers > 1)
+    log_info("workers: " + std::to_string(workers) + " shards of every batch at once, " +
+             std::to_string(kernel_threads) + " LibTorch thread(s) each");
+  return WorkerPool(workers, workers > 1 ? kernel_threads : threads);
 }
 
 // Lines logged after the checkpoint a run resumes from would be logged again: drop them.
@@ -158,127 +174,186 @@ void set_lr(torch::optim::Optimizer& opt, double lr) {
   }
 }
 
+namespace {
+
+// The children of one step, in the order their gradients are summed: the max child first (it
+// teaches the others) and the min child second under the sandwich rule; one random child under
+// uniform sampling; the fixed child when training one arch.
+std::vector<spec::Arch> step_children(const supernet::Supernet& net, const spec::TrainSpec& t, int64_t step,
+                                      const spec::Arch* fixed) {
+  if (fixed) return {*fixed};
+  const auto& space = net->space();
+  auto random_child = [&](int i) {
+    Rng rng(mix_seed(t.seed, static_cast<uint64_t>(step), static_cast<uint64_t>(i) + 1));
+    return supernet::random_arch(space, rng);
+  };
+  if (t.sampling == "uniform") return {random_child(0)};
+  std::vector<spec::Arch> children{supernet::max_arch(space), supernet::min_arch(space)};
+  for (int i = 0; i < t.random_children; ++i) children.push_back(random_child(i));
+  return children;
+}
+
+// The students' loss against the teacher's output (or against the labels without distillation).
+torch::Tensor student_loss(const torch::Tensor& logits, const torch::Tensor& y, const torch::Tensor& teacher,
+                           const spec::TrainSpec& t) {
+  if (!t.distillation) return smoothed_ce(logits, y, t.label_smoothing);
+  if (y.is_floating_point()) return smoothed_ce(logits, teacher, 0);  // regression: MSE to its output
+  return t.distill_loss == "kl" ? kl_div(logits, teacher, t.temperature) : soft_ce(logits, teacher, t.temperature);
+}
+
+// While alive, synchronized BN on this thread sums over `sum`'s group (nn::set_batchnorm_sync).
+struct BatchNormSyncScope {
+  explicit BatchNormSyncScope(std::function<torch::Tensor(const torch::Tensor&)> sum) : on(bool(sum)) {
+    if (on) nn::set_batchnorm_sync(std::move(sum));
+  }
+  ~BatchNormSyncScope() {
+    if (on) nn::set_batchnorm_sync({});
+  }
+  BatchNormSyncScope(const BatchNormSyncScope&) = delete;
+  BatchNormSyncScope& operator=(const BatchNormSyncScope&) = delete;
+  bool on;
+};
+
+// What one shard's passes leave for the end of the step.
+struct ShardPass {
+  std::vector<torch::Tensor> losses;  // per child, detached, weighted by the shard's share
+  std::vector<torch::Tensor> grads;   // per parameter, summed over the children in child order
+  nn::RunningStatsLog bn;             // BN statistics of every pass, applied in child order
+};
+
+// Adds `g` to `acc` (which takes a contiguous copy of the first), as backward() accumulates.
+void accumulate(std::vector<torch::Tensor>& acc, const std::vector<torch::Tensor>& g) {
+  if (acc.empty()) acc.resize(g.size());
+  for (size_t k = 0; k < g.size(); ++k) {
+    if (!g[k].defined()) continue;
+    if (!acc[k].defined())
+      acc[k] = g[k].contiguous();
+    else
+      acc[k].add_(g[k]);
+  }
+}
+
+}  // namespace
+
 StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, const data::Batch& batch,
                          const spec::TrainSpec& t, int64_t step, const torch::Device& device,
-                         const spec::Arch* fixed, dist::Group* group) {
+                         const spec::Arch* fixed, dist::Group* group, WorkerPool* workers) {
   net->train();
   const bool parallel = group != nullptr && group->size() > 1;
   // This rank's share of the global batch: its mean losses weighted by share * ranks / batch, so that
   // the average of the ranks' gradients is the gradient of the global batch's mean loss.
   const double share = parallel ? static_cast<double>(batch.x.size(0)) * group->size() / t.batch_size : 1.0;
-  struct SyncBnScope {
-    explicit SyncBnScope(dist::Group* g) : on(g != nullptr) {
-      if (on) nn::set_batchnorm_sync([g](const torch::Tensor& x) { return g->allreduce_sum_autograd(x); });
-    }
-    ~SyncBnScope() {
-      if (on) nn::set_batchnorm_sync({});
-    }
-    bool on;
-  } sync_bn(parallel && t.sync_bn ? group : nullptr);
-  // Dropout and drop-connect: each rank its own masks for its own rows.
+  BatchNormSyncScope rank_sync(parallel && t.sync_bn ? std::function<torch::Tensor(const torch::Tensor&)>(
+                                                           [group](const torch::Tensor& v) {
+                                                             std::vector<torch::Tensor> l{v.contiguous().clone()};
+                                                             group->allreduce_sum(l, "synchronized batch norm");
+                                                             return l[0];
+                                                           })
+                                                     : nullptr);
+  // Dropout and drop-connect (the first child's only): each rank its own masks for its own rows;
+  // the same masks however the rank's rows are split among its workers (nn::RowNoiseScope).
   uint64_t mask_seed = mix_seed(t.seed, static_cast<uint64_t>(step), 0xd0u);
   if (parallel) mask_seed = mix_seed(mask_seed, static_cast<uint64_t>(group->rank()));
   torch::manual_seed(mask_seed);
+  const bool cuda = device.is_cuda();
   torch::Tensor x = batch.x.to(device, /*non_blocking=*/true);
   torch::Tensor y = batch.y.to(device, /*non_blocking=*/true);
-  const auto& space = net->space();
-  // Gradients reset to undefined, not zero: a parameter that no child of this step used (an op a
-  // cell space's single-path child did not sample) is skipped by the optimizer, with no weight
-  // decay and no stale momentum (LibTorch 1.13's zero_grad() zeroes instead).
-  for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
-  StepLosses out;
-  // Forward passes (and losses) under autocast when --precision bf16; logits come back in fp32.
-  const bool cuda = device.is_cuda();
-  // skip mode: the BN running statistics as they were, restored if a loss comes out non-finite.
-  std::vector<torch::Tensor> buffers_before;
-  if (t.on_nonfinite_loss == "skip")
-    for (const auto& b : net->buffers()) buffers_before.push_back(b.detach().clone());
-  auto forward = [&](const torch::Tensor& in) {
-    nn::AutocastScope autocast(cuda);
-    return net->forward(in).to(torch::kFloat);
-  };
-  // Loss values stay on the device until the end of the step: one synchronisation per step.
-  std::vector<torch::Tensor> losses;  // max, min, random children...
-  // One resized copy of the batch per resolution, shared by the children that use it.
-  std::map<int, torch::Tensor> resized;
-  auto input = [&](int r) {
-    auto it = resized.find(r);
-    if (it == resized.end()) it = resized.emplace(r, supernet::resize_input(x, r)).first;
-    return it->second;
-  };
-  auto random_child = [&](int i) {
-    Rng rng(mix_seed(t.seed, static_cast<uint64_t>(step), static_cast<uint64_t>(i) + 1));
-    return supernet::random_arch(space, rng);
-  };
-  // The max (or fixed) child: labels, dropout and drop-connect. Returns its logits.
-  auto teacher_pass = [&](const spec::Arch& a) {
-    net->set_active(a);
-    net->set_dropout(t.dropout);
-    net->set_drop_connect(t.drop_connect);
-    torch::Tensor logits;
-    try {
-      logits = forward(input(a.resolution));
-    } catch (...) {
-      net->set_dropout(0.0);
-      net->set_drop_connect(0.0);
-      throw;
+  const std::string mode = fixed ? "fixed" : t.sampling;
+  NAS_CHECK(mode != "fixed" || fixed != nullptr, UsageError, "sampling: fixed needs an arch (nas-train-supernet --arch)");
+  const std::vector<spec::Arch> children = step_children(net, t, step, fixed);
+  const std::vector<torch::Tensor> params = net->parameters();
+  const int64_t rows = x.size(0);
+  const int shards = workers != nullptr && !parallel && !cuda
+                         ? static_cast<int>(std::min<int64_t>(workers->workers(), std::max<int64_t>(1, rows / 2)))
+                         : 1;
+  ShardGroup shard_group(shards);
+  std::vector<ShardPass> passes(static_cast<size_t>(shards));
+  // Shard w trains every child, in order, on rows [rows * w / shards, rows * (w + 1) / shards); its
+  // losses are weighted by its share of the rows, and BN normalizes over all shards together.
+  auto run_shard = [&](int w) {
+    const int64_t first = rows * w / shards, n = rows * (w + 1) / shards - first;
+    const torch::Tensor xs = shards == 1 ? x : x.narrow(0, first, n);
+    const torch::Tensor ys = shards == 1 ? y : y.narrow(0, first, n);
+    const double weight = share * static_cast<double>(n) / static_cast<double>(rows);
+    ShardPass& pass = passes[static_cast<size_t>(w)];
+    BatchNormSyncScope shard_sync(shards > 1 ? std::function<torch::Tensor(const torch::Tensor&)>(
+                                                   [&shard_group, w](const torch::Tensor& v) { return shard_group.sum(v, w); })
+                                             : nullptr);
+    nn::RunningStatsScope record(&pass.bn);
+    std::optional<nn::RowNoiseScope> noise;
+    if (!cuda) noise.emplace(mask_seed, first, rows);
+    std::map<int, torch::Tensor> resized;  // one copy per resolution, shared by the children that use it
+    torch::Tensor teacher;
+    for (size_t i = 0; i < children.size(); ++i) {
+      const spec::Arch& a = children[i];
+      auto it = resized.find(a.resolution);
+      if (it == resized.end()) it = resized.emplace(a.resolution, supernet::resize_input(xs, a.resolution)).first;
+      // The first child learns from the labels, with dropout and drop-connect unless it is a uniform
+      // sample, and teaches the others under the sandwich rule.
+      const bool labels = i == 0 && mode != "uniform";
+      torch::Tensor logits;
+      {
+        nn::AutocastScope autocast(cuda);
+        logits = net->forward_child(it->second, a, labels ? t.dropout : 0.0, labels ? t.drop_connect : 0.0)
+                     .to(torch::kFloat);
+      }
+      torch::Tensor loss;
+      if (i == 0) {
+        loss = smoothed_ce(logits, ys, t.label_smoothing) * weight;
+        if (labels && fault_nan_at(step)) loss = loss * std::numeric_limits<double>::quiet_NaN();
+        if (mode == "sandwich")  // regression: the students regress on its output instead of its probabilities
+          teacher = ys.is_floating_point() ? logits.detach().squeeze(1)
+                                           : torch::softmax(logits.detach() / t.temperature, 1);
+      } else {
+        loss = student_loss(logits, ys, teacher, t) * weight;
+      }
+      accumulate(pass.grads, torch::autograd::grad({loss}, params, {}, /*retain_graph=*/false,
+                                                   /*create_graph=*/false, /*allow_unused=*/true));
+      pass.losses.push_back(loss.detach());
     }
-    net->set_dropout(0.0);
-    net->set_drop_connect(0.0);
-    torch::Tensor loss = smoothed_ce(logits, y, t.label_smoothing) * share;
-    if (fault_nan_at(step)) loss = loss * std::numeric_limits<double>::quiet_NaN();
-    loss.backward();
-    losses.push_back(loss.detach());
-    return logits;
   };
-  std::string mode = fixed ? "fixed" : t.sampling;
-  if (mode == "fixed") {
-    NAS_CHECK(fixed != nullptr, UsageError, "sampling: fixed needs an arch (nas-train-supernet --arch)");
-    teacher_pass(*fixed);
-  } else if (mode == "uniform") {
-    net->set_active(random_child(0));
-    torch::Tensor l = smoothed_ce(forward(input(net->active().resolution)), y, t.label_smoothing) * share;
-    l.backward();
-    losses.push_back(l.detach());
-  } else {
-    torch::Tensor logits = teacher_pass(supernet::max_arch(space));
-    // Regression: the students regress on the teacher's output (MSE) instead of its probabilities.
-    const bool regression = y.is_floating_point();
-    torch::Tensor teacher =
-        regression ? logits.detach().squeeze(1) : torch::softmax(logits.detach() / t.temperature, 1);
-    auto child_loss = [&](const spec::Arch& a) {
-      net->set_active(a);
-      torch::Tensor l = forward(input(a.resolution));
-      torch::Tensor cl = !t.distillation            ? smoothed_ce(l, y, t.label_smoothing)
-                         : regression                ? smoothed_ce(l, teacher, 0)
-                         : t.distill_loss == "kl" ? kl_div(l, teacher, t.temperature)
-                                                  : soft_ce(l, teacher, t.temperature);
-      cl = cl * share;
-      cl.backward();
-      losses.push_back(cl.detach());
-    };
-    child_loss(supernet::min_arch(space));
-    for (int i = 0; i < t.random_children; ++i) child_loss(random_child(i));
+  std::vector<std::function<void()>> tasks;
+  for (int w = 0; w < shards; ++w)
+    tasks.emplace_back([&, w] {
+      try {
+        run_shard(w);
+      } catch (...) {
+        shard_group.abort(std::current_exception());  // the other shards stop waiting for this one
+        throw;
+      }
+    });
+  if (shards > 1)
+    workers->run(tasks);
+  else
+    tasks[0]();
+  // Gradients: the shards' sums added in shard order. A parameter that no child of this step used
+  // (an op a cell space's single-path child did not sample) keeps an undefined gradient, and the
+  // optimizer skips it, with no weight decay and no stale momentum.
+  std::vector<torch::Tensor> grads;
+  for (auto& p : passes) accumulate(grads, p.grads);
+  for (size_t k = 0; k < params.size(); ++k) params[k].mutable_grad() = grads[k];
+  std::vector<torch::Tensor> losses;
+  for (size_t i = 0; i < children.size(); ++i) {
+    torch::Tensor l = passes[0].losses[i];
+    for (size_t w = 1; w < passes.size(); ++w) l = l + passes[w].losses[i];
+    losses.push_back(l);
   }
+  StepLosses out;
   torch::Tensor all = torch::stack(losses);
   if (parallel) {
-    out.allreduce_s = dist::average_gradients(*group, net->parameters(), group->bucket_bytes());
+    out.allreduce_s = dist::average_gradients(*group, params, group->bucket_bytes());
     std::vector<torch::Tensor> l{all.to(torch::kDouble).contiguous()};
     group->allreduce_sum(l, "the loss all-reduce");
     all = l[0] / group->size();
   }
   all = all.to(torch::kCPU, torch::kDouble);
-  if (!buffers_before.empty() && !torch::isfinite(all).all().item<bool>()) {
-    // No update: the gradients are dropped, the BN statistics the bad passes touched restored.
-    torch::NoGradGuard ng;
-    auto bufs = net->buffers();
-    for (size_t i = 0; i < bufs.size(); ++i) bufs[i].copy_(buffers_before[i]);
-    out.skipped = true;
+  if (t.on_nonfinite_loss == "skip" && !torch::isfinite(all).all().item<bool>()) {
+    out.skipped = true;  // no update: the gradients dropped, the BN statistics never applied
   } else {
-    if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), t.grad_clip);
+    passes[0].bn.apply();  // every shard normalized with the same statistics: one shard's
+    if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, t.grad_clip);
     opt.step();
   }
-  net->set_active(fixed ? *fixed : supernet::max_arch(space));
   auto v = all.accessor<double, 1>();
   out.max = out.min = out.random = v[0];
   if (mode == "sandwich") {
@@ -470,6 +545,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
                                            : std::to_string(2 + t.random_children) + " children per step");
     log_info(os.str());
   }
+  WorkerPool workers = make_step_workers(o.workers, t.batch_size, device, group != nullptr);
   Progress progress("train", total, "step", 10.0, step);
   TrainSummary sum;
   sum.world_size = world;
@@ -498,7 +574,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
     while (auto batch = loader.next()) {
       double lr = lr_at(t, step, total, spe);
       set_lr(*opt, lr);
-      StepLosses l = sandwich_step(net, *opt, *batch, t, step, device, fixed, group);
+      StepLosses l = sandwich_step(net, *opt, *batch, t, step, device, fixed, group, &workers);
       if (l.skipped) {
         ++sum.skipped_steps;
         ++skipped_in_a_row;

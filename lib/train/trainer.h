@@ -10,6 +10,7 @@
 #include "spec/search_space.h"
 #include "spec/train_spec.h"
 #include "supernet/supernet.h"
+#include "train/workers.h"
 
 namespace nas::dist {
 class Group;
@@ -35,9 +36,15 @@ struct StepLosses {
 // each loss is weighted by the share's size, the gradients are averaged over the ranks in buckets
 // after every child's backward (one all-reduce per bucket per step), BN statistics are synchronized
 // when t.sync_bn, and the losses returned are the global batch's on every rank.
+// Workers (`workers` with more than one, one process, CPU): W shard workers each train every child
+// on rows [B·w/W, B·(w+1)/W) of the batch, BN synchronized over the shards, dropout masks drawn for
+// the whole batch (nn::RowNoiseScope); the gradients are summed in shard order and the BN
+// statistics applied after the passes, so that the step equals one worker's to float rounding, and
+// is the same bit for bit at a given worker count (resume).
 StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, const data::Batch& batch,
                          const spec::TrainSpec& t, int64_t step, const torch::Device& device = torch::kCPU,
-                         const spec::Arch* fixed = nullptr, dist::Group* group = nullptr);
+                         const spec::Arch* fixed = nullptr, dist::Group* group = nullptr,
+                         WorkerPool* workers = nullptr);
 
 // Learning rate at `step`: linear warm-up, then cosine decay to final_lr_fraction * lr, or
 // exponential decay (decay_rate per decay_epochs) held at final_lr_fraction * lr, or constant.
@@ -54,6 +61,9 @@ struct TrainOptions {
   std::string device = "cpu";
   // From-scratch mode: train this one arch (sampling "fixed"); also writes out_dir/child.ckpt.
   std::optional<spec::Arch> fixed_arch;
+  // Shards of every batch trained at once on this many worker threads, the process's LibTorch
+  // threads shared among them (0: one per thread; see WorkerPool). One process, CPU only.
+  int workers = 0;
   // Data parallel over dist::world() when it is set (see sandwich_step).
 };
 

@@ -21,8 +21,8 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 for bn in false true; do
   sed -e "s/^checkpoint_every_steps:.*/checkpoint_every_steps: 100000/" -e "s/^log_every_steps:.*/log_every_steps: 10/" \
-    configs/train/fmnist.yaml > "$OUT/train-$bn.yaml"
-  echo "sync_bn: $bn" >> "$OUT/train-$bn.yaml"
+    -e "s/^sync_bn:.*/sync_bn: $bn/" configs/train/fmnist.yaml > "$OUT/train-$bn.yaml"
+  grep -q "^sync_bn: $bn" "$OUT/train-$bn.yaml" || { echo "distributed.sh: no sync_bn key in configs/train/fmnist.yaml" >&2; exit 2; }
 done
 # Enough images for STEPS steps in one epoch.
 common=(--space "$SPACE" --batch-size "$BATCH" --epochs 1 --train-limit $((STEPS * BATCH)) --validation-images 1000 -q)

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <atomic>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
 #include "catch.h"
+#include "nn/elastic.h"
 #include "core/error.h"
 #include "data/idx.h"
 #include "data/loader.h"
@@ -463,8 +465,8 @@ TEST_CASE("workers: each runs LibTorch on its own thread count; errors reach the
   CHECK(count == 3);
   pool.run(tasks);
   CHECK(kernel_threads.size() == 12);
-  // A teacher that fails after its forward pass (a label out of range) fails the students waiting
-  // for its output, instead of leaving them waiting.
+  // A shard that fails after its forward passes (a label out of range in its rows) makes the other
+  // shard, waiting for it at a BN layer, fail too instead of waiting forever.
   Fixture f;
   auto t = tiny_train();
   torch::manual_seed(0);
@@ -474,4 +476,106 @@ TEST_CASE("workers: each runs LibTorch on its own thread count; errors reach the
   bad.y = bad.y.clone();
   bad.y[0] = 99;
   CHECK_THROWS(train::sandwich_step(net, *opt, bad, t, 0, torch::kCPU, nullptr, nullptr, &pool));
+}
+
+TEST_CASE("synchronized BN over shards of unequal size is batch norm over their concatenation", "[train]") {
+  // Three members of 5, 9 and 2 images, channel means far from the running mean (the shift K), one
+  // thread each; against LibTorch's batch norm on all 16 images.
+  torch::manual_seed(3);
+  const std::vector<int64_t> sizes{5, 9, 2};
+  torch::Tensor x = torch::randn({16, 6, 4, 4}) * 2 + 40;
+  torch::Tensor w = torch::randn(x.sizes());  // the loss: sum(y * w)
+  nn::DynamicBatchNorm2d plain(6);
+  {
+    torch::NoGradGuard ng;
+    plain->weight.uniform_(0.5, 1.5);
+    plain->bias.uniform_(-0.5, 0.5);
+  }
+  torch::Tensor xa = x.clone().requires_grad_(true);
+  torch::Tensor ya = plain->forward(xa);
+  (ya * w).sum().backward();
+  train::ShardGroup group(3);
+  train::WorkerPool pool(3, 1);
+  std::vector<torch::Tensor> ys(3), dxs(3), dws(3), dbs(3);
+  nn::DynamicBatchNorm2d synced(6);
+  std::vector<nn::RunningStatsLog> logs(3);
+  {
+    torch::NoGradGuard ng;
+    synced->weight.copy_(plain->weight);
+    synced->bias.copy_(plain->bias);
+  }
+  std::vector<std::function<void()>> tasks;
+  for (int m = 0; m < 3; ++m)
+    tasks.emplace_back([&, m] {
+      const int64_t first = m == 0 ? 0 : m == 1 ? 5 : 14;
+      nn::set_batchnorm_sync([&group, m](const torch::Tensor& v) { return group.sum(v, m); });
+      nn::RunningStatsScope record(&logs[static_cast<size_t>(m)]);
+      torch::Tensor xm = x.narrow(0, first, sizes[static_cast<size_t>(m)]).clone().requires_grad_(true);
+      torch::Tensor y = synced->forward(xm);
+      auto g = torch::autograd::grad({(y * w.narrow(0, first, xm.size(0))).sum()}, {xm, synced->weight, synced->bias});
+      ys[static_cast<size_t>(m)] = y.detach();
+      dxs[static_cast<size_t>(m)] = g[0];
+      dws[static_cast<size_t>(m)] = g[1];
+      dbs[static_cast<size_t>(m)] = g[2];
+      nn::set_batchnorm_sync({});
+    });
+  pool.run(tasks);
+  CHECK(torch::allclose(torch::cat(ys), ya.detach(), 1e-4, 1e-4));
+  CHECK(torch::allclose(torch::cat(dxs), xa.grad(), 1e-4, 1e-5));
+  CHECK(torch::allclose(dws[0] + dws[1] + dws[2], plain->weight.grad(), 1e-4, 1e-4));
+  CHECK(torch::allclose(dbs[0] + dbs[1] + dbs[2], plain->bias.grad(), 1e-4, 1e-4));
+  // Each member logged the group's statistics; applied, they are batch norm's running statistics.
+  logs[0].apply();
+  CHECK(torch::allclose(synced->running_mean, plain->running_mean, 1e-5, 1e-5));
+  CHECK(torch::allclose(synced->running_var, plain->running_var, 1e-4, 1e-4));
+  // A CUDA graph's backward runs on another thread than its forward: the forward's sum is used.
+  nn::DynamicBatchNorm2d one(6);
+  int calls = 0;
+  nn::set_batchnorm_sync([&](const torch::Tensor& v) {
+    ++calls;
+    return v.clone();
+  });
+  torch::Tensor xb = x.clone().requires_grad_(true);
+  torch::Tensor loss = (one->forward(xb) * w).sum();  // the sum stays set on this thread meanwhile
+  std::string error;
+  std::thread([&] {
+    try {
+      nn::set_batchnorm_sync({});  // this thread has none
+      loss.backward();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }).join();
+  nn::set_batchnorm_sync({});
+  CHECK(error.empty());
+  CHECK(calls == 2);
+  REQUIRE(xb.grad().defined());
+}
+
+TEST_CASE("workers: a step with a non-finite loss in skip mode changes no weight and no BN statistic", "[train]") {
+  Fixture f;
+  auto t = tiny_train();
+  t.on_nonfinite_loss = "skip";
+  ThreadsScope one(1);
+  train::WorkerPool pool(2, 1);
+  torch::manual_seed(0);
+  supernet::Supernet net(f.space, 1, 10);
+  auto opt = train::make_optimizer(net, t);
+  train::sandwich_step(net, *opt, f.batch, t, 0, torch::kCPU, nullptr, nullptr, &pool);  // momentum
+  std::vector<torch::Tensor> before;
+  for (const auto& p : net->parameters()) before.push_back(p.detach().clone());
+  for (const auto& b : net->buffers()) before.push_back(b.clone());
+  data::Batch bad = f.batch;
+  bad.x = bad.x.clone();
+  bad.x[0] = std::numeric_limits<float>::quiet_NaN();
+  auto l = train::sandwich_step(net, *opt, bad, t, 1, torch::kCPU, nullptr, nullptr, &pool);
+  CHECK(l.skipped);
+  std::vector<torch::Tensor> after;
+  for (const auto& p : net->parameters()) after.push_back(p.detach().clone());
+  for (const auto& b : net->buffers()) after.push_back(b.clone());
+  CHECK(all_equal(before, after));
+  // And the next good step does train.
+  auto good = train::sandwich_step(net, *opt, f.batch, t, 2, torch::kCPU, nullptr, nullptr, &pool);
+  CHECK_FALSE(good.skipped);
+  CHECK(std::isfinite(good.max));
 }

@@ -27,7 +27,7 @@ struct TrainOptions {
   bool resume = false;
   int64_t stop_after_steps = 0;
   std::string arch;      // from-scratch mode: train this one arch (max, min or a nas.arch file)
-  int workers = 0;       // children of a step trained concurrently (0: auto; train::TrainOptions::workers)
+  int workers = 0;       // shard workers of every step (0: auto; train::TrainOptions::workers)
 };
 void add_train_options(CLI::App& app, TrainOptions& o);
 void run_train(const TrainOptions& o);

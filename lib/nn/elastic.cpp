@@ -93,15 +93,15 @@ DynamicBatchNorm2dImpl::DynamicBatchNorm2dImpl(int64_t c, double m, double e)
 
 namespace {
 // The calling thread's group sum for synchronized BN (empty: off).
-std::function<torch::Tensor(const torch::Tensor&)>& batchnorm_sum() {
-  thread_local std::function<torch::Tensor(const torch::Tensor&)> f;
+GroupSum& batchnorm_sum() {
+  thread_local GroupSum f;
   return f;
 }
 
 // Batch statistics over every member of the group (processes, or the shard workers of a step).
 struct GroupStats {
   torch::Tensor mean, var;  // per channel, fp32; var biased
-  double count = 0;                 // values per channel over the group
+  double count = 0;         // values per channel over the group
 };
 
 // Each member's mean and biased variance from LibTorch's own kernel, combined through one sum over
@@ -126,14 +126,17 @@ GroupStats group_stats(const torch::Tensor& xf, const torch::Tensor& shift) {
 
 // Batch norm with the group's statistics: the forward is LibTorch's inference kernel on them; the
 // backward sums Σdy and Σdy·(x - mean) over the group (one more group sum) and returns this
-// member's input gradient and its own share of the weight and bias gradients.
+// member's input gradient and its own share of the weight and bias gradients. The backward uses
+// the forward thread's group sum: LibTorch runs a CUDA graph's backward on a thread of its own.
 struct GroupBatchNormFn : public torch::autograd::Function<GroupBatchNormFn> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& xf,
                                const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& mean,
-                               const torch::Tensor& invstd, const torch::Tensor& var, double count, double eps) {
+                               const torch::Tensor& var, double count, double eps) {
     torch::Tensor wf = weight.to(torch::kFloat), bf = bias.to(torch::kFloat);
-    ctx->save_for_backward({xf, wf, mean, invstd});
+    ctx->save_for_backward({xf, wf, mean, torch::rsqrt(var + eps)});
     ctx->saved_data["count"] = count;
+    // The sum set on this thread outlives the step's backward passes (the trainer's scopes).
+    ctx->saved_data["sum"] = reinterpret_cast<int64_t>(&batchnorm_sum());
     return torch::batch_norm(xf, wf, bf, mean, var, /*training=*/false, 0.0, eps, false);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -148,22 +151,25 @@ struct GroupBatchNormFn : public torch::autograd::Function<GroupBatchNormFn> {
     auto local = at::native_batch_norm_backward(dy, xf, wf, {}, {}, mean, invstd, true, 0.0, {false, true, true});
     const torch::Tensor& gw = std::get<1>(local);
     const torch::Tensor& gb = std::get<2>(local);
-    torch::Tensor all = batchnorm_sum()(torch::cat({gb, gw}));
+    const GroupSum& sum = *reinterpret_cast<const GroupSum*>(ctx->saved_data["sum"].toInt());
+    NAS_CHECK(sum, Error, "synchronized batch norm: the group sum was unset before the backward pass");
+    torch::Tensor all = sum(torch::cat({gb, gw}));
     torch::Tensor mean_dy = all.narrow(0, 0, c) / count, mean_dy_xhat = all.narrow(0, c, c) / count;
-    // dx = w invstd (dy - mean(dy) - xhat mean(dy xhat)), xhat = (x - mean) invstd: a dy + b x + d.
+    // dx = w invstd (dy - mean(dy) - xhat mean(dy xhat)), xhat = (x - mean) invstd, as
+    // a dy + b (x - mean) + d: x - mean first, as LibTorch's kernel does (no cancellation).
     std::vector<int64_t> shape(xf.dim(), 1);
     shape[1] = c;
     torch::Tensor a = wf * invstd;
     torch::Tensor b = -a * invstd * mean_dy_xhat;
-    torch::Tensor d = -a * mean_dy - b * mean;
-    torch::Tensor dx = torch::addcmul(d.view(shape), dy, a.view(shape));
-    dx.addcmul_(xf, b.view(shape));
-    return {dx, gw, gb, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    torch::Tensor dx = torch::addcmul((-a * mean_dy).view(shape), dy, a.view(shape));
+    dx.addcmul_(xf - mean.view(shape), b.view(shape));
+    return {dx, gw, gb, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 }  // namespace
 
-void set_batchnorm_sync(std::function<torch::Tensor(const torch::Tensor&)> sum) { batchnorm_sum() = std::move(sum); }
+void set_batchnorm_sync(GroupSum sum) { batchnorm_sum() = std::move(sum); }
+const GroupSum& batchnorm_sync() { return batchnorm_sum(); }
 
 namespace {
 RunningStatsLog*& thread_stats_log() {
@@ -247,8 +253,7 @@ torch::Tensor DynamicBatchNorm2dImpl::forward(const torch::Tensor& x) {
       thread_stats_log()->entries_.push_back(e);
     else
       RunningStatsLog::update(e);
-    return GroupBatchNormFn::apply(xf, weight.narrow(0, 0, c), bias.narrow(0, 0, c), st.mean,
-                                   torch::rsqrt(st.var + eps), st.var, st.count, eps)
+    return GroupBatchNormFn::apply(xf, weight.narrow(0, 0, c), bias.narrow(0, 0, c), st.mean, st.var, st.count, eps)
         .to(x.scalar_type());
   }
   if (training && calib_seen_ < 0 && thread_stats_log()) {

@@ -60,16 +60,15 @@ class DynamicBatchNorm2dImpl : public torch::nn::Module {
 TORCH_MODULE(DynamicBatchNorm2d);
 
 // Running statistics recorded instead of applied. While a RunningStatsScope is alive on a thread,
-// training-mode forward passes of DynamicBatchNorm2d on that thread (not BN recalibration, not
-// synchronized BN) normalize as usual but leave the running buffers alone: each layer's batch mean
-// and unbiased variance go to the log instead. Concurrent children of a sandwich step share the
-// buffers, so they must not update them in place; apply() replays the updates afterwards in child
-// order, which gives the same statistics whichever worker ran which child.
+// training-mode forward passes of DynamicBatchNorm2d on that thread (not BN recalibration)
+// normalize as usual but leave the running buffers alone: each layer's batch (or, synchronized,
+// group) mean and unbiased variance go to the log instead. The shard workers of a training step
+// share the buffers, so they must not update them in place; apply() replays the updates after the
+// step in pass order, and a skipped step never applies them.
 class RunningStatsLog {
  public:
   // running = (1 - momentum) * running + momentum * batch, entry by entry in recording order.
   void apply() const;
-  size_t size() const { return entries_.size(); }
 
   struct Entry {
     torch::Tensor running_mean, running_var;  // the layer's narrowed buffers (views)
@@ -123,7 +122,9 @@ torch::Tensor dropout_rows(const torch::Tensor& x, double p);
 // member's batch together (the members: processes, or the shard workers of a training step). `sum`
 // sums a tensor over the members (no gradient needed); it is called once in each forward and once
 // in each backward of a layer, in the same order on every member. Empty: off.
-void set_batchnorm_sync(std::function<torch::Tensor(const torch::Tensor&)> sum);
+using GroupSum = std::function<torch::Tensor(const torch::Tensor&)>;
+void set_batchnorm_sync(GroupSum sum);
+const GroupSum& batchnorm_sync();  // the calling thread's (empty: off)
 
 class DynamicLinearImpl : public torch::nn::Module {
  public:

@@ -85,8 +85,11 @@ bool fault_nan_at(int64_t step) {
 // a job of several processes (which already share the machine's cores).
 WorkerPool make_step_workers(int requested, int64_t batch_rows, const torch::Device& device, bool distributed) {
   const int threads = at::get_num_threads();
-  int workers = default_workers(requested, threads, static_cast<int>(std::max<int64_t>(1, batch_rows / 2)));
-  if (device.is_cuda() || distributed) workers = 1;
+  int workers = default_workers(requested, threads, batch_rows);
+  if (device.is_cuda() || distributed) {
+    if (requested > 1) log_warn("--workers " + std::to_string(requested) + ": one worker on a GPU and in a job of several processes");
+    workers = 1;
+  }
   const int kernel_threads = std::max(1, threads / workers);
   if (workers > 1)
     log_info("workers: " + std::to_string(workers) + " shards of every batch at once, " +
@@ -201,18 +204,31 @@ torch::Tensor student_loss(const torch::Tensor& logits, const torch::Tensor& y, 
   return t.distill_loss == "kl" ? kl_div(logits, teacher, t.temperature) : soft_ce(logits, teacher, t.temperature);
 }
 
-// While alive, synchronized BN on this thread sums over `sum`'s group (nn::set_batchnorm_sync).
+// While alive, synchronized BN on this thread sums over `sum`'s group (nn::set_batchnorm_sync);
+// an empty `sum` leaves the thread's setting alone.
 struct BatchNormSyncScope {
-  explicit BatchNormSyncScope(std::function<torch::Tensor(const torch::Tensor&)> sum) : on(bool(sum)) {
-    if (on) nn::set_batchnorm_sync(std::move(sum));
+  explicit BatchNormSyncScope(nn::GroupSum sum) : on(bool(sum)) {
+    if (!on) return;
+    previous = nn::batchnorm_sync();
+    nn::set_batchnorm_sync(std::move(sum));
   }
   ~BatchNormSyncScope() {
-    if (on) nn::set_batchnorm_sync({});
+    if (on) nn::set_batchnorm_sync(std::move(previous));
   }
   BatchNormSyncScope(const BatchNormSyncScope&) = delete;
   BatchNormSyncScope& operator=(const BatchNormSyncScope&) = delete;
   bool on;
+  nn::GroupSum previous;
 };
+
+// The sum over a process group, for synchronized BN across ranks.
+nn::GroupSum rank_sum(dist::Group* group) {
+  return [group](const torch::Tensor& v) {
+    std::vector<torch::Tensor> l{v.contiguous().clone()};
+    group->allreduce_sum(l, "synchronized batch norm");
+    return l[0];
+  };
+}
 
 // What one shard's passes leave for the end of the step.
 struct ShardPass {
@@ -221,7 +237,8 @@ struct ShardPass {
   nn::RunningStatsLog bn;             // BN statistics of every pass, applied in child order
 };
 
-// Adds `g` to `acc` (which takes a contiguous copy of the first), as backward() accumulates.
+// Adds `g` to `acc`, as backward() accumulates: the first gradient of a parameter is taken (made
+// contiguous; autograd::grad's outputs are this step's own tensors), the next ones added to it.
 void accumulate(std::vector<torch::Tensor>& acc, const std::vector<torch::Tensor>& g) {
   if (acc.empty()) acc.resize(g.size());
   for (size_t k = 0; k < g.size(); ++k) {
@@ -243,13 +260,7 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
   // This rank's share of the global batch: its mean losses weighted by share * ranks / batch, so that
   // the average of the ranks' gradients is the gradient of the global batch's mean loss.
   const double share = parallel ? static_cast<double>(batch.x.size(0)) * group->size() / t.batch_size : 1.0;
-  BatchNormSyncScope rank_sync(parallel && t.sync_bn ? std::function<torch::Tensor(const torch::Tensor&)>(
-                                                           [group](const torch::Tensor& v) {
-                                                             std::vector<torch::Tensor> l{v.contiguous().clone()};
-                                                             group->allreduce_sum(l, "synchronized batch norm");
-                                                             return l[0];
-                                                           })
-                                                     : nullptr);
+  BatchNormSyncScope rank_sync(parallel && t.sync_bn ? rank_sum(group) : nullptr);
   // Dropout and drop-connect (the first child's only): each rank its own masks for its own rows;
   // the same masks however the rank's rows are split among its workers (nn::RowNoiseScope).
   uint64_t mask_seed = mix_seed(t.seed, static_cast<uint64_t>(step), 0xd0u);
@@ -276,9 +287,9 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
     const torch::Tensor ys = shards == 1 ? y : y.narrow(0, first, n);
     const double weight = share * static_cast<double>(n) / static_cast<double>(rows);
     ShardPass& pass = passes[static_cast<size_t>(w)];
-    BatchNormSyncScope shard_sync(shards > 1 ? std::function<torch::Tensor(const torch::Tensor&)>(
-                                                   [&shard_group, w](const torch::Tensor& v) { return shard_group.sum(v, w); })
-                                             : nullptr);
+    nn::GroupSum shard_sum;
+    if (shards > 1) shard_sum = [&shard_group, w](const torch::Tensor& v) { return shard_group.sum(v, w); };
+    BatchNormSyncScope shard_sync(std::move(shard_sum));
     nn::RunningStatsScope record(&pass.bn);
     std::optional<nn::RowNoiseScope> noise;
     if (!cuda) noise.emplace(mask_seed, first, rows);
@@ -290,17 +301,17 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
       if (it == resized.end()) it = resized.emplace(a.resolution, supernet::resize_input(xs, a.resolution)).first;
       // The first child learns from the labels, with dropout and drop-connect unless it is a uniform
       // sample, and teaches the others under the sandwich rule.
-      const bool labels = i == 0 && mode != "uniform";
+      const bool regularized = i == 0 && mode != "uniform";
       torch::Tensor logits;
       {
         nn::AutocastScope autocast(cuda);
-        logits = net->forward_child(it->second, a, labels ? t.dropout : 0.0, labels ? t.drop_connect : 0.0)
+        logits = net->forward_child(it->second, a, regularized ? t.dropout : 0.0, regularized ? t.drop_connect : 0.0)
                      .to(torch::kFloat);
       }
       torch::Tensor loss;
       if (i == 0) {
         loss = smoothed_ce(logits, ys, t.label_smoothing) * weight;
-        if (labels && fault_nan_at(step)) loss = loss * std::numeric_limits<double>::quiet_NaN();
+        if (regularized && fault_nan_at(step)) loss = loss * std::numeric_limits<double>::quiet_NaN();
         if (mode == "sandwich")  // regression: the students regress on its output instead of its probabilities
           teacher = ys.is_floating_point() ? logits.detach().squeeze(1)
                                            : torch::softmax(logits.detach() / t.temperature, 1);
@@ -350,7 +361,7 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
   if (t.on_nonfinite_loss == "skip" && !torch::isfinite(all).all().item<bool>()) {
     out.skipped = true;  // no update: the gradients dropped, the BN statistics never applied
   } else {
-    passes[0].bn.apply();  // every shard normalized with the same statistics: one shard's
+    passes[0].bn.apply();  // every shard normalized with the same (group) statistics: shard 0's suffice
     if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, t.grad_clip);
     opt.step();
   }

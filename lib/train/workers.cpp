@@ -25,6 +25,37 @@ struct WorkerPool::Shared {
 
 namespace {
 
+// A worker thread: its own kernel thread count, then each batch of tasks until stopped.
+void worker_loop(WorkerPool::Shared& s, int kernel_threads) {
+  // LibTorch sets a new thread's kernel threads from its global setting at the thread's first
+  // parallel operation: trigger that first, then set this thread's own. One thread at a time:
+  // at::set_num_threads also clears oneDNN's primitive cache, which is not safe concurrently.
+  std::unique_lock<std::mutex> lock(s.mu);
+  (void)at::get_num_threads();
+  at::set_num_threads(kernel_threads);
+  ++s.started;
+  s.done.notify_all();
+  uint64_t seen = 0;
+  for (;;) {
+    s.wake.wait(lock, [&] { return s.stop || s.generation != seen; });
+    if (s.stop) return;
+    seen = s.generation;
+    if (!s.tasks) continue;  // woken late: the other workers already ran the whole batch
+    const size_t count = s.tasks->size();
+    while (s.next < count) {
+      const size_t i = s.next++;
+      lock.unlock();
+      try {
+        (*s.tasks)[i]();
+      } catch (...) {
+        s.errors[i] = std::current_exception();
+      }
+      lock.lock();
+      if (++s.finished == count) s.done.notify_all();
+    }
+  }
+}
+
 void rethrow_first(const std::vector<std::exception_ptr>& errors) {
   for (const auto& e : errors)
     if (e) std::rethrow_exception(e);
@@ -37,36 +68,11 @@ WorkerPool::WorkerPool(int workers, int kernel_threads)
   if (workers_ == 1) return;
   const int caller_threads = at::get_num_threads();
   Shared& s = *shared_;
-  for (int w = 0; w < workers_; ++w) {
-    s.threads.emplace_back([&s, k = kernel_threads_] {
-      // LibTorch sets a new thread's kernel threads from its global setting at the thread's first
-      // parallel operation: trigger that first, then set this thread's own. One thread at a time:
-      // at::set_num_threads also clears oneDNN's primitive cache, which is not safe concurrently.
-      std::unique_lock<std::mutex> lock(s.mu);
-      (void)at::get_num_threads();
-      at::set_num_threads(k);
-      ++s.started;
-      s.done.notify_all();
-      uint64_t seen = 0;
-      for (;;) {
-        s.wake.wait(lock, [&] { return s.stop || s.generation != seen; });
-        if (s.stop) return;
-        seen = s.generation;
-        if (!s.tasks) continue;  // woken late: the other workers already ran the whole batch
-        const size_t count = s.tasks->size();
-        while (s.next < count) {
-          const size_t i = s.next++;
-          lock.unlock();
-          try {
-            (*s.tasks)[i]();
-          } catch (...) {
-            s.errors[i] = std::current_exception();
-          }
-          lock.lock();
-          if (++s.finished == count) s.done.notify_all();
-        }
-      }
-    });
+  try {
+    for (int w = 0; w < workers_; ++w) s.threads.emplace_back([&s, k = kernel_threads_] { worker_loop(s, k); });
+  } catch (...) {
+    stop_threads();  // the threads already started, before `s` goes
+    throw;
   }
   std::unique_lock<std::mutex> lock(s.mu);
   s.done.wait(lock, [&] { return s.started == workers_; });
@@ -75,14 +81,18 @@ WorkerPool::WorkerPool(int workers, int kernel_threads)
   at::set_num_threads(caller_threads);
 }
 
-WorkerPool::~WorkerPool() {
-  if (!shared_ || shared_->threads.empty()) return;
+void WorkerPool::stop_threads() {
   {
     std::lock_guard<std::mutex> lock(shared_->mu);
     shared_->stop = true;
   }
   shared_->wake.notify_all();
   for (auto& t : shared_->threads) t.join();
+  shared_->threads.clear();
+}
+
+WorkerPool::~WorkerPool() {
+  if (shared_ && !shared_->threads.empty()) stop_threads();
 }
 
 void WorkerPool::run(const std::vector<std::function<void()>>& tasks) {
@@ -130,7 +140,6 @@ struct ShardGroup::State {
 
 ShardGroup::ShardGroup(int size) : state_(std::make_unique<State>(size)) {}
 ShardGroup::~ShardGroup() = default;
-int ShardGroup::size() const { return state_->size; }
 
 torch::Tensor ShardGroup::sum(const torch::Tensor& t, int member) {
   State& s = *state_;
@@ -165,8 +174,12 @@ void ShardGroup::abort(std::exception_ptr error) {
   state_->cv.notify_all();
 }
 
-int default_workers(int requested, int threads, int max_workers) {
-  return std::max(1, std::min(requested > 0 ? requested : threads, max_workers));
+int default_workers(int requested, int threads, int64_t batch_rows) {
+  constexpr int kMaxDefault = 8;
+  constexpr int64_t kRowsPerDefaultWorker = 16, kRowsPerWorker = 2;
+  const int64_t cap = requested > 0 ? batch_rows / kRowsPerWorker
+                                    : std::min<int64_t>(kMaxDefault, batch_rows / kRowsPerDefaultWorker);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(requested > 0 ? requested : threads, cap)));
 }
 
 }  // namespace nas::train

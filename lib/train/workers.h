@@ -16,23 +16,24 @@ namespace nas::train {
 
 class WorkerPool {
  public:
-  // `workers` threads, each running LibTorch's kernels on `kernel_threads` threads. One worker runs
-  // the tasks on the calling thread, with its own kernel threads, and starts no thread.
+  // `workers` threads, each running LibTorch's kernels on `kernel_threads` threads. One worker
+  // starts no thread: its tasks run on the calling thread, with the caller's kernel threads.
   WorkerPool(int workers, int kernel_threads);
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   int workers() const { return workers_; }
-  int kernel_threads() const { return kernel_threads_; }
 
-  // Runs every task once and returns when all have finished. Tasks are taken in index order, so a
-  // task may wait for a lower-index one (the sandwich's students wait for the teacher's output).
-  // Rethrows the exception of the lowest-index task that threw, after all have finished.
+  // Runs every task once and returns when all have finished; rethrows the exception of the
+  // lowest-index task that threw. Tasks may wait for each other (the shards meet at every BN
+  // layer): with at most workers() tasks, each runs on a thread of its own at the same time.
   void run(const std::vector<std::function<void()>>& tasks);
 
+  struct Shared;  // the threads' state (workers.cpp)
+
  private:
-  struct Shared;
+  void stop_threads();
   int workers_, kernel_threads_;
   std::unique_ptr<Shared> shared_;
 };
@@ -44,7 +45,6 @@ class ShardGroup {
  public:
   explicit ShardGroup(int size);
   ~ShardGroup();
-  int size() const;
   // Blocks until every member has contributed its `t` (the same shape on every member) to this call.
   torch::Tensor sum(const torch::Tensor& t, int member);
   void abort(std::exception_ptr error);
@@ -54,8 +54,9 @@ class ShardGroup {
   std::unique_ptr<State> state_;
 };
 
-// The worker count on `threads` cores: `requested` when > 0, else one per core; at most `max_workers`
-// (a shard needs 2 images for batch norm).
-int default_workers(int requested, int threads, int max_workers);
+// The worker count for batches of `batch_rows` on `threads` cores: `requested` when > 0 (at most one
+// per 2 rows: BN needs 2 values), else one per core, at most 8 and one per 16 rows (each worker
+// keeps a copy of the gradients, and meets the others at every BN layer).
+int default_workers(int requested, int threads, int64_t batch_rows);
 
 }  // namespace nas::train

@@ -2,8 +2,8 @@
 # Scaling of data-parallel supernet training (issue 7) on this machine, in one invocation: the same
 # run (the Fashion-MNIST mbconv space, global batch BATCH, STEPS sandwich steps) on 1 process with
 # 1 thread (the baseline), on PROCS processes with 1 thread each over 127.0.0.1 (Gloo), with and
-# without synchronized BN, and on 1 process with PROCS threads (what one would do instead on one
-# machine). Prints images/s (steady state: the metrics windows after the first), the speedup and
+# without synchronized BN, and on 1 process with PROCS threads, as one OpenMP team (--workers 1) and
+# as PROCS shard workers (the default since issue 18). Prints images/s (steady state: the metrics windows after the first), the speedup and
 # scaling efficiency against the baseline, and the gradient all-reduce time per step, separately;
 # then the latency of one all-reduce between PROCS processes (bench/allreduce_bench.cpp).
 # Usage: scripts/bench/distributed.sh. Env: BUILD (build), PROCS (2), STEPS (60), BATCH (128),
@@ -26,8 +26,10 @@ for bn in false true; do
 done
 # Enough images for STEPS steps in one epoch.
 common=(--space "$SPACE" --batch-size "$BATCH" --epochs 1 --train-limit $((STEPS * BATCH)) --validation-images 1000 -q)
-run1() {  # name threads spec
-  "$BUILD/nas-train-supernet" "${common[@]}" --train "$OUT/train-$3.yaml" --threads "$2" --out "$OUT/$1" > /dev/null
+run1() {  # name threads spec [flags...]
+  local name=$1 threads=$2 spec=$3
+  shift 3
+  "$BUILD/nas-train-supernet" "${common[@]}" --train "$OUT/train-$spec.yaml" --threads "$threads" --out "$OUT/$name" "$@" > /dev/null
 }
 runp() {  # name spec
   local port=$((29700 + RANDOM % 2000)) pids=() r
@@ -43,7 +45,8 @@ runp() {  # name spec
 run1 base 1 false
 runp procs false
 runp procs-syncbn true
-run1 threads "$PROCS" false
+run1 threads "$PROCS" false --workers 1
+run1 workers "$PROCS" false
 /usr/bin/python3 - "$OUT" "$PROCS" <<'PY'
 import json, sys
 out, procs = sys.argv[1], int(sys.argv[2])
@@ -53,14 +56,15 @@ def stats(name):
     ar = sum(r.get("allreduce_s_per_step", 0) for r in rows) / len(rows)
     return ips, ar
 base, _ = stats("base")
-print(f"{'run':42s} {'images/s':>9s} {'speedup':>8s} {'efficiency':>10s} {'all-reduce ms/step':>18s}")
+print(f"{'run':44s} {'images/s':>9s} {'speedup':>8s} {'efficiency':>10s} {'all-reduce ms/step':>18s}")
 for name, what in [("base", "1 process, 1 thread (baseline)"),
                    ("procs", f"{procs} processes x 1 thread, BN per process"),
                    ("procs-syncbn", f"{procs} processes x 1 thread, synchronized BN"),
-                   ("threads", f"1 process, {procs} threads")]:
+                   ("threads", f"1 process, {procs} threads, --workers 1"),
+                   ("workers", f"1 process, {procs} shard workers (default)")]:
     ips, ar = stats(name)
     n = procs if name != "base" else 1
-    print(f"{what:42s} {ips:9.1f} {ips / base:8.2f} {ips / base / n:10.2f} {1000 * ar:18.1f}")
+    print(f"{what:44s} {ips:9.1f} {ips / base:8.2f} {ips / base / n:10.2f} {1000 * ar:18.1f}")
 PY
 port=$((29700 + RANDOM % 2000))
 for ((r = 1; r < PROCS; r++)); do

@@ -1,10 +1,10 @@
 #pragma once
 // Worker threads for a training step (issue 18): each trains every child of the step on its shard of
-// the batch, with synchronized BN over the shards (ShardGroup), on one LibTorch thread. On a few CPU
-// cores, intra-op threading of these small tensors scales worse (2 threads: 1.3-1.6x one) than
-// shards (2 processes: 1.8-1.9x), and its OpenMP threads spin while waiting, fighting any other
-// process for the cores; these workers wait by blocking. The step's maths do not depend on the
-// worker count to float rounding (sandwich_step).
+// the batch, with synchronized BN over the shards (ShardGroup), on one LibTorch thread. OpenMP's
+// threads over the whole batch spin while they wait, fighting any other process for the cores
+// (beside a busy loop they kept 0.28x of their idle speed, these workers 0.61x: they block); idle,
+// the two measured on par on 2 cores (docs/PERFORMANCE.md). The step's maths do not depend on the
+// worker count, to float rounding (sandwich_step).
 #include <torch/torch.h>
 
 #include <exception>

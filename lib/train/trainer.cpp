@@ -97,6 +97,15 @@ WorkerPool make_step_workers(int requested, int64_t batch_rows, const torch::Dev
   return WorkerPool(workers, workers > 1 ? kernel_threads : threads);
 }
 
+// LibTorch's kernel threads on this thread for a scope.
+struct ThreadsScope {
+  explicit ThreadsScope(int n) : before(at::get_num_threads()) { at::set_num_threads(n); }
+  ~ThreadsScope() { at::set_num_threads(before); }
+  ThreadsScope(const ThreadsScope&) = delete;
+  ThreadsScope& operator=(const ThreadsScope&) = delete;
+  int before;
+};
+
 // Lines logged after the checkpoint a run resumes from would be logged again: drop them.
 void drop_metrics_after(const std::string& path, int64_t step) {
   if (!is_regular_file(path)) return;
@@ -557,6 +566,11 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
     log_info(os.str());
   }
   WorkerPool workers = make_step_workers(o.workers, t.batch_size, device, group != nullptr);
+  // The workers compute; this thread only adds their gradients and steps the optimizer, on one
+  // thread: an OpenMP team of its own would spin after each of those small kernels, on the cores
+  // the workers need (measured 1.05x: docs/PERFORMANCE.md).
+  std::optional<ThreadsScope> main_threads;
+  if (workers.workers() > 1) main_threads.emplace(1);
   Progress progress("train", total, "step", 10.0, step);
   TrainSummary sum;
   sum.world_size = world;
@@ -641,6 +655,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
     }
     if (o.stop_after_steps > 0 && step >= o.stop_after_steps) break;
   }
+  main_threads.reset();
   save(step >= total);
   progress.finish(step);
   if (fixed && step >= total && main_rank) {

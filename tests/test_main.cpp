@@ -11,7 +11,7 @@
 #include "data/loader.h"
 #include "eval/evaluate.h"
 #include "helpers.h"
-#include "search/predictor.h"
+#include "train/workers.h"
 #include "supernet/checkpoint.h"
 #include "supernet/supernet.h"
 
@@ -20,7 +20,7 @@ bool nas::test::cuda_available() { return torch::cuda::is_available(); }
 // nas-benchmark --threads 1 scores these images in these batches on one thread.
 double nas::test::child_top1(const std::string& ckpt, const nas::data::ImageSet& set, int64_t n) {
   auto child = nas::supernet::load_child(ckpt);
-  nas::search::SingleThreadScope one_thread;
+  nas::train::ThreadsScope one_thread(1);
   torch::NoGradGuard no_grad;
   child.net->eval();
   nas::data::LoaderOptions o;

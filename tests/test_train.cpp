@@ -389,12 +389,6 @@ double max_abs_diff(const std::vector<torch::Tensor>& a, const std::vector<torch
   for (size_t i = 0; i < a.size() && i < b.size(); ++i) m = std::max(m, (a[i] - b[i]).abs().max().item<double>());
   return m;
 }
-// Sets LibTorch's thread count on this thread for a scope.
-struct ThreadsScope {
-  int before = at::get_num_threads();
-  explicit ThreadsScope(int n) { at::set_num_threads(n); }
-  ~ThreadsScope() { at::set_num_threads(before); }
-};
 }  // namespace
 
 TEST_CASE("workers: shards of the batch at once give one worker's step; the same bits at a given worker count",
@@ -404,7 +398,7 @@ TEST_CASE("workers: shards of the batch at once give one worker's step; the same
   t.random_children = 2;  // four children a step
   t.dropout = 0.2;        // masks drawn for the whole batch, whatever the shards
   t.drop_connect = 0.2;
-  ThreadsScope one(1);
+  train::ThreadsScope one(1);
   StepRun serial = run_steps(f.space, t, f.batch, 2, nullptr);
   for (int w : {2, 3}) {
     INFO(w << " workers");
@@ -432,7 +426,7 @@ TEST_CASE("workers: shards of the batch at once give one worker's step; the same
   // One worker on 2 LibTorch threads (the default before workers): the same step to float rounding.
   StepRun one_step = run_steps(f.space, t, f.batch, 1, nullptr);
   StepRun two_threads = [&] {
-    ThreadsScope two(2);
+    train::ThreadsScope two(2);
     return run_steps(f.space, t, f.batch, 1, nullptr);
   }();
   INFO("2 threads: largest |difference|: parameters " << max_abs_diff(two_threads.params, one_step.params)
@@ -443,7 +437,7 @@ TEST_CASE("workers: shards of the batch at once give one worker's step; the same
 
 TEST_CASE("workers: each runs LibTorch on its own thread count; errors reach the caller without a hang",
           "[train]") {
-  ThreadsScope two(2);
+  train::ThreadsScope two(2);
   train::WorkerPool pool(2, 1);
   CHECK(at::get_num_threads() == 2);  // the caller's count is left alone
   std::mutex mu;
@@ -556,7 +550,7 @@ TEST_CASE("workers: a step with a non-finite loss in skip mode changes no weight
   Fixture f;
   auto t = tiny_train();
   t.on_nonfinite_loss = "skip";
-  ThreadsScope one(1);
+  train::ThreadsScope one(1);
   train::WorkerPool pool(2, 1);
   torch::manual_seed(0);
   supernet::Supernet net(f.space, 1, 10);

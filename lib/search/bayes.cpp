@@ -20,6 +20,7 @@
 
 #include "search/predictor.h"
 #include "search/search.h"
+#include "train/workers.h"
 
 namespace nas::search {
 namespace {
@@ -99,7 +100,7 @@ class Bayesian : public Strategy {
 
   torch::Tensor expected_improvement(const std::vector<Genotype>& pool) {
     torch::NoGradGuard g;
-    SingleThreadScope one_thread;
+    train::ThreadsScope one_thread(1);
     torch::Tensor X = embed(xs_);
     torch::Tensor y = torch::tensor(ys_, torch::kFloat64);
     double mu = y.mean().item<double>();

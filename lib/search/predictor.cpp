@@ -9,11 +9,10 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/rng.h"
+#include "train/workers.h"
 
 namespace nas::search {
 
-SingleThreadScope::SingleThreadScope() : previous_(torch::get_num_threads()) { torch::set_num_threads(1); }
-SingleThreadScope::~SingleThreadScope() { torch::set_num_threads(previous_); }
 
 double kendall_tau(const std::vector<double>& a, const std::vector<double>& b) {
   size_t n = std::min(a.size(), b.size());
@@ -106,7 +105,7 @@ AccuracyPredictor::AccuracyPredictor(const Encoding& enc, int members, uint64_t 
 AccuracyPredictor::~AccuracyPredictor() = default;
 
 PredictorReport AccuracyPredictor::fit(const std::vector<Genotype>& xs, const std::vector<double>& ys) {
-  SingleThreadScope one_thread;
+  train::ThreadsScope one_thread(1);
   NAS_CHECK(xs.size() == ys.size() && xs.size() >= 3, UsageError,
             "predictor: expected at least 3 evaluated candidates to learn from, found " << xs.size());
   PredictorReport r;
@@ -145,7 +144,7 @@ bool AccuracyPredictor::fitted() const { return !impl_->nets.empty(); }
 
 double AccuracyPredictor::predict(const Genotype& g) const {
   NAS_CHECK(fitted(), Error, "predictor: predict() before fit()");
-  SingleThreadScope one_thread;
+  train::ThreadsScope one_thread(1);
   return impl_->predict_all({g}).mean().item<double>();
 }
 
@@ -158,7 +157,7 @@ std::vector<double> AccuracyPredictor::predict_many(const std::vector<Genotype>&
 
 double AccuracyPredictor::uncertainty(const Genotype& g) const {
   NAS_CHECK(fitted(), Error, "predictor: uncertainty() before fit()");
-  SingleThreadScope one_thread;
+  train::ThreadsScope one_thread(1);
   torch::Tensor p = impl_->predict_all({g});
   return p.size(0) > 1 ? p.std().item<double>() : 0.0;
 }

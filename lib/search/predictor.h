@@ -60,19 +60,6 @@ class PredictorEstimator : public Estimator {
   AccuracyPredictor predictor_;
 };
 
-// Runs LibTorch single-threaded while alive. The search's own models (the GP, the predictor's MLPs)
-// are tiny: threading their BLAS calls only adds synchronisation, which on a busy machine (a
-// training process next door) costs orders of magnitude.
-class SingleThreadScope {
- public:
-  SingleThreadScope();
-  ~SingleThreadScope();
-  SingleThreadScope(const SingleThreadScope&) = delete;
-  SingleThreadScope& operator=(const SingleThreadScope&) = delete;
-
- private:
-  int previous_;
-};
 
 // Kendall tau-a of two equally long sequences (ties count as neither concordant nor discordant).
 double kendall_tau(const std::vector<double>& a, const std::vector<double>& b);

@@ -94,17 +94,8 @@ WorkerPool make_step_workers(int requested, int64_t batch_rows, const torch::Dev
   if (workers > 1)
     log_info("workers: " + std::to_string(workers) + " shards of every batch at once, " +
              std::to_string(kernel_threads) + " LibTorch thread(s) each");
-  return WorkerPool(workers, workers > 1 ? kernel_threads : threads);
+  return WorkerPool(workers, kernel_threads);
 }
-
-// LibTorch's kernel threads on this thread for a scope.
-struct ThreadsScope {
-  explicit ThreadsScope(int n) : before(at::get_num_threads()) { at::set_num_threads(n); }
-  ~ThreadsScope() { at::set_num_threads(before); }
-  ThreadsScope(const ThreadsScope&) = delete;
-  ThreadsScope& operator=(const ThreadsScope&) = delete;
-  int before;
-};
 
 // Lines logged after the checkpoint a run resumes from would be logged again: drop them.
 void drop_metrics_after(const std::string& path, int64_t step) {
@@ -283,9 +274,8 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
   const std::vector<spec::Arch> children = step_children(net, t, step, fixed);
   const std::vector<torch::Tensor> params = net->parameters();
   const int64_t rows = x.size(0);
-  const int shards = workers != nullptr && !parallel && !cuda
-                         ? static_cast<int>(std::min<int64_t>(workers->workers(), std::max<int64_t>(1, rows / 2)))
-                         : 1;
+  // The pool's workers, at most one per 2 rows (BN needs 2 values per shard).
+  const int shards = workers != nullptr && !parallel && !cuda ? default_workers(workers->workers(), 0, rows) : 1;
   ShardGroup shard_group(shards);
   std::vector<ShardPass> passes(static_cast<size_t>(shards));
   // Shard w trains every child, in order, on rows [rows * w / shards, rows * (w + 1) / shards); its
@@ -568,7 +558,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   WorkerPool workers = make_step_workers(o.workers, t.batch_size, device, group != nullptr);
   // The workers compute; this thread only adds their gradients and steps the optimizer, on one
   // thread: an OpenMP team of its own would spin after each of those small kernels, on the cores
-  // the workers need (measured 1.05x: docs/PERFORMANCE.md).
+  // the workers need (a one-off trial: 1.05x; docs/PERFORMANCE.md).
   std::optional<ThreadsScope> main_threads;
   if (workers.workers() > 1) main_threads.emplace(1);
   Progress progress("train", total, "step", 10.0, step);

@@ -62,7 +62,7 @@ struct TrainOptions {
   // From-scratch mode: train this one arch (sampling "fixed"); also writes out_dir/child.ckpt.
   std::optional<spec::Arch> fixed_arch;
   // Shards of every batch trained at once on this many worker threads, the process's LibTorch
-  // threads shared among them (0: one per thread; see WorkerPool). One process, CPU only.
+  // threads shared among them (0: default_workers). One process, CPU only.
   int workers = 0;
   // Data parallel over dist::world() when it is set (see sandwich_step).
 };

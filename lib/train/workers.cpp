@@ -64,12 +64,13 @@ void rethrow_first(const std::vector<std::exception_ptr>& errors) {
 }  // namespace
 
 WorkerPool::WorkerPool(int workers, int kernel_threads)
-    : workers_(std::max(1, workers)), kernel_threads_(std::max(1, kernel_threads)), shared_(std::make_unique<Shared>()) {
+    : workers_(std::max(1, workers)), shared_(std::make_unique<Shared>()) {
   if (workers_ == 1) return;
   const int caller_threads = at::get_num_threads();
   Shared& s = *shared_;
   try {
-    for (int w = 0; w < workers_; ++w) s.threads.emplace_back([&s, k = kernel_threads_] { worker_loop(s, k); });
+    for (int w = 0; w < workers_; ++w)
+      s.threads.emplace_back([&s, k = std::max(1, kernel_threads)] { worker_loop(s, k); });
   } catch (...) {
     stop_threads();  // the threads already started, before `s` goes
     throw;
@@ -148,8 +149,8 @@ torch::Tensor ShardGroup::sum(const torch::Tensor& t, int member) {
   slots[m] = t;
   {
     // Blocking, not spinning: waiting threads leave their core to the other workers and to any
-    // other process (spinning for up to 200 us first made no difference measured idle or beside a
-    // busy loop: 156-178 against 168-172 images/s idle, 102-104 against 92-108 loaded).
+    // other process (spinning for up to 200 us first made no difference in a one-off trial, idle or
+    // beside a busy loop: docs/PERFORMANCE.md).
     std::unique_lock<std::mutex> lock(s.mu);
     if (s.error) std::rethrow_exception(s.error);
     const uint64_t gen = s.generation;
@@ -173,6 +174,9 @@ void ShardGroup::abort(std::exception_ptr error) {
   if (!state_->error) state_->error = std::move(error);
   state_->cv.notify_all();
 }
+
+ThreadsScope::ThreadsScope(int n) : previous_(at::get_num_threads()) { at::set_num_threads(n); }
+ThreadsScope::~ThreadsScope() { at::set_num_threads(previous_); }
 
 int default_workers(int requested, int threads, int64_t batch_rows) {
   constexpr int kMaxDefault = 8;

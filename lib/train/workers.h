@@ -34,7 +34,7 @@ class WorkerPool {
 
  private:
   void stop_threads();
-  int workers_, kernel_threads_;
+  int workers_;
   std::unique_ptr<Shared> shared_;
 };
 
@@ -52,6 +52,20 @@ class ShardGroup {
  private:
   struct State;
   std::unique_ptr<State> state_;
+};
+
+// LibTorch's kernel threads on the calling thread set to `n` while alive, then restored. Tiny models
+// (the search's GP and predictor MLPs, the training thread beside its workers) gain nothing from
+// threading their kernels and lose much on a busy machine: OpenMP's idle threads spin.
+class ThreadsScope {
+ public:
+  explicit ThreadsScope(int n);
+  ~ThreadsScope();
+  ThreadsScope(const ThreadsScope&) = delete;
+  ThreadsScope& operator=(const ThreadsScope&) = delete;
+
+ private:
+  int previous_;
 };
 
 // The worker count for batches of `batch_rows` on `threads` cores: `requested` when > 0 (at most one

@@ -41,7 +41,8 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 60));
   app.add_option("--workers", o.workers,
                  "Worker threads that train shards of every batch at once (BN synchronized over them), each on "
-                 "its share of --threads (0: one per thread; 1: the whole batch on every thread). The result "
+                 "its share of --threads (0: one per thread, at most 8 and one per 16 images; 1: the whole batch "
+                 "on every thread). The result "
                  "does not depend on it, to float rounding")
       ->check(CLI::Range(0, 256))
       ->default_val(0);

@@ -3,7 +3,8 @@
 # run (the Fashion-MNIST mbconv space, global batch BATCH, STEPS sandwich steps) on 1 process with
 # 1 thread (the baseline), on PROCS processes with 1 thread each over 127.0.0.1 (Gloo), with and
 # without synchronized BN, and on 1 process with PROCS threads, as one OpenMP team (--workers 1) and
-# as PROCS shard workers (the default since issue 18). Prints images/s (steady state: the metrics windows after the first), the speedup and
+# as PROCS shard workers (the default since issue 18); and, as the ceiling of any way of sharing
+# the cores, PROCS independent 1-thread runs side by side (no communication; their images/s summed). Prints images/s (steady state: the metrics windows after the first), the speedup and
 # scaling efficiency against the baseline, and the gradient all-reduce time per step, separately;
 # then the latency of one all-reduce between PROCS processes (bench/allreduce_bench.cpp).
 # Usage: scripts/bench/distributed.sh. Env: BUILD (build), PROCS (2), STEPS (60), BATCH (128),
@@ -47,6 +48,12 @@ runp procs false
 runp procs-syncbn true
 run1 threads "$PROCS" false --workers 1
 run1 workers "$PROCS" false
+pids=()
+for ((r = 0; r < PROCS; r++)); do
+  run1 "independent-$r" 1 false &
+  pids+=($!)
+done
+wait "${pids[@]}"
 /usr/bin/python3 - "$OUT" "$PROCS" <<'PY'
 import json, sys
 out, procs = sys.argv[1], int(sys.argv[2])
@@ -55,14 +62,17 @@ def stats(name):
     ips = sum(r["images_per_s"] for r in rows) / len(rows)
     ar = sum(r.get("allreduce_s_per_step", 0) for r in rows) / len(rows)
     return ips, ar
+def independent():  # the side-by-side runs' images/s, summed
+    return sum(stats(f"independent-{r}")[0] for r in range(procs)), 0.0
 base, _ = stats("base")
 print(f"{'run':44s} {'images/s':>9s} {'speedup':>8s} {'efficiency':>10s} {'all-reduce ms/step':>18s}")
 for name, what in [("base", "1 process, 1 thread (baseline)"),
                    ("procs", f"{procs} processes x 1 thread, BN per process"),
                    ("procs-syncbn", f"{procs} processes x 1 thread, synchronized BN"),
                    ("threads", f"1 process, {procs} threads, --workers 1"),
-                   ("workers", f"1 process, {procs} shard workers (default)")]:
-    ips, ar = stats(name)
+                   ("workers", f"1 process, {procs} shard workers (default)"),
+                   ("independent", f"ceiling: {procs} independent 1-thread runs")]:
+    ips, ar = independent() if name == "independent" else stats(name)
     n = procs if name != "base" else 1
     print(f"{what:44s} {ips:9.1f} {ips / base:8.2f} {ips / base / n:10.2f} {1000 * ar:18.1f}")
 PY

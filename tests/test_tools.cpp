@@ -15,6 +15,7 @@
 #include "spec/arch.h"
 #include "spec/bench_result.h"
 #include "spec/search_result.h"
+#include "supernet/checkpoint.h"
 
 using namespace nas;
 using nlohmann::json;
@@ -262,6 +263,32 @@ TEST_CASE("SIGTERM during training saves a checkpoint and exits 5; --resume cont
   INFO(r3.err);
   CHECK(r3.code == 5);
   CHECK_THAT(r3.err, Catch::Matchers::Contains("resuming from"));
+}
+
+TEST_CASE("fine-tune: --init-from takes the supernet's space; SIGTERM exits 5 and --resume continues", "[tool]") {
+  const std::string sup = test::temp_dir("ft-sup"), d = test::temp_dir("ft");
+  const std::string train = test::bin("nas-train-supernet") + " --train " + test::test_data("tiny-train.yaml") + " --threads 1";
+  auto r = test::run_cmd(train + " --space " + test::test_data("tiny-space.yaml") + " --out " + sup + " --train-limit 128");
+  REQUIRE(r.code == 0);
+  const std::string init = " --init-from " + sup + "/supernet.ckpt";
+  auto no_arch = test::run_cmd(train + init + " --out " + d);
+  CHECK(no_arch.code == 2);
+  CHECK_THAT(no_arch.err, Catch::Matchers::Contains("--init-from fine-tunes one child: give it with --arch"));
+  auto sig = test::run_cmd("timeout --preserve-status -s TERM " + test::seconds(4) + " " + train + init +
+                           " --arch min --out " + d + " --epochs 50");
+  INFO(sig.err);
+  CHECK(sig.code == 5);
+  CHECK_THAT(sig.err, Catch::Matchers::Contains("fine-tune: r20"));
+  CHECK(supernet::read_checkpoint_meta(d + "/supernet.ckpt").init_from == sup + "/supernet.ckpt");
+  auto both = test::run_cmd(test::bin("nas-train-supernet") + " --out " + d + " --resume" + init);
+  CHECK(both.code == 2);
+  CHECK_THAT(both.err, Catch::Matchers::Contains("drop --space, --train, --arch, --init-from"));
+  auto resumed = test::run_cmd("timeout --preserve-status -s INT " + test::seconds(3) + " " +
+                               test::bin("nas-train-supernet") + " --out " + d + " --resume --threads 1");
+  INFO(resumed.err);
+  CHECK(resumed.code == 5);
+  CHECK_THAT(resumed.err, Catch::Matchers::Contains("resuming from"));
+  CHECK(supernet::read_checkpoint_meta(d + "/supernet.ckpt").init_from == sup + "/supernet.ckpt");
 }
 
 TEST_CASE("from-scratch mode: nas-train-supernet --arch writes a child that nas-benchmark reads", "[tool]") {

@@ -28,6 +28,7 @@ struct TrainOptions {
   int64_t stop_after_steps = 0;
   std::string arch;      // from-scratch mode: train this one arch (max, min or a nas.arch file)
   int workers = 0;       // shard workers of every step (0: auto; train::TrainOptions::workers)
+  std::string init_from; // fine-tune: start from this supernet checkpoint's weights (with --arch)
 };
 void add_train_options(CLI::App& app, TrainOptions& o);
 void run_train(const TrainOptions& o);

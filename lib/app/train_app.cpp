@@ -36,6 +36,10 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
   app.add_option("--arch", o.arch,
                  "From scratch: train this one arch (max, min, a nas.arch or nas.search file) instead of the "
                  "supernet; also writes OUT/child.ckpt");
+  app.add_option("--init-from", o.init_from,
+                 "Fine-tune: start --arch from the weights of this supernet checkpoint (its search space; "
+                 "--space may be left out) instead of a fresh initialization; OUT/child.ckpt is the fine-tuned child")
+      ->check(CLI::ExistingFile);
   app.add_flag("--resume", o.resume, "Continue from OUT/supernet.ckpt (its embedded specs are used)");
   app.add_option("--stop-after-steps", o.stop_after_steps, "Checkpoint and stop after N steps in total")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 60));
@@ -59,11 +63,11 @@ void run_train(const TrainOptions& o) {
   if (o.resume) {
     // The checkpoint's embedded specs define the run; flags that would change it are refused
     // rather than silently ignored (only --data, for data that moved, is taken).
-    NAS_CHECK(o.space.empty() && o.train.empty() && o.arch.empty() && o.epochs == 0 && o.batch_size == 0 && o.train_limit < 0 &&
-                  o.validation_images < 0 && !o.common.seed_given,
+    NAS_CHECK(o.space.empty() && o.train.empty() && o.arch.empty() && o.init_from.empty() && o.epochs == 0 &&
+                  o.batch_size == 0 && o.train_limit < 0 && o.validation_images < 0 && !o.common.seed_given,
               UsageError,
-              "--resume continues the checkpoint's own run: drop --space, --train, --arch, --epochs, --batch-size, "
-              "--train-limit, --validation-images and --seed");
+              "--resume continues the checkpoint's own run: drop --space, --train, --arch, --init-from, --epochs, "
+              "--batch-size, --train-limit, --validation-images and --seed");
     auto meta = supernet::read_checkpoint_meta(ckpt);
     NAS_CHECK(meta.type == "supernet", CheckpointError, ckpt << ": expected a supernet checkpoint, found a " << meta.type);
     NAS_CHECK(!meta.finished, UsageError, ckpt << ": training already finished (" << meta.step << " steps)");
@@ -72,9 +76,11 @@ void run_train(const TrainOptions& o) {
     t.source = ckpt + " (embedded train spec)";
     fixed = meta.arch;
   } else {
-    NAS_CHECK(!o.space.empty(), UsageError, "--space is required (unless --resume)");
+    NAS_CHECK(!o.space.empty() || !o.init_from.empty(), UsageError, "--space is required (unless --resume or --init-from)");
     NAS_CHECK(!o.train.empty(), UsageError, "--train is required (unless --resume)");
-    space = spec::load_search_space(o.space);
+    NAS_CHECK(o.init_from.empty() || !o.arch.empty(), UsageError,
+              "--init-from fine-tunes one child: give it with --arch");
+    space = o.space.empty() ? supernet::read_checkpoint_meta(o.init_from).space : spec::load_search_space(o.space);
     t = spec::load_train_spec(o.train);
     if (!o.data.empty()) t.data.path = o.data;
     if (o.epochs > 0) t.epochs = o.epochs;
@@ -92,6 +98,7 @@ void run_train(const TrainOptions& o) {
   to.device = o.common.device;
   to.fixed_arch = fixed;
   to.workers = o.workers;
+  to.init_from = o.init_from;
   auto s = train::train_supernet(space, t, to);
   spec::json summary = {{"checkpoint", s.checkpoint}, {"steps", s.steps},          {"total_steps", s.total_steps},
                         {"seconds", s.seconds},       {"loss_max", s.last.max},   {"loss_min", s.last.min}};

@@ -73,6 +73,10 @@ TrainSpec train_spec_from_json(const json& j, const std::string& file) {
     Obj s = o.object("sandwich");
     t.sampling = s.one_of_or("sampling", {"sandwich", "uniform", "fixed"}, "sandwich");
     t.random_children = static_cast<int>(s.integer_or("random_children", t.random_children, 0, 64));
+    t.child_policy =
+        s.one_of_or("policy", {"uniform", "flops-stratified", "best-pareto", "worst-pareto"}, t.child_policy);
+    t.candidates = static_cast<int>(s.integer_or("candidates", t.candidates, 2, 64));
+    t.flops_bins = static_cast<int>(s.integer_or("flops_bins", t.flops_bins, 1, 1000));
     s.finish();
   }
   if (o.take("distillation")) {
@@ -149,7 +153,9 @@ json to_json(const TrainSpec& t) {
                    {"final_lr_fraction", t.final_lr_fraction},
                    {"decay_rate", t.decay_rate},
                    {"decay_epochs", t.decay_epochs}};
-  j["sandwich"] = {{"sampling", t.sampling}, {"random_children", t.random_children}};
+  j["sandwich"] = {{"sampling", t.sampling},      {"random_children", t.random_children},
+                   {"policy", t.child_policy},    {"candidates", t.candidates},
+                   {"flops_bins", t.flops_bins}};
   j["distillation"] = {{"enabled", t.distillation}, {"loss", t.distill_loss}, {"temperature", t.temperature}};
   j["label_smoothing"] = t.label_smoothing;
   j["dropout"] = t.dropout;

@@ -60,6 +60,13 @@ struct TrainSpec {
   // (the single-path baseline); "fixed" is set by from-scratch runs of one arch
   std::string sampling = "sandwich";
   int random_children = 2;
+  // How each random child is drawn (issue 19): "uniform" over every decision; "flops-stratified": a
+  // FLOPs bin first (flops_bins equal bins between the min and the max child), then a child in it;
+  // "best-pareto" / "worst-pareto" (AttentiveNAS): `candidates` uniform draws, the one of lowest /
+  // highest loss on the step's batch kept (train/sampling_policy.h).
+  std::string child_policy = "uniform";
+  int candidates = 3;
+  int flops_bins = 8;
   bool distillation = true;
   std::string distill_loss = "soft_ce";  // or kl (same gradients, different reported values)
   double temperature = 1.0;

@@ -31,6 +31,12 @@ CheckpointMeta meta_from_json(const spec::json& j, const std::string& path) {
   m.digest = o.string_or("tensors_fnv1a64", "");
   m.optimizer_digest = o.string_or("optimizer_fnv1a64", "");
   m.created = o.string_or("created", "");
+  if (o.take("init_from")) {
+    spec::Obj i = o.object("init_from");
+    m.init_from = i.string("path");
+    m.init_digest = i.string_or("tensors_fnv1a64", "");
+    i.finish();
+  }
   o.finish();
   NAS_CHECK(m.type != "child" || m.arch.has_value(), CheckpointError, path << ": child checkpoint without an arch");
   return m;
@@ -54,6 +60,7 @@ spec::json meta_to_json(const CheckpointMeta& m) {
   j["created"] = m.created.empty() ? utc_now_iso() : m.created;
   if (!m.digest.empty()) j["tensors_fnv1a64"] = m.digest;
   if (!m.optimizer_digest.empty()) j["optimizer_fnv1a64"] = m.optimizer_digest;
+  if (!m.init_from.empty()) j["init_from"] = {{"path", m.init_from}, {"tensors_fnv1a64", m.init_digest}};
   return j;
 }
 

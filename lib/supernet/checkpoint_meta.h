@@ -35,6 +35,10 @@ struct CheckpointMeta {
   // otherwise load silently). Empty in checkpoints written before it existed: not checked.
   std::string digest;
   std::string optimizer_digest;  // the same over the optimizer state (supernets saved with one)
+  // A fine-tune (nas-train-supernet --init-from): the supernet checkpoint its weights started from,
+  // and that checkpoint's tensor digest. Empty for supernets and from-scratch runs.
+  std::string init_from;
+  std::string init_digest;
 };
 
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "supernet/cost.h"
 
@@ -96,37 +97,102 @@ spec::Arch cheapest_arch(const spec::SearchSpace& s) {
   return a;
 }
 
-spec::Arch random_arch(const spec::SearchSpace& s, Rng& rng) {
+namespace {
+
+// A child whose ordered decisions each take the choice at index pick(n) of their n (sorted)
+// choices; a cell edge's op comes from ops(reduce, from_input), an mlp activation uniformly.
+template <typename Pick, typename Ops>
+spec::Arch draw_arch(const spec::SearchSpace& s, Rng& rng, Pick pick, Ops ops) {
+  auto choose = [&](const std::vector<int>& set) { return set[pick(set.size())]; };
   spec::Arch a;
   a.space = s.name;
-  a.resolution = rng.pick(s.resolution);
-  if (s.is_cell()) {  // uniform single-path sampling: each edge's op uniformly, none included
-    for_each_edge(s, a, [&](std::vector<std::string>& cell, size_t e, bool, bool) { cell[e] = s.ops[rng.below(s.ops.size())]; });
+  a.resolution = choose(s.resolution);
+  if (s.is_cell()) {
+    for_each_edge(s, a, [&](std::vector<std::string>& cell, size_t e, bool reduce, bool from_input) {
+      const std::vector<std::string>& choices = ops(reduce, from_input);
+      cell[e] = choices[pick(choices.size())];
+    });
     return a;
   }
   if (s.is_mlp()) {
-    const int depth = rng.pick(s.depth);
+    const int depth = choose(s.depth);
     for (int i = 0; i < depth; ++i) {
       const auto& ls = s.layers[static_cast<size_t>(i)];
-      const int w = rng.pick(ls.width);
+      const int w = choose(ls.width);
       a.layers.push_back({w, ls.act[rng.below(ls.act.size())]});
     }
     return a;
   }
-  a.stem_width = rng.pick(s.stem_width);
+  a.stem_width = choose(s.stem_width);
   for (const auto& st : s.stages) {
     spec::StageArch sa;
-    sa.depth = rng.pick(st.depth);
-    sa.width = rng.pick(st.width);
+    sa.depth = choose(st.depth);
+    sa.width = choose(st.width);
     for (int b = 0; b < sa.depth; ++b) {
-      int e = rng.pick(st.expand);
-      int k = rng.pick(st.kernel);
+      int e = choose(st.expand);
+      int k = choose(st.kernel);
       sa.blocks.push_back({e, k});
     }
     a.stages.push_back(sa);
   }
-  a.head_width = rng.pick(s.head_width);
+  a.head_width = choose(s.head_width);
   return a;
+}
+
+// A child drawn with each ordered decision tilted towards its larger (tilt > 0) or smaller choices:
+// choice j of n with probability proportional to exp(tilt * j / (n - 1)); cell ops by cost rank.
+spec::Arch tilted_arch(const spec::SearchSpace& s, Rng& rng, double tilt) {
+  auto pick = [&](size_t n) {
+    if (n < 2) return size_t{0};
+    std::vector<double> weight(n);
+    for (size_t j = 0; j < n; ++j) weight[j] = std::exp(tilt * static_cast<double>(j) / static_cast<double>(n - 1));
+    double u = rng.uniform() * std::accumulate(weight.begin(), weight.end(), 0.0);
+    for (size_t j = 0; j < n; ++j)
+      if ((u -= weight[j]) < 0) return j;
+    return n - 1;
+  };
+  std::vector<std::string> ranked[3];
+  if (s.is_cell()) {
+    const bool none = std::find(s.ops.begin(), s.ops.end(), "none") != s.ops.end();
+    const std::pair<bool, bool> kinds[3] = {{false, false}, {true, true}, {true, false}};
+    for (int k = 0; k < 3; ++k) {
+      if (none) ranked[k].push_back("none");
+      for (auto& op : ranked_ops(s, kinds[k].first, kinds[k].second)) ranked[k].push_back(op);
+    }
+  }
+  return draw_arch(s, rng, pick, [&](bool reduce, bool from_input) -> const std::vector<std::string>& {
+    return ranked[reduce ? (from_input ? 1 : 2) : 0];
+  });
+}
+
+}  // namespace
+
+spec::Arch random_arch(const spec::SearchSpace& s, Rng& rng) {
+  return draw_arch(
+      s, rng, [&](size_t n) { return static_cast<size_t>(rng.below(n)); },
+      [&](bool, bool) -> const std::vector<std::string>& { return s.ops; });
+}
+
+spec::Arch stratified_arch(const spec::SearchSpace& s, Rng& rng, int bins, double low, double high,
+                           const std::function<double(const spec::Arch&)>& cost) {
+  constexpr double kTiltStep = 0.25, kMaxTilt = 30;
+  const double width = (high - low) / std::max(1, bins);
+  const double bin = static_cast<double>(rng.below(static_cast<uint64_t>(std::max(1, bins))));
+  const double from = low + width * bin, to = bin + 1 >= bins ? high : from + width;
+  spec::Arch closest;
+  double closest_distance = INFINITY, tilt = 0;
+  for (int i = 0; i < kStratifiedTries; ++i) {
+    spec::Arch a = tilted_arch(s, rng, tilt);
+    const double c = cost(a);
+    const double distance = c < from ? from - c : c > to ? c - to : 0.0;
+    if (distance == 0.0) return a;
+    if (distance < closest_distance) {
+      closest_distance = distance;
+      closest = std::move(a);
+    }
+    tilt = std::clamp(tilt + (c < from ? kTiltStep : -kTiltStep), -kMaxTilt, kMaxTilt);
+  }
+  return closest;
 }
 
 spec::Arch mutate_arch(const spec::Arch& in, const spec::SearchSpace& s, Rng& rng, double prob) {

@@ -22,6 +22,7 @@
 #include "nn/precision.h"
 #include "supernet/checkpoint.h"
 #include "supernet/sampling.h"
+#include "train/sampling_policy.h"
 #include "train/workers.h"
 
 namespace nas::train {
@@ -179,23 +180,6 @@ void set_lr(torch::optim::Optimizer& opt, double lr) {
 
 namespace {
 
-// The children of one step, in the order their gradients are summed: the max child first (it
-// teaches the others) and the min child second under the sandwich rule; one random child under
-// uniform sampling; the fixed child when training one arch.
-std::vector<spec::Arch> step_children(const supernet::Supernet& net, const spec::TrainSpec& t, int64_t step,
-                                      const spec::Arch* fixed) {
-  if (fixed) return {*fixed};
-  const auto& space = net->space();
-  auto random_child = [&](int i) {
-    Rng rng(mix_seed(t.seed, static_cast<uint64_t>(step), static_cast<uint64_t>(i) + 1));
-    return supernet::random_arch(space, rng);
-  };
-  if (t.sampling == "uniform") return {random_child(0)};
-  std::vector<spec::Arch> children{supernet::max_arch(space), supernet::min_arch(space)};
-  for (int i = 0; i < t.random_children; ++i) children.push_back(random_child(i));
-  return children;
-}
-
 // The students' loss against the teacher's output (or against the labels without distillation).
 torch::Tensor student_loss(const torch::Tensor& logits, const torch::Tensor& y, const torch::Tensor& teacher,
                            const spec::TrainSpec& t) {
@@ -252,6 +236,34 @@ void accumulate(std::vector<torch::Tensor>& acc, const std::vector<torch::Tensor
 
 }  // namespace
 
+CandidateLosses batch_losses(supernet::Supernet& net, const torch::Tensor& x, const torch::Tensor& y,
+                             dist::Group* group, WorkerPool* workers) {
+  return [&net, x, y, group, workers](const std::vector<spec::Arch>& candidates) {
+    std::vector<double> loss(candidates.size());
+    std::vector<std::function<void()>> tasks;
+    for (size_t i = 0; i < candidates.size(); ++i)
+      tasks.emplace_back([&, i] {
+        torch::NoGradGuard no_grad;
+        nn::RunningStatsLog discarded;
+        nn::RunningStatsScope keep_running_stats(&discarded);
+        nn::AutocastScope autocast(x.is_cuda());
+        const spec::Arch& a = candidates[i];
+        torch::Tensor logits = net->forward_child(supernet::resize_input(x, a.resolution), a, 0.0, 0.0);
+        loss[i] = smoothed_ce(logits.to(torch::kFloat), y, 0.0).item<double>();
+      });
+    if (workers != nullptr)
+      workers->run(tasks);
+    else
+      for (auto& task : tasks) task();
+    if (group != nullptr && group->size() > 1) {
+      std::vector<torch::Tensor> l{torch::tensor(loss, torch::kDouble)};
+      group->allreduce_sum(l, "the candidates' losses");
+      for (size_t i = 0; i < loss.size(); ++i) loss[i] = l[0][static_cast<int64_t>(i)].item<double>() / group->size();
+    }
+    return loss;
+  };
+}
+
 StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, const data::Batch& batch,
                          const spec::TrainSpec& t, int64_t step, const torch::Device& device,
                          const spec::Arch* fixed, dist::Group* group, WorkerPool* workers) {
@@ -271,7 +283,8 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
   torch::Tensor y = batch.y.to(device, /*non_blocking=*/true);
   const std::string mode = fixed ? "fixed" : t.sampling;
   NAS_CHECK(mode != "fixed" || fixed != nullptr, UsageError, "sampling: fixed needs an arch (nas-train-supernet --arch)");
-  const std::vector<spec::Arch> children = step_children(net, t, step, fixed);
+  const std::vector<spec::Arch> children =
+      step_children(net, t, step, fixed, batch_losses(net, x, y, group, cuda ? nullptr : workers));
   const std::vector<torch::Tensor> params = net->parameters();
   const int64_t rows = x.size(0);
   // The pool's workers, at most one per 2 rows (BN needs 2 values per shard).
@@ -453,6 +466,24 @@ std::vector<double> train_arch_curve(const spec::SearchSpace& space, const spec:
   return curve;
 }
 
+namespace {
+
+// Loads the weights and buffers of the supernet checkpoint `path` into `net` (a fine-tune's start).
+supernet::CheckpointMeta initialize_from(const std::string& path, const spec::SearchSpace& space,
+                                         supernet::Supernet& net) {
+  supernet::CheckpointMeta m = supernet::read_checkpoint_meta(path);
+  NAS_CHECK(m.type == "supernet", CheckpointError,
+            path << ": --init-from: expected a supernet checkpoint, found a " << m.type);
+  NAS_CHECK(spec::json_hash(spec::to_json(m.space)) == spec::json_hash(spec::to_json(space)), UsageError,
+            path << ": --init-from: its search space (" << m.space.name << ") is not the one trained here ("
+                 << space.name << ")");
+  supernet::restore_supernet(path, net, nullptr);
+  log_info("weights from " + path + " (step " + std::to_string(m.step) + " of " + std::to_string(m.total_steps) + ")");
+  return m;
+}
+
+}  // namespace
+
 TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpec& t, const TrainOptions& o) {
   const double t0 = now_seconds();
   torch::Device device(o.device);
@@ -493,8 +524,16 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
             t.source << ": batch_size: expected at least 2 images per process for batch norm (" << world
                      << " processes), found " << t.batch_size);
   int64_t step = 0;
+  supernet::CheckpointMeta init;  // a fine-tune's start: where its weights came from
+  if (!o.init_from.empty() && !o.resume) {
+    init = initialize_from(o.init_from, space, net);
+    init.init_from = o.init_from;
+    init.init_digest = init.digest;
+  }
   if (o.resume) {
     auto meta = supernet::restore_supernet(ckpt, net, opt.get());
+    init.init_from = meta.init_from;  // a resumed fine-tune keeps its origin
+    init.init_digest = meta.init_digest;
     step = meta.step;
     NAS_CHECK(meta.total_steps == total, UsageError,
               ckpt << ": cannot resume: the checkpoint plans " << meta.total_steps << " steps, this run " << total
@@ -527,7 +566,9 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   meta.num_classes = set.num_classes;
   meta.image_size = set.h;
   meta.total_steps = total;
-  if (fixed) meta.arch = *fixed;  // a from-scratch run of one arch
+  if (fixed) meta.arch = *fixed;  // a from-scratch run of one arch, or a fine-tune
+  meta.init_from = init.init_from;
+  meta.init_digest = init.init_digest;
 
   auto save = [&](bool finished) {
     if (!main_rank) return;
@@ -550,7 +591,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
     os << "supernet: max child " << max_cost.mflops() << " MFLOPs " << max_cost.params << " params, min child "
        << min_cost.mflops() << " MFLOPs " << min_cost.params << " params; " << total << " steps ("
        << t.epochs << " epochs x " << spe << "), "
-       << (fixed ? "from scratch: " + spec::arch_summary(*fixed)
+       << (fixed ? (init.init_from.empty() ? "from scratch: " : "fine-tune: ") + spec::arch_summary(*fixed)
                  : t.sampling == "uniform" ? std::string("uniform sampling, 1 child per step")
                                            : std::to_string(2 + t.random_children) + " children per step");
     log_info(os.str());

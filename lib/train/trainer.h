@@ -10,6 +10,7 @@
 #include "spec/search_space.h"
 #include "spec/train_spec.h"
 #include "supernet/supernet.h"
+#include "train/sampling_policy.h"
 #include "train/workers.h"
 
 namespace nas::dist {
@@ -46,6 +47,13 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
                          const spec::Arch* fixed = nullptr, dist::Group* group = nullptr,
                          WorkerPool* workers = nullptr);
 
+// The losses of best-/worst-pareto's candidates (train/sampling_policy.h) on a batch: label
+// cross-entropy without smoothing, no gradient, BN normalizing with the batch's statistics and
+// leaving the running ones alone; one candidate per task on `workers`; over the ranks of `group`,
+// the mean of the ranks' losses, so that every rank keeps the same candidates.
+CandidateLosses batch_losses(supernet::Supernet& net, const torch::Tensor& x, const torch::Tensor& y,
+                             dist::Group* group = nullptr, WorkerPool* workers = nullptr);
+
 // Learning rate at `step`: linear warm-up, then cosine decay to final_lr_fraction * lr, or
 // exponential decay (decay_rate per decay_epochs) held at final_lr_fraction * lr, or constant.
 double lr_at(const spec::TrainSpec& t, int64_t step, int64_t total_steps, int64_t steps_per_epoch);
@@ -64,6 +72,9 @@ struct TrainOptions {
   // Shards of every batch trained at once on this many worker threads, the process's LibTorch
   // threads shared among them (0: default_workers). One process, CPU only.
   int workers = 0;
+  // Fine-tune: the supernet checkpoint (same search space) whose weights the run starts from,
+  // instead of a fresh initialization; its optimizer state is not taken. Ignored on resume.
+  std::string init_from;
   // Data parallel over dist::world() when it is set (see sandwich_step).
 };
 

@@ -68,6 +68,10 @@ double mean_macs_ranked_by_macs(const supernet::Supernet& net, const std::string
 TEST_CASE("sampling policies: flops-stratified fills every FLOPs bin; uniform crowds the middle", "[train]") {
   supernet::Supernet net(spec::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml")), 1, 10);
   const int bins = 8;
+  // random_arch's draws pinned: uniform runs draw the children they drew before the policies (the
+  // histogram below came out the same before and after draw_arch replaced its body).
+  Rng golden(42);
+  CHECK(spec::arch_hash(supernet::random_arch(net->space(), golden)) == "3958a1e6d1311d84");
   const auto uniform = macs_histogram(net, "uniform", bins);
   const auto stratified = macs_histogram(net, "flops-stratified", bins);
   INFO("uniform: " << show(uniform) << "; flops-stratified: " << show(stratified));

@@ -100,9 +100,11 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
 
   const std::string child = p.dir + "/child.ckpt";
   auto rc = test::run_cmd(test::bin("nas-slice") + " --supernet " + p.ckpt + " --arch " + search + " --out " + child +
+                          " --arch-out " + p.dir + "/child-arch.json" +
                           (exporter::onnx_available() ? " --onnx " + p.dir + "/child.onnx" : std::string()));
   INFO(rc.err);
   REQUIRE(rc.code == 0);
+  CHECK(spec::load_arch(p.dir + "/child-arch.json") == sr.candidates[sr.best].arch);
   if (exporter::onnx_available()) CHECK(test::slurp(p.dir + "/child.onnx").size() > 1000);
   CHECK(json::parse(rc.out)["hash"] == sr.candidates[sr.best].hash);
 

@@ -7,6 +7,8 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "catch.h"
@@ -24,6 +26,7 @@
 #include "train/trainer.h"
 
 using namespace nas;
+using nlohmann::json;
 
 namespace {
 spec::TrainSpec tiny_train() {
@@ -572,4 +575,73 @@ TEST_CASE("workers: a step with a non-finite loss in skip mode changes no weight
   auto good = train::sandwich_step(net, *opt, f.batch, t, 2, torch::kCPU, nullptr, nullptr, &pool);
   CHECK_FALSE(good.skipped);
   CHECK(std::isfinite(good.max));
+}
+
+TEST_CASE("validate_every_epochs: max and min validation accuracy per epoch, training unchanged", "[train]") {
+  auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  auto t = tiny_train();
+  t.data.train_limit = 256;  // 4 steps per epoch at batch 64
+  t.data.validation_images = 200;
+  t.epochs = 2;
+  const std::string plain = test::temp_dir("val-off"), curves = test::temp_dir("val-on");
+  train::TrainOptions o;
+  o.out_dir = plain;
+  train::train_supernet(space, t, o);
+  t.validate_every_epochs = 1;
+  o.out_dir = curves;
+  train::train_supernet(space, t, o);
+  // One line per epoch, after its last step, with both ends' accuracy in [0, 1].
+  std::vector<json> lines;
+  std::istringstream in(test::slurp(curves + "/metrics.jsonl"));
+  for (std::string l; std::getline(in, l);) {
+    auto j = json::parse(l);
+    if (j.contains("val_acc_max")) lines.push_back(j);
+  }
+  REQUIRE(lines.size() == 2);
+  for (int e = 0; e < 2; ++e) {
+    CHECK(lines[e]["epochs_done"] == e + 1);
+    CHECK(lines[e]["step"] == 4 * (e + 1));
+    for (const char* k : {"val_acc_max", "val_acc_min"}) {
+      CHECK(lines[e][k].get<double>() >= 0.0);
+      CHECK(lines[e][k].get<double>() <= 1.0);
+    }
+  }
+  // The evaluation leaves weights and BN statistics as training left them.
+  auto a = tensors_of(plain + "/supernet.ckpt", space, t), b = tensors_of(curves + "/supernet.ckpt", space, t);
+  for (const auto& kv : a) {
+    INFO(kv.first);
+    CHECK(torch::equal(kv.second, b[kv.first]));
+  }
+  // Stopped at the end of epoch 1, before its validation, and resumed: the line is written on
+  // resume, once, and the weights are the uninterrupted run's.
+  const std::string parts = test::temp_dir("val-parts");
+  o.out_dir = parts;
+  o.stop_after_steps = 4;
+  train::train_supernet(space, t, o);
+  std::string m = test::slurp(parts + "/metrics.jsonl");
+  CHECK(std::count(m.begin(), m.end(), '\n') == 1);  // epoch 1's validation (losses every 5 steps)
+  CHECK(m.find("\"epochs_done\":1,") != std::string::npos);
+  test::spit(parts + "/metrics.jsonl", "");  // as if stopped before validating
+  const double stopped_at = supernet::read_checkpoint_meta(parts + "/supernet.ckpt").elapsed_s;
+  CHECK(stopped_at > 0);
+  o.stop_after_steps = 0;
+  o.resume = true;
+  train::train_supernet(space, t, o);
+  o.resume = false;
+  m = test::slurp(parts + "/metrics.jsonl");
+  CHECK(std::count(m.begin(), m.end(), '\n') == 4);
+  CHECK(m.find("\"epochs_done\":1,") != std::string::npos);
+  CHECK(m.find("\"epochs_done\":2,") != std::string::npos);
+  // elapsed_s counts every sitting: the resumed run's lines continue from the first one's time.
+  CHECK(json::parse(m.substr(m.rfind('\n', m.size() - 2) + 1))["elapsed_s"].get<double>() > stopped_at);
+  auto c = tensors_of(parts + "/supernet.ckpt", space, t);
+  for (const auto& kv : a) {
+    INFO(kv.first);
+    CHECK(torch::equal(kv.second, c[kv.first]));
+  }
+  // Without validation images it is refused before training.
+  t.data.validation_images = 0;
+  o.out_dir = test::temp_dir("val-none");
+  CHECK_THAT(test::error_of([&] { train::train_supernet(space, t, o); }),
+             Catch::Matchers::Contains("validate_every_epochs: needs validation images"));
 }

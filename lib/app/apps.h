@@ -89,6 +89,7 @@ struct SliceOptions {
   std::string arch;  // nas.arch, or nas.search (its best), "-" for stdin
   std::string out;
   std::string onnx;  // also write the child as ONNX (BN folded)
+  std::string arch_out;  // also write the child's arch as a nas.arch file
   std::string data;
   int64_t calib_images = -1;
 };

@@ -27,6 +27,8 @@ void add_slice_options(CLI::App& app, SliceOptions& o) {
   app.add_option("--onnx", o.onnx,
                  "Also write the child as ONNX (opset 14, BatchNorm folded into the convolutions, input \"input\" "
                  "[batch, C, R, R], output \"logits\"), checked with the ONNX checker");
+  app.add_option("--arch-out", o.arch_out,
+                 "Also write the child's arch as a nas.arch file (e.g. --arch max written out)");
   app.add_option("--data", o.data, "Dataset directory (default: the one the supernet was trained on)");
   app.add_option("--calib-images", o.calib_images, "BN calibration images (default: the train spec's)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
@@ -36,6 +38,7 @@ void add_slice_options(CLI::App& app, SliceOptions& o) {
 void run_slice(const SliceOptions& o) {
   cli::apply_common_options(o.common);
   check_output_path(o.out);
+  if (!o.arch_out.empty()) check_output_path(o.arch_out);
   if (!o.onnx.empty()) {
     check_output_path(o.onnx);
     NAS_CHECK(exporter::onnx_available(), UsageError,
@@ -74,7 +77,8 @@ void run_slice(const SliceOptions& o) {
   cm.arch = arch;
   cm.created.clear();
   cm.commit.clear();
-  if (!o.onnx.empty()) write_output(o.onnx, exporter::export_onnx(child));  // side output first
+  if (!o.onnx.empty()) write_output(o.onnx, exporter::export_onnx(child));  // side outputs first
+  if (!o.arch_out.empty()) write_output(o.arch_out, spec::canonical_dump(spec::to_json(arch)) + "\n");
   supernet::save_child(o.out, child, cm);
   auto cost = net->cost(arch);
   spec::json out = {{"child", o.out},          {"hash", spec::arch_hash(arch)}, {"mflops", cost.mflops()},

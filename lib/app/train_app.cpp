@@ -1,5 +1,6 @@
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -70,7 +71,10 @@ void run_train(const TrainOptions& o) {
               "--batch-size, --train-limit, --validation-images and --seed");
     auto meta = supernet::read_checkpoint_meta(ckpt);
     NAS_CHECK(meta.type == "supernet", CheckpointError, ckpt << ": expected a supernet checkpoint, found a " << meta.type);
-    NAS_CHECK(!meta.finished, UsageError, ckpt << ": training already finished (" << meta.step << " steps)");
+    // A finished run of one arch whose child.ckpt is missing (stopped while writing it) resumes to
+    // write it; any other finished run has nothing left to do.
+    NAS_CHECK(!meta.finished || (meta.arch && !std::filesystem::exists(o.out_dir + "/child.ckpt")), UsageError,
+              ckpt << ": training already finished (" << meta.step << " steps)");
     space = meta.space;
     t = meta.train;
     t.source = ckpt + " (embedded train spec)";

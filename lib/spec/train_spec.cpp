@@ -76,7 +76,7 @@ TrainSpec train_spec_from_json(const json& j, const std::string& file) {
     t.child_policy =
         s.one_of_or("policy", {"uniform", "flops-stratified", "best-pareto", "worst-pareto"}, t.child_policy);
     t.candidates = static_cast<int>(s.integer_or("candidates", t.candidates, 2, 64));
-    t.flops_bins = static_cast<int>(s.integer_or("flops_bins", t.flops_bins, 1, 1000));
+    t.flops_bins = static_cast<int>(s.integer_or("flops_bins", t.flops_bins, 1, 100));
     s.finish();
   }
   if (o.take("distillation")) {
@@ -92,6 +92,7 @@ TrainSpec train_spec_from_json(const json& j, const std::string& file) {
   t.zero_init_last_bn = o.boolean_or("zero_init_last_bn", t.zero_init_last_bn);
   t.sort_channels_every_epochs =
       static_cast<int>(o.integer_or("sort_channels_every_epochs", t.sort_channels_every_epochs, 0, 100000));
+  t.validate_every_epochs = static_cast<int>(o.integer_or("validate_every_epochs", t.validate_every_epochs, 0, 100000));
   t.sync_bn = o.boolean_or("sync_bn", false);
   t.on_nonfinite_loss = o.one_of_or("on_nonfinite_loss", {"stop", "skip"}, "stop");
   t.max_skipped_steps = o.integer_or("max_skipped_steps", t.max_skipped_steps, 1, 1000000);
@@ -162,6 +163,7 @@ json to_json(const TrainSpec& t) {
   j["drop_connect"] = t.drop_connect;
   j["zero_init_last_bn"] = t.zero_init_last_bn;
   j["sort_channels_every_epochs"] = t.sort_channels_every_epochs;
+  j["validate_every_epochs"] = t.validate_every_epochs;
   j["sync_bn"] = t.sync_bn;
   j["on_nonfinite_loss"] = t.on_nonfinite_loss;
   j["max_skipped_steps"] = t.max_skipped_steps;

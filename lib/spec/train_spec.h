@@ -75,6 +75,9 @@ struct TrainSpec {
   double drop_connect = 0.0;     // stochastic depth of residual blocks, max child only
   bool zero_init_last_bn = true; // last BN gamma of each residual block starts at zero
   int sort_channels_every_epochs = 0;  // sort middle channels by importance every N epochs (0: off)
+  // Every N epochs (0: never), the validation accuracy of the max and min child (of the one arch when
+  // training one), BN recalibrated as for a sliced child, goes to metrics.jsonl: the training curves.
+  int validate_every_epochs = 0;
   // Data-parallel runs: BN statistics over every process's share of the batch (as one process
   // would compute them), instead of each process's own share.
   bool sync_bn = false;

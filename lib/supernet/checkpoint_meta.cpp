@@ -31,6 +31,7 @@ CheckpointMeta meta_from_json(const spec::json& j, const std::string& path) {
   m.digest = o.string_or("tensors_fnv1a64", "");
   m.optimizer_digest = o.string_or("optimizer_fnv1a64", "");
   m.created = o.string_or("created", "");
+  m.elapsed_s = o.number_or("elapsed_s", 0.0, 0.0, 1e12);
   if (o.take("init_from")) {
     spec::Obj i = o.object("init_from");
     m.init_from = i.string("path");
@@ -60,6 +61,7 @@ spec::json meta_to_json(const CheckpointMeta& m) {
   j["created"] = m.created.empty() ? utc_now_iso() : m.created;
   if (!m.digest.empty()) j["tensors_fnv1a64"] = m.digest;
   if (!m.optimizer_digest.empty()) j["optimizer_fnv1a64"] = m.optimizer_digest;
+  if (m.elapsed_s > 0) j["elapsed_s"] = m.elapsed_s;
   if (!m.init_from.empty()) j["init_from"] = {{"path", m.init_from}, {"tensors_fnv1a64", m.init_digest}};
   return j;
 }

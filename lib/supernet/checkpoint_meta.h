@@ -39,6 +39,8 @@ struct CheckpointMeta {
   // and that checkpoint's tensor digest. Empty for supernets and from-scratch runs.
   std::string init_from;
   std::string init_digest;
+  // Training seconds over every sitting of the run up to this checkpoint (0 in older checkpoints).
+  double elapsed_s = 0;
 };
 
 

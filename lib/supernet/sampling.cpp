@@ -139,9 +139,27 @@ spec::Arch draw_arch(const spec::SearchSpace& s, Rng& rng, Pick pick, Ops ops) {
   return a;
 }
 
+// A cell space's ops by cost rank for the three kinds of edge (normal, reduction from the input
+// node, reduction between inner nodes), none first where the space has it; empty otherwise.
+struct RankedOps {
+  explicit RankedOps(const spec::SearchSpace& s) {
+    if (!s.is_cell()) return;
+    const bool none = std::find(s.ops.begin(), s.ops.end(), "none") != s.ops.end();
+    const std::pair<bool, bool> kinds[3] = {{false, false}, {true, true}, {true, false}};
+    for (int k = 0; k < 3; ++k) {
+      if (none) of_kind[k].push_back("none");
+      for (auto& op : ranked_ops(s, kinds[k].first, kinds[k].second)) of_kind[k].push_back(op);
+    }
+  }
+  const std::vector<std::string>& operator()(bool reduce, bool from_input) const {
+    return of_kind[reduce ? (from_input ? 1 : 2) : 0];
+  }
+  std::vector<std::string> of_kind[3];
+};
+
 // A child drawn with each ordered decision tilted towards its larger (tilt > 0) or smaller choices:
 // choice j of n with probability proportional to exp(tilt * j / (n - 1)); cell ops by cost rank.
-spec::Arch tilted_arch(const spec::SearchSpace& s, Rng& rng, double tilt) {
+spec::Arch tilted_arch(const spec::SearchSpace& s, Rng& rng, double tilt, const RankedOps& ranked) {
   auto pick = [&](size_t n) {
     if (n < 2) return size_t{0};
     std::vector<double> weight(n);
@@ -151,18 +169,7 @@ spec::Arch tilted_arch(const spec::SearchSpace& s, Rng& rng, double tilt) {
       if ((u -= weight[j]) < 0) return j;
     return n - 1;
   };
-  std::vector<std::string> ranked[3];
-  if (s.is_cell()) {
-    const bool none = std::find(s.ops.begin(), s.ops.end(), "none") != s.ops.end();
-    const std::pair<bool, bool> kinds[3] = {{false, false}, {true, true}, {true, false}};
-    for (int k = 0; k < 3; ++k) {
-      if (none) ranked[k].push_back("none");
-      for (auto& op : ranked_ops(s, kinds[k].first, kinds[k].second)) ranked[k].push_back(op);
-    }
-  }
-  return draw_arch(s, rng, pick, [&](bool reduce, bool from_input) -> const std::vector<std::string>& {
-    return ranked[reduce ? (from_input ? 1 : 2) : 0];
-  });
+  return draw_arch(s, rng, pick, ranked);
 }
 
 }  // namespace
@@ -179,10 +186,11 @@ spec::Arch stratified_arch(const spec::SearchSpace& s, Rng& rng, int bins, doubl
   const double width = (high - low) / std::max(1, bins);
   const double bin = static_cast<double>(rng.below(static_cast<uint64_t>(std::max(1, bins))));
   const double from = low + width * bin, to = bin + 1 >= bins ? high : from + width;
+  const RankedOps ranked(s);
   spec::Arch closest;
   double closest_distance = INFINITY, tilt = 0;
   for (int i = 0; i < kStratifiedTries; ++i) {
-    spec::Arch a = tilted_arch(s, rng, tilt);
+    spec::Arch a = tilted_arch(s, rng, tilt, ranked);
     const double c = cost(a);
     const double distance = c < from ? from - c : c > to ? c - to : 0.0;
     if (distance == 0.0) return a;

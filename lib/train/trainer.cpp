@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <algorithm>
+#include <fstream>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -470,16 +471,84 @@ namespace {
 
 // Loads the weights and buffers of the supernet checkpoint `path` into `net` (a fine-tune's start).
 supernet::CheckpointMeta initialize_from(const std::string& path, const spec::SearchSpace& space,
-                                         supernet::Supernet& net) {
+                                         const data::ImageSet& set, supernet::Supernet& net) {
   supernet::CheckpointMeta m = supernet::read_checkpoint_meta(path);
   NAS_CHECK(m.type == "supernet", CheckpointError,
             path << ": --init-from: expected a supernet checkpoint, found a " << m.type);
   NAS_CHECK(spec::json_hash(spec::to_json(m.space)) == spec::json_hash(spec::to_json(space)), UsageError,
             path << ": --init-from: its search space (" << m.space.name << ") is not the one trained here ("
                  << space.name << ")");
+  NAS_CHECK(m.in_channels == set.c && m.num_classes == set.num_classes, UsageError,
+            path << ": --init-from: trained on " << m.in_channels << "-channel images of " << m.num_classes
+                 << " classes, the data here has " << set.c << " and " << set.num_classes);
   supernet::restore_supernet(path, net, nullptr);
   log_info("weights from " + path + " (step " + std::to_string(m.step) + " of " + std::to_string(m.total_steps) + ")");
   return m;
+}
+
+// The validation accuracy of the max and min child (of `fixed` when set), each with its BN statistics
+// recalibrated as a sliced child's are; the supernet's BN buffers and active child are restored
+// afterwards, so that training goes on exactly as it would have without it.
+// Restores a supernet's BN buffers, active child and training mode when it goes, however the
+// evaluation in between ended (an interrupt throws from it).
+class EvaluationGuard {
+ public:
+  explicit EvaluationGuard(supernet::Supernet& net) : net_(net), active_(net->active()) {
+    for (const auto& b : net->buffers()) buffers_.push_back(b.detach().clone());
+  }
+  ~EvaluationGuard() {
+    torch::NoGradGuard no_grad;
+    auto now = net_->buffers();
+    for (size_t i = 0; i < now.size(); ++i) now[i].copy_(buffers_[i]);
+    net_->set_active(active_);
+    net_->train();
+  }
+  EvaluationGuard(const EvaluationGuard&) = delete;
+  EvaluationGuard& operator=(const EvaluationGuard&) = delete;
+
+ private:
+  supernet::Supernet& net_;
+  spec::Arch active_;
+  std::vector<torch::Tensor> buffers_;
+};
+
+spec::json validate_children(supernet::Supernet& net, const spec::TrainSpec& t, const TrainData& d,
+                             const spec::Arch* fixed, const torch::Device& device) {
+  const double t0 = now_seconds();
+  EvaluationGuard restore(net);
+  const data::Normalization norm = normalization_of(t);
+  const std::vector<int64_t> calib = calibration_indices(t, d.split);
+  std::vector<std::pair<std::string, spec::Arch>> children;
+  if (fixed)
+    children = {{"val_acc", *fixed}};
+  else
+    children = {{"val_acc_max", supernet::max_arch(net->space())}, {"val_acc_min", supernet::min_arch(net->space())}};
+  spec::json out;
+  for (const auto& [key, arch] : children) {
+    net->set_active(arch);
+    eval::recalibrate_bn(net, d.train_set, calib, norm, t.calib_batch_size, device);
+    out[key] = eval::evaluate_supernet(net, d.train_set, d.split.val, norm, eval::default_eval_batch(device), device).acc;
+  }
+  out["validation_s"] = now_seconds() - t0;
+  return out;
+}
+
+// The log line of a validation: "epoch 3: validation accuracy max 91.2% min 88.0%".
+std::string validation_summary(const spec::json& m, int64_t epochs_done) {
+  std::ostringstream line;
+  line << "epoch " << epochs_done << ": validation accuracy";
+  for (const auto& [key, value] : m.items())
+    if (key.rfind("val_acc", 0) == 0) line << " " << (key == "val_acc" ? "" : key.substr(8) + " ") << 100 * value.get<double>() << "%";
+  return line.str();
+}
+
+// Whether metrics.jsonl holds the validation line of `epochs_done`.
+bool has_validation_line(const std::string& metrics_path, int64_t epochs_done) {
+  std::ifstream in(metrics_path);
+  const std::string key = "\"epochs_done\":" + std::to_string(epochs_done) + ",";
+  for (std::string line; std::getline(in, line);)
+    if (line.find(key) != std::string::npos) return true;
+  return false;
 }
 
 }  // namespace
@@ -493,6 +562,8 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   fault_nan_steps();  // a malformed value fails before any work
   // Data first: a bad dataset or spec fails before anything is created on disk.
   TrainData d = load_train_data(t);
+  NAS_CHECK(t.validate_every_epochs == 0 || !d.split.val.empty(), SpecError,
+            t.source << ": validate_every_epochs: needs validation images (data.validation_images > 0)");
   // Data parallel over the processes of dist::world(): rank 0 writes every file.
   dist::Group* group = dist::world_size() > 1 ? dist::world() : nullptr;
   const bool main_rank = dist::is_main();
@@ -524,9 +595,11 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
             t.source << ": batch_size: expected at least 2 images per process for batch norm (" << world
                      << " processes), found " << t.batch_size);
   int64_t step = 0;
+  double earlier_sittings_s = 0;  // training seconds before this sitting (resume)
+  auto elapsed = [&] { return earlier_sittings_s + now_seconds() - t0; };
   supernet::CheckpointMeta init;  // a fine-tune's start: where its weights came from
   if (!o.init_from.empty() && !o.resume) {
-    init = initialize_from(o.init_from, space, net);
+    init = initialize_from(o.init_from, space, d.train_set, net);
     init.init_from = o.init_from;
     init.init_digest = init.digest;
   }
@@ -535,6 +608,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
     init.init_from = meta.init_from;  // a resumed fine-tune keeps its origin
     init.init_digest = meta.init_digest;
     step = meta.step;
+    earlier_sittings_s = meta.elapsed_s;
     NAS_CHECK(meta.total_steps == total, UsageError,
               ckpt << ": cannot resume: the checkpoint plans " << meta.total_steps << " steps, this run " << total
                    << " (data or epochs changed)");
@@ -574,8 +648,15 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
     if (!main_rank) return;
     meta.step = step;
     meta.finished = finished;
+    meta.elapsed_s = elapsed();
     meta.created.clear();
     supernet::save_supernet(ckpt, net, meta, opt.get());
+  };
+  auto stop_interrupted = [&] {
+    save(false);
+    if (group) group->barrier("the interrupt checkpoint");  // all exit once rank 0 has written it
+    throw Interrupted("interrupted at step " + std::to_string(step) + "; checkpoint saved to " + ckpt +
+                      (main_rank ? "" : " by rank 0") + " (continue with --resume)");
   };
 
   NAS_CHECK(o.stop_after_steps <= 0 || o.stop_after_steps > step, UsageError,
@@ -613,7 +694,39 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
   double window_allreduce = 0;
   int64_t window_steps = 0;
   const data::Normalization norm = normalization_of(t);
+  // validate_every_epochs: every rank evaluates (none waits on another's evaluation), rank 0 writes
+  // the line. An epoch's validation runs at the start of the next one, or after the last step, so
+  // that a run stopped at an epoch's end validates that epoch when it resumes, unless metrics.jsonl
+  // already holds its line.
+  int64_t validated_epochs = step / spe;
+  if (o.resume && t.validate_every_epochs > 0 && step > 0 && step % spe == 0) {
+    bool missing = main_rank && !has_validation_line(metrics_path, step / spe);
+    if (group) missing = group->any(missing, "the validation check");
+    if (missing) --validated_epochs;
+  }
+  auto validate = [&](int64_t epochs_done) {
+    if (t.validate_every_epochs == 0 || epochs_done <= validated_epochs || epochs_done % t.validate_every_epochs != 0)
+      return;
+    main_threads.reset();  // every thread for the evaluation
+    spec::json m;
+    bool interrupted = false;
+    try {
+      m = validate_children(net, t, d, fixed, device);
+    } catch (const Interrupted&) {
+      interrupted = true;
+    }
+    if (workers.workers() > 1) main_threads.emplace(1);
+    if (group ? group->any(interrupted, "the interrupt check") : interrupted) stop_interrupted();
+    validated_epochs = epochs_done;
+    window_start += m["validation_s"].get<double>();  // the window's images/s: training time only
+    m["step"] = step;
+    m["epochs_done"] = epochs_done;
+    m["elapsed_s"] = elapsed();
+    log_info(validation_summary(m, epochs_done));
+    if (metrics) metrics->write_line(m.dump());
+  };
   for (int64_t epoch = step / spe; epoch < t.epochs && step < total; ++epoch) {
+    validate(epoch);
     data::LoaderOptions lo = epoch_loader_options(t, epoch, device);
     lo.start_batch = step - epoch * spe;
     lo.shard = dist::rank();
@@ -658,7 +771,7 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
         double ips = window_images / std::max(1e-9, now - window_start);
         spec::json m = {{"step", step},          {"epoch", epoch},        {"lr", lr},
                         {"loss_max", l.max},     {"loss_min", l.min},     {"loss_random", l.random},
-                        {"images_per_s", ips},   {"elapsed_s", now - t0}};
+                        {"images_per_s", ips},   {"elapsed_s", elapsed()}};
         if (sum.skipped_steps > 0) m["skipped_steps"] = sum.skipped_steps;
         if (group) {
           m["world_size"] = world;
@@ -676,16 +789,12 @@ TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpe
       if (step % t.checkpoint_every_steps == 0 && step < total) save(false);
       // Every rank stops at the same step when any of them was told to (SIGTERM reaches them all
       // on a cluster, one by one).
-      if (group ? group->any(interrupt_requested(), "the interrupt check") : interrupt_requested()) {
-        save(false);
-        if (group) group->barrier("the interrupt checkpoint");  // all exit once rank 0 has written it
-        throw Interrupted("interrupted at step " + std::to_string(step) + "; checkpoint saved to " + ckpt +
-                          (main_rank ? "" : " by rank 0") + " (continue with --resume)");
-      }
+      if (group ? group->any(interrupt_requested(), "the interrupt check") : interrupt_requested()) stop_interrupted();
       if (o.stop_after_steps > 0 && step >= o.stop_after_steps) break;
     }
     if (o.stop_after_steps > 0 && step >= o.stop_after_steps) break;
   }
+  if (step % spe == 0) validate(step / spe);
   main_threads.reset();
   save(step >= total);
   progress.finish(step);

@@ -53,6 +53,25 @@ void for_each_edge(const spec::SearchSpace& s, spec::Arch& a, F f) {
       for (int i = 0; i < j; ++i, ++e) f(*cell, e, cell == &a.reduce, i == 0);
   }
 }
+// A cell space's ops by cost rank for the three kinds of edge (normal, reduction from the input
+// node, reduction between inner nodes), with none first when `with_none` and the space has it; empty
+// for other families.
+struct RankedOps {
+  RankedOps(const spec::SearchSpace& s, bool with_none) {
+    if (!s.is_cell()) return;
+    const bool none = with_none && std::find(s.ops.begin(), s.ops.end(), "none") != s.ops.end();
+    const std::pair<bool, bool> kinds[3] = {{false, false}, {true, true}, {true, false}};
+    for (int k = 0; k < 3; ++k) {
+      if (none) of_kind[k].push_back("none");
+      for (auto& op : ranked_ops(s, kinds[k].first, kinds[k].second)) of_kind[k].push_back(op);
+    }
+  }
+  const std::vector<std::string>& operator()(bool reduce, bool from_input) const {
+    return of_kind[reduce ? (from_input ? 1 : 2) : 0];
+  }
+  std::vector<std::string> of_kind[3];
+};
+
 }  // namespace
 
 spec::Arch arch_at_levels(const spec::SearchSpace& s, const Levels& l) {
@@ -60,11 +79,9 @@ spec::Arch arch_at_levels(const spec::SearchSpace& s, const Levels& l) {
   a.space = s.name;
   a.resolution = at_level(s.resolution, l.resolution);
   if (s.is_cell()) {  // every edge: the op at that fraction of its cost ranking (none excluded)
-    // Three kinds of edge: normal, reduction from the input node, reduction between inner nodes.
-    const std::vector<std::string> kinds[3] = {ranked_ops(s, false, false), ranked_ops(s, true, true),
-                                               ranked_ops(s, true, false)};
+    const RankedOps kinds(s, /*with_none=*/false);
     for_each_edge(s, a, [&](std::vector<std::string>& cell, size_t e, bool reduce, bool from_input) {
-      const auto& ranked = kinds[reduce ? (from_input ? 1 : 2) : 0];
+      const auto& ranked = kinds(reduce, from_input);
       cell[e] = ranked[std::min(ranked.size() - 1, static_cast<size_t>(std::lround(l.width * static_cast<double>(ranked.size() - 1))))];
     });
     return a;
@@ -139,24 +156,6 @@ spec::Arch draw_arch(const spec::SearchSpace& s, Rng& rng, Pick pick, Ops ops) {
   return a;
 }
 
-// A cell space's ops by cost rank for the three kinds of edge (normal, reduction from the input
-// node, reduction between inner nodes), none first where the space has it; empty otherwise.
-struct RankedOps {
-  explicit RankedOps(const spec::SearchSpace& s) {
-    if (!s.is_cell()) return;
-    const bool none = std::find(s.ops.begin(), s.ops.end(), "none") != s.ops.end();
-    const std::pair<bool, bool> kinds[3] = {{false, false}, {true, true}, {true, false}};
-    for (int k = 0; k < 3; ++k) {
-      if (none) of_kind[k].push_back("none");
-      for (auto& op : ranked_ops(s, kinds[k].first, kinds[k].second)) of_kind[k].push_back(op);
-    }
-  }
-  const std::vector<std::string>& operator()(bool reduce, bool from_input) const {
-    return of_kind[reduce ? (from_input ? 1 : 2) : 0];
-  }
-  std::vector<std::string> of_kind[3];
-};
-
 // A child drawn with each ordered decision tilted towards its larger (tilt > 0) or smaller choices:
 // choice j of n with probability proportional to exp(tilt * j / (n - 1)); cell ops by cost rank.
 spec::Arch tilted_arch(const spec::SearchSpace& s, Rng& rng, double tilt, const RankedOps& ranked) {
@@ -186,7 +185,7 @@ spec::Arch stratified_arch(const spec::SearchSpace& s, Rng& rng, int bins, doubl
   const double width = (high - low) / std::max(1, bins);
   const double bin = static_cast<double>(rng.below(static_cast<uint64_t>(std::max(1, bins))));
   const double from = low + width * bin, to = bin + 1 >= bins ? high : from + width;
-  const RankedOps ranked(s);
+  const RankedOps ranked(s, /*with_none=*/true);
   spec::Arch closest;
   double closest_distance = INFINITY, tilt = 0;
   for (int i = 0; i < kStratifiedTries; ++i) {

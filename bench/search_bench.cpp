@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "app/app_data.h"
+#include "surrogate.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "eval/evaluate.h"
@@ -33,44 +34,12 @@
 #include "supernet/sampling.h"
 
 using namespace nas;
+using bench::emit;
+using bench::evals_to_reach;
+using bench::median;
+using bench::SurrogateEstimator;
 
 namespace {
-class SurrogateEstimator : public search::Estimator {
- public:
-  SurrogateEstimator(const search::MbconvEncoding& enc, const search::AccuracyPredictor& p) : enc_(enc), p_(p) {}
-  std::string name() const override { return "surrogate"; }
-  search::Score score(const spec::Arch& a) override {
-    search::Score s;
-    s.acc = p_.predict(enc_.encode(a));
-    return s;
-  }
-
- private:
-  const search::MbconvEncoding& enc_;
-  const search::AccuracyPredictor& p_;
-};
-
-// Evaluations until the running best reaches `target` (budget + 1 when it never does).
-int64_t evals_to_reach(const spec::SearchResult& r, double target) {
-  int64_t n = 0;
-  double best = -1;
-  for (const auto& c : r.candidates) {
-    if (!c.evaluated) continue;
-    ++n;
-    if (c.feasible) best = std::max(best, c.val_acc);
-    if (best >= target) return n;
-  }
-  return r.budget + 1;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-void emit(const spec::json& j) { std::cout << j.dump() << std::endl; }
-
 int usage() {
   std::cerr << "usage: nas-bench-search --supernet CKPT --search FILE [--search FILE...] [--seeds N] [--threads N]\n"
                "       [--population N] [--sample-size N] [--mutation-prob P]   (evolution's settings)\n"

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "helpers.h"
+#include "search_helpers.h"
 #include "search/encoding.h"
 #include "search/external.h"
 #include "search/predictor.h"
@@ -161,52 +162,6 @@ TEST_CASE("mutations stay inside the space and change something", "[search]") {
   }
 }
 
-namespace {
-spec::json generic_decisions(int n, int options) {
-  spec::json d = spec::json::array();
-  for (int i = 0; i < n; ++i) {
-    spec::json ch = spec::json::array();
-    for (int k = 0; k < options; ++k) ch.push_back(k);
-    d.push_back({{"name", "x" + std::to_string(i)}, {"choices", ch}});
-  }
-  return d;
-}
-
-// A tiny driver like run_search's, over any encoding and objective: ask, cache by key, tell.
-// Returns the best score found within `budget` distinct evaluations.
-double drive(search::Strategy& st, const search::Encoding& enc, const std::function<double(const search::Genotype&)>& f,
-             int budget, uint64_t seed, int* distinct = nullptr) {
-  Rng rng(seed);
-  std::map<std::string, double> cache;
-  double best = -1e300;
-  int idle = 0;
-  while (static_cast<int>(cache.size()) < budget && idle < 2000) {
-    auto g = st.ask(rng);
-    if (!g) break;
-    enc.check(*g, "ask");
-    std::string k = enc.key(*g);
-    auto it = cache.find(k);
-    double v = it != cache.end() ? it->second : f(*g);
-    idle = it != cache.end() ? idle + 1 : 0;
-    cache[k] = v;
-    best = std::max(best, v);
-    st.tell(*g, true, v);
-  }
-  if (distinct) *distinct = static_cast<int>(cache.size());
-  return best;
-}
-
-// Random search's typical best at o.budget, over 10 seeds: the bar the other strategies must clear.
-double random_search_mean(const search::Encoding& enc, const std::function<double(const search::Genotype&)>& f,
-                          const search::StrategyOptions& o) {
-  double mean = 0;
-  for (uint64_t seed = 0; seed < 10; ++seed) {
-    auto r = search::make_strategy("random", enc, o);
-    mean += drive(*r, enc, f, static_cast<int>(o.budget), seed) / 10;
-  }
-  return mean;
-}
-}  // namespace
 
 TEST_CASE("mbconv encoding: decisions, round trips, canonical genotypes, neighbours", "[search]") {
   auto s = space();
@@ -288,7 +243,7 @@ TEST_CASE("generic encoding: named decisions from a spec, round trips and clear 
 TEST_CASE("every strategy works on a generic space and beats chance on a known objective", "[search]") {
   // 8 decisions of 6 options; the score peaks at a hidden target (separable, so hill climbing
   // must reach the optimum).
-  search::GenericEncoding enc(generic_decisions(8, 6), "toy.yaml", "toy");
+  search::GenericEncoding enc(test::generic_decisions(8, 6), "toy.yaml", "toy");
   const search::Genotype target{5, 0, 3, 2, 4, 1, 5, 2};
   auto f = [&](const search::Genotype& g) {
     double d = 0;
@@ -297,24 +252,24 @@ TEST_CASE("every strategy works on a generic space and beats chance on a known o
   };
   search::StrategyOptions o;
   o.budget = 150;
-  const double random_mean = random_search_mean(enc, f, o);
+  const double random_mean = test::random_search_mean(enc, f, o);
   for (const auto& name : search::strategy_names()) {
     INFO(name);
     if (name == "random" || name == "grid") continue;
     auto st = name == "bayesian" ? search::make_bayesian(enc, o, 1) : search::make_strategy(name, enc, o);
-    double best = drive(*st, enc, f, 150, 1);
+    double best = test::drive(*st, enc, f, 150, 1);
     INFO("best " << best << " random " << random_mean);
     CHECK(best > random_mean);
     if (name == "hill-climbing") CHECK(best == 1.0);
     // Deterministic: the same seed gives the same best.
     auto again = name == "bayesian" ? search::make_bayesian(enc, o, 1) : search::make_strategy(name, enc, o);
-    CHECK(drive(*again, enc, f, 150, 1) == best);
+    CHECK(test::drive(*again, enc, f, 150, 1) == best);
   }
   // Grid: every child exactly once, then nothing left.
-  search::GenericEncoding small(generic_decisions(3, 4), "small.yaml", "small");
+  search::GenericEncoding small(test::generic_decisions(3, 4), "small.yaml", "small");
   auto grid = search::make_strategy("grid", small, o);
   int distinct = 0;
-  drive(*grid, small, [](const search::Genotype&) { return 0.0; }, 1000, 0, &distinct);
+  test::drive(*grid, small, [](const search::Genotype&) { return 0.0; }, 1000, 0, &distinct);
   CHECK(distinct == 64);
   Rng rng(0);
   CHECK_FALSE(grid->ask(rng).has_value());
@@ -335,12 +290,12 @@ TEST_CASE("every strategy finds unordered choices (an mlp space's activations) b
   };
   search::StrategyOptions o;
   o.budget = 80;
-  const double random_mean = random_search_mean(enc, f, o);
+  const double random_mean = test::random_search_mean(enc, f, o);
   for (const auto& name : search::strategy_names()) {
     if (name == "random" || name == "grid") continue;
     INFO(name);
     auto st = name == "bayesian" ? search::make_bayesian(enc, o, 1) : search::make_strategy(name, enc, o);
-    double best = drive(*st, enc, f, 80, 1);
+    double best = test::drive(*st, enc, f, 80, 1);
     INFO("best " << best << " random " << random_mean);
     CHECK(best > random_mean);
   }
@@ -359,12 +314,12 @@ TEST_CASE("every strategy finds a cell space's ops better than random search", "
   };
   search::StrategyOptions o;
   o.budget = 100;
-  const double random_mean = random_search_mean(enc, f, o);
+  const double random_mean = test::random_search_mean(enc, f, o);
   for (const auto& name : search::strategy_names()) {
     if (name == "random" || name == "grid") continue;
     INFO(name);
     auto st = name == "bayesian" ? search::make_bayesian(enc, o, 1) : search::make_strategy(name, enc, o);
-    double best = drive(*st, enc, f, 100, 1);
+    double best = test::drive(*st, enc, f, 100, 1);
     INFO("best " << best << " random " << random_mean);
     CHECK(best > random_mean);
   }
@@ -375,10 +330,11 @@ TEST_CASE("a search resumed from its checkpoint replays the evaluations and ends
   auto s = space();
   search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
   double max_mf = supernet::arch_cost(s, supernet::max_arch(s), 1, 10).mflops();
-  for (std::string strategy : {"evolution", "bayesian", "reinforce"}) {
+  for (std::string strategy : {"evolution", "bayesian", "reinforce", "tpe", "nsga2"}) {
     INFO(strategy);
     search::SearchOptions o;
     o.strategy = strategy;
+    if (strategy == "nsga2") o.objectives = {"accuracy", "mflops"};
     o.budget = 30;
     o.seed = 5;
     o.constraints.max_mflops = 0.6 * max_mf;
@@ -421,6 +377,9 @@ TEST_CASE("a search resumed from its checkpoint replays the evaluations and ends
     }
     CHECK(resumed.best == full.best);
     CHECK(resumed.pareto == full.pareto);
+    CHECK(resumed.multi.front == full.multi.front);
+    CHECK(resumed.multi.hypervolume == full.multi.hypervolume);
+    if (strategy == "nsga2") CHECK(full.multi.hypervolume > 0);
   }
 }
 
@@ -476,7 +435,7 @@ TEST_CASE("external evaluator: arch JSON in, metrics out, failures reported per 
 
 TEST_CASE("accuracy predictor: learns a known objective, reports its held-out error, ranks unseen children",
           "[search]") {
-  search::GenericEncoding enc(generic_decisions(6, 4), "toy.yaml", "toy");
+  search::GenericEncoding enc(test::generic_decisions(6, 4), "toy.yaml", "toy");
   auto f = [](const search::Genotype& g) {  // additive with unequal weights
     double s = 0;
     for (size_t i = 0; i < g.size(); ++i) s += (static_cast<double>(i) + 1) * g[i];
@@ -602,7 +561,7 @@ TEST_CASE("run_search on a generic space: reported costs bound it, its result ro
           "[search]") {
   // 6 decisions of 5 options; accuracy grows with the sum of the options, and so does the reported
   // parameter count: the best feasible child sits on the bound.
-  search::GenericEncoding enc(generic_decisions(6, 5), "toy.yaml", "toy");
+  search::GenericEncoding enc(test::generic_decisions(6, 5), "toy.yaml", "toy");
   struct Reporting : search::Estimator {
     std::string name() const override { return "reporting"; }
     search::Score score(const spec::Arch&) override { throw std::logic_error("not an mbconv child"); }

@@ -41,6 +41,13 @@ Pipeline& pipeline() {
 }
 std::string q(const std::string& s) { return "'" + s + "'"; }
 
+// `cmd` is refused as bad usage (exit 2) with `message` on stderr.
+void refused(const std::string& cmd, const std::string& message) {
+  auto r = test::run_cmd(cmd);
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Matchers::Contains(message));
+}
+
 }  // namespace
 
 TEST_CASE("the four tools run end to end on a 2k-image slice and write valid documents", "[tool]") {
@@ -156,6 +163,55 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
   auto b2 = spec::bench_result_from_json(json::parse(rb2.out), "stdout");
   CHECK(b2.source == "supernet");
   CHECK(b2.test_acc == Approx(b.test_acc).margin(0.003));
+}
+
+TEST_CASE("nas-search with zero-cost proxies: as the estimator, and as the prescreen", "[tool]") {
+  auto& p = pipeline();
+  const std::string d = test::temp_dir("proxies");
+  const std::string tool = test::bin("nas-search") + " --supernet " + p.ckpt + " --threads 1 -q";
+  const std::string base = tool + " --strategy random";
+  auto z = test::run_cmd(base + " --estimator zero-cost --proxy snip --proxy-batch 16 --budget 4 --out " + d + "/z.json");
+  INFO(z.err);
+  REQUIRE(z.code == 0);
+  auto zr = spec::load_search_result(d + "/z.json");  // proxy values are no accuracies, and read back
+  REQUIRE(zr.candidates.size() == 4);
+  for (const auto& c : zr.candidates) {
+    CHECK(c.estimator == "zero_cost_snip");
+    CHECK(c.estimator_detail == "snip on inherited weights");
+    CHECK(c.val_acc > 0);
+  }
+  CHECK(zr.estimator_options["proxy_weights"] == "inherited");
+  // Screened by synflow after 10 evaluations: those below the median proxy cost no evaluation.
+  auto s = test::run_cmd(base + " --prescreen --proxy synflow --proxy-weights init --budget 14 --val-images 100" +
+                         " --out " + d + "/s.json");
+  INFO(s.err);
+  REQUIRE(s.code == 0);
+  auto sr = spec::load_search_result(d + "/s.json");
+  int screened = 0, evaluated = 0;
+  for (const auto& c : sr.candidates) {
+    screened += c.screened;
+    evaluated += c.evaluated;
+    if (c.screened) CHECK(c.estimator == "zero_cost_synflow");
+  }
+  CHECK(evaluated == 14);
+  CHECK(screened > 0);
+  CHECK(sr.strategy_options["prescreen_proxy"] == "zero_cost_synflow");
+  // Hyperband over epochs of low-fidelity training: 2 children for 1 epoch, the better for 2.
+  auto h = test::run_cmd(tool + " --strategy hyperband --estimator low-fidelity --hb-max-epochs 2 --hb-eta 2" +
+                         " --lf-images 128 --val-images 100 --budget 3 --out " + d + "/h.json");
+  INFO(h.err);
+  REQUIRE(h.code == 0);
+  auto hr = spec::load_search_result(d + "/h.json");
+  REQUIRE(hr.candidates.size() == 3);
+  CHECK(hr.candidates[0].fidelity == 1);
+  CHECK(hr.candidates[2].fidelity == 2);
+  CHECK(hr.best == 2);
+  refused(tool + " --strategy hyperband --budget 3 --out " + d + "/x.json", "give --estimator low-fidelity");
+  refused(base + " --proxy nwot --budget 2 --out " + d + "/x.json",
+          "--proxy: give --estimator zero-cost or --prescreen too");
+  refused(base + " --estimator zero-cost --proxy flops --budget 2 --out " + d + "/x.json",
+          "--proxy: expected one of synflow, grad-norm, snip, jacov, nwot");
+  CHECK_FALSE(test::exists(d + "/x.json"));
 }
 
 TEST_CASE("tools called as library functions match the binaries", "[tool]") {
@@ -451,6 +507,55 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   for (const auto& c : s.candidates) infeasible += !c.feasible;
   CHECK(infeasible == 4);  // width 64: over the bound the evaluator's params show
   CHECK(json::parse(test::slurp(d + "/best.json")) == b.generic_arch);
+  CHECK(s.space_hash.size() == 16);
+  // TPE on the same space; its settings are recorded. A resume after `ordered` changed is refused:
+  // the same options on another axis are another space.
+  auto t = test::run_cmd(base + " --evaluator 'sh " + d + "/eval.sh' --strategy tpe --tpe-startup 4 --tpe-gamma 0.2" +
+                         " --budget 10 --out " + d + "/t.json");
+  INFO(t.err);
+  REQUIRE(t.code == 0);
+  auto tpe = spec::load_search_result(d + "/t.json");
+  CHECK(tpe.strategy_options["startup"] == 4);
+  CHECK(tpe.strategy_options["gamma"] == 0.2);
+  CHECK(tpe.strategy_options["multivariate"] == true);
+  CHECK(tpe.candidates.size() >= 10);
+  json stopped = json::parse(test::slurp(d + "/t.json"));
+  stopped["interrupted"] = true;
+  test::spit(d + "/t.json", stopped.dump());
+  test::spit(d + "/ordered.yaml",
+             "kind: nas.search_space\nschema_version: 1\nname: toy-mlp\nfamily: generic\n"
+             "decisions:\n  - {name: width, choices: [8, 16, 32, 64]}\n  - {name: act, choices: [relu, gelu], ordered: true}\n"
+             "  - {name: lr, choices: [0.1, 0.01]}\n");
+  refused(test::bin("nas-search") + " --space " + d + "/ordered.yaml --threads 1 -q --evaluator 'sh " + d +
+              "/eval.sh' --strategy tpe --tpe-startup 4 --tpe-gamma 0.2 --budget 10 --out " + d + "/t.json --resume",
+          "cannot resume: the space");
+  auto same = test::run_cmd(base + " --evaluator 'sh " + d + "/eval.sh' --strategy tpe --tpe-startup 4 --tpe-gamma 0.2" +
+                            " --budget 10 --out " + d + "/t.json --resume");
+  INFO(same.err);
+  CHECK(same.code == 0);  // the unchanged space resumes
+  // NSGA-II on accuracy and the params the program reports: the front, its hypervolume in every
+  // metrics line, and a third panel in the plot.
+  const std::string mo = base + " --evaluator 'sh " + d + "/eval.sh' --strategy nsga2 --population 4 --budget 12";
+  auto n = test::run_cmd(mo + " --objectives accuracy,params --hv-reference 0.5,70000 --out " + d + "/n.json" +
+                         " --metrics " + d + "/n.jsonl --plot " + d + "/n.png");
+  INFO(n.err);
+  REQUIRE(n.code == 0);
+  auto ns = spec::load_search_result(d + "/n.json");
+  CHECK(ns.multi.names == std::vector<std::string>{"accuracy", "params"});
+  CHECK(ns.multi.hv_reference == std::vector<double>{0.5, 70000});
+  CHECK(ns.multi.hypervolume > 0);
+  CHECK_FALSE(ns.multi.front.empty());
+  int lines = 0;
+  std::istringstream metrics(test::slurp(d + "/n.jsonl"));
+  for (std::string line; std::getline(metrics, line); ++lines) CHECK(json::parse(line).contains("hypervolume"));
+  CHECK(lines == 12);
+  CHECK(test::slurp(d + "/n.png").substr(0, 4) == "\x89PNG");
+  refused(mo + " --out " + d + "/x.json", "--strategy nsga2: a generic space has no analytic costs");
+  refused(mo + " --objectives accuracy,flops --out " + d + "/x.json",
+          "--objectives: expected one of accuracy, mflops");
+  refused(mo + " --objectives accuracy,params --hv-reference 0.5 --out " + d + "/x.json",
+          "--hv-reference: expected one value per objective (2)");
+  CHECK_FALSE(test::exists(d + "/x.json"));
   // The predictor learns from that search and scores the same space on its own.
   auto p = test::run_cmd(base + " --predictor-from " + d + "/s.json --strategy random --budget 8 --out " + d + "/p.json");
   INFO(p.err);

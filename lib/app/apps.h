@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "search/strategy.h"
 
 namespace nas::app {
 
@@ -54,6 +55,15 @@ struct SearchOptions {
   int sample_size = 5;        // evolution
   double mutation_prob = 0.3; // evolution, coarse-to-fine, bayesian
   bool crossover = false;     // evolution
+  int64_t tpe_startup = search::StrategyOptions{}.tpe_startup;  // tpe: defaults written in StrategyOptions
+  double tpe_gamma = search::StrategyOptions{}.tpe_gamma;
+  int tpe_candidates = search::StrategyOptions{}.tpe_candidates;
+  bool tpe_independent = !search::StrategyOptions{}.tpe_multivariate;
+  int hb_min_epochs = search::StrategyOptions{}.hb_min_epochs;  // hyperband
+  int hb_max_epochs = search::StrategyOptions{}.hb_max_epochs;
+  int hb_eta = search::StrategyOptions{}.hb_eta;
+  std::vector<std::string> objectives;  // multi-objective search (search/objectives.h); empty: accuracy alone
+  std::vector<double> hv_reference;     // the hypervolume's reference point; empty: from the bounds or the space
   int64_t darts_steps = 300;  // darts
   int darts_batch = 64;
   int darts_order = 1;
@@ -61,7 +71,10 @@ struct SearchOptions {
   double darts_w_lr = 0.01;
   bool resume = false;        // continue the stopped search recorded in --out
   bool prescreen = false;     // pre-screen candidates with the accuracy predictor
-  std::string estimator = "inherited";  // inherited, low-fidelity, learning-curve (predictor, external by flag)
+  std::string estimator = "inherited";  // inherited, low-fidelity, learning-curve, zero-cost (predictor, external by flag)
+  std::string proxy;          // zero-cost: the proxy (search/zero_cost.h); with prescreen: screen by it
+  std::string proxy_weights;  // init or inherited; empty: inherited with a supernet, init otherwise
+  int64_t proxy_batch = 64;   // images of the proxies' fixed batch
   std::string train;          // with space: the nas.train spec lower-fidelity training uses
   int lf_epochs = 2;
   int64_t lf_images = 5000;

@@ -20,7 +20,9 @@
 #include "eval/lut.h"
 #include "supernet/latency_table.h"
 #include "nn/child.h"
+#include "search/hyperband.h"
 #include "search/search.h"
+#include "search/zero_cost.h"
 #include "supernet/checkpoint.h"
 
 namespace nas::app {
@@ -47,10 +49,21 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
                  "\"mflops\", \"params\", \"memory_mib\" and \"latency_ms\" it prints");
   app.add_option("--estimator", o.estimator,
                  "inherited (supernet weights, BN recalibrated), low-fidelity (a few epochs from scratch, on a "
-                 "subset and/or at a lower resolution) or learning-curve (stops children whose extrapolated "
-                 "curve cannot catch up); --evaluator and --predictor-from select theirs")
-      ->check(CLI::IsMember({"inherited", "low-fidelity", "learning-curve", "predictor", "external"}))
+                 "subset and/or at a lower resolution), learning-curve (stops children whose extrapolated "
+                 "curve cannot catch up) or zero-cost (a --proxy, no training); --evaluator and --predictor-from "
+                 "select theirs")
+      ->check(CLI::IsMember({"inherited", "low-fidelity", "learning-curve", "zero-cost", "predictor", "external"}))
       ->default_val("inherited");
+  app.add_option("--proxy", o.proxy,
+                 "zero-cost: synflow, grad-norm, snip, jacov or nwot (default synflow); with --prescreen: screen "
+                 "children by this proxy instead of the accuracy predictor");
+  app.add_option("--proxy-weights", o.proxy_weights,
+                 "zero-cost proxies on the child's initial weights (init) or those sliced from --supernet "
+                 "(inherited; the default with --supernet)")
+      ->check(CLI::IsMember({"init", "inherited"}));
+  app.add_option("--proxy-batch", o.proxy_batch, "Images of the zero-cost proxies' fixed, seeded batch")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
+      ->capture_default_str();
   app.add_option("--train", o.train, "With --space: the nas.train spec low-fidelity training uses");
   app.add_option("--lf-epochs", o.lf_epochs, "low-fidelity: epochs per child")->check(CLI::Range(1, 10000))->default_val(2);
   app.add_option("--lf-images", o.lf_images, "low-fidelity, learning-curve: training images per child (0: all)")
@@ -88,16 +101,20 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
   app.add_option("--out", o.out, "nas.search JSON output ('-' for stdout)")->default_val("-");
   app.add_option("--csv", o.csv, "Also write every candidate as CSV (pareto column marks the front)");
   app.add_option("--best-arch", o.best_arch, "Also write the best child as a nas.arch file");
-  app.add_option("--plot", o.plot, "Also draw the accuracy-vs-MFLOPs and -params fronts as a PNG (needs gnuplot)");
+  app.add_option("--plot", o.plot, "Also draw the accuracy-vs-MFLOPs and -params fronts as a PNG (needs gnuplot); with --objectives also "
+                 "the hypervolume against evaluations");
   app.add_option("--metrics", o.metrics, "Append one JSON line per evaluated candidate to this file");
   app.add_option("--data", o.data, "Dataset directory (default: the one the supernet was trained on)");
   app.add_option("--strategy", o.strategy,
-                 "coarse-to-fine (BigNAS), random, grid, evolution (regularized), hill-climbing, reinforce, mcts "
-                 "or bayesian (Gaussian process + expected improvement); darts (cell spaces: continuous relaxation "
+                 "coarse-to-fine (BigNAS), random, grid, evolution (regularized), hill-climbing, reinforce, mcts, "
+                 "tpe (tree-structured Parzen estimator), nsga2 (multi-objective: --objectives), bayesian "
+                 "(Gaussian process + expected improvement); hyperband (successive halving of --estimator "
+                 "low-fidelity over epochs: --hb-*); darts (cell spaces: continuous relaxation "
                  "of the supernet, bi-level optimization, then the derived child and, within --budget, the next most "
                  "likely ones, each scored by the estimator)")
       ->check(CLI::IsMember([] {
         auto n = search::strategy_names();
+        n.push_back("hyperband");
         n.push_back("darts");
         return n;
       }()))
@@ -115,6 +132,27 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
       ->check(CLI::Range(0.0, 1.0))
       ->default_val(0.1);
   app.add_flag("--crossover", o.crossover, "evolution: cross the two best of the sample before mutating");
+  app.add_option("--tpe-startup", o.tpe_startup, "tpe: random children (feasible ones) before the densities")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--tpe-gamma", o.tpe_gamma, "tpe: the good group is the best ceil(gamma * n) children, at most 25")
+      ->check(CLI::Range(0.001, 1.0))
+      ->capture_default_str();
+  app.add_option("--tpe-candidates", o.tpe_candidates, "tpe: samples from the good density per proposal")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--hb-min-epochs", o.hb_min_epochs, "hyperband: the fewest epochs a child is trained for")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--hb-max-epochs", o.hb_max_epochs,
+                 "hyperband: the most epochs (the top fidelity: only children trained this long make the front)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  app.add_option("--hb-eta", o.hb_eta, "hyperband: each rung keeps the best 1/eta, trained eta times longer")
+      ->check(CLI::Range(2, 1 << 10))
+      ->capture_default_str();
+  app.add_flag("--tpe-independent", o.tpe_independent,
+               "tpe: one density per decision instead of one joint density over all of them");
   app.add_option("--darts-steps", o.darts_steps, "darts: bi-level steps (one architecture and one weight step each)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
       ->default_val(300);
@@ -132,6 +170,15 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
       ->default_val(0.01);
   app.add_flag("--resume", o.resume,
                "Continue the stopped search recorded in --out (its evaluations are replayed, not re-estimated)");
+  app.add_option("--objectives", o.objectives,
+                 "Multi-objective search: two or three of accuracy (maximized), mflops, params, latency_ms, "
+                 "memory_mib (minimized), comma-separated; nas.search records their front and its hypervolume "
+                 "(--strategy nsga2 selects by them; default for nsga2: accuracy,mflops)")
+      ->delimiter(',');
+  app.add_option("--hv-reference", o.hv_reference,
+                 "The hypervolume's reference point, one value per objective in its own units (accuracy as a "
+                 "fraction), comma-separated (default: accuracy 0 and each cost's bound, else the largest child's)")
+      ->delimiter(',');
   app.add_option("--max-mflops", o.max_mflops, "Upper bound on MFLOPs (multiply-adds / 1e6); 0: none")
       ->check(CLI::Range(0.0, 1e12));
   app.add_option("--max-params", o.max_params, "Upper bound on parameters; 0: none")
@@ -267,6 +314,43 @@ spec::json run_darts_phase(const SearchOptions& o, const spec::SearchSpace& spac
 
 }  // namespace
 
+namespace {
+// The zero-cost proxy estimator: the child at its initial weights (seeded as lower-fidelity
+// training seeds them, by `init_seed`) or sliced from `net`, on a fixed batch of training images
+// drawn with `seed`.
+std::unique_ptr<search::ZeroCostEstimator> make_zero_cost(const SearchOptions& o, const spec::SearchSpace& space,
+                                                          int in_channels, int num_classes, const std::string& weights,
+                                                          supernet::Supernet net, const CheckpointData& d,
+                                                          uint64_t init_seed, uint64_t seed) {
+  std::vector<int64_t> idx = data::seeded_subset(d.split.train, o.proxy_batch, mix_seed(seed, 0x2e70));
+  NAS_CHECK(idx.size() >= 2, SpecError, "zero-cost proxies: expected at least 2 training images, found " << idx.size());
+  data::LoaderOptions lo;
+  lo.norm = d.norm;
+  lo.prefetch = 0;
+  search::ZeroCostOptions zo;
+  zo.proxy = o.proxy.empty() ? "synflow" : o.proxy;
+  zo.weights = weights;
+  zo.seed = init_seed;
+  return std::make_unique<search::ZeroCostEstimator>(space, in_channels, num_classes, net,
+                                                     data::make_batch(d.train, idx, lo, 0), zo);
+}
+
+// The objectives of the search: --objectives, or for nsga2 on a space with analytic costs,
+// accuracy and MFLOPs.
+std::vector<std::string> search_objectives(const SearchOptions& o, bool generic) {
+  if (!o.objectives.empty()) {
+    search::check_objectives(o.objectives);
+    return o.objectives;
+  }
+  NAS_CHECK(o.hv_reference.empty(), UsageError, "--hv-reference: give --objectives too");
+  if (o.strategy != "nsga2") return {};
+  NAS_CHECK(!generic, UsageError,
+            "--strategy nsga2: a generic space has no analytic costs; give --objectives (e.g. accuracy,latency_ms as "
+            "--evaluator reports them)");
+  return {"accuracy", "mflops"};
+}
+}  // namespace
+
 void run_search(const SearchOptions& o) {
   cli::apply_common_options(o.common);
   // A distributed search: every rank runs the same search and scores its share of the children;
@@ -286,6 +370,14 @@ void run_search(const SearchOptions& o) {
   NAS_CHECK(kind != "external" || external, UsageError, "--estimator external needs --evaluator CMD");
   NAS_CHECK(kind != "predictor" || predicted, UsageError, "--estimator predictor needs --predictor-from FILE");
   const bool trains = kind == "low-fidelity" || kind == "learning-curve";
+  const bool proxies = kind == "zero-cost" || (o.prescreen && !o.proxy.empty());
+  const std::string proxy_weights = !proxies ? "" : !o.proxy_weights.empty() ? o.proxy_weights
+                                                 : o.supernet.empty()        ? "init"
+                                                                             : "inherited";
+  NAS_CHECK(o.proxy.empty() || proxies, UsageError, "--proxy: give --estimator zero-cost or --prescreen too");
+  NAS_CHECK(!proxies || !o.supernet.empty() || !o.train.empty(), UsageError,
+            "zero-cost proxies read a batch of training images: give --train (a nas.train spec) or --supernet");
+  NAS_CHECK(proxy_weights != "inherited" || !o.supernet.empty(), UsageError, "--proxy-weights inherited: needs --supernet");
   NAS_CHECK(!o.supernet.empty() || (!o.space.empty() && kind != "inherited"), UsageError,
             "give --supernet, or --space with another estimator than inherited weights");
   NAS_CHECK(o.supernet.empty() || o.space.empty(), UsageError,
@@ -301,8 +393,8 @@ void run_search(const SearchOptions& o) {
   spec::TrainSpec train_spec;
   if (!o.train.empty()) train_spec = spec::load_train_spec(o.train);
   if (!o.supernet.empty()) {
-    auto meta = kind == "inherited" ? (loaded = supernet::load_supernet(o.supernet)).meta
-                                    : supernet::read_checkpoint_meta(o.supernet);
+    auto meta = kind == "inherited" || proxy_weights == "inherited" ? (loaded = supernet::load_supernet(o.supernet)).meta
+                                                                     : supernet::read_checkpoint_meta(o.supernet);
     if (o.train.empty()) train_spec = meta.train;
     if (!meta.finished)
       log_warn(o.supernet + ": training has not finished (step " + std::to_string(meta.step) + " of " +
@@ -348,9 +440,16 @@ void run_search(const SearchOptions& o) {
   std::function<double(const spec::Arch&)> latency = [&](const spec::Arch& a) {
     return eval::measure_child(space, a, in_channels, num_classes, lat).median_ms;
   };
-  NAS_CHECK(!group || o.max_latency_ms <= 0 || !o.latency_table.empty() || generic, UsageError,
-            "--max-latency-ms: measured on each rank, latencies would differ between ranks and so would their "
-            "searches; give a --latency-table (or run one process)");
+  const std::vector<std::string> objectives = search_objectives(o, generic != nullptr);
+  const bool latency_objective = std::count(objectives.begin(), objectives.end(), "latency_ms") > 0;
+  NAS_CHECK(!group || (o.max_latency_ms <= 0 && !latency_objective) || !o.latency_table.empty() || generic,
+            UsageError,
+            (latency_objective ? "--objectives latency_ms" : "--max-latency-ms")
+                << ": measured on each rank, latencies would differ between ranks and so would their "
+                   "searches; give a --latency-table (or run one process)");
+  const bool cost_objective = objectives.size() > static_cast<size_t>(std::count(objectives.begin(), objectives.end(), "accuracy"));
+  NAS_CHECK(!generic || external || !cost_objective, UsageError,
+            "--objectives: a generic space's costs are what --evaluator reports; --predictor-from reports none");
   if (!o.latency_table.empty()) {
     NAS_CHECK(!generic, UsageError, "--latency-table: a generic space's latency is what --evaluator reports");
     NAS_CHECK(space.family == "mbconv", UsageError,
@@ -419,6 +518,9 @@ void run_search(const SearchOptions& o) {
       est = std::make_unique<search::LowFidelityEstimator>(space, train_spec, td, val, co);
     else
       est = std::make_unique<search::CurveEstimator>(space, train_spec, td, val, co, o.curve_observe, o.curve_margin);
+  } else if (kind == "zero-cost") {
+    d = load_checkpoint_data(train_spec, o.data, 0, in_channels, num_classes);
+    est = make_zero_cost(o, space, in_channels, num_classes, proxy_weights, loaded.net, d, train_spec.seed, seed);
   } else if (!external) {
     auto& meta = loaded.meta;
     torch::Device device(o.common.device);
@@ -438,6 +540,10 @@ void run_search(const SearchOptions& o) {
                               {"resolution", o.lf_resolution},
                               {"epochs", kind == "learning-curve" ? o.curve_epochs : o.lf_epochs}});
   if (kind == "learning-curve") estimator_options.update({{"observe", o.curve_observe}, {"margin", o.curve_margin}});
+  if (proxies)
+    estimator_options.update({{"proxy", o.proxy.empty() ? "synflow" : o.proxy},
+                              {"proxy_weights", proxy_weights},
+                              {"proxy_batch", o.proxy_batch}});
   if (external) estimator_options["timeout_s"] = o.eval_timeout;
   if (!o.latency_table.empty())
     estimator_options.update({{"latency_table", o.latency_table}, {"latency_model", o.latency_model}});
@@ -448,12 +554,40 @@ void run_search(const SearchOptions& o) {
   so.constraints = constraints;
   so.latency_ms = latency;
   so.latency_always = !o.latency_table.empty();
+  so.objectives = objectives;
+  so.hv_reference = o.hv_reference;
   so.seed = seed;
   so.strategy_options.population = o.population;
   so.strategy_options.sample_size = o.sample_size;
   so.strategy_options.mutation_prob = o.mutation_prob;
   so.strategy_options.crossover = o.crossover;
+  so.strategy_options.tpe_startup = o.tpe_startup;
+  so.strategy_options.tpe_gamma = o.tpe_gamma;
+  so.strategy_options.tpe_candidates = o.tpe_candidates;
+  so.strategy_options.tpe_multivariate = !o.tpe_independent;
+  so.strategy_options.hb_min_epochs = o.hb_min_epochs;
+  so.strategy_options.hb_max_epochs = o.hb_max_epochs;
+  so.strategy_options.hb_eta = o.hb_eta;
+  NAS_CHECK(o.strategy != "hyperband" || kind == "low-fidelity", UsageError,
+            "--strategy hyperband: trains children for a varying number of epochs; give --estimator low-fidelity");
+  NAS_CHECK(o.strategy != "hyperband" || !group, UsageError, "--strategy hyperband: runs in one process");
   so.prescreen = o.prescreen;
+  std::unique_ptr<search::ZeroCostEstimator> screen_proxy;
+  if (o.prescreen && !o.proxy.empty()) {
+    NAS_CHECK(!generic, UsageError, "--prescreen --proxy: a generic space has no network to score a proxy on");
+    if (d.train.n == 0) d = load_checkpoint_data(train_spec, o.data, 0, in_channels, num_classes);
+    screen_proxy = make_zero_cost(o, space, in_channels, num_classes, proxy_weights, loaded.net, d, train_spec.seed, seed);
+    so.prescreen_proxy = [&](const search::Genotype& g) {
+      try {
+        return screen_proxy->proxy(mbconv->decode(g));
+      } catch (const Interrupted&) {
+        throw;
+      } catch (const Error&) {
+        return -1e300;  // undefined for this child: below every median, screened after the warm-up
+      }
+    };
+    so.prescreen_proxy_name = screen_proxy->name();
+  }
   so.strategy_options.darts_steps = o.darts_steps;
   so.strategy_options.darts_batch = o.darts_batch;
   so.strategy_options.darts_second_order = o.darts_order == 2;
@@ -470,7 +604,9 @@ void run_search(const SearchOptions& o) {
     auto same = [&](bool ok, const std::string& what) {
       NAS_CHECK(ok, UsageError, o.out << ": cannot resume: " << what << " differs from the stopped search's");
     };
-    same(prev.space == enc.space_name() && prev.family == enc.family(), "the space (--space, --supernet)");
+    same(prev.space == enc.space_name() && prev.family == enc.family() &&
+             (prev.space_hash.empty() || prev.space_hash == enc.space_hash()),
+         "the space (--space, --supernet)");
     same(prev.strategy == o.strategy, "--strategy");
     same(prev.seed == seed, "--seed");
     same(prev.budget == o.budget, "--budget");
@@ -487,12 +623,16 @@ void run_search(const SearchOptions& o) {
          "--val-images or --calib-images");
     spec::json opts = search::strategy_options_json(o.strategy, so.strategy_options);
     if (o.prescreen) opts["prescreen"] = true;
+    if (so.prescreen_proxy) opts["prescreen_proxy"] = so.prescreen_proxy_name;
+    same(prev.multi.names == objectives, "--objectives");
+    same(o.hv_reference.empty() || prev.multi.hv_reference == o.hv_reference, "--hv-reference");
     same(prev.strategy_options == opts,
-         "a strategy option (--population, --sample-size, --mutation-prob, --crossover, --prescreen, --darts-*)");
+         "a strategy option (--population, --sample-size, --mutation-prob, --crossover, --prescreen, --tpe-*, "
+         "--hb-*, --darts-*)");
     relaxation = prev.relaxation;
     so.resumed_seconds = prev.total_seconds;
     for (const auto& c : prev.candidates)
-      if (c.evaluated) so.replay[c.hash] = c;
+      if (c.evaluated) so.replay[search::replay_key(c)] = c;
     log_info("resuming " + o.out + ": " + std::to_string(so.replay.size()) + " evaluations to replay");
   }
   if (o.strategy == "darts") {
@@ -526,14 +666,11 @@ void run_search(const SearchOptions& o) {
     so.on_evaluated = [&](const spec::Candidate& c) {
       if (!main_rank) return;
       if (!metrics) metrics = std::make_unique<JsonlWriter>(o.metrics, true);  // nothing until a result exists
-      metrics->write_line(spec::compact_dump(spec::json({{"index", c.index},
-                                      {"hash", c.hash},
-                                      {"origin", c.origin},
-                                      {"mflops", c.mflops},
-                                      {"params", c.params},
-                                      {"val_acc", c.val_acc},
-                                      {"val_loss", c.val_loss},
-                                      {"eval_seconds", c.eval_seconds}})));
+      spec::json line = {{"index", c.index},       {"hash", c.hash},         {"origin", c.origin},
+                         {"mflops", c.mflops},     {"params", c.params},     {"val_acc", c.val_acc},
+                         {"val_loss", c.val_loss}, {"eval_seconds", c.eval_seconds}};
+      if (c.hypervolume >= 0) line["hypervolume"] = c.hypervolume;
+      metrics->write_line(spec::compact_dump(line));
     };
   }
   if (group) {
@@ -544,10 +681,13 @@ void run_search(const SearchOptions& o) {
                      {"time_budget", o.time_budget},
                      {"seed", seed},
                      {"space", enc.space_name()},
+                     {"space_hash", enc.space_hash()},
                      {"estimator", estimator_options},
                      {"evaluator", o.evaluator},
                      {"constraints", {o.max_mflops, o.max_params, o.max_memory_mib, o.max_latency_ms}},
                      {"val_images", val.size()},
+                     {"objectives", objectives},
+                     {"hv_reference", o.hv_reference},
                      {"replay", so.replay.size()}};
     group->check_same(spec::compact_dump(fp), "search settings");
     log_info("distributed search: " + std::to_string(group->size()) +
@@ -560,7 +700,8 @@ void run_search(const SearchOptions& o) {
            (o.evaluator.empty() ? std::to_string(val.size()) + " validation images, " + std::to_string(d.calib.size()) +
                                       " calibration images"
                                 : "external evaluator: " + o.evaluator));
-  spec::SearchResult r = search::run_search(enc, cost, *est, so);
+  spec::SearchResult r = o.strategy == "hyperband" ? search::run_hyperband(*mbconv, cost, *est, so)
+                                                   : search::run_search(enc, cost, *est, so);
   annotate(r);
   if (r.best >= 0) {
     const auto& b = r.candidates[r.best];

@@ -80,21 +80,29 @@ CellOpImpl::CellOpImpl(const std::string& name, int64_t in, int64_t out, int64_t
   }
 }
 
+namespace {
+// Sequential::forward, with its ReLUs through apply_act (so that an activation tap sees them).
+torch::Tensor run_seq(torch::nn::Sequential& seq, torch::Tensor h) {
+  for (auto& m : *seq) h = m.ptr()->as<torch::nn::ReLUImpl>() ? apply_act(h, Act::kReLU) : m.forward<torch::Tensor>(h);
+  return h;
+}
+}  // namespace
+
 torch::Tensor CellOpImpl::forward(const torch::Tensor& x) {
   switch (kind_) {
     case Kind::kIdentity:
       return x;
     case Kind::kSeq:
-      return seq_->forward(x);
+      return run_seq(seq_, x);
     case Kind::kPool: {
-      torch::Tensor h = seq_ ? seq_->forward(x) : x;
+      torch::Tensor h = seq_ ? run_seq(seq_, x) : x;
       if (max_pool_) return torch::max_pool2d(h, {3, 3}, {stride, stride}, {1, 1});
       return torch::avg_pool2d(h, {3, 3}, {stride, stride}, {1, 1}, false, /*count_include_pad=*/false);
     }
     case Kind::kFactorized: {
       // Two half-width 1x1 convs of stride 2, the second on the input shifted by one pixel (padded
       // at the bottom and right so that odd sizes give equal halves), concatenated, then BN.
-      torch::Tensor h = torch::relu(x);
+      torch::Tensor h = apply_act(x, Act::kReLU);
       torch::Tensor a = reduce_a_(h);
       torch::Tensor shifted = torch::constant_pad_nd(h, {0, 1, 0, 1}).narrow(2, 1, h.size(2)).narrow(3, 1, h.size(3));
       torch::Tensor b = reduce_b_(shifted);
@@ -222,7 +230,7 @@ torch::Tensor CellNetImpl::run(const torch::Tensor& x, F cell_forward, double dr
   torch::Tensor h = to_channels_last(stem_(x));
   h = stem_bn_.forward(h);
   for (size_t i = 0; i < cells_.size(); ++i) h = cell_forward(cells_[i], is_reduce_[i], h);
-  h = torch::relu(head_bn_.forward(h));
+  h = apply_act(head_bn_.forward(h), Act::kReLU);
   h = h.mean({2, 3});
   if (dropout > 0 && is_training()) h = dropout_rows(h, dropout);
   return classifier_(h);

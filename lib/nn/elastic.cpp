@@ -21,7 +21,20 @@ Act parse_act(const std::string& name) {
   throw SpecError("unknown activation \"" + name + "\": expected relu, relu6, hswish, swish, gelu or tanh");
 }
 
+namespace {
+thread_local std::function<void(const torch::Tensor&)>* activation_tap = nullptr;
+}  // namespace
+
+ActivationTapScope::ActivationTapScope(std::function<void(const torch::Tensor&)> tap) {
+  activation_tap = new std::function<void(const torch::Tensor&)>(std::move(tap));
+}
+ActivationTapScope::~ActivationTapScope() {
+  delete activation_tap;
+  activation_tap = nullptr;
+}
+
 torch::Tensor apply_act(const torch::Tensor& x, Act a) {
+  if (activation_tap) (*activation_tap)(x);
   switch (a) {
     case Act::kReLU:
       return torch::relu(x);
@@ -283,7 +296,7 @@ torch::Tensor DynamicLinearImpl::forward(const torch::Tensor& x, int64_t out) {
 torch::Tensor squeeze_excite(const torch::Tensor& x, const torch::Tensor& w1, const torch::Tensor& b1,
                              const torch::Tensor& w2, const torch::Tensor& b2) {
   torch::Tensor s = x.mean({2, 3});
-  s = torch::relu(torch::linear(s, w1, b1));
+  s = apply_act(torch::linear(s, w1, b1), Act::kReLU);
   s = torch::linear(s, w2, b2);
   s = torch::hardsigmoid(s);
   return x * s.unsqueeze(2).unsqueeze(3);

@@ -14,7 +14,18 @@ namespace nas::nn {
 
 enum class Act { kReLU, kReLU6, kHSwish, kSwish, kGELU, kTanh };
 Act parse_act(const std::string& name);
+// Every activation of the networks (supernets and children of every family) goes through here.
 torch::Tensor apply_act(const torch::Tensor& x, Act a);
+
+// While one is in scope on this thread, apply_act reports each activation's input to `tap` (the
+// zero-cost proxy nwot reads which units are active). Not nested; no effect on other threads.
+class ActivationTapScope {
+ public:
+  explicit ActivationTapScope(std::function<void(const torch::Tensor& pre_activation)> tap);
+  ~ActivationTapScope();
+  ActivationTapScope(const ActivationTapScope&) = delete;
+  ActivationTapScope& operator=(const ActivationTapScope&) = delete;
+};
 
 // NHWC layout for the rest of the network. A 1-channel input is ambiguous (both layouts at once),
 // so the stem's output is converted explicitly; oneDNN's convolutions, depthwise above all, run

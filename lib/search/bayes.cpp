@@ -1,10 +1,10 @@
 // Bayesian optimization over genotypes: a Gaussian process with expected improvement, computed with
 // LibTorch tensors (float64).
 //
-// Why a GP and not TPE: budgets in NAS with a supernet are tens to a few hundred evaluations, where
-// a GP's posterior is cheap (a Cholesky factorization of at most a few hundred points) and its
-// uncertainty is calibrated between evaluated points, while TPE needs more observations to shape its
-// two densities. Most decisions are ordered option lists (widths, kernels, depths), so an ordinal
+// A GP beside TPE (search/tpe.cpp): budgets in NAS with a supernet are tens to a few hundred
+// evaluations, where a GP's posterior is cheap (a Cholesky factorization of at most a few hundred
+// points) and its uncertainty is calibrated between evaluated points; TPE needs more observations
+// to shape its two densities, but costs little per proposal and models categories natively. Most decisions are ordered option lists (widths, kernels, depths), so an ordinal
 // embedding (option index / (options - 1)) puts neighbouring options close, as the weights they
 // share make them in accuracy; unordered ones (activations) are one-hot.
 //

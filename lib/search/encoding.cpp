@@ -303,6 +303,8 @@ Genotype MbconvEncoding::from_json(const spec::json& j, const std::string& file)
 
 std::string MbconvEncoding::key(const Genotype& g) const { return spec::arch_hash(decode(g)); }
 
+std::string MbconvEncoding::space_hash() const { return spec::json_hash(spec::to_json(space_)); }
+
 // ---- generic ----
 
 GenericEncoding::GenericEncoding(const spec::json& decisions, const std::string& file, const std::string& space_name)
@@ -321,7 +323,9 @@ GenericEncoding::GenericEncoding(const spec::json& decisions, const std::string&
               file << ": " << o.where("choices") << ": expected a non-empty list, found " << spec::describe(ch));
     Decision d{name, {}, name, true};
     std::set<std::string> seen;
+    bool numbers = true;
     for (const auto& c : ch) {
+      numbers = numbers && c.is_number();
       NAS_CHECK(c.is_number() || c.is_string() || c.is_boolean(), SpecError,
                 file << ": " << o.where("choices") << ": expected numbers, strings or booleans, found "
                      << spec::describe(c));
@@ -330,10 +334,22 @@ GenericEncoding::GenericEncoding(const spec::json& decisions, const std::string&
                 file << ": " << o.where("choices") << ": expected distinct options, found " << label << " twice");
       d.labels.push_back(label);
     }
+    d.ordered = o.boolean_or("ordered", numbers);
     o.finish();
     decisions_.push_back(d);
     values_.push_back(ch);
   }
+}
+
+spec::json GenericEncoding::canonical_json() const {
+  spec::json ds = spec::json::array();
+  for (size_t i = 0; i < decisions_.size(); ++i)
+    ds.push_back({{"name", decisions_[i].name}, {"choices", values_[i]}, {"ordered", decisions_[i].ordered}});
+  return {{"kind", spec::kSearchSpaceKind},
+          {"schema_version", spec::kSearchSpaceVersion},
+          {"name", name_},
+          {"family", "generic"},
+          {"decisions", ds}};
 }
 
 spec::json GenericEncoding::to_json(const Genotype& g) const {

@@ -47,6 +47,9 @@ class Encoding {
   // The space's family ("mbconv", "generic") and name, as nas.search files record them.
   virtual std::string family() const = 0;
   virtual std::string space_name() const = 0;
+  // The json_hash of the space's canonical form (a generic space's records each decision's
+  // `ordered`): nas.search records it, and --resume refuses a space that changed since.
+  virtual std::string space_hash() const = 0;
   // Number of distinct children (saturates at UINT64_MAX).
   uint64_t cardinality() const;
 
@@ -80,6 +83,7 @@ class MbconvEncoding : public Encoding {
   Genotype from_json(const spec::json& j, const std::string& file) const override;
   std::string family() const override { return space_.family; }
   std::string space_name() const override { return space_.name; }
+  std::string space_hash() const override;
   spec::Arch decode(const Genotype& g) const;
   Genotype encode(const spec::Arch& a) const;  // throws SpecError when a is outside the space
   const spec::SearchSpace& space() const { return space_; }
@@ -98,7 +102,11 @@ class MbconvEncoding : public Encoding {
 // The generic family: decisions listed by name in the space file, for users who score children
 // with their own program (see nas-search --evaluator).
 //   kind: nas.search_space, family: generic, name: ...,
-//   decisions: [{name: lr, choices: [0.1, 0.01]}, {name: act, choices: [relu, gelu]}]
+//   decisions: [{name: lr, choices: [0.1, 0.01]}, {name: act, choices: [relu, gelu], ordered: false}]
+// A decision is ordered (its options lie on one axis, in the order listed: mutations move to a
+// neighbour, the GP embeds the position) or unordered (categories: mutations jump to any other
+// option, the GP embeds them one-hot, TPE gives them categorical kernels). `ordered` defaults to
+// true when every option is a number, and to false when any is a string or a boolean.
 class GenericEncoding : public Encoding {
  public:
   GenericEncoding(const spec::json& decisions, const std::string& file, const std::string& space_name);
@@ -106,6 +114,10 @@ class GenericEncoding : public Encoding {
   Genotype from_json(const spec::json& j, const std::string& file) const override;
   std::string family() const override { return "generic"; }
   std::string space_name() const override { return name_; }
+  std::string space_hash() const override { return spec::json_hash(canonical_json()); }
+  // The space as a nas.search_space document with every default written out (each decision's
+  // `ordered` included).
+  spec::json canonical_json() const;
 
  private:
   std::string name_;

@@ -27,8 +27,12 @@ LowFidelityEstimator::LowFidelityEstimator(const spec::SearchSpace& space, const
                                            const train::TrainData& d, std::vector<int64_t> val, train::CurveOptions o)
     : space_(space), t_(t), d_(d), val_(std::move(val)), o_(std::move(o)) {}
 
-Score LowFidelityEstimator::score(const spec::Arch& arch) {
-  auto curve = train::train_arch_curve(space_, t_, d_, arch, val_, o_);
+Score LowFidelityEstimator::score(const spec::Arch& arch) { return score_at(arch, o_.epochs); }
+
+Score LowFidelityEstimator::score_at(const spec::Arch& arch, int epochs) {
+  train::CurveOptions o = o_;
+  o.epochs = epochs;
+  auto curve = train::train_arch_curve(space_, t_, d_, arch, val_, o);
   Score s;
   s.acc = curve.back();
   char detail[96];

@@ -39,6 +39,7 @@ class LowFidelityEstimator : public Estimator {
                        std::vector<int64_t> val, train::CurveOptions o);
   std::string name() const override { return "low_fidelity"; }
   Score score(const spec::Arch& arch) override;
+  Score score_at(const spec::Arch& arch, int epochs) override;
 
  protected:
   const spec::SearchSpace& space_;

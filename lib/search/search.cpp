@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -20,9 +22,71 @@ Score Estimator::score_generic(const spec::json&) {
                    "space with --evaluator (or --predictor-from)");
 }
 
+Score Estimator::score_at(const spec::Arch&, int) {
+  throw UsageError("--strategy hyperband: the " + name() + " estimator has no fidelity to vary; use --estimator "
+                   "low-fidelity");
+}
+
+std::string replay_key(const spec::Candidate& c) {
+  return c.fidelity > 0 ? c.hash + "@" + std::to_string(c.fidelity) : c.hash;
+}
+
 SearchContext::SearchContext(const Encoding& enc, CostFn cost, Estimator& est, const SearchOptions& o)
     : enc_(enc), mbconv_(dynamic_cast<const MbconvEncoding*>(&enc)), cost_(std::move(cost)), est_(est), o_(o),
-      start_(now_seconds()), progress_("search", o.budget, "eval") {}
+      start_(now_seconds()), progress_("search", o.budget, "eval") {
+  if (o.objectives.empty()) return;
+  check_objectives(o.objectives);
+  hv_reference_ = reference_point();
+  hv_ = std::make_unique<HypervolumeTracker>(minimized(o.objectives, hv_reference_));
+}
+
+namespace {
+double bound_of(const spec::Constraints& b, const std::string& objective) {
+  if (objective == "mflops") return b.max_mflops;
+  if (objective == "params") return static_cast<double>(b.max_params);
+  if (objective == "latency_ms") return b.max_latency_ms;
+  if (objective == "memory_mib") return b.max_memory_mib;
+  return 0;
+}
+}  // namespace
+
+std::vector<double> SearchContext::reference_point() const {
+  const auto& names = o_.objectives;
+  if (!o_.hv_reference.empty()) {
+    NAS_CHECK(o_.hv_reference.size() == names.size(), UsageError,
+              "--hv-reference: expected one value per objective (" << names.size() << "), found "
+                                                                    << o_.hv_reference.size());
+    return o_.hv_reference;
+  }
+  std::vector<double> ref;
+  std::optional<spec::Candidate> largest;  // mbconv: the costliest child, described once
+  for (const auto& n : names) {
+    const double bound = bound_of(o_.constraints, n);
+    if (n == "accuracy") {
+      ref.push_back(0.0);
+    } else if (bound > 0) {
+      ref.push_back(bound);
+    } else {
+      NAS_CHECK(mbconv_, UsageError,
+                "--objectives " << n << ": a generic space has no largest child to place the hypervolume's "
+                                << "reference at; give --hv-reference or a bound on " << n);
+      if (!largest) largest = describe(mbconv_->encode(supernet::max_arch(mbconv_->space())), "largest");
+      double v = objective_value(*largest, n);
+      if (n == "latency_ms" && v < 0 && o_.latency_ms) v = o_.latency_ms(largest->arch);
+      NAS_CHECK(v > 0, UsageError, "--objectives " << n << ": the largest child has no " << n
+                                                   << " to place the hypervolume's reference at; give --hv-reference");
+      ref.push_back(v);
+    }
+  }
+  return ref;
+}
+
+Point SearchContext::told_point(const spec::Candidate& c, double acc) const {
+  if (o_.objectives.empty()) return {};
+  spec::Candidate k = c;
+  k.val_acc = acc;
+  return objective_point(k, o_.objectives);
+}
 
 bool SearchContext::budget_left() const {
   if (evaluations_ >= o_.budget) return false;
@@ -38,7 +102,10 @@ SearchContext::Costs SearchContext::costs(const spec::Arch& a) const {
   k.memory_mib = c.memory_mib();
   const auto& b = o_.constraints;
   // Latency is measured only for children that pass the analytic bounds (it takes time).
-  if ((b.max_latency_ms > 0 || (o_.latency_always && o_.latency_ms)) && b.admits(k.mflops, k.params, k.memory_mib)) {
+  const bool latency_objective =
+      std::find(o_.objectives.begin(), o_.objectives.end(), "latency_ms") != o_.objectives.end();
+  if ((b.max_latency_ms > 0 || latency_objective || (o_.latency_always && o_.latency_ms)) &&
+      b.admits(k.mflops, k.params, k.memory_mib)) {
     NAS_CHECK(o_.latency_ms != nullptr, UsageError, "a latency bound needs a way to measure latency");
     std::string h = spec::arch_hash(a);
     auto it = latency_cache_.find(h);
@@ -55,11 +122,16 @@ bool SearchContext::admits_reported(const Score& s, std::string& why) const {
   for (auto [bound, value, what] : {std::tuple<double, double, const char*>{b.max_mflops, s.mflops, "mflops"},
                                     {static_cast<double>(b.max_params), static_cast<double>(s.params), "params"},
                                     {b.max_memory_mib, s.memory_mib, "memory_mib"},
-                                    {b.max_latency_ms, s.latency_ms, "latency_ms"}})
+                                    {b.max_latency_ms, s.latency_ms, "latency_ms"}}) {
     if (bound > 0 && value < 0) {
       why = std::string("a bound on ") + what + " is set, but the estimator reported no \"" + what + "\"";
       return false;
     }
+    if (value < 0 && std::find(o_.objectives.begin(), o_.objectives.end(), what) != o_.objectives.end()) {
+      why = std::string(what) + " is an objective, but the estimator reported no \"" + what + "\"";
+      return false;
+    }
+  }
   return b.admits(std::max(0.0, s.mflops), std::max<int64_t>(0, s.params), std::max(0.0, s.memory_mib),
                   std::max(0.0, s.latency_ms));
 }
@@ -81,11 +153,12 @@ spec::Candidate SearchContext::describe(const Genotype& g, const std::string& ke
   return c;
 }
 
-const spec::Candidate* SearchContext::screen(const Genotype& g, const std::string& origin, double predicted) {
+const spec::Candidate* SearchContext::screen(const Genotype& g, const std::string& origin, double predicted,
+                                             const std::string& screened_by) {
   spec::Candidate c = describe(g, enc_.key(g));
   c.feasible = true;
   c.origin = origin;
-  c.estimator = "predictor";
+  c.estimator = screened_by;
   c.screened = true;
   c.predicted_acc = predicted;
   c.index = static_cast<int>(r_.candidates.size());
@@ -188,7 +261,7 @@ const spec::Candidate* SearchContext::record(Proposal& p) {
     ++r_.cache_hits;
     return &r_.candidates[by_hash_.at(p.key)];
   }
-  if (p.screened) return screen(p.g, p.origin, p.predicted);
+  if (p.screened) return screen(p.g, p.origin, p.predicted, p.screened_by);
   spec::Candidate c = std::move(p.c);
   bool replayed = false;
   if (p.evaluate) {
@@ -241,6 +314,7 @@ const spec::Candidate* SearchContext::record(Proposal& p) {
               ": " + extra);
   }
   c.index = static_cast<int>(r_.candidates.size());
+  if (hv_) c.hypervolume = c.evaluated && c.feasible ? hv_->add(told_point(c, c.val_acc)) : hv_->value();
   by_hash_[p.key] = c.index;
   genotypes_.push_back(p.g);
   r_.candidates.push_back(c);
@@ -262,6 +336,161 @@ std::vector<int> SearchContext::top(int k) const {
   if (static_cast<int>(idx.size()) > k) idx.resize(k);
   return idx;
 }
+
+namespace {
+// r's best, fronts and multi-objective block, from its candidates at the top fidelity.
+void summarize(spec::SearchResult& r, const std::vector<std::string>& objectives,
+               const std::vector<double>& hv_reference, int top_fidelity) {
+  // The candidates that count: feasible and evaluated, at the top fidelity when there are several.
+  std::vector<spec::Candidate> counted = r.candidates;
+  for (auto& c : counted)
+    if (c.fidelity > 0 && c.fidelity < top_fidelity) c.evaluated = false;
+  r.best = -1;
+  for (const auto& c : counted) {
+    if (!c.feasible || !c.evaluated) continue;
+    if (r.best < 0 || c.val_acc > counted[r.best].val_acc ||
+        (c.val_acc == counted[r.best].val_acc && c.mflops < counted[r.best].mflops))
+      r.best = c.index;
+  }
+  r.pareto = spec::pareto_front(counted, "mflops");
+  r.pareto_params = spec::pareto_front(counted, "params");
+  r.pareto_memory = spec::pareto_front(counted, "memory_mib");
+  r.pareto_latency = spec::pareto_front(counted, "latency_ms");
+  if (objectives.empty()) return;
+  r.multi.names = objectives;
+  r.multi.hv_reference = hv_reference;
+  r.multi.front = objectives_front(counted, objectives);
+  std::vector<Point> front;
+  for (int i : r.multi.front) front.push_back(objective_point(counted[static_cast<size_t>(i)], objectives));
+  r.multi.hypervolume = hypervolume(front, minimized(objectives, hv_reference));
+}
+}  // namespace
+
+void finish_result(spec::SearchResult& r, const Encoding& enc, const SearchOptions& o,
+                   const std::vector<double>& hv_reference, bool interrupted, double seconds, int top_fidelity) {
+  r.space = enc.space_name();
+  r.family = enc.family();
+  r.space_hash = enc.space_hash();
+  r.strategy = o.strategy;
+  r.seed = o.seed;
+  r.budget = o.budget;
+  r.time_budget = o.time_budget;
+  r.strategy_options = strategy_options_json(o.strategy, o.strategy_options);
+  if (o.prescreen) r.strategy_options["prescreen"] = true;
+  if (o.prescreen && o.prescreen_proxy) r.strategy_options["prescreen_proxy"] = o.prescreen_proxy_name;
+  r.constraints = o.constraints;
+  r.interrupted = interrupted;
+  summarize(r, o.objectives, hv_reference, top_fidelity);
+  r.total_seconds = seconds + o.resumed_seconds;
+  r.created = utc_now_iso();
+  r.commit = build_commit();
+}
+
+namespace {
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Pre-screening (SearchOptions::prescreen): after the warm-up, a new feasible child is screened
+// out when the accuracy predictor (refitted every 10 evaluations) predicts it below the median
+// evaluated score, or when its zero-cost proxy is below the median proxy of the evaluated children.
+class Prescreen {
+ public:
+  Prescreen(const Encoding& enc, const SearchOptions& o)
+      : o_(o), warmup_(o.prescreen_warmup > 0 ? o.prescreen_warmup : std::max<int64_t>(10, o.budget / 5)) {
+    if (!o.prescreen_proxy) predictor_ = std::make_unique<AccuracyPredictor>(enc, 5, o.seed);
+  }
+
+  // Whether new feasible child g (key `key`) is screened out; if so, `told` is the score the
+  // strategy is told and `predicted` what the candidate records.
+  bool screens(const Genotype& g, const std::string& key, const SearchContext& ctx, double& told, double& predicted) {
+    if (predictor_) {
+      if (!predictor_->fitted()) return false;
+      predicted = told = predictor_->predict(g);
+      return predicted < threshold_;
+    }
+    predicted = o_.prescreen_proxy(g);
+    if (ctx.evaluations() < warmup_ || evaluated_proxies_.empty() || predicted >= median_of(evaluated_proxies_)) {
+      pending_[key] = predicted;
+      return false;
+    }
+    told = lowest_score(ctx);
+    return true;
+  }
+
+  // After a new evaluation: the proxy of the evaluated child joins the median's sample; the
+  // predictor is refitted every 10 evaluations after the warm-up.
+  void learn(const SearchContext& ctx) {
+    const auto& cands = ctx.result().candidates;
+    for (; seen_ < cands.size(); ++seen_) {
+      auto it = pending_.find(cands[seen_].hash);
+      if (it == pending_.end()) continue;
+      if (cands[seen_].evaluated) evaluated_proxies_.push_back(it->second);
+      pending_.erase(it);
+    }
+    if (predictor_) refit(ctx);
+  }
+
+  std::string screened_by() const { return predictor_ ? "predictor" : o_.prescreen_proxy_name; }
+
+  // The predictor's settings and last validation, or the proxy's, for nas.search.
+  spec::json report(const std::vector<spec::Candidate>& cands) const {
+    const auto screened = std::count_if(cands.begin(), cands.end(), [](const spec::Candidate& c) { return c.screened; });
+    if (!predictor_)
+      return {{"mode", "prescreen"}, {"proxy", o_.prescreen_proxy_name}, {"warmup", warmup_}, {"screened", screened}};
+    if (!predictor_->fitted()) return nullptr;
+    const auto& rep = predictor_->report();
+    return {{"mode", "prescreen"},
+            {"members", 5},
+            {"warmup", warmup_},
+            {"points", rep.points},
+            {"val_points", rep.val_points},
+            {"val_rmse", rep.val_rmse},
+            {"val_kendall_tau", rep.val_kendall_tau},
+            {"screened", screened}};
+  }
+
+ private:
+  static double lowest_score(const SearchContext& ctx) {
+    double low = 0;
+    bool any = false;
+    for (const auto& c : ctx.result().candidates)
+      if (c.evaluated && c.feasible) {
+        low = any ? std::min(low, c.val_acc) : c.val_acc;
+        any = true;
+      }
+    return low;
+  }
+
+  void refit(const SearchContext& ctx) {
+    const int64_t n = ctx.evaluations();
+    if (n < warmup_ || (predictor_->fitted() && n - fitted_at_ < 10)) return;
+    std::vector<Genotype> xs;
+    std::vector<double> ys;
+    for (const auto& c : ctx.result().candidates)
+      if (c.evaluated && c.feasible) {
+        xs.push_back(ctx.genotype(c.index));
+        ys.push_back(c.val_acc);
+      }
+    if (xs.size() < 3) return;
+    auto rep = predictor_->fit(xs, ys);
+    fitted_at_ = n;
+    threshold_ = median_of(ys);
+    log_info("predictor: fitted on " + std::to_string(rep.points) + " candidates; held-out RMSE " +
+             std::to_string(rep.val_rmse) + ", Kendall tau " + std::to_string(rep.val_kendall_tau));
+  }
+
+  const SearchOptions& o_;
+  const int64_t warmup_;
+  std::unique_ptr<AccuracyPredictor> predictor_;  // null: the proxy screens
+  double threshold_ = 0;
+  int64_t fitted_at_ = 0;
+  std::map<std::string, double> pending_;  // proxies of children not recorded yet, by key
+  std::vector<double> evaluated_proxies_;
+  size_t seen_ = 0;  // candidates learnt from
+};
+}  // namespace
 
 std::unique_ptr<Strategy> make_any_strategy(const std::string& name, const Encoding& enc, const StrategyOptions& o,
                                             uint64_t seed) {
@@ -296,70 +525,13 @@ spec::SearchResult run_search(const Encoding& enc, const CostFn& cost, Estimator
   so.budget = o.budget;
   auto strategy = o.make_strategy ? o.make_strategy() : make_any_strategy(o.strategy, enc, so, o.seed);
   SearchContext ctx(enc, cost, est, o);
-  // The predictor of pre-screening, refitted on every evaluated candidate every 10 evaluations.
-  std::unique_ptr<AccuracyPredictor> predictor;
-  double screen_threshold = 0;
-  int64_t fitted_at = 0;
-  const int64_t warmup = o.prescreen_warmup > 0 ? o.prescreen_warmup : std::max<int64_t>(10, o.budget / 5);
-  if (o.prescreen) predictor = std::make_unique<AccuracyPredictor>(enc, 5, o.seed);
-  auto refit = [&] {
-    int64_t n = ctx.evaluations();
-    if (n < warmup || (predictor->fitted() && n - fitted_at < 10)) return;
-    std::vector<Genotype> xs;
-    std::vector<double> ys;
-    for (const auto& c : ctx.result().candidates)
-      if (c.evaluated && c.feasible) {
-        xs.push_back(ctx.genotype(c.index));
-        ys.push_back(c.val_acc);
-      }
-    if (xs.size() < 3) return;
-    auto rep = predictor->fit(xs, ys);
-    fitted_at = n;
-    std::vector<double> sorted = ys;
-    std::sort(sorted.begin(), sorted.end());
-    screen_threshold = sorted[sorted.size() / 2];
-    log_info("predictor: fitted on " + std::to_string(rep.points) + " candidates; held-out RMSE " +
-             std::to_string(rep.val_rmse) + ", Kendall tau " + std::to_string(rep.val_kendall_tau));
-  };
+  std::unique_ptr<Prescreen> prescreen;
+  if (o.prescreen) prescreen = std::make_unique<Prescreen>(enc, o);
   // The header, best, front and timings of a result (the final one, or a checkpoint).
   auto fill = [&](spec::SearchResult& r, bool interrupted) {
-    r.space = enc.space_name();
-    r.family = enc.family();
-    r.strategy = o.strategy;
-    r.seed = o.seed;
-    r.budget = o.budget;
-    r.time_budget = o.time_budget;
-    r.strategy_options = strategy_options_json(o.strategy, so);
-    if (o.prescreen) r.strategy_options["prescreen"] = true;
-    r.constraints = o.constraints;
-    r.interrupted = interrupted;
-    r.best = -1;
-    for (const auto& c : r.candidates) {
-      if (!c.feasible || !c.evaluated) continue;
-      if (r.best < 0 || c.val_acc > r.candidates[r.best].val_acc ||
-          (c.val_acc == r.candidates[r.best].val_acc && c.mflops < r.candidates[r.best].mflops))
-        r.best = c.index;
-    }
-    r.pareto = spec::pareto_front(r.candidates, "mflops");
-    r.pareto_params = spec::pareto_front(r.candidates, "params");
-    r.pareto_memory = spec::pareto_front(r.candidates, "memory_mib");
-    r.pareto_latency = spec::pareto_front(r.candidates, "latency_ms");
+    finish_result(r, enc, o, ctx.hv_reference(), interrupted, now_seconds() - t0);
     r.eval_seconds = ctx.eval_seconds();
-    r.total_seconds = now_seconds() - t0 + o.resumed_seconds;
-    r.created = utc_now_iso();
-    r.commit = build_commit();
-    if (predictor && predictor->fitted()) {
-      const auto& rep = predictor->report();
-      r.predictor = {{"mode", "prescreen"},
-                     {"members", 5},
-                     {"warmup", warmup},
-                     {"points", rep.points},
-                     {"val_points", rep.val_points},
-                     {"val_rmse", rep.val_rmse},
-                     {"val_kendall_tau", rep.val_kendall_tau},
-                     {"screened", std::count_if(r.candidates.begin(), r.candidates.end(),
-                                                [](const spec::Candidate& c) { return c.screened; })}};
-    }
+    if (prescreen) r.predictor = prescreen->report(r.candidates);
   };
   Rng rng(o.seed ^ 0x5ea4c4ULL);
   bool interrupted = false;
@@ -393,13 +565,10 @@ spec::SearchResult run_search(const Encoding& enc, const CostFn& cost, Estimator
           break;
         }
         auto p = ctx.prepare(*g, strategy->origin(), keys);
-        if (p.evaluate && predictor && predictor->fitted()) {
-          double pr = predictor->predict(*g);
-          if (pr < screen_threshold) {
-            p.screened = true;
-            p.evaluate = false;
-            p.predicted = pr;
-          }
+        if (p.evaluate && prescreen && prescreen->screens(*g, p.key, ctx, p.told, p.predicted)) {
+          p.screened = true;
+          p.evaluate = false;
+          p.screened_by = prescreen->screened_by();
         }
         bool feasible = p.evaluate || p.screened;  // assumed for the pending ones (see ask_ahead)
         if (p.duplicate && !keys.count(p.key)) {
@@ -420,10 +589,12 @@ spec::SearchResult run_search(const Encoding& enc, const CostFn& cost, Estimator
         int64_t before = ctx.evaluations();
         const spec::Candidate* c = ctx.record(p);
         if (p.screened)
-          strategy->tell(p.g, true, p.predicted);
+          strategy->tell(p.g, true, p.told, ctx.told_point(*c, p.told));
+        else if (c->evaluated && c->feasible)
+          strategy->tell(p.g, true, c->val_acc, ctx.told_point(*c, c->val_acc));
         else
-          strategy->tell(p.g, c->evaluated && c->feasible, c->val_acc);
-        if (predictor && ctx.evaluations() != before) refit();  // an error counts as unusable, like infeasible
+          strategy->tell(p.g, false, c->val_acc, {});
+        if (prescreen && ctx.evaluations() != before) prescreen->learn(ctx);  // an error counts as unusable
         idle = ctx.evaluations() == before ? idle + 1 : 0;
         if (o.on_checkpoint && o.checkpoint_every > 0 && ctx.evaluations() != before &&
             ctx.evaluations() % o.checkpoint_every == 0 && ctx.evaluations() > ctx.replayed()) {

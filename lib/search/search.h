@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "search/encoding.h"
+#include "search/objectives.h"
 #include "search/strategy.h"
 #include "spec/arch.h"
 #include "spec/search_result.h"
@@ -51,6 +52,9 @@ class Estimator {
   // estimator's early stopping compares with the best so far): then children can be scored
   // together, out of order, on several ranks.
   virtual bool order_free() const { return true; }
+  // The score after `epochs` of training, for estimators that train (hyperband's resource); the
+  // others throw UsageError.
+  virtual Score score_at(const spec::Arch& arch, int epochs);
 };
 
 using CostFn = std::function<supernet::Cost(const spec::Arch&)>;
@@ -65,6 +69,13 @@ struct SearchOptions {
   std::function<double(const spec::Arch&)> latency_ms;
   // Also record the latency of children when no latency bound is set (a table predicts it for free).
   bool latency_always = false;
+  // A multi-objective search: two or three of objective_names() (search/objectives.h); empty:
+  // accuracy alone. The strategy is told each child's objectives (nsga2 selects by them); the
+  // result records the front over them and its hypervolume, and each candidate the hypervolume
+  // after it. hv_reference: the hypervolume's reference point in the objectives' own units; empty:
+  // accuracy 0 and each cost's bound, else (mbconv) the largest child's cost.
+  std::vector<std::string> objectives;
+  std::vector<double> hv_reference;
   uint64_t seed = 0;
   StrategyOptions strategy_options;  // its budget is set from `budget`
   // Evaluations of an earlier, stopped run of the same search (by arch hash): replayed instead of
@@ -87,6 +98,12 @@ struct SearchOptions {
   // and costs no evaluation.
   bool prescreen = false;
   int64_t prescreen_warmup = 0;
+  // Pre-screening by a zero-cost proxy (search/zero_cost.h) instead of the predictor: after the
+  // warm-up, a new feasible child whose proxy is below the median proxy of the evaluated children
+  // is recorded as screened (estimator `prescreen_proxy_name`, its proxy as predicted_acc), told
+  // to the strategy with the lowest score evaluated so far, and costs no evaluation.
+  std::function<double(const Genotype&)> prescreen_proxy;
+  std::string prescreen_proxy_name;
   // Makes the strategy instead of `strategy` naming one (DARTS's list of derived children).
   std::function<std::unique_ptr<Strategy>()> make_strategy;
   // A distributed search: the children that the strategy lets be scored together
@@ -109,8 +126,10 @@ class SearchContext {
     std::string origin, key;
     bool duplicate = false;  // a candidate already, or asked earlier in this batch: a cache hit
     bool evaluate = false;   // new and feasible: takes one evaluation (replayed, or scored)
-    bool screened = false;   // new and feasible, below the predictor's threshold: no evaluation
-    double predicted = 0;
+    bool screened = false;   // new and feasible, below the prescreen's threshold: no evaluation
+    double predicted = 0;    // screened: the predictor's estimate, or the proxy's value
+    double told = 0;         // screened: the score the strategy is told
+    std::string screened_by; // screened: "predictor", or the proxy's estimator name
     spec::Candidate c;       // new ones: described (costs, feasibility)
     Score score;
     double seconds = 0;
@@ -127,8 +146,9 @@ class SearchContext {
   const spec::Candidate* record(Proposal& p);
   // The index of the candidate with key `key` (std::out_of_range if none).
   int index_of(const std::string& key) const { return by_hash_.at(key); }
-  // Records a feasible `g` as screened out by the predictor (no evaluation).
-  const spec::Candidate* screen(const Genotype& g, const std::string& origin, double predicted);
+  // Records a feasible `g` as screened out by the prescreen (no evaluation).
+  const spec::Candidate* screen(const Genotype& g, const std::string& origin, double predicted,
+                                const std::string& screened_by);
   // The genotype of candidate `index`.
   const Genotype& genotype(int index) const { return genotypes_.at(static_cast<size_t>(index)); }
   bool budget_left() const;
@@ -138,6 +158,7 @@ class SearchContext {
   const Encoding& encoding() const { return enc_; }
   const SearchOptions& options() const { return o_; }
   spec::SearchResult& result() { return r_; }
+  const spec::SearchResult& result() const { return r_; }
   // The costs of `arch` and whether the constraints admit it (latency measured once per child).
   struct Costs {
     double mflops = 0, memory_mib = 0, latency_ms = -1;
@@ -146,14 +167,21 @@ class SearchContext {
   };
   Costs costs(const spec::Arch& arch) const;
   // Whether the constraints admit the costs an estimator reported for a generic child; otherwise
-  // fills `why` when a bounded cost was not reported.
+  // fills `why` when a bounded cost, or one that is an objective, was not reported.
   bool admits_reported(const Score& s, std::string& why) const;
+  // Multi-objective searches: the hypervolume's reference point, in the objectives' own units.
+  const std::vector<double>& hv_reference() const { return hv_reference_; }
+  // The objectives of recorded candidate c (each minimized), told to the strategy; `acc` stands
+  // for its accuracy (a screened child's predicted one). Empty in single-objective searches, and
+  // for children without a score.
+  Point told_point(const spec::Candidate& c, double acc) const;
   double eval_seconds() const { return eval_seconds_; }
   int64_t replayed() const { return replayed_; }
   void finish_progress() { progress_.finish(evaluations_); }
 
  private:
   spec::Candidate describe(const Genotype& g, const std::string& key) const;
+  std::vector<double> reference_point() const;
   const Encoding& enc_;
   const MbconvEncoding* mbconv_;  // null in generic spaces
   CostFn cost_;
@@ -163,6 +191,8 @@ class SearchContext {
   std::map<std::string, int> by_hash_;
   std::vector<Genotype> genotypes_;  // of each candidate
   mutable std::map<std::string, double> latency_cache_;
+  std::vector<double> hv_reference_;
+  std::unique_ptr<HypervolumeTracker> hv_;  // multi-objective searches
   int64_t evaluations_ = 0;
   int64_t replayed_ = 0;
   double eval_seconds_ = 0;
@@ -180,6 +210,17 @@ std::unique_ptr<Strategy> make_any_strategy(const std::string& name, const Encod
 // SpecError when not even the smallest child satisfies the constraints.
 void check_satisfiable(const spec::SearchSpace& space, const CostFn& cost, const spec::Constraints& c,
                        const std::function<double(const spec::Arch&)>& latency_ms = {});
+
+// The key of a recorded evaluation in SearchOptions::replay: the arch hash, and the fidelity when
+// the search has several (hyperband scores a child once per rung).
+std::string replay_key(const spec::Candidate& c);
+
+// Fills r's header (space, strategy and its options, bounds, interrupted), its best, fronts and
+// (with objectives) multi-objective block from its candidates, and its times (`seconds` of this
+// run, plus a stopped run's); with top_fidelity > 0, candidates measured at a lower fidelity make
+// neither the best nor the fronts.
+void finish_result(spec::SearchResult& r, const Encoding& enc, const SearchOptions& o,
+                   const std::vector<double>& hv_reference, bool interrupted, double seconds, int top_fidelity = 0);
 
 // Runs the chosen strategy and fills best, pareto and timings. Throws SpecError when no child of
 // an mbconv space satisfies the constraints. `cost` is unused in generic spaces.

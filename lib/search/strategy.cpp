@@ -439,6 +439,14 @@ spec::json strategy_options_json(const std::string& s, const StrategyOptions& o)
     return {{"lr", o.rl_lr}, {"baseline_decay", o.rl_baseline_decay}, {"entropy", o.rl_entropy}};
   if (s == "mcts") return {{"uct_c", o.uct_c}};
   if (s == "hill-climbing") return {{"restarts", o.restarts}};
+  if (s == "hyperband") return {{"min_epochs", o.hb_min_epochs}, {"max_epochs", o.hb_max_epochs}, {"eta", o.hb_eta}};
+  if (s == "nsga2") return {{"population", o.population}, {"mutation_prob", o.mutation_prob}};
+  if (s == "tpe")
+    return {{"startup", o.tpe_startup},
+            {"gamma", o.tpe_gamma},
+            {"candidates", o.tpe_candidates},
+            {"multivariate", o.tpe_multivariate},
+            {"mutation_prob", o.mutation_prob}};
   if (s == "darts")
     return {{"steps", o.darts_steps},
             {"batch_size", o.darts_batch},
@@ -449,8 +457,8 @@ spec::json strategy_options_json(const std::string& s, const StrategyOptions& o)
 }
 
 const std::vector<std::string>& strategy_names() {
-  static const std::vector<std::string> n = {"coarse-to-fine", "random",    "grid", "evolution",
-                                             "hill-climbing",  "reinforce", "mcts", "bayesian"};
+  static const std::vector<std::string> n = {"coarse-to-fine", "random",    "grid", "evolution", "hill-climbing",
+                                             "reinforce",      "mcts",      "tpe",  "nsga2",     "bayesian"};
   return n;
 }
 
@@ -491,6 +499,8 @@ std::unique_ptr<Strategy> make_strategy(const std::string& name, const Encoding&
   if (name == "hill-climbing") return std::make_unique<HillClimbing>(enc, o);
   if (name == "reinforce") return std::make_unique<Reinforce>(enc, o);
   if (name == "mcts") return std::make_unique<Mcts>(enc, o);
+  if (name == "tpe") return make_tpe(enc, o);
+  if (name == "nsga2") return make_nsga2(enc, o);
   std::string all;
   for (const auto& n : strategy_names()) all += (all.empty() ? "" : ", ") + n;
   throw UsageError("--strategy: expected one of " + all + ", found " + name);

@@ -34,6 +34,16 @@ struct StrategyOptions {
   double uct_c = 0.5;  // exploration constant, in units of the reward's observed range
   // hill climbing
   int restarts = 1000;  // at most this many restarts
+  // tpe (search/tpe.cpp): Optuna's defaults
+  int64_t tpe_startup = 10;      // random children before the densities (feasible ones)
+  double tpe_gamma = 0.1;        // the good group: the best ceil(gamma * n) observations, at most 25
+  int tpe_candidates = 24;       // samples from the good density per proposal
+  bool tpe_multivariate = true;  // one joint density over the decisions (false: one per decision)
+  // hyperband (search/hyperband.h): the resource in epochs, from hb_min_epochs to hb_max_epochs,
+  // and the halving rate
+  int hb_min_epochs = 1;
+  int hb_max_epochs = 9;
+  int hb_eta = 3;
   // darts (search/darts.h; nas-search runs the relaxation, then proposes its derived children)
   int64_t darts_steps = 300;
   int darts_batch = 64;
@@ -51,6 +61,13 @@ class Strategy {
   // The outcome of the child last asked for: `feasible` false when it violates a constraint (it
   // then has no score). Every ask() is followed by exactly one tell() for the same genotype.
   virtual void tell(const Genotype& g, bool feasible, double score) = 0;
+  // tell() with the child's objectives (search/objectives.h: each minimized, accuracy negated),
+  // as nas-search --objectives names them; empty in a single-objective search. The driver calls
+  // this one; the multi-objective strategies read the vector as told_objectives() in tell().
+  void tell(const Genotype& g, bool feasible, double score, std::vector<double> objectives) {
+    objectives_ = std::move(objectives);
+    tell(g, feasible, score);
+  }
   // Whether the next ask() may come before the tells of the children asked since the last tell
   // (`pending_feasible` of them will be told feasible, the others infeasible) without changing
   // what any ask returns: then the driver scores those children together (in parallel over the
@@ -65,7 +82,11 @@ class Strategy {
   const std::string& origin() const { return origin_; }
 
  protected:
+  const std::vector<double>& told_objectives() const { return objectives_; }
   std::string origin_;
+
+ private:
+  std::vector<double> objectives_;
 };
 
 // The settings that shape `strategy`'s proposals, as JSON (recorded in nas.search).
@@ -73,8 +94,13 @@ spec::json strategy_options_json(const std::string& strategy, const StrategyOpti
 
 // Names accepted by make_strategy; "bayesian" is provided by the LibTorch part (search/bayes.h).
 const std::vector<std::string>& strategy_names();
-// Torch-free strategies: random, grid, coarse-to-fine, evolution, hill-climbing, reinforce, mcts.
+// Torch-free strategies: random, grid, coarse-to-fine, evolution, hill-climbing, reinforce, mcts, tpe,
+// nsga2.
 std::unique_ptr<Strategy> make_strategy(const std::string& name, const Encoding& enc, const StrategyOptions& o);
+// The tree-structured Parzen estimator (search/tpe.cpp).
+std::unique_ptr<Strategy> make_tpe(const Encoding& enc, const StrategyOptions& o);
+// NSGA-II over the objectives the driver tells (search/nsga2.cpp).
+std::unique_ptr<Strategy> make_nsga2(const Encoding& enc, const StrategyOptions& o);
 // Proposes `children` in order, then nothing: the first with origin `first_origin`, the others
 // with `origin` (DARTS's derived child, then the next most likely ones).
 std::unique_ptr<Strategy> make_list_strategy(const std::string& name, std::vector<Genotype> children,

@@ -28,6 +28,8 @@ json to_json(const Candidate& c) {
     j["screened"] = true;
     j["predicted_acc"] = c.predicted_acc;
   }
+  if (c.hypervolume >= 0) j["hypervolume"] = c.hypervolume;
+  if (c.fidelity > 0) j["fidelity_epochs"] = c.fidelity;
   return j;
 }
 
@@ -37,6 +39,7 @@ json to_json(const SearchResult& r) {
   j["schema_version"] = kSearchVersion;
   j["space"] = r.space;
   if (r.family != "mbconv") j["family"] = r.family;
+  if (!r.space_hash.empty()) j["space_hash"] = r.space_hash;
   j["supernet"] = r.supernet;
   j["strategy"] = r.strategy;
   j["seed"] = r.seed;
@@ -70,6 +73,14 @@ json to_json(const SearchResult& r) {
                         {"val_acc", c.val_acc}});
     }
   }
+  if (r.multi.enabled()) {
+    json front = json::array();
+    for (int i : r.multi.front) front.push_back({{"index", i}, {"hash", r.candidates.at(i).hash}});
+    j["multi_objective"] = {{"objectives", r.multi.names},
+                            {"hv_reference", r.multi.hv_reference},
+                            {"hypervolume", r.multi.hypervolume},
+                            {"front", front}};
+  }
   j["timings"] = {{"total_seconds", r.total_seconds}, {"eval_seconds", r.eval_seconds},
                   {"cache_hits", r.cache_hits}};
   j["interrupted"] = r.interrupted;
@@ -101,20 +112,48 @@ Candidate candidate_from(Obj& c, bool generic) {
   k.latency_ms = c.number_or("latency_ms", -1, 0, 1e12);
   k.feasible = c.boolean("feasible");
   k.evaluated = c.boolean("evaluated");
+  k.estimator = c.text_or("estimator", "");
+  // An accuracy, or R^2 for regression: at most 1, possibly negative; a zero-cost proxy's value
+  // (estimator zero_cost_<proxy>) is any number.
+  const bool proxy = k.estimator.rfind("zero_cost_", 0) == 0;
   Obj m = c.object("metrics");
-  k.val_acc = m.number("val_acc", -1e300, 1);  // R^2 for regression: at most 1, possibly negative
+  k.val_acc = m.number("val_acc", -1e300, proxy ? 1e300 : 1);
   // null: the loss was not finite (a diverged child); written so by nlohmann for NaN.
   k.val_loss = m.take("val_loss") ? m.number("val_loss", 0, 1e300) : std::numeric_limits<double>::quiet_NaN();
   m.finish();
-  k.estimator = c.text_or("estimator", "");
   k.estimator_detail = c.text_or("estimator_detail", "");
   k.origin = c.text_or("origin", "");
   k.eval_seconds = c.number("eval_seconds", 0, 1e12);
   k.error = c.text_or("error", "");
   k.screened = c.boolean_or("screened", false);
   k.predicted_acc = c.number_or("predicted_acc", 0, -1e300, 1e300);
+  k.hypervolume = c.number_or("hypervolume", -1, 0, 1e300);
+  k.fidelity = static_cast<int>(c.integer_or("fidelity_epochs", 0, 1, 1000000));
   c.finish();
   return k;
+}
+
+MultiObjective multi_objective_from(Obj m, size_t candidates) {
+  MultiObjective r;
+  const json& names = m.raw("objectives");
+  if (!names.is_array() || names.size() < 2 || names.size() > 3)
+    m.fail("objectives", "a list of two or three objective names", names);
+  for (const auto& n : names) {
+    if (!n.is_string()) m.fail("objectives", "objective names", n);
+    r.names.push_back(n.get<std::string>());
+  }
+  r.hv_reference = m.numbers("hv_reference", -1e300, 1e300);
+  if (r.hv_reference.size() != r.names.size())
+    m.fail("hv_reference", "one value per objective (" + std::to_string(r.names.size()) + ")",
+           json(r.hv_reference));
+  r.hypervolume = m.number("hypervolume", 0, 1e300);
+  for (auto& p : m.objects("front")) {
+    r.front.push_back(static_cast<int>(p.integer("index", 0, static_cast<int64_t>(candidates) - 1)));
+    p.string("hash");
+    p.finish();
+  }
+  m.finish();
+  return r;
 }
 }  // namespace
 
@@ -124,6 +163,7 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
   SearchResult r;
   r.space = o.string("space");
   r.family = o.one_of_or("family", {"mbconv", "mlp", "cell", "generic"}, "mbconv");
+  r.space_hash = o.string_or("space_hash", "");
   r.supernet = o.text_or("supernet", "");
   r.strategy = o.string("strategy");
   r.seed = static_cast<uint64_t>(o.integer("seed", 0, INT64_MAX));
@@ -166,7 +206,7 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
       p.string("hash");
       p.number("mflops", 0, 1e12);
       p.integer("params", 0, INT64_MAX);
-      p.number("val_acc", -1e300, 1);
+      p.number("val_acc", -1e300, 1e300);  // checked on the candidate itself
       p.finish();
       std::string k = key;
       (k == "pareto" ? r.pareto : k == "pareto_params" ? r.pareto_params : k == "pareto_memory" ? r.pareto_memory
@@ -174,6 +214,7 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
           .push_back(idx);
     }
   }
+  if (o.take("multi_objective")) r.multi = multi_objective_from(o.object("multi_objective"), r.candidates.size());
   {
     Obj t = o.object("timings");
     r.total_seconds = t.number("total_seconds", 0, 1e12);

@@ -43,11 +43,25 @@ struct Candidate {
   std::string error;          // why the estimator could not score it (evaluated is then false)
   bool screened = false;      // pre-screened out by the accuracy predictor (not evaluated)
   double predicted_acc = 0;   // the predictor's estimate, when screened
+  double hypervolume = -1;    // multi-objective searches: the front's hypervolume after this candidate; -1: none
+  int fidelity = 0;           // hyperband: the epochs it was trained for (0: one fidelity only)
+};
+
+// A multi-objective search (nas-search --objectives): its objectives, the hypervolume's reference
+// point (in the objectives' own units: accuracy as a fraction), the final hypervolume and the
+// front over all the objectives.
+struct MultiObjective {
+  std::vector<std::string> names;  // two or three of accuracy, mflops, params, latency_ms, memory_mib
+  std::vector<double> hv_reference;
+  double hypervolume = 0;
+  std::vector<int> front;  // candidate indices, by increasing first cost
+  bool enabled() const { return !names.empty(); }
 };
 
 struct SearchResult {
   std::string space;
   std::string family = "mbconv";  // the space's family: its candidates' arch form
+  std::string space_hash;  // the hash of the space's canonical form (search::Encoding); empty in older files
   std::string supernet;
   std::string strategy;
   uint64_t seed = 0;
@@ -67,6 +81,7 @@ struct SearchResult {
   std::vector<int> pareto_params;  // indices: accuracy vs params front
   std::vector<int> pareto_memory;  // accuracy vs memory_mib
   std::vector<int> pareto_latency; // accuracy vs latency_ms (candidates whose latency was measured)
+  MultiObjective multi;            // empty names: a single-objective search
   double total_seconds = 0;
   double eval_seconds = 0;
   int64_t cache_hits = 0;

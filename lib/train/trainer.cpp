@@ -27,18 +27,17 @@
 #include "train/workers.h"
 
 namespace nas::train {
-namespace {
 
-// The label loss: cross-entropy with label smoothing for class indices; mean squared error for
-// float targets (regression, one output).
-torch::Tensor smoothed_ce(const torch::Tensor& logits, const torch::Tensor& y, double eps) {
+torch::Tensor label_loss(const torch::Tensor& logits, const torch::Tensor& y, double label_smoothing) {
   if (y.is_floating_point()) return torch::mse_loss(logits.squeeze(1), y);
   torch::Tensor logp = torch::log_softmax(logits, 1);
   torch::Tensor nll = -logp.gather(1, y.unsqueeze(1)).squeeze(1);
-  if (eps <= 0) return nll.mean();
+  if (label_smoothing <= 0) return nll.mean();
   torch::Tensor smooth = -logp.mean(1);
-  return ((1.0 - eps) * nll + eps * smooth).mean();
+  return ((1.0 - label_smoothing) * nll + label_smoothing * smooth).mean();
 }
+
+namespace {
 
 // Soft cross-entropy to the teacher's probabilities at temperature T (scaled by T^2 so gradient
 // magnitudes do not depend on T). Same gradients as KL(teacher || student).
@@ -184,8 +183,8 @@ namespace {
 // The students' loss against the teacher's output (or against the labels without distillation).
 torch::Tensor student_loss(const torch::Tensor& logits, const torch::Tensor& y, const torch::Tensor& teacher,
                            const spec::TrainSpec& t) {
-  if (!t.distillation) return smoothed_ce(logits, y, t.label_smoothing);
-  if (y.is_floating_point()) return smoothed_ce(logits, teacher, 0);  // regression: MSE to its output
+  if (!t.distillation) return label_loss(logits, y, t.label_smoothing);
+  if (y.is_floating_point()) return label_loss(logits, teacher, 0);  // regression: MSE to its output
   return t.distill_loss == "kl" ? kl_div(logits, teacher, t.temperature) : soft_ce(logits, teacher, t.temperature);
 }
 
@@ -250,7 +249,7 @@ CandidateLosses batch_losses(supernet::Supernet& net, const torch::Tensor& x, co
         nn::AutocastScope autocast(x.is_cuda());
         const spec::Arch& a = candidates[i];
         torch::Tensor logits = net->forward_child(supernet::resize_input(x, a.resolution), a, 0.0, 0.0);
-        loss[i] = smoothed_ce(logits.to(torch::kFloat), y, 0.0).item<double>();
+        loss[i] = label_loss(logits.to(torch::kFloat), y, 0.0).item<double>();
       });
     if (workers != nullptr)
       workers->run(tasks);
@@ -323,7 +322,7 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
       }
       torch::Tensor loss;
       if (i == 0) {
-        loss = smoothed_ce(logits, ys, t.label_smoothing) * weight;
+        loss = label_loss(logits, ys, t.label_smoothing) * weight;
         if (regularized && fault_nan_at(step)) loss = loss * std::numeric_limits<double>::quiet_NaN();
         if (mode == "sandwich")  // regression: the students regress on its output instead of its probabilities
           teacher = ys.is_floating_point() ? logits.detach().squeeze(1)

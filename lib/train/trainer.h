@@ -94,6 +94,10 @@ struct TrainSummary {
 TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpec& t, const TrainOptions& o);
 
 // Loads the training data of a train spec (images in `dir`) and splits it.
+// The label loss: cross-entropy (with label smoothing) for class indices; mean squared error for
+// float targets (regression, one output).
+torch::Tensor label_loss(const torch::Tensor& logits, const torch::Tensor& y, double label_smoothing = 0);
+
 struct TrainData {
   data::ImageSet train_set;
   data::Split split;

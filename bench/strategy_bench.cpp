@@ -1,0 +1,178 @@
+// The search strategies' targets of issue 21, measured in one run on a surrogate; driven by
+// scripts/bench/strategies.sh.
+//  1. Sample efficiency: the evaluations each strategy needs to reach the best accuracy random
+//     search finds in --random-budget (500) evaluations, per seed (--budget + 1: not reached within
+//     --budget); the median over seeds is reported, with how many seeds reached it.
+//  2. Hypervolume (accuracy x MFLOPs, and accuracy x latency_ms with --latency-table): NSGA-II's
+//     after --budget evaluations against random search's after --random-budget (and after
+//     --budget), medians over seeds, and the seeds where NSGA-II's is at least random's.
+// The objective is a surrogate of the real scores: an MLP ensemble fitted on every evaluated
+// candidate of the given nas.search files, all of one space (--space), as NAS-Bench-301 does; the
+// bounds are the last given search's with any, so that the optimum is not the largest child.
+// Prints one JSON object per line.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "surrogate.h"
+#include "core/log.h"
+#include "search/predictor.h"
+#include "search/search.h"
+#include "spec/search_result.h"
+#include "spec/search_space.h"
+#include "supernet/cost.h"
+#include "supernet/latency_table.h"
+
+using namespace nas;
+using bench::emit;
+using bench::evals_to_reach;
+using bench::median;
+using bench::SurrogateEstimator;
+
+namespace {
+int usage() {
+  std::cerr << "usage: nas-bench-strategies --space SPACE --search FILE [--search FILE...] [--latency-table LUT]\n"
+               "       [--seeds N] [--budget N] [--random-budget N] [--threads N]\n";
+  return 2;
+}
+
+struct Bench {
+  spec::SearchSpace space;
+  search::MbconvEncoding enc;
+  search::CostFn cost;
+  search::AccuracyPredictor surrogate;
+  spec::Constraints bound;
+  std::function<double(const spec::Arch&)> latency;  // from the table, when given
+
+  Bench(const spec::SearchSpace& s, int in_channels, int classes)
+      : space(s), enc(s), surrogate(enc, 5, 1) {
+    cost = [this, in_channels, classes](const spec::Arch& a) { return supernet::arch_cost(space, a, in_channels, classes); };
+  }
+
+  spec::SearchResult run(const std::string& strategy, int64_t budget, uint64_t seed,
+                         const std::vector<std::string>& objectives = {}, bool independent = false) {
+    search::SearchOptions o;
+    o.strategy = strategy;
+    o.budget = budget;
+    o.seed = seed;
+    o.constraints = bound;
+    o.objectives = objectives;
+    o.strategy_options.tpe_multivariate = !independent;
+    if (latency) {
+      o.latency_ms = latency;
+      o.latency_always = true;
+    }
+    SurrogateEstimator est(enc, surrogate);
+    return search::run_search(enc, cost, est, o);
+  }
+};
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string space_file, lut;
+  std::vector<std::string> files;
+  int seeds = 20, threads = 2;
+  int64_t budget = 150, random_budget = 500;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i + 1 >= argc) return usage();
+    if (a == "--space") space_file = argv[++i];
+    else if (a == "--search") files.push_back(argv[++i]);
+    else if (a == "--latency-table") lut = argv[++i];
+    else if (a == "--seeds") seeds = std::stoi(argv[++i]);
+    else if (a == "--budget") budget = std::stoll(argv[++i]);
+    else if (a == "--random-budget") random_budget = std::stoll(argv[++i]);
+    else if (a == "--threads") threads = std::stoi(argv[++i]);
+    else return usage();
+  }
+  if (space_file.empty() || files.empty()) return usage();
+  try {
+    set_log_level(0);
+    torch::set_num_threads(threads);
+    Bench b(spec::load_search_space(space_file), 1, 10);
+    std::vector<search::Genotype> xs;
+    std::vector<double> ys;
+    std::set<std::string> seen;
+    for (const auto& f : files) {
+      auto r = spec::load_search_result(f);
+      const auto& c = r.constraints;
+      if (c.max_mflops > 0 || c.max_params > 0 || c.max_memory_mib > 0) b.bound = c;
+      for (const auto& k : r.candidates)
+        if (k.evaluated && seen.insert(k.hash).second) {
+          xs.push_back(b.enc.encode(k.arch));
+          ys.push_back(k.val_acc);
+        }
+    }
+    auto rep = b.surrogate.fit(xs, ys);
+    int unordered = 0;
+    for (const auto& d : b.enc.decisions()) unordered += !d.ordered;
+    emit({{"what", "surrogate"}, {"space", b.space.name}, {"decisions", b.enc.size()}, {"unordered", unordered},
+          {"points", rep.points}, {"val_rmse", rep.val_rmse}, {"val_kendall_tau", rep.val_kendall_tau},
+          {"max_mflops", b.bound.max_mflops}, {"max_params", b.bound.max_params}});
+    if (!lut.empty()) {
+      auto table = std::make_shared<supernet::LatencyTable>(supernet::load_latency_table(lut));
+      const spec::SearchSpace sp = b.space;
+      b.latency = [table, sp, lut](const spec::Arch& a) { return table->predict_ms(sp, a, lut); };
+    }
+
+    // 1. Sample efficiency.
+    const std::vector<std::pair<std::string, bool>> strategies = {
+        {"evolution", false}, {"bayesian", false}, {"tpe", false}, {"tpe", true}, {"random", false}};
+    std::map<std::string, std::vector<double>> need;
+    std::vector<double> targets;
+    for (int seed = 0; seed < seeds; ++seed) {
+      const auto s = static_cast<uint64_t>(seed);
+      auto rnd = b.run("random", random_budget, s + 1000);
+      const double target = rnd.candidates.at(static_cast<size_t>(rnd.best)).val_acc;
+      targets.push_back(target);
+      spec::json line = {{"what", "seed"}, {"seed", seed}, {"random_best", target}};
+      for (const auto& [name, independent] : strategies) {
+        const std::string label = independent ? "tpe-independent" : name;
+        const int64_t e = evals_to_reach(b.run(name, budget, s, {}, independent), target);
+        need[label].push_back(static_cast<double>(e));
+        line[label] = e;
+      }
+      emit(line);
+    }
+    spec::json eff = {{"what", "sample_efficiency"}, {"seeds", seeds}, {"budget", budget},
+                      {"random_budget", random_budget}, {"random_best_median", median(targets)}};
+    for (const auto& [label, v] : need) {
+      eff[label + "_median_evals"] = median(v);
+      eff[label + "_reached"] = std::count_if(v.begin(), v.end(), [&](double e) { return e <= budget; });
+    }
+    emit(eff);
+
+    // 2. Hypervolume.
+    std::vector<std::vector<std::string>> pairs = {{"accuracy", "mflops"}};
+    if (b.latency) pairs.push_back({"accuracy", "latency_ms"});
+    for (const auto& objectives : pairs) {
+      std::vector<double> nsga2, random_long, random_short;
+      int at_least = 0;
+      for (int seed = 0; seed < seeds; ++seed) {
+        const auto s = static_cast<uint64_t>(seed);
+        const double n = b.run("nsga2", budget, s, objectives).multi.hypervolume;
+        const double rl = b.run("random", random_budget, s + 1000, objectives).multi.hypervolume;
+        const double rs = b.run("random", budget, s, objectives).multi.hypervolume;
+        nsga2.push_back(n);
+        random_long.push_back(rl);
+        random_short.push_back(rs);
+        at_least += n >= rl;
+      }
+      emit({{"what", "hypervolume"}, {"objectives", objectives}, {"seeds", seeds}, {"budget", budget},
+            {"nsga2_median", median(nsga2)}, {"random_long_median", median(random_long)},
+            {"random_median", median(random_short)}, {"nsga2_at_least_random_long", at_least},
+            {"ratio_median", median(nsga2) / median(random_long)},
+            {"target", "NSGA-II after budget >= random after random_budget"}});
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "nas-bench-strategies: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -8,6 +8,7 @@
 #include "search/hyperband.h"
 #include "spec/search_space.h"
 #include "supernet/cost.h"
+#include "supernet/sampling.h"
 
 using namespace nas;
 
@@ -118,6 +119,14 @@ TEST_CASE("hyperband promotes the best of each rung, and only the top fidelity m
     CHECK(resumed.candidates[i].fidelity == r.candidates[i].fidelity);
   }
   CHECK(resumed.best == r.best);
+  // Bounds that only the smallest children meet: the few found are trained, and the search ends
+  // (an iteration that trains nothing new stops it) instead of drawing forever.
+  auto tight = hyperband_options(1000);
+  tight.constraints.max_mflops = supernet::arch_cost(s, supernet::min_arch(s), 1, 10).mflops() * 1.001;
+  Epochs few(s);
+  auto small = search::run_hyperband(enc, cost, few, tight);
+  CHECK(small.candidates.size() < 1000);
+  CHECK_FALSE(small.interrupted);
   // An estimator without epochs to vary.
   struct Fixed : search::Estimator {
     std::string name() const override { return "fixed"; }

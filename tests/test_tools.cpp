@@ -532,7 +532,11 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   auto same = test::run_cmd(base + " --evaluator 'sh " + d + "/eval.sh' --strategy tpe --tpe-startup 4 --tpe-gamma 0.2" +
                             " --budget 10 --out " + d + "/t.json --resume");
   INFO(same.err);
-  CHECK(same.code == 0);  // the unchanged space resumes
+  CHECK(same.code == 0);  // the unchanged space resumes, and replays the same search
+  auto replayed = spec::load_search_result(d + "/t.json");
+  REQUIRE(replayed.candidates.size() == tpe.candidates.size());
+  for (size_t i = 0; i < tpe.candidates.size(); ++i) CHECK(replayed.candidates[i].hash == tpe.candidates[i].hash);
+  CHECK(replayed.space_hash == tpe.space_hash);
   // NSGA-II on accuracy and the params the program reports: the front, its hypervolume in every
   // metrics line, and a third panel in the plot.
   const std::string mo = base + " --evaluator 'sh " + d + "/eval.sh' --strategy nsga2 --population 4 --budget 12";
@@ -550,6 +554,16 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   for (std::string line; std::getline(metrics, line); ++lines) CHECK(json::parse(line).contains("hypervolume"));
   CHECK(lines == 12);
   CHECK(test::slurp(d + "/n.png").substr(0, 4) == "\x89PNG");
+  // Resumed without --hv-reference: the stopped search's reference point is kept.
+  json stopped_n = json::parse(test::slurp(d + "/n.json"));
+  stopped_n["interrupted"] = true;
+  test::spit(d + "/n.json", stopped_n.dump());
+  auto resumed_n = test::run_cmd(mo + " --objectives accuracy,params --out " + d + "/n.json --resume");
+  INFO(resumed_n.err);
+  REQUIRE(resumed_n.code == 0);
+  auto rn = spec::load_search_result(d + "/n.json");
+  CHECK(rn.multi.hv_reference == std::vector<double>{0.5, 70000});
+  CHECK(rn.multi.hypervolume == Approx(ns.multi.hypervolume));
   refused(mo + " --out " + d + "/x.json", "--strategy nsga2: a generic space has no analytic costs");
   refused(mo + " --objectives accuracy,flops --out " + d + "/x.json",
           "--objectives: expected one of accuracy, mflops");

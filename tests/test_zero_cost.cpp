@@ -93,6 +93,16 @@ TEST_CASE("the zero-cost estimator: every proxy finite, repeatable, and bigger f
     CHECK(score.acc == a);
     CHECK(score.detail == proxy + " on init weights");
   }
+  // A batch of one image repeated: every unit has the same sign for every image, nwot's K is
+  // singular (log det -inf): a failed evaluation with a finite score, never an infinity in JSON.
+  data::Batch same = b;
+  same.x = b.x.narrow(0, 0, 1).expand_as(b.x).contiguous();
+  search::ZeroCostOptions nwot;
+  nwot.proxy = "nwot";
+  search::ZeroCostEstimator flat(space, 1, 10, nullptr, same, nwot);
+  auto failed = flat.score(big);
+  CHECK_THAT(failed.error, Catch::Matchers::Contains("nwot: not finite"));
+  CHECK(failed.acc == 0);
   search::ZeroCostOptions bad;
   bad.weights = "inherited";
   CHECK_THROWS_AS(search::ZeroCostEstimator(space, 1, 10, nullptr, b, bad), UsageError);

@@ -1,6 +1,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "app/app_data.h"
@@ -328,7 +329,7 @@ std::unique_ptr<search::ZeroCostEstimator> make_zero_cost(const SearchOptions& o
   lo.norm = d.norm;
   lo.prefetch = 0;
   search::ZeroCostOptions zo;
-  zo.proxy = o.proxy.empty() ? "synflow" : o.proxy;
+  if (!o.proxy.empty()) zo.proxy = o.proxy;
   zo.weights = weights;
   zo.seed = init_seed;
   return std::make_unique<search::ZeroCostEstimator>(space, in_channels, num_classes, net,
@@ -338,11 +339,13 @@ std::unique_ptr<search::ZeroCostEstimator> make_zero_cost(const SearchOptions& o
 // The objectives of the search: --objectives, or for nsga2 on a space with analytic costs,
 // accuracy and MFLOPs.
 std::vector<std::string> search_objectives(const SearchOptions& o, bool generic) {
+  for (double v : o.hv_reference)
+    NAS_CHECK(std::isfinite(v), UsageError, "--hv-reference: expected finite numbers, found " << v);
   if (!o.objectives.empty()) {
     search::check_objectives(o.objectives);
     return o.objectives;
   }
-  NAS_CHECK(o.hv_reference.empty(), UsageError, "--hv-reference: give --objectives too");
+  NAS_CHECK(o.hv_reference.empty() || o.strategy == "nsga2", UsageError, "--hv-reference: give --objectives too");
   if (o.strategy != "nsga2") return {};
   NAS_CHECK(!generic, UsageError,
             "--strategy nsga2: a generic space has no analytic costs; give --objectives (e.g. accuracy,latency_ms as "
@@ -375,6 +378,11 @@ void run_search(const SearchOptions& o) {
                                                  : o.supernet.empty()        ? "init"
                                                                              : "inherited";
   NAS_CHECK(o.proxy.empty() || proxies, UsageError, "--proxy: give --estimator zero-cost or --prescreen too");
+  if (!o.proxy.empty()) search::check_proxy(o.proxy);
+  NAS_CHECK(o.proxy_weights.empty() || proxies, UsageError,
+            "--proxy-weights: give --estimator zero-cost, or --prescreen with --proxy");
+  NAS_CHECK(o.strategy != "hyperband" || !o.prescreen, UsageError,
+            "--prescreen: hyperband screens by training briefly; drop one of them");
   NAS_CHECK(!proxies || !o.supernet.empty() || !o.train.empty(), UsageError,
             "zero-cost proxies read a batch of training images: give --train (a nas.train spec) or --supernet");
   NAS_CHECK(proxy_weights != "inherited" || !o.supernet.empty(), UsageError, "--proxy-weights inherited: needs --supernet");
@@ -441,6 +449,10 @@ void run_search(const SearchOptions& o) {
     return eval::measure_child(space, a, in_channels, num_classes, lat).median_ms;
   };
   const std::vector<std::string> objectives = search_objectives(o, generic != nullptr);
+  NAS_CHECK(kind != "zero-cost" || objectives.empty() || !o.hv_reference.empty() ||
+                std::count(objectives.begin(), objectives.end(), "accuracy") == 0,
+            UsageError,
+            "--objectives with --estimator zero-cost: a proxy's values have no natural floor; give --hv-reference");
   const bool latency_objective = std::count(objectives.begin(), objectives.end(), "latency_ms") > 0;
   NAS_CHECK(!group || (o.max_latency_ms <= 0 && !latency_objective) || !o.latency_table.empty() || generic,
             UsageError,
@@ -541,7 +553,7 @@ void run_search(const SearchOptions& o) {
                               {"epochs", kind == "learning-curve" ? o.curve_epochs : o.lf_epochs}});
   if (kind == "learning-curve") estimator_options.update({{"observe", o.curve_observe}, {"margin", o.curve_margin}});
   if (proxies)
-    estimator_options.update({{"proxy", o.proxy.empty() ? "synflow" : o.proxy},
+    estimator_options.update({{"proxy", o.proxy.empty() ? search::ZeroCostOptions{}.proxy : o.proxy},
                               {"proxy_weights", proxy_weights},
                               {"proxy_batch", o.proxy_batch}});
   if (external) estimator_options["timeout_s"] = o.eval_timeout;
@@ -607,6 +619,14 @@ void run_search(const SearchOptions& o) {
     same(prev.space == enc.space_name() && prev.family == enc.family() &&
              (prev.space_hash.empty() || prev.space_hash == enc.space_hash()),
          "the space (--space, --supernet)");
+    const auto& ds = enc.decisions();
+    NAS_CHECK(!prev.space_hash.empty() || !generic ||
+                  std::all_of(ds.begin(), ds.end(), [](const search::Decision& x) { return x.ordered; }),
+              UsageError,
+              o.out << ": cannot resume: written before decisions could be unordered, its search took every decision "
+                       "as ordered; write `ordered: true` on the string and boolean decisions of "
+                    << o.space << " to resume it");
+    if (o.hv_reference.empty()) so.hv_reference = prev.multi.hv_reference;  // the stopped run's default
     same(prev.strategy == o.strategy, "--strategy");
     same(prev.seed == seed, "--seed");
     same(prev.budget == o.budget, "--budget");

@@ -26,6 +26,7 @@ thread_local std::function<void(const torch::Tensor&)>* activation_tap = nullptr
 }  // namespace
 
 ActivationTapScope::ActivationTapScope(std::function<void(const torch::Tensor&)> tap) {
+  NAS_CHECK(activation_tap == nullptr, Error, "ActivationTapScope: a tap is already in scope on this thread");
   activation_tap = new std::function<void(const torch::Tensor&)>(std::move(tap));
 }
 ActivationTapScope::~ActivationTapScope() {

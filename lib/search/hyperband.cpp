@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <set>
 
 #include "core/error.h"
@@ -48,8 +49,11 @@ class Hyperband {
     bool interrupted = false;
     try {
       const auto brackets = hyperband_brackets(so().hb_min_epochs, so().hb_max_epochs, so().hb_eta);
-      for (int iteration = 0; budget_left(); ++iteration)
+      for (int iteration = 0; budget_left(); ++iteration) {
+        const int64_t before = evaluations_;
         for (size_t b = 0; b < brackets.size() && budget_left(); ++b) run_bracket(brackets[b], iteration, b, rng);
+        if (evaluations_ == before) break;  // no child within the bounds, or every one trained already
+      }
     } catch (const Interrupted&) {
       interrupted = true;  // the caller saves what was evaluated
     }
@@ -106,12 +110,17 @@ class Hyperband {
     spec::Candidate c;
     c.arch = enc_.decode(g);
     c.hash = enc_.key(g);
+    c.fidelity = epochs;
+    auto done = scored_.find(replay_key(c));
+    if (done != scored_.end()) {  // trained for as long in an earlier bracket: no second training
+      ++r_.cache_hits;
+      return done->second;
+    }
     const auto k = ctx_.costs(c.arch);
     c.mflops = k.mflops;
     c.params = k.params;
     c.memory_mib = k.memory_mib;
     c.latency_ms = k.latency_ms;
-    c.fidelity = epochs;
     c.origin = origin;
     c.estimator = est_.name();
     auto rep = o_.replay.find(replay_key(c));
@@ -145,7 +154,9 @@ class Hyperband {
     if (o_.on_checkpoint && o_.checkpoint_every > 0 && evaluations_ % o_.checkpoint_every == 0 &&
         evaluations_ > replayed_)
       o_.on_checkpoint(result(/*interrupted=*/true));
-    return c.evaluated ? c.val_acc : -std::numeric_limits<double>::infinity();
+    const double score = c.evaluated ? c.val_acc : -std::numeric_limits<double>::infinity();
+    scored_[replay_key(c)] = score;
+    return score;
   }
 
   spec::SearchResult result(bool interrupted) const {
@@ -163,6 +174,7 @@ class Hyperband {
   double start_;
   spec::SearchResult r_;
   std::unique_ptr<HypervolumeTracker> hv_;
+  std::map<std::string, double> scored_;  // by replay_key: each child trained once per fidelity
   int64_t evaluations_ = 0, replayed_ = 0;
   double eval_seconds_ = 0;
 };

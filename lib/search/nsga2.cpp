@@ -21,7 +21,7 @@
 namespace nas::search {
 namespace {
 
-constexpr int kUntoldTries = 50;  // breeding attempts for an offspring not told before
+constexpr int kUntoldTries = 50;  // breeding attempts for an offspring not asked before
 
 class Nsga2 : public Strategy {
  public:
@@ -33,7 +33,9 @@ class Nsga2 : public Strategy {
   std::optional<Genotype> ask(Rng& rng) override {
     if (!filled_ && static_cast<int>(pop_.size()) < o_.population) {
       origin_ = "random";
-      return untold(enc_.random(rng), rng);
+      Genotype g = unasked(enc_.random(rng), rng);
+      asked_set_.insert(g);
+      return g;
     }
     if (!filled_) {
       filled_ = true;
@@ -43,6 +45,7 @@ class Nsga2 : public Strategy {
     origin_ = "offspring";
     Genotype g = queue_.front();
     queue_.erase(queue_.begin());
+    asked_set_.insert(g);
     ++asked_;
     return g;
   }
@@ -67,9 +70,9 @@ class Nsga2 : public Strategy {
     Point objectives;
   };
 
-  // A genotype not told before: g, or else mutations of it.
-  Genotype untold(Genotype g, Rng& rng) const {
-    for (int t = 0; t < kUntoldTries && told_.count(g); ++t) g = enc_.mutate(g, rng, o_.mutation_prob);
+  // A genotype not asked for before: g, or else mutations of it.
+  Genotype unasked(Genotype g, Rng& rng) const {
+    for (int t = 0; t < kUntoldTries && asked_set_.count(g); ++t) g = enc_.mutate(g, rng, o_.mutation_prob);
     return g;
   }
 
@@ -95,7 +98,8 @@ class Nsga2 : public Strategy {
     return crowding_[b] > crowding_[a] ? b : a;
   }
 
-  // The next generation's offspring, each new (not told, not twice in the queue) when possible.
+  // The next generation's offspring, each new (not asked before, not twice in the queue) when
+  // possible.
   void breed(Rng& rng) {
     std::set<Genotype> queued;
     for (int i = 0; i < o_.population; ++i) {
@@ -104,7 +108,7 @@ class Nsga2 : public Strategy {
         const Genotype& a = pop_[tournament(rng)].g;
         const Genotype& b = pop_[tournament(rng)].g;
         child = enc_.mutate(enc_.crossover(a, b, rng), rng, o_.mutation_prob);
-        if (!told_.count(child) && !queued.count(child)) break;
+        if (!asked_set_.count(child) && !queued.count(child)) break;
       }
       queued.insert(child);
       queue_.push_back(child);
@@ -140,7 +144,10 @@ class Nsga2 : public Strategy {
   std::vector<double> crowding_;
   std::vector<Genotype> queue_;  // this generation's offspring not asked yet
   std::set<Genotype> told_;
-  int64_t asked_ = 0, told_offspring_ = 0;
+  // Every child asked for: the random phase's batches (ask_ahead) must not repeat a child whose
+  // tell is pending.
+  std::set<Genotype> asked_set_;
+  int64_t asked_ = 0, told_offspring_ = 0;  // this generation's offspring
   bool filled_ = false;
 };
 

@@ -82,7 +82,8 @@ std::vector<double> SearchContext::reference_point() const {
 }
 
 Point SearchContext::told_point(const spec::Candidate& c, double acc) const {
-  if (o_.objectives.empty()) return {};
+  // A generic child has only the costs its evaluation reported: a screened one has none.
+  if (o_.objectives.empty() || (!mbconv_ && !c.evaluated)) return {};
   spec::Candidate k = c;
   k.val_acc = acc;
   return objective_point(k, o_.objectives);
@@ -588,7 +589,9 @@ spec::SearchResult run_search(const Encoding& enc, const CostFn& cost, Estimator
       for (auto& p : batch) {
         int64_t before = ctx.evaluations();
         const spec::Candidate* c = ctx.record(p);
-        if (p.screened)
+        if (p.screened && !o.objectives.empty() && ctx.told_point(*c, p.told).empty())
+          strategy->tell(p.g, false, p.told, {});  // no costs to place it among the objectives
+        else if (p.screened)
           strategy->tell(p.g, true, p.told, ctx.told_point(*c, p.told));
         else if (c->evaluated && c->feasible)
           strategy->tell(p.g, true, c->val_acc, ctx.told_point(*c, c->val_acc));

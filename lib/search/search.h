@@ -173,7 +173,7 @@ class SearchContext {
   const std::vector<double>& hv_reference() const { return hv_reference_; }
   // The objectives of recorded candidate c (each minimized), told to the strategy; `acc` stands
   // for its accuracy (a screened child's predicted one). Empty in single-objective searches, and
-  // for children without a score.
+  // for a generic child that was not evaluated (it has no costs).
   Point told_point(const spec::Candidate& c, double acc) const;
   double eval_seconds() const { return eval_seconds_; }
   int64_t replayed() const { return replayed_; }

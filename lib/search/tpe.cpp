@@ -8,8 +8,9 @@
 //  - unordered decisions: a categorical kernel, 1 + eps on the observed option and eps on every
 //    option (eps = prior weight / kernels), normalized;
 //  - ordered decisions: a Gaussian on the option index, discretized to the options and truncated to
-//    the list; bandwidth max(0.2 n^(-1/(d+4)), 1 / min(100, n + 1)) times the number of options
-//    (Scott's rule as Optuna's multivariate TPE uses it, clipped below as its "magic clip");
+//    the list; bandwidth max(0.2 n^(-1/(d+4)), 1 / min(100, n + 2)) times the number of options
+//    (Scott's rule as Optuna's multivariate TPE uses it, clipped below as its "magic clip"; the
+//    independent mode uses it with d = 1, where Optuna takes the distance to the neighbours);
 //  - a decision inactive in the observed child (a block beyond its stage's depth): uniform.
 // Each group also holds a prior kernel (uniform, or a Gaussian as wide as the list) of weight 1.
 // Older observations weigh less once there are more than 25 (Optuna's default weights).
@@ -20,7 +21,7 @@
 // own, from its own candidates. Only the decisions active in a candidate enter its densities.
 //
 // Infeasible children (outside the bounds) are observations of the bad group: the density steers
-// away from them. Children already told are never proposed again.
+// away from them. A child already asked for is not proposed again.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -34,7 +35,7 @@ namespace {
 constexpr double kPriorWeight = 1.0;
 constexpr int64_t kMaxGood = 25;         // Optuna's gamma: min(ceil(0.1 n), 25)
 constexpr int64_t kFlatWeights = 25;     // the newest 25 observations weigh 1, older ones ramp down
-constexpr int kUntoldTries = 8;          // independent mode: fresh draws before a mutation stands in
+constexpr int kRedraws = 8;              // independent mode: fresh draws before a mutation stands in
 
 double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 
@@ -73,7 +74,7 @@ class Parzen {
     }
     const double n = static_cast<double>(obs.size());
     const double dims = multivariate ? static_cast<double>(ds.size()) : 1.0;
-    const double scale = std::max(0.2 * std::pow(std::max(n, 1.0), -1.0 / (dims + 4.0)), 1.0 / std::min(100.0, n + 1.0));
+    const double scale = std::max(0.2 * std::pow(std::max(n, 1.0), -1.0 / (dims + 4.0)), 1.0 / std::min(100.0, n + 2.0));
     const double eps = kPriorWeight / (n + 1.0);
     auto w = age_weights(obs.size());
     w.push_back(kPriorWeight);
@@ -167,18 +168,9 @@ class Tpe : public Strategy {
   std::string name() const override { return "tpe"; }
 
   std::optional<Genotype> ask(Rng& rng) override {
-    if (feasible_ < o_.tpe_startup) {
-      origin_ = "random";
-      return untold_random(rng);
-    }
-    origin_ = "tpe";
-    std::vector<const Genotype*> good, bad;
-    split(good, bad);
-    Parzen l(enc_, good, o_.tpe_multivariate), g(enc_, bad, o_.tpe_multivariate);
-    std::optional<Genotype> best = o_.tpe_multivariate ? joint_choice(l, g, rng) : independent_choice(l, g, rng);
-    if (best) return best;
-    origin_ = "random";  // every candidate told already
-    return untold_random(rng);
+    Genotype g = propose(rng);
+    asked_.insert(g);
+    return g;
   }
 
   void tell(const Genotype& g, bool feasible, double score) override {
@@ -195,6 +187,22 @@ class Tpe : public Strategy {
     bool feasible;
     double score;
   };
+
+  // A child not asked before (unless nearly every child has been).
+  Genotype propose(Rng& rng) {
+    if (feasible_ < o_.tpe_startup) {
+      origin_ = "random";
+      return unasked_random(rng);
+    }
+    origin_ = "tpe";
+    std::vector<const Genotype*> good, bad;
+    split(good, bad);
+    Parzen l(enc_, good, o_.tpe_multivariate), g(enc_, bad, o_.tpe_multivariate);
+    std::optional<Genotype> best = o_.tpe_multivariate ? joint_choice(l, g, rng) : independent_choice(l, g, rng);
+    if (best) return *best;
+    origin_ = "random";  // every candidate asked already
+    return unasked_random(rng);
+  }
 
   // The good group: the best ceil(gamma n) feasible observations (at most 25, at least 1); the
   // rest, infeasible ones included, is the bad group. Both keep time order.
@@ -213,13 +221,13 @@ class Tpe : public Strategy {
     for (size_t i = 0; i < obs_.size(); ++i) (is_good[i] ? good : bad).push_back(&obs_[i].g);
   }
 
-  // Multivariate: the untold one of `tpe_candidates` joint samples of l with the largest l / g.
+  // Multivariate: the unasked one of `tpe_candidates` joint samples of l with the largest l / g.
   std::optional<Genotype> joint_choice(const Parzen& l, const Parzen& g, Rng& rng) const {
     std::optional<Genotype> best;
     double best_ratio = -std::numeric_limits<double>::infinity();
     for (int c = 0; c < o_.tpe_candidates; ++c) {
       Genotype x = l.sample_joint(rng);
-      if (told_.count(x)) continue;
+      if (asked_.count(x)) continue;
       const double ratio = l.log_joint(x) - g.log_joint(x);
       if (!best || ratio > best_ratio) {
         best = x;
@@ -230,17 +238,17 @@ class Tpe : public Strategy {
   }
 
   // Independent: each decision on its own, the best of its `tpe_candidates` marginal samples;
-  // a told result is drawn again, then mutated.
+  // a result asked before is drawn again, then mutated.
   std::optional<Genotype> independent_choice(const Parzen& l, const Parzen& g, Rng& rng) const {
     Genotype x(enc_.size());
-    for (int t = 0; t < kUntoldTries; ++t) {
+    for (int t = 0; t < kRedraws; ++t) {
       for (size_t j = 0; j < x.size(); ++j) x[j] = best_option(l, g, j, rng);
       x = enc_.canonical(x);
-      if (!told_.count(x)) return x;
+      if (!asked_.count(x)) return x;
     }
     for (int t = 0; t < 100; ++t) {
       Genotype m = enc_.mutate(x, rng, o_.mutation_prob);
-      if (!told_.count(m)) return m;
+      if (!asked_.count(m)) return m;
     }
     return std::nullopt;
   }
@@ -258,18 +266,21 @@ class Tpe : public Strategy {
     return best;
   }
 
-  Genotype untold_random(Rng& rng) const {
+  Genotype unasked_random(Rng& rng) const {
     for (int tries = 0; tries < 1000; ++tries) {
       Genotype g = enc_.random(rng);
-      if (!told_.count(g)) return g;
+      if (!asked_.count(g)) return g;
     }
-    return enc_.random(rng);  // (nearly) everything told: the driver's cache decides
+    return enc_.random(rng);  // (nearly) everything asked: the driver's cache decides
   }
 
   const Encoding& enc_;
   StrategyOptions o_;
   std::vector<Observation> obs_;  // in tell order
   std::set<Genotype> told_;
+  // Every child asked for: a batch of asks (ask_ahead) must not repeat a child whose tell is
+  // pending, so that it proposes what one-at-a-time asks and tells would.
+  std::set<Genotype> asked_;
   int64_t feasible_ = 0;
 };
 

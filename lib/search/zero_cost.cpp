@@ -144,7 +144,10 @@ Score ZeroCostEstimator::score(const spec::Arch& arch) {
     return s;
   }
   s.detail = o_.proxy + " on " + o_.weights + " weights";
-  if (!std::isfinite(s.acc)) s.error = o_.proxy + ": not finite for this child";
+  if (!std::isfinite(s.acc)) {  // e.g. nwot's K singular: two images with the same codes
+    s.error = o_.proxy + ": not finite for this child (" + std::to_string(s.acc) + ")";
+    s.acc = 0;  // JSON has no infinity; the candidate is a failed evaluation
+  }
   return s;
 }
 

@@ -252,7 +252,7 @@ std::vector<int> pareto_front(const std::vector<Candidate>& cands, const std::st
     return a < b;
   });
   std::vector<int> front;
-  double best_acc = -1;
+  double best_acc = -std::numeric_limits<double>::infinity();  // scores may be negative (R^2, proxies)
   for (int i : idx) {
     if (cands[i].val_acc > best_acc) {
       front.push_back(i);

@@ -56,14 +56,15 @@ struct Bench {
   }
 
   spec::SearchResult run(const std::string& strategy, int64_t budget, uint64_t seed,
-                         const std::vector<std::string>& objectives = {}, bool independent = false) {
+                         const std::vector<std::string>& objectives = {},
+                         const std::function<void(search::StrategyOptions&)>& tweak = {}) {
     search::SearchOptions o;
     o.strategy = strategy;
     o.budget = budget;
     o.seed = seed;
     o.constraints = bound;
     o.objectives = objectives;
-    o.strategy_options.tpe_multivariate = !independent;
+    if (tweak) tweak(o.strategy_options);
     if (latency) {
       o.latency_ms = latency;
       o.latency_always = true;
@@ -122,8 +123,20 @@ int main(int argc, char** argv) {
     }
 
     // 1. Sample efficiency.
-    const std::vector<std::pair<std::string, bool>> strategies = {
-        {"evolution", false}, {"bayesian", false}, {"tpe", false}, {"tpe", true}, {"random", false}};
+    // Each strategy with nas-search's defaults, and the settings under review beside them.
+    struct Variant {
+      std::string label, strategy;
+      std::function<void(search::StrategyOptions&)> tweak;
+    };
+    const std::vector<Variant> strategies = {
+        {"evolution", "evolution", {}},
+        {"bayesian", "bayesian", {}},
+        {"bayesian-init5", "bayesian", [](search::StrategyOptions& o) { o.bo_init = 5; }},
+        {"bayesian-init10", "bayesian", [](search::StrategyOptions& o) { o.bo_init = 10; }},
+        {"tpe", "tpe", {}},
+        {"tpe-independent", "tpe", [](search::StrategyOptions& o) { o.tpe_multivariate = false; }},
+        {"tpe-startup5", "tpe", [](search::StrategyOptions& o) { o.tpe_startup = 5; }},
+        {"random", "random", {}}};
     std::map<std::string, std::vector<double>> need;
     std::vector<double> targets;
     for (int seed = 0; seed < seeds; ++seed) {
@@ -132,11 +145,10 @@ int main(int argc, char** argv) {
       const double target = rnd.candidates.at(static_cast<size_t>(rnd.best)).val_acc;
       targets.push_back(target);
       spec::json line = {{"what", "seed"}, {"seed", seed}, {"random_best", target}};
-      for (const auto& [name, independent] : strategies) {
-        const std::string label = independent ? "tpe-independent" : name;
-        const int64_t e = evals_to_reach(b.run(name, budget, s, {}, independent), target);
-        need[label].push_back(static_cast<double>(e));
-        line[label] = e;
+      for (const auto& v : strategies) {
+        const int64_t e = evals_to_reach(b.run(v.strategy, budget, s, {}, v.tweak), target);
+        need[v.label].push_back(static_cast<double>(e));
+        line[v.label] = e;
       }
       emit(line);
     }

@@ -640,3 +640,19 @@ TEST_CASE("the generic example space loads, and a generic file with an mbconv ke
   j["resolution"] = {28};
   CHECK_THROWS_WITH(search::generic_space_from_json(j, "g.yaml"), Catch::Matchers::Contains("resolution"));
 }
+
+TEST_CASE("bayesian: --bo-init random children before the Gaussian process, recorded when set", "[search]") {
+  search::GenericEncoding enc(test::generic_decisions(4, 5), "toy.yaml", "toy");
+  search::StrategyOptions o;
+  o.budget = 100;  // default warm-up: max(5, min(20, 100 / 5)) = 20
+  CHECK_FALSE(search::strategy_options_json("bayesian", o).contains("init"));  // older files hold the default
+  o.bo_init = 3;
+  CHECK(search::strategy_options_json("bayesian", o)["init"] == 3);
+  auto st = search::make_bayesian(enc, o, 1);
+  Rng rng(2);
+  for (int i = 0; i < 5; ++i) {
+    auto g = *st->ask(rng);
+    CHECK(st->origin() == (i < 3 ? "random" : "expected-improvement"));
+    st->tell(g, true, g[0] + 0.1 * g[1]);
+  }
+}

@@ -55,7 +55,8 @@ struct SearchOptions {
   int sample_size = 5;        // evolution
   double mutation_prob = 0.3; // evolution, coarse-to-fine, bayesian
   bool crossover = false;     // evolution
-  int64_t tpe_startup = search::StrategyOptions{}.tpe_startup;  // tpe: defaults written in StrategyOptions
+  int64_t bo_init = search::StrategyOptions{}.bo_init;  // bayesian; defaults written in StrategyOptions
+  int64_t tpe_startup = search::StrategyOptions{}.tpe_startup;  // tpe
   double tpe_gamma = search::StrategyOptions{}.tpe_gamma;
   int tpe_candidates = search::StrategyOptions{}.tpe_candidates;
   bool tpe_independent = !search::StrategyOptions{}.tpe_multivariate;

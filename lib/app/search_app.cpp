@@ -133,6 +133,10 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
       ->check(CLI::Range(0.0, 1.0))
       ->default_val(0.1);
   app.add_flag("--crossover", o.crossover, "evolution: cross the two best of the sample before mutating");
+  app.add_option("--bo-init", o.bo_init,
+                 "bayesian: random children before the Gaussian process (0: max(5, min(20, budget / 5)))")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
+      ->capture_default_str();
   app.add_option("--tpe-startup", o.tpe_startup, "tpe: random children (feasible ones) before the densities")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
       ->capture_default_str();
@@ -429,6 +433,8 @@ void run_search(const SearchOptions& o) {
     }
     if (!o.train.empty() && !o.common.seed_given) seed = train_spec.seed;
   }
+  // --seed seeds what trains or initializes children too (lower fidelity, zero-cost at init weights).
+  if (o.common.seed_given) train_spec.seed = o.common.seed;
   search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(space, a, in_channels, num_classes); };
   spec::Constraints constraints;
   constraints.max_mflops = o.max_mflops;
@@ -509,7 +515,6 @@ void run_search(const SearchOptions& o) {
     est = std::move(p);
   } else if (trains) {
     if (!o.data.empty()) train_spec.data.path = o.data;
-    if (o.common.seed_given) train_spec.seed = o.common.seed;
     td = train::load_train_data(train_spec);
     NAS_CHECK(in_channels == td.train_set.c && num_classes == td.train_set.num_classes, SpecError,
               train_spec.data.path << ": expected images with " << in_channels << " channel(s) and " << num_classes
@@ -573,6 +578,7 @@ void run_search(const SearchOptions& o) {
   so.strategy_options.sample_size = o.sample_size;
   so.strategy_options.mutation_prob = o.mutation_prob;
   so.strategy_options.crossover = o.crossover;
+  so.strategy_options.bo_init = o.bo_init;
   so.strategy_options.tpe_startup = o.tpe_startup;
   so.strategy_options.tpe_gamma = o.tpe_gamma;
   so.strategy_options.tpe_candidates = o.tpe_candidates;
@@ -647,8 +653,8 @@ void run_search(const SearchOptions& o) {
     same(prev.multi.names == objectives, "--objectives");
     same(o.hv_reference.empty() || prev.multi.hv_reference == o.hv_reference, "--hv-reference");
     same(prev.strategy_options == opts,
-         "a strategy option (--population, --sample-size, --mutation-prob, --crossover, --prescreen, --tpe-*, "
-         "--hb-*, --darts-*)");
+         "a strategy option (--population, --sample-size, --mutation-prob, --crossover, --prescreen, --bo-init, "
+         "--tpe-*, --hb-*, --darts-*)");
     relaxation = prev.relaxation;
     so.resumed_seconds = prev.total_seconds;
     for (const auto& c : prev.candidates)

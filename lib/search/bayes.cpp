@@ -12,7 +12,8 @@
 // noise chosen by the log marginal likelihood over a small grid at each step. Acquisition: expected
 // improvement, maximized over a pool of 200 random genotypes, 100 mutations of the best five and every
 // one-step neighbour of the best; genotypes already told are never proposed again. The first
-// observations come from random genotypes (max(5, min(20, budget / 5)) of them).
+// observations come from random genotypes (StrategyOptions::bo_init, by default
+// max(5, min(20, budget / 5)) of them).
 #include <torch/torch.h>
 
 #include <cmath>
@@ -28,7 +29,7 @@ namespace {
 class Bayesian : public Strategy {
  public:
   Bayesian(const Encoding& e, const StrategyOptions& o)
-      : enc_(e), o_(o), n_init_(std::max<int64_t>(5, std::min<int64_t>(20, o.budget / 5))) {}
+      : enc_(e), o_(o), n_init_(o.bo_init > 0 ? o.bo_init : std::max<int64_t>(5, std::min<int64_t>(20, o.budget / 5))) {}
   std::string name() const override { return "bayesian"; }
 
   std::optional<Genotype> ask(Rng& rng) override {

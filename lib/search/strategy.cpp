@@ -434,7 +434,11 @@ spec::json strategy_options_json(const std::string& s, const StrategyOptions& o)
     return {{"population", o.population}, {"sample_size", o.sample_size}, {"mutation_prob", o.mutation_prob},
             {"crossover", o.crossover}};
   if (s == "coarse-to-fine") return {{"top_k", o.top_k}, {"mutation_prob", o.mutation_prob}};
-  if (s == "bayesian") return {{"mutation_prob", o.mutation_prob}};
+  if (s == "bayesian") {
+    spec::json j = {{"mutation_prob", o.mutation_prob}};
+    if (o.bo_init > 0) j["init"] = o.bo_init;  // older files hold the default, unwritten
+    return j;
+  }
   if (s == "reinforce")
     return {{"lr", o.rl_lr}, {"baseline_decay", o.rl_baseline_decay}, {"entropy", o.rl_entropy}};
   if (s == "mcts") return {{"uct_c", o.uct_c}};

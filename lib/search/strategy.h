@@ -34,6 +34,8 @@ struct StrategyOptions {
   double uct_c = 0.5;  // exploration constant, in units of the reward's observed range
   // hill climbing
   int restarts = 1000;  // at most this many restarts
+  // bayesian (search/bayes.cpp): random children before the GP; 0: max(5, min(20, budget / 5))
+  int64_t bo_init = 0;
   // tpe (search/tpe.cpp): Optuna's defaults
   int64_t tpe_startup = 10;      // random children before the densities (feasible ones)
   double tpe_gamma = 0.1;        // the good group: the best ceil(gamma * n) observations, at most 25

@@ -6,6 +6,7 @@
 //  2. Hypervolume (accuracy x MFLOPs, and accuracy x latency_ms with --latency-table): NSGA-II's
 //     after --budget evaluations against random search's after --random-budget (and after
 //     --budget), medians over seeds, and the seeds where NSGA-II's is at least random's.
+//  3. Overhead per proposal (ask + tell, no estimator) of tpe and nsga2 after 500 observations.
 // The objective is a surrogate of the real scores: an MLP ensemble fitted on every evaluated
 // candidate of the given nas.search files, all of one space (--space), as NAS-Bench-301 does; the
 // bounds are the last given search's with any, so that the optimum is not the largest child.
@@ -73,6 +74,25 @@ struct Bench {
     return search::run_search(enc, cost, est, o);
   }
 };
+
+// Milliseconds per ask + tell of a strategy that has been told 500 surrogate scores (two objectives
+// for nsga2), averaged over the next 50 proposals.
+double ms_per_proposal(Bench& b, const std::string& name) {
+  search::StrategyOptions so;
+  so.budget = 1000000;
+  auto strategy = name == "nsga2" ? search::make_nsga2(b.enc, so) : search::make_tpe(b.enc, so);
+  Rng rng(7);
+  auto step = [&] {
+    auto g = strategy->ask(rng);
+    const double acc = b.surrogate.predict(*g);
+    strategy->tell(*g, true, acc, {-acc, b.cost(b.enc.decode(*g)).mflops()});
+  };
+  for (int i = 0; i < 500; ++i) step();
+  const int n = 50;
+  const double t0 = now_seconds();
+  for (int i = 0; i < n; ++i) step();
+  return (now_seconds() - t0) * 1e3 / n;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -136,6 +156,11 @@ int main(int argc, char** argv) {
         {"tpe", "tpe", {}},
         {"tpe-independent", "tpe", [](search::StrategyOptions& o) { o.tpe_multivariate = false; }},
         {"tpe-startup5", "tpe", [](search::StrategyOptions& o) { o.tpe_startup = 5; }},
+        {"hill-climbing", "hill-climbing", {}},
+        {"reinforce", "reinforce", {}},
+        {"mcts", "mcts", {}},
+        {"coarse-to-fine", "coarse-to-fine", {}},
+        {"grid", "grid", {}},
         {"random", "random", {}}};
     std::map<std::string, std::vector<double>> need;
     std::vector<double> targets;
@@ -182,6 +207,12 @@ int main(int argc, char** argv) {
             {"ratio_median", median(nsga2) / median(random_long)},
             {"target", "NSGA-II after budget >= random after random_budget"}});
     }
+
+    // 3. Overhead per proposal at 500 observations.
+    spec::json overhead = {{"what", "overhead"}, {"observations", 500},
+                           {"target", "tpe and nsga2 <= 20 ms per proposal"}};
+    for (const std::string name : {"tpe", "nsga2"}) overhead[name + "_ms_per_proposal"] = ms_per_proposal(b, name);
+    emit(overhead);
   } catch (const std::exception& e) {
     std::cerr << "nas-bench-strategies: " << e.what() << "\n";
     return 1;

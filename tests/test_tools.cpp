@@ -649,3 +649,30 @@ TEST_CASE("--threads bounds what a tool runs at once; the default follows the af
   CHECK(u.busy >= 1);
   CHECK(u.busy <= 2);
 }
+
+TEST_CASE("nas-search's help shows the library's strategy defaults, and parsing nothing keeps them", "[tool]") {
+  CLI::App app;
+  app::SearchOptions o;
+  app::add_search_options(app, o);
+  app.parse(std::vector<std::string>{});
+  const search::StrategyOptions lib;
+  auto shown = [&](const std::string& flag) { return app.get_option(flag)->get_default_str(); };
+  auto str = [](double v) {
+    std::ostringstream os;
+    os << v;
+    return os.str();
+  };
+  CHECK(shown("--population") == std::to_string(lib.population));
+  CHECK(shown("--sample-size") == std::to_string(lib.sample_size));
+  CHECK(shown("--mutation-prob") == str(lib.mutation_prob));
+  CHECK(shown("--tpe-startup") == std::to_string(lib.tpe_startup));
+  CHECK(shown("--tpe-candidates") == std::to_string(lib.tpe_candidates));
+  CHECK(shown("--hb-max-epochs") == std::to_string(lib.hb_max_epochs));
+  CHECK(shown("--darts-steps") == std::to_string(lib.darts_steps));
+  CHECK(o.population == lib.population);
+  CHECK(o.sample_size == lib.sample_size);
+  CHECK(o.mutation_prob == lib.mutation_prob);
+  CHECK(o.tpe_gamma == lib.tpe_gamma);
+  CHECK(o.darts_alpha_lr == lib.darts_alpha_lr);
+  CHECK(o.bo_init == lib.bo_init);
+}

@@ -51,11 +51,12 @@ struct SearchOptions {
   std::string strategy = "coarse-to-fine";
   int64_t budget = 50;
   double time_budget = 0;     // seconds; 0: none
-  int population = 20;        // evolution
-  int sample_size = 5;        // evolution
-  double mutation_prob = 0.3; // evolution, coarse-to-fine, bayesian
-  bool crossover = false;     // evolution
-  int64_t bo_init = search::StrategyOptions{}.bo_init;  // bayesian; defaults written in StrategyOptions
+  // The strategies' settings: defaults written once, in search::StrategyOptions.
+  int population = search::StrategyOptions{}.population;        // evolution, nsga2
+  int sample_size = search::StrategyOptions{}.sample_size;      // evolution
+  double mutation_prob = search::StrategyOptions{}.mutation_prob;  // evolution, nsga2, coarse-to-fine, bayesian
+  bool crossover = search::StrategyOptions{}.crossover;         // evolution
+  int64_t bo_init = search::StrategyOptions{}.bo_init;  // bayesian
   int64_t tpe_startup = search::StrategyOptions{}.tpe_startup;  // tpe
   double tpe_gamma = search::StrategyOptions{}.tpe_gamma;
   int tpe_candidates = search::StrategyOptions{}.tpe_candidates;
@@ -65,11 +66,11 @@ struct SearchOptions {
   int hb_eta = search::StrategyOptions{}.hb_eta;
   std::vector<std::string> objectives;  // multi-objective search (search/objectives.h); empty: accuracy alone
   std::vector<double> hv_reference;     // the hypervolume's reference point; empty: from the bounds or the space
-  int64_t darts_steps = 300;  // darts
-  int darts_batch = 64;
-  int darts_order = 1;
-  double darts_alpha_lr = 3e-3;
-  double darts_w_lr = 0.01;
+  int64_t darts_steps = search::StrategyOptions{}.darts_steps;  // darts
+  int darts_batch = search::StrategyOptions{}.darts_batch;
+  int darts_order = search::StrategyOptions{}.darts_second_order ? 2 : 1;
+  double darts_alpha_lr = search::StrategyOptions{}.darts_alpha_lr;
+  double darts_w_lr = search::StrategyOptions{}.darts_w_lr;
   bool resume = false;        // continue the stopped search recorded in --out
   bool prescreen = false;     // pre-screen candidates with the accuracy predictor
   std::string estimator = "inherited";  // inherited, low-fidelity, learning-curve, zero-cost (predictor, external by flag)

@@ -54,7 +54,7 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
                  "curve cannot catch up) or zero-cost (a --proxy, no training); --evaluator and --predictor-from "
                  "select theirs")
       ->check(CLI::IsMember({"inherited", "low-fidelity", "learning-curve", "zero-cost", "predictor", "external"}))
-      ->default_val("inherited");
+      ->capture_default_str();
   app.add_option("--proxy", o.proxy,
                  "zero-cost: synflow, grad-norm, snip, jacov or nwot (default synflow); with --prescreen: screen "
                  "children by this proxy instead of the accuracy predictor");
@@ -66,24 +66,24 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
       ->check(CLI::Range(int64_t{2}, int64_t{1} << 20))
       ->capture_default_str();
   app.add_option("--train", o.train, "With --space: the nas.train spec low-fidelity training uses");
-  app.add_option("--lf-epochs", o.lf_epochs, "low-fidelity: epochs per child")->check(CLI::Range(1, 10000))->default_val(2);
+  app.add_option("--lf-epochs", o.lf_epochs, "low-fidelity: epochs per child")->check(CLI::Range(1, 10000))->capture_default_str();
   app.add_option("--lf-images", o.lf_images, "low-fidelity, learning-curve: training images per child (0: all)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
-      ->default_val(5000);
+      ->capture_default_str();
   app.add_option("--lf-resolution", o.lf_resolution,
                  "low-fidelity, learning-curve: train and evaluate at this input resolution (0: the child's own)")
       ->check(CLI::Range(0, 4096))
-      ->default_val(0);
+      ->capture_default_str();
   app.add_option("--curve-epochs", o.curve_epochs, "learning-curve: epochs of a child trained to the end")
       ->check(CLI::Range(4, 10000))
-      ->default_val(8);
+      ->capture_default_str();
   app.add_option("--curve-observe", o.curve_observe, "learning-curve: epochs observed before extrapolating")
       ->check(CLI::Range(3, 10000))
-      ->default_val(3);
+      ->capture_default_str();
   app.add_option("--curve-margin", o.curve_margin,
                  "learning-curve: stop a child extrapolated below the best final accuracy minus this")
       ->check(CLI::Range(0.0, 1.0))
-      ->default_val(0.005);
+      ->capture_default_str();
   app.add_option("--predictor-from", o.predictor_from,
                  "Score candidates with an accuracy predictor (MLP ensemble) learnt from the evaluated candidates "
                  "of these nas.search files, instead of inherited weights");
@@ -92,14 +92,14 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
                "predicted below the median are recorded as screened and cost no evaluation");
   app.add_option("--eval-timeout", o.eval_timeout, "Seconds before an --evaluator call is killed")
       ->check(CLI::Range(0.001, 1e7))
-      ->default_val(600);
+      ->capture_default_str();
   app.add_option("--input-channels", o.input_channels, "With --space: input channels, for the cost model")
       ->check(CLI::Range(1, 1 << 16))
-      ->default_val(1);
+      ->capture_default_str();
   app.add_option("--classes", o.classes, "With --space: number of classes (1: a regression target), for the cost model")
       ->check(CLI::Range(1, 1 << 24))
-      ->default_val(10);
-  app.add_option("--out", o.out, "nas.search JSON output ('-' for stdout)")->default_val("-");
+      ->capture_default_str();
+  app.add_option("--out", o.out, "nas.search JSON output ('-' for stdout)")->capture_default_str();
   app.add_option("--csv", o.csv, "Also write every candidate as CSV (pareto column marks the front)");
   app.add_option("--best-arch", o.best_arch, "Also write the best child as a nas.arch file");
   app.add_option("--plot", o.plot, "Also draw the accuracy-vs-MFLOPs and -params fronts as a PNG (needs gnuplot); with --objectives also "
@@ -119,19 +119,21 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
         n.push_back("darts");
         return n;
       }()))
-      ->default_val("coarse-to-fine");
+      ->capture_default_str();
   app.add_option("--budget", o.budget, "Number of candidates to evaluate")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
-      ->default_val(50);
+      ->capture_default_str();
   app.add_option("--time-budget", o.time_budget, "Stop starting new evaluations after this many seconds (0: none)")
       ->check(CLI::Range(0.0, 1e9));
-  app.add_option("--population", o.population, "evolution: population size")->check(CLI::Range(2, 1 << 20))->default_val(20);
+  app.add_option("--population", o.population, "evolution, nsga2: population size")
+      ->check(CLI::Range(2, 1 << 20))
+      ->capture_default_str();
   app.add_option("--sample-size", o.sample_size, "evolution: tournament sample size")
       ->check(CLI::Range(1, 1 << 20))
-      ->default_val(10);
+      ->capture_default_str();
   app.add_option("--mutation-prob", o.mutation_prob, "Probability that a mutation moves each decision")
       ->check(CLI::Range(0.0, 1.0))
-      ->default_val(0.1);
+      ->capture_default_str();
   app.add_flag("--crossover", o.crossover, "evolution: cross the two best of the sample before mutating");
   app.add_option("--bo-init", o.bo_init,
                  "bayesian: random children before the Gaussian process (0: max(5, min(20, budget / 5)))")
@@ -160,19 +162,21 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
                "tpe: one density per decision instead of one joint density over all of them");
   app.add_option("--darts-steps", o.darts_steps, "darts: bi-level steps (one architecture and one weight step each)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
-      ->default_val(300);
-  app.add_option("--darts-batch", o.darts_batch, "darts: batch size of both steps")->check(CLI::Range(2, 1 << 16))->default_val(64);
+      ->capture_default_str();
+  app.add_option("--darts-batch", o.darts_batch, "darts: batch size of both steps")
+      ->check(CLI::Range(2, 1 << 16))
+      ->capture_default_str();
   app.add_option("--darts-order", o.darts_order,
                  "darts: 1 (first-order architecture gradient) or 2 (through one unrolled weight step)")
       ->check(CLI::IsMember({1, 2}))
-      ->default_val(1);
+      ->capture_default_str();
   app.add_option("--darts-alpha-lr", o.darts_alpha_lr, "darts: Adam learning rate of the architecture weights")
       ->check(CLI::Range(0.0, 10.0))
-      ->default_val(3e-3);
+      ->capture_default_str();
   app.add_option("--darts-w-lr", o.darts_w_lr,
                  "darts: SGD learning rate of the network weights (a copy of the supernet's; also the unrolled step)")
       ->check(CLI::Range(0.0, 10.0))
-      ->default_val(0.01);
+      ->capture_default_str();
   app.add_flag("--resume", o.resume,
                "Continue the stopped search recorded in --out (its evaluations are replayed, not re-estimated)");
   app.add_option("--objectives", o.objectives,

@@ -19,11 +19,11 @@ from report import kendall_tau, spearman_rho, write_atomic  # noqa: E402  (the e
 KIND, VERSION = "nas.proxies", 1
 
 
-def scores(path):
-    """hash -> score of the evaluated candidates, and the estimator's settings."""
+def scores(path, field=None):
+    """hash -> score (or `field`, a cost) of the evaluated candidates, and the estimator's settings."""
     with open(path) as f:
         doc = json.load(f)
-    out = {c["hash"]: c["metrics"]["val_acc"] for c in doc["candidates"] if c["evaluated"]}
+    out = {c["hash"]: c[field] if field else c["metrics"]["val_acc"] for c in doc["candidates"] if c["evaluated"]}
     failed = sum(1 for c in doc["candidates"] if not c["evaluated"])
     opts = doc.get("estimator_settings", {}).get("options", {})
     return out, failed, opts
@@ -37,16 +37,22 @@ def main():
     args = ap.parse_args()
     trained, _, topts = scores(args.trained)
     rows = []
-    for path in args.proxies:
-        values, failed, opts = scores(path)
+
+    def add_row(values, proxy, weights, failed, path):
         common = sorted(set(values) & set(trained))
         if len(common) < 3:
             sys.exit("report.py: %s: expected children scored in %s too, found %d" % (path, args.trained, len(common)))
         x = [values[h] for h in common]
         y = [trained[h] for h in common]
-        rows.append({"proxy": opts.get("proxy"), "weights": opts.get("proxy_weights"), "children": len(common),
-                     "failed": failed, "spearman_rho": spearman_rho(x, y), "kendall_tau": kendall_tau(x, y),
+        rows.append({"proxy": proxy, "weights": weights, "children": len(common), "failed": failed,
+                     "spearman_rho": spearman_rho(x, y), "kendall_tau": kendall_tau(x, y),
                      "file": os.path.basename(path)})
+
+    for path in args.proxies:
+        values, failed, opts = scores(path)
+        add_row(values, opts.get("proxy"), opts.get("proxy_weights"), failed, path)
+    for field in ("params", "mflops"):
+        add_row(scores(args.trained, field)[0], field, "none", 0, args.trained)
     root = os.path.dirname(os.path.abspath(args.trained))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     doc = {"kind": KIND, "schema_version": VERSION, "children": len(trained),

@@ -152,13 +152,16 @@ int main(int argc, char** argv) {
         {"evolution", "evolution", {}},
         {"bayesian", "bayesian", {}},
         {"bayesian-init5", "bayesian", [](search::StrategyOptions& o) { o.bo_init = 5; }},
-        {"bayesian-init10", "bayesian", [](search::StrategyOptions& o) { o.bo_init = 10; }},
+        {"bayesian-init20", "bayesian", [](search::StrategyOptions& o) { o.bo_init = 20; }},  // the old default
         {"tpe", "tpe", {}},
         {"tpe-independent", "tpe", [](search::StrategyOptions& o) { o.tpe_multivariate = false; }},
         {"tpe-startup5", "tpe", [](search::StrategyOptions& o) { o.tpe_startup = 5; }},
         {"hill-climbing", "hill-climbing", {}},
         {"reinforce", "reinforce", {}},
         {"mcts", "mcts", {}},
+        {"mcts-c0", "mcts", [](search::StrategyOptions& o) { o.uct_c = 0; }},
+        {"mcts-t0.05", "mcts", [](search::StrategyOptions& o) { o.mast_temperature = 0.05; }},
+        {"mcts-t0.2", "mcts", [](search::StrategyOptions& o) { o.mast_temperature = 0.2; }},
         {"coarse-to-fine", "coarse-to-fine", {}},
         {"grid", "grid", {}},
         {"random", "random", {}}};

@@ -656,3 +656,39 @@ TEST_CASE("bayesian: --bo-init random children before the Gaussian process, reco
     st->tell(g, true, g[0] + 0.1 * g[1]);
   }
 }
+
+TEST_CASE("mcts: rollouts by the options' shared rewards beat the uniform rollout on a separable objective",
+          "[search]") {
+  // 12 unordered decisions of 5 options: 244 million children, and a tree two levels deep after 150
+  // children. Each decision's option adds to the score alone, so the options' mean rewards over
+  // every child point at the optimum.
+  search::GenericEncoding enc(test::categorical_decisions(12, 5), "toy.yaml", "toy");
+  const search::Genotype target{3, 0, 4, 1, 2, 2, 0, 3, 1, 4, 0, 2};
+  auto f = [&](const search::Genotype& g) {
+    double hits = 0;
+    for (size_t i = 0; i < g.size(); ++i) hits += g[i] == target[i];
+    return hits / static_cast<double>(g.size());
+  };
+  search::StrategyOptions o;
+  o.budget = 150;
+  double mean = 0;
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    auto mcts = search::make_strategy("mcts", enc, o);
+    mean += test::drive(*mcts, enc, f, 150, seed) / 5;
+  }
+  // Measured: 0.77 (random search 0.56; the uniform rollout 0.62, at most 8 of 12 on any seed).
+  CHECK(mean >= 0.7);
+  CHECK(test::random_search_mean(enc, f, o) < 0.6);
+}
+
+TEST_CASE("mcts enumerates a small space to the end, then has nothing left", "[search]") {
+  search::GenericEncoding small(test::categorical_decisions(3, 3), "small.yaml", "small");
+  search::StrategyOptions o;
+  auto mcts = search::make_strategy("mcts", small, o);
+  int distinct = 0, asks = 0;
+  test::drive(*mcts, small, [](const search::Genotype& g) { return g[0] + 0.1 * g[1]; }, 1000, 0, &distinct, &asks);
+  CHECK(distinct == 27);
+  CHECK(asks < 2 * 27);  // a rollout may repeat a child that the tree reaches later
+  Rng rng(0);
+  CHECK_FALSE(mcts->ask(rng).has_value());
+}

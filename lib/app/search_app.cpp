@@ -136,7 +136,7 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
       ->capture_default_str();
   app.add_flag("--crossover", o.crossover, "evolution: cross the two best of the sample before mutating");
   app.add_option("--bo-init", o.bo_init,
-                 "bayesian: random children before the Gaussian process (0: max(5, min(20, budget / 5)))")
+                 "bayesian: random children before the Gaussian process (0: max(5, min(10, budget / 10)))")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
       ->capture_default_str();
   app.add_option("--tpe-startup", o.tpe_startup, "tpe: random children (feasible ones) before the densities")

@@ -32,9 +32,10 @@ struct StrategyOptions {
   double rl_entropy = 0.0;
   // Monte Carlo tree search
   double uct_c = 0.5;  // exploration constant, in units of the reward's observed range
+  double mast_temperature = 0.1;  // of the rollout's Gibbs sampling, in the same units
   // hill climbing
   int restarts = 1000;  // at most this many restarts
-  // bayesian (search/bayes.cpp): random children before the GP; 0: max(5, min(20, budget / 5))
+  // bayesian (search/bayes.cpp): random children before the GP; 0: max(5, min(10, budget / 10))
   int64_t bo_init = 0;
   // tpe (search/tpe.cpp): Optuna's defaults
   int64_t tpe_startup = 10;      // random children before the densities (feasible ones)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Hyperband against plain low-fidelity random search on real Fashion-MNIST training (issue 21): per
+# seed, random search trains RANDOM_BUDGET children of configs/spaces/fmnist-mlp.yaml for MAX epochs each
+# (LF images per epoch, validation on VAL held-out images); Hyperband (min 1 epoch, max MAX, eta
+# ETA) runs HB_BUDGET evaluations with the same seed. hyperband_report.py prints, per seed, the
+# training images Hyperband spent until a child trained for MAX epochs scored at least random
+# search's best, as a fraction of random search's images (target <= 1/3), and the medians.
+# The mlp family keeps it to minutes; the schedule is the same for every family.
+# Every search resumes or skips when done: rerun the same command. Run it alone on the machine.
+# Usage: scripts/bench/hyperband.sh [OUT] (default runs/bench-hyperband).
+# Env: BUILD (build), THREADS (2), SEEDS (5), LF (5000), VAL (2000), MAX (9), ETA (3), RANDOM_BUDGET (27),
+#   HB_BUDGET (44: two Hyperband iterations at max 9, eta 3).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:-runs/bench-hyperband}
+BUILD=${BUILD:-build}
+THREADS=${THREADS:-2}
+SEEDS=${SEEDS:-5}
+LF=${LF:-5000}
+VAL=${VAL:-2000}
+MAX=${MAX:-9}
+ETA=${ETA:-3}
+RANDOM_BUDGET=${RANDOM_BUDGET:-27}
+HB_BUDGET=${HB_BUDGET:-44}
+mkdir -p "$OUT"
+cmake --build "$BUILD" --target nas-search > /dev/null
+echo "# $(date -u +%FT%TZ) $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, threads $THREADS," \
+     "commit $(git rev-parse --short HEAD)" >&2
+search() {  # out file, nas-search flags...: skipped when finished, resumed when stopped
+  local f=$1 resume=()
+  shift
+  if [[ -f $f ]]; then
+    grep -q '"interrupted": false' "$f" && return
+    resume=(--resume)
+  fi
+  "$BUILD/nas-search" --space configs/spaces/fmnist-mlp.yaml --train configs/train/fmnist-mlp.yaml \
+    --estimator low-fidelity --lf-images "$LF" --val-images "$VAL" --threads "$THREADS" -q "$@" "${resume[@]}" \
+    --out "$f"
+}
+pairs=()
+for ((seed = 0; seed < SEEDS; ++seed)); do
+  search "$OUT/random-$seed.json" --strategy random --lf-epochs "$MAX" --budget "$RANDOM_BUDGET" --seed "$seed"
+  search "$OUT/hyperband-$seed.json" --strategy hyperband --hb-min-epochs 1 --hb-max-epochs "$MAX" --hb-eta "$ETA" \
+    --budget "$HB_BUDGET" --seed "$seed"
+  pairs+=("$OUT/random-$seed.json" "$OUT/hyperband-$seed.json")
+done
+python3 scripts/bench/hyperband_report.py --max-epochs "$MAX" "${pairs[@]}"

@@ -641,11 +641,14 @@ TEST_CASE("the generic example space loads, and a generic file with an mbconv ke
   CHECK_THROWS_WITH(search::generic_space_from_json(j, "g.yaml"), Catch::Matchers::Contains("resolution"));
 }
 
-TEST_CASE("bayesian: --bo-init random children before the Gaussian process, recorded when set", "[search]") {
+TEST_CASE("bayesian: --bo-init random children before the Gaussian process, always recorded", "[search]") {
   search::GenericEncoding enc(test::generic_decisions(4, 5), "toy.yaml", "toy");
   search::StrategyOptions o;
-  o.budget = 100;  // default warm-up: max(5, min(20, 100 / 5)) = 20
-  CHECK_FALSE(search::strategy_options_json("bayesian", o).contains("init"));  // older files hold the default
+  o.budget = 100;  // default warm-up: max(5, min(10, 100 / 10)) = 10
+  CHECK(search::strategy_options_json("bayesian", o)["init"] == 10);
+  o.budget = 400;
+  CHECK(search::strategy_options_json("bayesian", o)["init"] == 10);
+  CHECK(search::bayesian_warmup_before_75e0437(400) == 20);  // what a file without "init" ran with
   o.bo_init = 3;
   CHECK(search::strategy_options_json("bayesian", o)["init"] == 3);
   auto st = search::make_bayesian(enc, o, 1);
@@ -689,6 +692,22 @@ TEST_CASE("mcts enumerates a small space to the end, then has nothing left", "[s
   test::drive(*mcts, small, [](const search::Genotype& g) { return g[0] + 0.1 * g[1]; }, 1000, 0, &distinct, &asks);
   CHECK(distinct == 27);
   CHECK(asks < 2 * 27);  // a rollout may repeat a child that the tree reaches later
+  Rng rng(0);
+  CHECK_FALSE(mcts->ask(rng).has_value());
+}
+
+TEST_CASE("mcts: decisions of one option do not branch the tree nor repeat a child", "[search]") {
+  // x0 and x4 have one option; the three between have three: 27 children in all.
+  spec::json d = test::categorical_decisions(5, 3);
+  d[0]["choices"] = spec::json::array({"only"});
+  d[4]["choices"] = spec::json::array({"only"});
+  search::GenericEncoding enc(d, "one.yaml", "one");
+  search::StrategyOptions o;
+  auto mcts = search::make_strategy("mcts", enc, o);
+  int distinct = 0, asks = 0;
+  test::drive(*mcts, enc, [](const search::Genotype& g) { return g[1] + 0.1 * g[2]; }, 1000, 0, &distinct, &asks);
+  CHECK(distinct == 27);
+  CHECK(asks < 2 * 27);
   Rng rng(0);
   CHECK_FALSE(mcts->ask(rng).has_value());
 }

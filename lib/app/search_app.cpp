@@ -651,6 +651,10 @@ void run_search(const SearchOptions& o) {
          "a constraint (--max-mflops, --max-params, --max-memory-mib, --max-latency-ms)");
     same(prev.val_images == static_cast<int64_t>(val.size()) && prev.calib_images == static_cast<int64_t>(d.calib.size()),
          "--val-images or --calib-images");
+    if (o.strategy == "bayesian" && !prev.strategy_options.contains("init") && o.bo_init == 0) {
+      so.strategy_options.bo_init = search::bayesian_warmup_before_75e0437(o.budget);  // that file's default
+      prev.strategy_options["init"] = so.strategy_options.bo_init;
+    }
     spec::json opts = search::strategy_options_json(o.strategy, so.strategy_options);
     if (o.prescreen) opts["prescreen"] = true;
     if (so.prescreen_proxy) opts["prescreen_proxy"] = so.prescreen_proxy_name;

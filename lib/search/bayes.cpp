@@ -29,7 +29,7 @@ namespace {
 class Bayesian : public Strategy {
  public:
   Bayesian(const Encoding& e, const StrategyOptions& o)
-      : enc_(e), o_(o), n_init_(o.bo_init > 0 ? o.bo_init : std::max<int64_t>(5, std::min<int64_t>(10, o.budget / 10))) {}
+      : enc_(e), o_(o), n_init_(bayesian_warmup(o)) {}
   std::string name() const override { return "bayesian"; }
 
   std::optional<Genotype> ask(Rng& rng) override {

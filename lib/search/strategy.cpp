@@ -346,7 +346,7 @@ class Reinforce : public Strategy {
 // A node is a prefix of decisions. Each ask descends from the root: at a node with untried options
 // it expands one (and adds that child node), else it takes the option maximizing
 // mean + c * range * sqrt(ln N / n); below the new node the remaining decisions are the rollout.
-// Inactive decisions are fixed at option 0 and do not branch. The reward (the score; an infeasible
+// Inactive decisions and those of one option are fixed at option 0 and do not branch. The reward (the score; an infeasible
 // child earns the worst score seen) is backed up along the path.
 // A budget of a few hundred children over a dozen decisions grows a tree only two or three levels
 // deep, so the rollout decides most of each child, and a uniform rollout makes MCTS a random search.
@@ -355,11 +355,11 @@ class Reinforce : public Strategy {
 // Bjornsson, 2008); an option no child has taken comes first, else one drawn with probability
 // proportional to exp(mean / temperature) (StrategyOptions::mast_temperature, in units of the
 // observed range). A node whose every child has been proposed is done and never selected again, so
-// a small space is enumerated to the end. On the cell space bench (nas-bench-strategies, 20
-// seeds) the evaluations to reach random search's 500-evaluation best went from over 150 (5 of 20
-// seeds reached it within 150) to 56.5 (15 of 20). A tree constant c of 0 did better there (40.5)
-// but locks the first decisions on a lucky early score: on the mlp space's test objective it kept
-// depth 2 for good on two of three seeds.
+// a small space is enumerated to the end. On the cell space bench (nas-bench-strategies, 20 seeds)
+// the evaluations to reach random search's 500-evaluation best went from over 150 (5 of 20 seeds
+// reached it within 150) to 36 (18 of 20). A tree constant c of 0 did as well there (33) but locks
+// the first decisions on a lucky early score: on the mlp space's test objective it kept depth 2 for
+// good on two of three seeds.
 class Mcts : public Strategy {
  public:
   Mcts(const Encoding& e, const StrategyOptions& o) : enc_(e), o_(o) {
@@ -375,8 +375,8 @@ class Mcts : public Strategy {
     size_t node = 0;
     bool in_tree = true, rolled_out = false;
     for (size_t i = 0; i < g.size(); ++i) {
-      if (!enc_.active(g, i)) continue;
       int n = enc_.decisions()[i].size();
+      if (!enc_.active(g, i) || n == 1) continue;  // fixed at option 0: no branch
       if (!in_tree) {
         g[i] = shared_best(i, all_options(n), rng);
         rolled_out = true;
@@ -493,15 +493,19 @@ class Mcts : public Strategy {
 
 }  // namespace
 
+int64_t bayesian_warmup(const StrategyOptions& o) {
+  return o.bo_init > 0 ? o.bo_init : std::max<int64_t>(5, std::min<int64_t>(10, o.budget / 10));
+}
+
+int64_t bayesian_warmup_before_75e0437(int64_t budget) { return std::max<int64_t>(5, std::min<int64_t>(20, budget / 5)); }
+
 spec::json strategy_options_json(const std::string& s, const StrategyOptions& o) {
   if (s == "evolution")
     return {{"population", o.population}, {"sample_size", o.sample_size}, {"mutation_prob", o.mutation_prob},
             {"crossover", o.crossover}};
   if (s == "coarse-to-fine") return {{"top_k", o.top_k}, {"mutation_prob", o.mutation_prob}};
   if (s == "bayesian") {
-    spec::json j = {{"mutation_prob", o.mutation_prob}};
-    if (o.bo_init > 0) j["init"] = o.bo_init;  // older files hold the default, unwritten
-    return j;
+    return {{"mutation_prob", o.mutation_prob}, {"init", bayesian_warmup(o)}};
   }
   if (s == "reinforce")
     return {{"lr", o.rl_lr}, {"baseline_decay", o.rl_baseline_decay}, {"entropy", o.rl_entropy}};

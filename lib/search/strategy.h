@@ -92,6 +92,12 @@ class Strategy {
   std::vector<double> objectives_;
 };
 
+// The random children before the Bayesian strategy's GP: bo_init, or by default
+// max(5, min(10, budget / 10)); nas.search records it as "init". Files written before 75e0437 do
+// not, and their default was max(5, min(20, budget / 5)): a resumed search takes that.
+int64_t bayesian_warmup(const StrategyOptions& o);
+int64_t bayesian_warmup_before_75e0437(int64_t budget);
+
 // The settings that shape `strategy`'s proposals, as JSON (recorded in nas.search).
 spec::json strategy_options_json(const std::string& strategy, const StrategyOptions& o);
 

@@ -12,6 +12,7 @@
 #   HB_BUDGET (44: two Hyperband iterations at max 9, eta 3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/search-helpers.sh
 OUT=${1:-runs/bench-hyperband}
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
@@ -24,18 +25,12 @@ RANDOM_BUDGET=${RANDOM_BUDGET:-27}
 HB_BUDGET=${HB_BUDGET:-44}
 mkdir -p "$OUT"
 cmake --build "$BUILD" --target nas-search > /dev/null
-echo "# $(date -u +%FT%TZ) $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, threads $THREADS," \
-     "commit $(git rev-parse --short HEAD)" >&2
-search() {  # out file, nas-search flags...: skipped when finished, resumed when stopped
-  local f=$1 resume=()
+machine_header "threads $THREADS, commit $(git rev-parse --short HEAD)"
+search() {  # out file, nas-search flags...
+  local f=$1
   shift
-  if [[ -f $f ]]; then
-    grep -q '"interrupted": false' "$f" && return
-    resume=(--resume)
-  fi
-  "$BUILD/nas-search" --space configs/spaces/fmnist-mlp.yaml --train configs/train/fmnist-mlp.yaml \
-    --estimator low-fidelity --lf-images "$LF" --val-images "$VAL" --threads "$THREADS" -q "$@" "${resume[@]}" \
-    --out "$f"
+  resumable_search "$f" --space configs/spaces/fmnist-mlp.yaml --train configs/train/fmnist-mlp.yaml \
+    --estimator low-fidelity --lf-images "$LF" --val-images "$VAL" --threads "$THREADS" -q "$@"
 }
 pairs=()
 for ((seed = 0; seed < SEEDS; ++seed)); do

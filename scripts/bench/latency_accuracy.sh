@@ -8,6 +8,7 @@
 #   THREADS (2), DEVICE (cpu), BATCHES ("1" on cpu, "1 64" on cuda), ARCHS (100), MODEL_ARCHS (100), ROUNDS (3: passes over the table and over the held-out children).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/search-helpers.sh
 OUT=${1:-runs/latency}
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
@@ -16,7 +17,7 @@ if [[ $DEVICE == cuda ]]; then BATCHES=${BATCHES:-1 64}; else BATCHES=${BATCHES:
 SPACE=configs/spaces/fmnist-mbconv.yaml
 mkdir -p "$OUT"
 cmake --build "$BUILD" --target nas-benchmark nas-bench-latency > /dev/null
-echo "# $(date -u +%FT%TZ) $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $THREADS threads, $DEVICE" >&2
+machine_header "$THREADS threads, $DEVICE"
 for b in $BATCHES; do
   lut="$OUT/lut-$DEVICE-b$b.json"
   start=$(date +%s%N)

@@ -10,12 +10,13 @@
 #   search.json and search-100k.json there). Env: BUILD (build), SEEDS (20), THREADS (2).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/search-helpers.sh
 RUN=${1:-runs/fmnist-full}
 BUILD=${BUILD:-build}
 for f in "$RUN/supernet/supernet.ckpt" "$RUN/search.json" "$RUN/search-100k.json"; do
   [[ -f $f ]] || { echo "search.sh: $f: not found (run the Fashion-MNIST experiment first)" >&2; exit 2; }
 done
 cmake --build "$BUILD" --target nas-bench-search > /dev/null
-echo "# $(date -u +%FT%TZ) $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, threads ${THREADS:-2}" >&2
+machine_header "threads ${THREADS:-2}"
 "$BUILD/nas-bench-search" --supernet "$RUN/supernet/supernet.ckpt" --search "$RUN/search.json" \
   --search "$RUN/search-100k.json" --seeds "${SEEDS:-20}" --threads "${THREADS:-2}"

@@ -13,6 +13,7 @@
 #   SEEDS (20), THREADS (2), CELL_EPOCHS (4), CELL_CHILDREN (300), LONG (runs/fmnist-long).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/search-helpers.sh
 OUT=${1:-runs/bench-strategies}
 BUILD=${BUILD:-build}
 SEEDS=${SEEDS:-20}
@@ -22,8 +23,7 @@ CELL_CHILDREN=${CELL_CHILDREN:-300}
 LONG=${LONG:-runs/fmnist-long}
 mkdir -p "$OUT/cell"
 cmake --build "$BUILD" --target nas-bench-strategies nas-train-supernet nas-search nas-benchmark > /dev/null
-echo "# $(date -u +%FT%TZ) $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, threads $THREADS," \
-     "commit $(git rev-parse --short HEAD)" >&2
+machine_header "threads $THREADS, commit $(git rev-parse --short HEAD)"
 
 # 1. Real evaluations of cell children: a supernet trained for CELL_EPOCHS, then CELL_CHILDREN
 #    random children scored with its weights.
@@ -31,11 +31,8 @@ sup=$OUT/cell/supernet
 QUIET=1 scripts/experiments/fmnist/train.sh "$BUILD" "$sup" "$THREADS" --space configs/spaces/fmnist-cell.yaml \
   --train configs/train/fmnist-cell.yaml --epochs "$CELL_EPOCHS"
 random=$OUT/cell/random.json
-if ! grep -qs '"interrupted": false' "$random"; then
-  resume=(); [[ -f $random ]] && resume=(--resume)
-  "$BUILD/nas-search" --supernet "$sup/supernet.ckpt" --strategy random --budget "$CELL_CHILDREN" \
-    --val-images 1000 --calib-images 500 --threads "$THREADS" -q "${resume[@]}" --out "$random"
-fi
+resumable_search "$random" --supernet "$sup/supernet.ckpt" --strategy random --budget "$CELL_CHILDREN" \
+  --val-images 1000 --calib-images 500 --threads "$THREADS" -q
 echo "## cell space (unordered decisions only)" >&2
 "$BUILD/nas-bench-strategies" --space configs/spaces/fmnist-cell.yaml --search "$random" --seeds "$SEEDS" \
   --threads "$THREADS" | tee "$OUT/cell.jsonl"

@@ -11,6 +11,7 @@
 #   DARTS_STEPS (200).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source scripts/search-helpers.sh
 OUT=${1:-runs/fmnist-cell}
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
@@ -35,14 +36,9 @@ train() {  # out dir, extra flags...
 train "$OUT/supernet" --epochs "$SUPERNET_EPOCHS"
 common=(--supernet "$OUT/supernet/supernet.ckpt" --max-mflops "$MAX_MFLOPS" --val-images 2000 --calib-images 1000
         --threads "$THREADS" -q)
-search() {  # strategy, flags...: skipped when finished, resumed when stopped
+search() {  # strategy, flags...
   local s=$1; shift
-  local f=$OUT/search-$s.json resume=()
-  if [[ -f $f ]]; then
-    grep -q '"interrupted": false' "$f" && return
-    resume=(--resume)
-  fi
-  "$BUILD/nas-search" "${common[@]}" --strategy "$s" "$@" "${resume[@]}" --out "$f"
+  resumable_search "$OUT/search-$s.json" "${common[@]}" --strategy "$s" "$@"
 }
 search evolution --budget 100 --population 20 --sample-size 10
 search darts --darts-steps "$DARTS_STEPS" --budget 10

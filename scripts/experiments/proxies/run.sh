@@ -12,6 +12,7 @@
 #   SUPERNET (runs/fmnist-quick/supernet/supernet.ckpt when it exists), PUBLISH (docs/results).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
+source scripts/search-helpers.sh
 OUT=${1:-runs/proxies}
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
@@ -26,15 +27,10 @@ TRAIN=configs/train/fmnist.yaml
 SEED=7
 mkdir -p "$OUT"
 cmake --build "$BUILD" --target nas-search > /dev/null
-search() {  # out file, nas-search flags...: skipped when finished, resumed when stopped
-  local f=$1 resume=()
+search() {  # out file, nas-search flags...
+  local f=$1
   shift
-  if [[ -f $f ]]; then
-    grep -q '"interrupted": false' "$f" && return
-    resume=(--resume)
-  fi
-  "$BUILD/nas-search" --strategy random --budget "$CHILDREN" --seed "$SEED" --threads "$THREADS" -q "$@" \
-    "${resume[@]}" --out "$f"
+  resumable_search "$f" --strategy random --budget "$CHILDREN" --seed "$SEED" --threads "$THREADS" -q "$@"
 }
 search "$OUT/trained.json" --space "$SPACE" --train "$TRAIN" --estimator low-fidelity --lf-epochs "$LF_EPOCHS" \
   --lf-images "$LF_IMAGES" --val-images "$VAL"

@@ -176,7 +176,9 @@ int main(int argc, char** argv) {
 
     // 4. The inherited estimator on a median-size child.
     {
-      auto d = app::load_checkpoint_data(meta.train, "", 2000, meta.in_channels, meta.num_classes);
+      auto loaded_data = std::make_shared<const app::CheckpointData>(
+          app::load_checkpoint_data(meta.train, "", 2000, meta.in_channels, meta.num_classes));
+      const app::CheckpointData& d = *loaded_data;
       std::vector<int64_t> val = d.split.val;
       std::set<int64_t> calib(d.calib.begin(), d.calib.end());
       for (int64_t i : d.split.train) {
@@ -185,7 +187,7 @@ int main(int argc, char** argv) {
       }
       supernet::Levels mid{0.5, 0.5, 0.5, 0.5, 0.5};
       spec::Arch a = supernet::arch_at_levels(space, mid);
-      search::InheritedEstimator est(loaded.net, d.train, d.calib, val, d.norm, meta.train.calib_batch_size,
+      search::InheritedEstimator est(loaded.net, std::shared_ptr<const data::ImageSet>(loaded_data, &d.train), d.calib, val, d.norm, meta.train.calib_batch_size,
                                       eval_batch);
       std::vector<double> secs;
       double acc = 0;

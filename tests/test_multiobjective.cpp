@@ -92,17 +92,17 @@ TEST_CASE("a multi-objective search records its front, its hypervolume and each 
   search::GenericEncoding enc(test::generic_decisions(6, 5), "toy.yaml", "toy");
   TradeOff est;
   auto r = search::run_search(enc, {}, est, multi_options("nsga2", 60, 2));
-  REQUIRE(r.multi.enabled());
-  CHECK(r.multi.names == std::vector<std::string>{"accuracy", "params"});
-  CHECK(r.multi.hv_reference == std::vector<double>{0.0, 150000.0});
+  REQUIRE(r.multi_objective());
+  CHECK(r.objectives == std::vector<std::string>{"accuracy", "params"});
+  CHECK(r.hv_reference == std::vector<double>{0.0, 150000.0});
   REQUIRE(r.multi.front.size() >= 3);
   // No candidate dominates a front member; the front runs by increasing params, accuracy never falling.
   for (size_t i = 0; i < r.multi.front.size(); ++i) {
     const auto& f = r.candidates[static_cast<size_t>(r.multi.front[i])];
     for (const auto& c : r.candidates)
       if (c.evaluated && c.feasible)
-        CHECK_FALSE(search::dominates(search::objective_point(c, r.multi.names),
-                                      search::objective_point(f, r.multi.names)));
+        CHECK_FALSE(search::dominates(search::objective_point(c, r.objectives),
+                                      search::objective_point(f, r.objectives)));
     if (i > 0) {
       const auto& prev = r.candidates[static_cast<size_t>(r.multi.front[i - 1])];
       CHECK(f.params >= prev.params);

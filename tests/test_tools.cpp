@@ -216,7 +216,7 @@ TEST_CASE("nas-search with zero-cost proxies: as the estimator, and as the presc
 
 TEST_CASE("tools called as library functions match the binaries", "[tool]") {
   auto& p = pipeline();
-  app::SearchOptions o;
+  app::SearchToolOptions o;
   o.supernet = p.ckpt;
   o.strategy = "random";
   o.budget = 3;
@@ -224,7 +224,7 @@ TEST_CASE("tools called as library functions match the binaries", "[tool]") {
   o.common.threads = 2;
   o.common.quiet = true;
   o.out = p.dir + "/lib-search.json";
-  app::run_search(o);
+  app::run_search_tool(o);
   auto lib = spec::load_search_result(o.out);
   auto r = test::run_cmd(test::bin("nas-search") + " --supernet " + p.ckpt +
                          " --strategy random --budget 3 --val-images 200 --threads 2 -q");
@@ -545,8 +545,8 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   INFO(n.err);
   REQUIRE(n.code == 0);
   auto ns = spec::load_search_result(d + "/n.json");
-  CHECK(ns.multi.names == std::vector<std::string>{"accuracy", "params"});
-  CHECK(ns.multi.hv_reference == std::vector<double>{0.5, 70000});
+  CHECK(ns.objectives == std::vector<std::string>{"accuracy", "params"});
+  CHECK(ns.hv_reference == std::vector<double>{0.5, 70000});
   CHECK(ns.multi.hypervolume > 0);
   CHECK_FALSE(ns.multi.front.empty());
   int lines = 0;
@@ -562,7 +562,7 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   INFO(resumed_n.err);
   REQUIRE(resumed_n.code == 0);
   auto rn = spec::load_search_result(d + "/n.json");
-  CHECK(rn.multi.hv_reference == std::vector<double>{0.5, 70000});
+  CHECK(rn.hv_reference == std::vector<double>{0.5, 70000});
   CHECK(rn.multi.hypervolume == Approx(ns.multi.hypervolume));
   refused(mo + " --out " + d + "/x.json", "--strategy nsga2: a generic space has no analytic costs");
   refused(mo + " --objectives accuracy,flops --out " + d + "/x.json",
@@ -652,8 +652,8 @@ TEST_CASE("--threads bounds what a tool runs at once; the default follows the af
 
 TEST_CASE("nas-search's help shows the library's strategy defaults, and parsing nothing keeps them", "[tool]") {
   CLI::App app;
-  app::SearchOptions o;
-  app::add_search_options(app, o);
+  app::SearchToolOptions o;
+  app::add_search_tool_options(app, o);
   app.parse(std::vector<std::string>{});
   const search::StrategyOptions lib;
   auto shown = [&](const std::string& flag) { return app.get_option(flag)->get_default_str(); };

@@ -323,7 +323,8 @@ TEST_CASE("lower fidelity: short in-memory training of one arch, per-epoch curve
 
   auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
   auto t = tiny_train();
-  auto d = train::load_train_data(t);
+  auto shared = std::make_shared<const train::TrainData>(train::load_train_data(t));
+  const train::TrainData& d = *shared;
   auto val = data::seeded_subset(d.split.val, 300, 1);
   train::CurveOptions o;
   o.epochs = 2;
@@ -348,7 +349,7 @@ TEST_CASE("lower fidelity: short in-memory training of one arch, per-epoch curve
   train::CurveOptions co;
   co.epochs = 4;
   co.train_images = 256;
-  search::CurveEstimator est(space, t, d, val, co, 3, -1.0);
+  search::CurveEstimator est(space, t, shared, val, co, 3, -1.0);
   auto s1 = est.score(arch);
   CHECK(s1.detail == "4 epochs");
   auto s2 = est.score(supernet::max_arch(space));
@@ -356,9 +357,9 @@ TEST_CASE("lower fidelity: short in-memory training of one arch, per-epoch curve
   CHECK(est.stopped_early() == 1);
   CHECK(s2.acc >= 0);
   CHECK(s2.acc <= 1);
-  search::LowFidelityEstimator lf(space, t, d, val, o);
+  search::LowFidelityEstimator lf(space, t, shared, val, o);
   CHECK(lf.score(arch).acc == c2.back());
-  CHECK_THROWS_AS(search::CurveEstimator(space, t, d, val, co, 4, 0.0), UsageError);
+  CHECK_THROWS_AS(search::CurveEstimator(space, t, shared, val, co, 4, 0.0), UsageError);
 }
 
 namespace {

@@ -13,9 +13,9 @@
 
 namespace nas::app {
 
-extern const cli::ToolInfo kTrainTool, kSearchTool, kSliceTool, kBenchTool;
+extern const cli::ToolInfo kTrainTool, kSearchTool, kSliceTool, kBenchmarkTool;
 
-struct TrainOptions {
+struct TrainToolOptions {
   cli::CommonOptions common;
   std::string space;     // nas.search_space file
   std::string train;     // nas.train file
@@ -31,10 +31,10 @@ struct TrainOptions {
   int workers = 0;       // shard workers of every step (0: auto; train::TrainOptions::workers)
   std::string init_from; // fine-tune: start from this supernet checkpoint's weights (with --arch)
 };
-void add_train_options(CLI::App& app, TrainOptions& o);
-void run_train(const TrainOptions& o);
+void add_train_tool_options(CLI::App& app, TrainToolOptions& o);
+void run_train_tool(const TrainToolOptions& o);
 
-struct SearchOptions {
+struct SearchToolOptions {
   cli::CommonOptions common;
   std::string supernet;
   std::string space;          // with evaluator: search this space without a supernet
@@ -95,10 +95,10 @@ struct SearchOptions {
   int64_t calib_images = -1;  // -1: from the supernet's train spec
   int eval_batch = 0;  // 0: eval::default_eval_batch(device)
 };
-void add_search_options(CLI::App& app, SearchOptions& o);
-void run_search(const SearchOptions& o);
+void add_search_tool_options(CLI::App& app, SearchToolOptions& o);
+void run_search_tool(const SearchToolOptions& o);
 
-struct SliceOptions {
+struct SliceToolOptions {
   cli::CommonOptions common;
   std::string supernet;
   std::string arch;  // nas.arch, or nas.search (its best), "-" for stdin
@@ -108,10 +108,10 @@ struct SliceOptions {
   std::string data;
   int64_t calib_images = -1;
 };
-void add_slice_options(CLI::App& app, SliceOptions& o);
-void run_slice(const SliceOptions& o);
+void add_slice_tool_options(CLI::App& app, SliceToolOptions& o);
+void run_slice_tool(const SliceToolOptions& o);
 
-struct BenchOptions {
+struct BenchmarkToolOptions {
   cli::CommonOptions common;
   std::string model;     // child checkpoint
   std::string supernet;  // or supernet + arch
@@ -136,7 +136,7 @@ struct BenchOptions {
   double op_max_time = 0.5;  // cap per operator
   int lut_rounds = 3;        // passes over the operators and children
 };
-void add_bench_options(CLI::App& app, BenchOptions& o);
-void run_bench(const BenchOptions& o);
+void add_benchmark_tool_options(CLI::App& app, BenchmarkToolOptions& o);
+void run_benchmark_tool(const BenchmarkToolOptions& o);
 
 }  // namespace nas::app

@@ -19,7 +19,7 @@
 
 namespace nas::app {
 
-const cli::ToolInfo kBenchTool{
+const cli::ToolInfo kBenchmarkTool{
     "nas-benchmark",
     "Measure what a model costs on this machine: latency (warm-up, then repetitions until the median's\n"
     "95% confidence interval is within --ci, or --max-time; min, median, p90, stdev, a noisy flag),\n"
@@ -30,7 +30,7 @@ const cli::ToolInfo kBenchTool{
     "nas-benchmark --model runs/fmnist/child.ckpt --threads 1 --batch 1 --out runs/fmnist/bench.json\n"
     "  nas-benchmark --build-lut --space configs/spaces/fmnist-mbconv.yaml --threads 2 --out lut.json"};
 
-void add_bench_options(CLI::App& app, BenchOptions& o) {
+void add_benchmark_tool_options(CLI::App& app, BenchmarkToolOptions& o) {
   auto* model = app.add_option("--model", o.model, "Child checkpoint (from nas-slice)");
   auto* sup = app.add_option("--supernet", o.supernet, "Supernet checkpoint (with --arch; or its space with --build-lut)");
   auto* arch = app.add_option("--arch", o.arch, "max, min, a nas.arch or a nas.search file (with --supernet)");
@@ -88,7 +88,7 @@ void add_bench_options(CLI::App& app, BenchOptions& o) {
 }
 
 namespace {
-eval::TimingOptions timing_of(const BenchOptions& o) {
+eval::TimingOptions timing_of(const BenchmarkToolOptions& o) {
   eval::TimingOptions t;
   t.warmup = o.warmup;
   t.min_reps = o.reps;
@@ -98,7 +98,7 @@ eval::TimingOptions timing_of(const BenchOptions& o) {
   return t;
 }
 
-void build_lut(const BenchOptions& o) {
+void build_lut(const BenchmarkToolOptions& o) {
   NAS_CHECK(o.model.empty() && o.arch.empty(), UsageError, "--build-lut times a space: drop --model and --arch");
   NAS_CHECK(!o.space.empty() != !o.supernet.empty(), UsageError, "--build-lut: give one of --space and --supernet");
   spec::SearchSpace space;
@@ -144,8 +144,8 @@ void build_lut(const BenchOptions& o) {
 }
 }  // namespace
 
-void run_bench(const BenchOptions& opts) {
-  BenchOptions o = opts;
+void run_benchmark_tool(const BenchmarkToolOptions& opts) {
+  BenchmarkToolOptions o = opts;
   if (!o.pin_cpus.empty()) {
     int n = eval::pin_cpus(o.pin_cpus);  // before LibTorch starts its threads
     if (o.common.threads == 0) o.common.threads = n;  // all cores: all the pinned ones, no more

@@ -37,7 +37,9 @@ const cli::ToolInfo kSearchTool{
     "nas-search --supernet runs/fmnist/supernet.ckpt --max-mflops 5 --budget 60 --out runs/fmnist/search.json "
     "--csv runs/fmnist/pareto.csv --best-arch runs/fmnist/best.json"};
 
-void add_search_options(CLI::App& app, SearchOptions& o) {
+namespace {
+// What is searched and how its candidates are scored.
+void add_scoring_options(CLI::App& app, SearchToolOptions& o) {
   app.add_option("--supernet", o.supernet, "Supernet checkpoint (its space is searched)");
   app.add_option("--space", o.space,
                  "Search space to search without a supernet: an mbconv space (with --evaluator, --predictor-from or "
@@ -99,6 +101,10 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
   app.add_option("--classes", o.classes, "With --space: number of classes (1: a regression target), for the cost model")
       ->check(CLI::Range(1, 1 << 24))
       ->capture_default_str();
+}
+
+// Where the results go.
+void add_output_options(CLI::App& app, SearchToolOptions& o) {
   app.add_option("--out", o.out, "nas.search JSON output ('-' for stdout)")->capture_default_str();
   app.add_option("--csv", o.csv, "Also write every candidate as CSV (pareto column marks the front)");
   app.add_option("--best-arch", o.best_arch, "Also write the best child as a nas.arch file");
@@ -106,6 +112,10 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
                  "the hypervolume against evaluations");
   app.add_option("--metrics", o.metrics, "Append one JSON line per evaluated candidate to this file");
   app.add_option("--data", o.data, "Dataset directory (default: the one the supernet was trained on)");
+}
+
+// The strategy and its settings.
+void add_strategy_options(CLI::App& app, SearchToolOptions& o) {
   app.add_option("--strategy", o.strategy,
                  "coarse-to-fine (BigNAS), random, grid, evolution (regularized), hill-climbing, reinforce, mcts, "
                  "tpe (tree-structured Parzen estimator), nsga2 (multi-objective: --objectives), bayesian "
@@ -179,6 +189,10 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
       ->capture_default_str();
   app.add_flag("--resume", o.resume,
                "Continue the stopped search recorded in --out (its evaluations are replayed, not re-estimated)");
+}
+
+// Objectives, bounds, latency and the images each candidate is scored on.
+void add_bound_options(CLI::App& app, SearchToolOptions& o) {
   app.add_option("--objectives", o.objectives,
                  "Multi-objective search: two or three of accuracy (maximized), mflops, params, latency_ms, "
                  "memory_mib (minimized), comma-separated; nas.search records their front and its hypervolume "
@@ -208,6 +222,14 @@ void add_search_options(CLI::App& app, SearchOptions& o) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   app.add_option("--eval-batch", o.eval_batch, "Batch size for evaluation (0: 64 on CPU, 512 on CUDA)")
       ->check(CLI::Range(0, 65536));
+}
+}  // namespace
+
+void add_search_tool_options(CLI::App& app, SearchToolOptions& o) {
+  add_scoring_options(app, o);
+  add_output_options(app, o);
+  add_strategy_options(app, o);
+  add_bound_options(app, o);
   cli::add_common_options(app, o.common);
   cli::add_distributed_options(app, o.common);
 }
@@ -242,7 +264,7 @@ namespace {
 // nas.search records as "relaxation".
 // A resumed search (`previous` holds the stopped search's report) proposes the children it derived
 // then: rerunning the relaxation would not reproduce them bit for bit on a GPU.
-spec::json run_darts_phase(const SearchOptions& o, const spec::SearchSpace& space, const search::MbconvEncoding& enc,
+spec::json run_darts_phase(const SearchToolOptions& o, const spec::SearchSpace& space, const search::MbconvEncoding& enc,
                            uint64_t seed, search::SearchOptions& so, const spec::json& previous) {
   NAS_CHECK(!o.supernet.empty() && space.is_cell(), UsageError,
             "--strategy darts: needs --supernet, a supernet of a cell space (family cell)"
@@ -324,446 +346,536 @@ spec::json run_darts_phase(const SearchOptions& o, const spec::SearchSpace& spac
 }  // namespace
 
 namespace {
+// How the candidates are scored, as the flags ask (the checks that involve the estimator's flags alone).
+struct EstimatorChoice {
+  std::string kind;  // inherited, low-fidelity, learning-curve, zero-cost, predictor or external
+  bool external = false;   // --evaluator
+  bool predicted = false;  // --predictor-from
+  bool trains = false;     // low-fidelity, learning-curve
+  bool proxies = false;    // zero-cost, or --prescreen --proxy
+  std::string proxy_weights;  // init or inherited, with proxies
+};
+
+EstimatorChoice choose_estimator(const SearchToolOptions& o) {
+  EstimatorChoice c;
+  c.external = !o.evaluator.empty();
+  c.predicted = !o.predictor_from.empty();
+  NAS_CHECK(!(c.external && c.predicted), UsageError, "give one of --evaluator and --predictor-from");
+  c.kind = c.external ? "external" : c.predicted ? "predictor" : o.estimator;
+  NAS_CHECK(o.estimator == "inherited" || o.estimator == c.kind, UsageError,
+            "--estimator " << o.estimator << ": " << (c.external ? "--evaluator" : "--predictor-from")
+                           << " scores the candidates; drop one of them");
+  NAS_CHECK(c.kind != "external" || c.external, UsageError, "--estimator external needs --evaluator CMD");
+  NAS_CHECK(c.kind != "predictor" || c.predicted, UsageError, "--estimator predictor needs --predictor-from FILE");
+  c.trains = c.kind == "low-fidelity" || c.kind == "learning-curve";
+  c.proxies = c.kind == "zero-cost" || (o.prescreen && !o.proxy.empty());
+  c.proxy_weights = !c.proxies ? "" : !o.proxy_weights.empty() ? o.proxy_weights : o.supernet.empty() ? "init" : "inherited";
+  NAS_CHECK(o.proxy.empty() || c.proxies, UsageError, "--proxy: give --estimator zero-cost or --prescreen too");
+  if (!o.proxy.empty()) search::check_proxy(o.proxy);
+  NAS_CHECK(o.proxy_weights.empty() || c.proxies, UsageError,
+            "--proxy-weights: give --estimator zero-cost, or --prescreen with --proxy");
+  NAS_CHECK(o.strategy != "hyperband" || !o.prescreen, UsageError,
+            "--prescreen: hyperband screens by training briefly; drop one of them");
+  NAS_CHECK(!c.proxies || !o.supernet.empty() || !o.train.empty(), UsageError,
+            "zero-cost proxies read a batch of training images: give --train (a nas.train spec) or --supernet");
+  NAS_CHECK(c.proxy_weights != "inherited" || !o.supernet.empty(), UsageError,
+            "--proxy-weights inherited: needs --supernet");
+  NAS_CHECK(!o.supernet.empty() || (!o.space.empty() && c.kind != "inherited"), UsageError,
+            "give --supernet, or --space with another estimator than inherited weights");
+  NAS_CHECK(o.supernet.empty() || o.space.empty(), UsageError,
+            "--space: the supernet's own space is searched; give one of --supernet and --space");
+  NAS_CHECK(!c.trains || !o.supernet.empty() || !o.train.empty(), UsageError,
+            "--estimator " << c.kind << " trains children: give --train (a nas.train spec) or --supernet (its spec)");
+  return c;
+}
+
+// The space searched and what its cost model and estimators need: from the supernet, or from
+// --space and the flags.
+struct SearchedSpace {
+  spec::SearchSpace space;                           // empty for a generic space
+  std::unique_ptr<search::GenericEncoding> generic;  // a generic space (--space): named decisions
+  std::unique_ptr<search::MbconvEncoding> mbconv;    // otherwise
+  int in_channels = 1, num_classes = 10;
+  uint64_t seed = 0;             // --seed, else the supernet's or --train's
+  spec::TrainSpec train_spec;    // --train, else the supernet's; its seed is --seed when given
+  supernet::LoadedSupernet loaded;  // the supernet's weights, when an estimator uses them
+  const search::Encoding& encoding() const {
+    return generic ? static_cast<const search::Encoding&>(*generic) : *mbconv;
+  }
+};
+
+void read_supernet(const SearchToolOptions& o, const EstimatorChoice& how, SearchedSpace& s) {
+  const bool weights = how.kind == "inherited" || how.proxy_weights == "inherited";
+  auto meta = weights ? (s.loaded = supernet::load_supernet(o.supernet)).meta : supernet::read_checkpoint_meta(o.supernet);
+  if (o.train.empty()) s.train_spec = meta.train;
+  if (!meta.finished)
+    log_warn(o.supernet + ": training has not finished (step " + std::to_string(meta.step) + " of " +
+             std::to_string(meta.total_steps) + ")");
+  s.space = meta.space;
+  s.in_channels = meta.in_channels;
+  s.num_classes = meta.num_classes;
+  if (!o.common.seed_given) s.seed = meta.train.seed;
+}
+
+void read_space_file(const SearchToolOptions& o, const EstimatorChoice& how, SearchedSpace& s) {
+  spec::json doc = spec::load_document(o.space);
+  if (search::space_family(doc) == "generic") {
+    // Named decisions scored by the user's program: no network, so no analytic cost.
+    NAS_CHECK(how.external || how.predicted, UsageError,
+              o.space << ": a generic space is scored by --evaluator CMD or --predictor-from FILE, not by --estimator "
+                      << how.kind);
+    NAS_CHECK(o.max_latency_ms <= 0 || how.external, UsageError,
+              "--max-latency-ms: a generic space's latency is what --evaluator reports as \"latency_ms\"");
+    NAS_CHECK(how.external || (o.max_mflops <= 0 && o.max_params <= 0 && o.max_memory_mib <= 0), UsageError,
+              "--max-mflops, --max-params, --max-memory-mib: a generic space's costs are what --evaluator reports; "
+              "--predictor-from reports none");
+    s.generic = search::generic_space_from_json(doc, o.space);
+  } else {
+    s.space = spec::search_space_from_json(doc, o.space == "-" ? "<stdin>" : o.space);
+  }
+  if (!o.train.empty() && !o.common.seed_given) s.seed = s.train_spec.seed;
+}
+
+SearchedSpace load_searched_space(const SearchToolOptions& o, const EstimatorChoice& how) {
+  SearchedSpace s;
+  s.in_channels = o.input_channels;
+  s.num_classes = o.classes;
+  s.seed = o.common.seed_given ? o.common.seed : 0;
+  if (!o.train.empty()) s.train_spec = spec::load_train_spec(o.train);
+  if (!o.supernet.empty())
+    read_supernet(o, how, s);
+  else
+    read_space_file(o, how, s);
+  // --seed seeds what trains or initializes children too (lower fidelity, zero-cost at init weights).
+  if (o.common.seed_given) s.train_spec.seed = o.common.seed;
+  if (!s.generic) s.mbconv = std::make_unique<search::MbconvEncoding>(s.space);
+  return s;
+}
+
+// Measured latency: the child as a standalone network (latency does not depend on the weights), at
+// batch 1, timed like a latency table's children: the median of at least kLatencyRuns runs and
+// kLatencySeconds after kLatencyWarmup warm-ups.
+constexpr int kLatencyWarmup = 3, kLatencyRuns = 10;
+constexpr double kLatencySeconds = 0.05;
+
+search::LatencyFn measured_latency(const SearchToolOptions& o, const SearchedSpace& s) {
+  eval::LutOptions lat;
+  lat.timing.warmup = kLatencyWarmup;
+  lat.timing.min_reps = kLatencyRuns;
+  lat.timing.ci = 0;
+  lat.timing.min_seconds = kLatencySeconds;
+  lat.timing.max_seconds = 1e30;
+  lat.timing.max_reps = 1000;
+  lat.device = torch::Device(o.common.device);
+  return [space = s.space, in = s.in_channels, classes = s.num_classes, lat](const spec::Arch& a) {
+    return eval::measure_child(space, a, in, classes, lat).median_ms;
+  };
+}
+
+// --latency-table: the table's prediction (its sum of operators, or its learned model).
+search::LatencyFn table_latency(const SearchToolOptions& o, const SearchedSpace& s) {
+  NAS_CHECK(!s.generic, UsageError, "--latency-table: a generic space's latency is what --evaluator reports");
+  NAS_CHECK(s.space.family == "mbconv", UsageError,
+            "--latency-table: space \"" << s.space.name << "\" (family " << s.space.family
+                                       << ") has no latency tables; --max-latency-ms alone measures each candidate");
+  auto table = std::make_shared<supernet::LatencyTable>(supernet::load_latency_table(o.latency_table));
+  supernet::check_table_for(*table, s.space, s.in_channels, s.num_classes, o.latency_table);
+  NAS_CHECK(!o.latency_model || !table->model.empty(), UsageError,
+            "--latency-model: " << o.latency_table << " has no learned model (nas-benchmark --build-lut --model-archs N)");
+  auto diff = spec::context_differences(table->context,
+                                        eval::machine_context(o.common.threads, o.common.device, o.common.precision));
+  if (!diff.empty()) {
+    std::string d;
+    for (const auto& x : diff) d += (d.empty() ? "" : "; ") + x;
+    log_warn(o.latency_table + ": built in another context (" + d + "): its latencies may not hold here");
+  }
+  return [table, file = o.latency_table, model = o.latency_model, sp = s.space](const spec::Arch& a) {
+    return model ? table->model_ms(sp, a, file) : table->predict_ms(sp, a, file);
+  };
+}
+
+// The objectives of the search: --objectives, or for nsga2 on a space with analytic costs,
+// accuracy and MFLOPs; checked against the estimator and the processes.
+std::vector<std::string> search_objectives(const SearchToolOptions& o, const EstimatorChoice& how, bool generic,
+                                           bool distributed) {
+  for (double v : o.hv_reference)
+    NAS_CHECK(std::isfinite(v), UsageError, "--hv-reference: expected finite numbers, found " << v);
+  std::vector<std::string> objectives = o.objectives;
+  if (!objectives.empty()) {
+    search::check_objectives(objectives);
+  } else {
+    NAS_CHECK(o.hv_reference.empty() || o.strategy == "nsga2", UsageError, "--hv-reference: give --objectives too");
+    NAS_CHECK(o.strategy != "nsga2" || !generic, UsageError,
+              "--strategy nsga2: a generic space has no analytic costs; give --objectives (e.g. accuracy,latency_ms "
+              "as --evaluator reports them)");
+    if (o.strategy == "nsga2") objectives = {"accuracy", "mflops"};
+  }
+  auto count = [&](const char* name) { return std::count(objectives.begin(), objectives.end(), name); };
+  NAS_CHECK(how.kind != "zero-cost" || objectives.empty() || !o.hv_reference.empty() || count("accuracy") == 0,
+            UsageError, "--objectives with --estimator zero-cost: a proxy's values have no natural floor; give --hv-reference");
+  NAS_CHECK(!distributed || (o.max_latency_ms <= 0 && count("latency_ms") == 0) || !o.latency_table.empty() || generic,
+            UsageError,
+            (count("latency_ms") ? "--objectives latency_ms" : "--max-latency-ms")
+                << ": measured on each rank, latencies would differ between ranks and so would their "
+                   "searches; give a --latency-table (or run one process)");
+  const bool cost_objective = objectives.size() > static_cast<size_t>(count("accuracy"));
+  NAS_CHECK(!generic || how.external || !cost_objective, UsageError,
+            "--objectives: a generic space's costs are what --evaluator reports; --predictor-from reports none");
+  return objectives;
+}
+
+// The engine's options from the flags: budget, bounds, latency, objectives and the strategy's settings.
+search::SearchOptions engine_options(const SearchToolOptions& o, const EstimatorChoice& how, const SearchedSpace& s,
+                                     dist::Group* group) {
+  search::SearchOptions so;
+  so.strategy = o.strategy;
+  so.budget = o.budget;
+  so.time_budget = o.time_budget;
+  so.constraints.max_mflops = o.max_mflops;
+  so.constraints.max_params = o.max_params;
+  so.constraints.max_memory_mib = o.max_memory_mib;
+  so.constraints.max_latency_ms = o.max_latency_ms;
+  so.objectives = search_objectives(o, how, s.generic != nullptr, group != nullptr);
+  so.latency_ms = o.latency_table.empty() ? measured_latency(o, s) : table_latency(o, s);
+  so.latency_always = !o.latency_table.empty();
+  so.hv_reference = o.hv_reference;
+  so.seed = s.seed;
+  so.prescreen = o.prescreen;
+  so.group = group;
+  auto& st = so.strategy_options;
+  st.population = o.population;
+  st.sample_size = o.sample_size;
+  st.mutation_prob = o.mutation_prob;
+  st.crossover = o.crossover;
+  st.bo_init = o.bo_init;
+  st.tpe_startup = o.tpe_startup;
+  st.tpe_gamma = o.tpe_gamma;
+  st.tpe_candidates = o.tpe_candidates;
+  st.tpe_multivariate = !o.tpe_independent;
+  st.hb_min_epochs = o.hb_min_epochs;
+  st.hb_max_epochs = o.hb_max_epochs;
+  st.hb_eta = o.hb_eta;
+  st.darts_steps = o.darts_steps;
+  st.darts_batch = o.darts_batch;
+  st.darts_second_order = o.darts_order == 2;
+  st.darts_alpha_lr = o.darts_alpha_lr;
+  st.darts_w_lr = o.darts_w_lr;
+  NAS_CHECK(o.strategy != "hyperband" || how.kind == "low-fidelity", UsageError,
+            "--strategy hyperband: trains children for a varying number of epochs; give --estimator low-fidelity");
+  NAS_CHECK(o.strategy != "hyperband" || !group, UsageError, "--strategy hyperband: runs in one process");
+  NAS_CHECK(o.strategy != "evolution" || o.sample_size <= o.population, UsageError,
+            "--sample-size " << o.sample_size << ": expected at most --population (" << o.population << ")");
+  return so;
+}
+
+// The estimator, what it reads (shared with it), and how nas.search describes it.
+struct Scoring {
+  std::unique_ptr<search::Estimator> estimator;
+  std::shared_ptr<const CheckpointData> data;  // the supernet's or --train's images, when loaded
+  int64_t val_images = 0, calib_images = 0;
+  spec::json options;           // nas.search's estimator_settings.options
+  spec::json predictor_report;  // --predictor-from: what the predictor learnt
+};
+
+std::shared_ptr<const data::ImageSet> images_of(const std::shared_ptr<const CheckpointData>& d) {
+  return {d, &d->train};
+}
+
 // The zero-cost proxy estimator: the child at its initial weights (seeded as lower-fidelity
-// training seeds them, by `init_seed`) or sliced from `net`, on a fixed batch of training images
-// drawn with `seed`.
-std::unique_ptr<search::ZeroCostEstimator> make_zero_cost(const SearchOptions& o, const spec::SearchSpace& space,
-                                                          int in_channels, int num_classes, const std::string& weights,
-                                                          supernet::Supernet net, const CheckpointData& d,
-                                                          uint64_t init_seed, uint64_t seed) {
-  std::vector<int64_t> idx = data::seeded_subset(d.split.train, o.proxy_batch, mix_seed(seed, 0x2e70));
+// training seeds them) or sliced from the supernet, on a fixed batch of training images drawn
+// with the search's seed.
+std::unique_ptr<search::ZeroCostEstimator> make_zero_cost(const SearchToolOptions& o, const EstimatorChoice& how,
+                                                          const SearchedSpace& s, const CheckpointData& d) {
+  std::vector<int64_t> idx = data::seeded_subset(d.split.train, o.proxy_batch, mix_seed(s.seed, 0x2e70));
   NAS_CHECK(idx.size() >= 2, SpecError, "zero-cost proxies: expected at least 2 training images, found " << idx.size());
   data::LoaderOptions lo;
   lo.norm = d.norm;
   lo.prefetch = 0;
   search::ZeroCostOptions zo;
   if (!o.proxy.empty()) zo.proxy = o.proxy;
-  zo.weights = weights;
-  zo.seed = init_seed;
-  return std::make_unique<search::ZeroCostEstimator>(space, in_channels, num_classes, net,
+  zo.weights = how.proxy_weights;
+  zo.seed = s.train_spec.seed;
+  return std::make_unique<search::ZeroCostEstimator>(s.space, s.in_channels, s.num_classes, s.loaded.net,
                                                      data::make_batch(d.train, idx, lo, 0), zo);
 }
 
-// The objectives of the search: --objectives, or for nsga2 on a space with analytic costs,
-// accuracy and MFLOPs.
-std::vector<std::string> search_objectives(const SearchOptions& o, bool generic) {
-  for (double v : o.hv_reference)
-    NAS_CHECK(std::isfinite(v), UsageError, "--hv-reference: expected finite numbers, found " << v);
-  if (!o.objectives.empty()) {
-    search::check_objectives(o.objectives);
-    return o.objectives;
+void use_predictor(const SearchToolOptions& o, const SearchedSpace& s, Scoring& sc) {
+  std::vector<spec::SearchResult> data;
+  for (const auto& f : o.predictor_from) data.push_back(spec::load_search_result(f));
+  auto p = std::make_unique<search::PredictorEstimator>(s.encoding(), data, "--predictor-from", s.seed, o.predictor_from);
+  const auto& rep = p->report();
+  sc.predictor_report = {{"mode", "estimator"},         {"from", o.predictor_from},
+                         {"points", rep.points},        {"val_points", rep.val_points},
+                         {"val_rmse", rep.val_rmse},    {"val_kendall_tau", rep.val_kendall_tau}};
+  log_info("predictor: learnt from " + std::to_string(rep.points) + " candidates; held-out RMSE " +
+           std::to_string(rep.val_rmse) + ", Kendall tau " + std::to_string(rep.val_kendall_tau));
+  sc.estimator = std::move(p);
+}
+
+void use_training(const SearchToolOptions& o, const EstimatorChoice& how, SearchedSpace& s, int eval_batch,
+                  Scoring& sc) {
+  if (!o.data.empty()) s.train_spec.data.path = o.data;
+  auto td = std::make_shared<const train::TrainData>(train::load_train_data(s.train_spec));
+  NAS_CHECK(s.in_channels == td->train_set.c && s.num_classes == td->train_set.num_classes, SpecError,
+            s.train_spec.data.path << ": expected images with " << s.in_channels << " channel(s) and " << s.num_classes
+                                   << " classes (--input-channels, --classes), found " << td->train_set.c << " and "
+                                   << td->train_set.num_classes);
+  auto val = data::seeded_subset(td->split.val, o.val_images, mix_seed(s.seed, 0x7a1));
+  NAS_CHECK(!val.empty(), SpecError, s.train_spec.source << ": data.validation_images: expected some, found 0");
+  sc.val_images = static_cast<int64_t>(val.size());
+  train::CurveOptions co;
+  co.device = o.common.device;
+  co.eval_batch = eval_batch;
+  co.train_images = o.lf_images;
+  NAS_CHECK(s.space.family == "mbconv" || o.lf_resolution == 0 || o.lf_resolution == s.space.resolution.front(),
+            UsageError,
+            "--lf-resolution " << o.lf_resolution << ": an " << s.space.family << " space has one resolution ("
+                               << s.space.resolution.front() << "); drop the flag");
+  co.resolution = o.lf_resolution;
+  co.epochs = how.kind == "learning-curve" ? o.curve_epochs : o.lf_epochs;
+  if (how.kind == "low-fidelity")
+    sc.estimator = std::make_unique<search::LowFidelityEstimator>(s.space, s.train_spec, td, val, co);
+  else
+    sc.estimator = std::make_unique<search::CurveEstimator>(s.space, s.train_spec, td, val, co, o.curve_observe,
+                                                            o.curve_margin);
+}
+
+void use_inherited(const SearchToolOptions& o, SearchedSpace& s, int eval_batch, Scoring& sc) {
+  const auto& meta = s.loaded.meta;
+  torch::Device device(o.common.device);
+  s.loaded.net->to(device);
+  sc.data = std::make_shared<const CheckpointData>(load_checkpoint_data(
+      meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes, meta.image_size));
+  auto val = data::seeded_subset(sc.data->split.val, o.val_images, mix_seed(s.seed, 0x7a1));
+  NAS_CHECK(!val.empty(), SpecError,
+            o.supernet << ": the supernet's train spec holds out no validation images (data.validation_images: 0)");
+  sc.val_images = static_cast<int64_t>(val.size());
+  sc.calib_images = static_cast<int64_t>(sc.data->calib.size());
+  sc.estimator = std::make_unique<search::InheritedEstimator>(s.loaded.net, images_of(sc.data), sc.data->calib, val,
+                                                              sc.data->norm, meta.train.calib_batch_size, eval_batch,
+                                                              device);
+}
+
+// The training images that zero-cost proxies read (--train's or the supernet's), loaded once.
+const CheckpointData& proxy_images(const SearchToolOptions& o, const SearchedSpace& s, Scoring& sc) {
+  if (!sc.data) sc.data = std::make_shared<const CheckpointData>(
+                    load_checkpoint_data(s.train_spec, o.data, 0, s.in_channels, s.num_classes));
+  return *sc.data;
+}
+
+spec::json estimator_options_json(const SearchToolOptions& o, const EstimatorChoice& how) {
+  spec::json j = {{"estimator", how.kind}};
+  if (how.trains)
+    j.update({{"train_images", o.lf_images},
+              {"resolution", o.lf_resolution},
+              {"epochs", how.kind == "learning-curve" ? o.curve_epochs : o.lf_epochs}});
+  if (how.kind == "learning-curve") j.update({{"observe", o.curve_observe}, {"margin", o.curve_margin}});
+  if (how.proxies)
+    j.update({{"proxy", o.proxy.empty() ? search::ZeroCostOptions{}.proxy : o.proxy},
+              {"proxy_weights", how.proxy_weights},
+              {"proxy_batch", o.proxy_batch}});
+  if (how.external) j["timeout_s"] = o.eval_timeout;
+  if (!o.latency_table.empty()) j.update({{"latency_table", o.latency_table}, {"latency_model", o.latency_model}});
+  return j;
+}
+
+Scoring make_scoring(const SearchToolOptions& o, const EstimatorChoice& how, SearchedSpace& s) {
+  const int eval_batch = o.eval_batch > 0 ? o.eval_batch : eval::default_eval_batch(torch::Device(o.common.device));
+  Scoring sc;
+  if (how.predicted)
+    use_predictor(o, s, sc);
+  else if (how.trains)
+    use_training(o, how, s, eval_batch, sc);
+  else if (how.kind == "zero-cost")
+    sc.estimator = make_zero_cost(o, how, s, proxy_images(o, s, sc));
+  else if (!how.external)
+    use_inherited(o, s, eval_batch, sc);
+  else
+    sc.estimator = std::make_unique<search::ExternalEstimator>(o.evaluator, o.eval_timeout);
+  sc.options = estimator_options_json(o, how);
+  return sc;
+}
+
+// --prescreen --proxy: the engine screens children by a zero-cost proxy (it keeps the proxy alive).
+void screen_by_proxy(const SearchToolOptions& o, const EstimatorChoice& how, const SearchedSpace& s, Scoring& sc,
+                     search::SearchOptions& so) {
+  NAS_CHECK(!s.generic, UsageError, "--prescreen --proxy: a generic space has no network to score a proxy on");
+  std::shared_ptr<search::ZeroCostEstimator> proxy = make_zero_cost(o, how, s, proxy_images(o, s, sc));
+  so.prescreen_proxy_name = proxy->name();
+  auto encoding = std::make_shared<const search::MbconvEncoding>(s.space);
+  so.prescreen_proxy = [proxy, encoding](const search::Genotype& g) {
+    try {
+      return proxy->proxy(encoding->decode(g));
+    } catch (const Interrupted&) {
+      throw;
+    } catch (const Error&) {
+      return -1e300;  // undefined for this child: below every median, screened after the warm-up
+    }
+  };
+}
+
+// The part of a search's identity that the engine does not know: how the candidates are scored.
+void set_scoring(spec::SearchIdentity& id, const SearchToolOptions& o, const Scoring& sc) {
+  id.supernet = o.supernet;
+  id.evaluator = o.evaluator;
+  id.estimator_options = sc.options;
+  id.val_images = sc.val_images;
+  id.calib_images = sc.calib_images;
+}
+
+// The search as nas.search will record it.
+spec::SearchIdentity identity_of(const SearchToolOptions& o, const SearchedSpace& s, const search::SearchOptions& so,
+                                 const Scoring& sc) {
+  spec::SearchIdentity id = search::identity_of(s.encoding(), so);
+  set_scoring(id, o, sc);
+  return id;
+}
+
+// --resume: the stopped search's evaluations, to replay, after checking that it is the same search.
+// Returns the stopped search's DARTS relaxation (null for other strategies).
+spec::json resume_stopped_search(const SearchToolOptions& o, const SearchedSpace& s, const Scoring& sc,
+                                 search::SearchOptions& so) {
+  NAS_CHECK(o.out != "-", UsageError, "--resume needs --out: the file the stopped search wrote");
+  auto prev = spec::load_search_result(o.out);
+  NAS_CHECK(prev.interrupted, UsageError, o.out << ": this search finished; nothing to resume");
+  if (o.hv_reference.empty()) so.hv_reference = prev.hv_reference;  // the stopped run's default
+  if (o.strategy == "bayesian" && !prev.strategy_options.contains("init") && o.bo_init == 0) {
+    so.strategy_options.bo_init = search::bayesian_warmup_before_75e0437(o.budget);  // that file's default
+    prev.strategy_options["init"] = so.strategy_options.bo_init;
   }
-  NAS_CHECK(o.hv_reference.empty() || o.strategy == "nsga2", UsageError, "--hv-reference: give --objectives too");
-  if (o.strategy != "nsga2") return {};
-  NAS_CHECK(!generic, UsageError,
-            "--strategy nsga2: a generic space has no analytic costs; give --objectives (e.g. accuracy,latency_ms as "
-            "--evaluator reports them)");
-  return {"accuracy", "mflops"};
+  const auto differences = spec::identity_differences(prev, identity_of(o, s, so, sc));
+  NAS_CHECK(differences.empty(), UsageError,
+            o.out << ": cannot resume: " << differences.front() << " differs from the stopped search's");
+  const auto& ds = s.encoding().decisions();
+  NAS_CHECK(!prev.space_hash.empty() || !s.generic ||
+                std::all_of(ds.begin(), ds.end(), [](const search::Decision& x) { return x.ordered; }),
+            UsageError,
+            o.out << ": cannot resume: written before decisions could be unordered, its search took every decision "
+                     "as ordered; write `ordered: true` on the string and boolean decisions of "
+                  << o.space << " to resume it");
+  so.resumed_seconds = prev.total_seconds;
+  for (const auto& c : prev.candidates)
+    if (c.evaluated) so.replay[search::replay_key(c)] = c;
+  log_info("resuming " + o.out + ": " + std::to_string(so.replay.size()) + " evaluations to replay");
+  return prev.relaxation;
+}
+
+// --strategy darts: the relaxation (rank 0 runs it, the others take its derived children), unless
+// `relaxation` already holds a stopped search's.
+spec::json darts_phase(const SearchToolOptions& o, const SearchedSpace& s, search::SearchOptions& so,
+                       spec::json relaxation) {
+  NAS_CHECK(!s.generic, UsageError, "--strategy darts: needs --supernet, a supernet of a cell space (family cell)");
+  if (so.group && !(relaxation.is_object() && relaxation.contains("children"))) {
+    const bool main_rank = dist::is_main();
+    spec::json mine = main_rank ? run_darts_phase(o, s.space, *s.mbconv, s.seed, so, relaxation) : spec::json();
+    relaxation =
+        spec::json::parse(so.group->allgather(main_rank ? spec::compact_dump(mine) : "", "sharing DARTS's children")[0]);
+  }
+  return run_darts_phase(o, s.space, *s.mbconv, s.seed, so, relaxation);
+}
+
+// What the engine does not know about: how the candidates were scored.
+void annotate(spec::SearchResult& r, const SearchToolOptions& o, const Scoring& sc, const spec::json& relaxation) {
+  set_scoring(r, o, sc);
+  if (!sc.predictor_report.is_null()) r.predictor = sc.predictor_report;
+  r.relaxation = relaxation;
+}
+
+// --metrics: one JSON line per evaluated candidate (rank 0; the file appears with the first).
+std::function<void(const spec::Candidate&)> metrics_writer(const std::string& path) {
+  auto writer = std::make_shared<std::unique_ptr<JsonlWriter>>();
+  return [writer, path](const spec::Candidate& c) {
+    if (!dist::is_main()) return;
+    if (!*writer) *writer = std::make_unique<JsonlWriter>(path, true);
+    spec::json line = {{"index", c.index},       {"hash", c.hash},         {"origin", c.origin},
+                       {"mflops", c.mflops},     {"params", c.params},     {"val_acc", c.val_acc},
+                       {"val_loss", c.val_loss}, {"eval_seconds", c.eval_seconds}};
+    if (c.hypervolume >= 0) line["hypervolume"] = c.hypervolume;
+    (*writer)->write_line(spec::compact_dump(line));
+  };
+}
+
+// A distributed search: every rank must run the same search from the same replayed evaluations.
+void check_same_search(dist::Group& group, const spec::SearchIdentity& id, const search::SearchOptions& so,
+                       const std::string& kind, bool prescreen) {
+  spec::json fingerprint = spec::to_json(id);
+  fingerprint["replay"] = so.replay.size();
+  group.check_same(spec::compact_dump(fingerprint), "search settings");
+  log_info("distributed search: " + std::to_string(group.size()) +
+           " processes score the children that the strategy proposes together" +
+           (prescreen || kind == "learning-curve" ? " (one at a time here: --prescreen or the learning-curve "
+                                                    "estimator needs each score before the next child)"
+                                                  : ""));
+}
+
+void log_outcome(const spec::SearchResult& r) {
+  if (r.best < 0) {
+    log_warn("no feasible candidate was evaluated");
+    return;
+  }
+  const auto& b = r.candidates[r.best];
+  char line[256];
+  std::snprintf(line, sizeof line, "best %s: val acc %.4f, %.3f MFLOPs, %lld params (%lld candidates, %.1f s)",
+                b.hash.c_str(), b.val_acc, b.mflops, static_cast<long long>(b.params),
+                static_cast<long long>(r.candidates.size()), r.total_seconds);
+  log_info(line);
+}
+
+// Rank 0 writes the side outputs first and the main output last; the other ranks wait for it.
+void write_search_outputs(const SearchToolOptions& o, const spec::SearchResult& r, dist::Group* group) {
+  if (dist::is_main()) {
+    if (!o.csv.empty()) write_output(o.csv, to_csv(r));
+    if (!o.plot.empty()) search::write_front_plot(r, o.plot);
+    if (!o.best_arch.empty()) {
+      const auto& b = r.candidates[r.best];
+      write_output(o.best_arch, spec::canonical_dump(b.generic_arch.is_null() ? spec::to_json(b.arch) : b.generic_arch));
+    }
+    write_output(o.out, spec::canonical_dump(spec::to_json(r)));
+  }
+  if (group) group->barrier("the end of the search");
+  NAS_CHECK(!r.interrupted, Interrupted,
+            "search interrupted after " << est_calls(r) << " evaluations"
+                                        << (dist::is_main() ? "; partial results written to " + o.out : ""));
 }
 }  // namespace
 
-void run_search(const SearchOptions& o) {
+void run_search_tool(const SearchToolOptions& o) {
   cli::apply_common_options(o.common);
   // A distributed search: every rank runs the same search and scores its share of the children;
   // rank 0 writes every file.
   dist::Group* group = dist::world_size() > 1 ? dist::world() : nullptr;
-  const bool main_rank = dist::is_main();
-  if (main_rank)
+  if (dist::is_main())
     for (const auto& p : {o.out, o.csv, o.best_arch, o.metrics, o.plot})
       if (!p.empty() && p != "-") check_output_path(p);
-  // The estimator: --evaluator and --predictor-from name theirs; the others need --estimator.
-  const bool external = !o.evaluator.empty(), predicted = !o.predictor_from.empty();
-  NAS_CHECK(!(external && predicted), UsageError, "give one of --evaluator and --predictor-from");
-  std::string kind = external ? "external" : predicted ? "predictor" : o.estimator;
-  NAS_CHECK(o.estimator == "inherited" || o.estimator == kind, UsageError,
-            "--estimator " << o.estimator << ": " << (external ? "--evaluator" : "--predictor-from")
-                           << " scores the candidates; drop one of them");
-  NAS_CHECK(kind != "external" || external, UsageError, "--estimator external needs --evaluator CMD");
-  NAS_CHECK(kind != "predictor" || predicted, UsageError, "--estimator predictor needs --predictor-from FILE");
-  const bool trains = kind == "low-fidelity" || kind == "learning-curve";
-  const bool proxies = kind == "zero-cost" || (o.prescreen && !o.proxy.empty());
-  const std::string proxy_weights = !proxies ? "" : !o.proxy_weights.empty() ? o.proxy_weights
-                                                 : o.supernet.empty()        ? "init"
-                                                                             : "inherited";
-  NAS_CHECK(o.proxy.empty() || proxies, UsageError, "--proxy: give --estimator zero-cost or --prescreen too");
-  if (!o.proxy.empty()) search::check_proxy(o.proxy);
-  NAS_CHECK(o.proxy_weights.empty() || proxies, UsageError,
-            "--proxy-weights: give --estimator zero-cost, or --prescreen with --proxy");
-  NAS_CHECK(o.strategy != "hyperband" || !o.prescreen, UsageError,
-            "--prescreen: hyperband screens by training briefly; drop one of them");
-  NAS_CHECK(!proxies || !o.supernet.empty() || !o.train.empty(), UsageError,
-            "zero-cost proxies read a batch of training images: give --train (a nas.train spec) or --supernet");
-  NAS_CHECK(proxy_weights != "inherited" || !o.supernet.empty(), UsageError, "--proxy-weights inherited: needs --supernet");
-  NAS_CHECK(!o.supernet.empty() || (!o.space.empty() && kind != "inherited"), UsageError,
-            "give --supernet, or --space with another estimator than inherited weights");
-  NAS_CHECK(o.supernet.empty() || o.space.empty(), UsageError,
-            "--space: the supernet's own space is searched; give one of --supernet and --space");
-  NAS_CHECK(!trains || !o.supernet.empty() || !o.train.empty(), UsageError,
-            "--estimator " << kind << " trains children: give --train (a nas.train spec) or --supernet (its spec)");
-  // The space and what the cost model needs: from the supernet, or from --space and the flags.
-  spec::SearchSpace space;
-  std::unique_ptr<search::GenericEncoding> generic;  // a generic space (--space): named decisions
-  int in_channels = o.input_channels, num_classes = o.classes;
-  uint64_t seed = o.common.seed_given ? o.common.seed : 0;
-  supernet::LoadedSupernet loaded;
-  spec::TrainSpec train_spec;
-  if (!o.train.empty()) train_spec = spec::load_train_spec(o.train);
-  if (!o.supernet.empty()) {
-    auto meta = kind == "inherited" || proxy_weights == "inherited" ? (loaded = supernet::load_supernet(o.supernet)).meta
-                                                                     : supernet::read_checkpoint_meta(o.supernet);
-    if (o.train.empty()) train_spec = meta.train;
-    if (!meta.finished)
-      log_warn(o.supernet + ": training has not finished (step " + std::to_string(meta.step) + " of " +
-               std::to_string(meta.total_steps) + ")");
-    space = meta.space;
-    in_channels = meta.in_channels;
-    num_classes = meta.num_classes;
-    if (!o.common.seed_given) seed = meta.train.seed;
-  } else {
-    spec::json doc = spec::load_document(o.space);
-    if (search::space_family(doc) == "generic") {
-      // Named decisions scored by the user's program: no network, so no analytic cost.
-      NAS_CHECK(external || predicted, UsageError,
-                o.space << ": a generic space is scored by --evaluator CMD or --predictor-from FILE, not by --estimator "
-                        << kind);
-      NAS_CHECK(o.max_latency_ms <= 0 || external, UsageError,
-                "--max-latency-ms: a generic space's latency is what --evaluator reports as \"latency_ms\"");
-      NAS_CHECK(external || (o.max_mflops <= 0 && o.max_params <= 0 && o.max_memory_mib <= 0), UsageError,
-                "--max-mflops, --max-params, --max-memory-mib: a generic space's costs are what --evaluator reports; "
-                "--predictor-from reports none");
-      generic = search::generic_space_from_json(doc, o.space);
-    } else {
-      space = spec::search_space_from_json(doc, o.space == "-" ? "<stdin>" : o.space);
-    }
-    if (!o.train.empty() && !o.common.seed_given) seed = train_spec.seed;
-  }
-  // --seed seeds what trains or initializes children too (lower fidelity, zero-cost at init weights).
-  if (o.common.seed_given) train_spec.seed = o.common.seed;
-  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(space, a, in_channels, num_classes); };
-  spec::Constraints constraints;
-  constraints.max_mflops = o.max_mflops;
-  constraints.max_params = o.max_params;
-  constraints.max_memory_mib = o.max_memory_mib;
-  constraints.max_latency_ms = o.max_latency_ms;
-  // Measured latency: the child as a standalone network (latency does not depend on the weights),
-  // batch 1, median of 10 runs (at least 0.05 s) after 3 warm-ups, timed like a latency table's.
-  eval::LutOptions lat;
-  lat.timing.warmup = 3;
-  lat.timing.min_reps = 10;
-  lat.timing.ci = 0;
-  lat.timing.min_seconds = 0.05;
-  lat.timing.max_seconds = 1e30;
-  lat.timing.max_reps = 1000;
-  lat.device = torch::Device(o.common.device);
-  std::function<double(const spec::Arch&)> latency = [&](const spec::Arch& a) {
-    return eval::measure_child(space, a, in_channels, num_classes, lat).median_ms;
+  const EstimatorChoice how = choose_estimator(o);
+  SearchedSpace s = load_searched_space(o, how);
+  const search::CostFn cost = [space = s.space, in = s.in_channels, classes = s.num_classes](const spec::Arch& a) {
+    return supernet::arch_cost(space, a, in, classes);
   };
-  const std::vector<std::string> objectives = search_objectives(o, generic != nullptr);
-  NAS_CHECK(kind != "zero-cost" || objectives.empty() || !o.hv_reference.empty() ||
-                std::count(objectives.begin(), objectives.end(), "accuracy") == 0,
-            UsageError,
-            "--objectives with --estimator zero-cost: a proxy's values have no natural floor; give --hv-reference");
-  const bool latency_objective = std::count(objectives.begin(), objectives.end(), "latency_ms") > 0;
-  NAS_CHECK(!group || (o.max_latency_ms <= 0 && !latency_objective) || !o.latency_table.empty() || generic,
-            UsageError,
-            (latency_objective ? "--objectives latency_ms" : "--max-latency-ms")
-                << ": measured on each rank, latencies would differ between ranks and so would their "
-                   "searches; give a --latency-table (or run one process)");
-  const bool cost_objective = objectives.size() > static_cast<size_t>(std::count(objectives.begin(), objectives.end(), "accuracy"));
-  NAS_CHECK(!generic || external || !cost_objective, UsageError,
-            "--objectives: a generic space's costs are what --evaluator reports; --predictor-from reports none");
-  if (!o.latency_table.empty()) {
-    NAS_CHECK(!generic, UsageError, "--latency-table: a generic space's latency is what --evaluator reports");
-    NAS_CHECK(space.family == "mbconv", UsageError,
-              "--latency-table: space \"" << space.name << "\" (family " << space.family
-                                         << ") has no latency tables; --max-latency-ms alone measures each candidate");
-    auto table = std::make_shared<supernet::LatencyTable>(supernet::load_latency_table(o.latency_table));
-    supernet::check_table_for(*table, space, in_channels, num_classes, o.latency_table);
-    NAS_CHECK(!o.latency_model || !table->model.empty(), UsageError,
-              "--latency-model: " << o.latency_table << " has no learned model (nas-benchmark --build-lut --model-archs N)");
-    auto diff = spec::context_differences(
-        table->context, eval::machine_context(o.common.threads, o.common.device, o.common.precision));
-    if (!diff.empty()) {
-      std::string d;
-      for (const auto& x : diff) d += (d.empty() ? "" : "; ") + x;
-      log_warn(o.latency_table + ": built in another context (" + d + "): its latencies may not hold here");
-    }
-    const std::string file = o.latency_table;
-    const bool model = o.latency_model;
-    const spec::SearchSpace sp = space;
-    latency = [table, file, model, sp](const spec::Arch& a) {
-      return model ? table->model_ms(sp, a, file) : table->predict_ms(sp, a, file);
-    };
-  }
-  if (!generic) search::check_satisfiable(space, cost, constraints, latency);
-  const int eval_batch = o.eval_batch > 0 ? o.eval_batch : eval::default_eval_batch(torch::Device(o.common.device));
-  // The estimator: inherited weights on the validation split, or the user's command.
-  std::unique_ptr<search::Estimator> est;
-  std::vector<int64_t> val;
-  CheckpointData d;     // outlive the estimator, which reads their images
-  train::TrainData td;
-  std::unique_ptr<search::MbconvEncoding> mbconv;
-  if (!generic) mbconv = std::make_unique<search::MbconvEncoding>(space);
-  const search::Encoding& enc = generic ? static_cast<const search::Encoding&>(*generic) : *mbconv;
-  spec::json predictor_report;
-  if (predicted) {
-    std::vector<spec::SearchResult> data;
-    for (const auto& f : o.predictor_from) data.push_back(spec::load_search_result(f));
-    auto p = std::make_unique<search::PredictorEstimator>(enc, data, "--predictor-from", seed, o.predictor_from);
-    const auto& rep = p->report();
-    predictor_report = {{"mode", "estimator"},         {"from", o.predictor_from},
-                        {"points", rep.points},        {"val_points", rep.val_points},
-                        {"val_rmse", rep.val_rmse},    {"val_kendall_tau", rep.val_kendall_tau}};
-    log_info("predictor: learnt from " + std::to_string(rep.points) + " candidates; held-out RMSE " +
-             std::to_string(rep.val_rmse) + ", Kendall tau " + std::to_string(rep.val_kendall_tau));
-    est = std::move(p);
-  } else if (trains) {
-    if (!o.data.empty()) train_spec.data.path = o.data;
-    td = train::load_train_data(train_spec);
-    NAS_CHECK(in_channels == td.train_set.c && num_classes == td.train_set.num_classes, SpecError,
-              train_spec.data.path << ": expected images with " << in_channels << " channel(s) and " << num_classes
-                                   << " classes (--input-channels, --classes), found " << td.train_set.c << " and "
-                                   << td.train_set.num_classes);
-    val = data::seeded_subset(td.split.val, o.val_images, mix_seed(seed, 0x7a1));
-    NAS_CHECK(!val.empty(), SpecError, train_spec.source << ": data.validation_images: expected some, found 0");
-    train::CurveOptions co;
-    co.device = o.common.device;
-    co.eval_batch = eval_batch;
-    co.train_images = o.lf_images;
-    NAS_CHECK(space.family == "mbconv" || o.lf_resolution == 0 || o.lf_resolution == space.resolution.front(), UsageError,
-              "--lf-resolution " << o.lf_resolution << ": an " << space.family << " space has one resolution ("
-                                 << space.resolution.front() << "); drop the flag");
-    co.resolution = o.lf_resolution;
-    co.epochs = kind == "learning-curve" ? o.curve_epochs : o.lf_epochs;
-    if (kind == "low-fidelity")
-      est = std::make_unique<search::LowFidelityEstimator>(space, train_spec, td, val, co);
-    else
-      est = std::make_unique<search::CurveEstimator>(space, train_spec, td, val, co, o.curve_observe, o.curve_margin);
-  } else if (kind == "zero-cost") {
-    d = load_checkpoint_data(train_spec, o.data, 0, in_channels, num_classes);
-    est = make_zero_cost(o, space, in_channels, num_classes, proxy_weights, loaded.net, d, train_spec.seed, seed);
-  } else if (!external) {
-    auto& meta = loaded.meta;
-    torch::Device device(o.common.device);
-    loaded.net->to(device);
-    d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes, meta.image_size);
-    val = data::seeded_subset(d.split.val, o.val_images, mix_seed(seed, 0x7a1));
-    NAS_CHECK(!val.empty(), SpecError,
-              o.supernet << ": the supernet's train spec holds out no validation images (data.validation_images: 0)");
-    est = std::make_unique<search::InheritedEstimator>(loaded.net, d.train, d.calib, val, d.norm,
-                                                       meta.train.calib_batch_size, eval_batch, device);
-  } else {
-    est = std::make_unique<search::ExternalEstimator>(o.evaluator, o.eval_timeout);
-  }
-  spec::json estimator_options = {{"estimator", kind}};
-  if (trains)
-    estimator_options.update({{"train_images", o.lf_images},
-                              {"resolution", o.lf_resolution},
-                              {"epochs", kind == "learning-curve" ? o.curve_epochs : o.lf_epochs}});
-  if (kind == "learning-curve") estimator_options.update({{"observe", o.curve_observe}, {"margin", o.curve_margin}});
-  if (proxies)
-    estimator_options.update({{"proxy", o.proxy.empty() ? search::ZeroCostOptions{}.proxy : o.proxy},
-                              {"proxy_weights", proxy_weights},
-                              {"proxy_batch", o.proxy_batch}});
-  if (external) estimator_options["timeout_s"] = o.eval_timeout;
-  if (!o.latency_table.empty())
-    estimator_options.update({{"latency_table", o.latency_table}, {"latency_model", o.latency_model}});
-  search::SearchOptions so;
-  so.strategy = o.strategy;
-  so.budget = o.budget;
-  so.time_budget = o.time_budget;
-  so.constraints = constraints;
-  so.latency_ms = latency;
-  so.latency_always = !o.latency_table.empty();
-  so.objectives = objectives;
-  so.hv_reference = o.hv_reference;
-  so.seed = seed;
-  so.strategy_options.population = o.population;
-  so.strategy_options.sample_size = o.sample_size;
-  so.strategy_options.mutation_prob = o.mutation_prob;
-  so.strategy_options.crossover = o.crossover;
-  so.strategy_options.bo_init = o.bo_init;
-  so.strategy_options.tpe_startup = o.tpe_startup;
-  so.strategy_options.tpe_gamma = o.tpe_gamma;
-  so.strategy_options.tpe_candidates = o.tpe_candidates;
-  so.strategy_options.tpe_multivariate = !o.tpe_independent;
-  so.strategy_options.hb_min_epochs = o.hb_min_epochs;
-  so.strategy_options.hb_max_epochs = o.hb_max_epochs;
-  so.strategy_options.hb_eta = o.hb_eta;
-  NAS_CHECK(o.strategy != "hyperband" || kind == "low-fidelity", UsageError,
-            "--strategy hyperband: trains children for a varying number of epochs; give --estimator low-fidelity");
-  NAS_CHECK(o.strategy != "hyperband" || !group, UsageError, "--strategy hyperband: runs in one process");
-  so.prescreen = o.prescreen;
-  std::unique_ptr<search::ZeroCostEstimator> screen_proxy;
-  if (o.prescreen && !o.proxy.empty()) {
-    NAS_CHECK(!generic, UsageError, "--prescreen --proxy: a generic space has no network to score a proxy on");
-    if (d.train.n == 0) d = load_checkpoint_data(train_spec, o.data, 0, in_channels, num_classes);
-    screen_proxy = make_zero_cost(o, space, in_channels, num_classes, proxy_weights, loaded.net, d, train_spec.seed, seed);
-    so.prescreen_proxy = [&](const search::Genotype& g) {
-      try {
-        return screen_proxy->proxy(mbconv->decode(g));
-      } catch (const Interrupted&) {
-        throw;
-      } catch (const Error&) {
-        return -1e300;  // undefined for this child: below every median, screened after the warm-up
-      }
-    };
-    so.prescreen_proxy_name = screen_proxy->name();
-  }
-  so.strategy_options.darts_steps = o.darts_steps;
-  so.strategy_options.darts_batch = o.darts_batch;
-  so.strategy_options.darts_second_order = o.darts_order == 2;
-  so.strategy_options.darts_alpha_lr = o.darts_alpha_lr;
-  so.strategy_options.darts_w_lr = o.darts_w_lr;
-  spec::json relaxation;  // --strategy darts: what run_darts_phase learnt, or a stopped search's
-  NAS_CHECK(o.strategy != "evolution" || o.sample_size <= o.population, UsageError,
-            "--sample-size " << o.sample_size << ": expected at most --population (" << o.population << ")");
-  if (o.resume) {
-    // The stopped run's evaluations, replayed: the search must be the same one.
-    NAS_CHECK(o.out != "-", UsageError, "--resume needs --out: the file the stopped search wrote");
-    auto prev = spec::load_search_result(o.out);
-    NAS_CHECK(prev.interrupted, UsageError, o.out << ": this search finished; nothing to resume");
-    auto same = [&](bool ok, const std::string& what) {
-      NAS_CHECK(ok, UsageError, o.out << ": cannot resume: " << what << " differs from the stopped search's");
-    };
-    same(prev.space == enc.space_name() && prev.family == enc.family() &&
-             (prev.space_hash.empty() || prev.space_hash == enc.space_hash()),
-         "the space (--space, --supernet)");
-    const auto& ds = enc.decisions();
-    NAS_CHECK(!prev.space_hash.empty() || !generic ||
-                  std::all_of(ds.begin(), ds.end(), [](const search::Decision& x) { return x.ordered; }),
-              UsageError,
-              o.out << ": cannot resume: written before decisions could be unordered, its search took every decision "
-                       "as ordered; write `ordered: true` on the string and boolean decisions of "
-                    << o.space << " to resume it");
-    if (o.hv_reference.empty()) so.hv_reference = prev.multi.hv_reference;  // the stopped run's default
-    same(prev.strategy == o.strategy, "--strategy");
-    same(prev.seed == seed, "--seed");
-    same(prev.budget == o.budget, "--budget");
-    same(prev.time_budget == o.time_budget, "--time-budget");
-    same(prev.supernet == o.supernet, "--supernet");
-    same(prev.evaluator == o.evaluator, "--evaluator");
-    same(prev.estimator_options.is_null() || prev.estimator_options == estimator_options,
-         "an estimator option (--estimator, --lf-*, --curve-*, --eval-timeout, --latency-table, --latency-model)");
-    same(prev.constraints.max_mflops == constraints.max_mflops && prev.constraints.max_params == constraints.max_params &&
-             prev.constraints.max_memory_mib == constraints.max_memory_mib &&
-             prev.constraints.max_latency_ms == constraints.max_latency_ms,
-         "a constraint (--max-mflops, --max-params, --max-memory-mib, --max-latency-ms)");
-    same(prev.val_images == static_cast<int64_t>(val.size()) && prev.calib_images == static_cast<int64_t>(d.calib.size()),
-         "--val-images or --calib-images");
-    if (o.strategy == "bayesian" && !prev.strategy_options.contains("init") && o.bo_init == 0) {
-      so.strategy_options.bo_init = search::bayesian_warmup_before_75e0437(o.budget);  // that file's default
-      prev.strategy_options["init"] = so.strategy_options.bo_init;
-    }
-    spec::json opts = search::strategy_options_json(o.strategy, so.strategy_options);
-    if (o.prescreen) opts["prescreen"] = true;
-    if (so.prescreen_proxy) opts["prescreen_proxy"] = so.prescreen_proxy_name;
-    same(prev.multi.names == objectives, "--objectives");
-    same(o.hv_reference.empty() || prev.multi.hv_reference == o.hv_reference, "--hv-reference");
-    same(prev.strategy_options == opts,
-         "a strategy option (--population, --sample-size, --mutation-prob, --crossover, --prescreen, --bo-init, "
-         "--tpe-*, --hb-*, --darts-*)");
-    relaxation = prev.relaxation;
-    so.resumed_seconds = prev.total_seconds;
-    for (const auto& c : prev.candidates)
-      if (c.evaluated) so.replay[search::replay_key(c)] = c;
-    log_info("resuming " + o.out + ": " + std::to_string(so.replay.size()) + " evaluations to replay");
-  }
-  if (o.strategy == "darts") {
-    NAS_CHECK(!generic, UsageError, "--strategy darts: needs --supernet, a supernet of a cell space (family cell)");
-    if (group && !(relaxation.is_object() && relaxation.contains("children"))) {
-      // Rank 0 runs the relaxation; the others take its derived children (as a resumed search does).
-      spec::json mine = main_rank ? run_darts_phase(o, space, *mbconv, seed, so, relaxation) : spec::json();
-      relaxation = spec::json::parse(group->allgather(main_rank ? spec::compact_dump(mine) : "", "sharing DARTS's children")[0]);
-    }
-    relaxation = run_darts_phase(o, space, *mbconv, seed, so, relaxation);
-  }
-  // What the search engine does not know about: where the space and the scores came from.
-  auto annotate = [&](spec::SearchResult& r) {
-    r.supernet = o.supernet;
-    r.evaluator = o.evaluator;
-    r.estimator_options = estimator_options;
-    if (!predictor_report.is_null()) r.predictor = predictor_report;
-    r.relaxation = relaxation;
-    r.val_images = static_cast<int64_t>(val.size());
-    r.calib_images = static_cast<int64_t>(d.calib.size());
-  };
-  so.group = group;
+  search::SearchOptions so = engine_options(o, how, s, group);
+  if (!s.generic) search::check_satisfiable(s.space, cost, so.constraints, so.latency_ms);
+  Scoring sc = make_scoring(o, how, s);
+  if (o.prescreen && !o.proxy.empty()) screen_by_proxy(o, how, s, sc, so);
+  spec::json relaxation = o.resume ? resume_stopped_search(o, s, sc, so) : spec::json();
+  if (o.strategy == "darts") relaxation = darts_phase(o, s, so, relaxation);
   so.on_checkpoint = [&](const spec::SearchResult& partial) {
-    if (o.out == "-" || !main_rank) return;
+    if (o.out == "-" || !dist::is_main()) return;
     spec::SearchResult p = partial;
-    annotate(p);
+    annotate(p, o, sc, relaxation);
     write_output(o.out, spec::canonical_dump(spec::to_json(p)));
   };
-  std::unique_ptr<JsonlWriter> metrics;
-  if (!o.metrics.empty()) {
-    so.on_evaluated = [&](const spec::Candidate& c) {
-      if (!main_rank) return;
-      if (!metrics) metrics = std::make_unique<JsonlWriter>(o.metrics, true);  // nothing until a result exists
-      spec::json line = {{"index", c.index},       {"hash", c.hash},         {"origin", c.origin},
-                         {"mflops", c.mflops},     {"params", c.params},     {"val_acc", c.val_acc},
-                         {"val_loss", c.val_loss}, {"eval_seconds", c.eval_seconds}};
-      if (c.hypervolume >= 0) line["hypervolume"] = c.hypervolume;
-      metrics->write_line(spec::compact_dump(line));
-    };
-  }
-  if (group) {
-    spec::json fp = {{"strategy", o.strategy},
-                     {"strategy_options", search::strategy_options_json(o.strategy, so.strategy_options)},
-                     {"prescreen", o.prescreen},
-                     {"budget", o.budget},
-                     {"time_budget", o.time_budget},
-                     {"seed", seed},
-                     {"space", enc.space_name()},
-                     {"space_hash", enc.space_hash()},
-                     {"estimator", estimator_options},
-                     {"evaluator", o.evaluator},
-                     {"constraints", {o.max_mflops, o.max_params, o.max_memory_mib, o.max_latency_ms}},
-                     {"val_images", val.size()},
-                     {"objectives", objectives},
-                     {"hv_reference", o.hv_reference},
-                     {"replay", so.replay.size()}};
-    group->check_same(spec::compact_dump(fp), "search settings");
-    log_info("distributed search: " + std::to_string(group->size()) +
-             " processes score the children that the strategy proposes together" +
-             (o.prescreen || kind == "learning-curve" ? " (one at a time here: --prescreen or the learning-curve "
-                                                        "estimator needs each score before the next child)"
-                                                      : ""));
-  }
+  if (!o.metrics.empty()) so.on_evaluated = metrics_writer(o.metrics);
+  if (group) check_same_search(*group, identity_of(o, s, so, sc), so, how.kind, o.prescreen);
   log_info("search: " + o.strategy + ", budget " + std::to_string(o.budget) + ", " +
-           (o.evaluator.empty() ? std::to_string(val.size()) + " validation images, " + std::to_string(d.calib.size()) +
-                                      " calibration images"
+           (o.evaluator.empty() ? std::to_string(sc.val_images) + " validation images, " +
+                                      std::to_string(sc.calib_images) + " calibration images"
                                 : "external evaluator: " + o.evaluator));
-  spec::SearchResult r = o.strategy == "hyperband" ? search::run_hyperband(*mbconv, cost, *est, so)
-                                                   : search::run_search(enc, cost, *est, so);
-  annotate(r);
-  if (r.best >= 0) {
-    const auto& b = r.candidates[r.best];
-    char line[256];
-    std::snprintf(line, sizeof line, "best %s: val acc %.4f, %.3f MFLOPs, %lld params (%lld candidates, %.1f s)",
-                  b.hash.c_str(), b.val_acc, b.mflops, static_cast<long long>(b.params),
-                  static_cast<long long>(r.candidates.size()), r.total_seconds);
-    log_info(line);
-  } else {
-    log_warn("no feasible candidate was evaluated");
-  }
+  spec::SearchResult r = o.strategy == "hyperband" ? search::run_hyperband(*s.mbconv, cost, *sc.estimator, so)
+                                                   : search::run_search(s.encoding(), cost, *sc.estimator, so);
+  annotate(r, o, sc, relaxation);
+  log_outcome(r);
   NAS_CHECK(o.best_arch.empty() || r.best >= 0, Error, "--best-arch: no feasible candidate was evaluated");
-  if (!main_rank) {  // rank 0 writes; the others wait for it, then report as it does
-    group->barrier("the end of the search");
-    NAS_CHECK(!r.interrupted, Interrupted, "search interrupted after " << est_calls(r) << " evaluations");
-    return;
-  }
-  // Side outputs first, the main output last.
-  if (!o.csv.empty()) write_output(o.csv, to_csv(r));
-  if (!o.plot.empty()) search::write_front_plot(r, o.plot);
-  if (!o.best_arch.empty()) {
-    const auto& b = r.candidates[r.best];
-    write_output(o.best_arch, spec::canonical_dump(b.generic_arch.is_null() ? spec::to_json(b.arch) : b.generic_arch));
-  }
-  write_output(o.out, spec::canonical_dump(spec::to_json(r)));
-  if (group) group->barrier("the end of the search");
-  NAS_CHECK(!r.interrupted, Interrupted,
-            "search interrupted after " << est_calls(r) << " evaluations; partial results written to " << o.out);
+  write_search_outputs(o, r, group);
 }
 
 }  // namespace nas::app

@@ -20,7 +20,7 @@ const cli::ToolInfo kSliceTool{
     "--arch takes max or min (the space's largest or smallest child), a nas.arch file, a nas.search\nresult (its best child), or '-' for stdin.",
     "nas-slice --supernet runs/fmnist/supernet.ckpt --arch runs/fmnist/search.json --out runs/fmnist/child.ckpt"};
 
-void add_slice_options(CLI::App& app, SliceOptions& o) {
+void add_slice_tool_options(CLI::App& app, SliceToolOptions& o) {
   app.add_option("--supernet", o.supernet, "Supernet checkpoint")->required();
   app.add_option("--arch", o.arch, "max, min, a nas.arch file or a nas.search file (its best); '-' for stdin")->required();
   app.add_option("--out", o.out, "Child checkpoint to write")->required();
@@ -35,7 +35,7 @@ void add_slice_options(CLI::App& app, SliceOptions& o) {
   cli::add_common_options(app, o.common);
 }
 
-void run_slice(const SliceOptions& o) {
+void run_slice_tool(const SliceToolOptions& o) {
   cli::apply_common_options(o.common);
   check_output_path(o.out);
   if (!o.arch_out.empty()) check_output_path(o.arch_out);

@@ -23,7 +23,7 @@ const cli::ToolInfo kTrainTool{
     "Writes OUT/supernet.ckpt (every checkpoint_every_steps and at the end, atomically) and OUT/metrics.jsonl.",
     "nas-train-supernet --space configs/spaces/fmnist-mbconv.yaml --train configs/train/fmnist.yaml --out runs/fmnist"};
 
-void add_train_options(CLI::App& app, TrainOptions& o) {
+void add_train_tool_options(CLI::App& app, TrainToolOptions& o) {
   app.add_option("--space", o.space, "Search space (nas.search_space YAML/JSON)");
   app.add_option("--train", o.train, "Training spec (nas.train YAML/JSON)");
   app.add_option("--out", o.out_dir, "Output directory")->default_val("runs/supernet");
@@ -55,7 +55,7 @@ void add_train_options(CLI::App& app, TrainOptions& o) {
   cli::add_distributed_options(app, o.common);
 }
 
-void run_train(const TrainOptions& o) {
+void run_train_tool(const TrainToolOptions& o) {
   cli::apply_common_options(o.common);
   spec::SearchSpace space;
   spec::TrainSpec t;

@@ -1,6 +1,6 @@
 #include "nn/child.h"
 
-#include "supernet/cost.h"
+#include "nn/shapes.h"
 
 namespace nas::nn {
 torch::nn::Conv2d conv_no_bias(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups) {
@@ -34,7 +34,7 @@ ChildBlockImpl::ChildBlockImpl(int64_t in, int64_t out, int64_t expand, int64_t 
   dw_conv = register_module("dw_conv", conv_no_bias(mid, mid, kernel, stride, mid));
   dw_bn = register_module("dw_bn", torch::nn::BatchNorm2d(mid));
   if (se) {
-    int64_t red = supernet::se_channels(static_cast<int>(mid));
+    int64_t red = se_channels(static_cast<int>(mid));
     se_reduce = register_module("se_reduce", torch::nn::Linear(mid, red));
     se_expand = register_module("se_expand", torch::nn::Linear(red, mid));
   }
@@ -89,7 +89,7 @@ ChildNetImpl::ChildNetImpl(const spec::SearchSpace& s, const spec::Arch& a, int 
     const auto& sa = a.stages[i];
     for (int b = 0; b < sa.depth; ++b) {
       auto blk = ChildBlock(ch, sa.width, sa.blocks[b].expand, sa.blocks[b].kernel, b == 0 ? ss.stride : 1,
-                            supernet::stage_has_expand(ss), ss.se, parse_act(ss.act), b > 0);
+                            stage_has_expand(ss), ss.se, parse_act(ss.act), b > 0);
       blocks.push_back(register_module("stage" + std::to_string(i) + "_block" + std::to_string(b), blk));
       ch = sa.width;
     }

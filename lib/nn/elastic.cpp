@@ -7,7 +7,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "supernet/cost.h"
+#include "nn/shapes.h"
 
 namespace nas::nn {
 
@@ -314,7 +314,7 @@ DynamicMBConvImpl::DynamicMBConvImpl(int64_t max_in, int64_t max_out, int64_t ma
   dw_conv = register_module("dw_conv", DynamicConv2d(max_mid, max_mid, max_kernel, stride, true));
   dw_bn = register_module("dw_bn", DynamicBatchNorm2d(max_mid));
   if (se) {
-    int64_t max_red = supernet::se_channels(static_cast<int>(max_mid));
+    int64_t max_red = se_channels(static_cast<int>(max_mid));
     se_reduce = register_module("se_reduce", DynamicLinear(max_mid, max_red));
     se_expand = register_module("se_expand", DynamicLinear(max_red, max_mid));
   }
@@ -335,7 +335,7 @@ torch::Tensor DynamicMBConvImpl::forward(const torch::Tensor& x, int64_t expand,
   h = apply_act(dw_bn(dw_conv(h, h.size(1), kernel)), act);
   if (se) {
     int64_t mid = h.size(1);
-    int64_t red = supernet::se_channels(static_cast<int>(mid));
+    int64_t red = se_channels(static_cast<int>(mid));
     h = squeeze_excite(h, se_reduce->weight.narrow(0, 0, red).narrow(1, 0, mid), se_reduce->bias.narrow(0, 0, red),
                        se_expand->weight.narrow(0, 0, mid).narrow(1, 0, red), se_expand->bias.narrow(0, 0, mid));
   }

@@ -9,30 +9,31 @@
 
 namespace nas::search {
 
-InheritedEstimator::InheritedEstimator(supernet::Supernet net, const data::ImageSet& set,
+InheritedEstimator::InheritedEstimator(supernet::Supernet net, std::shared_ptr<const data::ImageSet> set,
                                        std::vector<int64_t> calib_idx, std::vector<int64_t> val_idx,
                                        data::Normalization norm, int calib_batch, int eval_batch,
                                        torch::Device device)
-    : net_(std::move(net)), set_(set), calib_(std::move(calib_idx)), val_(std::move(val_idx)),
+    : net_(std::move(net)), set_(std::move(set)), calib_(std::move(calib_idx)), val_(std::move(val_idx)),
       norm_(std::move(norm)), calib_batch_(calib_batch), eval_batch_(eval_batch), device_(device) {}
 
 Score InheritedEstimator::score(const spec::Arch& arch) {
   net_->set_active(arch);
-  eval::recalibrate_bn(net_, set_, calib_, norm_, calib_batch_, device_);
-  auto r = eval::evaluate_supernet(net_, set_, val_, norm_, eval_batch_, device_);
+  eval::recalibrate_bn(net_, *set_, calib_, norm_, calib_batch_, device_);
+  auto r = eval::evaluate_supernet(net_, *set_, val_, norm_, eval_batch_, device_);
   return Score{r.acc, r.loss, "", ""};
 }
 
 LowFidelityEstimator::LowFidelityEstimator(const spec::SearchSpace& space, const spec::TrainSpec& t,
-                                           const train::TrainData& d, std::vector<int64_t> val, train::CurveOptions o)
-    : space_(space), t_(t), d_(d), val_(std::move(val)), o_(std::move(o)) {}
+                                           std::shared_ptr<const train::TrainData> d, std::vector<int64_t> val,
+                                           train::CurveOptions o)
+    : space_(space), t_(t), d_(std::move(d)), val_(std::move(val)), o_(std::move(o)) {}
 
 Score LowFidelityEstimator::score(const spec::Arch& arch) { return score_at(arch, o_.epochs); }
 
 Score LowFidelityEstimator::score_at(const spec::Arch& arch, int epochs) {
   train::CurveOptions o = o_;
   o.epochs = epochs;
-  auto curve = train::train_arch_curve(space_, t_, d_, arch, val_, o);
+  auto curve = train::train_arch_curve(space_, t_, *d_, arch, val_, o);
   Score s;
   s.acc = curve.back();
   char detail[96];
@@ -73,9 +74,10 @@ double extrapolate_curve(const std::vector<double>& curve, int epochs) {
   return std::min(1.0, best_pred);  // accuracy or R^2: at most 1 (R^2 may be negative)
 }
 
-CurveEstimator::CurveEstimator(const spec::SearchSpace& space, const spec::TrainSpec& t, const train::TrainData& d,
-                               std::vector<int64_t> val, train::CurveOptions o, int observe, double margin)
-    : LowFidelityEstimator(space, t, d, std::move(val), std::move(o)), observe_(observe), margin_(margin) {
+CurveEstimator::CurveEstimator(const spec::SearchSpace& space, const spec::TrainSpec& t,
+                               std::shared_ptr<const train::TrainData> d, std::vector<int64_t> val, train::CurveOptions o,
+                               int observe, double margin)
+    : LowFidelityEstimator(space, t, std::move(d), std::move(val), std::move(o)), observe_(observe), margin_(margin) {
   NAS_CHECK(observe_ >= 3 && observe_ < o_.epochs, UsageError,
             "learning-curve estimator: expected 3 <= observed epochs < epochs, found " << observe_ << " of "
                                                                                      << o_.epochs);
@@ -100,7 +102,7 @@ Score CurveEstimator::score(const spec::Arch& arch) {
     stopped = predicted < best_final_ - margin_;
     return !stopped;
   };
-  auto curve = train::train_arch_curve(space_, t_, d_, arch, val_, o);
+  auto curve = train::train_arch_curve(space_, t_, *d_, arch, val_, o);
   Score s;
   char detail[128];
   if (stopped) {

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <limits>
+#include <memory>
 
 #include "data/idx.h"
 #include "data/loader.h"
@@ -13,10 +14,11 @@
 namespace nas::search {
 
 // Inherited supernet weights: recalibrate the child's BN statistics on a fixed, seeded subset of
-// training images, then measure top-1 accuracy on (a subset of) the validation split.
+// training images, then measure top-1 accuracy on (a subset of) the validation split of `set`
+// (shared: the estimator keeps it alive).
 class InheritedEstimator : public Estimator {
  public:
-  InheritedEstimator(supernet::Supernet net, const data::ImageSet& set, std::vector<int64_t> calib_idx,
+  InheritedEstimator(supernet::Supernet net, std::shared_ptr<const data::ImageSet> set, std::vector<int64_t> calib_idx,
                      std::vector<int64_t> val_idx, data::Normalization norm, int calib_batch, int eval_batch,
                      torch::Device device = torch::kCPU);
   std::string name() const override { return "inherited_bn_recal"; }
@@ -24,7 +26,7 @@ class InheritedEstimator : public Estimator {
 
  private:
   supernet::Supernet net_;
-  const data::ImageSet& set_;
+  std::shared_ptr<const data::ImageSet> set_;
   std::vector<int64_t> calib_, val_;
   data::Normalization norm_;
   int calib_batch_, eval_batch_;
@@ -33,18 +35,19 @@ class InheritedEstimator : public Estimator {
 
 // Lower fidelity: trains the child from scratch for a few epochs, on a subset of the training split
 // and/or at a lower resolution (train::train_arch_curve), and takes its final validation accuracy.
+// The training data is shared: the estimator keeps it alive.
 class LowFidelityEstimator : public Estimator {
  public:
-  LowFidelityEstimator(const spec::SearchSpace& space, const spec::TrainSpec& t, const train::TrainData& d,
+  LowFidelityEstimator(const spec::SearchSpace& space, const spec::TrainSpec& t, std::shared_ptr<const train::TrainData> d,
                        std::vector<int64_t> val, train::CurveOptions o);
   std::string name() const override { return "low_fidelity"; }
   Score score(const spec::Arch& arch) override;
   Score score_at(const spec::Arch& arch, int epochs) override;
 
  protected:
-  const spec::SearchSpace& space_;
+  spec::SearchSpace space_;
   spec::TrainSpec t_;
-  const train::TrainData& d_;
+  std::shared_ptr<const train::TrainData> d_;
   std::vector<int64_t> val_;
   train::CurveOptions o_;
 };
@@ -56,7 +59,7 @@ class LowFidelityEstimator : public Estimator {
 // train to the end and are scored by their measured accuracy.
 class CurveEstimator : public LowFidelityEstimator {
  public:
-  CurveEstimator(const spec::SearchSpace& space, const spec::TrainSpec& t, const train::TrainData& d,
+  CurveEstimator(const spec::SearchSpace& space, const spec::TrainSpec& t, std::shared_ptr<const train::TrainData> d,
                  std::vector<int64_t> val, train::CurveOptions o, int observe, double margin = 0.005);
   std::string name() const override { return "learning_curve"; }
   Score score(const spec::Arch& arch) override;

@@ -42,7 +42,7 @@ void write_front_plot(const spec::SearchResult& r, const std::string& png) {
   for (const auto& c : r.candidates)
     if (c.evaluated && c.hypervolume >= 0) data << ++evals << " " << c.hypervolume << " 0\n";
   if (evals == 0) data << "NaN NaN NaN\n";
-  const bool hv = r.multi.enabled();
+  const bool hv = r.multi_objective();
   const std::string dat = png + ".dat.tmp";
   write_file_atomic(dat, data.str());
   write_via_temp(png, [&](const std::string& tmp) {
@@ -57,7 +57,7 @@ void write_front_plot(const spec::SearchResult& r, const std::string& png) {
        << " '' index 3 using 2:3 with points pt 5 ps 1.5 lc rgb '#d62728' title 'best';";
     if (hv) {
       std::string names;
-      for (const auto& n : r.multi.names) names += (names.empty() ? "" : " x ") + n;
+      for (const auto& n : r.objectives) names += (names.empty() ? "" : " x ") + n;
       gp << " set xlabel 'evaluations'; set ylabel 'hypervolume (" << names << ")'; set key top left;"
          << " plot '" << dat << "' index 4 using 1:2 with steps lc rgb '#9467bd' title 'front';";
     }

@@ -358,8 +358,6 @@ void summarize(spec::SearchResult& r, const std::vector<std::string>& objectives
   r.pareto_memory = spec::pareto_front(counted, "memory_mib");
   r.pareto_latency = spec::pareto_front(counted, "latency_ms");
   if (objectives.empty()) return;
-  r.multi.names = objectives;
-  r.multi.hv_reference = hv_reference;
   r.multi.front = objectives_front(counted, objectives);
   std::vector<Point> front;
   for (int i : r.multi.front) front.push_back(objective_point(counted[static_cast<size_t>(i)], objectives));
@@ -367,19 +365,28 @@ void summarize(spec::SearchResult& r, const std::vector<std::string>& objectives
 }
 }  // namespace
 
+spec::SearchIdentity identity_of(const Encoding& enc, const SearchOptions& o) {
+  spec::SearchIdentity id;
+  id.space = enc.space_name();
+  id.family = enc.family();
+  id.space_hash = enc.space_hash();
+  id.strategy = o.strategy;
+  id.seed = o.seed;
+  id.budget = o.budget;
+  id.time_budget = o.time_budget;
+  id.strategy_options = strategy_options_json(o.strategy, o.strategy_options);
+  if (o.prescreen) id.strategy_options["prescreen"] = true;
+  if (o.prescreen && o.prescreen_proxy) id.strategy_options["prescreen_proxy"] = o.prescreen_proxy_name;
+  id.constraints = o.constraints;
+  id.objectives = o.objectives;
+  id.hv_reference = o.hv_reference;
+  return id;
+}
+
 void finish_result(spec::SearchResult& r, const Encoding& enc, const SearchOptions& o,
                    const std::vector<double>& hv_reference, bool interrupted, double seconds, int top_fidelity) {
-  r.space = enc.space_name();
-  r.family = enc.family();
-  r.space_hash = enc.space_hash();
-  r.strategy = o.strategy;
-  r.seed = o.seed;
-  r.budget = o.budget;
-  r.time_budget = o.time_budget;
-  r.strategy_options = strategy_options_json(o.strategy, o.strategy_options);
-  if (o.prescreen) r.strategy_options["prescreen"] = true;
-  if (o.prescreen && o.prescreen_proxy) r.strategy_options["prescreen_proxy"] = o.prescreen_proxy_name;
-  r.constraints = o.constraints;
+  static_cast<spec::SearchIdentity&>(r) = identity_of(enc, o);
+  if (r.multi_objective()) r.hv_reference = hv_reference;  // resolved when o left it empty
   r.interrupted = interrupted;
   summarize(r, o.objectives, hv_reference, top_fidelity);
   r.total_seconds = seconds + o.resumed_seconds;

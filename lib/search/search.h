@@ -58,6 +58,8 @@ class Estimator {
 };
 
 using CostFn = std::function<supernet::Cost(const spec::Arch&)>;
+// A child's latency in ms (measured, or predicted by a latency table).
+using LatencyFn = std::function<double(const spec::Arch&)>;
 
 struct SearchOptions {
   std::string strategy = "coarse-to-fine";  // see strategy_names()
@@ -66,7 +68,7 @@ struct SearchOptions {
   spec::Constraints constraints;
   // Measures a child's latency in ms (needed when constraints.max_latency_ms is set); called once
   // per distinct child.
-  std::function<double(const spec::Arch&)> latency_ms;
+  LatencyFn latency_ms;
   // Also record the latency of children when no latency bound is set (a table predicts it for free).
   bool latency_always = false;
   // A multi-objective search: two or three of objective_names() (search/objectives.h); empty:
@@ -215,7 +217,12 @@ void check_satisfiable(const spec::SearchSpace& space, const CostFn& cost, const
 // the search has several (hyperband scores a child once per rung).
 std::string replay_key(const spec::Candidate& c);
 
-// Fills r's header (space, strategy and its options, bounds, interrupted), its best, fronts and
+// The part of a search's identity that the engine knows: the space (enc), the strategy and its
+// options, seed, budgets, bounds and objectives. The caller adds how the candidates are scored
+// (supernet, evaluator, estimator options, image counts).
+spec::SearchIdentity identity_of(const Encoding& enc, const SearchOptions& o);
+
+// Fills r's identity (identity_of; the resolved hv_reference) and interrupted, its best, fronts and
 // (with objectives) multi-objective block from its candidates, and its times (`seconds` of this
 // run, plus a stopped run's); with top_fidelity > 0, candidates measured at a lower fidelity make
 // neither the best nor the fronts.

@@ -33,26 +33,64 @@ json to_json(const Candidate& c) {
   return j;
 }
 
-json to_json(const SearchResult& r) {
+json to_json(const SearchIdentity& id) {
   json j;
+  j["space"] = id.space;
+  if (id.family != "mbconv") j["family"] = id.family;
+  if (!id.space_hash.empty()) j["space_hash"] = id.space_hash;
+  j["supernet"] = id.supernet;
+  j["strategy"] = id.strategy;
+  j["seed"] = id.seed;
+  j["budget"] = id.budget;
+  j["time_budget"] = id.time_budget;
+  j["strategy_options"] = id.strategy_options;
+  j["constraints"] = {{"max_mflops", id.constraints.max_mflops},
+                      {"max_params", id.constraints.max_params},
+                      {"max_memory_mib", id.constraints.max_memory_mib},
+                      {"max_latency_ms", id.constraints.max_latency_ms}};
+  j["estimator_settings"] = {{"val_images", id.val_images}, {"calib_images", id.calib_images}};
+  if (!id.evaluator.empty()) j["estimator_settings"]["evaluator"] = id.evaluator;
+  if (!id.estimator_options.is_null()) j["estimator_settings"]["options"] = id.estimator_options;
+  if (id.multi_objective()) j["multi_objective"] = {{"objectives", id.objectives}, {"hv_reference", id.hv_reference}};
+  return j;
+}
+
+bool operator==(const SearchIdentity& a, const SearchIdentity& b) { return to_json(a) == to_json(b); }
+
+std::vector<std::string> identity_differences(const SearchIdentity& stopped, const SearchIdentity& now) {
+  std::vector<std::string> out;
+  auto differ = [&out](bool same, const char* flags) {
+    if (!same) out.emplace_back(flags);
+  };
+  const Constraints &a = stopped.constraints, &b = now.constraints;
+  differ(stopped.space == now.space && stopped.family == now.family &&
+             (stopped.space_hash.empty() || stopped.space_hash == now.space_hash),
+         "the space (--space, --supernet)");
+  differ(stopped.strategy == now.strategy, "--strategy");
+  differ(stopped.seed == now.seed, "--seed");
+  differ(stopped.budget == now.budget, "--budget");
+  differ(stopped.time_budget == now.time_budget, "--time-budget");
+  differ(stopped.supernet == now.supernet, "--supernet");
+  differ(stopped.evaluator == now.evaluator, "--evaluator");
+  differ(stopped.estimator_options.is_null() || stopped.estimator_options == now.estimator_options,
+         "an estimator option (--estimator, --lf-*, --curve-*, --eval-timeout, --latency-table, --latency-model)");
+  differ(a.max_mflops == b.max_mflops && a.max_params == b.max_params && a.max_memory_mib == b.max_memory_mib &&
+             a.max_latency_ms == b.max_latency_ms,
+         "a constraint (--max-mflops, --max-params, --max-memory-mib, --max-latency-ms)");
+  differ(stopped.val_images == now.val_images && stopped.calib_images == now.calib_images,
+         "--val-images or --calib-images");
+  differ(stopped.objectives == now.objectives, "--objectives");
+  differ(stopped.hv_reference == now.hv_reference, "--hv-reference");
+  differ(stopped.strategy_options == now.strategy_options,
+         "a strategy option (--population, --sample-size, --mutation-prob, --crossover, --prescreen, --bo-init, "
+         "--tpe-*, --hb-*, --darts-*)");
+  return out;
+}
+
+json to_json(const SearchResult& r) {
+  json j = to_json(static_cast<const SearchIdentity&>(r));
   j["kind"] = kSearchKind;
   j["schema_version"] = kSearchVersion;
-  j["space"] = r.space;
-  if (r.family != "mbconv") j["family"] = r.family;
-  if (!r.space_hash.empty()) j["space_hash"] = r.space_hash;
-  j["supernet"] = r.supernet;
-  j["strategy"] = r.strategy;
-  j["seed"] = r.seed;
-  j["budget"] = r.budget;
-  j["time_budget"] = r.time_budget;
-  j["strategy_options"] = r.strategy_options;
-  j["constraints"] = {{"max_mflops", r.constraints.max_mflops},
-                      {"max_params", r.constraints.max_params},
-                      {"max_memory_mib", r.constraints.max_memory_mib},
-                      {"max_latency_ms", r.constraints.max_latency_ms}};
-  j["estimator_settings"] = {{"val_images", r.val_images}, {"calib_images", r.calib_images}};
-  if (!r.evaluator.empty()) j["estimator_settings"]["evaluator"] = r.evaluator;
-  if (!r.estimator_options.is_null()) j["estimator_settings"]["options"] = r.estimator_options;
   if (!r.predictor.is_null()) j["predictor"] = r.predictor;
   if (!r.relaxation.is_null()) j["relaxation"] = r.relaxation;
   j["candidates"] = json::array();
@@ -73,13 +111,11 @@ json to_json(const SearchResult& r) {
                         {"val_acc", c.val_acc}});
     }
   }
-  if (r.multi.enabled()) {
+  if (r.multi_objective()) {
     json front = json::array();
     for (int i : r.multi.front) front.push_back({{"index", i}, {"hash", r.candidates.at(i).hash}});
-    j["multi_objective"] = {{"objectives", r.multi.names},
-                            {"hv_reference", r.multi.hv_reference},
-                            {"hypervolume", r.multi.hypervolume},
-                            {"front", front}};
+    j["multi_objective"]["hypervolume"] = r.multi.hypervolume;
+    j["multi_objective"]["front"] = front;
   }
   j["timings"] = {{"total_seconds", r.total_seconds}, {"eval_seconds", r.eval_seconds},
                   {"cache_hits", r.cache_hits}};
@@ -133,34 +169,30 @@ Candidate candidate_from(Obj& c, bool generic) {
   return k;
 }
 
-MultiObjective multi_objective_from(Obj m, size_t candidates) {
-  MultiObjective r;
+// multi_objective: the identity's objectives and reference point, and the outcome.
+void read_multi_objective(Obj m, SearchResult& r) {
   const json& names = m.raw("objectives");
   if (!names.is_array() || names.size() < 2 || names.size() > 3)
     m.fail("objectives", "a list of two or three objective names", names);
   for (const auto& n : names) {
     if (!n.is_string()) m.fail("objectives", "objective names", n);
-    r.names.push_back(n.get<std::string>());
+    r.objectives.push_back(n.get<std::string>());
   }
   r.hv_reference = m.numbers("hv_reference", -1e300, 1e300);
-  if (r.hv_reference.size() != r.names.size())
-    m.fail("hv_reference", "one value per objective (" + std::to_string(r.names.size()) + ")",
+  if (r.hv_reference.size() != r.objectives.size())
+    m.fail("hv_reference", "one value per objective (" + std::to_string(r.objectives.size()) + ")",
            json(r.hv_reference));
-  r.hypervolume = m.number("hypervolume", 0, 1e300);
+  r.multi.hypervolume = m.number("hypervolume", 0, 1e300);
   for (auto& p : m.objects("front")) {
-    r.front.push_back(static_cast<int>(p.integer("index", 0, static_cast<int64_t>(candidates) - 1)));
+    r.multi.front.push_back(static_cast<int>(p.integer("index", 0, static_cast<int64_t>(r.candidates.size()) - 1)));
     p.string("hash");
     p.finish();
   }
   m.finish();
-  return r;
 }
-}  // namespace
 
-SearchResult search_result_from_json(const json& j, const std::string& file) {
-  Obj o(j, file, "");
-  check_header(o, kSearchKind, kSearchVersion);
-  SearchResult r;
+// The identity's fields but the multi-objective ones (read with the outcome they share an object with).
+void read_identity(Obj& o, SearchIdentity& r) {
   r.space = o.string("space");
   r.family = o.one_of_or("family", {"mbconv", "mlp", "cell", "generic"}, "mbconv");
   r.space_hash = o.string_or("space_hash", "");
@@ -182,14 +214,20 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
     r.constraints.max_latency_ms = c.number_or("max_latency_ms", 0, 0, 1e12);
     c.finish();
   }
-  {
-    Obj e = o.object("estimator_settings");
-    r.val_images = e.integer("val_images", 0, INT64_MAX);
-    r.calib_images = e.integer("calib_images", 0, INT64_MAX);
-    r.evaluator = e.text_or("evaluator", "");
-    if (e.take("options")) r.estimator_options = e.raw("options");
-    e.finish();
-  }
+  Obj e = o.object("estimator_settings");
+  r.val_images = e.integer("val_images", 0, INT64_MAX);
+  r.calib_images = e.integer("calib_images", 0, INT64_MAX);
+  r.evaluator = e.text_or("evaluator", "");
+  if (e.take("options")) r.estimator_options = e.raw("options");
+  e.finish();
+}
+}  // namespace
+
+SearchResult search_result_from_json(const json& j, const std::string& file) {
+  Obj o(j, file, "");
+  check_header(o, kSearchKind, kSearchVersion);
+  SearchResult r;
+  read_identity(o, r);
   for (auto& c : o.objects("candidates")) r.candidates.push_back(candidate_from(c, r.family == "generic"));
   for (size_t i = 0; i < r.candidates.size(); ++i)
     if (r.candidates[i].index != static_cast<int>(i))
@@ -214,7 +252,7 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
           .push_back(idx);
     }
   }
-  if (o.take("multi_objective")) r.multi = multi_objective_from(o.object("multi_objective"), r.candidates.size());
+  if (o.take("multi_objective")) read_multi_objective(o.object("multi_objective"), r);
   {
     Obj t = o.object("timings");
     r.total_seconds = t.number("total_seconds", 0, 1e12);

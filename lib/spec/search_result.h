@@ -47,18 +47,17 @@ struct Candidate {
   int fidelity = 0;           // hyperband: the epochs it was trained for (0: one fidelity only)
 };
 
-// A multi-objective search (nas-search --objectives): its objectives, the hypervolume's reference
-// point (in the objectives' own units: accuracy as a fraction), the final hypervolume and the
-// front over all the objectives.
+// A multi-objective search's outcome (nas-search --objectives; its objectives and reference point
+// are part of the SearchIdentity): the final hypervolume and the front over all the objectives.
 struct MultiObjective {
-  std::vector<std::string> names;  // two or three of accuracy, mflops, params, latency_ms, memory_mib
-  std::vector<double> hv_reference;
   double hypervolume = 0;
   std::vector<int> front;  // candidate indices, by increasing first cost
-  bool enabled() const { return !names.empty(); }
 };
 
-struct SearchResult {
+// What makes a search the one it is. A search resumes only when everything here equals the stopped
+// search's (identity_differences), the ranks of a distributed search check that they hold the same
+// (to_json), and nas.search records it at its top level.
+struct SearchIdentity {
   std::string space;
   std::string family = "mbconv";  // the space's family: its candidates' arch form
   std::string space_hash;  // the hash of the space's canonical form (search::Encoding); empty in older files
@@ -66,13 +65,32 @@ struct SearchResult {
   std::string strategy;
   uint64_t seed = 0;
   int64_t budget = 0;
-  double time_budget = 0;                    // seconds; 0: none
-  json strategy_options = json::object();    // the strategy's settings (population, ...)
+  double time_budget = 0;                  // seconds; 0: none
+  json strategy_options = json::object();  // the strategy's settings (population, ...)
   Constraints constraints;
   int64_t val_images = 0;
   int64_t calib_images = 0;
-  std::string evaluator;  // the external evaluator command, when one scored the candidates
+  std::string evaluator;   // the external evaluator command, when one scored the candidates
   json estimator_options;  // the estimator and its settings (null in older files)
+  // A multi-objective search: two or three of accuracy, mflops, params, latency_ms, memory_mib
+  // (empty: accuracy alone), and the hypervolume's reference point in the objectives' own units
+  // (accuracy as a fraction).
+  std::vector<std::string> objectives;
+  std::vector<double> hv_reference;
+  bool multi_objective() const { return !objectives.empty(); }
+};
+
+// The settings in which `now` differs from the `stopped` search, named by the nas-search flags
+// that set them; empty when `now` may resume `stopped`. Fields that older files lack (space_hash,
+// estimator_options) match anything.
+std::vector<std::string> identity_differences(const SearchIdentity& stopped, const SearchIdentity& now);
+bool operator==(const SearchIdentity& a, const SearchIdentity& b);
+inline bool operator!=(const SearchIdentity& a, const SearchIdentity& b) { return !(a == b); }
+// The identity as nas.search writes it (estimator_settings and multi_objective.objectives /
+// hv_reference included).
+json to_json(const SearchIdentity& id);
+
+struct SearchResult : SearchIdentity {
   json predictor;         // the accuracy predictor's settings and last validation report, or null
   json relaxation;        // DARTS: the final softmax weights of every edge and the derived cells, or null
   std::vector<Candidate> candidates;
@@ -81,7 +99,7 @@ struct SearchResult {
   std::vector<int> pareto_params;  // indices: accuracy vs params front
   std::vector<int> pareto_memory;  // accuracy vs memory_mib
   std::vector<int> pareto_latency; // accuracy vs latency_ms (candidates whose latency was measured)
-  MultiObjective multi;            // empty names: a single-objective search
+  MultiObjective multi;            // multi_objective() searches only
   double total_seconds = 0;
   double eval_seconds = 0;
   int64_t cache_hits = 0;

@@ -4,8 +4,6 @@
 
 namespace nas::supernet {
 
-bool stage_has_expand(const spec::StageSpec& st) { return spec::max_of(st.expand) > 1; }
-
 Cost cell_op_cost(const std::string& op, int64_t c_in, int64_t c_out, int stride, int64_t res) {
   Cost c;
   const int64_t out = conv_out(static_cast<int>(res), stride);

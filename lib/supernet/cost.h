@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "nn/shapes.h"
 #include "spec/arch.h"
 #include "spec/search_space.h"
 
@@ -21,12 +22,10 @@ struct Cost {
   double memory_mib() const { return static_cast<double>(params + peak_activations) * 4.0 / (1024.0 * 1024.0); }
 };
 
-// Output size of a convolution with padding kernel/2 (odd kernels).
-inline int conv_out(int in, int stride) { return (in - 1) / stride + 1; }
-// Channels of the squeeze-excite bottleneck for `mid` channels (monotone, so prefix slices work).
-inline int se_channels(int mid) { return (mid + 3) / 4; }
-// Whether a stage's blocks have a 1x1 expansion conv (only when some expand ratio exceeds 1).
-bool stage_has_expand(const spec::StageSpec& st);
+// The modules' layer arithmetic (nn/shapes.h), which the cost follows.
+using nn::conv_out;
+using nn::se_channels;
+using nn::stage_has_expand;
 
 Cost arch_cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes);
 

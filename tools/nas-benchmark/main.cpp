@@ -3,8 +3,8 @@
 #include "cli/cli.h"
 
 int main(int argc, char** argv) {
-  nas::app::BenchOptions opts;
+  nas::app::BenchmarkToolOptions opts;
   return nas::cli::run_tool(
-      nas::app::kBenchTool, argc, argv, [&](CLI::App& app) { nas::app::add_bench_options(app, opts); },
-      [&] { nas::app::run_bench(opts); });
+      nas::app::kBenchmarkTool, argc, argv, [&](CLI::App& app) { nas::app::add_benchmark_tool_options(app, opts); },
+      [&] { nas::app::run_benchmark_tool(opts); });
 }

@@ -3,8 +3,8 @@
 #include "cli/cli.h"
 
 int main(int argc, char** argv) {
-  nas::app::SearchOptions opts;
+  nas::app::SearchToolOptions opts;
   return nas::cli::run_tool(
-      nas::app::kSearchTool, argc, argv, [&](CLI::App& app) { nas::app::add_search_options(app, opts); },
-      [&] { nas::app::run_search(opts); });
+      nas::app::kSearchTool, argc, argv, [&](CLI::App& app) { nas::app::add_search_tool_options(app, opts); },
+      [&] { nas::app::run_search_tool(opts); });
 }

@@ -3,8 +3,8 @@
 #include "cli/cli.h"
 
 int main(int argc, char** argv) {
-  nas::app::SliceOptions opts;
+  nas::app::SliceToolOptions opts;
   return nas::cli::run_tool(
-      nas::app::kSliceTool, argc, argv, [&](CLI::App& app) { nas::app::add_slice_options(app, opts); },
-      [&] { nas::app::run_slice(opts); });
+      nas::app::kSliceTool, argc, argv, [&](CLI::App& app) { nas::app::add_slice_tool_options(app, opts); },
+      [&] { nas::app::run_slice_tool(opts); });
 }

@@ -3,8 +3,8 @@
 #include "cli/cli.h"
 
 int main(int argc, char** argv) {
-  nas::app::TrainOptions opts;
+  nas::app::TrainToolOptions opts;
   return nas::cli::run_tool(
-      nas::app::kTrainTool, argc, argv, [&](CLI::App& app) { nas::app::add_train_options(app, opts); },
-      [&] { nas::app::run_train(opts); });
+      nas::app::kTrainTool, argc, argv, [&](CLI::App& app) { nas::app::add_train_tool_options(app, opts); },
+      [&] { nas::app::run_train_tool(opts); });
 }

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Checks the library's shape against docs/ARCHITECTURE.md (ctest entry `architecture`).
+
+1. Include directions: every `#include "m/..."` in lib/<module>/ names the module itself or one
+   that the "Modules" table of docs/ARCHITECTURE.md lets it include; every folder under lib/ is in
+   the table. A new back-edge fails with the file and line.
+2. Function length: no top-level function definition in lib/**/*.cpp runs over MAX_LINES lines,
+   except those listed in LONG_FUNCTIONS, which may not grow past their listed length (the list
+   only shrinks).
+
+Usage: architecture.py [SOURCE_DIR]   (default: the checkout holding this script). Exit 1 on a
+violation, with one line per violation on stderr. `architecture.py --self-test` first checks that
+both checks catch what they are for, on a small tree of its own. Python standard library only.
+"""
+import pathlib
+import re
+import sys
+
+MAX_LINES = 100
+# Functions over MAX_LINES when the check was written, with their length then (issue 22, item 4).
+LONG_FUNCTIONS = {
+    "lib/train/trainer.cpp:train_supernet": 261,
+    "lib/train/trainer.cpp:sandwich_step": 122,
+    "lib/search/external.cpp:run_external": 128,
+    "lib/app/bench_app.cpp:run_benchmark_tool": 120,
+    "lib/data/csv.cpp:read_csv": 108,
+    "lib/spec/train_spec.cpp:train_spec_from_json": 102,
+}
+
+ROW = re.compile(r"^\|\s*`([a-z_]+)`\s*\|[^|]*\|([^|]*)\|\s*$")
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/[^"]+"')
+
+
+def module_map(doc):
+    """The "## Modules" table: module -> the modules it may include."""
+    allowed, inside = {}, False
+    for line in doc.read_text().splitlines():
+        if line.startswith("## "):
+            inside = line.strip() == "## Modules"
+        m = ROW.match(line) if inside else None
+        if m:
+            allowed[m.group(1)] = set(re.findall(r"`([a-z_]+)`", m.group(2)))
+    return allowed
+
+
+def include_errors(root, allowed):
+    errors = []
+    lib = root / "lib"
+    for folder in sorted(p for p in lib.iterdir() if p.is_dir()):
+        if folder.name not in allowed:
+            errors.append(f"lib/{folder.name}/: not in the Modules table of docs/ARCHITECTURE.md")
+    for src in sorted(lib.rglob("*")):
+        if src.suffix not in (".h", ".cpp"):
+            continue
+        module = src.relative_to(lib).parts[0]
+        for n, line in enumerate(src.read_text().splitlines(), 1):
+            m = INCLUDE.match(line)
+            if not m or m.group(1) == module or not (lib / m.group(1)).is_dir():
+                continue
+            if m.group(1) not in allowed.get(module, set()):
+                errors.append(f"{src.relative_to(root)}:{n}: {module} may not include {m.group(1)} "
+                              f"(docs/ARCHITECTURE.md, Modules)")
+    return errors
+
+
+def code_only(line):
+    """The line without string/char literals and // comments (so their braces do not count)."""
+    out, i, quote = [], 0, None
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = None
+                out.append(ch)
+        elif ch in "\"'":
+            quote = ch
+            out.append(ch)
+        elif line.startswith("//", i):
+            break
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+NOT_FUNCTION = re.compile(r"^(namespace|struct|class|enum|union|using|typedef|extern|static_assert|template\s*<[^>]*>\s*(struct|class))\b")
+
+
+def functions(path):
+    """(name, first line, length) of each top-level function definition: a statement at namespace
+    level that starts at column 0, has a parameter list and opens a body."""
+    lines = [code_only(l) for l in path.read_text().splitlines()]
+    stack = []          # the open braces: True for a namespace's, False for any other
+    statement, first = "", None  # the namespace-level text since the last ; { or }, and its line
+    found, body = [], None       # body: (name, first line) of the function being read
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("#"):
+            continue  # preprocessor
+        for ch in line:
+            depth = stack.count(False)
+            if ch == "{":
+                head = statement.strip()
+                is_namespace = depth == 0 and re.match(r'(inline\s+)?namespace\b|extern\s+""', head) is not None
+                if depth == 0 and body is None and not is_namespace and "(" in head and \
+                        not NOT_FUNCTION.match(head) and first is not None:
+                    call = head.split("=")[0] if "operator" not in head else head
+                    m = re.search(r"([A-Za-z_~][\w:~]*)\s*\(", call)
+                    body = (m.group(1).split("::")[-1] if m else "?", first)
+                stack.append(is_namespace)
+                statement, first = "", None
+            elif ch == "}":
+                stack.pop()
+                if body is not None and stack.count(False) == 0:
+                    found.append((body[0], body[1] + 1, i - body[1] + 1))
+                    body = None
+                statement, first = "", None
+            elif depth == 0:
+                if ch == ";":
+                    statement, first = "", None
+                    continue
+                if first is None and not ch.isspace():
+                    first = i if line[:1].isalpha() or line[:1] == "~" else None
+                    if first is None:
+                        statement = "#"  # not at column 0: no function starts here
+                statement += ch
+        if statement:
+            statement += " "
+    return found
+
+
+def length_errors(root, long_functions=None):
+    long_functions = LONG_FUNCTIONS if long_functions is None else long_functions
+    errors = []
+    seen = set()
+    for src in sorted((root / "lib").rglob("*.cpp")):
+        rel = str(src.relative_to(root))
+        for name, first, length in functions(src):
+            key = f"{rel}:{name}"
+            limit = long_functions.get(key, MAX_LINES)
+            if key in long_functions:
+                seen.add(key)
+            if key in long_functions and length <= MAX_LINES:
+                errors.append(f"{rel}:{first}: {name} runs {length} lines now; remove it from LONG_FUNCTIONS")
+            elif length > limit:
+                errors.append(f"{rel}:{first}: {name} runs {length} lines; at most {limit} "
+                              f"(split it into named steps)")
+    for key in sorted(set(long_functions) - seen):
+        errors.append(f"{key}: listed in LONG_FUNCTIONS but not found; remove it from the list")
+    return errors
+
+
+def self_test():
+    """Both checks on a made-up tree: a clean one passes; a back-edge, an undeclared module and a
+    long function are each reported."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        root = pathlib.Path(tmp)
+        (root / "docs").mkdir()
+        (root / "docs" / "ARCHITECTURE.md").write_text(
+            "## Modules\n| module | for | may include |\n|---|---|---|\n| `low` | x | |\n| `high` | y | `low` |\n")
+        for m in ("low", "high"):
+            (root / "lib" / m).mkdir(parents=True)
+        (root / "lib" / "high" / "h.cpp").write_text('#include "low/l.h"\nnamespace n {\nint f() {\n  return 1;\n}\n}\n')
+        (root / "lib" / "low" / "l.h").write_text("#pragma once\n")
+        allowed = module_map(root / "docs" / "ARCHITECTURE.md")
+        assert allowed == {"low": set(), "high": {"low"}}, allowed
+        assert include_errors(root, allowed) == [] and length_errors(root, {}) == []
+        (root / "lib" / "low" / "l.cpp").write_text('#include "high/h.h"\n')
+        assert any("low may not include high" in e for e in include_errors(root, allowed))
+        (root / "lib" / "extra").mkdir()
+        assert any("lib/extra/" in e for e in include_errors(root, allowed))
+        body = "".join(f"  x += {i};  // {{\n" for i in range(MAX_LINES))
+        (root / "lib" / "high" / "long.cpp").write_text(
+            f'namespace n {{\nvoid long_one(int x) {{\n  const char* s = "}}";\n{body}}}\n}}\n')
+        errors = length_errors(root, {})
+        assert len(errors) == 1 and "long_one runs 103 lines" in errors[0], errors
+    print("architecture --self-test: ok")
+
+
+def main():
+    if sys.argv[1:2] == ["--self-test"]:
+        self_test()
+        sys.argv.pop(1)
+    root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parents[2])
+    allowed = module_map(root / "docs" / "ARCHITECTURE.md")
+    if not allowed:
+        print("docs/ARCHITECTURE.md: expected a \"## Modules\" table, found none", file=sys.stderr)
+        return 1
+    errors = include_errors(root, allowed) + length_errors(root)
+    for e in errors:
+        print(e, file=sys.stderr)
+    print(f"architecture: {len(allowed)} modules, include directions and function lengths: "
+          f"{'ok' if not errors else str(len(errors)) + ' violation(s)'}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,12 +10,17 @@
 #include "app/apps.h"
 #include "catch.h"
 #include "data/idx.h"
+#include "dist/dist.h"
+#include "eval/lut.h"
 #include "export/onnx_export.h"
 #include "helpers.h"
+#include "search/estimators.h"
+#include "search/search.h"
 #include "spec/arch.h"
 #include "spec/bench_result.h"
 #include "spec/search_result.h"
 #include "supernet/checkpoint.h"
+#include "train/trainer.h"
 
 using namespace nas;
 using nlohmann::json;
@@ -650,29 +655,82 @@ TEST_CASE("--threads bounds what a tool runs at once; the default follows the af
   CHECK(u.busy <= 2);
 }
 
-TEST_CASE("nas-search's help shows the library's strategy defaults, and parsing nothing keeps them", "[tool]") {
+namespace {
+// What --help shows as an option's default; std::ostream's form for numbers, as CLI11 writes them.
+std::string shown(CLI::App& app, const std::string& flag) { return app.get_option(flag)->get_default_str(); }
+template <typename T>
+std::string str(const T& v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+}  // namespace
+
+TEST_CASE("each tool's help shows the library's defaults, and parsing nothing keeps them", "[tool]") {
   CLI::App app;
-  app::SearchToolOptions o;
-  app::add_search_tool_options(app, o);
-  app.parse(std::vector<std::string>{});
-  const search::StrategyOptions lib;
-  auto shown = [&](const std::string& flag) { return app.get_option(flag)->get_default_str(); };
-  auto str = [](double v) {
-    std::ostringstream os;
-    os << v;
-    return os.str();
-  };
-  CHECK(shown("--population") == std::to_string(lib.population));
-  CHECK(shown("--sample-size") == std::to_string(lib.sample_size));
-  CHECK(shown("--mutation-prob") == str(lib.mutation_prob));
-  CHECK(shown("--tpe-startup") == std::to_string(lib.tpe_startup));
-  CHECK(shown("--tpe-candidates") == std::to_string(lib.tpe_candidates));
-  CHECK(shown("--hb-max-epochs") == std::to_string(lib.hb_max_epochs));
-  CHECK(shown("--darts-steps") == std::to_string(lib.darts_steps));
-  CHECK(o.population == lib.population);
-  CHECK(o.sample_size == lib.sample_size);
-  CHECK(o.mutation_prob == lib.mutation_prob);
-  CHECK(o.tpe_gamma == lib.tpe_gamma);
-  CHECK(o.darts_alpha_lr == lib.darts_alpha_lr);
-  CHECK(o.bo_init == lib.bo_init);
+  SECTION("nas-search: the strategies', the engine's and the estimators'") {
+    app::SearchToolOptions o;
+    app::add_search_tool_options(app, o);
+    app.parse(std::vector<std::string>{});
+    const search::StrategyOptions lib;
+    const search::SearchOptions engine;
+    CHECK(shown(app, "--strategy") == engine.strategy);
+    CHECK(shown(app, "--budget") == str(engine.budget));
+    CHECK(shown(app, "--curve-margin") == str(search::kCurveMargin));
+    CHECK(shown(app, "--population") == str(lib.population));
+    CHECK(shown(app, "--sample-size") == str(lib.sample_size));
+    CHECK(shown(app, "--mutation-prob") == str(lib.mutation_prob));
+    CHECK(shown(app, "--tpe-startup") == str(lib.tpe_startup));
+    CHECK(shown(app, "--tpe-candidates") == str(lib.tpe_candidates));
+    CHECK(shown(app, "--hb-max-epochs") == str(lib.hb_max_epochs));
+    CHECK(shown(app, "--darts-steps") == str(lib.darts_steps));
+    CHECK(shown(app, "--dist-timeout") == str(dist::GroupOptions{}.timeout_s));
+    CHECK(o.strategy == engine.strategy);
+    CHECK(o.budget == engine.budget);
+    CHECK(o.population == lib.population);
+    CHECK(o.sample_size == lib.sample_size);
+    CHECK(o.mutation_prob == lib.mutation_prob);
+    CHECK(o.tpe_gamma == lib.tpe_gamma);
+    CHECK(o.darts_alpha_lr == lib.darts_alpha_lr);
+    CHECK(o.bo_init == lib.bo_init);
+  }
+  SECTION("nas-train-supernet: the trainer's and the process group's") {
+    app::TrainToolOptions o;
+    app::add_train_tool_options(app, o);
+    app.parse(std::vector<std::string>{});
+    const train::TrainOptions lib;
+    const dist::GroupOptions group;
+    CHECK(shown(app, "--workers") == str(lib.workers));
+    CHECK(shown(app, "--stop-after-steps") == str(lib.stop_after_steps));
+    CHECK(shown(app, "--device") == lib.device);
+    CHECK(shown(app, "--dist-timeout") == str(group.timeout_s));
+    CHECK(shown(app, "--dist-backend") == group.backend);
+    CHECK(shown(app, "--bucket-mb") == str(group.bucket_bytes >> 20));
+    CHECK(o.workers == lib.workers);
+    CHECK(static_cast<int64_t>(o.common.bucket_mb * (1 << 20)) == group.bucket_bytes);
+  }
+  SECTION("nas-benchmark: the timing's and the latency table's") {
+    app::BenchmarkToolOptions o;
+    app::add_benchmark_tool_options(app, o);
+    app.parse(std::vector<std::string>{});
+    const eval::LutOptions lut;
+    CHECK(shown(app, "--batch") == str(lut.batch));
+    CHECK(shown(app, "--warmup") == str(lut.timing.warmup));
+    CHECK(shown(app, "--reps") == str(lut.timing.min_reps));
+    CHECK(shown(app, "--ci") == str(lut.timing.ci));
+    CHECK(shown(app, "--max-time") == str(lut.timing.max_seconds));
+    CHECK(shown(app, "--calib-archs") == str(lut.calibration_archs));
+    CHECK(shown(app, "--model-archs") == str(lut.model_archs));
+    CHECK(shown(app, "--rounds") == str(lut.rounds));
+    CHECK(o.warmup == lut.timing.warmup);
+    CHECK(o.max_time == lut.timing.max_seconds);
+    CHECK(o.lut_rounds == lut.rounds);
+  }
+  SECTION("nas-slice: the common options'") {
+    app::SliceToolOptions o;
+    app::add_slice_tool_options(app, o);
+    const cli::CommonOptions common;
+    CHECK(shown(app, "--threads") == str(common.threads));
+    CHECK(shown(app, "--precision") == common.precision);
+  }
 }

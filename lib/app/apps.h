@@ -16,6 +16,7 @@ namespace nas::app {
 extern const cli::ToolInfo kTrainTool, kSearchTool, kSliceTool, kBenchmarkTool;
 
 struct TrainToolOptions {
+  TrainToolOptions();  // the library's defaults (train::TrainOptions) where it has them
   cli::CommonOptions common;
   std::string space;     // nas.search_space file
   std::string train;     // nas.train file
@@ -26,15 +27,16 @@ struct TrainToolOptions {
   int64_t train_limit = -1;        // overrides data.train_limit when >= 0
   int64_t validation_images = -1;  // overrides data.validation_images when >= 0
   bool resume = false;
-  int64_t stop_after_steps = 0;
+  int64_t stop_after_steps;  // 0: run to the end
   std::string arch;      // from-scratch mode: train this one arch (max, min or a nas.arch file)
-  int workers = 0;       // shard workers of every step (0: auto; train::TrainOptions::workers)
+  int workers;           // shard workers of every step (0: auto)
   std::string init_from; // fine-tune: start from this supernet checkpoint's weights (with --arch)
 };
 void add_train_tool_options(CLI::App& app, TrainToolOptions& o);
 void run_train_tool(const TrainToolOptions& o);
 
 struct SearchToolOptions {
+  SearchToolOptions();  // the library's defaults (search::SearchOptions, the estimators') where it has them
   cli::CommonOptions common;
   std::string supernet;
   std::string space;          // with evaluator: search this space without a supernet
@@ -48,8 +50,8 @@ struct SearchToolOptions {
   std::string plot;       // also draw the fronts as a PNG (gnuplot)
   std::string metrics;    // JSON lines, one per evaluated candidate
   std::string data;
-  std::string strategy = "coarse-to-fine";
-  int64_t budget = 50;
+  std::string strategy;
+  int64_t budget;
   double time_budget = 0;     // seconds; 0: none
   // The strategies' settings: defaults written once, in search::StrategyOptions.
   int population = search::StrategyOptions{}.population;        // evolution, nsga2
@@ -83,7 +85,7 @@ struct SearchToolOptions {
   int lf_resolution = 0;
   int curve_epochs = 8;
   int curve_observe = 3;
-  double curve_margin = 0.005;
+  double curve_margin;
   std::vector<std::string> predictor_from;  // score with a predictor learnt from these nas.search files
   double max_mflops = 0;
   int64_t max_params = 0;
@@ -112,18 +114,19 @@ void add_slice_tool_options(CLI::App& app, SliceToolOptions& o);
 void run_slice_tool(const SliceToolOptions& o);
 
 struct BenchmarkToolOptions {
+  BenchmarkToolOptions();  // the library's defaults (eval::TimingOptions, eval::LutOptions) where it has them
   cli::CommonOptions common;
   std::string model;     // child checkpoint
   std::string supernet;  // or supernet + arch
   std::string arch;
   std::string out = "-";
   std::string data;
-  int batch = 1;
-  int warmup = 10;
-  int reps = 10;          // timed runs at least
+  int batch;
+  int warmup;
+  int reps;               // timed runs at least
   double min_time = 0.5;  // seconds of timed repetitions at least
-  double ci = 0.02;       // repeat until the median's 95% interval is within +-ci (0: fixed --reps)
-  double max_time = 10;   // the cap on timed seconds per measurement (noisy when reached first)
+  double ci;              // repeat until the median's 95% interval is within +-ci (0: fixed --reps)
+  double max_time;        // the cap on timed seconds per measurement (noisy when reached first)
   std::string pin_cpus;   // e.g. "0-1": restrict the process to these CPUs
   std::vector<int> throughput_batches = {64};
   int64_t test_images = -1;  // -1: the whole test set, 0: skip accuracy
@@ -132,9 +135,9 @@ struct BenchmarkToolOptions {
   bool build_lut = false;
   std::string space;
   int input_channels = 1, classes = 10;
-  int lut_calib_archs = 20, lut_model_archs = 0;
+  int lut_calib_archs, lut_model_archs;
   double op_max_time = 0.5;  // cap per operator
-  int lut_rounds = 3;        // passes over the operators and children
+  int lut_rounds;            // passes over the operators and children
 };
 void add_benchmark_tool_options(CLI::App& app, BenchmarkToolOptions& o);
 void run_benchmark_tool(const BenchmarkToolOptions& o);

@@ -30,35 +30,47 @@ const cli::ToolInfo kBenchmarkTool{
     "nas-benchmark --model runs/fmnist/child.ckpt --threads 1 --batch 1 --out runs/fmnist/bench.json\n"
     "  nas-benchmark --build-lut --space configs/spaces/fmnist-mbconv.yaml --threads 2 --out lut.json"};
 
+BenchmarkToolOptions::BenchmarkToolOptions() {
+  const eval::LutOptions lut;
+  batch = lut.batch;
+  warmup = lut.timing.warmup;
+  reps = lut.timing.min_reps;
+  ci = lut.timing.ci;
+  max_time = lut.timing.max_seconds;
+  lut_calib_archs = lut.calibration_archs;
+  lut_model_archs = lut.model_archs;
+  lut_rounds = lut.rounds;
+}
+
 void add_benchmark_tool_options(CLI::App& app, BenchmarkToolOptions& o) {
   auto* model = app.add_option("--model", o.model, "Child checkpoint (from nas-slice)");
   auto* sup = app.add_option("--supernet", o.supernet, "Supernet checkpoint (with --arch; or its space with --build-lut)");
   auto* arch = app.add_option("--arch", o.arch, "max, min, a nas.arch or a nas.search file (with --supernet)");
   model->excludes(sup)->excludes(arch);
-  app.add_option("--out", o.out, "nas.bench (or nas.lut) JSON output ('-' for stdout)")->default_val("-");
+  app.add_option("--out", o.out, "nas.bench (or nas.lut) JSON output ('-' for stdout)")->capture_default_str();
   app.add_option("--data", o.data, "Dataset directory (default: the one the model was trained on)");
-  app.add_option("--batch", o.batch, "Batch size for latency")->check(CLI::Range(1, 65536))->default_val(1);
-  app.add_option("--warmup", o.warmup, "Untimed warm-up runs")->check(CLI::Range(0, 1000000))->default_val(10);
-  app.add_option("--reps", o.reps, "Timed runs at least")->check(CLI::Range(1, 1000000))->default_val(10);
+  app.add_option("--batch", o.batch, "Batch size for latency")->check(CLI::Range(1, 65536))->capture_default_str();
+  app.add_option("--warmup", o.warmup, "Untimed warm-up runs")->check(CLI::Range(0, 1000000))->capture_default_str();
+  app.add_option("--reps", o.reps, "Timed runs at least")->check(CLI::Range(1, 1000000))->capture_default_str();
   app.add_option("--min-time", o.min_time, "Keep timing for at least this many seconds")
       ->check(CLI::Range(0.0, 3600.0))
-      ->default_val(0.5);
+      ->capture_default_str();
   app.add_option("--ci", o.ci,
                  "Repeat until the median's 95% confidence interval is within +-this fraction of it (0: just --reps "
                  "and --min-time)")
       ->check(CLI::Range(0.0, 1.0))
-      ->default_val(0.02);
+      ->capture_default_str();
   app.add_option("--max-time", o.max_time, "Cap on timed seconds per measurement; reaching it first marks it noisy")
       ->check(CLI::Range(0.001, 86400.0))
-      ->default_val(10);
+      ->capture_default_str();
   app.add_option("--pin-cpus", o.pin_cpus, "Run on these CPUs only, e.g. 0-1 or 0,2 (recorded in the context)");
   app.add_option("--throughput-batch", o.throughput_batches, "Batch sizes for throughput, e.g. 1,16,64")
       ->delimiter(',')
       ->check(CLI::Range(1, 65536))
-      ->default_str("64");
+      ->capture_default_str();
   app.add_option("--test-images", o.test_images, "Test images for accuracy (-1: all, 0: skip)")
       ->check(CLI::Range(int64_t{-1}, int64_t{1} << 40))
-      ->default_val(-1);
+      ->capture_default_str();
   app.add_option("--calib-images", o.calib_images, "BN calibration images with --supernet (default: the spec's)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   app.add_flag("--build-lut", o.build_lut,
@@ -66,24 +78,24 @@ void add_benchmark_tool_options(CLI::App& app, BenchmarkToolOptions& o) {
   app.add_option("--space", o.space, "--build-lut: the search space");
   app.add_option("--input-channels", o.input_channels, "--build-lut with --space: image channels")
       ->check(CLI::Range(1, 4096))
-      ->default_val(1);
-  app.add_option("--classes", o.classes, "--build-lut with --space: classes")->check(CLI::Range(1, 1 << 24))->default_val(10);
+      ->capture_default_str();
+  app.add_option("--classes", o.classes, "--build-lut with --space: classes")->check(CLI::Range(1, 1 << 24))->capture_default_str();
   app.add_option("--calib-archs", o.lut_calib_archs,
                  "--build-lut: random children (plus the max and the min) measured end to end to calibrate the overhead")
       ->check(CLI::Range(0, 100000))
-      ->default_val(20);
+      ->capture_default_str();
   app.add_option("--model-archs", o.lut_model_archs,
                  "--build-lut: more random children measured to fit the learned latency model (0: none)")
       ->check(CLI::Range(0, 100000))
-      ->default_val(0);
+      ->capture_default_str();
   app.add_option("--rounds", o.lut_rounds,
                  "--build-lut: passes over all operators, then all children; each keeps its median over them "
                  "(a slow spell of the machine then moves one pass only)")
       ->check(CLI::Range(1, 1000))
-      ->default_val(3);
+      ->capture_default_str();
   app.add_option("--op-max-time", o.op_max_time, "--build-lut: cap on timed seconds per operator")
       ->check(CLI::Range(0.001, 3600.0))
-      ->default_val(0.5);
+      ->capture_default_str();
   cli::add_common_options(app, o.common);
 }
 
@@ -144,6 +156,102 @@ void build_lut(const BenchmarkToolOptions& o) {
 }
 }  // namespace
 
+namespace {
+// What is benchmarked: a child checkpoint, or a supernet's child with its BN statistics recalibrated.
+struct BenchedModel {
+  supernet::CheckpointMeta meta;  // meta.arch: the child
+  eval::ForwardFn forward;
+  torch::nn::Module* module = nullptr;
+  nn::ChildNet child{nullptr};
+  supernet::Supernet net{nullptr};
+};
+
+BenchedModel load_benched_model(const BenchmarkToolOptions& o, const torch::Device& device, spec::BenchResult& b) {
+  BenchedModel m;
+  if (!o.model.empty()) {
+    auto lc = supernet::load_child(o.model);
+    m.meta = lc.meta;
+    m.child = lc.net;
+    b.source = "child";
+    b.model_path = o.model;
+    m.forward = [child = m.child](const torch::Tensor& x) mutable { return child->forward(x); };
+    m.module = m.child.get();
+    return m;
+  }
+  auto ls = supernet::load_supernet(o.supernet);
+  m.meta = ls.meta;
+  m.net = ls.net;
+  spec::Arch arch = resolve_arch(o.arch, m.meta.space);
+  m.meta.arch = arch;
+  m.net->set_active(arch);
+  auto d = load_checkpoint_data(m.meta.train, o.data, o.calib_images, m.meta.in_channels, m.meta.num_classes,
+                                m.meta.image_size);
+  m.net->to(device);
+  eval::recalibrate_bn(m.net, d.train, d.calib, d.norm, m.meta.train.calib_batch_size, device);
+  b.source = "supernet";
+  b.model_path = o.supernet;
+  m.forward = [net = m.net](const torch::Tensor& x) mutable { return net->forward(x); };
+  m.module = m.net.get();
+  return m;
+}
+
+// Latency at --batch, peak activation memory, and throughput at each --throughput-batches.
+void time_model(const BenchmarkToolOptions& o, const BenchedModel& m, const torch::Device& device,
+                spec::BenchResult& b) {
+  const spec::Arch& arch = *m.meta.arch;
+  torch::NoGradGuard g;
+  torch::manual_seed(o.common.seed);
+  auto run = [&](const torch::Tensor& in) {
+    nn::AutocastScope autocast(device.is_cuda());
+    m.forward(in);
+  };
+  torch::Tensor x = torch::randn({o.batch, m.meta.in_channels, arch.resolution, arch.resolution}).to(device);
+  eval::TimingOptions timing = timing_of(o);
+  // On a GPU the clock stops after the device has finished (kernels run asynchronously).
+  if (device.is_cuda()) timing.sync = [] { torch::cuda::synchronize(); };
+  auto lat = eval::measure([&] { run(x); }, timing);
+  b.batch = o.batch;
+  b.warmup = lat.warmup;
+  b.reps = lat.reps;
+  b.min_ms = lat.min_ms;
+  b.median_ms = lat.median_ms;
+  b.p90_ms = lat.p90_ms;
+  b.mean_ms = lat.mean_ms;
+  b.stdev_ms = lat.stdev_ms;
+  b.ci_low_ms = lat.ci_low_ms;
+  b.ci_high_ms = lat.ci_high_ms;
+  b.noisy = lat.noisy;
+  b.ci_target = o.ci;
+  if (lat.noisy)
+    log_warn("latency: the median's 95% interval [" + std::to_string(lat.ci_low_ms) + ", " +
+             std::to_string(lat.ci_high_ms) + "] ms is still wider than +-" + std::to_string(100 * o.ci) + "% after " +
+             std::to_string(lat.reps) + " runs (--max-time): marked noisy");
+  run(x);  // settled: first-call allocations are behind us
+  b.activations_peak_mib = static_cast<double>(eval::measure_peak_memory([&] { run(x); }).peak_bytes) / (1 << 20);
+  std::vector<int> batches = o.throughput_batches;
+  std::sort(batches.begin(), batches.end());
+  batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
+  for (int tb : batches) {
+    torch::Tensor xt = torch::randn({tb, m.meta.in_channels, arch.resolution, arch.resolution}).to(device);
+    eval::TimingOptions tt = timing;
+    tt.warmup = 3;
+    auto thr = eval::measure([&] { run(xt); }, tt);
+    b.throughput.push_back({tb, tb / (thr.median_ms / 1e3)});
+  }
+  b.throughput_batch = b.throughput.back().batch;
+  b.images_per_s = b.throughput.back().images_per_s;
+}
+
+void log_benchmark(const spec::BenchResult& b) {
+  char line[256];
+  std::snprintf(line, sizeof line, "%s: %.3f MFLOPs, %lld params, median %.3f ms (p90 %.3f) at batch %d, %.0f img/s%s",
+                b.hash.c_str(), b.mflops, static_cast<long long>(b.params), b.median_ms, b.p90_ms, b.batch,
+                b.images_per_s,
+                b.test_images > 0 ? ((b.regression ? ", test R^2 " : ", test acc ") + std::to_string(b.test_acc)).c_str() : "");
+  log_info(line);
+}
+}  // namespace
+
 void run_benchmark_tool(const BenchmarkToolOptions& opts) {
   BenchmarkToolOptions o = opts;
   if (!o.pin_cpus.empty()) {
@@ -158,110 +266,34 @@ void run_benchmark_tool(const BenchmarkToolOptions& opts) {
   NAS_CHECK(o.supernet.empty() || !o.arch.empty(), UsageError, "--supernet needs --arch (max, min or a file)");
   const torch::Device device(o.common.device);
   spec::BenchResult b;
-  supernet::CheckpointMeta meta;
-  eval::ForwardFn fwd;
-  torch::nn::Module* module = nullptr;
-  nn::ChildNet child{nullptr};
-  supernet::Supernet net{nullptr};
-  if (!o.model.empty()) {
-    auto lc = supernet::load_child(o.model);
-    meta = lc.meta;
-    child = lc.net;
-    b.source = "child";
-    b.model_path = o.model;
-    fwd = [&](const torch::Tensor& x) { return child->forward(x); };
-    module = child.get();
-  } else {
-    auto ls = supernet::load_supernet(o.supernet);
-    meta = ls.meta;
-    net = ls.net;
-    spec::Arch arch = resolve_arch(o.arch, meta.space);
-    meta.arch = arch;
-    net->set_active(arch);
-    auto d = load_checkpoint_data(meta.train, o.data, o.calib_images, meta.in_channels, meta.num_classes, meta.image_size);
-    net->to(device);
-    eval::recalibrate_bn(net, d.train, d.calib, d.norm, meta.train.calib_batch_size, device);
-    b.source = "supernet";
-    b.model_path = o.supernet;
-    fwd = [&](const torch::Tensor& x) { return net->forward(x); };
-    module = net.get();
-  }
-  const spec::Arch& arch = *meta.arch;
-  auto cost = supernet::arch_cost(meta.space, arch, meta.in_channels, meta.num_classes);
+  const BenchedModel m = load_benched_model(o, device, b);
+  const spec::Arch& arch = *m.meta.arch;
+  auto cost = supernet::arch_cost(m.meta.space, arch, m.meta.in_channels, m.meta.num_classes);
   b.arch = arch;
   b.hash = spec::arch_hash(arch);
   b.mflops = cost.mflops();
   b.params = cost.params;
   b.analytic_mib = static_cast<double>(cost.params + o.batch * cost.peak_activations) * 4.0 / (1 << 20);
-  module->to(device);
-  module->eval();
+  m.module->to(device);
+  m.module->eval();
   // The test set is read (and checked against the model) before the timing: bad data is refused
   // at once, not after minutes of measurements. Mapped or held, it is the same set either way.
   data::ImageSet test;
   if (o.test_images != 0)
-    test = load_test_set(meta.train.data, o.data, meta.in_channels, meta.num_classes, meta.image_size);
+    test = load_test_set(m.meta.train.data, o.data, m.meta.in_channels, m.meta.num_classes, m.meta.image_size);
   const int threads = torch::get_num_threads();  // as apply_common_options set it
-  {
-    torch::NoGradGuard g;
-    torch::manual_seed(o.common.seed);
-    // On a GPU the clock stops after the device has finished (kernels run asynchronously).
-    std::function<void()> sync;
-    if (device.is_cuda()) sync = [] { torch::cuda::synchronize(); };
-    auto run = [&](const torch::Tensor& in) {
-      nn::AutocastScope autocast(device.is_cuda());
-      fwd(in);
-    };
-    torch::Tensor x = torch::randn({o.batch, meta.in_channels, arch.resolution, arch.resolution}).to(device);
-    eval::TimingOptions timing = timing_of(o);
-    timing.sync = sync;
-    auto lat = eval::measure([&] { run(x); }, timing);
-    b.batch = o.batch;
-    b.warmup = lat.warmup;
-    b.reps = lat.reps;
-    b.min_ms = lat.min_ms;
-    b.median_ms = lat.median_ms;
-    b.p90_ms = lat.p90_ms;
-    b.mean_ms = lat.mean_ms;
-    b.stdev_ms = lat.stdev_ms;
-    b.ci_low_ms = lat.ci_low_ms;
-    b.ci_high_ms = lat.ci_high_ms;
-    b.noisy = lat.noisy;
-    b.ci_target = o.ci;
-    if (lat.noisy)
-      log_warn("latency: the median's 95% interval [" + std::to_string(lat.ci_low_ms) + ", " +
-               std::to_string(lat.ci_high_ms) + "] ms is still wider than +-" + std::to_string(100 * o.ci) +
-               "% after " + std::to_string(lat.reps) + " runs (--max-time): marked noisy");
-    run(x);  // settled: first-call allocations are behind us
-    b.activations_peak_mib = static_cast<double>(eval::measure_peak_memory([&] { run(x); }).peak_bytes) / (1 << 20);
-    std::vector<int> batches = o.throughput_batches;
-    std::sort(batches.begin(), batches.end());
-    batches.erase(std::unique(batches.begin(), batches.end()), batches.end());
-    for (int tb : batches) {
-      torch::Tensor xt = torch::randn({tb, meta.in_channels, arch.resolution, arch.resolution}).to(device);
-      eval::TimingOptions tt = timing;
-      tt.warmup = 3;
-      auto thr = eval::measure([&] { run(xt); }, tt);
-      b.throughput.push_back({tb, tb / (thr.median_ms / 1e3)});
-    }
-    b.throughput_batch = b.throughput.back().batch;
-    b.images_per_s = b.throughput.back().images_per_s;
-  }
+  time_model(o, m, device, b);
   if (o.test_images != 0) {
     auto idx = data::iota_indices(test.n, o.test_images > 0 ? o.test_images : 0);
-    auto r = eval::evaluate(*module, fwd, test, idx, arch.resolution, train::normalization_of(meta.train),
-                             eval::default_eval_batch(device), device);
+    auto r = eval::evaluate(*m.module, m.forward, test, idx, arch.resolution, train::normalization_of(m.meta.train),
+                            eval::default_eval_batch(device), device);
     b.test_images = r.n;
     b.test_acc = r.acc;
     b.regression = test.regression();
   }
   b.peak_rss_mib = peak_rss_mib();
   b.context = eval::machine_context(threads, o.common.device, o.common.precision);
-  char line[256];
-  std::snprintf(line, sizeof line, "%s: %.3f MFLOPs, %lld params, median %.3f ms (p90 %.3f) at batch %d, %.0f img/s%s",
-                b.hash.c_str(), b.mflops, static_cast<long long>(b.params), b.median_ms, b.p90_ms, b.batch,
-                b.images_per_s,
-                b.test_images > 0 ? ((b.regression ? ", test R^2 " : ", test acc ") + std::to_string(b.test_acc)).c_str() : "");
-  log_info(line);
+  log_benchmark(b);
   write_output(o.out, spec::canonical_dump(spec::to_json(b)));
 }
 

@@ -37,6 +37,13 @@ const cli::ToolInfo kSearchTool{
     "nas-search --supernet runs/fmnist/supernet.ckpt --max-mflops 5 --budget 60 --out runs/fmnist/search.json "
     "--csv runs/fmnist/pareto.csv --best-arch runs/fmnist/best.json"};
 
+SearchToolOptions::SearchToolOptions() {
+  const search::SearchOptions engine;
+  strategy = engine.strategy;
+  budget = engine.budget;
+  curve_margin = search::kCurveMargin;
+}
+
 namespace {
 // What is searched and how its candidates are scored.
 void add_scoring_options(CLI::App& app, SearchToolOptions& o) {
@@ -134,7 +141,8 @@ void add_strategy_options(CLI::App& app, SearchToolOptions& o) {
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30))
       ->capture_default_str();
   app.add_option("--time-budget", o.time_budget, "Stop starting new evaluations after this many seconds (0: none)")
-      ->check(CLI::Range(0.0, 1e9));
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
   app.add_option("--population", o.population, "evolution, nsga2: population size")
       ->check(CLI::Range(2, 1 << 20))
       ->capture_default_str();
@@ -217,11 +225,13 @@ void add_bound_options(CLI::App& app, SearchToolOptions& o) {
                  "(sum of operators plus overhead) instead of measuring; warns when it was built in another context");
   app.add_flag("--latency-model", o.latency_model, "With --latency-table: predict with its learned model");
   app.add_option("--val-images", o.val_images, "Validation images per candidate (0: the whole split)")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
+      ->capture_default_str();
   app.add_option("--calib-images", o.calib_images, "BN calibration images (default: the train spec's)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
   app.add_option("--eval-batch", o.eval_batch, "Batch size for evaluation (0: 64 on CPU, 512 on CUDA)")
-      ->check(CLI::Range(0, 65536));
+      ->check(CLI::Range(0, 65536))
+      ->capture_default_str();
 }
 }  // namespace
 

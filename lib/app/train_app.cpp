@@ -23,10 +23,16 @@ const cli::ToolInfo kTrainTool{
     "Writes OUT/supernet.ckpt (every checkpoint_every_steps and at the end, atomically) and OUT/metrics.jsonl.",
     "nas-train-supernet --space configs/spaces/fmnist-mbconv.yaml --train configs/train/fmnist.yaml --out runs/fmnist"};
 
+TrainToolOptions::TrainToolOptions() {
+  const train::TrainOptions lib;
+  stop_after_steps = lib.stop_after_steps;
+  workers = lib.workers;
+}
+
 void add_train_tool_options(CLI::App& app, TrainToolOptions& o) {
   app.add_option("--space", o.space, "Search space (nas.search_space YAML/JSON)");
   app.add_option("--train", o.train, "Training spec (nas.train YAML/JSON)");
-  app.add_option("--out", o.out_dir, "Output directory")->default_val("runs/supernet");
+  app.add_option("--out", o.out_dir, "Output directory")->capture_default_str();
   app.add_option("--data", o.data, "Dataset directory (overrides data.path)");
   app.add_option("--epochs", o.epochs, "Override epochs")->check(CLI::Range(1, 1000000));
   app.add_option("--batch-size", o.batch_size, "Override batch_size")->check(CLI::Range(1, 65536));
@@ -42,15 +48,16 @@ void add_train_tool_options(CLI::App& app, TrainToolOptions& o) {
                  "--space may be left out) instead of a fresh initialization; OUT/child.ckpt is the fine-tuned child")
       ->check(CLI::ExistingFile);
   app.add_flag("--resume", o.resume, "Continue from OUT/supernet.ckpt (its embedded specs are used)");
-  app.add_option("--stop-after-steps", o.stop_after_steps, "Checkpoint and stop after N steps in total")
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 60));
+  app.add_option("--stop-after-steps", o.stop_after_steps, "Checkpoint and stop after N steps in total (0: never)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 60))
+      ->capture_default_str();
   app.add_option("--workers", o.workers,
                  "Worker threads that train shards of every batch at once (BN synchronized over them), each on "
                  "its share of --threads (0: one per thread, at most 8 and one per 16 images; 1: the whole batch "
                  "on every thread). The result "
                  "does not depend on it, to float rounding")
       ->check(CLI::Range(0, 256))
-      ->default_val(0);
+      ->capture_default_str();
   cli::add_common_options(app, o.common);
   cli::add_distributed_options(app, o.common);
 }

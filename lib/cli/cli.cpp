@@ -20,7 +20,7 @@ void add_common_options(CLI::App& app, CommonOptions& o) {
                  "CPU threads for LibTorch's kernels (0: OMP_NUM_THREADS if set, else the cores this process may "
                  "use, per its affinity mask and cgroup CPU quota, divided among a machine's data-parallel processes)")
       ->check(CLI::Range(0, 4096))
-      ->default_val(0);
+      ->capture_default_str();
   app.add_option_function<uint64_t>(
          "--seed",
          [&o](const uint64_t& s) {
@@ -30,11 +30,11 @@ void add_common_options(CLI::App& app, CommonOptions& o) {
          "Random seed (default: the spec's seed, else 0)")
       ->type_name("UINT")
       ->check(CLI::Range(uint64_t{0}, static_cast<uint64_t>(INT64_MAX)));
-  app.add_option("--device", o.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->default_val("cpu");
+  app.add_option("--device", o.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   app.add_option("--precision", o.precision,
                  "fp32, or bf16: forward passes under autocast to bfloat16 (convolutions and matmuls in bf16)")
       ->check(CLI::IsMember({"fp32", "bf16"}))
-      ->default_val("fp32");
+      ->capture_default_str();
   app.add_flag("-v,--verbose", o.verbose, "More log lines");
   app.add_flag("-q,--quiet", o.quiet, "Errors only on stderr");
   app.add_flag("--system-malloc", o.system_malloc,
@@ -48,14 +48,14 @@ void add_distributed_options(CLI::App& app, CommonOptions& o) {
                  "Data parallel: seconds to wait for the other processes (rendezvous, each collective; in a search "
                  "also rank 0's DARTS relaxation and one evaluation) before exiting 6")
       ->check(CLI::Range(1.0, 86400.0))
-      ->default_val(1800);
+      ->capture_default_str();
   app.add_option("--dist-backend", o.dist_backend,
                  "Data parallel: auto (NCCL for CUDA tensors where LibTorch has it, else Gloo), gloo or nccl")
       ->check(CLI::IsMember({"auto", "gloo", "nccl"}))
-      ->default_val("auto");
+      ->capture_default_str();
   app.add_option("--bucket-mb", o.bucket_mb, "Data parallel: gradient all-reduce bucket size in MiB")
       ->check(CLI::Range(0.01, 4096.0))
-      ->default_val(25);
+      ->capture_default_str();
 }
 
 int default_threads(int threads_flag, int local_world_size) {

@@ -6,6 +6,8 @@
 #include <functional>
 #include <string>
 
+#include "dist/dist.h"
+
 namespace nas::cli {
 
 struct CommonOptions {
@@ -20,9 +22,9 @@ struct CommonOptions {
   // Data-parallel processes (lib/dist): only tools that call add_distributed_options join a job
   // that a launcher set up; the others refuse to run under one.
   bool distributed = false;
-  double dist_timeout = 1800;
-  std::string dist_backend = "auto";
-  double bucket_mb = 25;
+  double dist_timeout = dist::GroupOptions{}.timeout_s;
+  std::string dist_backend = dist::GroupOptions{}.backend;
+  double bucket_mb = static_cast<double>(dist::GroupOptions{}.bucket_bytes) / (1 << 20);
 };
 
 void add_common_options(CLI::App& app, CommonOptions& o);

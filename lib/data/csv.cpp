@@ -60,47 +60,85 @@ bool parse_number(const std::string& s, double& v) {
 }
 }  // namespace
 
-CsvTable read_csv(const std::string& path, const CsvOptions& o) {
-  std::ifstream in(path);
-  NAS_CHECK(in.good(), IoError, path << ": cannot open");
-  std::string line;
-  int64_t lineno = 0;
+namespace {
+// data.label: a column name from the header, or #k (a 0-based column index).
+size_t label_column(const std::string& path, const CsvOptions& o, const std::vector<std::string>& names) {
+  if (!o.label.empty() && o.label[0] == '#') {
+    double k = 0;
+    NAS_CHECK(parse_number(o.label.substr(1), k) && k >= 0 && k == std::floor(k), SpecError,
+              path << ": data.label: expected a column name or #k (a 0-based column index), found \"" << o.label << "\"");
+    return static_cast<size_t>(k);
+  }
+  auto it = std::find(names.begin(), names.end(), o.label);
+  std::string cols;
+  for (size_t i = 0; i < names.size(); ++i) cols += (i ? ", " : "") + names[i];
+  NAS_CHECK(o.header && it != names.end(), SpecError,
+            path << ": data.label: expected a column named \"" << o.label << "\""
+                 << (o.header ? " among [" + cols + "]" : " (the file has no header: name it #k)") << ", found none");
+  return static_cast<size_t>(it - names.begin());
+}
+
+// Skips a UTF-8 byte-order mark and o.skip_rows lines; reads the header into `names` when o.header.
+void read_preamble(std::ifstream& in, const std::string& path, const CsvOptions& o, int64_t& lineno,
+                   std::vector<std::string>& names) {
   if (in.peek() == 0xEF) {  // a UTF-8 byte-order mark
     char bom[3];
     in.read(bom, 3);
     if (!(bom[1] == '\xBB' && bom[2] == '\xBF')) in.seekg(0);
   }
+  std::string line;
   for (int64_t i = 0; i < o.skip_rows && std::getline(in, line); ++i) ++lineno;
-  std::vector<std::string> names;
-  size_t ncols = 0;
-  if (o.header) {
-    NAS_CHECK(std::getline(in, line), IoError, path << ": expected a header row, found the end of the file");
-    ++lineno;
-    names = fields(line);
-    ncols = names.size();
+  if (!o.header) return;
+  NAS_CHECK(std::getline(in, line), IoError, path << ": expected a header row, found the end of the file");
+  ++lineno;
+  names = fields(line);
+}
+
+// The label column's name in messages.
+std::string label_name(const CsvOptions& o, const std::vector<std::string>& names, size_t label_col) {
+  return names.empty() ? o.label : names[label_col];
+}
+
+// Classes: numeric labels by value, others by name. A label's class is its rank among the distinct
+// values (numbers: 1 and 1.0 are one class, named by its first spelling in the file).
+void assign_classes(CsvTable& t, const std::vector<std::string>& raw_labels) {
+  bool numeric = true;
+  for (const auto& l : raw_labels) {
+    double v = 0;
+    numeric = numeric && parse_number(l, v);
   }
-  // The label column.
-  size_t label_col = 0;
-  bool have_label = false;
-  if (!o.label.empty() && o.label[0] == '#') {
-    double k = 0;
-    NAS_CHECK(parse_number(o.label.substr(1), k) && k >= 0 && k == std::floor(k), SpecError,
-              path << ": data.label: expected a column name or #k (a 0-based column index), found \"" << o.label << "\"");
-    label_col = static_cast<size_t>(k);
-    have_label = true;
+  auto ranks = [&](auto keys) {
+    auto distinct = keys;
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    t.classes.assign(distinct.size(), "");
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const auto k = std::lower_bound(distinct.begin(), distinct.end(), keys[i]) - distinct.begin();
+      t.labels.push_back(k);
+      if (t.classes[static_cast<size_t>(k)].empty()) t.classes[static_cast<size_t>(k)] = raw_labels[i];
+    }
+  };
+  if (numeric) {
+    std::vector<double> values;
+    for (const auto& l : raw_labels) values.push_back(std::strtod(l.c_str(), nullptr));
+    ranks(values);
   } else {
-    auto it = std::find(names.begin(), names.end(), o.label);
-    std::string cols;
-    for (size_t i = 0; i < names.size(); ++i) cols += (i ? ", " : "") + names[i];
-    NAS_CHECK(o.header && it != names.end(), SpecError,
-              path << ": data.label: expected a column named \"" << o.label << "\""
-                   << (o.header ? " among [" + cols + "]" : " (the file has no header: name it #k)") << ", found none");
-    label_col = static_cast<size_t>(it - names.begin());
-    have_label = true;
+    ranks(raw_labels);
   }
+}
+}  // namespace
+
+CsvTable read_csv(const std::string& path, const CsvOptions& o) {
+  std::ifstream in(path);
+  NAS_CHECK(in.good(), IoError, path << ": cannot open");
+  int64_t lineno = 0;
+  std::vector<std::string> names;
+  read_preamble(in, path, o, lineno, names);
+  size_t ncols = names.size();
+  const size_t label_col = label_column(path, o, names);
   CsvTable t;
   std::vector<std::string> raw_labels;
-  while (std::getline(in, line)) {
+  for (std::string line; std::getline(in, line);) {
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank lines
     auto f = fields(line);
@@ -108,7 +146,7 @@ CsvTable read_csv(const std::string& path, const CsvOptions& o) {
     NAS_CHECK(f.size() == ncols, IoError,
               path << ":" << lineno << ": expected " << ncols << " fields like the " << (o.header ? "header" : "first row")
                    << ", found " << f.size());
-    NAS_CHECK(have_label && label_col < ncols, SpecError,
+    NAS_CHECK(label_col < ncols, SpecError,
               path << ": data.label: expected a column index below " << ncols << ", found " << o.label);
     for (size_t c = 0; c < ncols; ++c) {
       if (c == label_col) {
@@ -128,43 +166,18 @@ CsvTable read_csv(const std::string& path, const CsvOptions& o) {
   for (size_t c = 0; c < ncols; ++c)
     if (c != label_col) t.feature_names.push_back(names.empty() ? "#" + std::to_string(c) : names[c]);
   if (o.regression) {
-    for (size_t i = 0; i < raw_labels.size(); ++i) {
+    for (const auto& raw : raw_labels) {
       double v = 0;
-      NAS_CHECK(parse_number(raw_labels[i], v), IoError,
-                path << ": column " << (names.empty() ? o.label : names[label_col])
-                     << ": expected a numeric target (task: regression), found \"" << raw_labels[i] << "\"");
+      NAS_CHECK(parse_number(raw, v), IoError,
+                path << ": column " << label_name(o, names, label_col)
+                     << ": expected a numeric target (task: regression), found \"" << raw << "\"");
       t.targets.push_back(v);
     }
     return t;
   }
-  // Classes: numeric labels by value, others by name.
-  bool numeric = true;
-  for (const auto& l : raw_labels) {
-    double v = 0;
-    numeric = numeric && parse_number(l, v);
-  }
-  // A label's class is its rank among the distinct values (numbers: 1 and 1.0 are one class,
-  // named by its first spelling in the file).
-  auto ranks = [&](auto keys) {
-    auto distinct = keys;
-    std::sort(distinct.begin(), distinct.end());
-    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-    t.classes.assign(distinct.size(), "");
-    for (size_t i = 0; i < keys.size(); ++i) {
-      const auto k = std::lower_bound(distinct.begin(), distinct.end(), keys[i]) - distinct.begin();
-      t.labels.push_back(k);
-      if (t.classes[static_cast<size_t>(k)].empty()) t.classes[static_cast<size_t>(k)] = raw_labels[i];
-    }
-  };
-  if (numeric) {
-    std::vector<double> values;
-    for (const auto& l : raw_labels) values.push_back(std::strtod(l.c_str(), nullptr));
-    ranks(values);
-  } else {
-    ranks(raw_labels);
-  }
+  assign_classes(t, raw_labels);
   NAS_CHECK(t.classes.size() >= 2, IoError,
-            path << ": column " << (names.empty() ? o.label : names[label_col]) << ": expected at least 2 classes, found "
+            path << ": column " << label_name(o, names, label_col) << ": expected at least 2 classes, found "
                  << t.classes.size());
   return t;
 }

@@ -41,8 +41,14 @@ OpRunner make_runner(const supernet::LatencyOp& op, int batch, torch::Device dev
     r.holder = m;
     r.forward = [c, bn, act](const torch::Tensor& in) mutable { return nn::stem_forward(c, bn, act, in); };
   } else if (op.kind == "block") {
-    auto b = std::make_shared<nn::ChildBlockImpl>(op.in, op.out, op.expand, op.kernel, op.stride, op.has_expand, op.se,
-                                                 nn::parse_act(op.act), op.residual);
+    auto b = std::make_shared<nn::ChildBlockImpl>(nn::MBConvOptions(op.in, op.out)
+                                                      .expand(op.expand)
+                                                      .kernel(op.kernel)
+                                                      .stride(op.stride)
+                                                      .has_expand(op.has_expand)
+                                                      .se(op.se)
+                                                      .act(nn::parse_act(op.act))
+                                                      .residual(op.residual));
     r.holder = b;
     r.forward = [b](const torch::Tensor& in) { return b->forward(in); };
     x = nn::to_channels_last(x);

@@ -23,10 +23,10 @@ torch::Tensor head_forward(torch::nn::Conv2d& conv, torch::nn::BatchNorm2d& bn, 
   return fc(h);
 }
 
-ChildBlockImpl::ChildBlockImpl(int64_t in, int64_t out, int64_t expand, int64_t kernel, int64_t stride,
-                               bool has_expand_, bool se_, Act act_, bool residual_)
-    : has_expand(has_expand_), se(se_), residual(residual_), act(act_) {
-  int64_t mid = has_expand ? in * expand : in;
+ChildBlockImpl::ChildBlockImpl(const MBConvOptions& o)
+    : has_expand(o.has_expand()), se(o.se()), residual(o.residual()), act(o.act()) {
+  const int64_t in = o.in(), out = o.out(), kernel = o.kernel(), stride = o.stride();
+  int64_t mid = has_expand ? in * o.expand() : in;
   if (has_expand) {
     expand_conv = register_module("expand_conv", conv_no_bias(in, mid, 1, 1));
     expand_bn = register_module("expand_bn", torch::nn::BatchNorm2d(mid));
@@ -88,8 +88,14 @@ ChildNetImpl::ChildNetImpl(const spec::SearchSpace& s, const spec::Arch& a, int 
     const auto& ss = s.stages[i];
     const auto& sa = a.stages[i];
     for (int b = 0; b < sa.depth; ++b) {
-      auto blk = ChildBlock(ch, sa.width, sa.blocks[b].expand, sa.blocks[b].kernel, b == 0 ? ss.stride : 1,
-                            stage_has_expand(ss), ss.se, parse_act(ss.act), b > 0);
+      auto blk = ChildBlock(MBConvOptions(ch, sa.width)
+                                .expand(sa.blocks[b].expand)
+                                .kernel(sa.blocks[b].kernel)
+                                .stride(b == 0 ? ss.stride : 1)
+                                .has_expand(stage_has_expand(ss))
+                                .se(ss.se)
+                                .act(parse_act(ss.act))
+                                .residual(b > 0));
       blocks.push_back(register_module("stage" + std::to_string(i) + "_block" + std::to_string(b), blk));
       ch = sa.width;
     }

@@ -23,8 +23,7 @@ torch::Tensor head_forward(torch::nn::Conv2d& conv, torch::nn::BatchNorm2d& bn, 
 
 class ChildBlockImpl : public torch::nn::Module {
  public:
-  ChildBlockImpl(int64_t in, int64_t out, int64_t expand, int64_t kernel, int64_t stride, bool has_expand, bool se,
-                 Act act, bool residual);
+  explicit ChildBlockImpl(const MBConvOptions& o);
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::nn::Conv2d expand_conv{nullptr};

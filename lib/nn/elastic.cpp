@@ -303,10 +303,10 @@ torch::Tensor squeeze_excite(const torch::Tensor& x, const torch::Tensor& w1, co
   return x * s.unsqueeze(2).unsqueeze(3);
 }
 
-DynamicMBConvImpl::DynamicMBConvImpl(int64_t max_in, int64_t max_out, int64_t max_expand, int64_t max_kernel,
-                                     int64_t stride, bool has_expand_, bool se_, Act act_, bool residual_)
-    : has_expand(has_expand_), se(se_), residual(residual_), act(act_) {
-  int64_t max_mid = has_expand ? max_in * max_expand : max_in;
+DynamicMBConvImpl::DynamicMBConvImpl(const MBConvOptions& max)
+    : has_expand(max.has_expand()), se(max.se()), residual(max.residual()), act(max.act()) {
+  const int64_t max_in = max.in(), max_out = max.out(), max_kernel = max.kernel(), stride = max.stride();
+  int64_t max_mid = has_expand ? max_in * max.expand() : max_in;
   if (has_expand) {
     expand_conv = register_module("expand_conv", DynamicConv2d(max_in, max_mid, 1, 1, false));
     expand_bn = register_module("expand_bn", DynamicBatchNorm2d(max_mid));

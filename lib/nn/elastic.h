@@ -147,12 +147,26 @@ class DynamicLinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DynamicLinear);
 
+// The shape of an inverted residual block: a child's block (nn::ChildBlock), or the largest shape
+// that a supernet's block (DynamicMBConv) can take, its in, out, expand and kernel then maxima.
+struct MBConvOptions {
+  MBConvOptions(int64_t in, int64_t out) : in_(in), out_(out) {}
+  TORCH_ARG(int64_t, in);
+  TORCH_ARG(int64_t, out);
+  TORCH_ARG(int64_t, expand) = 1;
+  TORCH_ARG(int64_t, kernel) = 3;
+  TORCH_ARG(int64_t, stride) = 1;
+  TORCH_ARG(bool, has_expand) = false;  // a 1x1 expansion conv (spaces whose expand ratios exceed 1)
+  TORCH_ARG(bool, se) = false;          // squeeze-excite
+  TORCH_ARG(Act, act) = Act::kReLU;
+  TORCH_ARG(bool, residual) = false;    // + identity (in == out, stride 1)
+};
+
 // Inverted residual block (MobileNetV2/V3, as in once-for-all): [1x1 expand, BN, act],
 // depthwise kxk, BN, act, [squeeze-excite], 1x1 project, BN, [+ identity].
 class DynamicMBConvImpl : public torch::nn::Module {
  public:
-  DynamicMBConvImpl(int64_t max_in, int64_t max_out, int64_t max_expand, int64_t max_kernel, int64_t stride,
-                    bool has_expand, bool se, Act act, bool residual);
+  explicit DynamicMBConvImpl(const MBConvOptions& max);
   // drop_rate: stochastic depth of the residual branch in training mode (0: off).
   torch::Tensor forward(const torch::Tensor& x, int64_t expand, int64_t kernel, int64_t out, double drop_rate = 0.0);
 

@@ -57,10 +57,11 @@ class LowFidelityEstimator : public Estimator {
 // squares). A child whose extrapolated final accuracy is below the best final accuracy seen minus
 // `margin` is stopped there and scored by the extrapolation (Score::detail says so); the others
 // train to the end and are scored by their measured accuracy.
+inline constexpr double kCurveMargin = 0.005;  // the default margin
 class CurveEstimator : public LowFidelityEstimator {
  public:
   CurveEstimator(const spec::SearchSpace& space, const spec::TrainSpec& t, std::shared_ptr<const train::TrainData> d,
-                 std::vector<int64_t> val, train::CurveOptions o, int observe, double margin = 0.005);
+                 std::vector<int64_t> val, train::CurveOptions o, int observe, double margin = kCurveMargin);
   std::string name() const override { return "learning_curve"; }
   Score score(const spec::Arch& arch) override;
   void replayed(const spec::Arch& arch, const Score& s) override;

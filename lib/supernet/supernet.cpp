@@ -40,8 +40,14 @@ SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_
     std::vector<nn::DynamicMBConv> blocks;
     int64_t out = spec::max_of(st.width);
     for (int b = 0; b < spec::max_of(st.depth); ++b) {
-      auto blk = nn::DynamicMBConv(ch, out, spec::max_of(st.expand), spec::max_of(st.kernel), b == 0 ? st.stride : 1,
-                                   stage_has_expand(st), st.se, nn::parse_act(st.act), b > 0);
+      auto blk = nn::DynamicMBConv(nn::MBConvOptions(ch, out)
+                                       .expand(spec::max_of(st.expand))
+                                       .kernel(spec::max_of(st.kernel))
+                                       .stride(b == 0 ? st.stride : 1)
+                                       .has_expand(stage_has_expand(st))
+                                       .se(st.se)
+                                       .act(nn::parse_act(st.act))
+                                       .residual(b > 0));
       blocks.push_back(register_module("stage" + std::to_string(i) + "_block" + std::to_string(b), blk));
       ch = out;
     }

@@ -84,7 +84,8 @@ bool fault_nan_at(int64_t step) {
 // The workers of a training run: on the CPU, shards of every batch trained at once, each on its
 // share of the process's LibTorch threads; one (this thread, every LibTorch thread) on a GPU and in
 // a job of several processes (which already share the machine's cores).
-WorkerPool make_step_workers(int requested, int64_t batch_rows, const torch::Device& device, bool distributed) {
+std::unique_ptr<WorkerPool> make_step_workers(int requested, int64_t batch_rows, const torch::Device& device,
+                                              bool distributed) {
   const int threads = at::get_num_threads();
   int workers = default_workers(requested, threads, batch_rows);
   if (device.is_cuda() || distributed) {
@@ -95,7 +96,7 @@ WorkerPool make_step_workers(int requested, int64_t batch_rows, const torch::Dev
   if (workers > 1)
     log_info("workers: " + std::to_string(workers) + " shards of every batch at once, " +
              std::to_string(kernel_threads) + " LibTorch thread(s) each");
-  return WorkerPool(workers, kernel_threads);
+  return std::make_unique<WorkerPool>(workers, kernel_threads);
 }
 
 // Lines logged after the checkpoint a run resumes from would be logged again: drop them.
@@ -264,6 +265,107 @@ CandidateLosses batch_losses(supernet::Supernet& net, const torch::Tensor& x, co
   };
 }
 
+namespace {
+// What every shard of one sandwich step trains, and on what.
+struct SandwichPlan {
+  supernet::Supernet& net;
+  const spec::TrainSpec& t;
+  int64_t step;
+  std::string mode;                  // sandwich, uniform or fixed
+  std::vector<spec::Arch> children;  // the first learns from the labels and teaches the others
+  std::vector<torch::Tensor> params;
+  torch::Tensor x, y;                // this rank's rows, on the device
+  double share;                      // this rank's share of the global batch (see sandwich_step)
+  uint64_t mask_seed;                // dropout and drop-connect masks
+  bool cuda;
+  int shards;
+};
+
+// Shard w trains every child, in order, on rows [rows * w / shards, rows * (w + 1) / shards); its
+// losses are weighted by its share of the rows, and BN normalizes over all shards together.
+void train_shard(const SandwichPlan& p, int w, ShardGroup& shard_group, ShardPass& pass) {
+  const int64_t rows = p.x.size(0);
+  const int64_t first = rows * w / p.shards, n = rows * (w + 1) / p.shards - first;
+  const torch::Tensor xs = p.shards == 1 ? p.x : p.x.narrow(0, first, n);
+  const torch::Tensor ys = p.shards == 1 ? p.y : p.y.narrow(0, first, n);
+  const double weight = p.share * static_cast<double>(n) / static_cast<double>(rows);
+  nn::GroupSum shard_sum;
+  if (p.shards > 1) shard_sum = [&shard_group, w](const torch::Tensor& v) { return shard_group.sum(v, w); };
+  BatchNormSyncScope shard_sync(std::move(shard_sum));
+  nn::RunningStatsScope record(&pass.bn);
+  std::optional<nn::RowNoiseScope> noise;
+  if (!p.cuda) noise.emplace(p.mask_seed, first, rows);
+  std::map<int, torch::Tensor> resized;  // one copy per resolution, shared by the children that use it
+  torch::Tensor teacher;
+  const spec::TrainSpec& t = p.t;
+  for (size_t i = 0; i < p.children.size(); ++i) {
+    const spec::Arch& a = p.children[i];
+    auto it = resized.find(a.resolution);
+    if (it == resized.end()) it = resized.emplace(a.resolution, supernet::resize_input(xs, a.resolution)).first;
+    // The first child learns from the labels, with dropout and drop-connect unless it is a uniform
+    // sample, and teaches the others under the sandwich rule.
+    const bool regularized = i == 0 && p.mode != "uniform";
+    torch::Tensor logits;
+    {
+      nn::AutocastScope autocast(p.cuda);
+      logits = p.net->forward_child(it->second, a, regularized ? t.dropout : 0.0, regularized ? t.drop_connect : 0.0)
+                   .to(torch::kFloat);
+    }
+    torch::Tensor loss;
+    if (i == 0) {
+      loss = label_loss(logits, ys, t.label_smoothing) * weight;
+      if (regularized && fault_nan_at(p.step)) loss = loss * std::numeric_limits<double>::quiet_NaN();
+      if (p.mode == "sandwich")  // regression: the students regress on its output instead of its probabilities
+        teacher = ys.is_floating_point() ? logits.detach().squeeze(1) : torch::softmax(logits.detach() / t.temperature, 1);
+    } else {
+      loss = student_loss(logits, ys, teacher, t) * weight;
+    }
+    accumulate(pass.grads, torch::autograd::grad({loss}, p.params, {}, /*retain_graph=*/false,
+                                                 /*create_graph=*/false, /*allow_unused=*/true));
+    pass.losses.push_back(loss.detach());
+  }
+}
+
+// Every shard's passes, at once on the workers when there are several.
+std::vector<ShardPass> run_shards(const SandwichPlan& p, WorkerPool* workers) {
+  ShardGroup shard_group(p.shards);
+  std::vector<ShardPass> passes(static_cast<size_t>(p.shards));
+  std::vector<std::function<void()>> tasks;
+  for (int w = 0; w < p.shards; ++w)
+    tasks.emplace_back([&, w] {
+      try {
+        train_shard(p, w, shard_group, passes[static_cast<size_t>(w)]);
+      } catch (...) {
+        shard_group.abort(std::current_exception());  // the other shards stop waiting for this one
+        throw;
+      }
+    });
+  if (p.shards > 1)
+    workers->run(tasks);
+  else
+    tasks[0]();
+  return passes;
+}
+
+// Gradients: the shards' sums added in shard order, set on the parameters. A parameter that no
+// child of this step used (an op a cell space's single-path child did not sample) keeps an
+// undefined gradient, and the optimizer skips it, with no weight decay and no stale momentum.
+// Returns each child's loss, summed over the shards.
+torch::Tensor merge_shards(const std::vector<ShardPass>& passes, const std::vector<torch::Tensor>& params,
+                           size_t children) {
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : passes) accumulate(grads, p.grads);
+  for (size_t k = 0; k < params.size(); ++k) params[k].mutable_grad() = grads[k];
+  std::vector<torch::Tensor> losses;
+  for (size_t i = 0; i < children; ++i) {
+    torch::Tensor l = passes[0].losses[i];
+    for (size_t w = 1; w < passes.size(); ++w) l = l + passes[w].losses[i];
+    losses.push_back(l);
+  }
+  return torch::stack(losses);
+}
+}  // namespace
+
 StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, const data::Batch& batch,
                          const spec::TrainSpec& t, int64_t step, const torch::Device& device,
                          const spec::Arch* fixed, dist::Group* group, WorkerPool* workers) {
@@ -283,88 +385,17 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
   torch::Tensor y = batch.y.to(device, /*non_blocking=*/true);
   const std::string mode = fixed ? "fixed" : t.sampling;
   NAS_CHECK(mode != "fixed" || fixed != nullptr, UsageError, "sampling: fixed needs an arch (nas-train-supernet --arch)");
-  const std::vector<spec::Arch> children =
+  std::vector<spec::Arch> children =
       step_children(net, t, step, fixed, batch_losses(net, x, y, group, cuda ? nullptr : workers));
-  const std::vector<torch::Tensor> params = net->parameters();
-  const int64_t rows = x.size(0);
   // The pool's workers, at most one per 2 rows (BN needs 2 values per shard).
-  const int shards = workers != nullptr && !parallel && !cuda ? default_workers(workers->workers(), 0, rows) : 1;
-  ShardGroup shard_group(shards);
-  std::vector<ShardPass> passes(static_cast<size_t>(shards));
-  // Shard w trains every child, in order, on rows [rows * w / shards, rows * (w + 1) / shards); its
-  // losses are weighted by its share of the rows, and BN normalizes over all shards together.
-  auto run_shard = [&](int w) {
-    const int64_t first = rows * w / shards, n = rows * (w + 1) / shards - first;
-    const torch::Tensor xs = shards == 1 ? x : x.narrow(0, first, n);
-    const torch::Tensor ys = shards == 1 ? y : y.narrow(0, first, n);
-    const double weight = share * static_cast<double>(n) / static_cast<double>(rows);
-    ShardPass& pass = passes[static_cast<size_t>(w)];
-    nn::GroupSum shard_sum;
-    if (shards > 1) shard_sum = [&shard_group, w](const torch::Tensor& v) { return shard_group.sum(v, w); };
-    BatchNormSyncScope shard_sync(std::move(shard_sum));
-    nn::RunningStatsScope record(&pass.bn);
-    std::optional<nn::RowNoiseScope> noise;
-    if (!cuda) noise.emplace(mask_seed, first, rows);
-    std::map<int, torch::Tensor> resized;  // one copy per resolution, shared by the children that use it
-    torch::Tensor teacher;
-    for (size_t i = 0; i < children.size(); ++i) {
-      const spec::Arch& a = children[i];
-      auto it = resized.find(a.resolution);
-      if (it == resized.end()) it = resized.emplace(a.resolution, supernet::resize_input(xs, a.resolution)).first;
-      // The first child learns from the labels, with dropout and drop-connect unless it is a uniform
-      // sample, and teaches the others under the sandwich rule.
-      const bool regularized = i == 0 && mode != "uniform";
-      torch::Tensor logits;
-      {
-        nn::AutocastScope autocast(cuda);
-        logits = net->forward_child(it->second, a, regularized ? t.dropout : 0.0, regularized ? t.drop_connect : 0.0)
-                     .to(torch::kFloat);
-      }
-      torch::Tensor loss;
-      if (i == 0) {
-        loss = label_loss(logits, ys, t.label_smoothing) * weight;
-        if (regularized && fault_nan_at(step)) loss = loss * std::numeric_limits<double>::quiet_NaN();
-        if (mode == "sandwich")  // regression: the students regress on its output instead of its probabilities
-          teacher = ys.is_floating_point() ? logits.detach().squeeze(1)
-                                           : torch::softmax(logits.detach() / t.temperature, 1);
-      } else {
-        loss = student_loss(logits, ys, teacher, t) * weight;
-      }
-      accumulate(pass.grads, torch::autograd::grad({loss}, params, {}, /*retain_graph=*/false,
-                                                   /*create_graph=*/false, /*allow_unused=*/true));
-      pass.losses.push_back(loss.detach());
-    }
-  };
-  std::vector<std::function<void()>> tasks;
-  for (int w = 0; w < shards; ++w)
-    tasks.emplace_back([&, w] {
-      try {
-        run_shard(w);
-      } catch (...) {
-        shard_group.abort(std::current_exception());  // the other shards stop waiting for this one
-        throw;
-      }
-    });
-  if (shards > 1)
-    workers->run(tasks);
-  else
-    tasks[0]();
-  // Gradients: the shards' sums added in shard order. A parameter that no child of this step used
-  // (an op a cell space's single-path child did not sample) keeps an undefined gradient, and the
-  // optimizer skips it, with no weight decay and no stale momentum.
-  std::vector<torch::Tensor> grads;
-  for (auto& p : passes) accumulate(grads, p.grads);
-  for (size_t k = 0; k < params.size(); ++k) params[k].mutable_grad() = grads[k];
-  std::vector<torch::Tensor> losses;
-  for (size_t i = 0; i < children.size(); ++i) {
-    torch::Tensor l = passes[0].losses[i];
-    for (size_t w = 1; w < passes.size(); ++w) l = l + passes[w].losses[i];
-    losses.push_back(l);
-  }
+  const int shards = workers != nullptr && !parallel && !cuda ? default_workers(workers->workers(), 0, x.size(0)) : 1;
+  const SandwichPlan plan{net, t, step, mode, std::move(children), net->parameters(), x, y, share, mask_seed, cuda,
+                          shards};
+  std::vector<ShardPass> passes = run_shards(plan, workers);
+  torch::Tensor all = merge_shards(passes, plan.params, plan.children.size());
   StepLosses out;
-  torch::Tensor all = torch::stack(losses);
   if (parallel) {
-    out.allreduce_s = dist::average_gradients(*group, params, group->bucket_bytes());
+    out.allreduce_s = dist::average_gradients(*group, plan.params, group->bucket_bytes());
     std::vector<torch::Tensor> l{all.to(torch::kDouble).contiguous()};
     group->allreduce_sum(l, "the loss all-reduce");
     all = l[0] / group->size();
@@ -374,7 +405,7 @@ StepLosses sandwich_step(supernet::Supernet& net, torch::optim::Optimizer& opt, 
     out.skipped = true;  // no update: the gradients dropped, the BN statistics never applied
   } else {
     passes[0].bn.apply();  // every shard normalized with the same (group) statistics: shard 0's suffice
-    if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(params, t.grad_clip);
+    if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(plan.params, t.grad_clip);
     opt.step();
   }
   auto v = all.accessor<double, 1>();
@@ -552,266 +583,342 @@ bool has_validation_line(const std::string& metrics_path, int64_t epochs_done) {
 
 }  // namespace
 
-TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpec& t, const TrainOptions& o) {
-  const double t0 = now_seconds();
-  torch::Device device(o.device);
-  const std::string ckpt = o.out_dir + "/supernet.ckpt";
-  NAS_CHECK(t.sampling != "fixed" || o.fixed_arch, UsageError,
-            t.source << ": sandwich.sampling: fixed trains one arch: give it with --arch");
-  fault_nan_steps();  // a malformed value fails before any work
+namespace {
+// One call of train_supernet: its state, and the steps it goes through in order.
+class SupernetRun {
+ public:
+  SupernetRun(const spec::SearchSpace& space, const spec::TrainSpec& t, const TrainOptions& o)
+      : space_(space), t_(t), o_(o), device_(o.device), ckpt_(o.out_dir + "/supernet.ckpt"),
+        metrics_path_(o.out_dir + "/metrics.jsonl"), norm_(normalization_of(t)) {}
+
+  TrainSummary run() {
+    load_data();
+    build_network();
+    plan_steps();
+    restore_or_initialize();
+    if (group_) start_together();
+    describe_checkpoint();
+    open_metrics();
+    start_workers();
+    for (int64_t epoch = step_ / spe_; epoch < t_.epochs && step_ < total_; ++epoch)
+      if (!train_epoch(epoch)) break;
+    if (step_ % spe_ == 0) validate(step_ / spe_);
+    main_threads_.reset();
+    save(step_ >= total_);
+    progress_->finish(step_);
+    if (fixed_ && step_ >= total_ && main_rank_) save_trained_child();
+    if (group_) group_->barrier("the end of training");  // every rank returns after rank 0 has written
+    sum_.steps = step_;
+    sum_.seconds = now_seconds() - t0_;
+    return sum_;
+  }
+
+ private:
   // Data first: a bad dataset or spec fails before anything is created on disk.
-  TrainData d = load_train_data(t);
-  NAS_CHECK(t.validate_every_epochs == 0 || !d.split.val.empty(), SpecError,
-            t.source << ": validate_every_epochs: needs validation images (data.validation_images > 0)");
-  // Data parallel over the processes of dist::world(): rank 0 writes every file.
-  dist::Group* group = dist::world_size() > 1 ? dist::world() : nullptr;
-  const bool main_rank = dist::is_main();
-  const int world = dist::world_size();
-  if (main_rank) {
-    make_dirs(o.out_dir);
-    check_output_path(ckpt);
+  void load_data() {
+    NAS_CHECK(t_.sampling != "fixed" || o_.fixed_arch, UsageError,
+              t_.source << ": sandwich.sampling: fixed trains one arch: give it with --arch");
+    fault_nan_steps();  // a malformed value fails before any work
+    d_ = load_train_data(t_);
+    NAS_CHECK(t_.validate_every_epochs == 0 || !d_.split.val.empty(), SpecError,
+              t_.source << ": validate_every_epochs: needs validation images (data.validation_images > 0)");
+    // Data parallel over the processes of dist::world(): rank 0 writes every file.
+    if (main_rank_) {
+      make_dirs(o_.out_dir);
+      check_output_path(ckpt_);
+    }
+    const auto& set = d_.train_set;
+    log_info("data: " + std::to_string(d_.split.train.size()) + " training, " + std::to_string(d_.split.val.size()) +
+             " validation images of " + std::to_string(set.h) + "x" + std::to_string(set.w) + "x" +
+             std::to_string(set.c) + ", " + std::to_string(set.num_classes) + " classes");
   }
 
-  const auto& set = d.train_set;
-  log_info("data: " + std::to_string(d.split.train.size()) + " training, " + std::to_string(d.split.val.size()) +
-           " validation images of " + std::to_string(set.h) + "x" + std::to_string(set.w) + "x" +
-           std::to_string(set.c) + ", " + std::to_string(set.num_classes) + " classes");
+  void build_network() {
+    torch::manual_seed(t_.seed);
+    net_ = supernet::Supernet(space_, d_.train_set.c, d_.train_set.num_classes);
+    net_->init_last_bn_gamma(t_.zero_init_last_bn);
+    fixed_ = o_.fixed_arch ? &*o_.fixed_arch : nullptr;
+    if (fixed_) {
+      spec::validate_arch(*fixed_, space_, "--arch");
+      net_->set_active(*fixed_);
+    }
+    net_->to(device_);
+    opt_ = make_optimizer(net_, t_);
+  }
 
-  torch::manual_seed(t.seed);
-  supernet::Supernet net(space, set.c, set.num_classes);
-  net->init_last_bn_gamma(t.zero_init_last_bn);
-  const spec::Arch* fixed = o.fixed_arch ? &*o.fixed_arch : nullptr;
-  if (fixed) {
-    spec::validate_arch(*fixed, space, "--arch");
-    net->set_active(*fixed);
+  void plan_steps() {
+    spe_ = data::BatchLoader::batches_for(static_cast<int64_t>(d_.split.train.size()), t_.batch_size, true);
+    total_ = spe_ * t_.epochs;
+    NAS_CHECK(t_.batch_size >= 2 * world_, UsageError,
+              t_.source << ": batch_size: expected at least 2 images per process for batch norm (" << world_
+                        << " processes), found " << t_.batch_size);
   }
-  net->to(device);
-  auto opt = make_optimizer(net, t);
 
-  const int64_t spe = data::BatchLoader::batches_for(static_cast<int64_t>(d.split.train.size()), t.batch_size, true);
-  const int64_t total = spe * t.epochs;
-  NAS_CHECK(t.batch_size >= 2 * world, UsageError,
-            t.source << ": batch_size: expected at least 2 images per process for batch norm (" << world
-                     << " processes), found " << t.batch_size);
-  int64_t step = 0;
-  double earlier_sittings_s = 0;  // training seconds before this sitting (resume)
-  auto elapsed = [&] { return earlier_sittings_s + now_seconds() - t0; };
-  supernet::CheckpointMeta init;  // a fine-tune's start: where its weights came from
-  if (!o.init_from.empty() && !o.resume) {
-    init = initialize_from(o.init_from, space, d.train_set, net);
-    init.init_from = o.init_from;
-    init.init_digest = init.digest;
+  // A fine-tune starts from --init-from's weights; --resume continues the checkpoint's run.
+  void restore_or_initialize() {
+    if (!o_.init_from.empty() && !o_.resume) {
+      init_ = initialize_from(o_.init_from, space_, d_.train_set, net_);
+      init_.init_from = o_.init_from;
+      init_.init_digest = init_.digest;
+    }
+    if (!o_.resume) return;
+    auto meta = supernet::restore_supernet(ckpt_, net_, opt_.get());
+    init_.init_from = meta.init_from;  // a resumed fine-tune keeps its origin
+    init_.init_digest = meta.init_digest;
+    step_ = meta.step;
+    earlier_sittings_s_ = meta.elapsed_s;
+    NAS_CHECK(meta.total_steps == total_, UsageError,
+              ckpt_ << ": cannot resume: the checkpoint plans " << meta.total_steps << " steps, this run " << total_
+                    << " (data or epochs changed)");
+    log_info("resuming from " + ckpt_ + " at step " + std::to_string(step_) + "/" + std::to_string(total_));
   }
-  if (o.resume) {
-    auto meta = supernet::restore_supernet(ckpt, net, opt.get());
-    init.init_from = meta.init_from;  // a resumed fine-tune keeps its origin
-    init.init_digest = meta.init_digest;
-    step = meta.step;
-    earlier_sittings_s = meta.elapsed_s;
-    NAS_CHECK(meta.total_steps == total, UsageError,
-              ckpt << ": cannot resume: the checkpoint plans " << meta.total_steps << " steps, this run " << total
-                   << " (data or epochs changed)");
-    log_info("resuming from " + ckpt + " at step " + std::to_string(step) + "/" + std::to_string(total));
-  }
-  if (group) {
-    // Every rank must run the same recipe from the same state: the specs and the step compared,
-    // then rank 0's weights and buffers copied to all (as DDP does at construction).
-    spec::json fp = {{"train", spec::to_json(t)}, {"space", spec::to_json(space)}, {"step", step},
-                     {"fixed", fixed ? spec::arch_hash(*fixed) : std::string()}};
+
+  // Every rank must run the same recipe from the same state: the specs and the step compared, then
+  // rank 0's weights and buffers copied to all (as DDP does at construction).
+  void start_together() {
+    spec::json fp = {{"train", spec::to_json(t_)}, {"space", spec::to_json(space_)}, {"step", step_},
+                     {"fixed", fixed_ ? spec::arch_hash(*fixed_) : std::string()}};
     fp["train"]["data"].erase("path");  // may differ between machines (--data)
-    group->check_same(spec::compact_dump(fp), "train spec, search space or checkpoint step");
+    group_->check_same(spec::compact_dump(fp), "train spec, search space or checkpoint step");
     std::vector<torch::Tensor> state;
-    for (auto& p : net->parameters()) state.push_back(p.detach());
-    for (auto& b : net->buffers()) state.push_back(b);
+    for (auto& p : net_->parameters()) state.push_back(p.detach());
+    for (auto& b : net_->buffers()) state.push_back(b);
     {
       torch::NoGradGuard ng;
-      group->broadcast(state, 0, "the initial weight broadcast");
+      group_->broadcast(state, 0, "the initial weight broadcast");
     }
-    log_info("data parallel: " + std::to_string(world) + " processes (" + group->backend() + "), " +
-             std::to_string(t.batch_size / world) + "-" + std::to_string((t.batch_size + world - 1) / world) +
-             " images each of every batch of " + std::to_string(t.batch_size) +
-             (t.sync_bn ? ", synchronized BN" : ", BN statistics per process"));
+    log_info("data parallel: " + std::to_string(world_) + " processes (" + group_->backend() + "), " +
+             std::to_string(t_.batch_size / world_) + "-" + std::to_string((t_.batch_size + world_ - 1) / world_) +
+             " images each of every batch of " + std::to_string(t_.batch_size) +
+             (t_.sync_bn ? ", synchronized BN" : ", BN statistics per process"));
   }
-  supernet::CheckpointMeta meta;
-  meta.space = space;
-  meta.train = t;
-  meta.in_channels = set.c;
-  meta.num_classes = set.num_classes;
-  meta.image_size = set.h;
-  meta.total_steps = total;
-  if (fixed) meta.arch = *fixed;  // a from-scratch run of one arch, or a fine-tune
-  meta.init_from = init.init_from;
-  meta.init_digest = init.init_digest;
 
-  auto save = [&](bool finished) {
-    if (!main_rank) return;
-    meta.step = step;
-    meta.finished = finished;
-    meta.elapsed_s = elapsed();
-    meta.created.clear();
-    supernet::save_supernet(ckpt, net, meta, opt.get());
-  };
-  auto stop_interrupted = [&] {
+  void describe_checkpoint() {
+    meta_.space = space_;
+    meta_.train = t_;
+    meta_.in_channels = d_.train_set.c;
+    meta_.num_classes = d_.train_set.num_classes;
+    meta_.image_size = d_.train_set.h;
+    meta_.total_steps = total_;
+    if (fixed_) meta_.arch = *fixed_;  // a from-scratch run of one arch, or a fine-tune
+    meta_.init_from = init_.init_from;
+    meta_.init_digest = init_.init_digest;
+  }
+
+  double elapsed() const { return earlier_sittings_s_ + now_seconds() - t0_; }
+
+  void save(bool finished) {
+    if (!main_rank_) return;
+    meta_.step = step_;
+    meta_.finished = finished;
+    meta_.elapsed_s = elapsed();
+    meta_.created.clear();
+    supernet::save_supernet(ckpt_, net_, meta_, opt_.get());
+  }
+
+  [[noreturn]] void stop_interrupted() {
     save(false);
-    if (group) group->barrier("the interrupt checkpoint");  // all exit once rank 0 has written it
-    throw Interrupted("interrupted at step " + std::to_string(step) + "; checkpoint saved to " + ckpt +
-                      (main_rank ? "" : " by rank 0") + " (continue with --resume)");
-  };
+    if (group_) group_->barrier("the interrupt checkpoint");  // all exit once rank 0 has written it
+    throw Interrupted("interrupted at step " + std::to_string(step_) + "; checkpoint saved to " + ckpt_ +
+                      (main_rank_ ? "" : " by rank 0") + " (continue with --resume)");
+  }
 
-  NAS_CHECK(o.stop_after_steps <= 0 || o.stop_after_steps > step, UsageError,
-            "--stop-after-steps " << o.stop_after_steps << ": the checkpoint is already at step " << step);
-  const std::string metrics_path = o.out_dir + "/metrics.jsonl";
-  if (o.resume && main_rank) drop_metrics_after(metrics_path, step);
-  std::unique_ptr<JsonlWriter> metrics;
-  if (main_rank) metrics = std::make_unique<JsonlWriter>(metrics_path, o.resume);
-  auto max_cost = net->cost(supernet::max_arch(space));
-  auto min_cost = net->cost(supernet::min_arch(space));
-  {
+  void open_metrics() {
+    NAS_CHECK(o_.stop_after_steps <= 0 || o_.stop_after_steps > step_, UsageError,
+              "--stop-after-steps " << o_.stop_after_steps << ": the checkpoint is already at step " << step_);
+    if (o_.resume && main_rank_) drop_metrics_after(metrics_path_, step_);
+    if (main_rank_) metrics_ = std::make_unique<JsonlWriter>(metrics_path_, o_.resume);
+    auto max_cost = net_->cost(supernet::max_arch(space_));
+    auto min_cost = net_->cost(supernet::min_arch(space_));
     std::ostringstream os;
     os << "supernet: max child " << max_cost.mflops() << " MFLOPs " << max_cost.params << " params, min child "
-       << min_cost.mflops() << " MFLOPs " << min_cost.params << " params; " << total << " steps ("
-       << t.epochs << " epochs x " << spe << "), "
-       << (fixed ? (init.init_from.empty() ? "from scratch: " : "fine-tune: ") + spec::arch_summary(*fixed)
-                 : t.sampling == "uniform" ? std::string("uniform sampling, 1 child per step")
-                                           : std::to_string(2 + t.random_children) + " children per step");
+       << min_cost.mflops() << " MFLOPs " << min_cost.params << " params; " << total_ << " steps (" << t_.epochs
+       << " epochs x " << spe_ << "), "
+       << (fixed_ ? (init_.init_from.empty() ? "from scratch: " : "fine-tune: ") + spec::arch_summary(*fixed_)
+                  : t_.sampling == "uniform" ? std::string("uniform sampling, 1 child per step")
+                                             : std::to_string(2 + t_.random_children) + " children per step");
     log_info(os.str());
   }
-  WorkerPool workers = make_step_workers(o.workers, t.batch_size, device, group != nullptr);
-  // The workers compute; this thread only adds their gradients and steps the optimizer, on one
-  // thread: an OpenMP team of its own would spin after each of those small kernels, on the cores
-  // the workers need (a one-off trial: 1.05x; docs/PERFORMANCE.md).
-  std::optional<ThreadsScope> main_threads;
-  if (workers.workers() > 1) main_threads.emplace(1);
-  Progress progress("train", total, "step", 10.0, step);
-  TrainSummary sum;
-  sum.world_size = world;
-  sum.total_steps = total;
-  sum.checkpoint = ckpt;
-  double window_start = now_seconds();
-  int64_t window_images = 0;
-  int64_t skipped_in_a_row = 0;
-  double window_allreduce = 0;
-  int64_t window_steps = 0;
-  const data::Normalization norm = normalization_of(t);
-  // validate_every_epochs: every rank evaluates (none waits on another's evaluation), rank 0 writes
-  // the line. An epoch's validation runs at the start of the next one, or after the last step, so
-  // that a run stopped at an epoch's end validates that epoch when it resumes, unless metrics.jsonl
-  // already holds its line.
-  int64_t validated_epochs = step / spe;
-  if (o.resume && t.validate_every_epochs > 0 && step > 0 && step % spe == 0) {
-    bool missing = main_rank && !has_validation_line(metrics_path, step / spe);
-    if (group) missing = group->any(missing, "the validation check");
-    if (missing) --validated_epochs;
+
+  void start_workers() {
+    workers_ = make_step_workers(o_.workers, t_.batch_size, device_, group_ != nullptr);
+    // The workers compute; this thread only adds their gradients and steps the optimizer, on one
+    // thread: an OpenMP team of its own would spin after each of those small kernels, on the cores
+    // the workers need (a one-off trial: 1.05x; docs/PERFORMANCE.md).
+    if (workers_->workers() > 1) main_threads_.emplace(1);
+    progress_.emplace("train", total_, "step", 10.0, step_);
+    sum_.world_size = world_;
+    sum_.total_steps = total_;
+    sum_.checkpoint = ckpt_;
+    window_.start = now_seconds();
+    // validate_every_epochs: an epoch's validation runs at the start of the next one, or after the
+    // last step, so that a run stopped at an epoch's end validates that epoch when it resumes,
+    // unless metrics.jsonl already holds its line.
+    validated_epochs_ = step_ / spe_;
+    if (o_.resume && t_.validate_every_epochs > 0 && step_ > 0 && step_ % spe_ == 0) {
+      bool missing = main_rank_ && !has_validation_line(metrics_path_, step_ / spe_);
+      if (group_) missing = group_->any(missing, "the validation check");
+      if (missing) --validated_epochs_;
+    }
   }
-  auto validate = [&](int64_t epochs_done) {
-    if (t.validate_every_epochs == 0 || epochs_done <= validated_epochs || epochs_done % t.validate_every_epochs != 0)
+
+  // Every rank evaluates (none waits on another's evaluation); rank 0 writes the line.
+  void validate(int64_t epochs_done) {
+    if (t_.validate_every_epochs == 0 || epochs_done <= validated_epochs_ || epochs_done % t_.validate_every_epochs != 0)
       return;
-    main_threads.reset();  // every thread for the evaluation
+    main_threads_.reset();  // every thread for the evaluation
     spec::json m;
     bool interrupted = false;
     try {
-      m = validate_children(net, t, d, fixed, device);
+      m = validate_children(net_, t_, d_, fixed_, device_);
     } catch (const Interrupted&) {
       interrupted = true;
     }
-    if (workers.workers() > 1) main_threads.emplace(1);
-    if (group ? group->any(interrupted, "the interrupt check") : interrupted) stop_interrupted();
-    validated_epochs = epochs_done;
-    window_start += m["validation_s"].get<double>();  // the window's images/s: training time only
-    m["step"] = step;
+    if (workers_->workers() > 1) main_threads_.emplace(1);
+    if (group_ ? group_->any(interrupted, "the interrupt check") : interrupted) stop_interrupted();
+    validated_epochs_ = epochs_done;
+    window_.start += m["validation_s"].get<double>();  // the window's images/s: training time only
+    m["step"] = step_;
     m["epochs_done"] = epochs_done;
     m["elapsed_s"] = elapsed();
     log_info(validation_summary(m, epochs_done));
-    if (metrics) metrics->write_line(m.dump());
-  };
-  for (int64_t epoch = step / spe; epoch < t.epochs && step < total; ++epoch) {
+    if (metrics_) metrics_->write_line(m.dump());
+  }
+
+  // Importance sorting permutes the weights; the momentum no longer matches them, so it restarts
+  // (once-for-all builds a new optimizer at each of its phases for the same reason).
+  void sort_channels_if_due(int64_t epoch, int64_t start_batch) {
+    if (fixed_ || net_->space().family != "mbconv" || t_.sort_channels_every_epochs <= 0 || epoch == 0 ||
+        epoch % t_.sort_channels_every_epochs != 0 || start_batch != 0)
+      return;
+    net_->sort_channels();
+    opt_->state().clear();
+    log_info("epoch " + std::to_string(epoch) + ": middle channels sorted by importance");
+  }
+
+  // Returns false when --stop-after-steps stops the run.
+  bool train_epoch(int64_t epoch) {
     validate(epoch);
-    data::LoaderOptions lo = epoch_loader_options(t, epoch, device);
-    lo.start_batch = step - epoch * spe;
+    data::LoaderOptions lo = epoch_loader_options(t_, epoch, device_);
+    lo.start_batch = step_ - epoch * spe_;
     lo.shard = dist::rank();
-    lo.shards = world;
-    if (!fixed && net->space().family == "mbconv" && t.sort_channels_every_epochs > 0 && epoch > 0 && epoch % t.sort_channels_every_epochs == 0 &&
-        lo.start_batch == 0) {
-      // Importance sorting permutes the weights; the momentum no longer matches them, so it
-      // restarts (once-for-all builds a new optimizer at each of its phases for the same reason).
-      net->sort_channels();
-      opt->state().clear();
-      log_info("epoch " + std::to_string(epoch) + ": middle channels sorted by importance");
-    }
-    data::BatchLoader loader(set, d.split.train, lo);
+    lo.shards = world_;
+    sort_channels_if_due(epoch, lo.start_batch);
+    data::BatchLoader loader(d_.train_set, d_.split.train, lo);
     while (auto batch = loader.next()) {
-      double lr = lr_at(t, step, total, spe);
-      set_lr(*opt, lr);
-      StepLosses l = sandwich_step(net, *opt, *batch, t, step, device, fixed, group, &workers);
-      if (l.skipped) {
-        ++sum.skipped_steps;
-        ++skipped_in_a_row;
-        log_warn("step " + std::to_string(step) + ": loss max " + std::to_string(l.max) + ", min " +
-                 std::to_string(l.min) + ": not finite, step skipped (" + std::to_string(skipped_in_a_row) +
-                 " in a row)");
-        NAS_CHECK(skipped_in_a_row < t.max_skipped_steps, Error,
-                  "training diverged: " << skipped_in_a_row << " steps in a row with a non-finite loss (max_skipped_steps), "
-                                        << "the last at step " << step << "; the last good checkpoint is " << ckpt);
-      } else {
-        skipped_in_a_row = 0;
-        NAS_CHECK(std::isfinite(l.max) && std::isfinite(l.min) && std::isfinite(l.random), Error,
-                  "training diverged at step " << step << " (loss max " << l.max << ", min " << l.min
-                                               << "); the last good checkpoint is " << ckpt
-                                               << " (on_nonfinite_loss: skip would skip such steps)");
-      }
-      ++step;
-      ++window_steps;
-      if (!l.skipped) sum.last = l;  // the summary reports the last finite losses
-      sum.allreduce_s += l.allreduce_s;
-      window_allreduce += l.allreduce_s;
-      window_images += group ? t.batch_size : batch->x.size(0);
-      if (step % t.log_every_steps == 0 || step == total) {
-        double now = now_seconds();
-        double ips = window_images / std::max(1e-9, now - window_start);
-        spec::json m = {{"step", step},          {"epoch", epoch},        {"lr", lr},
-                        {"loss_max", l.max},     {"loss_min", l.min},     {"loss_random", l.random},
-                        {"images_per_s", ips},   {"elapsed_s", elapsed()}};
-        if (sum.skipped_steps > 0) m["skipped_steps"] = sum.skipped_steps;
-        if (group) {
-          m["world_size"] = world;
-          m["allreduce_s_per_step"] = window_allreduce / static_cast<double>(std::max<int64_t>(1, window_steps));
-        }
-        if (metrics) metrics->write_line(m.dump());
-        window_start = now;
-        window_images = 0;
-        window_allreduce = 0;
-        window_steps = 0;
-      }
-      char extra[96];
-      std::snprintf(extra, sizeof extra, "loss max %.3f min %.3f lr %.4f", l.max, l.min, lr);
-      progress.update(step, extra);
-      if (step % t.checkpoint_every_steps == 0 && step < total) save(false);
+      const double lr = lr_at(t_, step_, total_, spe_);
+      set_lr(*opt_, lr);
+      StepLosses l = sandwich_step(net_, *opt_, *batch, t_, step_, device_, fixed_, group_, workers_.get());
+      check_losses(l);
+      ++step_;
+      record_step(l, lr, epoch, group_ ? t_.batch_size : batch->x.size(0));
+      if (step_ % t_.checkpoint_every_steps == 0 && step_ < total_) save(false);
       // Every rank stops at the same step when any of them was told to (SIGTERM reaches them all
       // on a cluster, one by one).
-      if (group ? group->any(interrupt_requested(), "the interrupt check") : interrupt_requested()) stop_interrupted();
-      if (o.stop_after_steps > 0 && step >= o.stop_after_steps) break;
+      if (group_ ? group_->any(interrupt_requested(), "the interrupt check") : interrupt_requested()) stop_interrupted();
+      if (o_.stop_after_steps > 0 && step_ >= o_.stop_after_steps) return false;
     }
-    if (o.stop_after_steps > 0 && step >= o.stop_after_steps) break;
+    return true;
   }
-  if (step % spe == 0) validate(step / spe);
-  main_threads.reset();
-  save(step >= total);
-  progress.finish(step);
-  if (fixed && step >= total && main_rank) {
-    // The trained arch as a standalone child, BN statistics recalibrated exactly as nas-slice does
-    // (a short run's moving averages are still close to their initial values).
-    eval::recalibrate_bn(net, set, calibration_indices(t, d.split), norm, t.calib_batch_size, device);
-    net->to(torch::kCPU);
-    nn::ChildNet child = net->slice(*fixed);
-    supernet::CheckpointMeta cm = meta;
+
+  // A non-finite loss: the step was skipped (on_nonfinite_loss: skip), up to max_skipped_steps in a
+  // row; otherwise training has diverged.
+  void check_losses(const StepLosses& l) {
+    if (!l.skipped) {
+      skipped_in_a_row_ = 0;
+      NAS_CHECK(std::isfinite(l.max) && std::isfinite(l.min) && std::isfinite(l.random), Error,
+                "training diverged at step " << step_ << " (loss max " << l.max << ", min " << l.min
+                                             << "); the last good checkpoint is " << ckpt_
+                                             << " (on_nonfinite_loss: skip would skip such steps)");
+      return;
+    }
+    ++sum_.skipped_steps;
+    ++skipped_in_a_row_;
+    log_warn("step " + std::to_string(step_) + ": loss max " + std::to_string(l.max) + ", min " +
+             std::to_string(l.min) + ": not finite, step skipped (" + std::to_string(skipped_in_a_row_) +
+             " in a row)");
+    NAS_CHECK(skipped_in_a_row_ < t_.max_skipped_steps, Error,
+              "training diverged: " << skipped_in_a_row_ << " steps in a row with a non-finite loss (max_skipped_steps), "
+                                    << "the last at step " << step_ << "; the last good checkpoint is " << ckpt_);
+  }
+
+  // The step's losses and timings: the summary, the metrics line of every log_every_steps, progress.
+  void record_step(const StepLosses& l, double lr, int64_t epoch, int64_t images) {
+    ++window_.steps;
+    if (!l.skipped) sum_.last = l;  // the summary reports the last finite losses
+    sum_.allreduce_s += l.allreduce_s;
+    window_.allreduce_s += l.allreduce_s;
+    window_.images += images;
+    if (step_ % t_.log_every_steps == 0 || step_ == total_) write_metrics_line(l, lr, epoch);
+    char extra[96];
+    std::snprintf(extra, sizeof extra, "loss max %.3f min %.3f lr %.4f", l.max, l.min, lr);
+    progress_->update(step_, extra);
+  }
+
+  void write_metrics_line(const StepLosses& l, double lr, int64_t epoch) {
+    const double now = now_seconds();
+    const double ips = window_.images / std::max(1e-9, now - window_.start);
+    spec::json m = {{"step", step_},         {"epoch", epoch},         {"lr", lr},
+                    {"loss_max", l.max},     {"loss_min", l.min},      {"loss_random", l.random},
+                    {"images_per_s", ips},   {"elapsed_s", elapsed()}};
+    if (sum_.skipped_steps > 0) m["skipped_steps"] = sum_.skipped_steps;
+    if (group_) {
+      m["world_size"] = world_;
+      m["allreduce_s_per_step"] = window_.allreduce_s / static_cast<double>(std::max<int64_t>(1, window_.steps));
+    }
+    if (metrics_) metrics_->write_line(m.dump());
+    window_ = Window{now, 0, 0, 0};
+  }
+
+  // The trained arch as a standalone child, BN statistics recalibrated exactly as nas-slice does
+  // (a short run's moving averages are still close to their initial values).
+  void save_trained_child() {
+    eval::recalibrate_bn(net_, d_.train_set, calibration_indices(t_, d_.split), norm_, t_.calib_batch_size, device_);
+    net_->to(torch::kCPU);
+    nn::ChildNet child = net_->slice(*fixed_);
+    supernet::CheckpointMeta cm = meta_;
     cm.created.clear();
-    supernet::save_child(o.out_dir + "/child.ckpt", child, cm);
-    sum.child = o.out_dir + "/child.ckpt";
+    supernet::save_child(o_.out_dir + "/child.ckpt", child, cm);
+    sum_.child = o_.out_dir + "/child.ckpt";
   }
-  if (group) group->barrier("the end of training");  // every rank returns after rank 0 has written
-  sum.steps = step;
-  sum.seconds = now_seconds() - t0;
-  return sum;
+
+  const spec::SearchSpace& space_;
+  const spec::TrainSpec& t_;
+  const TrainOptions& o_;
+  const double t0_ = now_seconds();
+  const torch::Device device_;
+  const std::string ckpt_, metrics_path_;
+  const data::Normalization norm_;
+  dist::Group* const group_ = dist::world_size() > 1 ? dist::world() : nullptr;
+  const bool main_rank_ = dist::is_main();
+  const int world_ = dist::world_size();
+  TrainData d_;
+  supernet::Supernet net_{nullptr};
+  const spec::Arch* fixed_ = nullptr;
+  std::unique_ptr<torch::optim::Optimizer> opt_;
+  int64_t spe_ = 0, total_ = 0;  // steps per epoch, in all
+  int64_t step_ = 0;
+  double earlier_sittings_s_ = 0;  // training seconds before this sitting (resume)
+  supernet::CheckpointMeta init_;  // a fine-tune's start: where its weights came from
+  supernet::CheckpointMeta meta_;
+  std::unique_ptr<JsonlWriter> metrics_;
+  std::unique_ptr<WorkerPool> workers_;
+  std::optional<ThreadsScope> main_threads_;
+  std::optional<Progress> progress_;
+  TrainSummary sum_;
+  struct Window {  // since the last metrics line
+    double start = 0;
+    int64_t images = 0;
+    double allreduce_s = 0;
+    int64_t steps = 0;
+  } window_;
+  int64_t skipped_in_a_row_ = 0;
+  int64_t validated_epochs_ = 0;
+};
+}  // namespace
+
+TrainSummary train_supernet(const spec::SearchSpace& space, const spec::TrainSpec& t, const TrainOptions& o) {
+  return SupernetRun(space, t, o).run();
 }
 
 }  // namespace nas::train

@@ -108,7 +108,37 @@ std::string seconds(double seconds) {
   std::snprintf(buf, sizeof buf, "%g", seconds * kSlowdown);
   return buf;
 }
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t i = 0; (i = s.find(from, i)) != std::string::npos; i += to.size()) s.replace(i, from.size(), to);
+  return s;
+}
+
 std::string bin(const std::string& tool) { return std::string(NAS_BIN_DIR) + "/" + tool; }
+
+namespace {
+// `arg` for /bin/sh: as it is when it holds no character the shell treats specially, else in single quotes.
+std::string shell_quoted(const std::string& arg) {
+  const bool plain = !arg.empty() && arg.find_first_not_of(
+                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789_./:=,+-@%") == std::string::npos;
+  if (plain) return arg;
+  std::string q = "'";
+  for (char c : arg) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+}  // namespace
+
+std::string tool_line(const std::string& tool, const std::vector<std::string>& args,
+                      const std::vector<std::string>& more) {
+  std::string line = bin(tool);
+  for (const auto* list : {&args, &more})
+    for (const auto& a : *list) line += " " + shell_quoted(a);
+  return line;
+}
+
+RunResult tool(const std::string& tool, const std::vector<std::string>& args, const std::vector<std::string>& more) {
+  return run_cmd(tool_line(tool, args, more));
+}
 std::string src(const std::string& rel) { return std::string(NAS_SOURCE_DIR) + "/" + rel; }
 std::string test_data(const std::string& rel) { return std::string(NAS_TEST_DATA) + "/" + rel; }
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace nas::data {
 struct ImageSet;
@@ -36,11 +37,20 @@ struct RunResult {
 RunResult run_cmd(const std::string& cmdline);
 // Path of a built tool binary.
 std::string bin(const std::string& tool);
+// A built tool's command line: bin(tool) and each argument shell-quoted, so that every argument
+// reaches the tool as it is (for wrappers: timeout, environment variables, redirections).
+std::string tool_line(const std::string& tool, const std::vector<std::string>& args,
+                      const std::vector<std::string>& more = {});
+// Runs a built tool with these arguments (then `more`), capturing stdout and stderr.
+RunResult tool(const std::string& tool, const std::vector<std::string>& args,
+               const std::vector<std::string>& more = {});
 // Path of a file under the source tree / tests/data.
 std::string src(const std::string& rel);
 std::string test_data(const std::string& rel);
 
 std::string slurp(const std::string& path);
+// s with every occurrence of `from` replaced by `to`.
+std::string replace_all(std::string s, const std::string& from, const std::string& to);
 void spit(const std::string& path, const std::string& text);
 bool exists(const std::string& path);
 // Names of files in dir (no . or ..).

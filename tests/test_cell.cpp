@@ -14,9 +14,11 @@
 #include "data/idx.h"
 #include "export/onnx_export.h"
 #include "helpers.h"
+#include "search_helpers.h"
 #include "nn/child.h"
 #include "search/darts.h"
 #include "search/encoding.h"
+#include "search/search.h"
 #include "search/strategy.h"
 #include "spec/arch.h"
 #include "spec/search_result.h"
@@ -384,13 +386,14 @@ TEST_CASE("the tools on a cell space: SPOS training, evolution and DARTS search,
   std::string train = test::slurp(test::test_data("tiny-train.yaml"));
   train.replace(train.find("lr: 0.05"), 8, "lr: 0.1");
   test::spit(d + "/train.yaml", train);
-  auto rt = test::run_cmd(test::bin("nas-train-supernet") + " --space " + d + "/space.json --train " + d +
-                          "/train.yaml --out " + d + "/run --epochs 3 --threads 2 -q");
+  auto rt = test::tool("nas-train-supernet", {"--space", d + "/space.json", "--train", d + "/train.yaml", "--out",
+                                              d + "/run", "--epochs", "3", "--threads", "2", "-q"});
   INFO(rt.err);
   REQUIRE(rt.code == 0);
   const std::string ckpt = d + "/run/supernet.ckpt";
-  auto rs = test::run_cmd(test::bin("nas-search") + " --supernet " + ckpt + " --strategy evolution --budget 6" +
-                          " --val-images 300 --calib-images 128 --max-mflops 4 --threads 2 -q --out " + d + "/evo.json");
+  auto rs = test::tool(
+      "nas-search", {"--supernet", ckpt, "--strategy", "evolution", "--budget", "6", "--val-images", "300",
+                     "--calib-images", "128", "--max-mflops", "4", "--threads", "2", "-q", "--out", d + "/evo.json"});
   INFO(rs.err);
   REQUIRE(rs.code == 0);
   auto evo = spec::load_search_result(d + "/evo.json");
@@ -407,9 +410,11 @@ TEST_CASE("the tools on a cell space: SPOS training, evolution and DARTS search,
     CHECK(c.val_acc * 300 == Approx(std::round(c.val_acc * 300)).margin(1e-6));
     if (c.feasible) CHECK(c.val_acc <= evo.candidates[static_cast<size_t>(evo.best)].val_acc);
   }
-  auto rd = test::run_cmd(test::bin("nas-search") + " --supernet " + ckpt + " --strategy darts --darts-steps 4" +
-                          " --darts-batch 16 --budget 3 --val-images 300 --calib-images 128 --threads 2 -q --out " + d +
-                          "/darts.json --best-arch " + d + "/best.json");
+  auto rd = test::tool(
+      "nas-search",
+      {"--supernet", ckpt,    "--strategy",      "darts",       "--darts-steps",  "4",   "--darts-batch", "16",
+       "--budget",   "3",     "--val-images",    "300",         "--calib-images", "128", "--threads",     "2",
+       "-q",         "--out", d + "/darts.json", "--best-arch", d + "/best.json"});
   INFO(rd.err);
   REQUIRE(rd.code == 0);
   json dj = json::parse(test::slurp(d + "/darts.json"));
@@ -432,21 +437,21 @@ TEST_CASE("the tools on a cell space: SPOS training, evolution and DARTS search,
   dj["interrupted"] = true;
   dj["relaxation"]["children"] = json::array({dj["relaxation"]["children"][2]});
   test::spit(d + "/resumed.json", dj.dump());
-  auto rr = test::run_cmd(test::bin("nas-search") + " --supernet " + ckpt + " --strategy darts --darts-steps 4" +
-                          " --darts-batch 16 --budget 3 --val-images 300 --calib-images 128 --threads 2 --resume --out " +
-                          d + "/resumed.json");
+  auto rr = test::tool("nas-search", {"--supernet", ckpt, "--strategy", "darts", "--darts-steps", "4", "--darts-batch",
+                                      "16", "--budget", "3", "--val-images", "300", "--calib-images", "128",
+                                      "--threads", "2", "--resume", "--out", d + "/resumed.json"});
   INFO(rr.err);
   REQUIRE(rr.code == 0);
   CHECK_THAT(rr.err, !Catch::Matchers::Contains("bi-level steps"));
   json resumed = json::parse(test::slurp(d + "/resumed.json"));
   REQUIRE(resumed["candidates"].size() == 1);
   CHECK(resumed["candidates"][0]["arch"] == dj["relaxation"]["children"][0]);
-  auto rl = test::run_cmd(test::bin("nas-slice") + " --supernet " + ckpt + " --arch " + d + "/best.json --out " + d +
-                          "/child.ckpt --calib-images 128 --threads 2 -q");
+  auto rl = test::tool("nas-slice", {"--supernet", ckpt, "--arch", d + "/best.json", "--out", d + "/child.ckpt",
+                                     "--calib-images", "128", "--threads", "2", "-q"});
   INFO(rl.err);
   REQUIRE(rl.code == 0);
-  auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + d + "/child.ckpt --threads 1 --test-images 500" +
-                          " --max-time 1 -q --out " + d + "/bench.json");
+  auto rb = test::tool("nas-benchmark", {"--model", d + "/child.ckpt", "--threads", "1", "--test-images", "500",
+                                         "--max-time", "1", "-q", "--out", d + "/bench.json"});
   INFO(rb.err);
   REQUIRE(rb.code == 0);
   json bench = json::parse(test::slurp(d + "/bench.json"));
@@ -458,9 +463,31 @@ TEST_CASE("the tools on a cell space: SPOS training, evolution and DARTS search,
   // The training estimators on the space alone: each child trained from scratch on a few images.
   for (const std::string est : {"low-fidelity", "learning-curve"}) {
     INFO(est);
-    auto re = test::run_cmd(test::bin("nas-search") + " --space " + d + "/space.json --train " + d + "/train.yaml" +
-                            " --estimator " + est + " --lf-epochs 1 --curve-epochs 4 --curve-observe 3 --lf-images 256" +
-                            " --strategy random --budget 2 --val-images 200 --threads 1 -q --out " + d + "/" + est + ".json");
+    auto re = test::tool("nas-search", {"--space",
+                                        d + "/space.json",
+                                        "--train",
+                                        d + "/train.yaml",
+                                        "--estimator",
+                                        est,
+                                        "--lf-epochs",
+                                        "1",
+                                        "--curve-epochs",
+                                        "4",
+                                        "--curve-observe",
+                                        "3",
+                                        "--lf-images",
+                                        "256",
+                                        "--strategy",
+                                        "random",
+                                        "--budget",
+                                        "2",
+                                        "--val-images",
+                                        "200",
+                                        "--threads",
+                                        "1",
+                                        "-q",
+                                        "--out",
+                                        d + "/" + est + ".json"});
     INFO(re.err);
     REQUIRE(re.code == 0);
     auto r = spec::load_search_result(d + "/" + est + ".json");
@@ -469,8 +496,8 @@ TEST_CASE("the tools on a cell space: SPOS training, evolution and DARTS search,
     for (const auto& c : r.candidates) CHECK((c.evaluated && c.error.empty()));
   }
   if (exporter::onnx_available()) {  // ONNX Runtime's agreement: test_latency.cpp's [export] test
-    auto ro = test::run_cmd(test::bin("nas-slice") + " --supernet " + ckpt + " --arch max --out " + d +
-                            "/max.ckpt --onnx " + d + "/max.onnx --calib-images 64 --threads 2 -q");
+    auto ro = test::tool("nas-slice", {"--supernet", ckpt, "--arch", "max", "--out", d + "/max.ckpt", "--onnx",
+                                       d + "/max.onnx", "--calib-images", "64", "--threads", "2", "-q"});
     INFO(ro.err);
     CHECK(ro.code == 0);
     CHECK(test::exists(d + "/max.onnx"));
@@ -489,14 +516,39 @@ TEST_CASE("DARTS refuses spaces without cells", "[cell]") {
              Catch::Matchers::Contains("the continuous relaxation needs a cell space"));
   // nas-search on an mlp supernet: a usage error, no output file.
   std::string d = test::temp_dir("darts-mlp");
-  auto rt = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-mlp.yaml") + " --train " +
-                          test::test_data("tiny-train.yaml") + " --out " + d + "/run --train-limit 256 --threads 1 -q");
+  auto rt = test::tool("nas-train-supernet",
+                       {"--space", test::test_data("tiny-mlp.yaml"), "--train", test::test_data("tiny-train.yaml"),
+                        "--out", d + "/run", "--train-limit", "256", "--threads", "1", "-q"});
   INFO(rt.err);
   REQUIRE(rt.code == 0);
-  auto rs = test::run_cmd(test::bin("nas-search") + " --supernet " + d + "/run/supernet.ckpt --strategy darts --budget 2" +
-                          " --threads 1 -q --out " + d + "/search.json");
+  auto rs = test::tool("nas-search", {"--supernet", d + "/run/supernet.ckpt", "--strategy", "darts", "--budget", "2",
+                                      "--threads", "1", "-q", "--out", d + "/search.json"});
   CHECK(rs.code == 2);
   CHECK_THAT(rs.err, Catch::Matchers::Contains("--strategy darts: needs --supernet, a supernet of a cell space (family cell); "
                                                "\"tiny-mlp\" is family mlp"));
   CHECK_FALSE(test::exists(d + "/search.json"));
+}
+
+TEST_CASE("every strategy finds a cell space's ops better than random search", "[cell]") {
+  auto s = spec::load_search_space(test::src("configs/spaces/fmnist-cell.yaml"));
+  search::MbconvEncoding enc(s);
+  // Best: sep_conv_3x3 on every normal edge, nor_conv_1x1 on every reduction edge (neither first
+  // nor last of the op list, nor at either end of the cost ranking).
+  auto f = [&](const search::Genotype& g) {
+    spec::Arch a = enc.decode(g);
+    double v = 0;
+    for (size_t e = 0; e < a.normal.size(); ++e) v += (a.normal[e] == "sep_conv_3x3") + (a.reduce[e] == "nor_conv_1x1");
+    return v / static_cast<double>(2 * a.normal.size());
+  };
+  search::StrategyOptions o;
+  o.budget = 100;
+  const double random_mean = test::random_search_mean(enc, f, o);
+  for (const auto& name : search::strategy_names()) {
+    if (name == "random" || name == "grid") continue;
+    INFO(name);
+    auto st = name == "bayesian" ? search::make_bayesian(enc, o, 1) : search::make_strategy(name, enc, o);
+    double best = test::drive(*st, enc, f, 100, 1);
+    INFO("best " << best << " random " << random_mean);
+    CHECK(best > random_mean);
+  }
 }

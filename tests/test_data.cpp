@@ -485,16 +485,16 @@ double uniform_0_10(uint64_t& x) {
 }
 
 nlohmann::json train_slice_test(const std::string& d, const std::string& space) {
-  auto rt = test::run_cmd(test::bin("nas-train-supernet") + " --space " + space + " --train " + d + "/train.yaml --out " +
-                          d + "/run --threads 2 -q");
+  auto rt = test::tool("nas-train-supernet",
+                       {"--space", space, "--train", d + "/train.yaml", "--out", d + "/run", "--threads", "2", "-q"});
   INFO(rt.err);
   REQUIRE(rt.code == 0);
-  auto rs = test::run_cmd(test::bin("nas-slice") + " --supernet " + d + "/run/supernet.ckpt --arch max --out " + d +
-                          "/child.ckpt --threads 2 -q");
+  auto rs = test::tool("nas-slice", {"--supernet", d + "/run/supernet.ckpt", "--arch", "max", "--out",
+                                     d + "/child.ckpt", "--threads", "2", "-q"});
   INFO(rs.err);
   REQUIRE(rs.code == 0);
-  auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + d + "/child.ckpt --threads 1 --max-time 0.5 -q --out " +
-                          d + "/bench.json");
+  auto rb = test::tool("nas-benchmark", {"--model", d + "/child.ckpt", "--threads", "1", "--max-time", "0.5", "-q",
+                                         "--out", d + "/bench.json"});
   INFO(rb.err);
   REQUIRE(rb.code == 0);
   return nlohmann::json::parse(test::slurp(d + "/bench.json"));
@@ -642,7 +642,7 @@ TEST_CASE("an mlp supernet trains on a CSV file and its child is tested on the h
   CHECK(bench["accuracy"]["top1"].get<double>() > 0.85);
   // A corrupted file afterwards: the tools name it.
   test::spit(d + "/data.csv", text + "1,2\n");
-  auto rx = test::run_cmd(test::bin("nas-benchmark") + " --model " + d + "/child.ckpt --threads 1 -q --out " + d + "/x.json");
+  auto rx = test::tool("nas-benchmark", {"--model", d + "/child.ckpt", "--threads", "1", "-q", "--out", d + "/x.json"});
   CHECK(rx.code != 0);
   CHECK_THAT(rx.err, Catch::Matchers::Contains("data.csv:402: expected 4 fields like the header, found 2"));
   CHECK_FALSE(test::exists(d + "/x.json"));

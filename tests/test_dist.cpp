@@ -236,17 +236,19 @@ TEST_CASE("rendezvous errors: missing variables exit 2, a port in use exits 2, a
   if (!dist_available()) return;
   std::string d = test::temp_dir("rdv");
   std::string tr = write_train_spec(d);
-  const std::string train = test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
-                            " --train " + tr + " --threads 1 --dist-timeout 4";
-  auto no_addr = test::run_cmd("RANK=0 WORLD_SIZE=2 " + train + " --out " + d + "/a");
+  const std::vector<std::string> train = {
+      "--space", test::test_data("tiny-space.yaml"), "--train", tr, "--threads", "1", "--dist-timeout", "4"};
+  auto no_addr =
+      test::run_cmd("RANK=0 WORLD_SIZE=2 " + test::tool_line("nas-train-supernet", train, {"--out", d + "/a"}));
   CHECK(no_addr.code == 2);
   CHECK_THAT(no_addr.err, Catch::Matchers::Contains("MASTER_ADDR is not set"));
   CHECK_FALSE(test::exists(d + "/a"));
-  auto no_world = test::run_cmd("RANK=1 " + train + " --out " + d + "/a");
+  auto no_world = test::run_cmd("RANK=1 " + test::tool_line("nas-train-supernet", train, {"--out", d + "/a"}));
   CHECK(no_world.code == 2);
   CHECK_THAT(no_world.err, Catch::Matchers::Contains("WORLD_SIZE is not set"));
-  auto slice = test::run_cmd("RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 " + test::bin("nas-slice") +
-                             " --supernet x --arch max --out " + d + "/c.ckpt");
+  auto slice =
+      test::run_cmd("RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=1 " +
+                    test::tool_line("nas-slice", {"--supernet", "x", "--arch", "max", "--out", d + "/c.ckpt"}));
   CHECK(slice.code == 2);
   CHECK_THAT(slice.err, Catch::Matchers::Contains("this tool runs as one process"));
 
@@ -254,12 +256,13 @@ TEST_CASE("rendezvous errors: missing variables exit 2, a port in use exits 2, a
   // job on the same port is refused.
   const int port = free_port();
   const std::string env = "MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " WORLD_SIZE=2 RANK=0 ";
-  test::spit(d + "/lonely.sh", "start=$(date +%s.%N)\n" + env + train + " --out " + d +
-                                   "/lonely > " + d + "/lonely.out 2> " + d + "/lonely.err\necho $? > " + d +
-                                   "/lonely.code\nend=$(date +%s.%N)\nawk \"BEGIN {print $end - $start}\" > " + d +
-                                   "/lonely.seconds\n");
-  test::run_cmd("bash " + d + "/lonely.sh & sleep 1.5; " + env + train + " --out " + d + "/second > " + d +
-                "/second.out 2> " + d + "/second.err; echo $? > " + d + "/second.code; wait");
+  test::spit(d + "/lonely.sh",
+             "start=$(date +%s.%N)\n" + env + test::tool_line("nas-train-supernet", train) + " --out " + d +
+                 "/lonely > " + d + "/lonely.out 2> " + d + "/lonely.err\necho $? > " + d +
+                 "/lonely.code\nend=$(date +%s.%N)\nawk \"BEGIN {print $end - $start}\" > " + d + "/lonely.seconds\n");
+  test::run_cmd("bash " + d + "/lonely.sh & sleep 1.5; " + env + test::tool_line("nas-train-supernet", train) +
+                " --out " + d + "/second > " + d + "/second.out 2> " + d + "/second.err; echo $? > " + d +
+                "/second.code; wait");
   CHECK(test::slurp(d + "/second.code") == "2\n");
   CHECK_THAT(test::slurp(d + "/second.err"),
              Catch::Matchers::Contains("MASTER_PORT=" + std::to_string(port) + ": the port is in use"));
@@ -270,8 +273,9 @@ TEST_CASE("rendezvous errors: missing variables exit 2, a port in use exits 2, a
   CHECK(waited < 30);
   CHECK_FALSE(test::exists(d + "/lonely/supernet.ckpt"));
   // Rank 1 with no rank 0 to meet.
-  auto orphan = test::run_cmd("MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) +
-                              " WORLD_SIZE=2 RANK=1 " + train + " --out " + d + "/orphan");
+  auto orphan =
+      test::run_cmd("MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) + " WORLD_SIZE=2 RANK=1 " +
+                    test::tool_line("nas-train-supernet", train, {"--out", d + "/orphan"}));
   CHECK(orphan.code == 6);
   CHECK_THAT(orphan.err, Catch::Matchers::Contains("[rank 1]: error: rank 1: no rendezvous at 127.0.0.1:"));
 }
@@ -282,12 +286,12 @@ TEST_CASE("2 processes on 127.0.0.1 match 1 process on the same global batch aft
   if (!dist_available()) return;
   std::string d = test::temp_dir("ddp");
   std::string tr = write_train_spec(d);
-  const std::string train = test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
-                            " --train " + tr + " --threads 1 --dist-timeout 60";
-  auto one = test::run_cmd(train + " --out " + d + "/one");
+  const std::vector<std::string> train = {
+      "--space", test::test_data("tiny-space.yaml"), "--train", tr, "--threads", "1", "--dist-timeout", "60"};
+  auto one = test::tool("nas-train-supernet", train, {"--out", d + "/one"});
   INFO(one.err);
   REQUIRE(one.code == 0);
-  auto two = run_ranks(d, 2, train + " --out " + d + "/two", free_port());
+  auto two = run_ranks(d, 2, test::tool_line("nas-train-supernet", train) + " --out " + d + "/two", free_port());
   INFO(two.err << test::slurp(d + "/r1.err"));
   REQUIRE(two.code == 0);
   CHECK(rank_code(d, 1) == 0);
@@ -300,14 +304,14 @@ TEST_CASE("2 processes on 127.0.0.1 match 1 process on the same global batch aft
   // about 1e-6 after one step; after 20, parameters allclose and BN statistics within a few times
   // the noise floor: one process on 2 threads against 1 (see write_train_spec).
   // The floor: one child at a time on 2 LibTorch threads (--workers 1, the default before workers).
-  auto threads2 = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
-                                " --train " + tr + " --threads 2 --workers 1 --out " + d + "/threads2");
+  auto threads2 = test::tool("nas-train-supernet", {"--space", test::test_data("tiny-space.yaml"), "--train", tr,
+                                                    "--threads", "2", "--workers", "1", "--out", d + "/threads2"});
   REQUIRE(threads2.code == 0);
   Diff floor = compare_supernets(d + "/one/supernet.ckpt", d + "/threads2/supernet.ckpt");
   // The default on 2 threads: 2 workers of one LibTorch thread, each on half of every batch with BN
   // synchronized between them: one process's run to float rounding, like 2 processes.
-  auto workers2 = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
-                                " --train " + tr + " --threads 2 --out " + d + "/workers2");
+  auto workers2 = test::tool("nas-train-supernet", {"--space", test::test_data("tiny-space.yaml"), "--train", tr,
+                                                    "--threads", "2", "--out", d + "/workers2"});
   INFO(workers2.err);
   REQUIRE(workers2.code == 0);
   CHECK_THAT(workers2.err, Catch::Matchers::Contains("workers: 2 shards of every batch at once, 1 LibTorch thread(s) each"));
@@ -334,18 +338,22 @@ TEST_CASE("2 processes on 127.0.0.1 match 1 process on the same global batch aft
   // Without synchronized BN each process normalizes its own 32 images: not the same run.
   std::string d2 = test::temp_dir("ddp-local-bn");
   std::string tr2 = write_train_spec(d2, 1280, /*sync_bn=*/false);
-  auto local = run_ranks(d2, 2, test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
-                                    " --train " + tr2 + " --threads 1 --dist-timeout 60 --stop-after-steps 2 --out " + d2 + "/two",
+  auto local = run_ranks(d2, 2,
+                         test::tool_line("nas-train-supernet", {"--space", test::test_data("tiny-space.yaml"),
+                                                                "--train", tr2, "--threads", "1", "--dist-timeout",
+                                                                "60", "--stop-after-steps", "2", "--out", d2 + "/two"}),
                          free_port());
   REQUIRE(local.code == 0);
   // Its first loss already differs (BN statistics of 32 images, not 64): about 7e-4.
   CHECK(std::abs(first(d2 + "/two/metrics.jsonl")["loss_max"].get<double>() - loss1) > 1e-4);
 
   // 10 steps on 2 processes, the other 10 resumed on 1: the same run.
-  auto half = run_ranks(d, 2, train + " --out " + d + "/switch --stop-after-steps 10", free_port());
+  auto half =
+      run_ranks(d, 2, test::tool_line("nas-train-supernet", train) + " --out " + d + "/switch --stop-after-steps 10",
+                free_port());
   REQUIRE(half.code == 0);
   CHECK(supernet::read_checkpoint_meta(d + "/switch/supernet.ckpt").step == 10);
-  auto rest = test::run_cmd(test::bin("nas-train-supernet") + " --out " + d + "/switch --resume --threads 1");
+  auto rest = test::tool("nas-train-supernet", {"--out", d + "/switch", "--resume", "--threads", "1"});
   INFO(rest.err);
   REQUIRE(rest.code == 0);
   Diff sw = compare_supernets(d + "/one/supernet.ckpt", d + "/switch/supernet.ckpt");
@@ -353,9 +361,10 @@ TEST_CASE("2 processes on 127.0.0.1 match 1 process on the same global batch aft
   CHECK(sw.close);
   CHECK(sw.buffers <= 10 * std::max(floor.buffers, 1e-4));
   // ... and 1 process resumed on 3 (batch 64: shares of 21, 21 and 22 images).
-  auto p1 = test::run_cmd(train + " --out " + d + "/grow --stop-after-steps 10");
+  auto p1 = test::tool("nas-train-supernet", train, {"--out", d + "/grow", "--stop-after-steps", "10"});
   REQUIRE(p1.code == 0);
-  auto p3 = run_ranks(d, 3, test::bin("nas-train-supernet") + " --out " + d + "/grow --resume --threads 1", free_port());
+  auto p3 = run_ranks(d, 3, test::tool_line("nas-train-supernet", {"--out", d + "/grow", "--resume", "--threads", "1"}),
+                      free_port());
   INFO(p3.err);
   REQUIRE(p3.code == 0);
   CHECK_THAT(p3.err, Catch::Matchers::Contains("21-22 images each"));
@@ -365,13 +374,16 @@ TEST_CASE("2 processes on 127.0.0.1 match 1 process on the same global batch aft
   CHECK(gr.buffers <= 10 * std::max(floor.buffers, 1e-4));
 
   // The search over the trained supernet: inherited weights, children shared over 2 ranks.
-  const std::string search = test::bin("nas-search") + " --supernet " + d + "/one/supernet.ckpt" +
-                             " --strategy random --budget 6 --val-images 200 --calib-images 128 --threads 1";
-  auto s1 = test::run_cmd(search + " --out " + d + "/s1.json");
+  const std::vector<std::string> search = {
+      "--supernet", d + "/one/supernet.ckpt", "--strategy", "random",    "--budget", "6", "--val-images",
+      "200",        "--calib-images",         "128",        "--threads", "1"};
+  auto s1 = test::tool("nas-search", search, {"--out", d + "/s1.json"});
   INFO(s1.err);
   REQUIRE(s1.code == 0);
-  auto s2 = run_ranks(d, 2, search + " --out " + d + "/s2.json --metrics " + d + "/s2.jsonl --dist-timeout 60",
-                      free_port());
+  auto s2 = run_ranks(
+      d, 2,
+      test::tool_line("nas-search", search) + " --out " + d + "/s2.json --metrics " + d + "/s2.jsonl --dist-timeout 60",
+      free_port());
   INFO(s2.err << test::slurp(d + "/r1.err"));
   REQUIRE(s2.code == 0);
   CHECK(rank_code(d, 1) == 0);
@@ -398,14 +410,27 @@ TEST_CASE("distributed search with a user evaluator: the ranks share the childre
                              "awk '{n += length($0)} END {printf \"{\\\"accuracy\\\": %.6f}\\n\", 1 - 100 / (100 + n)}'\n");
   for (std::string strategy : {"evolution", "random", "coarse-to-fine"}) {
     DYNAMIC_SECTION(strategy) {
-      const std::string base = test::bin("nas-search") + " --space " + test::test_data("tiny-space.yaml") +
-                               " --evaluator 'sh " + d + "/eval.sh' --strategy " + strategy +
-                               " --population 6 --sample-size 2 --budget 16 --threads 1 -q";
-      auto one = test::run_cmd(base + " --out " + d + "/one.json");
+      const std::vector<std::string> base = {"--space",
+                                             test::test_data("tiny-space.yaml"),
+                                             "--evaluator",
+                                             "sh " + d + "/eval.sh",
+                                             "--strategy",
+                                             strategy,
+                                             "--population",
+                                             "6",
+                                             "--sample-size",
+                                             "2",
+                                             "--budget",
+                                             "16",
+                                             "--threads",
+                                             "1",
+                                             "-q"};
+      auto one = test::tool("nas-search", base, {"--out", d + "/one.json"});
       INFO(one.err);
       REQUIRE(one.code == 0);
       test::spit(d + "/ranks.log", "");
-      auto two = run_ranks(d, 2, base + " --out " + d + "/two.json --dist-timeout 60", free_port());
+      auto two = run_ranks(
+          d, 2, test::tool_line("nas-search", base, {"--out", d + "/two.json", "--dist-timeout", "60"}), free_port());
       INFO(two.err << test::slurp(d + "/r1.err"));
       REQUIRE(two.code == 0);
       auto a = spec::load_search_result(d + "/one.json"), b = spec::load_search_result(d + "/two.json");
@@ -435,8 +460,8 @@ TEST_CASE("a rank killed or hung makes the other exit 6 within the timeout; SIGT
   if (!dist_available()) return;
   std::string d = test::temp_dir("dkill");
   std::string tr = write_train_spec(d, 40000);  // 625 steps: far longer than the test
-  const std::string train = test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
-                            " --train " + tr + " --threads 1 --dist-timeout 8";
+  const std::vector<std::string> train = {
+      "--space", test::test_data("tiny-space.yaml"), "--train", tr, "--threads", "1", "--dist-timeout", "8"};
   for (std::string how : {"KILL", "STOP", "TERM"}) {
     DYNAMIC_SECTION("SIG" << how) {
       std::string out = d + "/" + how;
@@ -444,10 +469,18 @@ TEST_CASE("a rank killed or hung makes the other exit 6 within the timeout; SIGT
       // rank 0's exit.
       std::string script = "export MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) +
                            " WORLD_SIZE=2\n"
-                           "RANK=1 " + train + " --out " + out + " 2> " + d + "/r1.err & p1=$!\n"
-                           "RANK=0 " + train + " --out " + out + " 2> " + d + "/r0.err & p0=$!\n"
-                           "for i in $(seq 600); do [ $(cat " + out + "/metrics.jsonl 2>/dev/null | wc -l) -ge 7 ] && break; sleep 0.1; done\n"
-                           "start=$(date +%s.%N)\nkill -" + how + " $p1\nwait $p0; c0=$?\nend=$(date +%s.%N)\n"
+                           "RANK=1 " +
+                           test::tool_line("nas-train-supernet", train) + " --out " + out + " 2> " + d +
+                           "/r1.err & p1=$!\n"
+                           "RANK=0 " +
+                           test::tool_line("nas-train-supernet", train) + " --out " + out + " 2> " + d +
+                           "/r0.err & p0=$!\n"
+                           "for i in $(seq 600); do [ $(cat " +
+                           out +
+                           "/metrics.jsonl 2>/dev/null | wc -l) -ge 7 ] && break; sleep 0.1; done\n"
+                           "start=$(date +%s.%N)\nkill -" +
+                           how +
+                           " $p1\nwait $p0; c0=$?\nend=$(date +%s.%N)\n"
                            "kill -CONT $p1 2>/dev/null\n"
                            "for i in $(seq 300); do kill -0 $p1 2>/dev/null || break; sleep 0.1; done\n"
                            "kill -KILL $p1 2>/dev/null; wait $p1; c1=$?\n"
@@ -543,8 +576,9 @@ TEST_CASE("torchrun launches the tools (its agent hosts the store)", "[dist]") {
   // --redirects 2 --tee 2: Debian's torchrun under Python 3.12 fails on its default of 0 (README).
   auto r = test::run_cmd("torchrun --nnodes=1 --nproc_per_node=2 --rdzv_backend=c10d --rdzv_endpoint=127.0.0.1:" +
                          std::to_string(free_port()) + " --redirects 2 --tee 2 --no_python " +
-                         test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
-                         " --train " + tr + " --threads 1 --dist-timeout 60 --stop-after-steps 3 --out " + d + "/run");
+                         test::tool_line("nas-train-supernet", {"--space", test::test_data("tiny-space.yaml"),
+                                                                "--train", tr, "--threads", "1", "--dist-timeout", "60",
+                                                                "--stop-after-steps", "3", "--out", d + "/run"}));
   INFO(r.err);
   REQUIRE(r.code == 0);
   auto summary = spec::json::parse(r.out.substr(r.out.find('{')));

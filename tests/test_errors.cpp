@@ -74,11 +74,6 @@ std::vector<Row> read_table() {
   return rows;
 }
 
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (size_t i = 0; (i = s.find(from, i)) != std::string::npos; i += to.size()) s.replace(i, from.size(), to);
-  return s;
-}
-
 // An IDX file: unsigned bytes with the given dimensions.
 void write_idx(const std::string& path, const std::vector<int32_t>& dims, const std::vector<uint8_t>& data) {
   std::string b = {0, 0, 8, static_cast<char>(dims.size())};
@@ -144,11 +139,11 @@ TEST_CASE("docs/ERRORS.md: every bad input gets its exit code, a one-line error 
   const std::string space_text = test::slurp(space), train_text = test::slurp(train);
 
   // The trained supernet, its max child, and broken copies.
-  auto r = test::run_cmd(test::bin("nas-train-supernet") + " --space " + space + " --train " + train + " --out " + d +
-                         "/sn --train-limit 640 --threads 2 -q");
+  auto r = test::tool("nas-train-supernet", {"--space", space, "--train", train, "--out", d + "/sn", "--train-limit",
+                                             "640", "--threads", "2", "-q"});
   REQUIRE(r.code == 0);
   const std::string sn = d + "/sn/supernet.ckpt", child = d + "/child.ckpt";
-  r = test::run_cmd(test::bin("nas-slice") + " --supernet " + sn + " --arch max --out " + child + " -q");
+  r = test::tool("nas-slice", {"--supernet", sn, "--arch", "max", "--out", child, "-q"});
   REQUIRE(r.code == 0);
   const std::string bytes = test::slurp(sn);
   test::spit(d + "/trunc.ckpt", bytes.substr(0, bytes.size() / 2));
@@ -161,8 +156,8 @@ TEST_CASE("docs/ERRORS.md: every bad input gets its exit code, a one-line error 
   test::spit(d + "/newer.ckpt", newer);
   // An unfinished run whose optimizer state is corrupted: the archive holds the model's tensors,
   // then the metadata, then the optimizer's (momentum buffers, then a few small records).
-  r = test::run_cmd(test::bin("nas-train-supernet") + " --space " + space + " --train " + train + " --out " + d +
-                    "/optflip --stop-after-steps 3 --threads 2 -q");
+  r = test::tool("nas-train-supernet", {"--space", space, "--train", train, "--out", d + "/optflip",
+                                        "--stop-after-steps", "3", "--threads", "2", "-q"});
   REQUIRE(r.code == 0);
   int records = 0;
   for (const auto& rec : zip_records(test::slurp(d + "/optflip/supernet.ckpt")))
@@ -176,15 +171,19 @@ TEST_CASE("docs/ERRORS.md: every bad input gets its exit code, a one-line error 
   test::spit(d + "/secret.yaml", space_text);
   ::chmod((d + "/secret.yaml").c_str(), 0);
   test::spit(d + "/unknown-key.yaml", space_text + "colour: red\n");
-  test::spit(d + "/wrong-type.yaml", replace_all(space_text, "resolution: [20, 24, 28]", "resolution: big"));
-  test::spit(d + "/huge-width.yaml", replace_all(space_text, "stem: {width: [8, 12]", "stem: {width: [1000000000]"));
-  test::spit(d + "/negative-depth.yaml", replace_all(space_text, "{depth: [1, 2], width: [8, 12]", "{depth: [-1, 2], width: [8, 12]"));
-  test::spit(d + "/empty-choices.yaml", replace_all(space_text, "kernel: [3, 5], stride: 2, act: relu6", "kernel: [], stride: 2, act: relu6"));
-  test::spit(d + "/nan-lr.yaml", replace_all(train_text, "optimizer: {lr: 0.05}", "optimizer: {lr: .nan}"));
+  test::spit(d + "/wrong-type.yaml", test::replace_all(space_text, "resolution: [20, 24, 28]", "resolution: big"));
+  test::spit(d + "/huge-width.yaml",
+             test::replace_all(space_text, "stem: {width: [8, 12]", "stem: {width: [1000000000]"));
+  test::spit(d + "/negative-depth.yaml",
+             test::replace_all(space_text, "{depth: [1, 2], width: [8, 12]", "{depth: [-1, 2], width: [8, 12]"));
+  test::spit(d + "/empty-choices.yaml", test::replace_all(space_text, "kernel: [3, 5], stride: 2, act: relu6",
+                                                          "kernel: [], stride: 2, act: relu6"));
+  test::spit(d + "/nan-lr.yaml", test::replace_all(train_text, "optimizer: {lr: 0.05}", "optimizer: {lr: .nan}"));
   test::spit(d + "/inf-smoothing.yaml", train_text + "label_smoothing: .inf\n");
-  test::spit(d + "/epochs-text.yaml", replace_all(train_text, "epochs: 1", "epochs: three"));
-  test::spit(d + "/batch-zero.yaml", replace_all(train_text, "batch_size: 64", "batch_size: 0"));
-  test::spit(d + "/train-unknown.yaml", replace_all(train_text, "optimizer: {lr: 0.05}", "optimizer: {lr: 0.05, learning_rate: 0.1}"));
+  test::spit(d + "/epochs-text.yaml", test::replace_all(train_text, "epochs: 1", "epochs: three"));
+  test::spit(d + "/batch-zero.yaml", test::replace_all(train_text, "batch_size: 64", "batch_size: 0"));
+  test::spit(d + "/train-unknown.yaml",
+             test::replace_all(train_text, "optimizer: {lr: 0.05}", "optimizer: {lr: 0.05, learning_rate: 0.1}"));
   for (const auto& f : {"/wrong-type.yaml", "/huge-width.yaml", "/negative-depth.yaml", "/empty-choices.yaml"})
     REQUIRE(test::slurp(d + f) != space_text);
   for (const auto& f : {"/nan-lr.yaml", "/epochs-text.yaml", "/batch-zero.yaml", "/train-unknown.yaml"})
@@ -194,9 +193,10 @@ TEST_CASE("docs/ERRORS.md: every bad input gets its exit code, a one-line error 
              "\"head_width\":32,\"stages\":[{\"depth\":1,\"width\":8,\"blocks\":[{\"expand\":1,\"kernel\":3}]},"
              "{\"depth\":1,\"width\":12,\"blocks\":[{\"expand\":2,\"kernel\":3}]},"
              "{\"depth\":1,\"width\":16,\"blocks\":[{\"expand\":2,\"kernel\":3}]}]}");
-  test::spit(d + "/other-space-arch.json",
-             replace_all(replace_all(test::slurp(d + "/outside.json"), "\"resolution\":30", "\"resolution\":28"),
-                         "\"space\":\"tiny-mbconv\"", "\"space\":\"other-space\""));
+  test::spit(
+      d + "/other-space-arch.json",
+      test::replace_all(test::replace_all(test::slurp(d + "/outside.json"), "\"resolution\":30", "\"resolution\":28"),
+                        "\"space\":\"tiny-mbconv\"", "\"space\":\"other-space\""));
   test::spit(d + "/garbage.json", "{\"kind\": \"nas.arch\", \"schema_version\": 1, \"stages\": [\n");
   write_dataset(d + "/rgb", 20, 28, 28, 3, 9);
   write_dataset(d + "/size32", 20, 32, 32, 0, 9);
@@ -256,8 +256,8 @@ TEST_CASE("docs/ERRORS.md: every bad input gets its exit code, a one-line error 
              {"{full}", full},
              {"{data}", test::src("tests/data")},
              {"{d}", d}})
-      cmd = replace_all(cmd, k, val);
-    const std::string message = replace_all(row.message, "{d}", d);
+      cmd = test::replace_all(cmd, k, val);
+    const std::string message = test::replace_all(row.message, "{d}", d);
     INFO("row " << row.id << ": " << row.what << "\n" << cmd);
     auto res = test::run_cmd(cmd + " -q --threads 1");
     INFO(res.err);
@@ -271,8 +271,10 @@ TEST_CASE("docs/ERRORS.md: every bad input gets its exit code, a one-line error 
     // benchmark still refuses within the time limit (before the fix it timed first and timeout
     // killed it: 124).
     INFO("nas-benchmark with bad data and --min-time 120");
-    auto res = test::run_cmd("timeout " + test::seconds(20) + " " + test::bin("nas-benchmark") + " --model " + child +
-                             " --data " + d + "/mismatch --min-time 120 --max-time 120 -q --threads 1");
+    auto res =
+        test::run_cmd("timeout " + test::seconds(20) + " " +
+                      test::tool_line("nas-benchmark", {"--model", child, "--data", d + "/mismatch", "--min-time",
+                                                        "120", "--max-time", "120", "-q", "--threads", "1"}));
     INFO(res.err);
     CHECK(res.code == 4);
     CHECK_THAT(res.err, Catch::Matchers::Contains("expected 20 labels"));
@@ -292,11 +294,11 @@ TEST_CASE("a NaN loss stops training with the last good checkpoint kept, or is s
   const std::string train_text = test::slurp(test::test_data("tiny-train.yaml"));
   auto spec = [&](const std::string& extra) {
     std::string p = d + "/t" + std::to_string(std::hash<std::string>()(extra) % 100000) + ".yaml";
-    test::spit(p, replace_all(train_text, "checkpoint_every_steps: 10", "checkpoint_every_steps: 2") + extra);
+    test::spit(p, test::replace_all(train_text, "checkpoint_every_steps: 10", "checkpoint_every_steps: 2") + extra);
     return p;
   };
-  const std::string base = test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
-                           " --train-limit 640 --threads 2 -q";
+  const std::vector<std::string> base = {
+      "--space", test::test_data("tiny-space.yaml"), "--train-limit", "640", "--threads", "2", "-q"};
   auto finite = [](const std::string& ckpt) {
     auto l = supernet::load_supernet(ckpt);
     for (const auto& p : l.net->parameters())
@@ -306,15 +308,17 @@ TEST_CASE("a NaN loss stops training with the last good checkpoint kept, or is s
     return true;
   };
   // stop (the default): exit 1 at step 5; the checkpoint of step 4 stays.
-  auto stop = test::run_cmd("NAS_FAULT_NAN_STEPS=5 " + base + " --train " + spec("") + " --out " + d + "/stop");
+  auto stop = test::run_cmd("NAS_FAULT_NAN_STEPS=5 " +
+                            test::tool_line("nas-train-supernet", base, {"--train", spec(""), "--out", d + "/stop"}));
   CHECK(stop.code == 1);
   CHECK_THAT(stop.err, Catch::Matchers::Contains("training diverged at step 5 (loss max nan"));
   CHECK_THAT(stop.err, Catch::Matchers::Contains("the last good checkpoint is " + d + "/stop/supernet.ckpt"));
   CHECK(supernet::read_checkpoint_meta(d + "/stop/supernet.ckpt").step == 4);
   CHECK(finite(d + "/stop/supernet.ckpt"));
   // skip: steps 5 and 6 make no update, and the run ends with finite weights and BN statistics.
-  auto skip = test::run_cmd("NAS_FAULT_NAN_STEPS=5,6 " + base + " --train " + spec("on_nonfinite_loss: skip\n") +
-                            " --out " + d + "/skip");
+  auto skip = test::run_cmd("NAS_FAULT_NAN_STEPS=5,6 " +
+                            test::tool_line("nas-train-supernet", base,
+                                            {"--train", spec("on_nonfinite_loss: skip\n"), "--out", d + "/skip"}));
   INFO(skip.err);
   REQUIRE(skip.code == 0);
   auto summary = spec::json::parse(skip.out);
@@ -324,12 +328,15 @@ TEST_CASE("a NaN loss stops training with the last good checkpoint kept, or is s
   CHECK(finite(d + "/skip/supernet.ckpt"));
   // A skipped step changes nothing: the checkpoints at steps 4 and 6 of a run that skips steps 4 and
   // 5 hold the same weights and BN statistics.
-  auto pair = test::run_cmd("NAS_FAULT_NAN_STEPS=4,5 " + base + " --train " + spec("on_nonfinite_loss: skip\n") +
-                            " --out " + d + "/pair --stop-after-steps 4");
+  auto pair =
+      test::run_cmd("NAS_FAULT_NAN_STEPS=4,5 " + test::tool_line("nas-train-supernet", base,
+                                                                 {"--train", spec("on_nonfinite_loss: skip\n"), "--out",
+                                                                  d + "/pair", "--stop-after-steps", "4"}));
   REQUIRE(pair.code == 0);
   auto before = supernet::load_supernet(d + "/pair/supernet.ckpt");
-  auto cont = test::run_cmd("NAS_FAULT_NAN_STEPS=4,5 " + test::bin("nas-train-supernet") + " --out " + d +
-                            "/pair --resume --stop-after-steps 6 --threads 2 -q");
+  auto cont = test::run_cmd("NAS_FAULT_NAN_STEPS=4,5 " +
+                            test::tool_line("nas-train-supernet", {"--out", d + "/pair", "--resume",
+                                                                   "--stop-after-steps", "6", "--threads", "2", "-q"}));
   REQUIRE(cont.code == 0);
   auto after = supernet::load_supernet(d + "/pair/supernet.ckpt");
   CHECK(after.meta.step == 6);
@@ -338,91 +345,19 @@ TEST_CASE("a NaN loss stops training with the last good checkpoint kept, or is s
   auto ba = before.net->named_buffers(), bb = after.net->named_buffers();
   for (const auto& it : ba) CHECK(torch::equal(it.value(), bb[it.key()]));
   // The fault injection itself refuses a malformed value before any work.
-  auto bad = test::run_cmd("NAS_FAULT_NAN_STEPS=5,x " + base + " --train " + spec("") + " --out " + d + "/bad");
+  auto bad = test::run_cmd("NAS_FAULT_NAN_STEPS=5,x " +
+                           test::tool_line("nas-train-supernet", base, {"--train", spec(""), "--out", d + "/bad"}));
   CHECK(bad.code == 2);
   CHECK_THAT(bad.err, Catch::Matchers::Contains("NAS_FAULT_NAN_STEPS: expected comma-separated step numbers"));
   CHECK_FALSE(test::exists(d + "/bad"));
   // Too many in a row: stop.
-  auto many = test::run_cmd("NAS_FAULT_NAN_STEPS=2,3,4 " + base + " --train " +
-                            spec("on_nonfinite_loss: skip\nmax_skipped_steps: 3\n") + " --out " + d + "/many");
+  auto many = test::run_cmd(
+      "NAS_FAULT_NAN_STEPS=2,3,4 " +
+      test::tool_line("nas-train-supernet", base,
+                      {"--train", spec("on_nonfinite_loss: skip\nmax_skipped_steps: 3\n"), "--out", d + "/many"}));
   CHECK(many.code == 1);
   CHECK_THAT(many.err, Catch::Matchers::Contains("3 steps in a row with a non-finite loss (max_skipped_steps)"));
   CHECK(finite(d + "/many/supernet.ckpt"));
-}
-
-TEST_CASE("crash safety: a run killed (SIGKILL) at 10 random moments resumes to the uninterrupted run's weights",
-          "[crash]") {
-  std::string d = test::temp_dir("crash");
-  const std::string train_text = test::slurp(test::test_data("tiny-train.yaml"));
-  // A checkpoint every step, so that kills also land while one is being written; a metrics line
-  // every step, to aim the kills.
-  test::spit(d + "/train.yaml", replace_all(replace_all(train_text, "checkpoint_every_steps: 10", "checkpoint_every_steps: 1"),
-                                            "log_every_steps: 5", "log_every_steps: 1"));
-  const std::string run = test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-mlp.yaml") + " --train " +
-                          d + "/train.yaml --train-limit 3200 --threads 1 -q";
-  auto ref = test::run_cmd(run + " --out " + d + "/ref");
-  REQUIRE(ref.code == 0);
-  auto reference = supernet::load_supernet(d + "/ref/supernet.ckpt");
-  const auto ref_params = reference.net->named_parameters();
-  const auto ref_buffers = reference.net->named_buffers();
-  Rng rng(2026);
-  int kills = 0;
-  for (int attempt = 0; kills < 10; ++attempt) {
-    REQUIRE(attempt < 30);
-    const std::string out = d + "/run" + std::to_string(attempt);
-    // A random moment: once the run has logged `step` of its 50 steps, plus up to 20 ms.
-    const int step = 1 + static_cast<int>(rng.below(40));
-    const double extra = 0.02 * rng.uniform();
-    INFO("kill " << attempt << " after step " << step << " + " << extra << " s");
-    test::spit(d + "/kill.sh", run + " --out " + out + " & p=$!\n"
-               "for i in $(seq 2000); do [ $(cat " + out + "/metrics.jsonl 2>/dev/null | wc -l) -ge " + std::to_string(step) +
-               " ] && break; sleep 0.005; done\nsleep " + std::to_string(extra) + "\nkill -KILL $p\nwait $p\necho $?\n");
-    auto killed = test::run_cmd("bash " + d + "/kill.sh");
-    if (killed.out == "0\n") continue;  // it finished first: not a kill
-    CHECK(killed.out == "137\n");
-    ++kills;
-    // The newest checkpoint loads (never a half-written one), then --resume finishes the run.
-    REQUIRE(test::exists(out + "/supernet.ckpt"));
-    auto meta = supernet::read_checkpoint_meta(out + "/supernet.ckpt");
-    CHECK(meta.step >= step - 1);
-    CHECK_FALSE(meta.finished);
-    CHECK_NOTHROW(supernet::load_supernet(out + "/supernet.ckpt"));
-    auto r = test::run_cmd(test::bin("nas-train-supernet") + " --out " + out + " --resume --threads 1 -q");
-    INFO(r.err);
-    REQUIRE(r.code == 0);
-    auto got = supernet::load_supernet(out + "/supernet.ckpt");
-    CHECK(got.meta.finished);
-    auto gp = got.net->named_parameters(), gb = got.net->named_buffers();
-    for (const auto& it : ref_params) CHECK(torch::equal(it.value(), gp[it.key()]));
-    for (const auto& it : ref_buffers) CHECK(torch::equal(it.value(), gb[it.key()]));
-    CHECK(test::run_cmd("find " + out + " -name '*.tmp*'").out.empty());
-  }
-}
-
-TEST_CASE("a killed writer's temporary file is removed by the next write, unless another host wrote it", "[crash]") {
-  std::string d = test::temp_dir("stale");
-  // A PID that ran and is gone.
-  const pid_t dead = ::fork();
-  if (dead == 0) ::_exit(0);
-  REQUIRE(dead > 0);
-  int status = 0;
-  ::waitpid(dead, &status, 0);
-  char host[256] = {0};
-  REQUIRE(::gethostname(host, sizeof host - 1) == 0);
-  std::string me = host;
-  me = me.substr(0, me.find('.'));
-  for (auto& ch : me)
-    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') ch = '-';
-  const std::string out = d + "/out.json", pid = std::to_string(dead);
-  const std::string mine = out + ".tmp." + me + "." + pid, old_style = out + ".tmp." + pid,
-                    other_host = out + ".tmp.some-other-host." + pid, live = out + ".tmp." + me + "." + std::to_string(::getppid());
-  for (const auto& f : {mine, old_style, other_host, live}) test::spit(f, "half");
-  write_file_atomic(out, "{}");
-  CHECK(test::slurp(out) == "{}");
-  CHECK_FALSE(test::exists(mine));
-  CHECK_FALSE(test::exists(old_style));
-  CHECK(test::exists(other_host));  // its writer may be alive on the other machine
-  CHECK(test::exists(live));        // a live process of this host
 }
 
 TEST_CASE("inputs that scripts/fuzz.sh found stay refused with a clear error (tests/data/fuzz)", "[errors]") {

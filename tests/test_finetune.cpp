@@ -63,8 +63,7 @@ bool all_close(const std::vector<torch::Tensor>& a, const std::vector<torch::Ten
 
 }  // namespace
 
-TEST_CASE("fine-tune: --init-from starts the child from the supernet's weights and records where from",
-          "[train]") {
+TEST_CASE("fine-tune: --init-from starts the child from the supernet's weights and records where from", "[finetune]") {
   Finetune f;
   // At a vanishing learning rate the fine-tuned child keeps the inherited weights, the sliced child's.
   auto still = f.recipe;
@@ -92,7 +91,7 @@ TEST_CASE("fine-tune: --init-from starts the child from the supernet's weights a
              Catch::Matchers::Contains(f.supernet_ckpt()) && Catch::Matchers::Contains("search space"));
 }
 
-TEST_CASE("fine-tune: stopped and resumed, it ends bit for bit where an uninterrupted one does", "[train]") {
+TEST_CASE("fine-tune: stopped and resumed, it ends bit for bit where an uninterrupted one does", "[finetune]") {
   Finetune f;
   auto t = f.recipe;
   t.epochs = 2;

@@ -44,7 +44,7 @@ search::SearchOptions hyperband_options(int64_t budget) {
 }
 }  // namespace
 
-TEST_CASE("hyperband's brackets: many short trainings to a few long ones", "[search]") {
+TEST_CASE("hyperband's brackets: many short trainings to a few long ones", "[hyperband]") {
   auto b = search::hyperband_brackets(1, 9, 3);
   REQUIRE(b.size() == 3);
   auto rungs = [](const std::vector<search::Rung>& r) {
@@ -61,7 +61,7 @@ TEST_CASE("hyperband's brackets: many short trainings to a few long ones", "[sea
   CHECK_THROWS_AS(search::hyperband_brackets(1, 9, 1), UsageError);
 }
 
-TEST_CASE("hyperband promotes the best of each rung, and only the top fidelity makes the front", "[search]") {
+TEST_CASE("hyperband promotes the best of each rung, and only the top fidelity makes the front", "[hyperband]") {
   auto s = spec::load_search_space(test::test_data("tiny-space.yaml"));
   search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
   search::MbconvEncoding enc(s);

@@ -174,9 +174,27 @@ TEST_CASE("context differences name what changes latency", "[latency]") {
 
 TEST_CASE("nas-benchmark --build-lut and nas-search --latency-table", "[latency]") {
   std::string d = test::temp_dir("lut-tool");
-  auto r = test::run_cmd(test::bin("nas-benchmark") + " --build-lut --space " + test::test_data("tiny-space.yaml") +
-                         " --threads 1 --op-max-time " + test::seconds(0.02) + " --warmup 2 --reps 5 --calib-archs 4 --model-archs 12"
-                         " --max-time 0.2 --rounds 2 --out " + d + "/lut.json");
+  auto r = test::tool("nas-benchmark", {"--build-lut",
+                                        "--space",
+                                        test::test_data("tiny-space.yaml"),
+                                        "--threads",
+                                        "1",
+                                        "--op-max-time",
+                                        test::seconds(0.02),
+                                        "--warmup",
+                                        "2",
+                                        "--reps",
+                                        "5",
+                                        "--calib-archs",
+                                        "4",
+                                        "--model-archs",
+                                        "12",
+                                        "--max-time",
+                                        "0.2",
+                                        "--rounds",
+                                        "2",
+                                        "--out",
+                                        d + "/lut.json"});
   INFO(r.err);
   REQUIRE(r.code == 0);
   auto t = supernet::load_latency_table(d + "/lut.json");
@@ -195,10 +213,13 @@ TEST_CASE("nas-benchmark --build-lut and nas-search --latency-table", "[latency]
   // the table's, and within the bound.
   const double bound = 0.5 * (t.predict_ms(s, supernet::max_arch(s)) + t.predict_ms(s, supernet::min_arch(s)));
   test::spit(d + "/eval.sh", "echo '{\"accuracy\": 0.5}'\n");
-  std::string search = test::bin("nas-search") + " --space " + test::test_data("tiny-space.yaml") + " --evaluator 'sh " +
-                       d + "/eval.sh' --budget 10 --strategy random --threads 1 --max-latency-ms " +
-                       std::to_string(bound);
-  auto rs = test::run_cmd(search + " --latency-table " + d + "/lut.json --out " + d + "/s.json");
+  const std::vector<std::string> search = {"--space",          test::test_data("tiny-space.yaml"),
+                                           "--evaluator",      "sh " + d + "/eval.sh",
+                                           "--budget",         "10",
+                                           "--strategy",       "random",
+                                           "--threads",        "1",
+                                           "--max-latency-ms", std::to_string(bound)};
+  auto rs = test::tool("nas-search", search, {"--latency-table", d + "/lut.json", "--out", d + "/s.json"});
   INFO(rs.err);
   REQUIRE(rs.code == 0);
   CHECK(rs.err.find("another context") == std::string::npos);
@@ -212,7 +233,8 @@ TEST_CASE("nas-benchmark --build-lut and nas-search --latency-table", "[latency]
   }
   CHECK(feasible == 10);
   // The learned model instead of the sum.
-  auto rm = test::run_cmd(search + " --latency-table " + d + "/lut.json --latency-model --out " + d + "/m.json");
+  auto rm =
+      test::tool("nas-search", search, {"--latency-table", d + "/lut.json", "--latency-model", "--out", d + "/m.json"});
   INFO(rm.err);
   REQUIRE(rm.code == 0);
   auto mr = spec::load_search_result(d + "/m.json");
@@ -221,18 +243,18 @@ TEST_CASE("nas-benchmark --build-lut and nas-search --latency-table", "[latency]
   json j = json::parse(test::slurp(d + "/lut.json"));
   j["context"]["cpu"] = "Some Other CPU";
   test::spit(d + "/other.json", j.dump());
-  auto ro = test::run_cmd(search + " --latency-table " + d + "/other.json --out " + d + "/o.json");
+  auto ro = test::tool("nas-search", search, {"--latency-table", d + "/other.json", "--out", d + "/o.json"});
   CHECK(ro.code == 0);
   CHECK_THAT(ro.err, Catch::Matchers::Contains("other.json: built in another context (cpu: Some Other CPU there"));
   // A table for another space, and a corrupted one: clear errors, no output.
   j = json::parse(test::slurp(d + "/lut.json"));
   j["space_hash"] = "0123456789abcdef";
   test::spit(d + "/space.json", j.dump());
-  auto rx = test::run_cmd(search + " --latency-table " + d + "/space.json --out " + d + "/x.json");
+  auto rx = test::tool("nas-search", search, {"--latency-table", d + "/space.json", "--out", d + "/x.json"});
   CHECK(rx.code != 0);
   CHECK_THAT(rx.err, Catch::Matchers::Contains("space.json: space_hash: expected a table for space \"tiny-mbconv\""));
   test::spit(d + "/cut.json", test::slurp(d + "/lut.json").substr(0, 300));
-  auto rc = test::run_cmd(search + " --latency-table " + d + "/cut.json --out " + d + "/x.json");
+  auto rc = test::tool("nas-search", search, {"--latency-table", d + "/cut.json", "--out", d + "/x.json"});
   CHECK(rc.code != 0);
   CHECK_THAT(rc.err, Catch::Matchers::Contains("cut.json"));
   CHECK_FALSE(test::exists(d + "/x.json"));
@@ -258,121 +280,5 @@ TEST_CASE("analytic peak activation memory agrees with the measured peak of an i
     // memory, which the model leaves out, varies by version and threads.
     CHECK(static_cast<double>(m.peak_bytes) >= 0.8 * analytic);
     CHECK(static_cast<double>(m.peak_bytes) <= 1.5 * analytic);
-  }
-}
-
-namespace {
-template <typename BN>
-void randomize_bn_stats(BN& bn) {
-  torch::NoGradGuard g;
-  bn->running_mean.uniform_(-1, 1);
-  bn->running_var.uniform_(0.5, 2);
-  bn->weight.uniform_(0.5, 1.5);
-  bn->bias.uniform_(-0.5, 0.5);
-  bn->eval();
-}
-}  // namespace
-
-TEST_CASE("folding BN into the convolution (or the Linear) before it keeps outputs allclose", "[export]") {
-  torch::manual_seed(4);
-  for (int64_t groups : {1, 8}) {
-    torch::nn::Conv2d conv(torch::nn::Conv2dOptions(8, 8, 3).padding(1).groups(groups).bias(false));
-    torch::nn::BatchNorm2d bn(8);
-    randomize_bn_stats(bn);
-    torch::Tensor x = torch::randn({2, 8, 7, 7});
-    auto [w, b] = exporter::fold_bn(conv->weight, bn);
-    torch::Tensor folded = torch::conv2d(x, w, b, 1, 1, 1, groups);
-    CHECK(torch::allclose(folded, bn(conv(x)), 1e-5, 1e-5));
-    CHECK_FALSE(torch::allclose(torch::conv2d(x, conv->weight, {}, 1, 1, 1, groups), bn(conv(x)), 1e-2, 1e-2));
-  }
-  // The mlp family's hidden layers: a bias-free Linear, then BatchNorm1d.
-  torch::nn::Linear fc(torch::nn::LinearOptions(6, 4).bias(false));
-  torch::nn::BatchNorm1d bn(4);
-  randomize_bn_stats(bn);
-  torch::Tensor x = torch::randn({3, 6});
-  auto [w, b] = exporter::fold_bn(fc->weight, bn);
-  CHECK(torch::allclose(torch::linear(x, w, b), bn(fc(x)), 1e-5, 1e-5));
-  CHECK_FALSE(torch::allclose(fc(x), bn(fc(x)), 1e-2, 1e-2));
-}
-
-TEST_CASE("ONNX export: ONNX Runtime agrees with LibTorch on 10 mbconv, 5 mlp and 14 cell children, the max and the min among them", "[export]") {
-  if (!exporter::onnx_available()) {
-    WARN("skipped: this build has no ONNX support (libonnx-dev)");
-    return;
-  }
-  auto s = fmnist();
-  std::string d = test::temp_dir("onnx");
-  // Where scripts/setup.sh puts onnxruntime-node: this build's directory, or build/ of the checkout.
-  const std::string modules = test::ort_node_modules();
-  const bool node = !modules.empty();
-  if (!node) WARN("ONNX Runtime check skipped: needs node and onnxruntime-node (scripts/setup.sh)");
-  const bool py_onnx = test::run_cmd("/usr/bin/python3 -c 'import onnx'").code == 0;
-  Rng rng(12);
-  std::vector<std::pair<spec::SearchSpace, spec::Arch>> children = {{s, supernet::max_arch(s)}, {s, supernet::min_arch(s)}};
-  for (int i = 0; i < 8; ++i) children.push_back({s, supernet::random_arch(s, rng)});
-  // The mlp family too (issue 6): its max and min, and one child with each other activation.
-  auto mlp = spec::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
-  children.push_back({mlp, supernet::max_arch(mlp)});
-  children.push_back({mlp, supernet::min_arch(mlp)});
-  for (const char* act : {"gelu", "swish", "tanh"}) {
-    spec::Arch a = supernet::random_arch(mlp, rng);
-    a.layers[0].act = act;
-    children.push_back({mlp, a});
-  }
-  // The cell family too: every op on every edge of both cells (none: zero nodes), and mixed cells.
-  auto cell = spec::load_search_space(test::test_data("tiny-cell.yaml"));
-  for (const auto& op : cell.ops) {
-    spec::Arch a = supernet::max_arch(cell);
-    a.normal.assign(a.normal.size(), op);
-    a.reduce.assign(a.reduce.size(), op);
-    children.push_back({cell, a});
-  }
-  for (int i = 0; i < 3; ++i) children.push_back({cell, supernet::random_arch(cell, rng)});
-  torch::manual_seed(12);
-  for (size_t i = 0; i < children.size(); ++i) {
-    const auto& a = children[i].second;
-    INFO(spec::arch_summary(a));
-    nn::ChildNet net(children[i].first, a, 1, 10);
-    {
-      // BN statistics far from the identity, so that folding them matters.
-      torch::NoGradGuard g;
-      auto randomize = [](auto* b) {
-        b->running_mean.uniform_(-0.5, 0.5);
-        b->running_var.uniform_(0.5, 2.0);
-        b->weight.uniform_(0.5, 1.5);
-        b->bias.uniform_(-0.2, 0.2);
-      };
-      for (auto& m : net->modules(false)) {
-        if (auto* b = m->as<torch::nn::BatchNorm2dImpl>()) randomize(b);
-        if (auto* b = m->as<torch::nn::BatchNorm1dImpl>()) randomize(b);
-      }
-    }
-    net->eval();
-    std::string bytes = exporter::export_onnx(net);  // throws when the ONNX checker rejects it
-    CHECK(bytes.size() > 500);
-    const std::string model = d + "/" + std::to_string(i) + ".onnx";
-    test::spit(model, bytes);
-    if (py_onnx) {  // a second, independent checker
-      auto r = test::run_cmd("/usr/bin/python3 -c 'import onnx,sys; m=onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); "
-                             "assert m.opset_import[0].version >= 13' " + model);
-      INFO(r.err);
-      CHECK(r.code == 0);
-    }
-    if (!node) continue;
-    torch::Tensor x = torch::randn({3, 1, a.resolution, a.resolution});
-    torch::Tensor want;
-    {
-      torch::NoGradGuard g;
-      want = net->forward(x).contiguous();
-    }
-    std::string out;
-    auto r = test::ort_run(modules, model, std::string(static_cast<const char*>(x.data_ptr()), x.numel() * 4),
-                           "3 1 " + std::to_string(a.resolution) + " " + std::to_string(a.resolution), d, out);
-    INFO(r.err);
-    REQUIRE(r.code == 0);
-    REQUIRE(out.size() == static_cast<size_t>(want.numel()) * 4);
-    torch::Tensor got = torch::from_blob(out.data(), want.sizes(), torch::kFloat).clone();
-    INFO("max |diff| " << (got - want).abs().max().item<double>());
-    CHECK(torch::allclose(got, want, 0, 1e-4));
   }
 }

@@ -234,14 +234,15 @@ TEST_CASE("mlp spaces have no latency tables: a clear error", "[mlp]") {
 TEST_CASE("the four tools on an mlp space: train, search, slice, benchmark", "[mlp]") {
   std::string d = test::temp_dir("mlp-tools");
   const std::string space = test::src("configs/spaces/fmnist-mlp.yaml");
-  auto rt = test::run_cmd(test::bin("nas-train-supernet") + " --space " + space + " --train " +
-                          test::src("configs/train/fmnist-mlp.yaml") + " --out " + d +
-                          "/run --epochs 1 --train-limit 2560 --threads 2 -q");
+  auto rt = test::tool("nas-train-supernet",
+                       {"--space", space, "--train", test::src("configs/train/fmnist-mlp.yaml"), "--out", d + "/run",
+                        "--epochs", "1", "--train-limit", "2560", "--threads", "2", "-q"});
   INFO(rt.err);
   REQUIRE(rt.code == 0);
   const std::string ckpt = d + "/run/supernet.ckpt";
-  auto rs = test::run_cmd(test::bin("nas-search") + " --supernet " + ckpt + " --strategy evolution --budget 10" +
-                          " --val-images 500 --max-params 300000 --threads 2 -q --out " + d + "/search.json");
+  auto rs =
+      test::tool("nas-search", {"--supernet", ckpt, "--strategy", "evolution", "--budget", "10", "--val-images", "500",
+                                "--max-params", "300000", "--threads", "2", "-q", "--out", d + "/search.json"});
   INFO(rs.err);
   REQUIRE(rs.code == 0);
   auto sr = spec::load_search_result(d + "/search.json");
@@ -256,13 +257,15 @@ TEST_CASE("the four tools on an mlp space: train, search, slice, benchmark", "[m
   for (const auto& c : sr.candidates)
     if (c.evaluated && c.feasible) CHECK(c.val_acc <= best.val_acc);  // the best is the most accurate
   CHECK(best.arch.is_mlp());
-  auto rl = test::run_cmd(test::bin("nas-slice") + " --supernet " + ckpt + " --arch " + d + "/search.json --out " + d +
-                          "/child.ckpt --threads 2 -q" + (exporter::onnx_available() ? " --onnx " + d + "/child.onnx" : ""));
+  std::vector<std::string> slice_args = {"--supernet", ckpt, "--arch", d + "/search.json", "--out", d + "/child.ckpt",
+                                         "--threads",  "2",  "-q"};
+  if (exporter::onnx_available()) slice_args.insert(slice_args.end(), {"--onnx", d + "/child.onnx"});
+  auto rl = test::tool("nas-slice", slice_args);
   INFO(rl.err);
   REQUIRE(rl.code == 0);
   if (exporter::onnx_available()) CHECK(test::exists(d + "/child.onnx"));
-  auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + d + "/child.ckpt --threads 1 --test-images 1000" +
-                          " --max-time 1 -q --out " + d + "/bench.json");
+  auto rb = test::tool("nas-benchmark", {"--model", d + "/child.ckpt", "--threads", "1", "--test-images", "1000",
+                                         "--max-time", "1", "-q", "--out", d + "/bench.json"});
   INFO(rb.err);
   REQUIRE(rb.code == 0);
   json bench = json::parse(test::slurp(d + "/bench.json"));
@@ -275,7 +278,7 @@ TEST_CASE("the four tools on an mlp space: train, search, slice, benchmark", "[m
         Approx(test::child_top1(d + "/child.ckpt", data::load_mnist_dir(test::kFmnist, false), 1000)).margin(1.0 / 1000));
   CHECK(top1 > 0.3);
   // No latency table for an mlp space: a usage error, no file left.
-  auto rx = test::run_cmd(test::bin("nas-benchmark") + " --build-lut --space " + space + " --out " + d + "/lut.json");
+  auto rx = test::tool("nas-benchmark", {"--build-lut", "--space", space, "--out", d + "/lut.json"});
   CHECK(rx.code == 2);
   CHECK_THAT(rx.err, Catch::Matchers::Contains("latency tables are built for mbconv spaces"));
   CHECK_FALSE(test::exists(d + "/lut.json"));

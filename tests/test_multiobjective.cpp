@@ -44,7 +44,7 @@ search::SearchOptions multi_options(const std::string& strategy, int64_t budget,
 }
 }  // namespace
 
-TEST_CASE("dominance, non-dominated fronts and crowding distance", "[search]") {
+TEST_CASE("dominance, non-dominated fronts and crowding distance", "[multiobjective]") {
   CHECK(search::dominates({1, 1}, {1, 2}));
   CHECK_FALSE(search::dominates({1, 2}, {1, 2}));
   CHECK_FALSE(search::dominates({0, 3}, {1, 2}));
@@ -61,7 +61,7 @@ TEST_CASE("dominance, non-dominated fronts and crowding distance", "[search]") {
   CHECK(d[1] == Approx((5.0 - 1.0) / 4.0 + (5.0 - 1.0) / 4.0));
 }
 
-TEST_CASE("hypervolume in two and three objectives, and as a front grows", "[search]") {
+TEST_CASE("hypervolume in two and three objectives, and as a front grows", "[multiobjective]") {
   // Two points, reference (4, 4): 3 + 6 - 2 (their overlap).
   CHECK(search::hypervolume({{1, 3}, {2, 1}}, {4, 4}) == Approx(7.0));
   // A dominated point and one outside the box add nothing.
@@ -88,7 +88,7 @@ TEST_CASE("hypervolume in two and three objectives, and as a front grows", "[sea
   CHECK_NOTHROW(search::check_objectives({"accuracy", "latency_ms", "memory_mib"}));
 }
 
-TEST_CASE("a multi-objective search records its front, its hypervolume and each candidate's", "[search]") {
+TEST_CASE("a multi-objective search records its front, its hypervolume and each candidate's", "[multiobjective]") {
   search::GenericEncoding enc(test::generic_decisions(6, 5), "toy.yaml", "toy");
   TradeOff est;
   auto r = search::run_search(enc, {}, est, multi_options("nsga2", 60, 2));
@@ -138,7 +138,7 @@ TEST_CASE("a multi-objective search records its front, its hypervolume and each 
   CHECK_THROWS_WITH(search::run_search(enc, {}, est, no_ref), Catch::Matchers::Contains("--hv-reference"));
 }
 
-TEST_CASE("nsga2 at 150 evaluations covers more hypervolume than random search at 150", "[search]") {
+TEST_CASE("nsga2 at 150 evaluations covers more hypervolume than random search at 150", "[multiobjective]") {
   search::GenericEncoding enc(test::generic_decisions(6, 5), "toy.yaml", "toy");
   double nsga2 = 0, random = 0;
   for (uint64_t seed = 0; seed < 5; ++seed) {

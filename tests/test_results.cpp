@@ -38,8 +38,7 @@ test::RunResult render(const std::string& json_path, const std::string& how) {
 
 }  // namespace
 
-TEST_CASE("results: report.py renders the document, inherited accuracy first, targets from its figures",
-          "[tool]") {
+TEST_CASE("results: report.py renders the document, inherited accuracy first, targets from its figures", "[results]") {
   const std::string dir = test::temp_dir("results"), doc = dir + "/fmnist.json", md = dir + "/out.md";
   test::spit(doc, document().dump());
   auto r = render(doc, "--out " + md);
@@ -72,7 +71,7 @@ TEST_CASE("results: report.py renders the document, inherited accuracy first, ta
 }
 
 TEST_CASE("results: a malformed document is refused with one line naming the file and field, nothing written",
-          "[tool]") {
+          "[results]") {
   const std::string dir = test::temp_dir("results-bad"), doc = dir + "/fmnist.json", md = dir + "/out.md";
   struct Case {
     std::function<void(json&)> spoil;
@@ -112,7 +111,7 @@ TEST_CASE("results: a malformed document is refused with one line naming the fil
   CHECK(test::slurp(md) == "no markers here\n");
 }
 
-TEST_CASE("results: report.py pick takes the ends, the best small child and the front up to --count", "[tool]") {
+TEST_CASE("results: report.py pick takes the ends, the best small child and the front up to --count", "[results]") {
   const std::string dir = test::temp_dir("pick");
   auto arch = [](int width) { return json{{"kind", "nas.arch"}, {"head_width", width}}; };
   json candidates = json::array(), pareto = json::array();

@@ -65,7 +65,7 @@ double mean_macs_ranked_by_macs(const supernet::Supernet& net, const std::string
 
 }  // namespace
 
-TEST_CASE("sampling policies: flops-stratified fills every FLOPs bin; uniform crowds the middle", "[train]") {
+TEST_CASE("sampling policies: flops-stratified fills every FLOPs bin; uniform crowds the middle", "[sampling_policy]") {
   supernet::Supernet net(spec::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml")), 1, 10);
   const int bins = 8;
   // random_arch's draws pinned: uniform runs draw the children they drew before the policies (the
@@ -91,7 +91,7 @@ TEST_CASE("sampling policies: flops-stratified fills every FLOPs bin; uniform cr
 }
 
 TEST_CASE("sampling policies: best- and worst-pareto keep the lowest and highest loss of their candidates",
-          "[train]") {
+          "[sampling_policy]") {
   supernet::Supernet net(spec::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml")), 1, 10);
   spec::TrainSpec t;
   t.child_policy = "best-pareto";
@@ -121,7 +121,8 @@ TEST_CASE("sampling policies: best- and worst-pareto keep the lowest and highest
   CHECK(worst > 1.15 * uniform);
 }
 
-TEST_CASE("sampling policies: candidates ranked by their batch loss, BN running statistics untouched", "[train]") {
+TEST_CASE("sampling policies: candidates ranked by their batch loss, BN running statistics untouched",
+          "[sampling_policy]") {
   auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
   torch::manual_seed(0);
   supernet::Supernet net(space, 1, 10);
@@ -151,7 +152,7 @@ TEST_CASE("sampling policies: candidates ranked by their batch loss, BN running 
   for (size_t i = 0; i < loss.size(); ++i) CHECK(on_workers[i] == Approx(loss[i]).epsilon(1e-4));
 }
 
-TEST_CASE("sampling policies: a sandwich step under every policy; the spec names its policy", "[train]") {
+TEST_CASE("sampling policies: a sandwich step under every policy; the spec names its policy", "[sampling_policy]") {
   auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
   auto t = spec::load_train_spec(test::test_data("tiny-train.yaml"));
   auto set = data::load_mnist_dir(test::kFmnist, false);

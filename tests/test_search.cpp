@@ -301,30 +301,6 @@ TEST_CASE("every strategy finds unordered choices (an mlp space's activations) b
   }
 }
 
-TEST_CASE("every strategy finds a cell space's ops better than random search", "[cell]") {
-  auto s = spec::load_search_space(test::src("configs/spaces/fmnist-cell.yaml"));
-  search::MbconvEncoding enc(s);
-  // Best: sep_conv_3x3 on every normal edge, nor_conv_1x1 on every reduction edge (neither first
-  // nor last of the op list, nor at either end of the cost ranking).
-  auto f = [&](const search::Genotype& g) {
-    spec::Arch a = enc.decode(g);
-    double v = 0;
-    for (size_t e = 0; e < a.normal.size(); ++e) v += (a.normal[e] == "sep_conv_3x3") + (a.reduce[e] == "nor_conv_1x1");
-    return v / static_cast<double>(2 * a.normal.size());
-  };
-  search::StrategyOptions o;
-  o.budget = 100;
-  const double random_mean = test::random_search_mean(enc, f, o);
-  for (const auto& name : search::strategy_names()) {
-    if (name == "random" || name == "grid") continue;
-    INFO(name);
-    auto st = name == "bayesian" ? search::make_bayesian(enc, o, 1) : search::make_strategy(name, enc, o);
-    double best = test::drive(*st, enc, f, 100, 1);
-    INFO("best " << best << " random " << random_mean);
-    CHECK(best > random_mean);
-  }
-}
-
 TEST_CASE("a search resumed from its checkpoint replays the evaluations and ends like an uninterrupted one",
           "[search]") {
   auto s = space();

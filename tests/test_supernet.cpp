@@ -1,5 +1,7 @@
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "catch.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -12,27 +14,13 @@
 #include "supernet/cost.h"
 #include "supernet/sampling.h"
 #include "supernet/supernet.h"
+#include "supernet_helpers.h"
 #include "train/trainer.h"
-
-#include <cmath>
 
 using namespace nas;
 
 namespace {
 spec::SearchSpace tiny_space() { return spec::load_search_space(test::test_data("tiny-space.yaml")); }
-
-// Random BN statistics and affine parameters, so that "same BN statistics" is a real check.
-void randomize_bn(supernet::Supernet& net) {
-  torch::NoGradGuard g;
-  for (auto& m : net->modules(false)) {
-    if (auto* bn = m->as<nn::DynamicBatchNorm2dImpl>()) {
-      bn->running_mean.uniform_(-0.5, 0.5);
-      bn->running_var.uniform_(0.5, 2.0);
-      bn->weight.uniform_(0.5, 1.5);
-      bn->bias.uniform_(-0.2, 0.2);
-    }
-  }
-}
 
 const char* kHandSpace = R"(kind: nas.search_space
 schema_version: 1
@@ -50,7 +38,7 @@ TEST_CASE("a sliced child computes exactly what the supernet computes with its a
   torch::manual_seed(0);
   auto space = tiny_space();
   supernet::Supernet net(space, 1, 10);
-  randomize_bn(net);
+  test::randomize_bn(net);
   net->eval();
   Rng rng(123);
   std::vector<spec::Arch> archs = {supernet::max_arch(space), supernet::min_arch(space)};
@@ -183,7 +171,7 @@ TEST_CASE("checkpoints: child loads without a supernet; bad files are refused", 
   torch::manual_seed(3);
   auto space = tiny_space();
   supernet::Supernet net(space, 1, 10);
-  randomize_bn(net);
+  test::randomize_bn(net);
   std::string dir = test::temp_dir("ckpt");
   supernet::CheckpointMeta meta;
   meta.space = space;
@@ -278,67 +266,13 @@ TEST_CASE("checkpoints: child loads without a supernet; bad files are refused", 
              Catch::Matchers::Contains("format_version 99 is newer than this build supports"));
 }
 
-TEST_CASE("CUDA: supernet and sandwich step run on the GPU and agree with the CPU", "[cuda]") {
-  if (!torch::cuda::is_available()) {
-    WARN("no CUDA device: skipped");
-    return;
-  }
-  torch::manual_seed(4);
-  auto space = tiny_space();
-  supernet::Supernet net(space, 1, 10);
-  randomize_bn(net);
-  net->eval();
-  Rng rng(5);
-  auto a = supernet::random_arch(space, rng);
-  net->set_active(a);
-  torch::Tensor x = torch::randn({8, 1, a.resolution, a.resolution});
-  torch::Tensor cpu;
-  {
-    torch::NoGradGuard g;
-    cpu = net->forward(x);
-    net->to(torch::kCUDA);
-    torch::Tensor gpu = net->forward(x.to(torch::kCUDA)).cpu();
-    CHECK(torch::allclose(cpu, gpu, 1e-3, 1e-4));
-  }
-  spec::TrainSpec t;
-  t.random_children = 2;
-  auto opt = train::make_optimizer(net, t);
-  auto set = data::load_mnist_dir(test::kFmnist, false);
-  data::LoaderOptions o;
-  o.norm = train::normalization_of(t);
-  auto batch = data::make_batch(set, data::iota_indices(set.n, 64), o, 0);
-  auto l0 = train::sandwich_step(net, *opt, batch, t, 0, torch::kCUDA);
-  train::StepLosses l;
-  for (int s = 1; s < 10; ++s) l = train::sandwich_step(net, *opt, batch, t, s, torch::kCUDA);
-  CHECK(std::isfinite(l.max));
-  CHECK(l.max < l0.max);
-  // Pinned batches for asynchronous copies.
-  o.pin_memory = true;
-  o.batch_size = 16;
-  data::BatchLoader loader(set, data::iota_indices(set.n, 64), o);
-  auto pinned = loader.next();
-  REQUIRE(pinned);
-  CHECK(pinned->x.is_pinned());
-  CHECK(pinned->y.is_pinned());
-  // bf16 autocast: the same steps still learn.
-  struct Restore {
-    ~Restore() { nn::set_default_precision(nn::Precision::kFP32); }
-  } restore;
-  nn::set_default_precision(nn::Precision::kBF16);
-  auto b0 = train::sandwich_step(net, *opt, batch, t, 20, torch::kCUDA);
-  train::StepLosses b;
-  for (int s = 21; s < 30; ++s) b = train::sandwich_step(net, *opt, batch, t, s, torch::kCUDA);
-  CHECK(std::isfinite(b.max));
-  CHECK(b.max <= b0.max * 1.05);
-}
-
 TEST_CASE("sorting channels by importance keeps the max child's function and orders the middle channels",
           "[supernet]") {
   torch::manual_seed(6);
   auto space = tiny_space();
   supernet::Supernet net(space, 1, 10);
   net->init_last_bn_gamma(false);
-  randomize_bn(net);
+  test::randomize_bn(net);
   net->eval();
   auto mx = supernet::max_arch(space);
   auto mn = supernet::min_arch(space);

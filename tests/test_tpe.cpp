@@ -49,8 +49,7 @@ struct Table {
 };
 }  // namespace
 
-TEST_CASE("generic decisions: numbers are ordered, strings and booleans are categories, `ordered` overrides",
-          "[search]") {
+TEST_CASE("generic decisions: numbers are ordered, strings and booleans are categories, `ordered` overrides", "[tpe]") {
   search::GenericEncoding enc(spec::json::parse(R"([{"name": "lr", "choices": [0.1, 0.01, 0.001]},
                                                     {"name": "act", "choices": ["relu", "gelu", "tanh", "silu"]},
                                                     {"name": "bn", "choices": [true, false]},
@@ -93,7 +92,7 @@ TEST_CASE("generic decisions: numbers are ordered, strings and booleans are cate
              Catch::Matchers::Contains("ordered"));
 }
 
-TEST_CASE("tpe: a random startup, then the densities' proposals, never one told before", "[search]") {
+TEST_CASE("tpe: a random startup, then the densities' proposals, never one told before", "[tpe]") {
   search::GenericEncoding enc(test::categorical_decisions(3, 3), "s.yaml", "toy");
   search::StrategyOptions o;
   o.tpe_startup = 5;
@@ -122,7 +121,7 @@ TEST_CASE("tpe: a random startup, then the densities' proposals, never one told 
   }
 }
 
-TEST_CASE("tpe and nsga2 propose the same children asked in a batch as asked one at a time", "[search]") {
+TEST_CASE("tpe and nsga2 propose the same children asked in a batch as asked one at a time", "[tpe]") {
   // The driver asks ahead while ask_ahead() allows, then tells in ask order; the children must be
   // those of asking and telling one at a time (a pending child must not be proposed twice).
   search::GenericEncoding enc(test::categorical_decisions(2, 3), "s.yaml", "toy");  // 9 children
@@ -148,7 +147,7 @@ TEST_CASE("tpe and nsga2 propose the same children asked in a batch as asked one
   }
 }
 
-TEST_CASE("tpe on ordered decisions: Gaussian kernels put proposals near the good options", "[search]") {
+TEST_CASE("tpe on ordered decisions: Gaussian kernels put proposals near the good options", "[tpe]") {
   // Numbers are ordered: the score peaks at option 3 of 0..6 for every decision.
   search::GenericEncoding enc(test::generic_decisions(3, 7), "s.yaml", "toy");
   for (const auto& d : enc.decisions()) REQUIRE(d.ordered);
@@ -173,7 +172,7 @@ TEST_CASE("tpe on ordered decisions: Gaussian kernels put proposals near the goo
   CHECK(near >= 10);
 }
 
-TEST_CASE("tpe: the good group's options are proposed, infeasible children are avoided", "[search]") {
+TEST_CASE("tpe: the good group's options are proposed, infeasible children are avoided", "[tpe]") {
   // 4 categories of 5 options: x0 = o0 is infeasible, and the score grows with x1's option index
   // (which TPE cannot know: the options are categories).
   search::GenericEncoding enc(test::categorical_decisions(4, 5), "s.yaml", "toy");
@@ -199,7 +198,7 @@ TEST_CASE("tpe: the good group's options are proposed, infeasible children are a
   }
 }
 
-TEST_CASE("tpe: the multivariate densities model decisions jointly", "[search]") {
+TEST_CASE("tpe: the multivariate densities model decisions jointly", "[tpe]") {
   // Good children pair x0 and x1 as (o0, o0) or (o4, o4); the crossed pairs (o0, o4) and (o4, o0)
   // are poor. Each decision alone looks the same in both groups, so only a joint density tells
   // the pairs apart.
@@ -232,7 +231,7 @@ TEST_CASE("tpe: the multivariate densities model decisions jointly", "[search]")
   CHECK(crossed <= 4);  // half of chance
 }
 
-TEST_CASE("tpe beats random search on a categorical table, and is deterministic", "[search]") {
+TEST_CASE("tpe beats random search on a categorical table, and is deterministic", "[tpe]") {
   search::GenericEncoding enc(test::categorical_decisions(6, 5), "s.yaml", "toy");
   Table table(6, 5, 17);
   search::StrategyOptions o;

@@ -40,7 +40,7 @@ spec::Arch one_layer() {
 }
 }  // namespace
 
-TEST_CASE("synflow and nwot as defined, on a one-layer network computed by hand", "[search]") {
+TEST_CASE("synflow and nwot as defined, on a one-layer network computed by hand", "[zero_cost]") {
   auto space = spec::load_search_space(test::test_data("tiny-mlp.yaml"));
   data::Batch b = fmnist_batch(16, 4);
   torch::manual_seed(1);
@@ -69,7 +69,7 @@ TEST_CASE("synflow and nwot as defined, on a one-layer network computed by hand"
   CHECK_THROWS_AS(search::zero_cost_proxy("flops", fresh, b.x, b.y), UsageError);
 }
 
-TEST_CASE("the zero-cost estimator: every proxy finite, repeatable, and bigger for the bigger child", "[search]") {
+TEST_CASE("the zero-cost estimator: every proxy finite, repeatable, and bigger for the bigger child", "[zero_cost]") {
   auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
   data::Batch b = fmnist_batch(24, 28);
   const spec::Arch big = supernet::max_arch(space), small = supernet::min_arch(space);

@@ -4,7 +4,9 @@
 1. Include directions: every `#include "m/..."` in lib/<module>/ names the module itself or one
    that the "Modules" table of docs/ARCHITECTURE.md lets it include; every folder under lib/ is in
    the table. A new back-edge fails with the file and line.
-2. Function length: no top-level function definition in lib/**/*.cpp runs over MAX_LINES lines,
+2. Test files: tests/test_<tag>.cpp holds only TEST_CASEs tagged [<tag>], and its tag is in
+   tests/CMakeLists.txt's NAS_TEST_TAGS (one ctest entry each), and the other way round.
+3. Function length: no top-level function definition in lib/**/*.cpp runs over MAX_LINES lines,
    except those listed in LONG_FUNCTIONS, which may not grow past their listed length (the list
    only shrinks).
 
@@ -147,6 +149,29 @@ def length_errors(root, long_functions=None):
     return errors
 
 
+TEST_CASE = re.compile(r'TEST_CASE\(\s*((?:"(?:\\.|[^"\\])*"\s*)+),\s*"([^"]*)"\s*\)')
+
+
+def test_tag_errors(root):
+    errors = []
+    tests = root / "tests"
+    cmake = (tests / "CMakeLists.txt").read_text()
+    m = re.search(r"set\(NAS_TEST_TAGS([^)]*)\)", cmake)
+    listed = set(m.group(1).split()) if m else set()
+    files = {p.stem[len("test_"):]: p for p in tests.glob("test_*.cpp") if p.name != "test_main.cpp"}
+    for tag in sorted(set(files) - listed):
+        errors.append(f"tests/test_{tag}.cpp: its tag is not in NAS_TEST_TAGS (tests/CMakeLists.txt): it never runs")
+    for tag in sorted(listed - set(files)):
+        errors.append(f"tests/CMakeLists.txt: NAS_TEST_TAGS lists {tag}, but tests/test_{tag}.cpp does not exist")
+    for tag, path in sorted(files.items()):
+        text = path.read_text()
+        for case in TEST_CASE.finditer(text):
+            if f"[{tag}]" not in case.group(2):
+                line = text.count("\n", 0, case.start()) + 1
+                errors.append(f"tests/{path.name}:{line}: tagged {case.group(2)}; a test in this file is tagged [{tag}]")
+    return errors
+
+
 def self_test():
     """Both checks on a made-up tree: a clean one passes; a back-edge, an undeclared module and a
     long function are each reported."""
@@ -176,6 +201,15 @@ def self_test():
             f'namespace n {{\nclass C {{\n public:\n  void method(int x) {{\n{body}  }}\n}};\n}}\n')
         errors = length_errors(root, {})
         assert len(errors) == 1 and "method runs 102 lines" in errors[0], errors
+        (root / "tests").mkdir()
+        (root / "tests" / "CMakeLists.txt").write_text("set(NAS_TEST_TAGS alpha beta)\n")
+        (root / "tests" / "test_alpha.cpp").write_text('TEST_CASE("one", "[alpha]") {}\nTEST_CASE("two"\n "more", "[alpha][x]") {}\n')
+        (root / "tests" / "test_beta.cpp").write_text('TEST_CASE("three", "[beta]") {}\n')
+        assert test_tag_errors(root) == []
+        (root / "tests" / "test_beta.cpp").write_text('TEST_CASE("three", "[alpha]") {}\n')
+        (root / "tests" / "test_gamma.cpp").write_text("")
+        errors = test_tag_errors(root)
+        assert len(errors) == 2 and "never runs" in errors[0] and "test_beta.cpp:1: tagged [alpha]" in errors[1], errors
     print("architecture --self-test: ok")
 
 
@@ -188,10 +222,10 @@ def main():
     if not allowed:
         print("docs/ARCHITECTURE.md: expected a \"## Modules\" table, found none", file=sys.stderr)
         return 1
-    errors = include_errors(root, allowed) + length_errors(root)
+    errors = include_errors(root, allowed) + length_errors(root) + test_tag_errors(root)
     for e in errors:
         print(e, file=sys.stderr)
-    print(f"architecture: {len(allowed)} modules, include directions and function lengths: "
+    print(f"architecture: {len(allowed)} modules, include directions, function lengths and test tags: "
           f"{'ok' if not errors else str(len(errors)) + ' violation(s)'}")
     return 1 if errors else 0
 

@@ -33,9 +33,9 @@ struct Pipeline {
   Pipeline() {
     dir = test::temp_dir("tools");
     ckpt = dir + "/run/supernet.ckpt";
-    auto r = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
-                           " --train " + test::test_data("tiny-train.yaml") + " --out " + dir +
-                           "/run --train-limit 2000 --epochs 1 --threads 2");
+    auto r = test::tool("nas-train-supernet",
+                        {"--space", test::test_data("tiny-space.yaml"), "--train", test::test_data("tiny-train.yaml"),
+                         "--out", dir + "/run", "--train-limit", "2000", "--epochs", "1", "--threads", "2"});
     INFO(r.err);
     REQUIRE(r.code == 0);
   }
@@ -74,9 +74,9 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
   CHECK(lines >= 5);  // 31 steps, a line every 5
 
   const std::string search = p.dir + "/search.json";
-  auto rs = test::run_cmd(test::bin("nas-search") + " --supernet " + p.ckpt + " --budget 6 --val-images 300 --max-mflops 1.5" +
-                          " --out " + search + " --csv " + p.dir + "/pareto.csv --best-arch " + p.dir + "/best.json --threads 2" +
-                          " --metrics " + p.dir + "/search.jsonl");
+  auto rs = test::tool("nas-search", {"--supernet", p.ckpt, "--budget", "6", "--val-images", "300", "--max-mflops",
+                                      "1.5", "--out", search, "--csv", p.dir + "/pareto.csv", "--best-arch",
+                                      p.dir + "/best.json", "--threads", "2", "--metrics", p.dir + "/search.jsonl"});
   INFO(rs.err);
   REQUIRE(rs.code == 0);
   auto sr = spec::load_search_result(search);
@@ -111,9 +111,10 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
   CHECK(csv.rfind("index,hash,feasible,evaluated,mflops,params,val_acc,val_loss,origin,pareto,error\n", 0) == 0);
 
   const std::string child = p.dir + "/child.ckpt";
-  auto rc = test::run_cmd(test::bin("nas-slice") + " --supernet " + p.ckpt + " --arch " + search + " --out " + child +
-                          " --arch-out " + p.dir + "/child-arch.json" +
-                          (exporter::onnx_available() ? " --onnx " + p.dir + "/child.onnx" : std::string()));
+  std::vector<std::string> slice_args = {"--supernet", p.ckpt, "--arch",     search,
+                                         "--out",      child,  "--arch-out", p.dir + "/child-arch.json"};
+  if (exporter::onnx_available()) slice_args.insert(slice_args.end(), {"--onnx", p.dir + "/child.onnx"});
+  auto rc = test::tool("nas-slice", slice_args);
   INFO(rc.err);
   REQUIRE(rc.code == 0);
   CHECK(spec::load_arch(p.dir + "/child-arch.json") == sr.candidates[sr.best].arch);
@@ -126,10 +127,28 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
   REQUIRE(sched_getaffinity(0, sizeof allowed, &allowed) == 0);
   int first = 0;
   while (!CPU_ISSET(first, &allowed)) ++first;
-  auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + child +
-                          " --reps 3 --warmup 1 --min-time 0 --ci 0.1 --max-time 2 --throughput-batch 16,1 "
-                          "--pin-cpus " + std::to_string(first) + " --test-images 500 --threads 1 --out " + p.dir +
-                          "/bench.json");
+  auto rb = test::tool("nas-benchmark", {"--model",
+                                         child,
+                                         "--reps",
+                                         "3",
+                                         "--warmup",
+                                         "1",
+                                         "--min-time",
+                                         "0",
+                                         "--ci",
+                                         "0.1",
+                                         "--max-time",
+                                         "2",
+                                         "--throughput-batch",
+                                         "16,1",
+                                         "--pin-cpus",
+                                         std::to_string(first),
+                                         "--test-images",
+                                         "500",
+                                         "--threads",
+                                         "1",
+                                         "--out",
+                                         p.dir + "/bench.json"});
   INFO(rb.err);
   REQUIRE(rb.code == 0);
   auto b = spec::load_bench_result(p.dir + "/bench.json");
@@ -161,8 +180,9 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
         Approx(test::child_top1(child, data::load_mnist_dir(test::kFmnist, false), 500)).margin(1.0 / 500));
 
   // Supernet + arch gives the same accuracy as the sliced child (same calibration subset).
-  auto rb2 = test::run_cmd(test::bin("nas-benchmark") + " --supernet " + p.ckpt + " --arch " + p.dir +
-                           "/best.json --reps 2 --warmup 0 --min-time 0 --ci 0 --throughput-batch 8 --test-images 500");
+  auto rb2 =
+      test::tool("nas-benchmark", {"--supernet", p.ckpt, "--arch", p.dir + "/best.json", "--reps", "2", "--warmup", "0",
+                                   "--min-time", "0", "--ci", "0", "--throughput-batch", "8", "--test-images", "500"});
   INFO(rb2.err);
   REQUIRE(rb2.code == 0);
   auto b2 = spec::bench_result_from_json(json::parse(rb2.out), "stdout");
@@ -173,9 +193,12 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
 TEST_CASE("nas-search with zero-cost proxies: as the estimator, and as the prescreen", "[tool]") {
   auto& p = pipeline();
   const std::string d = test::temp_dir("proxies");
-  const std::string tool = test::bin("nas-search") + " --supernet " + p.ckpt + " --threads 1 -q";
-  const std::string base = tool + " --strategy random";
-  auto z = test::run_cmd(base + " --estimator zero-cost --proxy snip --proxy-batch 16 --budget 4 --out " + d + "/z.json");
+  const std::vector<std::string> search_args = {"--supernet", p.ckpt, "--threads", "1", "-q"};
+  std::vector<std::string> base = search_args;
+  base.insert(base.end(), {"--strategy", "random"});
+  auto z = test::tool(
+      "nas-search", base,
+      {"--estimator", "zero-cost", "--proxy", "snip", "--proxy-batch", "16", "--budget", "4", "--out", d + "/z.json"});
   INFO(z.err);
   REQUIRE(z.code == 0);
   auto zr = spec::load_search_result(d + "/z.json");  // proxy values are no accuracies, and read back
@@ -187,8 +210,9 @@ TEST_CASE("nas-search with zero-cost proxies: as the estimator, and as the presc
   }
   CHECK(zr.estimator_options["proxy_weights"] == "inherited");
   // Screened by synflow after 10 evaluations: those below the median proxy cost no evaluation.
-  auto s = test::run_cmd(base + " --prescreen --proxy synflow --proxy-weights init --budget 14 --val-images 100" +
-                         " --out " + d + "/s.json");
+  auto s = test::tool("nas-search", base,
+                      {"--prescreen", "--proxy", "synflow", "--proxy-weights", "init", "--budget", "14", "--val-images",
+                       "100", "--out", d + "/s.json"});
   INFO(s.err);
   REQUIRE(s.code == 0);
   auto sr = spec::load_search_result(d + "/s.json");
@@ -202,8 +226,9 @@ TEST_CASE("nas-search with zero-cost proxies: as the estimator, and as the presc
   CHECK(screened > 0);
   CHECK(sr.strategy_options["prescreen_proxy"] == "zero_cost_synflow");
   // Hyperband over epochs of low-fidelity training: 2 children for 1 epoch, the better for 2.
-  auto h = test::run_cmd(tool + " --strategy hyperband --estimator low-fidelity --hb-max-epochs 2 --hb-eta 2" +
-                         " --lf-images 128 --val-images 100 --budget 3 --out " + d + "/h.json");
+  auto h = test::tool("nas-search", search_args,
+                      {"--strategy", "hyperband", "--estimator", "low-fidelity", "--hb-max-epochs", "2", "--hb-eta",
+                       "2", "--lf-images", "128", "--val-images", "100", "--budget", "3", "--out", d + "/h.json"});
   INFO(h.err);
   REQUIRE(h.code == 0);
   auto hr = spec::load_search_result(d + "/h.json");
@@ -211,10 +236,13 @@ TEST_CASE("nas-search with zero-cost proxies: as the estimator, and as the presc
   CHECK(hr.candidates[0].fidelity == 1);
   CHECK(hr.candidates[2].fidelity == 2);
   CHECK(hr.best == 2);
-  refused(tool + " --strategy hyperband --budget 3 --out " + d + "/x.json", "give --estimator low-fidelity");
-  refused(base + " --proxy nwot --budget 2 --out " + d + "/x.json",
+  refused(
+      test::tool_line("nas-search", search_args, {"--strategy", "hyperband", "--budget", "3", "--out", d + "/x.json"}),
+      "give --estimator low-fidelity");
+  refused(test::tool_line("nas-search", base, {"--proxy", "nwot", "--budget", "2", "--out", d + "/x.json"}),
           "--proxy: give --estimator zero-cost or --prescreen too");
-  refused(base + " --estimator zero-cost --proxy flops --budget 2 --out " + d + "/x.json",
+  refused(test::tool_line("nas-search", base,
+                          {"--estimator", "zero-cost", "--proxy", "flops", "--budget", "2", "--out", d + "/x.json"}),
           "--proxy: expected one of synflow, grad-norm, snip, jacov, nwot");
   CHECK_FALSE(test::exists(d + "/x.json"));
 }
@@ -231,8 +259,8 @@ TEST_CASE("tools called as library functions match the binaries", "[tool]") {
   o.out = p.dir + "/lib-search.json";
   app::run_search_tool(o);
   auto lib = spec::load_search_result(o.out);
-  auto r = test::run_cmd(test::bin("nas-search") + " --supernet " + p.ckpt +
-                         " --strategy random --budget 3 --val-images 200 --threads 2 -q");
+  auto r = test::tool("nas-search", {"--supernet", p.ckpt, "--strategy", "random", "--budget", "3", "--val-images",
+                                     "200", "--threads", "2", "-q"});
   REQUIRE(r.code == 0);
   CHECK(r.err.empty());  // -q: nothing on stderr
   auto bin = spec::search_result_from_json(json::parse(r.out), "stdout");
@@ -247,7 +275,8 @@ TEST_CASE("bad input: exit codes, one-line errors, no output left behind", "[too
   auto& p = pipeline();
   std::string d = test::temp_dir("bad");
   struct Case {
-    std::string cmd;
+    std::string tool;
+    std::vector<std::string> args;
     int code;
     std::string message;
     std::string must_not_exist;
@@ -261,32 +290,81 @@ TEST_CASE("bad input: exit codes, one-line errors, no output left behind", "[too
              "{\"depth\":1,\"width\":16,\"blocks\":[{\"expand\":2,\"kernel\":3}]}]}");
   test::spit(d + "/corrupt.ckpt", test::slurp(p.ckpt).substr(0, 5000));
   std::vector<Case> cases = {
-      {test::bin("nas-search") + " --supernet " + p.ckpt + " --nope", 2, "nas-search: error: The following argument was not expected: --nope", ""},
-      {test::bin("nas-slice") + " --supernet " + p.ckpt + " --arch x.json", 2, "nas-slice: error: --out is required", ""},
-      {test::bin("nas-search") + " --supernet " + p.ckpt + " --budget 0", 2, "--budget", ""},
-      {test::bin("nas-benchmark") + " --model a.ckpt --supernet b.ckpt", 2, "nas-benchmark: error:", ""},
-      {test::bin("nas-train-supernet") + " --train " + test::test_data("tiny-train.yaml"), 2, "--space is required", ""},
-      {test::bin("nas-train-supernet") + " --out " + p.dir + "/run --resume --epochs 3", 2, "--resume continues the checkpoint's own run", ""},
-      {test::bin("nas-train-supernet") + " --out " + p.dir + "/run --resume", 2, "training already finished", ""},
-      {test::bin("nas-benchmark") + " --model " + p.ckpt + " --precision fp16", 2, "nas-benchmark: error: --precision: fp16 not in {fp32,bf16}", ""},
-      {test::bin("nas-search") + " --supernet " + p.ckpt + " --precision bf16", 2, "--precision bf16: autocast to bfloat16 needs --device cuda", ""},
-      {test::bin("nas-train-supernet") + " --space " + d + "/bad-space.yaml --train " + test::test_data("tiny-train.yaml") +
-           " --out " + d + "/run1", 3, "bad-space.yaml: stages: expected a list of 1 to 16 stages", d + "/run1"},
-      {test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") + " --train " + test::test_data("tiny-train.yaml") +
-           " --data " + d + " --out " + d + "/run2", 4, "train-images-idx3-ubyte.gz: cannot open", d + "/run2"},
-      {test::bin("nas-slice") + " --supernet " + p.ckpt + " --arch " + d + "/outside.json --out " + d + "/c.ckpt", 3,
-       "outside.json: resolution: expected one of [20, 24, 28] (outside the search space), found 30", d + "/c.ckpt"},
-      {test::bin("nas-search") + " --supernet " + p.ckpt + " --max-params 10 --out " + d + "/s.json", 3, "no child satisfies", d + "/s.json"},
-      {test::bin("nas-slice") + " --supernet " + d + "/missing.ckpt --arch " + d + "/outside.json --out " + d + "/c2.ckpt", 4,
-       "missing.ckpt: cannot open: No such file or directory", d + "/c2.ckpt"},
-      {test::bin("nas-search") + " --supernet " + d + "/corrupt.ckpt --out " + d + "/s2.json", 4, "corrupt.ckpt: corrupt or truncated checkpoint", d + "/s2.json"},
-      {test::bin("nas-search") + " --supernet " + p.ckpt + " --out " + d + "/no/such/dir/s.json", 4, "output directory " + d + "/no/such/dir does not exist", ""},
-      {test::bin("nas-benchmark") + " --model " + p.ckpt + " --out " + d + "/b.json", 4, "expected a child checkpoint, found a supernet", d + "/b.json"},
-      {test::bin("nas-search") + " --supernet " + p.ckpt + " --data " + d + " --out " + d + "/s3.json", 4, "train-images-idx3-ubyte.gz: cannot open", d + "/s3.json"},
+      {"nas-search",
+       {"--supernet", p.ckpt, "--nope"},
+       2,
+       "nas-search: error: The following argument was not expected: --nope",
+       ""},
+      {"nas-slice", {"--supernet", p.ckpt, "--arch", "x.json"}, 2, "nas-slice: error: --out is required", ""},
+      {"nas-search", {"--supernet", p.ckpt, "--budget", "0"}, 2, "--budget", ""},
+      {"nas-benchmark", {"--model", "a.ckpt", "--supernet", "b.ckpt"}, 2, "nas-benchmark: error:", ""},
+      {"nas-train-supernet", {"--train", test::test_data("tiny-train.yaml")}, 2, "--space is required", ""},
+      {"nas-train-supernet",
+       {"--out", p.dir + "/run", "--resume", "--epochs", "3"},
+       2,
+       "--resume continues the checkpoint's own run",
+       ""},
+      {"nas-train-supernet", {"--out", p.dir + "/run", "--resume"}, 2, "training already finished", ""},
+      {"nas-benchmark",
+       {"--model", p.ckpt, "--precision", "fp16"},
+       2,
+       "nas-benchmark: error: --precision: fp16 not in {fp32,bf16}",
+       ""},
+      {"nas-search",
+       {"--supernet", p.ckpt, "--precision", "bf16"},
+       2,
+       "--precision bf16: autocast to bfloat16 needs --device cuda",
+       ""},
+      {"nas-train-supernet",
+       {"--space", d + "/bad-space.yaml", "--train", test::test_data("tiny-train.yaml"), "--out", d + "/run1"},
+       3,
+       "bad-space.yaml: stages: expected a list of 1 to 16 stages",
+       d + "/run1"},
+      {"nas-train-supernet",
+       {"--space", test::test_data("tiny-space.yaml"), "--train", test::test_data("tiny-train.yaml"), "--data", d,
+        "--out", d + "/run2"},
+       4,
+       "train-images-idx3-ubyte.gz: cannot open",
+       d + "/run2"},
+      {"nas-slice",
+       {"--supernet", p.ckpt, "--arch", d + "/outside.json", "--out", d + "/c.ckpt"},
+       3,
+       "outside.json: resolution: expected one of [20, 24, 28] (outside the search space), found 30",
+       d + "/c.ckpt"},
+      {"nas-search",
+       {"--supernet", p.ckpt, "--max-params", "10", "--out", d + "/s.json"},
+       3,
+       "no child satisfies",
+       d + "/s.json"},
+      {"nas-slice",
+       {"--supernet", d + "/missing.ckpt", "--arch", d + "/outside.json", "--out", d + "/c2.ckpt"},
+       4,
+       "missing.ckpt: cannot open: No such file or directory",
+       d + "/c2.ckpt"},
+      {"nas-search",
+       {"--supernet", d + "/corrupt.ckpt", "--out", d + "/s2.json"},
+       4,
+       "corrupt.ckpt: corrupt or truncated checkpoint",
+       d + "/s2.json"},
+      {"nas-search",
+       {"--supernet", p.ckpt, "--out", d + "/no/such/dir/s.json"},
+       4,
+       "output directory " + d + "/no/such/dir does not exist",
+       ""},
+      {"nas-benchmark",
+       {"--model", p.ckpt, "--out", d + "/b.json"},
+       4,
+       "expected a child checkpoint, found a supernet",
+       d + "/b.json"},
+      {"nas-search",
+       {"--supernet", p.ckpt, "--data", d, "--out", d + "/s3.json"},
+       4,
+       "train-images-idx3-ubyte.gz: cannot open",
+       d + "/s3.json"},
   };
   for (const auto& c : cases) {
-    INFO(c.cmd);
-    auto r = test::run_cmd(c.cmd);
+    INFO(test::tool_line(c.tool, c.args));
+    auto r = test::tool(c.tool, c.args);
     INFO(r.err);
     CHECK(r.code == c.code);
     CHECK_THAT(r.err, Catch::Matchers::Contains(c.message));
@@ -301,7 +379,7 @@ TEST_CASE("bad input: exit codes, one-line errors, no output left behind", "[too
 TEST_CASE("--help documents options, exit codes and an example", "[tool]") {
   for (std::string tool : {"nas-train-supernet", "nas-search", "nas-slice", "nas-benchmark"}) {
     INFO(tool);
-    auto r = test::run_cmd(test::bin(tool) + " --help");
+    auto r = test::tool(tool, {"--help"});
     CHECK(r.code == 0);
     CHECK_THAT(r.out, Catch::Matchers::Contains("--threads"));
     CHECK_THAT(r.out, Catch::Matchers::Contains("--seed"));
@@ -313,16 +391,17 @@ TEST_CASE("--help documents options, exit codes and an example", "[tool]") {
 
 TEST_CASE("SIGTERM during training saves a checkpoint and exits 5; --resume continues", "[tool]") {
   std::string d = test::temp_dir("sig");
-  auto r = test::run_cmd("timeout --preserve-status -s TERM " + test::seconds(4) + " " + test::bin("nas-train-supernet") + " --space " +
-                         test::test_data("tiny-space.yaml") + " --train " + test::test_data("tiny-train.yaml") +
-                         " --out " + d + " --epochs 50 --threads 1");
+  auto r = test::run_cmd("timeout --preserve-status -s TERM " + test::seconds(4) + " " +
+                         test::tool_line("nas-train-supernet", {"--space", test::test_data("tiny-space.yaml"),
+                                                                "--train", test::test_data("tiny-train.yaml"), "--out",
+                                                                d, "--epochs", "50", "--threads", "1"}));
   INFO(r.err);
   CHECK(r.code == 5);
   CHECK_THAT(r.err, Catch::Matchers::Contains("checkpoint saved to"));
   REQUIRE(test::exists(d + "/supernet.ckpt"));
   // Resuming uses the checkpoint's own specs; a second signal stops it again.
-  auto r3 = test::run_cmd("timeout --preserve-status -s INT " + test::seconds(3) + " " + test::bin("nas-train-supernet") + " --out " + d +
-                          " --resume --threads 1");
+  auto r3 = test::run_cmd("timeout --preserve-status -s INT " + test::seconds(3) + " " +
+                          test::tool_line("nas-train-supernet", {"--out", d, "--resume", "--threads", "1"}));
   INFO(r3.err);
   CHECK(r3.code == 5);
   CHECK_THAT(r3.err, Catch::Matchers::Contains("resuming from"));
@@ -330,24 +409,26 @@ TEST_CASE("SIGTERM during training saves a checkpoint and exits 5; --resume cont
 
 TEST_CASE("fine-tune: --init-from takes the supernet's space; SIGTERM exits 5 and --resume continues", "[tool]") {
   const std::string sup = test::temp_dir("ft-sup"), d = test::temp_dir("ft");
-  const std::string train = test::bin("nas-train-supernet") + " --train " + test::test_data("tiny-train.yaml") + " --threads 1";
-  auto r = test::run_cmd(train + " --space " + test::test_data("tiny-space.yaml") + " --out " + sup + " --train-limit 128");
+  const std::vector<std::string> train = {"--train", test::test_data("tiny-train.yaml"), "--threads", "1"};
+  auto r = test::tool("nas-train-supernet", train,
+                      {"--space", test::test_data("tiny-space.yaml"), "--out", sup, "--train-limit", "128"});
   REQUIRE(r.code == 0);
-  const std::string init = " --init-from " + sup + "/supernet.ckpt";
-  auto no_arch = test::run_cmd(train + init + " --out " + d);
+  const std::string init = sup + "/supernet.ckpt";
+  auto no_arch = test::tool("nas-train-supernet", train, {"--init-from", init, "--out", d});
   CHECK(no_arch.code == 2);
   CHECK_THAT(no_arch.err, Catch::Matchers::Contains("--init-from fine-tunes one child: give it with --arch"));
-  auto sig = test::run_cmd("timeout --preserve-status -s TERM " + test::seconds(4) + " " + train + init +
-                           " --arch min --out " + d + " --epochs 50");
+  auto sig = test::run_cmd("timeout --preserve-status -s TERM " + test::seconds(4) + " " +
+                           test::tool_line("nas-train-supernet", train,
+                                           {"--init-from", init, "--arch", "min", "--out", d, "--epochs", "50"}));
   INFO(sig.err);
   CHECK(sig.code == 5);
   CHECK_THAT(sig.err, Catch::Matchers::Contains("fine-tune: r20"));
   CHECK(supernet::read_checkpoint_meta(d + "/supernet.ckpt").init_from == sup + "/supernet.ckpt");
-  auto both = test::run_cmd(test::bin("nas-train-supernet") + " --out " + d + " --resume" + init);
+  auto both = test::tool("nas-train-supernet", {"--out", d, "--resume", "--init-from", init});
   CHECK(both.code == 2);
   CHECK_THAT(both.err, Catch::Matchers::Contains("drop --space, --train, --arch, --init-from"));
   auto resumed = test::run_cmd("timeout --preserve-status -s INT " + test::seconds(3) + " " +
-                               test::bin("nas-train-supernet") + " --out " + d + " --resume --threads 1");
+                               test::tool_line("nas-train-supernet", {"--out", d, "--resume", "--threads", "1"}));
   INFO(resumed.err);
   CHECK(resumed.code == 5);
   CHECK_THAT(resumed.err, Catch::Matchers::Contains("resuming from"));
@@ -356,15 +437,15 @@ TEST_CASE("fine-tune: --init-from takes the supernet's space; SIGTERM exits 5 an
 
 TEST_CASE("from-scratch mode: nas-train-supernet --arch writes a child that nas-benchmark reads", "[tool]") {
   std::string d = test::temp_dir("scratch");
-  auto r = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") + " --train " +
-                         test::test_data("tiny-train.yaml") + " --out " + d + " --arch min --train-limit 640 --threads 2");
+  auto r = test::tool("nas-train-supernet",
+                      {"--space", test::test_data("tiny-space.yaml"), "--train", test::test_data("tiny-train.yaml"),
+                       "--out", d, "--arch", "min", "--train-limit", "640", "--threads", "2"});
   INFO(r.err);
   REQUIRE(r.code == 0);
   CHECK(json::parse(r.out)["child"] == d + "/child.ckpt");
   CHECK_THAT(r.err, Catch::Matchers::Contains("from scratch: r20"));
-  auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + d +
-                          "/child.ckpt --reps 2 --warmup 0 --min-time 0 --throughput-batch 8 --test-images 300" +
-                          " --threads 1");
+  auto rb = test::tool("nas-benchmark", {"--model", d + "/child.ckpt", "--reps", "2", "--warmup", "0", "--min-time",
+                                         "0", "--throughput-batch", "8", "--test-images", "300", "--threads", "1"});
   INFO(rb.err);
   REQUIRE(rb.code == 0);
   auto b = spec::bench_result_from_json(json::parse(rb.out), "stdout");
@@ -376,57 +457,33 @@ TEST_CASE("from-scratch mode: nas-train-supernet --arch writes a child that nas-
   CHECK(b.arch.resolution == 20);
 }
 
-TEST_CASE("--device cuda: every tool runs on the GPU, at fp32 and with bf16 autocast", "[cuda]") {
-  if (!test::cuda_available()) {
-    WARN("no CUDA device: skipped");
-    return;
-  }
-  std::string d = test::temp_dir("cuda");
-  for (std::string prec : {"fp32", "bf16"}) {
-    std::string flags = " --device cuda --precision " + prec;
-    auto r = test::run_cmd(test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
-                           " --train " + test::test_data("tiny-train.yaml") + " --out " + d + "/" + prec +
-                           " --train-limit 1280 --epochs 1" + flags);
-    INFO(r.err);
-    REQUIRE(r.code == 0);
-    std::string ckpt = d + "/" + prec + "/supernet.ckpt";
-    auto rs = test::run_cmd(test::bin("nas-search") + " --supernet " + ckpt + " --budget 3 --val-images 300 --out " +
-                            d + "/" + prec + "/search.json" + flags);
-    INFO(rs.err);
-    REQUIRE(rs.code == 0);
-    auto rc = test::run_cmd(test::bin("nas-slice") + " --supernet " + ckpt + " --arch " + d + "/" + prec +
-                            "/search.json --out " + d + "/" + prec + "/child.ckpt" + flags);
-    INFO(rc.err);
-    REQUIRE(rc.code == 0);
-    auto rb = test::run_cmd(test::bin("nas-benchmark") + " --model " + d + "/" + prec +
-                            "/child.ckpt --reps 5 --min-time 0 --test-images 1000" + flags);
-    INFO(rb.err);
-    REQUIRE(rb.code == 0);
-    auto b = spec::bench_result_from_json(json::parse(rb.out), "stdout");
-    CHECK(b.context.device == "cuda");
-    CHECK(b.context.precision == prec);
-    // 20 steps: barely trained, and bf16 (or TF32 convolutions) round differently from any CPU
-    // count, so neither an accuracy bar nor a comparison: the 1000 images asked for, a valid score.
-    CHECK(b.test_images == 1000);
-    CHECK((b.test_acc >= 0 && b.test_acc <= 1));
-    CHECK(b.median_ms > 0);
-  }
-}
-
 TEST_CASE("nas-search --space --evaluator: no supernet or data; killed, then resumed, it ends as if never stopped",
           "[tool]") {
   std::string d = test::temp_dir("external");
   // A slow-ish user evaluator: accuracy from the size of the arch document.
   test::spit(d + "/eval.sh",
              "sleep " + test::seconds(0.1) + "; awk '{n += length($0)} END {printf \"{\\\"accuracy\\\": %.6f}\\n\", 1 - 100 / (100 + n)}'\n");
-  const std::string base = test::bin("nas-search") + " --space " + test::test_data("tiny-space.yaml") +
-                           " --evaluator 'sh " + d + "/eval.sh' --strategy evolution --population 6 --sample-size 2" +
-                           " --budget 60 --threads 1 -q";
-  auto full = test::run_cmd(base + " --out " + d + "/full.json --plot " + d + "/front.png");
+  const std::vector<std::string> base = {"--space",
+                                         test::test_data("tiny-space.yaml"),
+                                         "--evaluator",
+                                         "sh " + d + "/eval.sh",
+                                         "--strategy",
+                                         "evolution",
+                                         "--population",
+                                         "6",
+                                         "--sample-size",
+                                         "2",
+                                         "--budget",
+                                         "60",
+                                         "--threads",
+                                         "1",
+                                         "-q"};
+  auto full = test::tool("nas-search", base, {"--out", d + "/full.json", "--plot", d + "/front.png"});
   INFO(full.err);
   REQUIRE(full.code == 0);
   CHECK(test::slurp(d + "/front.png").substr(0, 4) == "\x89PNG");  // gnuplot-nox comes with setup.sh
-  auto killed = test::run_cmd("timeout -s KILL " + test::seconds(4) + " " + base + " --out " + d + "/resumed.json");
+  auto killed = test::run_cmd("timeout -s KILL " + test::seconds(4) + " " +
+                              test::tool_line("nas-search", base, {"--out", d + "/resumed.json"}));
   CHECK(killed.code == 137);  // SIGKILL: no chance to write anything but the periodic checkpoints
   REQUIRE(test::exists(d + "/resumed.json"));
   auto partial = spec::load_search_result(d + "/resumed.json");
@@ -435,10 +492,10 @@ TEST_CASE("nas-search --space --evaluator: no supernet or data; killed, then res
   for (const auto& c : partial.candidates) partial_evals += c.evaluated;
   CHECK(partial_evals % 10 == 0);
   CHECK(partial_evals >= 10);
-  auto changed = test::run_cmd(base + " --out " + d + "/resumed.json --resume --seed 9");
+  auto changed = test::tool("nas-search", base, {"--out", d + "/resumed.json", "--resume", "--seed", "9"});
   CHECK(changed.code == 2);
   CHECK_THAT(changed.err, Catch::Matchers::Contains("cannot resume: --seed differs"));
-  auto resumed = test::run_cmd(base + " --out " + d + "/resumed.json --resume");
+  auto resumed = test::tool("nas-search", base, {"--out", d + "/resumed.json", "--resume"});
   INFO(resumed.err);
   REQUIRE(resumed.code == 0);
   auto a = spec::load_search_result(d + "/full.json");
@@ -451,17 +508,24 @@ TEST_CASE("nas-search --space --evaluator: no supernet or data; killed, then res
   }
   CHECK(a.best == b.best);
   CHECK(a.candidates[a.best].estimator == "external");
-  auto again = test::run_cmd(base + " --out " + d + "/resumed.json --resume");
+  auto again = test::tool("nas-search", base, {"--out", d + "/resumed.json", "--resume"});
   CHECK(again.code == 2);
   CHECK_THAT(again.err, Catch::Matchers::Contains("this search finished; nothing to resume"));
 }
 
 TEST_CASE("nas-search --estimator low-fidelity trains children from scratch without a supernet", "[tool]") {
   std::string d = test::temp_dir("lowfi");
-  auto r = test::run_cmd(test::bin("nas-search") + " --space " + test::test_data("tiny-space.yaml") + " --train " +
-                         test::test_data("tiny-train.yaml") +
-                         " --estimator low-fidelity --lf-epochs 1 --lf-images 256 --lf-resolution 16 --val-images 200"
-                         " --strategy random --budget 2 --threads 2 --out " + d + "/s.json");
+  auto r = test::tool("nas-search", {"--space",         test::test_data("tiny-space.yaml"),
+                                     "--train",         test::test_data("tiny-train.yaml"),
+                                     "--estimator",     "low-fidelity",
+                                     "--lf-epochs",     "1",
+                                     "--lf-images",     "256",
+                                     "--lf-resolution", "16",
+                                     "--val-images",    "200",
+                                     "--strategy",      "random",
+                                     "--budget",        "2",
+                                     "--threads",       "2",
+                                     "--out",           d + "/s.json"});
   INFO(r.err);
   REQUIRE(r.code == 0);
   auto s = spec::load_search_result(d + "/s.json");
@@ -476,8 +540,8 @@ TEST_CASE("nas-search --estimator low-fidelity trains children from scratch with
     }
   CHECK(evaluated == 2);
   CHECK(s.estimator_options["estimator"] == "low-fidelity");
-  auto bad = test::run_cmd(test::bin("nas-search") + " --space " + test::test_data("tiny-space.yaml") +
-                           " --estimator learning-curve --budget 2");
+  auto bad = test::tool(
+      "nas-search", {"--space", test::test_data("tiny-space.yaml"), "--estimator", "learning-curve", "--budget", "2"});
   CHECK(bad.code == 2);
   CHECK_THAT(bad.err, Catch::Matchers::Contains("give --train"));
 }
@@ -495,9 +559,13 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
              "g=0; case \"$doc\" in *'\"act\":\"gelu\"'*) g=1;; esac\n"
              "l=0; case \"$doc\" in *'\"lr\":0.01'*) l=1;; esac\n"
              "echo \"{\\\"accuracy\\\": 0.$((50 + w / 2 + 10 * g + 5 * l)), \\\"params\\\": $((1000 * w))}\"\n");
-  const std::string base = test::bin("nas-search") + " --space " + d + "/space.yaml --threads 1 -q";
-  auto r = test::run_cmd(base + " --evaluator 'sh " + d + "/eval.sh' --strategy grid --budget 16 --max-params 40000" +
-                         " --out " + d + "/s.json --best-arch " + d + "/best.json --csv " + d + "/s.csv");
+  const std::string evaluator = "sh " + d + "/eval.sh";
+  const std::vector<std::string> base = {"--space", d + "/space.yaml", "--threads", "1", "-q"};
+  std::vector<std::string> scored = base;  // by the user's program
+  scored.insert(scored.end(), {"--evaluator", evaluator});
+  auto r = test::tool("nas-search", scored,
+                      {"--strategy", "grid", "--budget", "16", "--max-params", "40000", "--out", d + "/s.json",
+                       "--best-arch", d + "/best.json", "--csv", d + "/s.csv"});
   INFO(r.err);
   REQUIRE(r.code == 0);
   auto s = spec::load_search_result(d + "/s.json");
@@ -515,8 +583,9 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   CHECK(s.space_hash.size() == 16);
   // TPE on the same space; its settings are recorded. A resume after `ordered` changed is refused:
   // the same options on another axis are another space.
-  auto t = test::run_cmd(base + " --evaluator 'sh " + d + "/eval.sh' --strategy tpe --tpe-startup 4 --tpe-gamma 0.2" +
-                         " --budget 10 --out " + d + "/t.json");
+  const std::vector<std::string> tpe_args = {"--strategy", "tpe", "--tpe-startup", "4",          "--tpe-gamma", "0.2",
+                                             "--budget",   "10",  "--out",         d + "/t.json"};
+  auto t = test::tool("nas-search", scored, tpe_args);
   INFO(t.err);
   REQUIRE(t.code == 0);
   auto tpe = spec::load_search_result(d + "/t.json");
@@ -531,11 +600,13 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
              "kind: nas.search_space\nschema_version: 1\nname: toy-mlp\nfamily: generic\n"
              "decisions:\n  - {name: width, choices: [8, 16, 32, 64]}\n  - {name: act, choices: [relu, gelu], ordered: true}\n"
              "  - {name: lr, choices: [0.1, 0.01]}\n");
-  refused(test::bin("nas-search") + " --space " + d + "/ordered.yaml --threads 1 -q --evaluator 'sh " + d +
-              "/eval.sh' --strategy tpe --tpe-startup 4 --tpe-gamma 0.2 --budget 10 --out " + d + "/t.json --resume",
-          "cannot resume: the space");
-  auto same = test::run_cmd(base + " --evaluator 'sh " + d + "/eval.sh' --strategy tpe --tpe-startup 4 --tpe-gamma 0.2" +
-                            " --budget 10 --out " + d + "/t.json --resume");
+  std::vector<std::string> tpe_resume = tpe_args;
+  tpe_resume.push_back("--resume");
+  refused(
+      test::tool_line("nas-search", {"--space", d + "/ordered.yaml", "--threads", "1", "-q", "--evaluator", evaluator},
+                      tpe_resume),
+      "cannot resume: the space");
+  auto same = test::tool("nas-search", scored, tpe_resume);
   INFO(same.err);
   CHECK(same.code == 0);  // the unchanged space resumes, and replays the same search
   auto replayed = spec::load_search_result(d + "/t.json");
@@ -544,9 +615,12 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   CHECK(replayed.space_hash == tpe.space_hash);
   // NSGA-II on accuracy and the params the program reports: the front, its hypervolume in every
   // metrics line, and a third panel in the plot.
-  const std::string mo = base + " --evaluator 'sh " + d + "/eval.sh' --strategy nsga2 --population 4 --budget 12";
-  auto n = test::run_cmd(mo + " --objectives accuracy,params --hv-reference 0.5,70000 --out " + d + "/n.json" +
-                         " --metrics " + d + "/n.jsonl --plot " + d + "/n.png");
+  std::vector<std::string> mo = scored;
+  mo.insert(mo.end(), {"--strategy", "nsga2", "--population", "4", "--budget", "12"});
+  auto n = test::tool(
+      "nas-search", mo,
+      {"--objectives", "accuracy,params", "--hv-reference", "0.5,70000", "--out", d + "/n.json", "--metrics",
+       d + "/n.jsonl", "--plot", d + "/n.png"});
   INFO(n.err);
   REQUIRE(n.code == 0);
   auto ns = spec::load_search_result(d + "/n.json");
@@ -563,32 +637,38 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   json stopped_n = json::parse(test::slurp(d + "/n.json"));
   stopped_n["interrupted"] = true;
   test::spit(d + "/n.json", stopped_n.dump());
-  auto resumed_n = test::run_cmd(mo + " --objectives accuracy,params --out " + d + "/n.json --resume");
+  auto resumed_n =
+      test::tool("nas-search", mo, {"--objectives", "accuracy,params", "--out", d + "/n.json", "--resume"});
   INFO(resumed_n.err);
   REQUIRE(resumed_n.code == 0);
   auto rn = spec::load_search_result(d + "/n.json");
   CHECK(rn.hv_reference == std::vector<double>{0.5, 70000});
   CHECK(rn.multi.hypervolume == Approx(ns.multi.hypervolume));
-  refused(mo + " --out " + d + "/x.json", "--strategy nsga2: a generic space has no analytic costs");
-  refused(mo + " --objectives accuracy,flops --out " + d + "/x.json",
+  refused(test::tool_line("nas-search", mo, {"--out", d + "/x.json"}),
+          "--strategy nsga2: a generic space has no analytic costs");
+  refused(test::tool_line("nas-search", mo, {"--objectives", "accuracy,flops", "--out", d + "/x.json"}),
           "--objectives: expected one of accuracy, mflops");
-  refused(mo + " --objectives accuracy,params --hv-reference 0.5 --out " + d + "/x.json",
+  refused(test::tool_line("nas-search", mo,
+                          {"--objectives", "accuracy,params", "--hv-reference", "0.5", "--out", d + "/x.json"}),
           "--hv-reference: expected one value per objective (2)");
   CHECK_FALSE(test::exists(d + "/x.json"));
   // The predictor learns from that search and scores the same space on its own.
-  auto p = test::run_cmd(base + " --predictor-from " + d + "/s.json --strategy random --budget 8 --out " + d + "/p.json");
+  auto p =
+      test::tool("nas-search", base,
+                 {"--predictor-from", d + "/s.json", "--strategy", "random", "--budget", "8", "--out", d + "/p.json"});
   INFO(p.err);
   REQUIRE(p.code == 0);
   CHECK(spec::load_search_result(d + "/p.json").candidates[0].estimator == "predictor");
   // Learning from another space's search: an error naming the file and the candidate.
-  auto other = test::run_cmd(test::bin("nas-search") + " --space " + test::test_data("tiny-space.yaml") +
-                             " --predictor-from " + d + "/s.json --budget 3 -q --out " + d + "/o.json");
+  auto other = test::tool("nas-search", {"--space", test::test_data("tiny-space.yaml"), "--predictor-from",
+                                         d + "/s.json", "--budget", "3", "-q", "--out", d + "/o.json"});
   CHECK(other.code != 0);
   CHECK_THAT(other.err, Catch::Matchers::Contains("s.json: candidates[0].arch"));
   CHECK_FALSE(test::exists(d + "/o.json"));
   // Estimators that build the network cannot score named decisions.
-  auto inh = test::run_cmd(base + " --estimator low-fidelity --train " + test::test_data("tiny-train.yaml") +
-                           " --out " + d + "/x.json");
+  auto inh = test::tool(
+      "nas-search", base,
+      {"--estimator", "low-fidelity", "--train", test::test_data("tiny-train.yaml"), "--out", d + "/x.json"});
   CHECK(inh.code == 2);
   CHECK_THAT(inh.err, Catch::Matchers::Contains("space.yaml: a generic space is scored by --evaluator"));
   CHECK_FALSE(test::exists(d + "/x.json"));
@@ -615,8 +695,14 @@ TEST_CASE("--threads bounds what a tool runs at once; the default follows the af
           "[tool]") {
   auto& p = pipeline();
   std::string d = test::temp_dir("threads");
-  const std::string train = test::bin("nas-train-supernet") + " --space " + test::test_data("tiny-space.yaml") +
-                            " --train " + test::test_data("tiny-train.yaml") + " --train-limit 1000 --stop-after-steps 6";
+  const std::vector<std::string> train = {"--space",
+                                          test::test_data("tiny-space.yaml"),
+                                          "--train",
+                                          test::test_data("tiny-train.yaml"),
+                                          "--train-limit",
+                                          "1000",
+                                          "--stop-after-steps",
+                                          "6"};
   // One LibTorch thread does the work; the batch loader's thread adds a little (it mostly waits
   // on a full queue). Were --threads ignored, LibTorch's second OpenMP thread would be busy too
   // (it spins while waiting for work), however loaded the machine is.
@@ -629,14 +715,14 @@ TEST_CASE("--threads bounds what a tool runs at once; the default follows the af
     CHECK(u.cpu_s > 0);
     CHECK(u.cores <= 1.35);
   };
-  check_one(test::run_cmd(train + " --out " + d + "/t1 --threads 1"));
-  check_one(test::run_cmd(test::bin("nas-search") + " --supernet " + p.ckpt +
-                          " --strategy random --budget 3 --val-images 300 --threads 1"));
-  REQUIRE(test::run_cmd(test::bin("nas-slice") + " --supernet " + p.ckpt + " --arch max --out " + d + "/c.ckpt -q").code == 0);
-  check_one(test::run_cmd(test::bin("nas-benchmark") + " --model " + d +
-                          "/c.ckpt --reps 3 --warmup 1 --min-time 0 --throughput-batch 32 --test-images 500 --threads 1"));
+  check_one(test::tool("nas-train-supernet", train, {"--out", d + "/t1", "--threads", "1"}));
+  check_one(test::tool("nas-search", {"--supernet", p.ckpt, "--strategy", "random", "--budget", "3", "--val-images",
+                                      "300", "--threads", "1"}));
+  REQUIRE(test::tool("nas-slice", {"--supernet", p.ckpt, "--arch", "max", "--out", d + "/c.ckpt", "-q"}).code == 0);
+  check_one(test::tool("nas-benchmark", {"--model", d + "/c.ckpt", "--reps", "3", "--warmup", "1", "--min-time", "0",
+                                         "--throughput-batch", "32", "--test-images", "500", "--threads", "1"}));
   // The default: OMP_NUM_THREADS when set, else the CPUs of the affinity mask.
-  check_one(test::run_cmd("OMP_NUM_THREADS=1 " + train + " --out " + d + "/omp"));
+  check_one(test::run_cmd("OMP_NUM_THREADS=1 " + test::tool_line("nas-train-supernet", train, {"--out", d + "/omp"})));
   cpu_set_t set;
   CPU_ZERO(&set);
   REQUIRE(::sched_getaffinity(0, sizeof set, &set) == 0);
@@ -646,8 +732,10 @@ TEST_CASE("--threads bounds what a tool runs at once; the default follows the af
   }
   int first = 0;
   while (!CPU_ISSET(first, &set)) ++first;
-  check_one(test::run_cmd("env -u OMP_NUM_THREADS taskset -c " + std::to_string(first) + " " + train + " --out " + d + "/pin"));
-  auto two = test::run_cmd("env -u OMP_NUM_THREADS " + train + " --out " + d + "/two --threads 2");
+  check_one(test::run_cmd("env -u OMP_NUM_THREADS taskset -c " + std::to_string(first) + " " +
+                          test::tool_line("nas-train-supernet", train, {"--out", d + "/pin"})));
+  auto two = test::run_cmd("env -u OMP_NUM_THREADS " +
+                           test::tool_line("nas-train-supernet", train, {"--out", d + "/two", "--threads", "2"}));
   REQUIRE(two.code == 0);
   Usage u = parse_usage(two.err);
   CHECK(u.torch_threads == 2);

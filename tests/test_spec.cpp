@@ -153,7 +153,7 @@ TEST_CASE("search and bench results round-trip", "[spec]") {
              Catch::Matchers::Contains("b.json: model.hash: expected the hash of the arch"));
 }
 
-TEST_CASE("pareto front keeps only non-dominated candidates", "[spec][search]") {
+TEST_CASE("pareto front keeps only non-dominated candidates", "[spec]") {
   std::vector<spec::Candidate> c(5);
   double mf[] = {1, 2, 3, 4, 2.5};
   double acc[] = {0.5, 0.7, 0.65, 0.9, 0.8};

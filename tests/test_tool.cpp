@@ -209,6 +209,9 @@ TEST_CASE("nas-search with zero-cost proxies: as the estimator, and as the presc
     CHECK(c.val_acc > 0);
   }
   CHECK(zr.estimator_options["proxy_weights"] == "inherited");
+  // The images the proxies' batch is drawn from, recorded as before the estimators shared their
+  // data (the whole training split), so that stopped zero-cost searches still resume.
+  CHECK(zr.calib_images > zr.val_images);
   // Screened by synflow after 10 evaluations: those below the median proxy cost no evaluation.
   auto s = test::tool("nas-search", base,
                       {"--prescreen", "--proxy", "synflow", "--proxy-weights", "init", "--budget", "14", "--val-images",

@@ -1,6 +1,6 @@
 #pragma once
-// The four tools as library calls: an options struct, add_*_options(CLI::App&, Options&) and
-// run_*(const Options&). tools/<tool>/main.cpp only wires these to run_tool(); tests call run_*()
+// The four tools as library calls: an options struct, add_*_tool_options(CLI::App&, Options&) and
+// run_*_tool(const Options&). tools/<tool>/main.cpp only wires these to run_tool(); tests call run_*()
 // directly. Torch-free header.
 #include <CLI/CLI.hpp>
 

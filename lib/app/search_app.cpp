@@ -667,9 +667,13 @@ void use_inherited(const SearchToolOptions& o, SearchedSpace& s, int eval_batch,
 }
 
 // The training images that zero-cost proxies read (--train's or the supernet's), loaded once.
+// nas.search records its calibration subset as calib_images, as it did before the estimators shared their data.
 const CheckpointData& proxy_images(const SearchToolOptions& o, const SearchedSpace& s, Scoring& sc) {
-  if (!sc.data) sc.data = std::make_shared<const CheckpointData>(
-                    load_checkpoint_data(s.train_spec, o.data, 0, s.in_channels, s.num_classes));
+  if (!sc.data) {
+    sc.data = std::make_shared<const CheckpointData>(
+        load_checkpoint_data(s.train_spec, o.data, 0, s.in_channels, s.num_classes));
+    sc.calib_images = static_cast<int64_t>(sc.data->calib.size());
+  }
   return *sc.data;
 }
 
@@ -809,6 +813,7 @@ std::function<void(const spec::Candidate&)> metrics_writer(const std::string& pa
 void check_same_search(dist::Group& group, const spec::SearchIdentity& id, const search::SearchOptions& so,
                        const std::string& kind, bool prescreen) {
   spec::json fingerprint = spec::to_json(id);
+  fingerprint.erase("supernet");  // the same checkpoint may lie at another path on another machine
   fingerprint["replay"] = so.replay.size();
   group.check_same(spec::compact_dump(fingerprint), "search settings");
   log_info("distributed search: " + std::to_string(group.size()) +

@@ -6,7 +6,7 @@
    the table. A new back-edge fails with the file and line.
 2. Test files: tests/test_<tag>.cpp holds only TEST_CASEs tagged [<tag>], and its tag is in
    tests/CMakeLists.txt's NAS_TEST_TAGS (one ctest entry each), and the other way round.
-3. Function length: no top-level function definition in lib/**/*.cpp runs over MAX_LINES lines,
+3. Function length: no function definition in lib/ (.cpp and .h) runs over MAX_LINES lines,
    except those listed in LONG_FUNCTIONS, which may not grow past their listed length (the list
    only shrinks).
 
@@ -24,7 +24,7 @@ MAX_LINES = 100
 LONG_FUNCTIONS = {}
 
 ROW = re.compile(r"^\|\s*`([a-z_]+)`\s*\|[^|]*\|([^|]*)\|\s*$")
-INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/[^"]+"')
+INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](?:\.\./)*([a-z_]+)/[^">]+[">]')
 
 
 def module_map(doc):
@@ -132,7 +132,7 @@ def length_errors(root, long_functions=None):
     long_functions = LONG_FUNCTIONS if long_functions is None else long_functions
     errors = []
     seen = set()
-    for src in sorted((root / "lib").rglob("*.cpp")):
+    for src in sorted(p for p in (root / "lib").rglob("*") if p.suffix in (".cpp", ".h")):
         rel = str(src.relative_to(root))
         for name, first, length in functions(src):
             key = f"{rel}:{name}"
@@ -150,6 +150,7 @@ def length_errors(root, long_functions=None):
 
 
 TEST_CASE = re.compile(r'TEST_CASE\(\s*((?:"(?:\\.|[^"\\])*"\s*)+),\s*"([^"]*)"\s*\)')
+ANY_TEST = re.compile(r'\b(TEST_CASE|TEST_CASE_METHOD|TEMPLATE_TEST_CASE|SCENARIO)\s*\(')
 
 
 def test_tag_errors(root):
@@ -163,12 +164,21 @@ def test_tag_errors(root):
         errors.append(f"tests/test_{tag}.cpp: its tag is not in NAS_TEST_TAGS (tests/CMakeLists.txt): it never runs")
     for tag in sorted(listed - set(files)):
         errors.append(f"tests/CMakeLists.txt: NAS_TEST_TAGS lists {tag}, but tests/test_{tag}.cpp does not exist")
-    for tag, path in sorted(files.items()):
+    for path in sorted(tests.glob("*.cpp")):
+        tag = path.stem[len("test_"):] if path.stem.startswith("test_") and path.name != "test_main.cpp" else None
         text = path.read_text()
-        for case in TEST_CASE.finditer(text):
-            if f"[{tag}]" not in case.group(2):
+        checked = {case.start() for case in TEST_CASE.finditer(text)} if tag else set()
+        for case in ANY_TEST.finditer(text):
+            line = text.count("\n", 0, case.start()) + 1
+            if case.start() not in checked or case.group(1) != "TEST_CASE":
+                errors.append(f"tests/{path.name}:{line}: a {case.group(1)} outside the form TEST_CASE(\"name\", "
+                              f"\"[tag]\") in a tests/test_<tag>.cpp: ctest would not run it")
+        for case in TEST_CASE.finditer(text) if tag else []:
+            tags = set(re.findall(r"\[([^\]]*)\]", case.group(2)))
+            if tag not in tags or tags & (listed - {tag}):
                 line = text.count("\n", 0, case.start()) + 1
-                errors.append(f"tests/{path.name}:{line}: tagged {case.group(2)}; a test in this file is tagged [{tag}]")
+                errors.append(f"tests/{path.name}:{line}: tagged {case.group(2)}; a test in this file is tagged [{tag}] "
+                              f"and with no other file's tag (it would run in two ctest entries)")
     return errors
 
 
@@ -190,6 +200,8 @@ def self_test():
         assert include_errors(root, allowed) == [] and length_errors(root, {}) == []
         (root / "lib" / "low" / "l.cpp").write_text('#include "high/h.h"\n')
         assert any("low may not include high" in e for e in include_errors(root, allowed))
+        (root / "lib" / "low" / "l.cpp").write_text('#include <high/h.h>\n#include "../high/h.h"\n')
+        assert len([e for e in include_errors(root, allowed) if "low may not include high" in e]) == 2
         (root / "lib" / "extra").mkdir()
         assert any("lib/extra/" in e for e in include_errors(root, allowed))
         body = "".join(f"  x += {i};  // {{\n" for i in range(MAX_LINES))
@@ -203,13 +215,16 @@ def self_test():
         assert len(errors) == 1 and "method runs 102 lines" in errors[0], errors
         (root / "tests").mkdir()
         (root / "tests" / "CMakeLists.txt").write_text("set(NAS_TEST_TAGS alpha beta)\n")
-        (root / "tests" / "test_alpha.cpp").write_text('TEST_CASE("one", "[alpha]") {}\nTEST_CASE("two"\n "more", "[alpha][x]") {}\n')
+        (root / "tests" / "test_alpha.cpp").write_text('TEST_CASE("one", "[alpha]") {}\nTEST_CASE("two"\n "more", "[alpha][.]") {}\n')
         (root / "tests" / "test_beta.cpp").write_text('TEST_CASE("three", "[beta]") {}\n')
         assert test_tag_errors(root) == []
-        (root / "tests" / "test_beta.cpp").write_text('TEST_CASE("three", "[alpha]") {}\n')
+        (root / "tests" / "test_beta.cpp").write_text('TEST_CASE("three", "[alpha]") {}\nTEST_CASE("four", "[beta][alpha]") {}\n'
+                                                       'TEST_CASE("five") {}\n')
         (root / "tests" / "test_gamma.cpp").write_text("")
         errors = test_tag_errors(root)
-        assert len(errors) == 2 and "never runs" in errors[0] and "test_beta.cpp:1: tagged [alpha]" in errors[1], errors
+        assert len(errors) == 4 and "never runs" in errors[0], errors
+        assert "test_beta.cpp:3: a TEST_CASE outside" in errors[1], errors
+        assert "test_beta.cpp:1: tagged [alpha]" in errors[2] and "test_beta.cpp:2: tagged [beta][alpha]" in errors[3], errors
     print("architecture --self-test: ok")
 
 

@@ -8,7 +8,7 @@
 # scaling efficiency against the baseline, and the gradient all-reduce time per step, separately;
 # then the latency of one all-reduce between PROCS processes (bench/allreduce_bench.cpp).
 # Usage: scripts/bench/distributed.sh. Env: BUILD (build), PROCS (2), STEPS (60), BATCH (128),
-#   SPACE (configs/spaces/fmnist-mbconv.yaml).
+#   SPACE (configs/spaces/fmnist-mbconv.yaml), OUT (runs/bench-distributed: emptied first).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -17,7 +17,7 @@ STEPS=${STEPS:-60}
 BATCH=${BATCH:-128}
 SPACE=${SPACE:-configs/spaces/fmnist-mbconv.yaml}
 cmake --build "$BUILD" --target nas-train-supernet nas-bench-allreduce > /dev/null
-OUT=runs/bench-distributed
+OUT=${OUT:-runs/bench-distributed}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 for bn in false true; do

@@ -4,17 +4,19 @@
 # --threads 1, --threads 2, the default, the default under `taskset -c 0`, and the default with
 # OMP_NUM_THREADS=1, in one invocation. Prints one JSON line per run from the tool's last log line
 # (cli::usage_line): CPU seconds, wall seconds, cores used (CPU / wall), busy threads, LibTorch's
-# thread count. Env: BUILD (build), WORK (runs/threads).
+# thread count. Env: BUILD (build), WORK (runs/threads), STEPS (30), BUDGET (10).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 WORK=${WORK:-runs/threads}
+STEPS=${STEPS:-30}
+BUDGET=${BUDGET:-10}
 cmake --build "$BUILD" --target nas-train-supernet nas-search nas-slice nas-benchmark > /dev/null
 mkdir -p "$WORK"
 SPACE=tests/data/tiny-space.yaml
 TRAIN=tests/data/tiny-train.yaml
 if [[ ! -f $WORK/child.ckpt ]]; then
-  "$BUILD/nas-train-supernet" --space $SPACE --train $TRAIN --out "$WORK/sn" --stop-after-steps 30 -q > /dev/null
+  "$BUILD/nas-train-supernet" --space $SPACE --train $TRAIN --out "$WORK/sn" --stop-after-steps "$STEPS" -q > /dev/null
   "$BUILD/nas-slice" --supernet "$WORK/sn/supernet.ckpt" --arch max --out "$WORK/child.ckpt" -q > /dev/null
 fi
 
@@ -26,8 +28,8 @@ run() {  # run LABEL TOOL PREFIX... -- FLAGS...: PREFIX runs the tool (env, task
   while [[ $1 != -- ]]; do prefix+=("$1"); shift; done
   shift
   case $tool in
-    train) args=("$BUILD/nas-train-supernet" --space $SPACE --train $TRAIN --out "$WORK/out" --stop-after-steps 30) ;;
-    search) args=("$BUILD/nas-search" --supernet "$WORK/sn/supernet.ckpt" --strategy random --budget 10 --val-images 500) ;;
+    train) args=("$BUILD/nas-train-supernet" --space $SPACE --train $TRAIN --out "$WORK/out" --stop-after-steps "$STEPS") ;;
+    search) args=("$BUILD/nas-search" --supernet "$WORK/sn/supernet.ckpt" --strategy random --budget "$BUDGET" --val-images 500) ;;
     bench) args=("$BUILD/nas-benchmark" --model "$WORK/child.ckpt" --reps 20 --min-time 0.5 --throughput-batch 64) ;;
   esac
   "${prefix[@]}" "${args[@]}" "$@" > /dev/null 2> "$WORK/err.txt" || { echo "threads.sh: $label $tool failed" >&2; cat "$WORK/err.txt" >&2; exit 1; }

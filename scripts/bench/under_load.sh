@@ -8,7 +8,8 @@
 # Prints images/s (the mean over the 10-step metrics windows after the first), each run's ratio to
 # the idle run of the same setting, and each setting's idle figure against --workers 1's.
 # Usage: scripts/bench/under_load.sh. Env: BUILD (build), STEPS (40), SETTINGS (a |-separated list
-# of flag sets; "default" is no flag), LOADS (idle busy light).
+# of flag sets; "default" is no flag), LOADS (idle busy light), OUT (runs/bench-under-load: emptied
+# first), TRAIN_FLAGS (more nas-train-supernet flags, e.g. --batch-size 16).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -17,7 +18,8 @@ SETTINGS=${SETTINGS:-"default|--workers 1|--threads 1"}
 LOADS=${LOADS:-"idle busy light"}
 PY=/usr/bin/python3
 cmake --build "$BUILD" --target nas-train-supernet > /dev/null
-OUT=runs/bench-under-load
+OUT=${OUT:-runs/bench-under-load}
+read -r -a train_flags <<< "${TRAIN_FLAGS:-}"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 sed -e "s/^checkpoint_every_steps:.*/checkpoint_every_steps: 100000/" -e "s/^log_every_steps:.*/log_every_steps: 10/" \
@@ -47,7 +49,7 @@ for load in $LOADS; do
     start_load "$load"
     # shellcheck disable=SC2086
     "$BUILD/nas-train-supernet" --space configs/spaces/fmnist-mbconv.yaml --train "$OUT/train.yaml" --out "$dir" \
-      --stop-after-steps "$STEPS" -q $flags > /dev/null 2> "$dir.log"
+      --stop-after-steps "$STEPS" -q "${train_flags[@]}" $flags > /dev/null 2> "$dir.log"
     stop_load
     printf '%s\t%s\t%s\n' "${settings[$i]}" "$load" "$dir/metrics.jsonl" >> "$OUT/runs.tsv"
   done

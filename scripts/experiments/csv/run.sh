@@ -6,7 +6,8 @@
 # slices the best child and tests it; trains the fixed baseline MLP (two hidden layers, 32 and 16
 # relu) from scratch with the same recipe and split, and tests it. Prints one JSON line per seed
 # and one with the means. About 1 minute on 2 cores.
-# Usage: scripts/experiments/csv/run.sh NAME [OUT] (default runs/NAME). Env: BUILD (build).
+# Usage: scripts/experiments/csv/run.sh NAME [OUT] (default runs/NAME). Env: BUILD (build), SEEDS
+#   ("0 1 2 3 4"), BUDGET (60).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 NAME=${1:?usage: scripts/experiments/csv/run.sh breast-cancer|boston [OUT]}
@@ -20,12 +21,12 @@ cat > "$OUT/baseline.json" <<J
 {"kind": "nas.arch", "schema_version": 1, "space": "$NAME-mlp", "resolution": 1,
  "layers": [{"width": 32, "act": "relu"}, {"width": 16, "act": "relu"}]}
 J
-for seed in 0 1 2 3 4; do
+for seed in ${SEEDS:-0 1 2 3 4}; do
   d=$OUT/seed$seed
   mkdir -p "$d"
   sed "s/^  split_seed: .*/  split_seed: $seed/" "$TRAIN" > "$d/train.yaml"
   "$BUILD/nas-train-supernet" --space "$SPACE" --train "$d/train.yaml" --out "$d/supernet" --threads 2 -q > /dev/null
-  "$BUILD/nas-search" --supernet "$d/supernet/supernet.ckpt" --strategy evolution --budget 60 --val-images "$VAL" \
+  "$BUILD/nas-search" --supernet "$d/supernet/supernet.ckpt" --strategy evolution --budget "${BUDGET:-60}" --val-images "$VAL" \
     --threads 1 -q --out "$d/search.json"
   "$BUILD/nas-slice" --supernet "$d/supernet/supernet.ckpt" --arch "$d/search.json" --out "$d/child.ckpt" --threads 1 -q > /dev/null
   "$BUILD/nas-benchmark" --model "$d/child.ckpt" --threads 1 --test-images -1 --max-time 0.5 -q --out "$d/bench-child.json"

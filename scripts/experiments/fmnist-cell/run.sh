@@ -8,7 +8,8 @@
 # test images. Prints one JSON line per child; every step resumes (a finished step is skipped).
 # Usage: scripts/experiments/fmnist-cell/run.sh [OUT] (default runs/fmnist-cell).
 # Env: BUILD (build), THREADS (2), SUPERNET_EPOCHS (10), CHILD_EPOCHS (20), MAX_MFLOPS (50),
-#   DARTS_STEPS (200).
+#   DARTS_STEPS (200), BUDGET (100: the evolution search), VAL_IMAGES (2000), TRAIN_FLAGS (more flags
+#   of every training, e.g. --train-limit 512), TEST_IMAGES (-1: all), MAX_TIME (2: nas-benchmark's).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source scripts/search-helpers.sh
@@ -19,6 +20,11 @@ SUPERNET_EPOCHS=${SUPERNET_EPOCHS:-10}
 CHILD_EPOCHS=${CHILD_EPOCHS:-20}
 MAX_MFLOPS=${MAX_MFLOPS:-50}
 DARTS_STEPS=${DARTS_STEPS:-200}
+BUDGET=${BUDGET:-100}
+VAL_IMAGES=${VAL_IMAGES:-2000}
+read -r -a train_flags <<< "${TRAIN_FLAGS:-}"
+TEST_IMAGES=${TEST_IMAGES:--1}
+MAX_TIME=${MAX_TIME:-2}
 SPACE=configs/spaces/fmnist-cell.yaml
 TRAIN=configs/train/fmnist-cell.yaml
 mkdir -p "$OUT"
@@ -29,27 +35,28 @@ train() {  # out dir, extra flags...
   if [[ ${#resume[@]} -gt 0 ]]; then
     "$BUILD/nas-train-supernet" --out "$dir" --threads "$THREADS" --resume 2> "$dir.err" | tee "$dir.log"
   else
-    "$BUILD/nas-train-supernet" --space "$SPACE" --train "$TRAIN" --out "$dir" --threads "$THREADS" "$@" 2> "$dir.err" | tee "$dir.log"
+    "$BUILD/nas-train-supernet" --space "$SPACE" --train "$TRAIN" --out "$dir" --threads "$THREADS" "$@" \
+      "${train_flags[@]}" 2> "$dir.err" | tee "$dir.log"
   fi
   touch "$dir/done"
 }
 train "$OUT/supernet" --epochs "$SUPERNET_EPOCHS"
-common=(--supernet "$OUT/supernet/supernet.ckpt" --max-mflops "$MAX_MFLOPS" --val-images 2000 --calib-images 1000
+common=(--supernet "$OUT/supernet/supernet.ckpt" --max-mflops "$MAX_MFLOPS" --val-images "$VAL_IMAGES" --calib-images 1000
         --threads "$THREADS" -q)
 search() {  # strategy, flags...
   local s=$1; shift
   resumable_search "$OUT/search-$s.json" "${common[@]}" --strategy "$s" "$@"
 }
-search evolution --budget 100 --population 20 --sample-size 10
+search evolution --budget "$BUDGET" --population 20 --sample-size 10
 search darts --darts-steps "$DARTS_STEPS" --budget 10
 for s in evolution darts; do
   train "$OUT/scratch-$s" --arch "$OUT/search-$s.json" --epochs "$CHILD_EPOCHS"
   [[ -f $OUT/bench-$s.json ]] || "$BUILD/nas-benchmark" --model "$OUT/scratch-$s/child.ckpt" --threads "$THREADS" \
-    --test-images -1 --max-time 2 -q --out "$OUT/bench-$s.json"
+    --test-images "$TEST_IMAGES" --max-time "$MAX_TIME" -q --out "$OUT/bench-$s.json"
   [[ -e $OUT/inherited-$s.ckpt ]] || "$BUILD/nas-slice" --supernet "$OUT/supernet/supernet.ckpt" \
     --arch "$OUT/search-$s.json" --out "$OUT/inherited-$s.ckpt" --threads "$THREADS" -q > /dev/null
   [[ -f $OUT/bench-inherited-$s.json ]] || "$BUILD/nas-benchmark" --model "$OUT/inherited-$s.ckpt" --threads "$THREADS" \
-    --test-images -1 --max-time 2 -q --out "$OUT/bench-inherited-$s.json"
+    --test-images "$TEST_IMAGES" --max-time "$MAX_TIME" -q --out "$OUT/bench-inherited-$s.json"
   /usr/bin/python3 - "$OUT" "$s" <<'PY'
 import json, sys
 out, s = sys.argv[1], sys.argv[2]

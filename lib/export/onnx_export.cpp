@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "spec/search_space.h"
 
 #ifdef NAS_HAVE_ONNX
 #include <onnx/checker.h>
@@ -245,22 +246,24 @@ void export_cell_net(GraphBuilder& b, nn::CellNetImpl& net, const spec::Arch& a)
     const auto& ops = net.is_reduce_[ci] ? a.reduce : a.normal;
     const std::string p = "cell" + std::to_string(ci);
     std::vector<std::string> node = {h};
-    size_t e = 0;
-    for (int j = 1; j <= cell.nodes; ++j) {
+    for (const auto& n : spec::cell_nodes(cell.nodes)) {
+      const std::string name = p + ".node" + std::to_string(n.to);
       std::string sum;
-      for (int i = 0; i < j; ++i, ++e) {
+      for (const auto& edge : n.inputs) {
+        const size_t e = edge.index;
         if (ops[e] == "none") continue;
-        std::string y = export_cell_op(b, *cell.op_of(e, ops[e]), p + ".edge" + std::to_string(e), node[static_cast<size_t>(i)]);
+        std::string y = export_cell_op(b, *cell.op_of(e, ops[e]), p + ".edge" + std::to_string(e),
+                                       node[static_cast<size_t>(edge.from)]);
         if (sum.empty()) {
           sum = y;
         } else {
-          const std::string s2 = p + ".node" + std::to_string(j) + ".add" + std::to_string(i);
+          const std::string s2 = name + ".add" + std::to_string(edge.from);
           b.node("Add", {sum, y}, s2);
           sum = s2;
         }
       }
       if (sum.empty()) {  // every edge none: zeros of the node's shape
-        const std::string z = p + ".node" + std::to_string(j) + ".zeros";
+        const std::string z = name + ".zeros";
         auto* n = b.node("Conv", {node[0], b.initializer(z + ".weight", torch::zeros({cell.c_out, cell.c_in, 1, 1}))}, z);
         GraphBuilder::ints(n, "kernel_shape", {1, 1});
         GraphBuilder::ints(n, "strides", {cell.stride, cell.stride});

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "nn/elastic.h"
+#include "spec/search_space.h"
 
 namespace nas::nn {
 
@@ -119,17 +120,16 @@ CellImpl::CellImpl(int n, const std::vector<std::vector<std::string>>& candidate
     : nodes(n), c_in(in), c_out(out), stride(s), candidates_(candidates) {
   NAS_CHECK(candidates.size() == static_cast<size_t>(n * (n + 1) / 2), Error,
             "cell: expected " << n * (n + 1) / 2 << " edges for " << n << " nodes, found " << candidates.size());
-  size_t e = 0;
-  for (int j = 1; j <= n; ++j)
-    for (int i = 0; i < j; ++i, ++e) {
+  for (const auto& node : spec::cell_nodes(n))
+    for (const auto& edge : node.inputs) {
       std::vector<CellOp> ops;
-      for (const auto& name : candidates[e]) {
+      for (const auto& name : candidates[edge.index]) {
         if (name == "none") {
           ops.emplace_back(nullptr);
           continue;
         }
-        CellOp op = i == 0 ? CellOp(name, in, out, s, elastic_bn) : CellOp(name, out, out, 1, elastic_bn);
-        ops.push_back(register_module("edge" + std::to_string(e) + "_" + name, op));
+        CellOp op = edge.from == 0 ? CellOp(name, in, out, s, elastic_bn) : CellOp(name, out, out, 1, elastic_bn);
+        ops.push_back(register_module("edge" + std::to_string(edge.index) + "_" + name, op));
       }
       ops_.push_back(std::move(ops));
     }
@@ -155,10 +155,9 @@ namespace {
 template <typename Add, typename Zeros>
 torch::Tensor run_cell(int nodes, const torch::Tensor& x, Add add, Zeros zeros) {
   std::vector<torch::Tensor> node = {x};
-  size_t e = 0;
-  for (int j = 1; j <= nodes; ++j) {
+  for (const auto& n : spec::cell_nodes(nodes)) {
     torch::Tensor sum;
-    for (int i = 0; i < j; ++i, ++e) sum = add(e, node[static_cast<size_t>(i)], sum);
+    for (const auto& edge : n.inputs) sum = add(edge.index, node[static_cast<size_t>(edge.from)], sum);
     node.push_back(sum.defined() ? sum : zeros());
   }
   return node.back();

@@ -124,13 +124,13 @@ MbconvEncoding::MbconvEncoding(const spec::SearchSpace& space) : space_(space) {
     std::vector<int> idx(space.ops.size());
     for (size_t k = 0; k < idx.size(); ++k) idx[k] = static_cast<int>(k);
     for (int c = 0; c < 2; ++c) {
-      int e = 0;
-      for (int j = 1; j <= space.nodes; ++j)
-        for (int i = 0; i < j; ++i, ++e) {
-          decisions_.push_back({std::string(c ? "reduce" : "normal") + ".node" + std::to_string(j) + ".edge" + std::to_string(i),
+      for (const auto& node : spec::cell_nodes(space.nodes))
+        for (const auto& edge : node.inputs) {
+          decisions_.push_back({std::string(c ? "reduce" : "normal") + ".node" + std::to_string(node.to) + ".edge" +
+                                    std::to_string(edge.from),
                                 space.ops, "op", false});
           values_.push_back(idx);
-          slots_.push_back({c, e});
+          slots_.push_back({c, static_cast<int>(edge.index)});
         }
     }
     return;

@@ -6,6 +6,17 @@
 
 namespace nas::spec {
 
+std::vector<CellNode> cell_nodes(int nodes) {
+  std::vector<CellNode> out;
+  size_t index = 0;
+  for (int to = 1; to <= nodes; ++to) {
+    CellNode n{to, {}};
+    for (int from = 0; from < to; ++from) n.inputs.push_back({index++, from});
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
 const std::vector<std::string>& activation_names() {
   static const std::vector<std::string> names = {"relu", "relu6", "hswish", "swish", "gelu", "tanh"};
   return names;

@@ -64,6 +64,19 @@ struct SearchSpace {
   int num_edges() const { return nodes * (nodes + 1) / 2; }
 };
 
+// A cell's dataflow, node by node, in the one order every cell op list follows: node `to`
+// (1..nodes) reads each node `from` < to (node 0 is the cell's input) through the edge at `index`
+// of the op list: (1<-0), (2<-0), (2<-1), (3<-0), ...
+struct CellEdge {
+  size_t index;
+  int from;
+};
+struct CellNode {
+  int to;
+  std::vector<CellEdge> inputs;  // by increasing `from`
+};
+std::vector<CellNode> cell_nodes(int nodes);
+
 // Parses and validates; `file` names the source in errors. Choice sets are returned sorted.
 SearchSpace search_space_from_json(const json& j, const std::string& file);
 SearchSpace load_search_space(const std::string& path);

@@ -72,11 +72,12 @@ Cost cell_net_cost(const spec::SearchSpace& s, const spec::Arch& a, int in_chann
   auto cell = [&](const std::vector<std::string>& ops, int64_t c_in, int64_t c_out, int stride) {
     const int64_t out = conv_out(static_cast<int>(res), stride);
     const int64_t node0 = c_in * res * res, node = c_out * out * out;
-    size_t e = 0;
-    for (int j = 1; j <= s.nodes; ++j) {
-      const int64_t held = X + node0 + (j - 1) * node;
-      for (int i = 0; i < j; ++i, ++e) {
-        Cost op = i == 0 ? cell_op_cost(ops[e], c_in, c_out, stride, res) : cell_op_cost(ops[e], c_out, c_out, 1, out);
+    for (const auto& n : spec::cell_nodes(s.nodes)) {
+      const int64_t held = X + node0 + (n.to - 1) * node;
+      for (const auto& edge : n.inputs) {
+        const size_t e = edge.index;
+        Cost op = edge.from == 0 ? cell_op_cost(ops[e], c_in, c_out, stride, res)
+                                 : cell_op_cost(ops[e], c_out, c_out, 1, out);
         c.macs += op.macs;
         c.params += op.params;
         if (ops[e] != "none") live(held + node + op.peak_activations);

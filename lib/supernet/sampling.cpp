@@ -48,9 +48,8 @@ template <typename F>
 void for_each_edge(const spec::SearchSpace& s, spec::Arch& a, F f) {
   for (auto* cell : {&a.normal, &a.reduce}) {
     cell->resize(static_cast<size_t>(s.num_edges()));
-    size_t e = 0;
-    for (int j = 1; j <= s.nodes; ++j)
-      for (int i = 0; i < j; ++i, ++e) f(*cell, e, cell == &a.reduce, i == 0);
+    for (const auto& node : spec::cell_nodes(s.nodes))
+      for (const auto& edge : node.inputs) f(*cell, edge.index, cell == &a.reduce, edge.from == 0);
   }
 }
 // A cell space's ops by cost rank for the three kinds of edge (normal, reduction from the input

@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config libtorch-dev libcli11-dev nlohmann-json3-dev libyaml-cpp-dev
       catch2 libgloo-dev zlib1g-dev libopenblas0-openmp dataset-fashion-mnist gnuplot-nox libonnx-dev libstb-dev
-      python3 python3-sklearn)  # python3: scripts/check/architecture.py (ctest); python3-sklearn: its
-                                # bundled CSV data sets (configs/train/breast-cancer.yaml)
+      python3 python3-sklearn time)  # python3: scripts/check/architecture.py (ctest); python3-sklearn: its
+                                     # bundled CSV data sets (configs/train/breast-cancer.yaml); time:
+                                     # /usr/bin/time, which scripts/bench/allocator.sh reads page faults with
 
 install=1
 if [[ "${1:-}" == "--no-install" ]]; then install=0; shift; fi

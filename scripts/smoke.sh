@@ -27,7 +27,8 @@ PENDING=()
 covered=()
 failed=0
 # smoke NAME FIGURE_REGEX SCRIPT... -- COMMAND...: runs COMMAND (the smoke of SCRIPT...) with its
-# output in $WORK/NAME.log; it must exit 0 and print a line matching FIGURE_REGEX on stdout.
+# stdout in $WORK/NAME.out and stderr in $WORK/NAME.err; it must exit 0 and print a line matching
+# FIGURE_REGEX on stdout.
 smoke() {
   local name=$1 figure=$2
   shift 2
@@ -48,9 +49,9 @@ smoke() {
   fi
 }
 
-# The earlier run that search.sh and strategies.sh read (proxies/run.sh reads the Fashion-MNIST
-# experiment's supernet, made below): a tiny supernet, trained briefly, and its
-# two searches (as the Fashion-MNIST experiment names them).
+# The earlier run that search.sh and strategies.sh read: a tiny supernet, trained briefly, and its
+# two searches, named as the Fashion-MNIST experiment names them. (proxies/run.sh reads the
+# supernet of the experiment's own smoke, below.)
 run=$WORK/run
 if [[ search =~ $ONLY || strategies =~ $ONLY ]] && [[ ! -f $run/search-100k.json ]]; then
   mkdir -p "$run"
@@ -92,19 +93,36 @@ smoke under_load '^idle: default / --workers 1' scripts/bench/under_load.sh -- \
   scripts/bench/under_load.sh
 smoke distributed 'all-reduce of .* us' scripts/bench/distributed.sh -- \
   env OUT="$WORK/distributed" STEPS=20 BATCH=16 scripts/bench/distributed.sh
-if /usr/bin/python3 -c 'import torch' 2> /dev/null; then
+if /usr/bin/python3 -c 'import torch, numpy, yaml' 2> /dev/null; then
   smoke train_step 'sandwich step: C\+\+' scripts/bench/train_step.sh scripts/bench/py_reference.py -- \
     env BATCH=16 THREADS=2 scripts/bench/train_step.sh 10
 else
   covered+=(scripts/bench/train_step.sh scripts/bench/py_reference.py)
-  echo "smoke: train_step skipped: its Python side needs Debian's python3-torch" >&2
+  echo "smoke: train_step skipped: its Python side needs Debian's python3-torch and python3-yaml" >&2
 fi
-if [[ $(id -u) == 0 && ( -f /sys/fs/cgroup/cgroup.controllers || -d /sys/fs/cgroup/memory ) ]]; then
+# Whether memory.sh can make a memory cgroup here (root, a writable cgroup v2 with the memory
+# controller, or v1's memory hierarchy): a probe group made and removed, as memory.sh makes its own.
+can_limit_memory() {
+  [[ $(id -u) == 0 ]] || return 1
+  local root=/sys/fs/cgroup probe
+  if [[ -f $root/cgroup.controllers ]]; then
+    echo +memory > "$root/cgroup.subtree_control" 2> /dev/null || true
+  else
+    root=/sys/fs/cgroup/memory
+  fi
+  probe=$root/nas-smoke-probe-$$
+  mkdir "$probe" 2> /dev/null || return 1
+  local ok=1
+  [[ -f $probe/memory.max || -f $probe/memory.limit_in_bytes ]] && ok=0
+  rmdir "$probe"
+  return "$ok"
+}
+if can_limit_memory; then
   smoke memory '"memory_limit_mib": [0-9]+, "exit": 0' scripts/bench/memory.sh -- \
     env WORK="$WORK/memory" COPIES=2 scripts/bench/memory.sh
 else
   covered+=(scripts/bench/memory.sh)
-  echo "smoke: memory skipped: it needs root and a memory cgroup" >&2
+  echo "smoke: memory skipped: it needs root and a memory cgroup it may make" >&2
 fi
 smoke csv '"found_test_mean"' scripts/experiments/csv/run.sh -- \
   env SEEDS=0 BUDGET=4 scripts/experiments/csv/run.sh breast-cancer "$WORK/csv"

@@ -11,21 +11,31 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=$(cd "${BUILD:-build}" && pwd)  # absolute: some scripts run from elsewhere
 export BUILD
+failed=0
 if [[ -n ${1:-} ]]; then
   WORK=$1
   mkdir -p "$WORK"
 else
   WORK=$(mktemp -d)
-  trap 'rm -rf "$WORK"' EXIT
+  trap '((failed)) && echo "smoke: the logs are kept in $WORK" >&2 || rm -rf "$WORK"' EXIT
 fi
 WORK=$(cd "$WORK" && pwd)
 ONLY=${ONLY:-.}
+export PYTHONDONTWRITEBYTECODE=1  # no __pycache__ in the source tree
 
 # Not smoked yet (issue 22, item 8): none. A script that cannot be smoked goes here, with why.
 PENDING=()
 
 covered=()
-failed=0
+skipped=()
+# skip NAME WHY SCRIPT...: SCRIPT... cannot run on this machine; said on stderr and in the summary.
+skip() {
+  local name=$1 why=$2
+  shift 2
+  covered+=("$@")
+  [[ $name =~ $ONLY ]] && skipped+=("$name ($why)")
+  return 0
+}
 # smoke NAME FIGURE_REGEX SCRIPT... -- COMMAND...: runs COMMAND (the smoke of SCRIPT...) with its
 # stdout in $WORK/NAME.out and stderr in $WORK/NAME.err; it must exit 0 and print a line matching
 # FIGURE_REGEX on stdout.
@@ -70,18 +80,22 @@ smoke hyperband '"what": "hyperband"' scripts/bench/hyperband.sh scripts/bench/h
   env SEEDS=1 LF=256 VAL=200 MAX=2 ETA=2 RANDOM_BUDGET=2 HB_BUDGET=3 scripts/bench/hyperband.sh "$WORK/hyperband"
 smoke search '"what": ?"inherited_estimator"' scripts/bench/search.sh -- \
   env SEEDS=1 scripts/bench/search.sh "$run"
-smoke strategies '"what": ?"sample_efficiency"' scripts/bench/strategies.sh -- \
+smoke strategies '"objectives": ?\["accuracy", ?"latency_ms"\]' scripts/bench/strategies.sh -- \
   env SEEDS=1 CELL_EPOCHS=1 CELL_CHILDREN=12 CELL_TRAIN_FLAGS="--train-limit 256 --validation-images 200" \
   LONG="$run" MBCONV_SPACE=tests/data/tiny-space.yaml LUT_FLAGS="$lut_flags" \
   scripts/bench/strategies.sh "$WORK/strategies"
 smoke threads '"run": "default"' scripts/bench/threads.sh -- \
   env WORK="$WORK/threads" STEPS=3 BUDGET=2 scripts/bench/threads.sh
-smoke latency_accuracy '"round2_vs_round1"' scripts/bench/latency_accuracy.sh -- \
+smoke latency_accuracy '"round2_vs_round1": ?\{' scripts/bench/latency_accuracy.sh -- \
   env SPACE=tests/data/tiny-space.yaml ARCHS=4 MODEL_ARCHS=4 ROUNDS=2 LUT_FLAGS="--op-max-time 0.02 --calib-archs 2" \
   scripts/bench/latency_accuracy.sh "$WORK/latency"
-smoke allocator '"round2_vs_round1_mape"' scripts/bench/allocator.sh -- \
-  env SPACE=tests/data/tiny-space.yaml WORK="$WORK/allocator" ARCHS=4 LUT_FLAGS="--op-max-time 0.02 --calib-archs 2" \
-  scripts/bench/allocator.sh
+if [[ -x /usr/bin/time ]]; then
+  smoke allocator '"malloc": "system", "round2_vs_round1_mape": [0-9]' scripts/bench/allocator.sh -- \
+    env SPACE=tests/data/tiny-space.yaml WORK="$WORK/allocator" ARCHS=4 LUT_FLAGS="--op-max-time 0.02 --calib-archs 2" \
+    scripts/bench/allocator.sh
+else
+  skip allocator "no /usr/bin/time: scripts/setup.sh installs it" scripts/bench/allocator.sh
+fi
 
 # The Fashion-MNIST recipe at tiny sizes: 16 images a batch, a few steps.
 tiny_train="--batch-size 16 --train-limit 512 --validation-images 200"
@@ -89,16 +103,16 @@ tiny_bench="--test-images 300 --max-time 0.05 --ci 0"
 smoke channels_last 'training images/s .* ratio' scripts/bench/channels_last.sh -- \
   env TRAIN_FLAGS="$tiny_train" THREADS=2 scripts/bench/channels_last.sh 20
 smoke under_load '^idle: default / --workers 1' scripts/bench/under_load.sh -- \
-  env OUT="$WORK/under_load" STEPS=20 SETTINGS="default|--workers 1" LOADS="idle light" TRAIN_FLAGS="$tiny_train" \
-  scripts/bench/under_load.sh
+  env STEPS=20 SETTINGS="default|--workers 1" LOADS="idle light" TRAIN_FLAGS="$tiny_train" \
+  scripts/bench/under_load.sh "$WORK/under_load"
 smoke distributed 'all-reduce of .* us' scripts/bench/distributed.sh -- \
-  env OUT="$WORK/distributed" STEPS=20 BATCH=16 scripts/bench/distributed.sh
+  env STEPS=20 BATCH=16 scripts/bench/distributed.sh "$WORK/distributed"
 if /usr/bin/python3 -c 'import torch, numpy, yaml' 2> /dev/null; then
   smoke train_step 'sandwich step: C\+\+' scripts/bench/train_step.sh scripts/bench/py_reference.py -- \
     env BATCH=16 THREADS=2 scripts/bench/train_step.sh 10
 else
-  covered+=(scripts/bench/train_step.sh scripts/bench/py_reference.py)
-  echo "smoke: train_step skipped: its Python side needs Debian's python3-torch and python3-yaml" >&2
+  skip train_step "its Python side needs python3-torch, -numpy and -yaml" scripts/bench/train_step.sh \
+    scripts/bench/py_reference.py
 fi
 # Whether memory.sh can make a memory cgroup here (root, a writable cgroup v2 with the memory
 # controller, or v1's memory hierarchy): a probe group made and removed, as memory.sh makes its own.
@@ -118,17 +132,17 @@ can_limit_memory() {
   return "$ok"
 }
 if can_limit_memory; then
-  smoke memory '"memory_limit_mib": [0-9]+, "exit": 0' scripts/bench/memory.sh -- \
-    env WORK="$WORK/memory" COPIES=2 scripts/bench/memory.sh
+  smoke memory '"data": "packed", .*"memory_limit_mib": [0-9]+, "exit": 0' scripts/bench/memory.sh -- \
+    env WORK="$WORK/memory" COPIES=2 DROP_CACHES=0 scripts/bench/memory.sh
 else
-  covered+=(scripts/bench/memory.sh)
-  echo "smoke: memory skipped: it needs root and a memory cgroup it may make" >&2
+  skip memory "needs root and a memory cgroup it may make" scripts/bench/memory.sh
 fi
 smoke csv '"found_test_mean"' scripts/experiments/csv/run.sh -- \
   env SEEDS=0 BUDGET=4 scripts/experiments/csv/run.sh breast-cancer "$WORK/csv"
-smoke fmnist_experiment 'inherited' scripts/experiments/fmnist/Makefile scripts/experiments/fmnist/train.sh \
+smoke fmnist_experiment '^\| best <= 100K params \| [0-9a-f]{16} \|' scripts/experiments/fmnist/Makefile scripts/experiments/fmnist/train.sh \
   scripts/experiments/fmnist/twin.sh scripts/experiments/fmnist/report.py -- \
-  make -s -f scripts/experiments/fmnist/Makefile BUDGET=quick OUT="$WORK/fmnist" BUILD="$BUILD" EPOCHS=1 \
+  make -s -f scripts/experiments/fmnist/Makefile BUDGET=quick OUT="$WORK/fmnist" BUILD="$BUILD" EPOCHS=1 PUBLISH= \
+  SPACE="$PWD/configs/spaces/fmnist-mbconv.yaml" TRAIN="$PWD/configs/train/fmnist.yaml" \
   TRAIN_LIMIT=512 SEARCH_BUDGET=4 VAL_IMAGES=200 CHILDREN=2 FINETUNE_EPOCHS=1 THREADS=2 PY=/usr/bin/python3 \
   BENCH_FLAGS="$tiny_bench"
 smoke fmnist_cell '"strategy": "darts"' scripts/experiments/fmnist-cell/run.sh -- \
@@ -144,15 +158,16 @@ smoke proxies '^\| synflow \| init' scripts/experiments/proxies/run.sh scripts/e
 
 # Every script is smoked or pending, and nothing pending is smoked too.
 while IFS= read -r f; do
-  if ! printf '%s\n' "${covered[@]}" "${PENDING[@]}" | grep -qxF "$f"; then
+  if ! printf '%s\n' "${covered[@]}" "${PENDING[@]}" | grep -xF "$f" > /dev/null; then
     echo "smoke: $f: neither smoked nor in PENDING (scripts/smoke.sh): give it a smoke run" >&2
     failed=1
   fi
-done < <(find scripts/bench scripts/experiments -type f \( -name '*.sh' -o -name '*.py' -o -name Makefile \) | sort)
+done < <(find scripts/bench scripts/experiments -type f ! -name '*.md' | sort)
 for f in "${PENDING[@]}"; do
-  if printf '%s\n' "${covered[@]}" | grep -qxF "$f"; then
+  if printf '%s\n' "${covered[@]}" | grep -xF "$f" > /dev/null; then
     echo "smoke: $f: smoked now; remove it from PENDING" >&2
     failed=1
   fi
 done
+((${#skipped[@]} == 0)) || echo "smoke: skipped on this machine: $(IFS=';'; echo "${skipped[*]}")" >&2
 exit "$failed"

@@ -102,6 +102,13 @@ TEST_CASE("the cell notation: round trip, malformed cells and archs outside the 
   CHECK(spec::cell_notation(ops) == text);
   CHECK(spec::cell_nodes_of(3) == 2);
   CHECK(spec::cell_nodes_of(4) == -1);
+  // The one edge order (spec::cell_nodes), as the notation writes it: node by node, each node's
+  // inputs from node 0 up; "index:from>to".
+  std::vector<std::string> order;
+  for (const auto& node : spec::cell_nodes(3))
+    for (const auto& edge : node.inputs)
+      order.push_back(std::to_string(edge.index) + ":" + std::to_string(edge.from) + ">" + std::to_string(node.to));
+  CHECK(order == std::vector<std::string>{"0:0>1", "1:0>2", "2:1>2", "3:0>3", "4:1>3", "5:2>3"});
   for (const std::string bad : {"", "nor_conv_3x3~0", "|nor_conv_3x3~1|", "|nor_conv_3x3~0|+|skip_connect~0|",
                                 "|a~0|+|b~0|c~1|d~2|", "|a~0|+|b~1|c~0|", "|a~0|+", "|~0|"}) {
     INFO(bad);

@@ -246,10 +246,10 @@ void export_cell_net(GraphBuilder& b, nn::CellNetImpl& net, const spec::Arch& a)
     const auto& ops = net.is_reduce_[ci] ? a.reduce : a.normal;
     const std::string p = "cell" + std::to_string(ci);
     std::vector<std::string> node = {h};
-    for (const auto& n : spec::cell_nodes(cell.nodes)) {
-      const std::string name = p + ".node" + std::to_string(n.to);
+    for (const auto& cell_node : spec::cell_nodes(cell.nodes)) {
+      const std::string name = p + ".node" + std::to_string(cell_node.to);
       std::string sum;
-      for (const auto& edge : n.inputs) {
+      for (const auto& edge : cell_node.inputs) {
         const size_t e = edge.index;
         if (ops[e] == "none") continue;
         std::string y = export_cell_op(b, *cell.op_of(e, ops[e]), p + ".edge" + std::to_string(e),

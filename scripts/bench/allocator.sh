@@ -17,8 +17,8 @@ WORK=${WORK:-runs/allocator}
 read -r -a lut_flags <<< "${LUT_FLAGS:-}"
 cmake --build "$BUILD" --target nas-benchmark nas-bench-latency > /dev/null
 LUT=${1:-}
+mkdir -p "$WORK"
 if [[ -z $LUT ]]; then
-  mkdir -p "$WORK"
   LUT=$WORK/lut.json
   "$BUILD/nas-benchmark" --build-lut --space "$SPACE" --threads "$THREADS" --rounds 1 -q "${lut_flags[@]}" --out "$LUT"
 fi

@@ -7,8 +7,9 @@
 # the cores, PROCS independent 1-thread runs side by side (no communication; their images/s summed). Prints images/s (steady state: the metrics windows after the first), the speedup and
 # scaling efficiency against the baseline, and the gradient all-reduce time per step, separately;
 # then the latency of one all-reduce between PROCS processes (bench/allreduce_bench.cpp).
-# Usage: scripts/bench/distributed.sh. Env: BUILD (build), PROCS (2), STEPS (60), BATCH (128),
-#   SPACE (configs/spaces/fmnist-mbconv.yaml), OUT (runs/bench-distributed: emptied first).
+# Usage: scripts/bench/distributed.sh [OUT] (default runs/bench-distributed; emptied first, and only
+#   when it is empty or an earlier run's). Env: BUILD (build), PROCS (2), STEPS (60), BATCH (128),
+#   SPACE (configs/spaces/fmnist-mbconv.yaml).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -17,7 +18,11 @@ STEPS=${STEPS:-60}
 BATCH=${BATCH:-128}
 SPACE=${SPACE:-configs/spaces/fmnist-mbconv.yaml}
 cmake --build "$BUILD" --target nas-train-supernet nas-bench-allreduce > /dev/null
-OUT=${OUT:-runs/bench-distributed}
+OUT=${1:-runs/bench-distributed}
+if [[ -d $OUT && -n $(ls -A "$OUT") && ! -f $OUT/train-false.yaml ]]; then
+  echo "distributed.sh: $OUT: not an earlier run of this script (no train-false.yaml); not emptying it" >&2
+  exit 2
+fi
 rm -rf "$OUT"
 mkdir -p "$OUT"
 for bn in false true; do

@@ -24,9 +24,9 @@ machine_header "$THREADS threads, $DEVICE"
 for b in $BATCHES; do
   lut="$OUT/lut-$DEVICE-b$b.json"
   start=$(date +%s%N)
-  "$BUILD/nas-benchmark" --build-lut --space $SPACE --threads "$THREADS" --device "$DEVICE" --batch "$b" \
+  "$BUILD/nas-benchmark" --build-lut --space "$SPACE" --threads "$THREADS" --device "$DEVICE" --batch "$b" \
     --model-archs "${MODEL_ARCHS:-100}" --rounds "${ROUNDS:-3}" "${lut_flags[@]}" --out "$lut"
   end=$(date +%s%N)
   echo "{\"what\": \"lut_build\", \"batch\": $b, \"device\": \"$DEVICE\", \"seconds\": $(( (end - start) / 1000000000 ))}"
-  "$BUILD/nas-bench-latency" --lut "$lut" --space $SPACE --archs "${ARCHS:-100}" --threads "$THREADS" --device "$DEVICE" --rounds "${ROUNDS:-3}"
+  "$BUILD/nas-bench-latency" --lut "$lut" --space "$SPACE" --archs "${ARCHS:-100}" --threads "$THREADS" --device "$DEVICE" --rounds "${ROUNDS:-3}"
 done

@@ -7,7 +7,8 @@
 # usage (page cache included), images per second and the ratio to the unlimited run.
 # Needs root (a memory cgroup, v1 or v2). Env: BUILD (build), COPIES (copies of Fashion-MNIST's
 # 10,000 test images: 100 = 1,000,000 images, 748 MiB), LIMIT_MIB (640), THREADS (2), WORK
-# (runs/memory; the data need 1.5 GiB there, and $TMPDIR 750 MiB for the spill file).
+# (runs/memory; the data need 1.5 GiB there, and $TMPDIR 750 MiB for the spill file), DROP_CACHES
+# (1: drop the machine's page cache before each run, so that each starts cold; 0: leave it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -81,7 +82,10 @@ for data in plain packed; do
          --min-time 0 --ci 0 --throughput-batch 256 --threads "$THREADS" --out "$WORK/bench-$data-$limited.json")
     (( limited )) && make_cgroup "nas-memory-bench-$data"
     # Page cache from earlier runs would be charged to whoever touched it first: start cold.
-    sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    if [[ ${DROP_CACHES:-1} == 1 ]]; then
+      sync
+      echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+    fi
     start=$(date +%s.%N)
     if (( limited )); then
       set +e

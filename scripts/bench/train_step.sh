@@ -7,13 +7,14 @@
 #  2. the sandwich step (max + min + 2 random children) against the sum of standalone steps of its
 #     children: max + min + 2 x the middle child (the random children's expected cost).
 # Usage: scripts/bench/train_step.sh [STEPS] (default 40). Env: BUILD (build), THREADS (0: all cores),
-#   BATCH (128, the recipe's: both sides).
+#   BATCH (both sides; default: the recipe's batch_size, and py_reference.py's --batch default).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STEPS=${1:-40}
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-0}
-BATCH=${BATCH:-128}
+batch_cxx=() batch_py=()
+[[ -n ${BATCH:-} ]] && batch_cxx=(--batch-size "$BATCH") && batch_py=(--batch "$BATCH")
 SPACE=configs/spaces/fmnist-mbconv.yaml
 PY=/usr/bin/python3
 $PY -c 'import torch' 2>/dev/null || { echo "train_step: needs Debian's python3-torch (apt-get install python3-torch)" >&2; exit 2; }
@@ -32,12 +33,12 @@ print("%.1f" % (sum(r["images_per_s"] for r in rows) / len(rows)))' "$1"
 cxx() {  # name, extra flags...
   local name=$1; shift
   "$BUILD/nas-train-supernet" --space $SPACE --train "$tmp/train.yaml" --out "$tmp/$name" \
-    --stop-after-steps "$STEPS" --threads "$THREADS" --batch-size "$BATCH" -q "$@" > /dev/null
+    --stop-after-steps "$STEPS" --threads "$THREADS" "${batch_cxx[@]}" -q "$@" > /dev/null
   rate "$tmp/$name/metrics.jsonl"
 }
 threads=$THREADS; [[ $threads == 0 ]] && threads=$(nproc)
-py_max=$($PY scripts/bench/py_reference.py --space $SPACE --arch-level 1 --threads "$threads" --batch "$BATCH" --steps "$STEPS")
-py_sw=$($PY scripts/bench/py_reference.py --space $SPACE --sandwich --threads "$threads" --batch "$BATCH" --steps "$STEPS")
+py_max=$($PY scripts/bench/py_reference.py --space $SPACE --arch-level 1 --threads "$threads" "${batch_py[@]}" --steps "$STEPS")
+py_sw=$($PY scripts/bench/py_reference.py --space $SPACE --sandwich --threads "$threads" "${batch_py[@]}" --steps "$STEPS")
 cxx_max=$(cxx max --arch max)
 cxx_min=$(cxx min --arch min)
 cxx_mid=$(cxx mid --arch "$tmp/mid.json")

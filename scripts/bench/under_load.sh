@@ -7,9 +7,10 @@
 #             thread: the default before issue 18), --threads 1.
 # Prints images/s (the mean over the 10-step metrics windows after the first), each run's ratio to
 # the idle run of the same setting, and each setting's idle figure against --workers 1's.
-# Usage: scripts/bench/under_load.sh. Env: BUILD (build), STEPS (40), SETTINGS (a |-separated list
-# of flag sets; "default" is no flag), LOADS (idle busy light), OUT (runs/bench-under-load: emptied
-# first), TRAIN_FLAGS (more nas-train-supernet flags, e.g. --batch-size 16).
+# Usage: scripts/bench/under_load.sh [OUT] (default runs/bench-under-load; emptied first, and only
+# when it is empty or an earlier run's). Env: BUILD (build), STEPS (40), SETTINGS (a |-separated list
+# of flag sets; "default" is no flag), LOADS (idle busy light), TRAIN_FLAGS (more nas-train-supernet
+# flags, e.g. --batch-size 16).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -18,8 +19,12 @@ SETTINGS=${SETTINGS:-"default|--workers 1|--threads 1"}
 LOADS=${LOADS:-"idle busy light"}
 PY=/usr/bin/python3
 cmake --build "$BUILD" --target nas-train-supernet > /dev/null
-OUT=${OUT:-runs/bench-under-load}
+OUT=${1:-runs/bench-under-load}
 read -r -a train_flags <<< "${TRAIN_FLAGS:-}"
+if [[ -d $OUT && -n $(ls -A "$OUT") && ! -f $OUT/train.yaml ]]; then
+  echo "under_load.sh: $OUT: not an earlier run of this script (no train.yaml); not emptying it" >&2
+  exit 2
+fi
 rm -rf "$OUT"
 mkdir -p "$OUT"
 sed -e "s/^checkpoint_every_steps:.*/checkpoint_every_steps: 100000/" -e "s/^log_every_steps:.*/log_every_steps: 10/" \

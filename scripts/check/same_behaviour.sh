@@ -27,7 +27,8 @@ for fam in ${FAMILIES:-mbconv cell mlp}; do
     "$bin/nas-train-supernet" --space "configs/spaces/fmnist-$fam.yaml" --train "$train" --out "$out/run" \
       --batch-size 32 --stop-after-steps 100 --threads 2 -q > /dev/null
     "$bin/nas-search" --supernet "$out/run/supernet.ckpt" --budget 10 --val-images 300 --calib-images 128 \
-      --strategy evolution --seed 3 --threads 2 -q --out "$out/search.json" 2> /dev/null
+      --strategy evolution --seed 3 --threads 2 -q --out "$out/search.json" 2> "$out/search.err" \
+      || { echo "same_behaviour.sh: $side $fam: nas-search failed: $(tail -n 1 "$out/search.err")" >&2; exit 1; }
   done
   /usr/bin/python3 - "$WORK/old/$fam" "$WORK/new/$fam" "$fam" <<'PY' || status=1
 import json, sys

@@ -4,6 +4,8 @@
 #include <map>
 #include <string>
 
+#include "search/search.h"
+
 namespace nas::test {
 namespace {
 spec::json decisions(int n, int options, bool names) {
@@ -56,6 +58,21 @@ double random_search_mean(const search::Encoding& enc, const Objective& f, const
     mean += drive(*r, enc, f, static_cast<int>(o.budget), seed) / 10;
   }
   return mean;
+}
+
+std::vector<std::string> strategies_not_beating_random(const search::Encoding& enc, const Objective& f, int budget) {
+  search::StrategyOptions o;
+  o.budget = budget;
+  const double random_mean = random_search_mean(enc, f, o);
+  std::vector<std::string> out;
+  for (const auto& name : search::strategy_names()) {
+    if (name == "random" || name == "grid") continue;
+    auto st = name == "bayesian" ? search::make_bayesian(enc, o, 1) : search::make_strategy(name, enc, o);
+    const double best = drive(*st, enc, f, budget, 1);
+    if (!(best > random_mean))
+      out.push_back(name + ": best " + std::to_string(best) + ", random " + std::to_string(random_mean));
+  }
+  return out;
 }
 
 }  // namespace nas::test

@@ -3,6 +3,8 @@
 // random search's bar.
 #include <cstdint>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "search/encoding.h"
 #include "search/strategy.h"
@@ -25,5 +27,9 @@ double drive(search::Strategy& st, const search::Encoding& enc, const Objective&
 
 // Random search's typical best at o.budget, over 10 seeds: the bar the other strategies must clear.
 double random_search_mean(const search::Encoding& enc, const Objective& f, const search::StrategyOptions& o);
+
+// Every strategy but random and grid, driven for `budget` evaluations (seed 1): those whose best
+// does not beat random_search_mean, as "name: best B, random R" (empty: all beat it).
+std::vector<std::string> strategies_not_beating_random(const search::Encoding& enc, const Objective& f, int budget);
 
 }  // namespace nas::test

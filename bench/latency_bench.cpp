@@ -19,9 +19,9 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "eval/lut.h"
+#include "families/sampling.h"
 #include "search/predictor.h"
 #include "supernet/latency_table.h"
-#include "supernet/sampling.h"
 
 using namespace nas;
 
@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
     std::vector<spec::Arch> children;
     std::vector<double> table, model;
     for (int i = 0; i < archs; ++i) {
-      children.push_back(supernet::random_arch(space, rng));
+      children.push_back(families::random_arch(space, rng));
       table.push_back(t.predict_ms(space, children.back(), lut));
       if (!t.model.empty()) model.push_back(t.model_ms(space, children.back(), lut));
     }

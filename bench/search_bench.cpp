@@ -21,17 +21,17 @@
 #include <vector>
 
 #include "app/app_data.h"
-#include "surrogate.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "eval/evaluate.h"
+#include "families/family.h"
+#include "families/sampling.h"
 #include "search/estimators.h"
 #include "search/predictor.h"
 #include "search/search.h"
 #include "spec/search_result.h"
 #include "supernet/checkpoint.h"
-#include "supernet/cost.h"
-#include "supernet/sampling.h"
+#include "surrogate.h"
 
 using namespace nas;
 using bench::emit;
@@ -74,9 +74,9 @@ int main(int argc, char** argv) {
     auto loaded = supernet::load_supernet(ckpt);
     const auto& meta = loaded.meta;
     const spec::SearchSpace& space = meta.space;
-    search::MbconvEncoding enc(space);
+    search::ArchEncoding enc(space);
     search::CostFn cost = [&](const spec::Arch& a) {
-      return supernet::arch_cost(space, a, meta.in_channels, meta.num_classes);
+      return families::arch_cost(space, a, meta.in_channels, meta.num_classes);
     };
 
     // The surrogate: fitted on every evaluated candidate of the given searches.
@@ -185,8 +185,8 @@ int main(int argc, char** argv) {
         if (val.size() >= 10000) break;
         if (!calib.count(i)) val.push_back(i);
       }
-      supernet::Levels mid{0.5, 0.5, 0.5, 0.5, 0.5};
-      spec::Arch a = supernet::arch_at_levels(space, mid);
+      families::Levels mid{0.5, 0.5, 0.5, 0.5, 0.5};
+      spec::Arch a = families::arch_at_levels(space, mid);
       search::InheritedEstimator est(loaded.net, std::shared_ptr<const data::ImageSet>(loaded_data, &d.train), d.calib, val, d.norm, meta.train.calib_batch_size,
                                       eval_batch);
       std::vector<double> secs;
@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
       double t1 = now_seconds();
       eval::evaluate_supernet(loaded.net, d.train, val, d.norm, eval_batch, torch::kCPU);
       double t2 = now_seconds();
-      emit({{"what", "inherited_estimator"}, {"arch", spec::arch_summary(a)}, {"recalibration_s", t1 - t0},
+      emit({{"what", "inherited_estimator"}, {"arch", families::arch_summary(a)}, {"recalibration_s", t1 - t0},
             {"scoring_s", t2 - t1},
             {"mflops", cost(a).mflops()}, {"calib_images", d.calib.size()}, {"images", val.size()},
             {"seconds_median", median(secs)}, {"acc", acc}, {"threads", threads}, {"eval_batch", eval_batch},

@@ -21,14 +21,14 @@
 #include <string>
 #include <vector>
 
-#include "surrogate.h"
 #include "core/log.h"
+#include "families/family.h"
 #include "search/predictor.h"
 #include "search/search.h"
 #include "spec/search_result.h"
 #include "spec/search_space.h"
-#include "supernet/cost.h"
 #include "supernet/latency_table.h"
+#include "surrogate.h"
 
 using namespace nas;
 using bench::emit;
@@ -45,7 +45,7 @@ int usage() {
 
 struct Bench {
   spec::SearchSpace space;
-  search::MbconvEncoding enc;
+  search::ArchEncoding enc;
   search::CostFn cost;
   search::AccuracyPredictor surrogate;
   spec::Constraints bound;
@@ -53,7 +53,7 @@ struct Bench {
 
   Bench(const spec::SearchSpace& s, int in_channels, int classes)
       : space(s), enc(s), surrogate(enc, 5, 1) {
-    cost = [this, in_channels, classes](const spec::Arch& a) { return supernet::arch_cost(space, a, in_channels, classes); };
+    cost = [this, in_channels, classes](const spec::Arch& a) { return families::arch_cost(space, a, in_channels, classes); };
   }
 
   spec::SearchResult run(const std::string& strategy, int64_t budget, uint64_t seed,

@@ -13,7 +13,7 @@ namespace nas::bench {
 
 class SurrogateEstimator : public search::Estimator {
  public:
-  SurrogateEstimator(const search::MbconvEncoding& enc, const search::AccuracyPredictor& p) : enc_(enc), p_(p) {}
+  SurrogateEstimator(const search::ArchEncoding& enc, const search::AccuracyPredictor& p) : enc_(enc), p_(p) {}
   std::string name() const override { return "surrogate"; }
   search::Score score(const spec::Arch& a) override {
     search::Score s;
@@ -22,7 +22,7 @@ class SurrogateEstimator : public search::Estimator {
   }
 
  private:
-  const search::MbconvEncoding& enc_;
+  const search::ArchEncoding& enc_;
   const search::AccuracyPredictor& p_;
 };
 

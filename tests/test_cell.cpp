@@ -13,18 +13,19 @@
 #include "core/rng.h"
 #include "data/idx.h"
 #include "export/onnx_export.h"
+#include "families/cell/cell.h"
+#include "families/family.h"
+#include "families/sampling.h"
 #include "helpers.h"
-#include "search_helpers.h"
 #include "nn/child.h"
 #include "search/darts.h"
 #include "search/encoding.h"
 #include "search/search.h"
 #include "search/strategy.h"
+#include "search_helpers.h"
 #include "spec/arch.h"
 #include "spec/search_result.h"
 #include "spec/search_space.h"
-#include "supernet/cost.h"
-#include "supernet/sampling.h"
 #include "supernet/supernet.h"
 #include "train/trainer.h"
 
@@ -118,22 +119,22 @@ TEST_CASE("the cell notation: round trip, malformed cells and archs outside the 
   auto s = tiny_cell();
   spec::Arch a = cell_arch("tiny-cell", 9, text, "|max_pool_3x3~0|+|sep_conv_5x5~0|none~1|");
   CHECK(a.is_cell());
-  spec::validate_arch(a, s, "a.json");
+  families::validate_arch(a, s, "a.json");
   CHECK(spec::arch_from_json(spec::to_json(a), "again") == a);
-  CHECK(spec::arch_summary(a) == "r9 normal " + text + " reduce |max_pool_3x3~0|+|sep_conv_5x5~0|none~1|");
+  CHECK(families::arch_summary(a) == "r9 normal " + text + " reduce |max_pool_3x3~0|+|sep_conv_5x5~0|none~1|");
   spec::Arch outside = a;
   outside.normal[1] = "conv_7x7";
-  CHECK_THAT(error_of([&] { spec::validate_arch(outside, s, "a.json"); }),
+  CHECK_THAT(error_of([&] { families::validate_arch(outside, s, "a.json"); }),
              Catch::Matchers::Contains("a.json: cell.normal: edge 1: expected one of [none, skip_connect"));
   spec::Arch bigger = cell_arch("tiny-cell", 9, "|a~0|+|b~0|c~1|+|d~0|e~1|f~2|", "|a~0|+|b~0|c~1|+|d~0|e~1|f~2|");
-  CHECK_THAT(error_of([&] { spec::validate_arch(bigger, s, "a.json"); }),
+  CHECK_THAT(error_of([&] { families::validate_arch(bigger, s, "a.json"); }),
              Catch::Matchers::Contains("cell.normal: expected a cell of 2 nodes (3 edges), found 6 edges"));
   CHECK_THAT(error_of([&] { cell_arch("tiny-cell", 9, text, "|a~0|"); }),
              Catch::Matchers::Contains("cell.reduce: expected as many nodes as the normal cell (2), found 1"));
   auto mlp = spec::load_search_space(test::test_data("tiny-mlp.yaml"));
   a.space = "tiny-mlp";
-  CHECK_THAT(error_of([&] { spec::validate_arch(a, mlp, "a.json"); }),
-             Catch::Matchers::Contains("cell: expected the choices of an mlp child, found a cell"));
+  CHECK_THAT(error_of([&] { families::validate_arch(a, mlp, "a.json"); }),
+             Catch::Matchers::Contains("layers: expected the hidden layers of an mlp child, found the choices of family cell"));
 }
 
 TEST_CASE("cell costs by hand, and as the modules count them", "[cell]") {
@@ -141,14 +142,14 @@ TEST_CASE("cell costs by hand, and as the modules count them", "[cell]") {
   // reduction cell (skip_connect: a factorized reduce 4 -> 8, stride 2), a normal cell at 4x4, head.
   auto s = spec::search_space_from_json(space_doc(), "c.yaml");
   spec::Arch a = cell_arch("c", 8, "|nor_conv_3x3~0|", "|skip_connect~0|");
-  auto c = supernet::arch_cost(s, a, 1, 3);
+  auto c = families::arch_cost(s, a, 1, 3);
   const int64_t stem = 8 * 8 * 4 * 9, normal0 = 8 * 8 * 4 * 4 * 9, reduce = 4 * 4 * 4 * 8, normal1 = 4 * 4 * 8 * 8 * 9;
   CHECK(c.macs == stem + normal0 + reduce + normal1 + 8 * 3);
   CHECK(c.params == (36 + 8) + (144 + 8) + (16 + 16 + 16) + (576 + 16) + 16 + (24 + 3));
   nn::ChildNet child(s, a, 1, 3);
   CHECK(numel_of(*child) == c.params);
   // The other ops by hand at 4 channels, 8x8, stride 1.
-  auto op = [](const std::string& name) { return supernet::cell_op_cost(name, 4, 4, 1, 8); };
+  auto op = [](const std::string& name) { return families::cell::op_cost(name, 4, 4, 1, 8); };
   CHECK(op("sep_conv_3x3").macs == 2 * (64 * 4 * 9 + 64 * 4 * 4));
   CHECK(op("sep_conv_3x3").params == 2 * (36 + 16 + 8));
   CHECK(op("dil_conv_5x5").macs == 64 * 4 * 25 + 64 * 16);
@@ -156,15 +157,15 @@ TEST_CASE("cell costs by hand, and as the modules count them", "[cell]") {
   CHECK(op("avg_pool_3x3").macs == 0);
   CHECK(op("skip_connect").params == 0);
   CHECK(op("none").macs == 0);
-  CHECK(supernet::cell_op_cost("max_pool_3x3", 4, 8, 2, 8).params == 32 + 16);  // 1x1 conv to 8 channels, BN
+  CHECK(families::cell::op_cost("max_pool_3x3", 4, 8, 2, 8).params == 32 + 16);  // 1x1 conv to 8 channels, BN
   // Every op of the tiny space, as its modules count them.
   auto t = tiny_cell();
   Rng rng(3);
   for (int i = 0; i < 20; ++i) {
-    spec::Arch r = supernet::random_arch(t, rng);
+    spec::Arch r = families::random_arch(t, rng);
     nn::ChildNet net(t, r, 2, 5);
-    INFO(spec::arch_summary(r));
-    CHECK(numel_of(*net) == supernet::arch_cost(t, r, 2, 5).params);
+    INFO(families::arch_summary(r));
+    CHECK(numel_of(*net) == families::arch_cost(t, r, 2, 5).params);
   }
 }
 
@@ -176,16 +177,16 @@ TEST_CASE("a cell child sliced from the supernet computes what the supernet comp
   // Training-mode passes over random children give every BN its own running statistics.
   net->train();
   for (int i = 0; i < 30; ++i) {
-    net->set_active(supernet::random_arch(s, rng));
+    net->set_active(families::random_arch(s, rng));
     net->forward(torch::randn({8, 2, 9, 9}));
   }
   net->eval();
   torch::Tensor x = torch::randn({4, 2, 9, 9});
-  std::vector<spec::Arch> archs = {supernet::max_arch(s), supernet::min_arch(s), supernet::cheapest_arch(s)};
-  for (int i = 0; i < 12; ++i) archs.push_back(supernet::random_arch(s, rng));
+  std::vector<spec::Arch> archs = {families::max_arch(s), families::min_arch(s), families::cheapest_arch(s)};
+  for (int i = 0; i < 12; ++i) archs.push_back(families::random_arch(s, rng));
   std::set<std::string> ops_seen;
   for (const auto& a : archs) {
-    INFO(spec::arch_summary(a));
+    INFO(families::arch_summary(a));
     for (const auto& o : a.normal) ops_seen.insert(o);
     net->set_active(a);
     torch::NoGradGuard g;
@@ -198,7 +199,7 @@ TEST_CASE("a cell child sliced from the supernet computes what the supernet comp
   }
   CHECK(ops_seen.size() >= 8);  // most ops were compared
   // Changing an op changes the function: the slice is not vacuous.
-  spec::Arch a = supernet::max_arch(s), b = a;
+  spec::Arch a = families::max_arch(s), b = a;
   b.normal[0] = "sep_conv_3x3";
   torch::NoGradGuard g;
   CHECK_FALSE(torch::allclose(net->slice(a)->forward(x), net->slice(b)->forward(x)));
@@ -244,15 +245,15 @@ TEST_CASE("single-path (SPOS) steps leave the ops no child sampled untouched", "
 
 TEST_CASE("cell sampling: the sandwich's ends, uniform ops, mutations, the encoding", "[cell]") {
   auto s = tiny_cell();
-  auto max = supernet::max_arch(s), min = supernet::min_arch(s), cheap = supernet::cheapest_arch(s);
-  const int64_t max_macs = supernet::arch_cost(s, max, 1, 10).macs;
+  auto max = families::max_arch(s), min = families::min_arch(s), cheap = families::cheapest_arch(s);
+  const int64_t max_macs = families::arch_cost(s, max, 1, 10).macs;
   CHECK(max.normal == std::vector<std::string>(3, "nor_conv_5x5"));  // the most MACs on every edge
   for (const auto& o : min.normal) CHECK(o != "none");
   CHECK(cheap.normal == std::vector<std::string>(3, "none"));
-  CHECK(supernet::arch_cost(s, cheap, 1, 10).macs <= supernet::arch_cost(s, min, 1, 10).macs);
+  CHECK(families::arch_cost(s, cheap, 1, 10).macs <= families::arch_cost(s, min, 1, 10).macs);
   Rng rng(11);
   std::set<std::string> seen;
-  search::MbconvEncoding enc(s);
+  search::ArchEncoding enc(s);
   CHECK(enc.size() == 1 + 2 * 3);
   CHECK(enc.family() == "cell");
   for (size_t i = 1; i < enc.size(); ++i) {
@@ -261,13 +262,13 @@ TEST_CASE("cell sampling: the sandwich's ends, uniform ops, mutations, the encod
   }
   CHECK(enc.decisions()[3].name == "normal.node2.edge1");
   for (int i = 0; i < 200; ++i) {
-    auto r = supernet::random_arch(s, rng);
+    auto r = families::random_arch(s, rng);
     for (const auto& o : r.reduce) seen.insert(o);
-    spec::validate_arch(r, s, "random");
-    CHECK(supernet::arch_cost(s, r, 1, 10).macs <= max_macs);
-    auto m = supernet::mutate_arch(r, s, rng, 0.2);
+    families::validate_arch(r, s, "random");
+    CHECK(families::arch_cost(s, r, 1, 10).macs <= max_macs);
+    auto m = families::mutate_arch(r, s, rng, 0.2);
     CHECK(m != r);
-    spec::validate_arch(m, s, "mutated");
+    families::validate_arch(m, s, "mutated");
     CHECK(enc.decode(enc.encode(r)) == r);
   }
   CHECK(seen.size() == s.ops.size());  // every op, none included, is sampled
@@ -346,7 +347,7 @@ TEST_CASE("DARTS: softmax weights sum to 1, gradients reach the architecture wei
 
 TEST_CASE("DARTS derivation: strongest non-none op per edge first, then the next most likely cells", "[cell]") {
   auto s = tiny_cell();
-  search::MbconvEncoding enc(s);
+  search::ArchEncoding enc(s);
   auto logits = torch::zeros({3, 11});
   logits[0][0] = 5;    // none strongest on edge 0: skipped, as DARTS derives
   logits[0][3] = 2;    // nor_conv_3x3
@@ -516,7 +517,7 @@ TEST_CASE("DARTS refuses spaces without cells", "[cell]") {
   supernet::Supernet net(mlp, 1, 3);
   CHECK_THAT(error_of([&] { search::DartsRelaxation(net, search::DartsOptions{}); }),
              Catch::Matchers::Contains("space \"tiny-mlp\" is family mlp; DARTS needs a cell space"));
-  search::MbconvEncoding enc(mlp);
+  search::ArchEncoding enc(mlp);
   CHECK_THAT(error_of([&] { search::make_strategy("darts", enc, search::StrategyOptions{}); }),
              Catch::Matchers::Contains("--strategy darts: runs on a cell space's supernet"));
   CHECK_THAT(error_of([&] { net->forward_mixed(torch::zeros({1, 1, 4, 4}), torch::zeros({1, 1}), torch::zeros({1, 1})); }),
@@ -538,7 +539,7 @@ TEST_CASE("DARTS refuses spaces without cells", "[cell]") {
 
 TEST_CASE("every strategy finds a cell space's ops better than random search", "[cell]") {
   auto s = spec::load_search_space(test::src("configs/spaces/fmnist-cell.yaml"));
-  search::MbconvEncoding enc(s);
+  search::ArchEncoding enc(s);
   // Best: sep_conv_3x3 on every normal edge, nor_conv_1x1 on every reduction edge (neither first
   // nor last of the op list, nor at either end of the cost ranking).
   auto f = [&](const search::Genotype& g) {

@@ -10,11 +10,11 @@
 #include "core/rng.h"
 #include "data/idx.h"
 #include "eval/evaluate.h"
+#include "families/sampling.h"
 #include "helpers.h"
 #include "nn/precision.h"
 #include "spec/bench_result.h"
 #include "spec/search_space.h"
-#include "supernet/sampling.h"
 #include "supernet/supernet.h"
 #include "supernet_helpers.h"
 #include "train/trainer.h"
@@ -33,7 +33,7 @@ TEST_CASE("CUDA: supernet and sandwich step run on the GPU and agree with the CP
   test::randomize_bn(net);
   net->eval();
   Rng rng(5);
-  auto a = supernet::random_arch(space, rng);
+  auto a = families::random_arch(space, rng);
   net->set_active(a);
   torch::Tensor x = torch::randn({8, 1, a.resolution, a.resolution});
   torch::Tensor cpu;

@@ -9,14 +9,14 @@
 #include "eval/benchmark.h"
 #include "eval/memory.h"
 #include "export/onnx_export.h"
-#include "nn/child.h"
-#include "supernet/cost.h"
+#include "families/family.h"
+#include "families/sampling.h"
 #include "helpers.h"
+#include "nn/child.h"
 #include "spec/bench_result.h"
 #include "spec/search_result.h"
 #include "spec/search_space.h"
 #include "supernet/latency_table.h"
-#include "supernet/sampling.h"
 
 using namespace nas;
 using nlohmann::json;
@@ -70,30 +70,30 @@ TEST_CASE("ONNX export: ONNX Runtime agrees with LibTorch on 10 mbconv, 5 mlp an
   if (!node) WARN("ONNX Runtime check skipped: needs node and onnxruntime-node (scripts/setup.sh)");
   const bool py_onnx = test::run_cmd("/usr/bin/python3 -c 'import onnx'").code == 0;
   Rng rng(12);
-  std::vector<std::pair<spec::SearchSpace, spec::Arch>> children = {{s, supernet::max_arch(s)}, {s, supernet::min_arch(s)}};
-  for (int i = 0; i < 8; ++i) children.push_back({s, supernet::random_arch(s, rng)});
+  std::vector<std::pair<spec::SearchSpace, spec::Arch>> children = {{s, families::max_arch(s)}, {s, families::min_arch(s)}};
+  for (int i = 0; i < 8; ++i) children.push_back({s, families::random_arch(s, rng)});
   // The mlp family too (issue 6): its max and min, and one child with each other activation.
   auto mlp = spec::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
-  children.push_back({mlp, supernet::max_arch(mlp)});
-  children.push_back({mlp, supernet::min_arch(mlp)});
+  children.push_back({mlp, families::max_arch(mlp)});
+  children.push_back({mlp, families::min_arch(mlp)});
   for (const char* act : {"gelu", "swish", "tanh"}) {
-    spec::Arch a = supernet::random_arch(mlp, rng);
+    spec::Arch a = families::random_arch(mlp, rng);
     a.layers[0].act = act;
     children.push_back({mlp, a});
   }
   // The cell family too: every op on every edge of both cells (none: zero nodes), and mixed cells.
   auto cell = spec::load_search_space(test::test_data("tiny-cell.yaml"));
   for (const auto& op : cell.ops) {
-    spec::Arch a = supernet::max_arch(cell);
+    spec::Arch a = families::max_arch(cell);
     a.normal.assign(a.normal.size(), op);
     a.reduce.assign(a.reduce.size(), op);
     children.push_back({cell, a});
   }
-  for (int i = 0; i < 3; ++i) children.push_back({cell, supernet::random_arch(cell, rng)});
+  for (int i = 0; i < 3; ++i) children.push_back({cell, families::random_arch(cell, rng)});
   torch::manual_seed(12);
   for (size_t i = 0; i < children.size(); ++i) {
     const auto& a = children[i].second;
-    INFO(spec::arch_summary(a));
+    INFO(families::arch_summary(a));
     nn::ChildNet net(children[i].first, a, 1, 10);
     {
       // BN statistics far from the identity, so that folding them matters.

@@ -4,11 +4,11 @@
 
 #include "catch.h"
 #include "core/error.h"
+#include "families/sampling.h"
 #include "helpers.h"
 #include "spec/search_space.h"
 #include "spec/train_spec.h"
 #include "supernet/checkpoint.h"
-#include "supernet/sampling.h"
 #include "train/trainer.h"
 
 using namespace nas;
@@ -25,7 +25,7 @@ struct Finetune {
   }();
   spec::Arch arch = [this] {
     Rng rng(3);
-    return supernet::random_arch(space, rng);
+    return families::random_arch(space, rng);
   }();
   std::string supernet_dir = test::temp_dir("ft-supernet");
 
@@ -85,7 +85,7 @@ TEST_CASE("fine-tune: --init-from starts the child from the supernet's weights a
   other.head_width = {64};
   train::TrainOptions o;
   o.out_dir = test::temp_dir("ft-other");
-  o.fixed_arch = supernet::min_arch(other);
+  o.fixed_arch = families::min_arch(other);
   o.init_from = f.supernet_ckpt();
   CHECK_THAT(test::error_of([&] { train::train_supernet(other, f.recipe, o); }),
              Catch::Matchers::Contains(f.supernet_ckpt()) && Catch::Matchers::Contains("search space"));

@@ -4,11 +4,11 @@
 #include "catch.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "families/family.h"
+#include "families/sampling.h"
 #include "helpers.h"
 #include "search/hyperband.h"
 #include "spec/search_space.h"
-#include "supernet/cost.h"
-#include "supernet/sampling.h"
 
 using namespace nas;
 
@@ -21,7 +21,7 @@ struct Epochs : search::Estimator {
   search::Score score(const spec::Arch& a) override { return score_at(a, 9); }
   search::Score score_at(const spec::Arch& a, int epochs) override {
     ++calls[epochs];
-    const double m = supernet::arch_cost(s_, a, 1, 10).mflops();
+    const double m = families::arch_cost(s_, a, 1, 10).mflops();
     search::Score s;
     s.acc = (1.0 - 1.0 / (1.0 + m)) * (1.0 - 1.0 / (1.0 + epochs));
     return s;
@@ -63,8 +63,8 @@ TEST_CASE("hyperband's brackets: many short trainings to a few long ones", "[hyp
 
 TEST_CASE("hyperband promotes the best of each rung, and only the top fidelity makes the front", "[hyperband]") {
   auto s = spec::load_search_space(test::test_data("tiny-space.yaml"));
-  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
-  search::MbconvEncoding enc(s);
+  search::CostFn cost = [&](const spec::Arch& a) { return families::arch_cost(s, a, 1, 10); };
+  search::ArchEncoding enc(s);
   Epochs est(s);
   auto r = search::run_hyperband(enc, cost, est, hyperband_options(22));  // one iteration: 13 + 6 + 3
   REQUIRE(r.candidates.size() == 22);
@@ -122,7 +122,7 @@ TEST_CASE("hyperband promotes the best of each rung, and only the top fidelity m
   // Bounds that only the smallest children meet: the few found are trained, and the search ends
   // (an iteration that trains nothing new stops it) instead of drawing forever.
   auto tight = hyperband_options(1000);
-  tight.constraints.max_mflops = supernet::arch_cost(s, supernet::min_arch(s), 1, 10).mflops() * 1.001;
+  tight.constraints.max_mflops = families::arch_cost(s, families::min_arch(s), 1, 10).mflops() * 1.001;
   Epochs few(s);
   auto small = search::run_hyperband(enc, cost, few, tight);
   CHECK(small.candidates.size() < 1000);

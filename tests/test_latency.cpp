@@ -9,14 +9,14 @@
 #include "eval/benchmark.h"
 #include "eval/memory.h"
 #include "export/onnx_export.h"
-#include "nn/child.h"
-#include "supernet/cost.h"
+#include "families/family.h"
+#include "families/sampling.h"
 #include "helpers.h"
+#include "nn/child.h"
 #include "spec/bench_result.h"
 #include "spec/search_result.h"
 #include "spec/search_space.h"
 #include "supernet/latency_table.h"
-#include "supernet/sampling.h"
 
 using namespace nas;
 using nlohmann::json;
@@ -67,8 +67,8 @@ TEST_CASE("table enumeration covers every operator of 100 random archs, with no 
     std::set<std::string> keys;
     for (const auto& op : supernet::space_ops(s, 1, 10)) CHECK(keys.insert(op.key()).second);  // distinct
     Rng rng(5);
-    std::vector<spec::Arch> archs = {supernet::max_arch(s), supernet::min_arch(s)};
-    for (int i = 0; i < 100; ++i) archs.push_back(supernet::random_arch(s, rng));
+    std::vector<spec::Arch> archs = {families::max_arch(s), families::min_arch(s)};
+    for (int i = 0; i < 100; ++i) archs.push_back(families::random_arch(s, rng));
     std::set<std::string> used;
     for (const auto& a : archs)
       for (const auto& op : supernet::arch_ops(s, a, 1, 10)) {
@@ -78,7 +78,7 @@ TEST_CASE("table enumeration covers every operator of 100 random archs, with no 
       }
     // And nothing the space cannot produce: 2000 more random children reach every entry.
     for (int i = 0; i < 2000; ++i)
-      for (const auto& op : supernet::arch_ops(s, supernet::random_arch(s, rng), 1, 10)) used.insert(op.key());
+      for (const auto& op : supernet::arch_ops(s, families::random_arch(s, rng), 1, 10)) used.insert(op.key());
     CHECK(used.size() == keys.size());
   }
 }
@@ -96,25 +96,25 @@ TEST_CASE("a synthetic table predicts the hand sum; bad tables give clear errors
     t.ops[op.key()] = {op.kind == "stem" ? 10.0 : op.kind == "head" ? 100.0 : 1.0, 2.0, 10, false};
   t.overhead_ms = 0.5;
   // min: a stem, one block in each of the 3 stages, a head; max: 2 blocks per stage.
-  CHECK(t.predict_ms(s, supernet::min_arch(s)) == 10 + 3 * 1 + 100 + 0.5);
-  CHECK(t.predict_ms(s, supernet::max_arch(s)) == 10 + 6 * 1 + 100 + 0.5);
+  CHECK(t.predict_ms(s, families::min_arch(s)) == 10 + 3 * 1 + 100 + 0.5);
+  CHECK(t.predict_ms(s, families::max_arch(s)) == 10 + 6 * 1 + 100 + 0.5);
   // Through JSON.
   auto back = supernet::latency_table_from_json(supernet::to_json(t), "lut.json");
-  CHECK(back.predict_ms(s, supernet::max_arch(s)) == 116.5);
+  CHECK(back.predict_ms(s, families::max_arch(s)) == 116.5);
   CHECK(supernet::to_json(back) == supernet::to_json(t));
   // The learned model: exact on data made by a linear rule of its features.
   std::vector<std::vector<double>> x;
   std::vector<double> y;
   Rng rng(3);
   for (int i = 0; i < 40; ++i) {
-    auto a = supernet::random_arch(s, rng);
+    auto a = families::random_arch(s, rng);
     auto f = supernet::latency_features(t, s, a, "t");
     x.push_back(f);
     y.push_back(1.5 * f[0] + 0.02 * f[f.size() - 2] + 0.3);
   }
   t.model = supernet::fit_latency_model(supernet::latency_feature_names(s), x, y);
   CHECK(t.model.fit_mape < 0.01);
-  auto a = supernet::random_arch(s, rng);
+  auto a = families::random_arch(s, rng);
   auto f = supernet::latency_features(t, s, a, "t");
   CHECK(t.model_ms(s, a) == Approx(1.5 * f[0] + 0.02 * f[f.size() - 2] + 0.3).epsilon(0.01));
   // Two children measured in a slow spell (3x): the fit minimizes absolute relative errors, so
@@ -131,8 +131,8 @@ TEST_CASE("a synthetic table predicts the hand sum; bad tables give clear errors
   CHECK_THAT(error_of([&] { supernet::check_table_for(t, s, 3, 10, "lut.json"); }),
              Catch::Matchers::Contains("input_channels, classes: expected 3 and 10"));
   // A missing operator.
-  t.ops.erase(supernet::arch_ops(s, supernet::max_arch(s), 1, 10)[2].key());
-  CHECK_THAT(error_of([&] { t.predict_ms(s, supernet::max_arch(s), "lut.json"); }),
+  t.ops.erase(supernet::arch_ops(s, families::max_arch(s), 1, 10)[2].key());
+  CHECK_THAT(error_of([&] { t.predict_ms(s, families::max_arch(s), "lut.json"); }),
              Catch::Matchers::Contains("lut.json: ops: expected an entry for operator block/"));
   // Corrupted files.
   std::string d = test::temp_dir("lut");
@@ -208,10 +208,10 @@ TEST_CASE("nas-benchmark --build-lut and nas-search --latency-table", "[latency]
 #if defined(__GLIBC__)
   if (!test::kSanitized) CHECK(t.context.allocator == "glibc-tuned");  // (AddressSanitizer's allocator ignores mallopt)
 #endif
-  CHECK(t.predict_ms(s, supernet::max_arch(s)) > t.predict_ms(s, supernet::min_arch(s)));
+  CHECK(t.predict_ms(s, families::max_arch(s)) > t.predict_ms(s, families::min_arch(s)));
   // A search bounded by the table's predictions: every feasible candidate's recorded latency is
   // the table's, and within the bound.
-  const double bound = 0.5 * (t.predict_ms(s, supernet::max_arch(s)) + t.predict_ms(s, supernet::min_arch(s)));
+  const double bound = 0.5 * (t.predict_ms(s, families::max_arch(s)) + t.predict_ms(s, families::min_arch(s)));
   test::spit(d + "/eval.sh", "echo '{\"accuracy\": 0.5}'\n");
   const std::vector<std::string> search = {"--space",          test::test_data("tiny-space.yaml"),
                                            "--evaluator",      "sh " + d + "/eval.sh",
@@ -263,17 +263,17 @@ TEST_CASE("nas-benchmark --build-lut and nas-search --latency-table", "[latency]
 TEST_CASE("analytic peak activation memory agrees with the measured peak of an inference", "[latency]") {
   auto s = fmnist();
   Rng rng(8);
-  std::vector<spec::Arch> archs = {supernet::max_arch(s), supernet::min_arch(s)};
-  for (int i = 0; i < 10; ++i) archs.push_back(supernet::random_arch(s, rng));
+  std::vector<spec::Arch> archs = {families::max_arch(s), families::min_arch(s)};
+  for (int i = 0; i < 10; ++i) archs.push_back(families::random_arch(s, rng));
   torch::NoGradGuard g;
   for (const auto& a : archs) {
-    INFO(spec::arch_summary(a));
+    INFO(families::arch_summary(a));
     nn::ChildNet net(s, a, 1, 10);
     net->eval();
     torch::Tensor x = torch::randn({1, 1, a.resolution, a.resolution});
     net->forward(x);  // first-call allocations (weight reorders) out of the way
     auto m = eval::measure_peak_memory([&] { net->forward(x); });
-    const double analytic = 4.0 * static_cast<double>(supernet::arch_cost(s, a, 1, 10).peak_activations);
+    const double analytic = 4.0 * static_cast<double>(families::arch_cost(s, a, 1, 10).peak_activations);
     INFO("measured " << m.peak_bytes << " analytic " << analytic);
     CHECK(m.allocations > 10);
     // Measured 0.993-0.998x the model on these (2026-11-28, LibTorch 1.13); kernels' own scratch

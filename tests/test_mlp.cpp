@@ -12,15 +12,15 @@
 #include "data/idx.h"
 #include "eval/memory.h"
 #include "export/onnx_export.h"
+#include "families/family.h"
+#include "families/sampling.h"
 #include "helpers.h"
 #include "nn/child.h"
 #include "search/encoding.h"
 #include "spec/arch.h"
 #include "spec/search_result.h"
 #include "spec/search_space.h"
-#include "supernet/cost.h"
 #include "supernet/latency_table.h"
-#include "supernet/sampling.h"
 #include "supernet/supernet.h"
 
 using namespace nas;
@@ -64,37 +64,37 @@ TEST_CASE("mlp spaces: one layer spec serves every layer; bad specs name the fie
 
 TEST_CASE("mlp archs: JSON round trip, membership errors, sampling stays in the space", "[mlp]") {
   auto s = tiny_mlp();
-  spec::Arch a = supernet::max_arch(s);
+  spec::Arch a = families::max_arch(s);
   REQUIRE(a.layers.size() == 2);
   CHECK(a.layers[0].width == 8);
   CHECK(a.layers[0].act == "relu");  // the first listed
   CHECK(a.layers[1].act == "tanh");
-  CHECK(supernet::min_arch(s).layers.size() == 1);
+  CHECK(families::min_arch(s).layers.size() == 1);
   CHECK(spec::arch_from_json(spec::to_json(a), "a.json") == a);
-  CHECK(spec::arch_summary(a) == "r4 [8 relu, 4 tanh]");
+  CHECK(families::arch_summary(a) == "r4 [8 relu, 4 tanh]");
   spec::Arch b = a;
   b.layers[1].act = "relu";
-  CHECK_THAT(error_of([&] { spec::validate_arch(b, s, "b.json"); }),
+  CHECK_THAT(error_of([&] { families::validate_arch(b, s, "b.json"); }),
              Catch::Matchers::Contains("b.json: layers[1].act: expected one of [tanh, swish] (outside the search space), found \"relu\""));
   b = a;
   b.layers[0].width = 7;
-  CHECK_THAT(error_of([&] { spec::validate_arch(b, s, "b.json"); }),
+  CHECK_THAT(error_of([&] { families::validate_arch(b, s, "b.json"); }),
              Catch::Matchers::Contains("b.json: layers[0].width: expected one of [6, 8]"));
   b.layers = {a.layers[0], a.layers[1], a.layers[1]};
-  CHECK_THAT(error_of([&] { spec::validate_arch(b, s, "b.json"); }), Catch::Matchers::Contains("b.json: depth: expected one of [1, 2]"));
+  CHECK_THAT(error_of([&] { families::validate_arch(b, s, "b.json"); }), Catch::Matchers::Contains("b.json: depth: expected one of [1, 2]"));
   // An mbconv child is not an mlp child.
   auto mb = spec::load_search_space(test::test_data("tiny-space.yaml"));
-  spec::Arch m = supernet::max_arch(mb);
+  spec::Arch m = families::max_arch(mb);
   m.space = s.name;
-  CHECK_THAT(error_of([&] { spec::validate_arch(m, s, "m.json"); }), Catch::Matchers::Contains("m.json: layers: expected the hidden layers"));
+  CHECK_THAT(error_of([&] { families::validate_arch(m, s, "m.json"); }), Catch::Matchers::Contains("m.json: layers: expected the hidden layers"));
   Rng rng(5);
   std::set<std::string> seen;
   for (int i = 0; i < 200; ++i) {
-    spec::Arch r = supernet::random_arch(s, rng);
-    spec::validate_arch(r, s, "random");
+    spec::Arch r = families::random_arch(s, rng);
+    families::validate_arch(r, s, "random");
     seen.insert(spec::arch_hash(r));
-    spec::Arch mu = supernet::mutate_arch(r, s, rng, 0.3);
-    spec::validate_arch(mu, s, "mutated");
+    spec::Arch mu = families::mutate_arch(r, s, rng, 0.3);
+    families::validate_arch(mu, s, "mutated");
     CHECK(mu != r);
   }
   // 2 x 2 one-layer children and (2 x 2) x (2 x 2) two-layer ones.
@@ -108,7 +108,7 @@ TEST_CASE("mlp costs by hand, and as the modules count them", "[mlp]") {
   a.resolution = 4;
   a.layers = {{8, "relu"}, {4, "swish"}};
   // 2 channels of 4x4: 32 inputs. Linear 32x8 (no bias), BN 8, Linear 8x4, BN 4, classifier 4x3 + 3.
-  auto c = supernet::arch_cost(s, a, 2, 3);
+  auto c = families::arch_cost(s, a, 2, 3);
   CHECK(c.macs == 32 * 8 + 8 * 4 + 4 * 3);
   CHECK(c.params == 32 * 8 + 2 * 8 + 8 * 4 + 2 * 4 + 4 * 3 + 3);
   // Peak: the input (32) held throughout; the worst point is BN of layer 0 (8 in, 8 out, and its
@@ -123,14 +123,14 @@ TEST_CASE("mlp costs by hand, and as the modules count them", "[mlp]") {
   Rng rng(3);
   torch::NoGradGuard g;
   for (int i = 0; i < 4; ++i) {
-    spec::Arch r = i == 0 ? supernet::max_arch(f) : supernet::random_arch(f, rng);
-    INFO(spec::arch_summary(r));
+    spec::Arch r = i == 0 ? families::max_arch(f) : families::random_arch(f, rng);
+    INFO(families::arch_summary(r));
     nn::ChildNet child(f, r, 1, 10);
     child->eval();
     torch::Tensor x = torch::randn({1, 1, 28, 28});
     child->forward(x);
     auto m = eval::measure_peak_memory([&] { child->forward(x); });
-    const double analytic = 4.0 * static_cast<double>(supernet::arch_cost(f, r, 1, 10).peak_activations);
+    const double analytic = 4.0 * static_cast<double>(families::arch_cost(f, r, 1, 10).peak_activations);
     // The input exists before the measurement starts and the flattening is a view: add it.
     const double measured = static_cast<double>(m.peak_bytes) + 4.0 * static_cast<double>(x.numel());
     INFO("measured " << measured << " analytic " << analytic);
@@ -158,8 +158,8 @@ TEST_CASE("an mlp child sliced from the supernet computes what the supernet comp
   torch::Tensor x = torch::randn({5, 2, 4, 4});
   std::set<std::string> outputs;
   for (int i = 0; i < 12; ++i) {
-    spec::Arch a = i == 0 ? supernet::max_arch(s) : i == 1 ? supernet::min_arch(s) : supernet::random_arch(s, rng);
-    INFO(spec::arch_summary(a));
+    spec::Arch a = i == 0 ? families::max_arch(s) : i == 1 ? families::min_arch(s) : families::random_arch(s, rng);
+    INFO(families::arch_summary(a));
     net->set_active(a);
     torch::NoGradGuard g;
     torch::Tensor want = net->forward(x);
@@ -177,7 +177,7 @@ TEST_CASE("an mlp child sliced from the supernet computes what the supernet comp
              Catch::Matchers::Contains("batch_size: BatchNorm needs more than 1 value per channel when training"));
   // Gradients reach the shared weights through every active slice only.
   net->train();
-  spec::Arch small = supernet::min_arch(s);
+  spec::Arch small = families::min_arch(s);
   small.layers[0].width = 6;
   net->set_active(small);
   net->zero_grad();
@@ -191,7 +191,7 @@ TEST_CASE("an mlp child sliced from the supernet computes what the supernet comp
 
 TEST_CASE("the shared decision encoding covers mlp spaces", "[mlp]") {
   auto s = tiny_mlp();
-  search::MbconvEncoding enc(s);
+  search::ArchEncoding enc(s);
   CHECK(enc.family() == "mlp");
   // resolution, depth, and width + act for each of the 2 layer slots.
   REQUIRE(enc.size() == 6);
@@ -202,7 +202,7 @@ TEST_CASE("the shared decision encoding covers mlp spaces", "[mlp]") {
   for (int i = 0; i < 300; ++i) {
     search::Genotype g = enc.random(rng);
     spec::Arch a = enc.decode(g);
-    spec::validate_arch(a, s, "decoded");
+    families::validate_arch(a, s, "decoded");
     CHECK(enc.encode(a) == g);
     CHECK(enc.from_json(enc.to_json(g), "j") == g);
     CHECK(enc.key(g) == spec::arch_hash(a));
@@ -215,8 +215,8 @@ TEST_CASE("the shared decision encoding covers mlp spaces", "[mlp]") {
   CHECK_FALSE(enc.decisions()[3].ordered);
   CHECK(enc.decisions()[2].ordered);  // layer0.width
   auto f = spec::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
-  search::MbconvEncoding fe(f);
-  search::Genotype g = fe.encode(supernet::max_arch(f));  // relu everywhere
+  search::ArchEncoding fe(f);
+  search::Genotype g = fe.encode(families::max_arch(f));  // relu everywhere
   std::set<std::string> acts;
   for (const auto& n : fe.neighbours(g)) acts.insert(fe.decode(n).layers[0].act);
   CHECK(acts == std::set<std::string>{"relu", "gelu", "swish", "tanh"});  // relu: other decisions moved

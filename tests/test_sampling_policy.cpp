@@ -8,11 +8,11 @@
 #include "core/error.h"
 #include "data/idx.h"
 #include "data/loader.h"
+#include "families/sampling.h"
 #include "helpers.h"
 #include "nn/elastic.h"
 #include "spec/search_space.h"
 #include "spec/train_spec.h"
-#include "supernet/sampling.h"
 #include "train/sampling_policy.h"
 #include "train/trainer.h"
 
@@ -28,8 +28,8 @@ std::vector<int> macs_histogram(const supernet::Supernet& net, const std::string
   spec::TrainSpec t;
   t.child_policy = policy;
   t.flops_bins = bins;
-  const double low = static_cast<double>(net->cost(supernet::min_arch(net->space())).macs);
-  const double high = static_cast<double>(net->cost(supernet::max_arch(net->space())).macs);
+  const double low = static_cast<double>(net->cost(families::min_arch(net->space())).macs);
+  const double high = static_cast<double>(net->cost(families::max_arch(net->space())).macs);
   std::vector<int> histogram(static_cast<size_t>(bins), 0);
   Rng rng(7);
   for (int i = 0; i < kDraws; ++i) {
@@ -71,7 +71,7 @@ TEST_CASE("sampling policies: flops-stratified fills every FLOPs bin; uniform cr
   // random_arch's draws pinned: uniform runs draw the children they drew before the policies (the
   // histogram below came out the same before and after draw_arch replaced its body).
   Rng golden(42);
-  CHECK(spec::arch_hash(supernet::random_arch(net->space(), golden)) == "3958a1e6d1311d84");
+  CHECK(spec::arch_hash(families::random_arch(net->space(), golden)) == "3958a1e6d1311d84");
   const auto uniform = macs_histogram(net, "uniform", bins);
   const auto stratified = macs_histogram(net, "flops-stratified", bins);
   INFO("uniform: " << show(uniform) << "; flops-stratified: " << show(stratified));
@@ -106,7 +106,7 @@ TEST_CASE("sampling policies: best- and worst-pareto keep the lowest and highest
   Rng rng(5), replay(5);
   const spec::Arch kept = train::policy_child(net, t, rng, second_lowest_last);
   REQUIRE(seen.size() == 4);
-  for (const auto& a : seen) CHECK(a == supernet::random_arch(net->space(), replay));
+  for (const auto& a : seen) CHECK(a == families::random_arch(net->space(), replay));
   CHECK(kept == seen[1]);
   t.child_policy = "worst-pareto";
   Rng rng2(5);
@@ -133,7 +133,7 @@ TEST_CASE("sampling policies: candidates ranked by their batch loss, BN running 
   auto batch = data::make_batch(set, data::iota_indices(set.n, 32), o, 0);
   std::vector<torch::Tensor> buffers_before;
   for (const auto& b : net->buffers()) buffers_before.push_back(b.clone());
-  const std::vector<spec::Arch> candidates{supernet::max_arch(space), supernet::min_arch(space)};
+  const std::vector<spec::Arch> candidates{families::max_arch(space), families::min_arch(space)};
   const auto loss = train::batch_losses(net, batch.x, batch.y)(candidates);
   for (size_t i = 0; i < net->buffers().size(); ++i) CHECK(torch::equal(net->buffers()[i], buffers_before[i]));
   // Each equals the cross-entropy of a training-mode forward pass of that child.

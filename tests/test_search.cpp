@@ -7,17 +7,17 @@
 #include "catch.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "families/family.h"
+#include "families/sampling.h"
 #include "helpers.h"
-#include "search_helpers.h"
 #include "search/encoding.h"
 #include "search/external.h"
 #include "search/predictor.h"
 #include "search/search.h"
 #include "search/strategy.h"
+#include "search_helpers.h"
 #include "spec/document.h"
 #include "spec/search_space.h"
-#include "supernet/cost.h"
-#include "supernet/sampling.h"
 
 using namespace nas;
 
@@ -30,7 +30,7 @@ class FakeEstimator : public search::Estimator {
   std::string name() const override { return "fake"; }
   search::Score score(const spec::Arch& a) override {
     ++calls;
-    double m = supernet::arch_cost(s_, a, 1, 10).mflops();
+    double m = families::arch_cost(s_, a, 1, 10).mflops();
     return {1.0 - 1.0 / (1.0 + m), 1.0 / (1.0 + m), "", ""};
   }
   int calls = 0;
@@ -44,9 +44,9 @@ spec::SearchSpace space() { return spec::load_search_space(test::src("configs/sp
 
 TEST_CASE("strategies respect constraints, budget and cache, and are deterministic", "[search]") {
   auto s = space();
-  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
-  double max_mf = supernet::arch_cost(s, supernet::max_arch(s), 1, 10).mflops();
-  double min_mf = supernet::arch_cost(s, supernet::min_arch(s), 1, 10).mflops();
+  search::CostFn cost = [&](const spec::Arch& a) { return families::arch_cost(s, a, 1, 10); };
+  double max_mf = families::arch_cost(s, families::max_arch(s), 1, 10).mflops();
+  double min_mf = families::arch_cost(s, families::min_arch(s), 1, 10).mflops();
   double bound = min_mf + 0.3 * (max_mf - min_mf);
   for (const std::string& strategy : search::strategy_names()) {
     INFO(strategy);
@@ -91,9 +91,9 @@ TEST_CASE("strategies respect constraints, budget and cache, and are determinist
 
 TEST_CASE("coarse-to-fine gets close to the bound on a monotone objective", "[search]") {
   auto s = space();
-  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
-  double max_mf = supernet::arch_cost(s, supernet::max_arch(s), 1, 10).mflops();
-  double min_mf = supernet::arch_cost(s, supernet::min_arch(s), 1, 10).mflops();
+  search::CostFn cost = [&](const spec::Arch& a) { return families::arch_cost(s, a, 1, 10); };
+  double max_mf = families::arch_cost(s, families::max_arch(s), 1, 10).mflops();
+  double min_mf = families::arch_cost(s, families::min_arch(s), 1, 10).mflops();
   double bound = min_mf + 0.4 * (max_mf - min_mf);
   search::SearchOptions o;
   o.budget = 60;
@@ -114,7 +114,7 @@ TEST_CASE("coarse-to-fine gets close to the bound on a monotone objective", "[se
 
 TEST_CASE("an unsatisfiable constraint is a spec error naming the smallest child", "[search]") {
   auto s = space();
-  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
+  search::CostFn cost = [&](const spec::Arch& a) { return families::arch_cost(s, a, 1, 10); };
   search::SearchOptions o;
   o.constraints.max_params = 10;
   FakeEstimator est(s);
@@ -130,7 +130,7 @@ TEST_CASE("an unsatisfiable constraint is a spec error naming the smallest child
 
 TEST_CASE("an interrupted search returns what it evaluated, marked interrupted", "[search]") {
   auto s = space();
-  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
+  search::CostFn cost = [&](const spec::Arch& a) { return families::arch_cost(s, a, 1, 10); };
   struct Interrupting : FakeEstimator {
     using FakeEstimator::FakeEstimator;
     search::Score score(const spec::Arch& a) override {
@@ -153,11 +153,11 @@ TEST_CASE("an interrupted search returns what it evaluated, marked interrupted",
 TEST_CASE("mutations stay inside the space and change something", "[search]") {
   auto s = space();
   Rng rng(4);
-  spec::Arch a = supernet::random_arch(s, rng);
+  spec::Arch a = families::random_arch(s, rng);
   for (int i = 0; i < 200; ++i) {
-    spec::Arch m = supernet::mutate_arch(a, s, rng, 0.2);
+    spec::Arch m = families::mutate_arch(a, s, rng, 0.2);
     CHECK(m != a);
-    spec::validate_arch(m, s, "mutant");
+    families::validate_arch(m, s, "mutant");
     a = m;
   }
 }
@@ -165,7 +165,7 @@ TEST_CASE("mutations stay inside the space and change something", "[search]") {
 
 TEST_CASE("mbconv encoding: decisions, round trips, canonical genotypes, neighbours", "[search]") {
   auto s = space();
-  search::MbconvEncoding enc(s);
+  search::ArchEncoding enc(s);
   // resolution, stem, head, and per stage depth + width + 2 per block slot.
   size_t expected = 3;
   for (const auto& st : s.stages) expected += 2 + 2 * static_cast<size_t>(spec::max_of(st.depth));
@@ -174,7 +174,7 @@ TEST_CASE("mbconv encoding: decisions, round trips, canonical genotypes, neighbo
   CHECK(enc.decisions()[0].labels == std::vector<std::string>{"20", "24", "28"});
   Rng rng(3);
   for (int i = 0; i < 100; ++i) {
-    spec::Arch a = supernet::random_arch(s, rng);
+    spec::Arch a = families::random_arch(s, rng);
     search::Genotype g = enc.encode(a);
     CHECK(enc.decode(g) == a);
     CHECK(enc.key(g) == spec::arch_hash(a));
@@ -184,14 +184,14 @@ TEST_CASE("mbconv encoding: decisions, round trips, canonical genotypes, neighbo
       // One decision moved; a shallower stage also resets its dropped block slots to option 0.
       for (size_t j = 0; j < g.size(); ++j) diff += n[j] != g[j] && enc.active(g, j) && enc.active(n, j);
       CHECK(diff == 1);
-      spec::validate_arch(enc.decode(n), s, "neighbour");
+      families::validate_arch(enc.decode(n), s, "neighbour");
     }
     search::Genotype m = enc.mutate(g, rng, 0.1);
     CHECK(enc.key(m) != enc.key(g));
-    spec::validate_arch(enc.decode(m), s, "mutant");
+    families::validate_arch(enc.decode(m), s, "mutant");
   }
   // A genotype that differs only in a block beyond its stage's depth is the same child.
-  search::Genotype g = enc.encode(supernet::min_arch(s));
+  search::Genotype g = enc.encode(families::min_arch(s));
   size_t slot = 0;
   for (size_t j = 0; j < enc.size(); ++j)
     if (!enc.active(g, j) && enc.decisions()[j].size() > 1) slot = j;
@@ -279,7 +279,7 @@ TEST_CASE("every strategy works on a generic space and beats chance on a known o
 TEST_CASE("every strategy finds unordered choices (an mlp space's activations) better than random search",
           "[search]") {
   auto s = spec::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
-  search::MbconvEncoding enc(s);
+  search::ArchEncoding enc(s);
   // Best: 3 layers, all swish (the third of four listed: no ordinal trend leads to it), widest.
   auto f = [&](const search::Genotype& g) {
     spec::Arch a = enc.decode(g);
@@ -294,8 +294,8 @@ TEST_CASE("every strategy finds unordered choices (an mlp space's activations) b
 TEST_CASE("a search resumed from its checkpoint replays the evaluations and ends like an uninterrupted one",
           "[search]") {
   auto s = space();
-  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
-  double max_mf = supernet::arch_cost(s, supernet::max_arch(s), 1, 10).mflops();
+  search::CostFn cost = [&](const spec::Arch& a) { return families::arch_cost(s, a, 1, 10); };
+  double max_mf = families::arch_cost(s, families::max_arch(s), 1, 10).mflops();
   for (std::string strategy : {"evolution", "bayesian", "reinforce", "tpe", "nsga2"}) {
     INFO(strategy);
     search::SearchOptions o;
@@ -372,7 +372,7 @@ TEST_CASE("external evaluator: arch JSON in, metrics out, failures reported per 
              Catch::Matchers::Contains("a number in [0, 1]"));
 
   auto s = space();
-  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
+  search::CostFn cost = [&](const spec::Arch& a) { return families::arch_cost(s, a, 1, 10); };
   search::SearchOptions o;
   o.strategy = "evolution";
   o.budget = 6;
@@ -438,7 +438,7 @@ TEST_CASE("accuracy predictor: learns a known objective, reports its held-out er
 
 TEST_CASE("pre-screening and the predictor estimator spare the costly estimator", "[search]") {
   auto s = space();
-  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
+  search::CostFn cost = [&](const spec::Arch& a) { return families::arch_cost(s, a, 1, 10); };
   search::SearchOptions o;
   o.strategy = "evolution";
   o.budget = 40;
@@ -465,14 +465,14 @@ TEST_CASE("pre-screening and the predictor estimator spare the costly estimator"
   o.prescreen = false;
   FakeEstimator est2(s);
   auto rr = search::run_search(s, cost, est2, o);
-  search::MbconvEncoding enc(s);
+  search::ArchEncoding enc(s);
   search::PredictorEstimator pe(enc, {rr}, "test", 3);
   CHECK(pe.report().points == 40);
   Rng rng(21);
   std::vector<double> a, b;
   FakeEstimator truth(s);
   for (int i = 0; i < 30; ++i) {
-    auto arch = supernet::random_arch(s, rng);
+    auto arch = families::random_arch(s, rng);
     a.push_back(pe.score(arch).acc);
     b.push_back(truth.score(arch).acc);
   }
@@ -482,8 +482,8 @@ TEST_CASE("pre-screening and the predictor estimator spare the costly estimator"
 
 TEST_CASE("memory and latency bounds, alone or together; fronts over every cost", "[search]") {
   auto s = space();
-  search::CostFn cost = [&](const spec::Arch& a) { return supernet::arch_cost(s, a, 1, 10); };
-  auto min_c = cost(supernet::min_arch(s)), max_c = cost(supernet::max_arch(s));
+  search::CostFn cost = [&](const spec::Arch& a) { return families::arch_cost(s, a, 1, 10); };
+  auto min_c = cost(families::min_arch(s)), max_c = cost(families::max_arch(s));
   // Memory: weights plus at least the input and the stem's output; grows with the child.
   CHECK(min_c.peak_activations >= 28 * 28 / 2);
   CHECK(max_c.memory_mib() > min_c.memory_mib());

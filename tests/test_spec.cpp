@@ -3,6 +3,7 @@
 
 #include "catch.h"
 #include "core/error.h"
+#include "families/sampling.h"
 #include "helpers.h"
 #include "spec/arch.h"
 #include "spec/bench_result.h"
@@ -10,7 +11,6 @@
 #include "spec/search_result.h"
 #include "spec/search_space.h"
 #include "spec/train_spec.h"
-#include "supernet/sampling.h"
 
 using namespace nas;
 using nas::spec::json;
@@ -82,7 +82,7 @@ TEST_CASE("train spec round-trips and YAML equals JSON", "[spec]") {
 
 TEST_CASE("arch canonical form and hash are stable", "[spec]") {
   auto space = spec::search_space_from_json(spec::parse_document(kSpaceYaml, "s.yaml"), "s.yaml");
-  spec::Arch a = supernet::max_arch(space);
+  spec::Arch a = families::max_arch(space);
   json j = spec::to_json(a);
   CHECK(j.dump() ==
         R"({"head_width":32,"kind":"nas.arch","resolution":28,"schema_version":1,"space":"s","stages":[{"blocks":[{"expand":6,"kernel":5},{"expand":6,"kernel":5}],"depth":2,"width":16}],"stem_width":8})");
@@ -91,7 +91,7 @@ TEST_CASE("arch canonical form and hash are stable", "[spec]") {
   spec::Arch b = spec::arch_from_json(spec::parse_document(j.dump(4), "a.json"), "a.json");
   CHECK(b == a);
   CHECK(spec::arch_hash(b) == spec::arch_hash(a));
-  spec::Arch m = supernet::min_arch(space);
+  spec::Arch m = families::min_arch(space);
   CHECK(spec::arch_hash(m) != spec::arch_hash(a));
   // Key order and whitespace do not matter.
   std::string reordered =
@@ -111,7 +111,7 @@ TEST_CASE("search and bench results round-trip", "[spec]") {
   for (int i = 0; i < 2; ++i) {
     spec::Candidate c;
     c.index = i;
-    c.arch = i == 0 ? supernet::max_arch(space) : supernet::min_arch(space);
+    c.arch = i == 0 ? families::max_arch(space) : families::min_arch(space);
     c.hash = spec::arch_hash(c.arch);
     c.mflops = 3.0 - i;
     c.params = 1000 - i;
@@ -139,7 +139,7 @@ TEST_CASE("search and bench results round-trip", "[spec]") {
   b.throughput = {{1, 100.0}, {8, 500.0}};
   b.source = "child";
   b.model_path = "c.ckpt";
-  b.arch = supernet::min_arch(space);
+  b.arch = families::min_arch(space);
   b.hash = spec::arch_hash(b.arch);
   b.reps = 5;
   b.throughput_batch = 8;
@@ -234,15 +234,15 @@ TEST_CASE("invalid train specs and archs are refused", "[spec]") {
              Catch::Matchers::Contains("t.yaml: sandwich.random_children: expected an integer in [0, 64], found -1"));
 
   auto space = spec::search_space_from_json(spec::parse_document(kSpaceYaml, "s.yaml"), "s.yaml");
-  spec::Arch a = supernet::max_arch(space);
+  spec::Arch a = families::max_arch(space);
   a.stages[0].blocks[1].kernel = 7;
-  CHECK_THAT(spec_error([&] { spec::validate_arch(a, space, "a.json"); }),
+  CHECK_THAT(spec_error([&] { families::validate_arch(a, space, "a.json"); }),
              Catch::Matchers::Contains(
                  "a.json: stages[0].blocks[1].kernel: expected one of [3, 5] (outside the search space), found 7"));
-  a = supernet::max_arch(space);
+  a = families::max_arch(space);
   a.space = "other";
-  CHECK_THAT(spec_error([&] { spec::validate_arch(a, space, "a.json"); }), Catch::Matchers::Contains("a.json: space"));
-  json j = spec::to_json(supernet::max_arch(space));
+  CHECK_THAT(spec_error([&] { families::validate_arch(a, space, "a.json"); }), Catch::Matchers::Contains("a.json: space"));
+  json j = spec::to_json(families::max_arch(space));
   j["stages"][0]["depth"] = 1;  // blocks list no longer matches
   CHECK_THAT(spec_error([&] { spec::arch_from_json(j, "a.json"); }),
              Catch::Matchers::Contains("a.json: stages[0].blocks: expected a list of exactly depth=1 blocks"));

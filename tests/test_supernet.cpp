@@ -7,12 +7,12 @@
 #include "core/rng.h"
 #include "data/idx.h"
 #include "eval/evaluate.h"
+#include "families/family.h"
+#include "families/sampling.h"
 #include "helpers.h"
 #include "nn/precision.h"
 #include "spec/search_space.h"
 #include "supernet/checkpoint.h"
-#include "supernet/cost.h"
-#include "supernet/sampling.h"
 #include "supernet/supernet.h"
 #include "supernet_helpers.h"
 #include "train/trainer.h"
@@ -41,11 +41,11 @@ TEST_CASE("a sliced child computes exactly what the supernet computes with its a
   test::randomize_bn(net);
   net->eval();
   Rng rng(123);
-  std::vector<spec::Arch> archs = {supernet::max_arch(space), supernet::min_arch(space)};
-  for (int i = 0; i < 20; ++i) archs.push_back(supernet::random_arch(space, rng));
+  std::vector<spec::Arch> archs = {families::max_arch(space), families::min_arch(space)};
+  for (int i = 0; i < 20; ++i) archs.push_back(families::random_arch(space, rng));
   torch::NoGradGuard g;
   for (const auto& a : archs) {
-    INFO(spec::arch_summary(a));
+    INFO(families::arch_summary(a));
     net->set_active(a);
     auto child = net->slice(a);
     child->eval();
@@ -65,7 +65,7 @@ TEST_CASE("FLOPs and params of max, min and a hand-picked child match hand count
   auto space = spec::search_space_from_json(spec::parse_document(kHandSpace, "hand.yaml"), "hand.yaml");
   // in_channels 1, 10 classes. MACs per conv = out_h * out_w * out_c * in_c/groups * k * k.
   // Params count conv weights, BN gamma+beta, SE and classifier weights + biases.
-  auto max = supernet::arch_cost(space, supernet::max_arch(space), 1, 10);
+  auto max = families::arch_cost(space, families::max_arch(space), 1, 10);
   // max: r16, stem 8, one stage of 2 blocks (e2 k5) width 16, SE, head 32.
   int64_t stem = 16 * 16 * 8 * 1 * 9;
   int64_t b0 = 16 * 16 * 8 * 16 /*expand 8->16 at 16x16*/ + 8 * 8 * 16 * 25 /*dw 5x5 s2*/ + 2 * 16 * 4 /*se 16->4->16*/ +
@@ -81,19 +81,19 @@ TEST_CASE("FLOPs and params of max, min and a hand-picked child match hand count
   CHECK(max.params == p_stem + p_b0 + p_b1 + p_head);
   CHECK(max.params == 4558);
 
-  auto min = supernet::arch_cost(space, supernet::min_arch(space), 1, 10);
+  auto min = families::arch_cost(space, families::min_arch(space), 1, 10);
   // min: r8, stem 4, one block (e1 k3) width 8 (the stage has an expand conv, 4->4), head 16.
   CHECK(min.macs == 8 * 8 * 4 * 9 + (8 * 8 * 4 * 4 + 4 * 4 * 4 * 9 + 2 * 4 * 1 + 4 * 4 * 4 * 8) + 4 * 4 * 8 * 16 + 16 * 10);
   CHECK(min.macs == 6632);
   CHECK(min.params == (36 + 8) + ((16 + 8) + (36 + 8) + (4 + 1 + 4 + 4) + (32 + 16)) + (128 + 32) + (160 + 10));
   CHECK(min.params == 503);
 
-  spec::Arch a = supernet::max_arch(space);
+  spec::Arch a = families::max_arch(space);
   a.stem_width = 8;
   a.stages[0].width = 8;
   a.stages[0].blocks = {{1, 5}, {2, 3}};
   a.head_width = 16;
-  auto c = supernet::arch_cost(space, a, 1, 10);
+  auto c = families::arch_cost(space, a, 1, 10);
   CHECK(c.macs == 18432 + (16384 + 12800 + 32 + 4096) + (8192 + 9216 + 128 + 8192) + 8192 + 160);
   CHECK(c.macs == 85824);
   CHECK(c.params == 88 + (80 + 216 + 42 + 80) + (160 + 176 + 148 + 144) + 160 + 170);
@@ -105,7 +105,7 @@ TEST_CASE("children share weights: a small child's gradient lands in the weight 
   torch::manual_seed(1);
   auto space = tiny_space();
   supernet::Supernet net(space, 1, 10);
-  auto a = supernet::min_arch(space);
+  auto a = families::min_arch(space);
   net->set_active(a);
   net->train();
   torch::Tensor x = torch::randn({8, 1, a.resolution, a.resolution});
@@ -133,7 +133,7 @@ TEST_CASE("BN recalibration is a cumulative average and repeatable", "[supernet]
   auto set = data::load_mnist_dir(test::kFmnist, false);
   auto idx = data::iota_indices(set.n, 300);
   data::Normalization norm{{0.286}, {0.353}};
-  auto a = supernet::min_arch(space);
+  auto a = families::min_arch(space);
   net->set_active(a);
   eval::recalibrate_bn(net, set, idx, norm, 100);
   auto stats = [&] {
@@ -178,7 +178,7 @@ TEST_CASE("checkpoints: child loads without a supernet; bad files are refused", 
   meta.step = 7;
   supernet::save_supernet(dir + "/s.ckpt", net, meta, nullptr);
   Rng rng(9);
-  auto a = supernet::random_arch(space, rng);
+  auto a = families::random_arch(space, rng);
   net->set_active(a);
   auto child = net->slice(a);
   supernet::save_child(dir + "/c.ckpt", child, meta);
@@ -274,8 +274,8 @@ TEST_CASE("sorting channels by importance keeps the max child's function and ord
   net->init_last_bn_gamma(false);
   test::randomize_bn(net);
   net->eval();
-  auto mx = supernet::max_arch(space);
-  auto mn = supernet::min_arch(space);
+  auto mx = families::max_arch(space);
+  auto mn = families::min_arch(space);
   torch::NoGradGuard g;
   torch::Tensor x28 = torch::randn({4, 1, mx.resolution, mx.resolution});
   torch::Tensor x20 = torch::randn({4, 1, mn.resolution, mn.resolution});

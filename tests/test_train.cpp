@@ -12,17 +12,17 @@
 #include <thread>
 
 #include "catch.h"
-#include "nn/elastic.h"
 #include "core/error.h"
 #include "data/idx.h"
 #include "data/loader.h"
+#include "families/sampling.h"
 #include "helpers.h"
+#include "nn/elastic.h"
+#include "nn/precision.h"
+#include "search/estimators.h"
 #include "spec/search_space.h"
 #include "spec/train_spec.h"
 #include "supernet/checkpoint.h"
-#include "supernet/sampling.h"
-#include "nn/precision.h"
-#include "search/estimators.h"
 #include "train/trainer.h"
 
 using namespace nas;
@@ -275,7 +275,7 @@ TEST_CASE("from-scratch mode trains one arch and writes a child checkpoint", "[t
   Fixture f;
   spec::TrainSpec t;
   t.dropout = 0;
-  auto a = supernet::min_arch(f.space);
+  auto a = families::min_arch(f.space);
   auto fixed = f.step(t, &a);
   CHECK(fixed.first.max == fixed.first.min);
   auto t2 = tiny_train();
@@ -329,7 +329,7 @@ TEST_CASE("lower fidelity: short in-memory training of one arch, per-epoch curve
   train::CurveOptions o;
   o.epochs = 2;
   o.train_images = 640;
-  auto arch = supernet::min_arch(space);
+  auto arch = families::min_arch(space);
   auto c1 = train::train_arch_curve(space, t, d, arch, val, o);
   REQUIRE(c1.size() == 2);
   // 20 steps: how far above chance is up to the BLAS kernel's rounding, so no accuracy bar. Each
@@ -352,7 +352,7 @@ TEST_CASE("lower fidelity: short in-memory training of one arch, per-epoch curve
   search::CurveEstimator est(space, t, shared, val, co, 3, -1.0);
   auto s1 = est.score(arch);
   CHECK(s1.detail == "4 epochs");
-  auto s2 = est.score(supernet::max_arch(space));
+  auto s2 = est.score(families::max_arch(space));
   CHECK(s2.detail == "stopped after 3 of 4 epochs; extrapolated");
   CHECK(est.stopped_early() == 1);
   CHECK(s2.acc >= 0);

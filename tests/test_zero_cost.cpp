@@ -7,11 +7,11 @@
 #include "core/error.h"
 #include "data/idx.h"
 #include "data/loader.h"
+#include "families/sampling.h"
 #include "helpers.h"
 #include "nn/child.h"
 #include "search/zero_cost.h"
 #include "spec/search_space.h"
-#include "supernet/sampling.h"
 
 using namespace nas;
 
@@ -72,7 +72,7 @@ TEST_CASE("synflow and nwot as defined, on a one-layer network computed by hand"
 TEST_CASE("the zero-cost estimator: every proxy finite, repeatable, and bigger for the bigger child", "[zero_cost]") {
   auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
   data::Batch b = fmnist_batch(24, 28);
-  const spec::Arch big = supernet::max_arch(space), small = supernet::min_arch(space);
+  const spec::Arch big = families::max_arch(space), small = families::min_arch(space);
   for (const auto& proxy : search::proxy_names()) {
     INFO(proxy);
     search::ZeroCostOptions o;

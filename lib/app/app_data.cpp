@@ -4,8 +4,8 @@
 
 #include "core/error.h"
 #include "core/io.h"
-#include "supernet/sampling.h"
 #include "data/datasets.h"
+#include "families/sampling.h"
 #include "train/trainer.h"
 
 namespace nas::app {
@@ -57,10 +57,10 @@ data::ImageSet load_test_set(const spec::DataSpec& data_in, const std::string& d
 }
 
 spec::Arch resolve_arch(const std::string& arg, const spec::SearchSpace& space) {
-  if (arg == "max") return supernet::max_arch(space);
-  if (arg == "min") return supernet::min_arch(space);
+  if (arg == "max") return families::max_arch(space);
+  if (arg == "min") return families::min_arch(space);
   spec::Arch a = spec::load_arch(arg);
-  spec::validate_arch(a, space, arg == "-" ? "<stdin>" : arg);
+  families::validate_arch(a, space, arg == "-" ? "<stdin>" : arg);
   return a;
 }
 

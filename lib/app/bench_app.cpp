@@ -12,6 +12,7 @@
 #include "eval/evaluate.h"
 #include "eval/lut.h"
 #include "eval/memory.h"
+#include "families/family.h"
 #include "nn/precision.h"
 #include "spec/bench_result.h"
 #include "supernet/checkpoint.h"
@@ -268,7 +269,7 @@ void run_benchmark_tool(const BenchmarkToolOptions& opts) {
   spec::BenchResult b;
   const BenchedModel m = load_benched_model(o, device, b);
   const spec::Arch& arch = *m.meta.arch;
-  auto cost = supernet::arch_cost(m.meta.space, arch, m.meta.in_channels, m.meta.num_classes);
+  auto cost = families::arch_cost(m.meta.space, arch, m.meta.in_channels, m.meta.num_classes);
   b.arch = arch;
   b.hash = spec::arch_hash(arch);
   b.mflops = cost.mflops();

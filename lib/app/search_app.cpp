@@ -11,20 +11,21 @@
 #include "core/io.h"
 #include "core/log.h"
 #include "dist/dist.h"
-#include "search/darts.h"
-#include "search/estimators.h"
-#include "search/external.h"
-#include "search/plot.h"
-#include "search/predictor.h"
 #include "eval/benchmark.h"
 #include "eval/evaluate.h"
 #include "eval/lut.h"
-#include "supernet/latency_table.h"
+#include "families/family.h"
 #include "nn/child.h"
+#include "search/darts.h"
+#include "search/estimators.h"
+#include "search/external.h"
 #include "search/hyperband.h"
+#include "search/plot.h"
+#include "search/predictor.h"
 #include "search/search.h"
 #include "search/zero_cost.h"
 #include "supernet/checkpoint.h"
+#include "supernet/latency_table.h"
 
 namespace nas::app {
 
@@ -274,7 +275,7 @@ namespace {
 // nas.search records as "relaxation".
 // A resumed search (`previous` holds the stopped search's report) proposes the children it derived
 // then: rerunning the relaxation would not reproduce them bit for bit on a GPU.
-spec::json run_darts_phase(const SearchToolOptions& o, const spec::SearchSpace& space, const search::MbconvEncoding& enc,
+spec::json run_darts_phase(const SearchToolOptions& o, const spec::SearchSpace& space, const search::ArchEncoding& enc,
                            uint64_t seed, search::SearchOptions& so, const spec::json& previous) {
   NAS_CHECK(!o.supernet.empty() && space.is_cell(), UsageError,
             "--strategy darts: needs --supernet, a supernet of a cell space (family cell)"
@@ -404,13 +405,13 @@ EstimatorChoice choose_estimator(const SearchToolOptions& o) {
 struct SearchedSpace {
   spec::SearchSpace space;                           // empty for a generic space
   std::unique_ptr<search::GenericEncoding> generic;  // a generic space (--space): named decisions
-  std::unique_ptr<search::MbconvEncoding> mbconv;    // otherwise
+  std::unique_ptr<search::ArchEncoding> arch_encoding;  // otherwise
   int in_channels = 1, num_classes = 10;
   uint64_t seed = 0;             // --seed, else the supernet's or --train's
   spec::TrainSpec train_spec;    // --train, else the supernet's; its seed is --seed when given
   supernet::LoadedSupernet loaded;  // the supernet's weights, when an estimator uses them
   const search::Encoding& encoding() const {
-    return generic ? static_cast<const search::Encoding&>(*generic) : *mbconv;
+    return generic ? static_cast<const search::Encoding&>(*generic) : *arch_encoding;
   }
 };
 
@@ -458,7 +459,7 @@ SearchedSpace load_searched_space(const SearchToolOptions& o, const EstimatorCho
     read_space_file(o, how, s);
   // --seed seeds what trains or initializes children too (lower fidelity, zero-cost at init weights).
   if (o.common.seed_given) s.train_spec.seed = o.common.seed;
-  if (!s.generic) s.mbconv = std::make_unique<search::MbconvEncoding>(s.space);
+  if (!s.generic) s.arch_encoding = std::make_unique<search::ArchEncoding>(s.space);
   return s;
 }
 
@@ -716,7 +717,7 @@ void screen_by_proxy(const SearchToolOptions& o, const EstimatorChoice& how, con
   NAS_CHECK(!s.generic, UsageError, "--prescreen --proxy: a generic space has no network to score a proxy on");
   std::shared_ptr<search::ZeroCostEstimator> proxy = make_zero_cost(o, how, s, proxy_images(o, s, sc));
   so.prescreen_proxy_name = proxy->name();
-  auto encoding = std::make_shared<const search::MbconvEncoding>(s.space);
+  auto encoding = std::make_shared<const search::ArchEncoding>(s.space);
   so.prescreen_proxy = [proxy, encoding](const search::Genotype& g) {
     try {
       return proxy->proxy(encoding->decode(g));
@@ -781,11 +782,11 @@ spec::json darts_phase(const SearchToolOptions& o, const SearchedSpace& s, searc
   NAS_CHECK(!s.generic, UsageError, "--strategy darts: needs --supernet, a supernet of a cell space (family cell)");
   if (so.group && !(relaxation.is_object() && relaxation.contains("children"))) {
     const bool main_rank = dist::is_main();
-    spec::json mine = main_rank ? run_darts_phase(o, s.space, *s.mbconv, s.seed, so, relaxation) : spec::json();
+    spec::json mine = main_rank ? run_darts_phase(o, s.space, *s.arch_encoding, s.seed, so, relaxation) : spec::json();
     relaxation =
         spec::json::parse(so.group->allgather(main_rank ? spec::compact_dump(mine) : "", "sharing DARTS's children")[0]);
   }
-  return run_darts_phase(o, s.space, *s.mbconv, s.seed, so, relaxation);
+  return run_darts_phase(o, s.space, *s.arch_encoding, s.seed, so, relaxation);
 }
 
 // What the engine does not know about: how the candidates were scored.
@@ -865,7 +866,7 @@ void run_search_tool(const SearchToolOptions& o) {
   const EstimatorChoice how = choose_estimator(o);
   SearchedSpace s = load_searched_space(o, how);
   const search::CostFn cost = [space = s.space, in = s.in_channels, classes = s.num_classes](const spec::Arch& a) {
-    return supernet::arch_cost(space, a, in, classes);
+    return families::arch_cost(space, a, in, classes);
   };
   search::SearchOptions so = engine_options(o, how, s, group);
   if (!s.generic) search::check_satisfiable(s.space, cost, so.constraints, so.latency_ms);
@@ -885,7 +886,7 @@ void run_search_tool(const SearchToolOptions& o) {
            (o.evaluator.empty() ? std::to_string(sc.val_images) + " validation images, " +
                                       std::to_string(sc.calib_images) + " calibration images"
                                 : "external evaluator: " + o.evaluator));
-  spec::SearchResult r = o.strategy == "hyperband" ? search::run_hyperband(*s.mbconv, cost, *sc.estimator, so)
+  spec::SearchResult r = o.strategy == "hyperband" ? search::run_hyperband(*s.arch_encoding, cost, *sc.estimator, so)
                                                    : search::run_search(s.encoding(), cost, *sc.estimator, so);
   annotate(r, o, sc, relaxation);
   log_outcome(r);

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "eval/evaluate.h"
 #include "export/onnx_export.h"
+#include "families/family.h"
 #include "supernet/checkpoint.h"
 
 namespace nas::app {
@@ -82,8 +83,8 @@ void run_slice_tool(const SliceToolOptions& o) {
   supernet::save_child(o.out, child, cm);
   auto cost = net->cost(arch);
   spec::json out = {{"child", o.out},          {"hash", spec::arch_hash(arch)}, {"mflops", cost.mflops()},
-                    {"params", cost.params},   {"arch", spec::arch_summary(arch)}};
-  log_info("wrote " + o.out + " (" + spec::arch_summary(arch) + ")");
+                    {"params", cost.params},   {"arch", families::arch_summary(arch)}};
+  log_info("wrote " + o.out + " (" + families::arch_summary(arch) + ")");
   std::cout << spec::compact_dump(out) << std::endl;
 }
 

@@ -13,10 +13,10 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "families/sampling.h"
 #include "nn/child.h"
 #include "nn/elastic.h"
 #include "nn/precision.h"
-#include "supernet/sampling.h"
 
 namespace nas::eval {
 namespace {
@@ -199,11 +199,11 @@ supernet::LatencyTable build_latency_table(const spec::SearchSpace& s, int in_ch
   // The children: the max, the min and random ones calibrate the overhead; model_archs more fit
   // the learned correction.
   Rng rng(mix_seed(o.seed, 0x1a7));
-  std::vector<spec::Arch> children = {supernet::max_arch(s), supernet::min_arch(s)};
-  for (int i = 0; i < o.calibration_archs; ++i) children.push_back(supernet::random_arch(s, rng));
+  std::vector<spec::Arch> children = {families::max_arch(s), families::min_arch(s)};
+  for (int i = 0; i < o.calibration_archs; ++i) children.push_back(families::random_arch(s, rng));
   const size_t n_calib = children.size();
   if (o.model_archs > 0)
-    for (int i = 0; i < o.model_archs; ++i) children.push_back(supernet::random_arch(s, rng));
+    for (int i = 0; i < o.model_archs; ++i) children.push_back(families::random_arch(s, rng));
   const int64_t total = static_cast<int64_t>(ops.size() + children.size()) * rounds;
   int64_t done = 0;
   const TimingOptions timing = with_sync(o.timing, o.device);

@@ -13,7 +13,7 @@
 namespace nas::nn {
 
 // One op (a name of spec::cell_op_names()) from c_in to c_out channels with stride 1 or 2: ReLU,
-// conv(s), BN, as supernet::cell_op_cost counts them. elastic_bn: BNs are DynamicBatchNorm2d (the
+// conv(s), BN, as families::cell::op_cost counts them. elastic_bn: BNs are DynamicBatchNorm2d (the
 // supernet, whose BN recalibration relies on them), else torch::nn::BatchNorm2d.
 class CellOpImpl : public torch::nn::Module {
  public:

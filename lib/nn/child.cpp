@@ -44,7 +44,7 @@ ChildBlockImpl::ChildBlockImpl(const MBConvOptions& o)
 
 // One statement per layer: each intermediate is freed as soon as the next one exists, so that an
 // inference holds at most a layer's input and output (plus a residual block's input), as
-// supernet::arch_cost's peak_activations counts.
+// families::arch_cost's peak_activations counts.
 torch::Tensor ChildBlockImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = x;
   if (has_expand) {
@@ -107,7 +107,7 @@ ChildNetImpl::ChildNetImpl(const spec::SearchSpace& s, const spec::Arch& a, int 
 
 torch::Tensor ChildNetImpl::forward(const torch::Tensor& x) {
   if (cell_net) return cell_net->forward(x, arch.normal, arch.reduce);
-  if (!fc.empty()) {  // mlp; one statement per layer, as supernet::arch_cost counts
+  if (!fc.empty()) {  // mlp; one statement per layer, as families::arch_cost counts
     torch::Tensor h = x.flatten(1);
     for (size_t i = 0; i < fc.size(); ++i) {
       h = fc[i](h);

@@ -1,5 +1,5 @@
 #pragma once
-// The layer arithmetic that the modules (nn/) and the analytic cost (supernet/cost.h) share, so
+// The layer arithmetic that the modules (nn/) and the analytic cost (families/family.h) share, so
 // that both compute the same shapes. Torch-free.
 #include "spec/search_space.h"
 

@@ -179,7 +179,7 @@ DartsReport run_darts(supernet::Supernet net, const data::ImageSet& set, const s
   return r;
 }
 
-std::vector<Genotype> darts_derive(const MbconvEncoding& enc, const torch::Tensor& normal_weights,
+std::vector<Genotype> darts_derive(const ArchEncoding& enc, const torch::Tensor& normal_weights,
                                    const torch::Tensor& reduce_weights, size_t k) {
   const auto& s = enc.space();
   const int64_t E = s.num_edges();

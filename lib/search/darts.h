@@ -80,7 +80,7 @@ DartsReport run_darts(supernet::Supernet net, const data::ImageSet& set, const s
 // The discrete children of the relaxation, most likely first: each edge takes one op other than
 // none (as DARTS derives), a child's score being the sum over edges of the log-softmax of its ops;
 // the first is DARTS's derived child (every edge its strongest op). At most k genotypes of `enc`.
-std::vector<Genotype> darts_derive(const MbconvEncoding& enc, const torch::Tensor& normal_weights,
+std::vector<Genotype> darts_derive(const ArchEncoding& enc, const torch::Tensor& normal_weights,
                                    const torch::Tensor& reduce_weights, size_t k);
 
 }  // namespace nas::search

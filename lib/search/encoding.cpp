@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "families/family.h"
 
 namespace nas::search {
 
@@ -94,216 +95,32 @@ void Encoding::check(const Genotype& g, const std::string& what) const {
                    << "), found " << g[i]);
 }
 
-// ---- mbconv ----
+// ---- supernet families ----
 
-namespace {
-std::vector<std::string> labels_of(const std::vector<int>& v) {
-  std::vector<std::string> l;
-  for (int x : v) l.push_back(std::to_string(x));
-  return l;
-}
-int index_of(const std::vector<int>& v, int x) {
-  auto it = std::find(v.begin(), v.end(), x);
-  return it == v.end() ? -1 : static_cast<int>(it - v.begin());
-}
-}  // namespace
-
-MbconvEncoding::MbconvEncoding(const spec::SearchSpace& space) : space_(space) {
-  auto add = [&](const std::string& name, const std::vector<int>& values, int stage, int block) {
-    std::vector<int> v = values;
-    std::sort(v.begin(), v.end());
-    std::string group = name.substr(name.rfind('.') + 1);  // resolution, depth, width, expand, kernel
-    if (group == "stem_width" || group == "head_width") group = "width";
-    decisions_.push_back({name, labels_of(v), group, true});
-    values_.push_back(v);
-    slots_.push_back({stage, block});
-  };
-  add("resolution", space.resolution, -1, -1);
-  if (space.is_cell()) {
-    // per cell type and edge: the op (values index the space's op list; labels are the names)
-    std::vector<int> idx(space.ops.size());
-    for (size_t k = 0; k < idx.size(); ++k) idx[k] = static_cast<int>(k);
-    for (int c = 0; c < 2; ++c) {
-      for (const auto& node : spec::cell_nodes(space.nodes))
-        for (const auto& edge : node.inputs) {
-          decisions_.push_back({std::string(c ? "reduce" : "normal") + ".node" + std::to_string(node.to) + ".edge" +
-                                    std::to_string(edge.from),
-                                space.ops, "op", false});
-          values_.push_back(idx);
-          slots_.push_back({c, static_cast<int>(edge.index)});
-        }
-    }
-    return;
-  }
-  if (space.is_mlp()) {
-    // depth, then per layer slot up to the largest depth: width, and the activation (its values
-    // are indices into the layer's act list, its labels the names).
-    add("depth", space.depth, 0, -1);
-    for (size_t i = 0; i < space.layers.size(); ++i) {
-      const std::string q = "layer" + std::to_string(i) + ".";
-      add(q + "width", space.layers[i].width, 0, static_cast<int>(i));
-      std::vector<int> idx(space.layers[i].act.size());
-      for (size_t k = 0; k < idx.size(); ++k) idx[k] = static_cast<int>(k);
-      decisions_.push_back({q + "act", space.layers[i].act, "act", false});
-      values_.push_back(idx);
-      slots_.push_back({0, static_cast<int>(i)});
-    }
-    return;
-  }
-  add("stem_width", space.stem_width, -1, -1);
-  for (size_t s = 0; s < space.stages.size(); ++s) {
-    const auto& st = space.stages[s];
-    std::string p = "stage" + std::to_string(s) + ".";
-    int si = static_cast<int>(s);
-    add(p + "depth", st.depth, si, -1);
-    add(p + "width", st.width, si, -1);
-    for (int b = 0; b < spec::max_of(st.depth); ++b) {
-      std::string q = p + "block" + std::to_string(b) + ".";
-      add(q + "expand", st.expand, si, b);
-      add(q + "kernel", st.kernel, si, b);
-    }
-  }
-  add("head_width", space.head_width, -1, -1);
+ArchEncoding::ArchEncoding(const spec::SearchSpace& space)
+    : space_(space), family_(families::of(space).encoding(space)) {
+  decisions_ = family_->decisions();
 }
 
-size_t MbconvEncoding::depth_index(int stage) const {
-  for (size_t i = 0; i < slots_.size(); ++i)
-    if (slots_[i].stage == stage && slots_[i].block < 0) return i;  // "depth" comes first per stage
-  return 0;
-}
-
-bool MbconvEncoding::active(const Genotype& g, size_t i) const {
-  const Slot& s = slots_[i];
-  if (space_.is_cell()) {  // a kind of cell the network lacks: its edges do not matter
-    if (s.stage == 1) return space_.cells.size() > 1;
-    if (s.stage == 0) return std::any_of(space_.cells.begin(), space_.cells.end(), [](int n) { return n > 0; });
-    return true;
-  }
-  if (s.block < 0) return true;
-  size_t d = depth_index(s.stage);
-  return s.block < values_[d][static_cast<size_t>(g[d])];
-}
-
-spec::Arch MbconvEncoding::decode(const Genotype& g) const {
+spec::Arch ArchEncoding::decode(const Genotype& g) const {
   check(g, "genotype");
-  spec::Arch a;
-  a.space = space_.name;
-  if (space_.is_cell()) {
-    a.resolution = space_.resolution.front();
-    a.normal.resize(static_cast<size_t>(space_.num_edges()));
-    a.reduce.resize(static_cast<size_t>(space_.num_edges()));
-    for (size_t i = 0; i < g.size(); ++i) {
-      const Slot& s = slots_[i];
-      if (s.stage < 0) continue;
-      (s.stage ? a.reduce : a.normal)[static_cast<size_t>(s.block)] = space_.ops[static_cast<size_t>(g[i])];
-    }
-    return a;
-  }
-  if (space_.is_mlp()) {
-    a.resolution = space_.resolution.front();
-    const int depth = values_[depth_index(0)][static_cast<size_t>(g[depth_index(0)])];
-    a.layers.resize(static_cast<size_t>(depth));
-    for (size_t i = 0; i < g.size(); ++i) {
-      const Slot& s = slots_[i];
-      if (s.block < 0 || s.block >= depth) continue;
-      auto& l = a.layers[static_cast<size_t>(s.block)];
-      const int v = values_[i][static_cast<size_t>(g[i])];
-      if (decisions_[i].group == "act")
-        l.act = space_.layers[static_cast<size_t>(s.block)].act[static_cast<size_t>(v)];
-      else
-        l.width = v;
-    }
-    return a;
-  }
-  a.stages.resize(space_.stages.size());
-  for (size_t i = 0; i < g.size(); ++i) {
-    int v = values_[i][static_cast<size_t>(g[i])];
-    const Slot& s = slots_[i];
-    const std::string& n = decisions_[i].name;
-    if (s.stage < 0) {
-      if (n == "resolution") a.resolution = v;
-      else if (n == "stem_width") a.stem_width = v;
-      else a.head_width = v;
-      continue;
-    }
-    auto& st = a.stages[static_cast<size_t>(s.stage)];
-    if (s.block < 0) {
-      if (n.size() >= 5 && n.compare(n.size() - 5, 5, "depth") == 0) st.depth = v;
-      else st.width = v;
-      continue;
-    }
-    if (s.block >= st.depth) continue;  // depth precedes the block slots
-    if (static_cast<int>(st.blocks.size()) <= s.block) st.blocks.resize(static_cast<size_t>(s.block) + 1);
-    if (n.size() >= 6 && n.compare(n.size() - 6, 6, "expand") == 0)
-      st.blocks[static_cast<size_t>(s.block)].expand = v;
-    else
-      st.blocks[static_cast<size_t>(s.block)].kernel = v;
-  }
-  return a;
+  return family_->decode(g);
 }
 
-Genotype MbconvEncoding::encode(const spec::Arch& a) const {
-  spec::validate_arch(a, space_, "arch");
-  Genotype g(decisions_.size(), 0);
-  if (space_.is_cell()) {
-    for (size_t i = 0; i < g.size(); ++i) {
-      const Slot& s = slots_[i];
-      if (s.stage < 0) continue;  // the one resolution
-      const auto& op = (s.stage ? a.reduce : a.normal)[static_cast<size_t>(s.block)];
-      g[i] = static_cast<int>(std::find(space_.ops.begin(), space_.ops.end(), op) - space_.ops.begin());
-    }
-    return g;
-  }
-  if (space_.is_mlp()) {
-    for (size_t i = 0; i < g.size(); ++i) {
-      const Slot& s = slots_[i];
-      if (s.stage < 0) {
-        g[i] = index_of(values_[i], a.resolution);
-      } else if (s.block < 0) {
-        g[i] = index_of(values_[i], static_cast<int>(a.layers.size()));
-      } else if (s.block < static_cast<int>(a.layers.size())) {
-        const auto& l = a.layers[static_cast<size_t>(s.block)];
-        if (decisions_[i].group == "act") {
-          const auto& acts = space_.layers[static_cast<size_t>(s.block)].act;
-          g[i] = static_cast<int>(std::find(acts.begin(), acts.end(), l.act) - acts.begin());
-        } else {
-          g[i] = index_of(values_[i], l.width);
-        }
-      }
-    }
-    return g;
-  }
-  for (size_t i = 0; i < g.size(); ++i) {
-    const Slot& s = slots_[i];
-    const std::string& n = decisions_[i].name;
-    int v;
-    if (s.stage < 0) {
-      v = n == "resolution" ? a.resolution : n == "stem_width" ? a.stem_width : a.head_width;
-    } else {
-      const auto& st = a.stages[static_cast<size_t>(s.stage)];
-      if (s.block < 0) {
-        v = n.compare(n.size() - 5, 5, "depth") == 0 ? st.depth : st.width;
-      } else if (s.block < st.depth) {
-        const auto& b = st.blocks[static_cast<size_t>(s.block)];
-        v = n.compare(n.size() - 6, 6, "expand") == 0 ? b.expand : b.kernel;
-      } else {
-        continue;  // inactive: option 0
-      }
-    }
-    g[i] = index_of(values_[i], v);
-  }
-  return g;
+Genotype ArchEncoding::encode(const spec::Arch& a) const {
+  families::validate_arch(a, space_, "arch");
+  return family_->encode(a);
 }
 
-spec::json MbconvEncoding::to_json(const Genotype& g) const { return spec::to_json(decode(g)); }
+spec::json ArchEncoding::to_json(const Genotype& g) const { return spec::to_json(decode(g)); }
 
-Genotype MbconvEncoding::from_json(const spec::json& j, const std::string& file) const {
+Genotype ArchEncoding::from_json(const spec::json& j, const std::string& file) const {
   return encode(spec::arch_from_json(j, file));
 }
 
-std::string MbconvEncoding::key(const Genotype& g) const { return spec::arch_hash(decode(g)); }
+std::string ArchEncoding::key(const Genotype& g) const { return spec::arch_hash(decode(g)); }
 
-std::string MbconvEncoding::space_hash() const { return spec::json_hash(spec::to_json(space_)); }
+std::string ArchEncoding::space_hash() const { return spec::json_hash(spec::to_json(space_)); }
 
 // ---- generic ----
 

@@ -8,23 +8,15 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "families/family.h"
 #include "spec/arch.h"
 #include "spec/document.h"
 #include "spec/search_space.h"
 
 namespace nas::search {
 
-using Genotype = std::vector<int>;
-
-struct Decision {
-  std::string name;                 // e.g. "stage2.block0.kernel"
-  std::vector<std::string> labels;  // the options, in order (ordered sets: smallest first)
-  std::string group;                // decisions of one group move together on coarse grids
-  // Ordered options (sizes) mutate to a neighbour and take levels on coarse grids; unordered ones
-  // (an mlp layer's activation) mutate to any other option and hold their first on coarse grids.
-  bool ordered = true;
-  int size() const { return static_cast<int>(labels.size()); }
-};
+using families::Decision;
+using families::Genotype;
 
 class Encoding {
  public:
@@ -69,15 +61,13 @@ class Encoding {
   std::vector<Decision> decisions_;
 };
 
-// The supernet families. mbconv: resolution, stem and head width, and per stage depth, width and
-// (for each block slot up to the largest depth) expand ratio and kernel size. mlp: resolution (one
-// option), depth, and per layer slot up to the largest depth its width and activation. cell:
-// resolution (one option), then the op of every edge of the normal cell, then of the reduction cell
-// ("normal.node2.edge1": the edge from node 1 into node 2), unordered.
-class MbconvEncoding : public Encoding {
+// The children of a supernet space (families mbconv, mlp, cell), as its family encodes them
+// (families::FamilyEncoding: e.g. mbconv's resolution, stem and head width, and per stage depth,
+// width and, for each block slot up to the largest depth, expand ratio and kernel size).
+class ArchEncoding : public Encoding {
  public:
-  explicit MbconvEncoding(const spec::SearchSpace& space);
-  bool active(const Genotype& g, size_t i) const override;
+  explicit ArchEncoding(const spec::SearchSpace& space);
+  bool active(const Genotype& g, size_t i) const override { return family_->active(g, i); }
   spec::json to_json(const Genotype& g) const override;
   std::string key(const Genotype& g) const override;
   Genotype from_json(const spec::json& j, const std::string& file) const override;
@@ -89,14 +79,8 @@ class MbconvEncoding : public Encoding {
   const spec::SearchSpace& space() const { return space_; }
 
  private:
-  struct Slot {
-    int stage = -1;  // -1: a global decision
-    int block = -1;  // -1: a stage-level decision
-  };
   spec::SearchSpace space_;
-  std::vector<Slot> slots_;
-  std::vector<std::vector<int>> values_;  // the option values of each decision
-  size_t depth_index(int stage) const;
+  std::shared_ptr<const families::FamilyEncoding> family_;
 };
 
 // The generic family: decisions listed by name in the space file, for users who score children

@@ -37,7 +37,7 @@ namespace {
 // One Hyperband search: its candidates so far and how it spends the budget.
 class Hyperband {
  public:
-  Hyperband(const MbconvEncoding& enc, const CostFn& cost, Estimator& est, const SearchOptions& o)
+  Hyperband(const ArchEncoding& enc, const CostFn& cost, Estimator& est, const SearchOptions& o)
       : enc_(enc), est_(est), o_(o), ctx_(enc, cost, est, o), progress_("search", o.budget, "eval"),
         start_(now_seconds()) {
     if (!o.objectives.empty())
@@ -166,7 +166,7 @@ class Hyperband {
     return r;
   }
 
-  const MbconvEncoding& enc_;
+  const ArchEncoding& enc_;
   Estimator& est_;
   const SearchOptions& o_;
   SearchContext ctx_;  // costs, feasibility and the hypervolume's reference
@@ -181,7 +181,7 @@ class Hyperband {
 
 }  // namespace
 
-spec::SearchResult run_hyperband(const MbconvEncoding& enc, const CostFn& cost, Estimator& est, const SearchOptions& o) {
+spec::SearchResult run_hyperband(const ArchEncoding& enc, const CostFn& cost, Estimator& est, const SearchOptions& o) {
   NAS_CHECK(!o.group, UsageError, "--strategy hyperband: runs in one process");
   check_satisfiable(enc.space(), cost, o.constraints, o.latency_ms);
   return Hyperband(enc, cost, est, o).run();

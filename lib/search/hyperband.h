@@ -23,6 +23,6 @@ struct Rung {
 };
 std::vector<std::vector<Rung>> hyperband_brackets(int min_epochs, int max_epochs, int eta);
 
-spec::SearchResult run_hyperband(const MbconvEncoding& enc, const CostFn& cost, Estimator& est, const SearchOptions& o);
+spec::SearchResult run_hyperband(const ArchEncoding& enc, const CostFn& cost, Estimator& est, const SearchOptions& o);
 
 }  // namespace nas::search

@@ -12,8 +12,8 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "dist/dist.h"
+#include "families/sampling.h"
 #include "search/predictor.h"
-#include "supernet/sampling.h"
 
 namespace nas::search {
 
@@ -32,7 +32,7 @@ std::string replay_key(const spec::Candidate& c) {
 }
 
 SearchContext::SearchContext(const Encoding& enc, CostFn cost, Estimator& est, const SearchOptions& o)
-    : enc_(enc), mbconv_(dynamic_cast<const MbconvEncoding*>(&enc)), cost_(std::move(cost)), est_(est), o_(o),
+    : enc_(enc), arch_encoding_(dynamic_cast<const ArchEncoding*>(&enc)), cost_(std::move(cost)), est_(est), o_(o),
       start_(now_seconds()), progress_("search", o.budget, "eval") {
   if (o.objectives.empty()) return;
   check_objectives(o.objectives);
@@ -67,10 +67,10 @@ std::vector<double> SearchContext::reference_point() const {
     } else if (bound > 0) {
       ref.push_back(bound);
     } else {
-      NAS_CHECK(mbconv_, UsageError,
+      NAS_CHECK(arch_encoding_, UsageError,
                 "--objectives " << n << ": a generic space has no largest child to place the hypervolume's "
                                 << "reference at; give --hv-reference or a bound on " << n);
-      if (!largest) largest = describe(mbconv_->encode(supernet::max_arch(mbconv_->space())), "largest");
+      if (!largest) largest = describe(arch_encoding_->encode(families::max_arch(arch_encoding_->space())), "largest");
       double v = objective_value(*largest, n);
       if (n == "latency_ms" && v < 0 && o_.latency_ms) v = o_.latency_ms(largest->arch);
       NAS_CHECK(v > 0, UsageError, "--objectives " << n << ": the largest child has no " << n
@@ -83,7 +83,7 @@ std::vector<double> SearchContext::reference_point() const {
 
 Point SearchContext::told_point(const spec::Candidate& c, double acc) const {
   // A generic child has only the costs its evaluation reported: a screened one has none.
-  if (o_.objectives.empty() || (!mbconv_ && !c.evaluated)) return {};
+  if (o_.objectives.empty() || (!arch_encoding_ && !c.evaluated)) return {};
   spec::Candidate k = c;
   k.val_acc = acc;
   return objective_point(k, o_.objectives);
@@ -140,8 +140,8 @@ bool SearchContext::admits_reported(const Score& s, std::string& why) const {
 spec::Candidate SearchContext::describe(const Genotype& g, const std::string& key) const {
   spec::Candidate c;
   c.hash = key;
-  if (mbconv_) {
-    c.arch = mbconv_->decode(g);
+  if (arch_encoding_) {
+    c.arch = arch_encoding_->decode(g);
     auto k = costs(c.arch);
     c.mflops = k.mflops;
     c.params = k.params;
@@ -227,7 +227,7 @@ void SearchContext::score(std::vector<Proposal>& batch) {
     if (p.scored_by != me || interrupted) continue;
     try {
       double t0 = now_seconds();
-      p.score = mbconv_ ? est_.score(p.c.arch) : est_.score_generic(p.c.generic_arch);
+      p.score = arch_encoding_ ? est_.score(p.c.arch) : est_.score_generic(p.c.generic_arch);
       p.seconds = now_seconds() - t0;
     } catch (const Interrupted&) {
       if (!g) throw;
@@ -275,7 +275,7 @@ const spec::Candidate* SearchContext::record(Proposal& p) {
       s.detail = prev.estimator_detail;
       c.eval_seconds = prev.eval_seconds;
       c.estimator = prev.estimator;
-      if (mbconv_) {
+      if (arch_encoding_) {
         est_.replayed(c.arch, s);
       } else {
         c.mflops = prev.mflops;
@@ -291,8 +291,8 @@ const spec::Candidate* SearchContext::record(Proposal& p) {
       c.eval_seconds = p.seconds;
       c.error = s.error;
       // Another rank scored it: an estimator with state learns the score as if it had.
-      if (o_.group && p.scored_by != o_.group->rank() && mbconv_) est_.replayed(c.arch, s);
-      if (!mbconv_ && s.error.empty()) {
+      if (o_.group && p.scored_by != o_.group->rank() && arch_encoding_) est_.replayed(c.arch, s);
+      if (!arch_encoding_ && s.error.empty()) {
         // The reported costs are the only ones a generic child has.
         c.mflops = std::max(0.0, s.mflops);
         c.params = std::max<int64_t>(0, s.params);
@@ -311,7 +311,7 @@ const spec::Candidate* SearchContext::record(Proposal& p) {
     std::snprintf(extra, sizeof extra, "%s acc %.4f %.2f MFLOPs%s", p.origin.c_str(), c.val_acc, c.mflops,
                   !c.evaluated ? " (failed)" : !c.feasible ? " (infeasible)" : "");
     progress_.update(evaluations_, extra);
-    log_debug("candidate " + p.key + " " + (mbconv_ ? spec::arch_summary(c.arch) : spec::compact_dump(c.generic_arch)) +
+    log_debug("candidate " + p.key + " " + (arch_encoding_ ? families::arch_summary(c.arch) : spec::compact_dump(c.generic_arch)) +
               ": " + extra);
   }
   c.index = static_cast<int>(r_.candidates.size());
@@ -508,7 +508,7 @@ std::unique_ptr<Strategy> make_any_strategy(const std::string& name, const Encod
 
 void check_satisfiable(const spec::SearchSpace& space, const CostFn& cost, const spec::Constraints& c,
                        const std::function<double(const spec::Arch&)>& latency_ms) {
-  spec::Arch min = supernet::cheapest_arch(space);
+  spec::Arch min = families::cheapest_arch(space);
   auto smallest = cost(min);
   double lat = c.max_latency_ms > 0 && latency_ms ? latency_ms(min) : 0.0;
   NAS_CHECK(c.admits(smallest.mflops(), smallest.params, smallest.memory_mib(), lat), SpecError,
@@ -521,13 +521,13 @@ void check_satisfiable(const spec::SearchSpace& space, const CostFn& cost, const
 
 spec::SearchResult run_search(const spec::SearchSpace& space, const CostFn& cost, Estimator& est,
                               const SearchOptions& o) {
-  MbconvEncoding enc(space);
+  ArchEncoding enc(space);
   return run_search(enc, cost, est, o);
 }
 
 spec::SearchResult run_search(const Encoding& enc, const CostFn& cost, Estimator& est, const SearchOptions& o) {
   double t0 = now_seconds();
-  if (const auto* mb = dynamic_cast<const MbconvEncoding*>(&enc))
+  if (const auto* mb = dynamic_cast<const ArchEncoding*>(&enc))
     check_satisfiable(mb->space(), cost, o.constraints, o.latency_ms);
   StrategyOptions so = o.strategy_options;
   so.budget = o.budget;

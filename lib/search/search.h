@@ -10,13 +10,13 @@
 
 #include "core/log.h"
 #include "core/rng.h"
+#include "families/family.h"
 #include "search/encoding.h"
 #include "search/objectives.h"
 #include "search/strategy.h"
 #include "spec/arch.h"
 #include "spec/search_result.h"
 #include "spec/search_space.h"
-#include "supernet/cost.h"
 
 namespace nas::dist {
 class Group;
@@ -57,7 +57,7 @@ class Estimator {
   virtual Score score_at(const spec::Arch& arch, int epochs);
 };
 
-using CostFn = std::function<supernet::Cost(const spec::Arch&)>;
+using CostFn = std::function<families::Cost(const spec::Arch&)>;
 // A child's latency in ms (measured, or predicted by a latency table).
 using LatencyFn = std::function<double(const spec::Arch&)>;
 
@@ -185,7 +185,7 @@ class SearchContext {
   spec::Candidate describe(const Genotype& g, const std::string& key) const;
   std::vector<double> reference_point() const;
   const Encoding& enc_;
-  const MbconvEncoding* mbconv_;  // null in generic spaces
+  const ArchEncoding* arch_encoding_;  // null in generic spaces
   CostFn cost_;
   Estimator& est_;
   SearchOptions o_;

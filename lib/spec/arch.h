@@ -65,18 +65,14 @@ int cell_nodes_of(size_t edges);
 
 // Canonical JSON of an arch (kind, schema_version and every choice; keys sorted).
 json to_json(const Arch& a);
-// Parses the structure; does not check membership in a space (see validate_arch).
+// Parses the structure; does not check membership in a space (see families::validate_arch).
 Arch arch_from_json(const json& j, const std::string& file);
 // Reads a nas.arch file, or the best candidate of a nas.search file.
 Arch load_arch(const std::string& path);
-// Throws SpecError (naming `file` and the key path) when the arch is not a member of `space`.
-void validate_arch(const Arch& a, const SearchSpace& space, const std::string& file);
 // Stable 16-hex-digit hash of a document's compact JSON: the key of archs, generic children and
 // spaces alike.
 std::string json_hash(const json& j);
 // Stable 16-hex-digit hash of the canonical form (json_hash of to_json(a)).
 std::string arch_hash(const Arch& a);
-// One-line human summary, e.g. "r28 s16 [d2 w24 e6k5,e4k3] ... h192" or "r28 [512 relu, 256 gelu]".
-std::string arch_summary(const Arch& a);
 
 }  // namespace nas::spec

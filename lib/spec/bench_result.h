@@ -57,7 +57,7 @@ struct BenchResult {
   std::vector<Throughput> throughput;
   double peak_rss_mib = 0;
   // Inference memory at `batch`: tensor memory measured at the peak of one forward pass (beyond the
-  // weights and the input), and the analytic model's weights + peak activations (supernet/cost.h).
+  // weights and the input), and the analytic model's weights + peak activations (families/family.h).
   double activations_peak_mib = -1;  // -1: not measured
   double analytic_mib = -1;
   int64_t test_images = 0;  // 0: accuracy not measured

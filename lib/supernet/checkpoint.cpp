@@ -3,6 +3,7 @@
 #include "core/build_info.h"
 #include "core/error.h"
 #include "core/io.h"
+#include "families/family.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -251,7 +252,7 @@ LoadedChild load_child(const std::string& path) {
   CheckpointMeta m = read_meta(ar, path);
   NAS_CHECK(m.type == "child", CheckpointError, path << ": expected a child checkpoint, found a " << m.type);
   try {
-    spec::validate_arch(*m.arch, m.space, path + " (embedded arch)");
+    families::validate_arch(*m.arch, m.space, path + " (embedded arch)");
   } catch (const SpecError& e) {
     throw CheckpointError(std::string("invalid checkpoint: ") + e.what());
   }

@@ -6,7 +6,8 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "supernet/cost.h"
+#include "families/family.h"
+#include "nn/shapes.h"
 
 namespace nas::supernet {
 
@@ -38,7 +39,7 @@ LatencyOp block_op(const spec::StageSpec& st, int in, int out, int expand, int k
   op.kind = "block";
   op.in = in;
   op.out = out;
-  op.has_expand = stage_has_expand(st);
+  op.has_expand = nn::stage_has_expand(st);
   op.expand = op.has_expand ? expand : 1;
   op.kernel = kernel;
   op.stride = first ? st.stride : 1;
@@ -73,14 +74,14 @@ std::vector<LatencyOp> arch_ops(const spec::SearchSpace& s, const spec::Arch& a,
   check_mbconv(s);
   std::vector<LatencyOp> ops;
   ops.push_back(stem_op(s, a.resolution, a.stem_width, in_channels));
-  int res = conv_out(a.resolution, s.stem_stride);
+  int res = nn::conv_out(a.resolution, s.stem_stride);
   int ch = a.stem_width;
   for (size_t i = 0; i < a.stages.size(); ++i) {
     const auto& st = s.stages[i];
     const auto& sa = a.stages[i];
     for (int b = 0; b < sa.depth; ++b) {
       ops.push_back(block_op(st, ch, sa.width, sa.blocks[b].expand, sa.blocks[b].kernel, b == 0, res));
-      if (b == 0) res = conv_out(res, st.stride);
+      if (b == 0) res = nn::conv_out(res, st.stride);
       ch = sa.width;
     }
   }
@@ -94,10 +95,10 @@ std::vector<LatencyOp> space_ops(const spec::SearchSpace& s, int in_channels, in
   auto add = [&](const LatencyOp& op) { all.emplace(op.key(), op); };
   for (int r0 : s.resolution) {
     for (int w : s.stem_width) add(stem_op(s, r0, w, in_channels));
-    int res = conv_out(r0, s.stem_stride);
+    int res = nn::conv_out(r0, s.stem_stride);
     std::vector<int> in_widths = s.stem_width;
     for (const auto& st : s.stages) {
-      const int out_res = conv_out(res, st.stride);
+      const int out_res = nn::conv_out(res, st.stride);
       for (int out : st.width)
         for (int e : st.expand)
           for (int k : st.kernel) {
@@ -162,7 +163,7 @@ std::vector<double> latency_features(const LatencyTable& t, const spec::SearchSp
       sum += ms[op];
       ++blocks;
     }
-  auto c = arch_cost(s, a, t.in_channels, t.num_classes);
+  auto c = families::arch_cost(s, a, t.in_channels, t.num_classes);
   std::vector<double> f = {sum, stem, head};
   f.insert(f.end(), stage.begin(), stage.end());
   f.insert(f.end(), {blocks, c.mflops(), static_cast<double>(c.peak_activations) / 1000.0,

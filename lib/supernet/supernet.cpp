@@ -1,7 +1,8 @@
 #include "supernet/supernet.h"
 
 #include "core/error.h"
-#include "supernet/sampling.h"
+#include "families/sampling.h"
+#include "nn/shapes.h"
 
 namespace nas::supernet {
 
@@ -13,7 +14,7 @@ SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_
                                                                                << num_classes);
   if (s.is_cell()) {
     cell_net_ = register_module("net", nn::CellNet(s, nn::all_ops(s), nn::all_ops(s), in_channels, num_classes, true));
-    active_ = max_arch(s);
+    active_ = families::max_arch(s);
     return;
   }
   if (s.is_mlp()) {
@@ -28,7 +29,7 @@ SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_
     }
     // Whichever layer is last feeds it: as wide as the widest layer.
     classifier_ = register_module("classifier", nn::DynamicLinear(widest, num_classes));
-    active_ = max_arch(s);
+    active_ = families::max_arch(s);
     return;
   }
   int64_t max_stem = spec::max_of(s.stem_width);
@@ -44,7 +45,7 @@ SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_
                                        .expand(spec::max_of(st.expand))
                                        .kernel(spec::max_of(st.kernel))
                                        .stride(b == 0 ? st.stride : 1)
-                                       .has_expand(stage_has_expand(st))
+                                       .has_expand(nn::stage_has_expand(st))
                                        .se(st.se)
                                        .act(nn::parse_act(st.act))
                                        .residual(b > 0));
@@ -58,7 +59,7 @@ SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_
   head_ = register_module("head", nn::DynamicConv2d(ch, max_head, 1, 1, false));
   head_bn_ = register_module("head_bn", nn::DynamicBatchNorm2d(max_head));
   classifier_ = register_module("classifier", nn::DynamicLinear(max_head, num_classes));
-  active_ = max_arch(s);
+  active_ = families::max_arch(s);
 }
 
 void SupernetImpl::init_last_bn_gamma(bool zero) {
@@ -106,7 +107,7 @@ void SupernetImpl::sort_channels() {
 }
 
 void SupernetImpl::set_active(const spec::Arch& arch) {
-  spec::validate_arch(arch, space_, "arch");
+  families::validate_arch(arch, space_, "arch");
   active_ = arch;
 }
 
@@ -164,7 +165,7 @@ void copy_bn(BN& dst, const nn::DynamicBatchNorm2d& src) {
 }  // namespace
 
 nn::ChildNet SupernetImpl::slice(const spec::Arch& arch) {
-  spec::validate_arch(arch, space_, "arch");
+  families::validate_arch(arch, space_, "arch");
   nn::ChildNet child(space_, arch, in_channels_, num_classes_);
   torch::NoGradGuard no_grad;
   if (arch.is_cell()) {
@@ -200,7 +201,7 @@ nn::ChildNet SupernetImpl::slice(const spec::Arch& arch) {
       copy_conv(dst->dw_conv, src->dw_conv, mid, mid, sa.blocks[b].kernel);
       copy_bn(dst->dw_bn, src->dw_bn);
       if (src->se) {
-        int64_t red = se_channels(static_cast<int>(mid));
+        int64_t red = nn::se_channels(static_cast<int>(mid));
         dst->se_reduce->weight.copy_(src->se_reduce->weight.narrow(0, 0, red).narrow(1, 0, mid));
         dst->se_reduce->bias.copy_(src->se_reduce->bias.narrow(0, 0, red));
         dst->se_expand->weight.copy_(src->se_expand->weight.narrow(0, 0, mid).narrow(1, 0, red));

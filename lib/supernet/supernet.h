@@ -4,12 +4,12 @@
 
 #include <vector>
 
+#include "families/family.h"
 #include "nn/cell.h"
 #include "nn/child.h"
 #include "nn/elastic.h"
 #include "spec/arch.h"
 #include "spec/search_space.h"
-#include "supernet/cost.h"
 
 namespace nas::supernet {
 
@@ -45,7 +45,7 @@ class SupernetImpl : public torch::nn::Module {
   // A static network with the active weights (and BN statistics) of `arch` copied in.
   nn::ChildNet slice(const spec::Arch& arch);
 
-  Cost cost(const spec::Arch& arch) const { return arch_cost(space_, arch, in_channels_, num_classes_); }
+  families::Cost cost(const spec::Arch& arch) const { return families::arch_cost(space_, arch, in_channels_, num_classes_); }
   const spec::SearchSpace& space() const { return space_; }
   int in_channels() const { return in_channels_; }
   int num_classes() const { return num_classes_; }

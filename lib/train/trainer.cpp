@@ -11,18 +11,18 @@
 #include <sstream>
 
 #include "core/build_info.h"
-#include "data/datasets.h"
-#include "dist/dist.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/io.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "data/datasets.h"
+#include "dist/dist.h"
 #include "eval/evaluate.h"
+#include "families/sampling.h"
 #include "nn/elastic.h"
 #include "nn/precision.h"
 #include "supernet/checkpoint.h"
-#include "supernet/sampling.h"
 #include "train/sampling_policy.h"
 #include "train/workers.h"
 
@@ -552,7 +552,7 @@ spec::json validate_children(supernet::Supernet& net, const spec::TrainSpec& t, 
   if (fixed)
     children = {{"val_acc", *fixed}};
   else
-    children = {{"val_acc_max", supernet::max_arch(net->space())}, {"val_acc_min", supernet::min_arch(net->space())}};
+    children = {{"val_acc_max", families::max_arch(net->space())}, {"val_acc_min", families::min_arch(net->space())}};
   spec::json out;
   for (const auto& [key, arch] : children) {
     net->set_active(arch);
@@ -639,7 +639,7 @@ class SupernetRun {
     net_->init_last_bn_gamma(t_.zero_init_last_bn);
     fixed_ = o_.fixed_arch ? &*o_.fixed_arch : nullptr;
     if (fixed_) {
-      spec::validate_arch(*fixed_, space_, "--arch");
+      families::validate_arch(*fixed_, space_, "--arch");
       net_->set_active(*fixed_);
     }
     net_->to(device_);
@@ -728,13 +728,13 @@ class SupernetRun {
               "--stop-after-steps " << o_.stop_after_steps << ": the checkpoint is already at step " << step_);
     if (o_.resume && main_rank_) drop_metrics_after(metrics_path_, step_);
     if (main_rank_) metrics_ = std::make_unique<JsonlWriter>(metrics_path_, o_.resume);
-    auto max_cost = net_->cost(supernet::max_arch(space_));
-    auto min_cost = net_->cost(supernet::min_arch(space_));
+    auto max_cost = net_->cost(families::max_arch(space_));
+    auto min_cost = net_->cost(families::min_arch(space_));
     std::ostringstream os;
     os << "supernet: max child " << max_cost.mflops() << " MFLOPs " << max_cost.params << " params, min child "
        << min_cost.mflops() << " MFLOPs " << min_cost.params << " params; " << total_ << " steps (" << t_.epochs
        << " epochs x " << spe_ << "), "
-       << (fixed_ ? (init_.init_from.empty() ? "from scratch: " : "fine-tune: ") + spec::arch_summary(*fixed_)
+       << (fixed_ ? (init_.init_from.empty() ? "from scratch: " : "fine-tune: ") + families::arch_summary(*fixed_)
                   : t_.sampling == "uniform" ? std::string("uniform sampling, 1 child per step")
                                              : std::to_string(2 + t_.random_children) + " children per step");
     log_info(os.str());

@@ -1,0 +1,151 @@
+#include "families/mlp/mlp.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace nas::families::mlp {
+namespace {
+
+// Decisions: resolution (one option), depth, then per layer slot up to the largest depth its width
+// (ordered) and its activation (unordered: option k is the layer's k-th listed activation).
+class MlpEncoding : public FamilyEncoding {
+ public:
+  explicit MlpEncoding(const spec::SearchSpace& s) : space_(s) {
+    add_sizes("resolution", s.resolution, "resolution");
+    add_sizes("depth", s.depth, "depth");
+    for (size_t i = 0; i < s.layers.size(); ++i) {
+      const std::string q = "layer" + std::to_string(i) + ".";
+      add_sizes(q + "width", s.layers[i].width, "width");
+      add_names(q + "act", s.layers[i].act, "act");
+    }
+  }
+
+  bool active(const Genotype& g, size_t i) const override { return i < 2 || layer(i) < value(g, kDepth); }
+
+  spec::Arch decode(const Genotype& g) const override {
+    spec::Arch a;
+    a.space = space_.name;
+    a.resolution = value(g, 0);
+    a.layers.resize(static_cast<size_t>(value(g, kDepth)));
+    for (size_t l = 0; l < a.layers.size(); ++l) {
+      a.layers[l].width = value(g, width_decision(l));
+      a.layers[l].act = space_.layers[l].act[static_cast<size_t>(value(g, width_decision(l) + 1))];
+    }
+    return a;
+  }
+
+  Genotype encode(const spec::Arch& a) const override {
+    Genotype g(decisions_.size(), 0);
+    g[0] = option_of(0, a.resolution);
+    g[kDepth] = option_of(kDepth, static_cast<int>(a.layers.size()));
+    for (size_t l = 0; l < a.layers.size(); ++l) {
+      const auto& acts = space_.layers[l].act;
+      g[width_decision(l)] = option_of(width_decision(l), a.layers[l].width);
+      g[width_decision(l) + 1] =
+          static_cast<int>(std::find(acts.begin(), acts.end(), a.layers[l].act) - acts.begin());
+    }
+    return g;
+  }
+
+ private:
+  static constexpr size_t kDepth = 1;
+  static size_t width_decision(size_t layer) { return 2 + 2 * layer; }
+  static int layer(size_t decision) { return static_cast<int>((decision - 2) / 2); }
+  spec::SearchSpace space_;
+};
+
+class MlpFamily : public Family {
+ public:
+  std::string name() const override { return "mlp"; }
+  bool holds(const spec::Arch& a) const override { return !a.layers.empty(); }
+  std::string choices_key() const override { return "layers"; }
+  std::string choices_description() const override { return "the hidden layers of an mlp child"; }
+
+  void validate(const spec::Arch& a, const spec::SearchSpace& s, const std::string& file) const override {
+    check_choice(file, "depth", static_cast<int>(a.layers.size()), s.depth);
+    for (size_t i = 0; i < a.layers.size(); ++i) {
+      const std::string p = "layers[" + std::to_string(i) + "]";
+      check_choice(file, p + ".width", a.layers[i].width, s.layers[i].width);
+      check_name(file, p + ".act", a.layers[i].act, s.layers[i].act);
+    }
+  }
+
+  std::string summary(const spec::Arch& a) const override {
+    std::string out = "[";
+    for (size_t i = 0; i < a.layers.size(); ++i)
+      out += (i ? ", " : "") + std::to_string(a.layers[i].width) + " " + a.layers[i].act;
+    return out + "]";
+  }
+
+  // The activation does not change the size: each layer takes its first-listed one.
+  void at_levels(const spec::SearchSpace& s, const Levels& l, spec::Arch& a) const override {
+    const int depth = at_level(s.depth, l.depth);
+    for (size_t i = 0; i < static_cast<size_t>(depth); ++i)
+      a.layers.push_back({at_level(s.layers[i].width, l.width), s.layers[i].act.front()});
+  }
+
+  void draw(const spec::SearchSpace& s, Rng& rng, const Pick& pick, bool, spec::Arch& a) const override {
+    const int depth = s.depth[pick(s.depth.size())];
+    for (size_t i = 0; i < static_cast<size_t>(depth); ++i) {
+      const auto& ls = s.layers[i];
+      const int w = ls.width[pick(ls.width.size())];
+      a.layers.push_back({w, ls.act[rng.below(ls.act.size())]});
+    }
+  }
+
+  bool mutate(const spec::SearchSpace& s, Rng& rng, double prob, spec::Arch& a) const override {
+    int d = static_cast<int>(a.layers.size());
+    if (rng.uniform() < prob) d = neighbour(s.depth, d, rng);
+    while (static_cast<int>(a.layers.size()) < d) {  // a new layer: its set's smallest width, first act
+      const auto& ls = s.layers[a.layers.size()];
+      a.layers.push_back({ls.width.front(), ls.act.front()});
+    }
+    a.layers.resize(static_cast<size_t>(d));
+    for (size_t i = 0; i < a.layers.size(); ++i) {
+      const auto& ls = s.layers[i];
+      if (rng.uniform() < prob) a.layers[i].width = neighbour(ls.width, a.layers[i].width, rng);
+      if (ls.act.size() > 1 && rng.uniform() < prob) {  // activations are unordered: any other one
+        auto it = std::find(ls.act.begin(), ls.act.end(), a.layers[i].act);
+        const size_t cur = it == ls.act.end() ? 0 : static_cast<size_t>(it - ls.act.begin());
+        a.layers[i].act = ls.act[(cur + 1 + rng.below(ls.act.size() - 1)) % ls.act.size()];
+      }
+    }
+    return true;
+  }
+
+  // The flattened input is a view of the input X; each layer: bias-free Linear, BN, activation.
+  Cost cost(const spec::SearchSpace&, const spec::Arch& a, int in_channels, int num_classes) const override {
+    Cost c;
+    auto live = [&](int64_t values) { c.peak_activations = std::max(c.peak_activations, values); };
+    const int64_t X = int64_t{in_channels} * a.resolution * a.resolution;
+    int64_t in = X;
+    for (size_t i = 0; i < a.layers.size(); ++i) {
+      const int64_t w = a.layers[i].width;
+      live(X + (i == 0 ? 0 : in) + w);
+      // BN's inference kernel makes a per-channel scale and shift: at batch 1 as large as the
+      // layer (on feature maps they are negligible). Then the activation: input and output.
+      live(X + 4 * w);
+      c.macs += in * w;
+      c.params += in * w + 2 * w;
+      in = w;
+    }
+    live(X + in + num_classes);
+    c.macs += in * num_classes;
+    c.params += in * num_classes + num_classes;
+    return c;
+  }
+
+  std::unique_ptr<FamilyEncoding> encoding(const spec::SearchSpace& s) const override {
+    return std::make_unique<MlpEncoding>(s);
+  }
+};
+
+}  // namespace
+
+const Family& family() {
+  static const MlpFamily f;
+  return f;
+}
+
+}  // namespace nas::families::mlp

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "eval/lut.h"
+#include "families/documents.h"
 #include "families/sampling.h"
 #include "search/predictor.h"
 #include "supernet/latency_table.h"
@@ -96,7 +97,7 @@ int main(int argc, char** argv) {
     torch::set_num_threads(threads);
     if (!std::getenv("NAS_SYSTEM_MALLOC")) tune_allocator();  // as the tools do without --system-malloc
     auto t = supernet::load_latency_table(lut);
-    const spec::SearchSpace space = spec::load_search_space(space_file);
+    const spec::SearchSpace space = families::load_search_space(space_file);
     supernet::check_table_for(t, space, t.in_channels, t.num_classes, lut);
     auto here = eval::machine_context(threads, device, "fp32");
     auto diff = spec::context_differences(t.context, here);

@@ -24,6 +24,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "eval/evaluate.h"
+#include "families/documents.h"
 #include "families/family.h"
 #include "families/sampling.h"
 #include "search/estimators.h"
@@ -85,7 +86,7 @@ int main(int argc, char** argv) {
     std::set<std::string> seen;
     spec::Constraints bound;  // the last given search's bounds, when it had any
     for (const auto& f : files) {
-      auto r = spec::load_search_result(f);
+      auto r = families::load_search_result(f);
       const auto& c = r.constraints;
       if (c.max_mflops > 0 || c.max_params > 0 || c.max_memory_mib > 0) bound = c;
       for (const auto& c : r.candidates)

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "families/documents.h"
 #include "families/family.h"
 #include "search/predictor.h"
 #include "search/search.h"
@@ -122,12 +123,12 @@ int main(int argc, char** argv) {
   try {
     set_log_level(0);
     torch::set_num_threads(threads);
-    Bench b(spec::load_search_space(space_file), 1, 10);
+    Bench b(families::load_search_space(space_file), 1, 10);
     std::vector<search::Genotype> xs;
     std::vector<double> ys;
     std::set<std::string> seen;
     for (const auto& f : files) {
-      auto r = spec::load_search_result(f);
+      auto r = families::load_search_result(f);
       const auto& c = r.constraints;
       if (c.max_mflops > 0 || c.max_params > 0 || c.max_memory_mib > 0) b.bound = c;
       for (const auto& k : r.candidates)

@@ -6,11 +6,9 @@
 #include <string>
 
 #include "core/error.h"
+#include "families/documents.h"
 #include "search/encoding.h"
-#include "spec/arch.h"
 #include "spec/document.h"
-#include "spec/search_result.h"
-#include "spec/search_space.h"
 #include "spec/train_spec.h"
 #include "supernet/latency_table.h"
 
@@ -32,10 +30,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const nas::Error&) {
     return 0;
   }
-  expect_nas_error([&] { nas::spec::search_space_from_json(j, "fuzz.yaml"); });
+  expect_nas_error([&] { nas::families::search_space_from_json(j, "fuzz.yaml"); });
   expect_nas_error([&] { nas::spec::train_spec_from_json(j, "fuzz.yaml"); });
-  expect_nas_error([&] { nas::spec::arch_from_json(j, "fuzz.yaml"); });
-  expect_nas_error([&] { nas::spec::search_result_from_json(j, "fuzz.yaml"); });
+  expect_nas_error([&] { nas::families::arch_from_json(j, "fuzz.yaml"); });
+  expect_nas_error([&] { nas::families::search_result_from_json(j, "fuzz.yaml"); });
   expect_nas_error([&] { nas::search::generic_space_from_json(j, "fuzz.yaml"); });
   expect_nas_error([&] { nas::supernet::latency_table_from_json(j, "fuzz.yaml"); });
   return 0;

@@ -14,10 +14,11 @@
 #include "data/idx.h"
 #include "export/onnx_export.h"
 #include "families/cell/cell.h"
+#include "families/documents.h"
 #include "families/family.h"
 #include "families/sampling.h"
 #include "helpers.h"
-#include "nn/child.h"
+#include "families/child.h"
 #include "search/darts.h"
 #include "search/encoding.h"
 #include "search/search.h"
@@ -34,7 +35,7 @@ using nlohmann::json;
 using test::error_of;
 
 namespace {
-spec::SearchSpace tiny_cell() { return spec::load_search_space(test::test_data("tiny-cell.yaml")); }
+spec::SearchSpace tiny_cell() { return families::load_search_space(test::test_data("tiny-cell.yaml")); }
 
 json space_doc() {
   return {{"kind", "nas.search_space"}, {"schema_version", 1}, {"name", "c"},  {"family", "cell"},
@@ -42,8 +43,11 @@ json space_doc() {
           {"ops", {"nor_conv_3x3", "skip_connect"}}};
 }
 
+const families::cell::Choices& cells(const spec::Arch& a) { return families::cell::choices_of(a); }
+const families::cell::Space& space(const spec::SearchSpace& s) { return families::cell::space_of(s); }
+
 spec::Arch cell_arch(const std::string& space, int res, const std::string& normal, const std::string& reduce) {
-  return spec::arch_from_json({{"kind", "nas.arch"},
+  return families::arch_from_json({{"kind", "nas.arch"},
                                {"schema_version", 1},
                                {"space", space},
                                {"resolution", res},
@@ -60,16 +64,16 @@ int64_t numel_of(torch::nn::Module& m) {
 }  // namespace
 
 TEST_CASE("cell spaces: parsing, and bad specs name the field", "[cell]") {
-  auto s = spec::search_space_from_json(space_doc(), "c.yaml");
-  CHECK(s.is_cell());
-  CHECK(s.num_edges() == 1);
-  CHECK(s.ops == std::vector<std::string>{"nor_conv_3x3", "skip_connect"});  // the file's order
-  CHECK(spec::search_space_from_json(spec::to_json(s), "again").ops == s.ops);
-  auto fmnist = spec::load_search_space(test::src("configs/spaces/fmnist-cell.yaml"));
-  CHECK(fmnist.num_edges() == 6);
-  CHECK(fmnist.ops.size() == 8);
+  auto s = families::search_space_from_json(space_doc(), "c.yaml");
+  CHECK(s.family == "cell");
+  CHECK(space(s).num_edges() == 1);
+  CHECK(space(s).ops == std::vector<std::string>{"nor_conv_3x3", "skip_connect"});  // the file's order
+  CHECK(space(families::search_space_from_json(spec::to_json(s), "again")).ops == space(s).ops);
+  auto fmnist = families::load_search_space(test::src("configs/spaces/fmnist-cell.yaml"));
+  CHECK(space(fmnist).num_edges() == 6);
+  CHECK(space(fmnist).ops.size() == 8);
   auto fails = [](json j, const std::string& what) {
-    CHECK_THAT(error_of([&] { spec::search_space_from_json(j, "c.yaml"); }), Catch::Matchers::Contains(what));
+    CHECK_THAT(error_of([&] { families::search_space_from_json(j, "c.yaml"); }), Catch::Matchers::Contains(what));
   };
   json j = space_doc();
   j["ops"] = {"nor_conv_3x3", "conv_7x7"};
@@ -98,32 +102,32 @@ TEST_CASE("cell spaces: parsing, and bad specs name the field", "[cell]") {
 
 TEST_CASE("the cell notation: round trip, malformed cells and archs outside the space", "[cell]") {
   const std::string text = "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|";
-  auto ops = spec::parse_cell_notation(text, "a.json", "cell.normal");
+  auto ops = families::cell::parse_notation(text, "a.json", "cell.normal");
   CHECK(ops == std::vector<std::string>{"nor_conv_3x3", "skip_connect", "avg_pool_3x3"});
-  CHECK(spec::cell_notation(ops) == text);
-  CHECK(spec::cell_nodes_of(3) == 2);
-  CHECK(spec::cell_nodes_of(4) == -1);
-  // The one edge order (spec::cell_nodes), as the notation writes it: node by node, each node's
+  CHECK(families::cell::notation(ops) == text);
+  CHECK(families::cell::nodes_of_edges(3) == 2);
+  CHECK(families::cell::nodes_of_edges(4) == -1);
+  // The one edge order (families::cell::nodes_of), as the notation writes it: node by node, each node's
   // inputs from node 0 up; "index:from>to".
   std::vector<std::string> order;
-  for (const auto& node : spec::cell_nodes(3))
+  for (const auto& node : families::cell::nodes_of(3))
     for (const auto& edge : node.inputs)
       order.push_back(std::to_string(edge.index) + ":" + std::to_string(edge.from) + ">" + std::to_string(node.to));
   CHECK(order == std::vector<std::string>{"0:0>1", "1:0>2", "2:1>2", "3:0>3", "4:1>3", "5:2>3"});
   for (const std::string bad : {"", "nor_conv_3x3~0", "|nor_conv_3x3~1|", "|nor_conv_3x3~0|+|skip_connect~0|",
                                 "|a~0|+|b~0|c~1|d~2|", "|a~0|+|b~1|c~0|", "|a~0|+", "|~0|"}) {
     INFO(bad);
-    CHECK_THAT(error_of([&] { spec::parse_cell_notation(bad, "a.json", "cell.normal"); }),
+    CHECK_THAT(error_of([&] { families::cell::parse_notation(bad, "a.json", "cell.normal"); }),
                Catch::Matchers::Contains("a.json: cell.normal: expected a cell like"));
   }
   auto s = tiny_cell();
   spec::Arch a = cell_arch("tiny-cell", 9, text, "|max_pool_3x3~0|+|sep_conv_5x5~0|none~1|");
-  CHECK(a.is_cell());
+  CHECK(a.family() == "cell");
   families::validate_arch(a, s, "a.json");
-  CHECK(spec::arch_from_json(spec::to_json(a), "again") == a);
+  CHECK(families::arch_from_json(spec::to_json(a), "again") == a);
   CHECK(families::arch_summary(a) == "r9 normal " + text + " reduce |max_pool_3x3~0|+|sep_conv_5x5~0|none~1|");
   spec::Arch outside = a;
-  outside.normal[1] = "conv_7x7";
+  families::edit<families::cell::Choices>(outside).normal[1] = "conv_7x7";
   CHECK_THAT(error_of([&] { families::validate_arch(outside, s, "a.json"); }),
              Catch::Matchers::Contains("a.json: cell.normal: edge 1: expected one of [none, skip_connect"));
   spec::Arch bigger = cell_arch("tiny-cell", 9, "|a~0|+|b~0|c~1|+|d~0|e~1|f~2|", "|a~0|+|b~0|c~1|+|d~0|e~1|f~2|");
@@ -131,7 +135,7 @@ TEST_CASE("the cell notation: round trip, malformed cells and archs outside the 
              Catch::Matchers::Contains("cell.normal: expected a cell of 2 nodes (3 edges), found 6 edges"));
   CHECK_THAT(error_of([&] { cell_arch("tiny-cell", 9, text, "|a~0|"); }),
              Catch::Matchers::Contains("cell.reduce: expected as many nodes as the normal cell (2), found 1"));
-  auto mlp = spec::load_search_space(test::test_data("tiny-mlp.yaml"));
+  auto mlp = families::load_search_space(test::test_data("tiny-mlp.yaml"));
   a.space = "tiny-mlp";
   CHECK_THAT(error_of([&] { families::validate_arch(a, mlp, "a.json"); }),
              Catch::Matchers::Contains("layers: expected the hidden layers of an mlp child, found the choices of family cell"));
@@ -140,13 +144,13 @@ TEST_CASE("the cell notation: round trip, malformed cells and archs outside the 
 TEST_CASE("cell costs by hand, and as the modules count them", "[cell]") {
   // 1 node, width 4, 8x8 input of 1 channel, 3 classes: stem, a normal cell (nor_conv_3x3), a
   // reduction cell (skip_connect: a factorized reduce 4 -> 8, stride 2), a normal cell at 4x4, head.
-  auto s = spec::search_space_from_json(space_doc(), "c.yaml");
+  auto s = families::search_space_from_json(space_doc(), "c.yaml");
   spec::Arch a = cell_arch("c", 8, "|nor_conv_3x3~0|", "|skip_connect~0|");
   auto c = families::arch_cost(s, a, 1, 3);
   const int64_t stem = 8 * 8 * 4 * 9, normal0 = 8 * 8 * 4 * 4 * 9, reduce = 4 * 4 * 4 * 8, normal1 = 4 * 4 * 8 * 8 * 9;
   CHECK(c.macs == stem + normal0 + reduce + normal1 + 8 * 3);
   CHECK(c.params == (36 + 8) + (144 + 8) + (16 + 16 + 16) + (576 + 16) + 16 + (24 + 3));
-  nn::ChildNet child(s, a, 1, 3);
+  families::ChildNet child(s, a, 1, 3);
   CHECK(numel_of(*child) == c.params);
   // The other ops by hand at 4 channels, 8x8, stride 1.
   auto op = [](const std::string& name) { return families::cell::op_cost(name, 4, 4, 1, 8); };
@@ -163,7 +167,7 @@ TEST_CASE("cell costs by hand, and as the modules count them", "[cell]") {
   Rng rng(3);
   for (int i = 0; i < 20; ++i) {
     spec::Arch r = families::random_arch(t, rng);
-    nn::ChildNet net(t, r, 2, 5);
+    families::ChildNet net(t, r, 2, 5);
     INFO(families::arch_summary(r));
     CHECK(numel_of(*net) == families::arch_cost(t, r, 2, 5).params);
   }
@@ -187,11 +191,11 @@ TEST_CASE("a cell child sliced from the supernet computes what the supernet comp
   std::set<std::string> ops_seen;
   for (const auto& a : archs) {
     INFO(families::arch_summary(a));
-    for (const auto& o : a.normal) ops_seen.insert(o);
+    for (const auto& o : cells(a).normal) ops_seen.insert(o);
     net->set_active(a);
     torch::NoGradGuard g;
     torch::Tensor want = net->forward(x);
-    nn::ChildNet child = net->slice(a);
+    families::ChildNet child = net->slice(a);
     child->eval();
     torch::Tensor got = child->forward(x);
     CHECK(torch::allclose(got, want, 1e-5, 1e-5));
@@ -200,7 +204,7 @@ TEST_CASE("a cell child sliced from the supernet computes what the supernet comp
   CHECK(ops_seen.size() >= 8);  // most ops were compared
   // Changing an op changes the function: the slice is not vacuous.
   spec::Arch a = families::max_arch(s), b = a;
-  b.normal[0] = "sep_conv_3x3";
+  families::edit<families::cell::Choices>(b).normal[0] = "sep_conv_3x3";
   torch::NoGradGuard g;
   CHECK_FALSE(torch::allclose(net->slice(a)->forward(x), net->slice(b)->forward(x)));
 }
@@ -247,9 +251,9 @@ TEST_CASE("cell sampling: the sandwich's ends, uniform ops, mutations, the encod
   auto s = tiny_cell();
   auto max = families::max_arch(s), min = families::min_arch(s), cheap = families::cheapest_arch(s);
   const int64_t max_macs = families::arch_cost(s, max, 1, 10).macs;
-  CHECK(max.normal == std::vector<std::string>(3, "nor_conv_5x5"));  // the most MACs on every edge
-  for (const auto& o : min.normal) CHECK(o != "none");
-  CHECK(cheap.normal == std::vector<std::string>(3, "none"));
+  CHECK(cells(max).normal == std::vector<std::string>(3, "nor_conv_5x5"));  // the most MACs on every edge
+  for (const auto& o : cells(min).normal) CHECK(o != "none");
+  CHECK(cells(cheap).normal == std::vector<std::string>(3, "none"));
   CHECK(families::arch_cost(s, cheap, 1, 10).macs <= families::arch_cost(s, min, 1, 10).macs);
   Rng rng(11);
   std::set<std::string> seen;
@@ -263,7 +267,7 @@ TEST_CASE("cell sampling: the sandwich's ends, uniform ops, mutations, the encod
   CHECK(enc.decisions()[3].name == "normal.node2.edge1");
   for (int i = 0; i < 200; ++i) {
     auto r = families::random_arch(s, rng);
-    for (const auto& o : r.reduce) seen.insert(o);
+    for (const auto& o : cells(r).reduce) seen.insert(o);
     families::validate_arch(r, s, "random");
     CHECK(families::arch_cost(s, r, 1, 10).macs <= max_macs);
     auto m = families::mutate_arch(r, s, rng, 0.2);
@@ -271,7 +275,7 @@ TEST_CASE("cell sampling: the sandwich's ends, uniform ops, mutations, the encod
     families::validate_arch(m, s, "mutated");
     CHECK(enc.decode(enc.encode(r)) == r);
   }
-  CHECK(seen.size() == s.ops.size());  // every op, none included, is sampled
+  CHECK(seen.size() == space(s).ops.size());  // every op, none included, is sampled
 }
 
 TEST_CASE("DARTS: softmax weights sum to 1, gradients reach the architecture weights, second order checked", "[cell]") {
@@ -360,13 +364,13 @@ TEST_CASE("DARTS derivation: strongest non-none op per edge first, then the next
   auto kids = search::darts_derive(enc, w, w, 5);
   REQUIRE(kids.size() == 5);
   spec::Arch first = enc.decode(kids[0]);
-  CHECK(first.normal == std::vector<std::string>{"nor_conv_3x3", "avg_pool_3x3", "skip_connect"});
-  CHECK(first.reduce == first.normal);
+  CHECK(cells(first).normal == std::vector<std::string>{"nor_conv_3x3", "avg_pool_3x3", "skip_connect"});
+  CHECK(cells(first).reduce == cells(first).normal);
   spec::Arch second = enc.decode(kids[1]);
   int changed = 0;
-  for (size_t e = 0; e < 3; ++e) changed += (second.normal[e] != first.normal[e]) + (second.reduce[e] != first.reduce[e]);
+  for (size_t e = 0; e < 3; ++e) changed += (cells(second).normal[e] != cells(first).normal[e]) + (cells(second).reduce[e] != cells(first).reduce[e]);
   CHECK(changed == 1);
-  CHECK((second.normal[0] == "sep_conv_3x3" || second.reduce[0] == "sep_conv_3x3"));
+  CHECK((cells(second).normal[0] == "sep_conv_3x3" || cells(second).reduce[0] == "sep_conv_3x3"));
   std::set<search::Genotype> distinct(kids.begin(), kids.end());
   CHECK(distinct.size() == kids.size());
   double prev = 1e9;
@@ -374,10 +378,10 @@ TEST_CASE("DARTS derivation: strongest non-none op per edge first, then the next
     spec::Arch a = enc.decode(g);
     double score = 0;
     for (size_t e = 0; e < 3; ++e) {
-      auto idx = [&](const std::string& op) { return std::find(s.ops.begin(), s.ops.end(), op) - s.ops.begin(); };
-      score += std::log(w[static_cast<int64_t>(e)][idx(a.normal[e])].item<double>()) +
-               std::log(w[static_cast<int64_t>(e)][idx(a.reduce[e])].item<double>());
-      CHECK(a.normal[e] != "none");
+      auto idx = [&](const std::string& op) { return std::find(space(s).ops.begin(), space(s).ops.end(), op) - space(s).ops.begin(); };
+      score += std::log(w[static_cast<int64_t>(e)][idx(cells(a).normal[e])].item<double>()) +
+               std::log(w[static_cast<int64_t>(e)][idx(cells(a).reduce[e])].item<double>());
+      CHECK(cells(a).normal[e] != "none");
     }
     CHECK(score <= prev + 1e-9);
     prev = score;
@@ -404,7 +408,7 @@ TEST_CASE("the tools on a cell space: SPOS training, evolution and DARTS search,
                      "--calib-images", "128", "--max-mflops", "4", "--threads", "2", "-q", "--out", d + "/evo.json"});
   INFO(rs.err);
   REQUIRE(rs.code == 0);
-  auto evo = spec::load_search_result(d + "/evo.json");
+  auto evo = families::load_search_result(d + "/evo.json");
   CHECK(evo.family == "cell");
   REQUIRE(evo.best >= 0);
   CHECK(evo.candidates[static_cast<size_t>(evo.best)].mflops <= 4);
@@ -498,7 +502,7 @@ TEST_CASE("the tools on a cell space: SPOS training, evolution and DARTS search,
                                         d + "/" + est + ".json"});
     INFO(re.err);
     REQUIRE(re.code == 0);
-    auto r = spec::load_search_result(d + "/" + est + ".json");
+    auto r = families::load_search_result(d + "/" + est + ".json");
     CHECK(r.family == "cell");
     CHECK(r.candidates.size() == 2);
     for (const auto& c : r.candidates) CHECK((c.evaluated && c.error.empty()));
@@ -513,7 +517,7 @@ TEST_CASE("the tools on a cell space: SPOS training, evolution and DARTS search,
 }
 
 TEST_CASE("DARTS refuses spaces without cells", "[cell]") {
-  auto mlp = spec::load_search_space(test::test_data("tiny-mlp.yaml"));
+  auto mlp = families::load_search_space(test::test_data("tiny-mlp.yaml"));
   supernet::Supernet net(mlp, 1, 3);
   CHECK_THAT(error_of([&] { search::DartsRelaxation(net, search::DartsOptions{}); }),
              Catch::Matchers::Contains("space \"tiny-mlp\" is family mlp; DARTS needs a cell space"));
@@ -538,15 +542,15 @@ TEST_CASE("DARTS refuses spaces without cells", "[cell]") {
 }
 
 TEST_CASE("every strategy finds a cell space's ops better than random search", "[cell]") {
-  auto s = spec::load_search_space(test::src("configs/spaces/fmnist-cell.yaml"));
+  auto s = families::load_search_space(test::src("configs/spaces/fmnist-cell.yaml"));
   search::ArchEncoding enc(s);
   // Best: sep_conv_3x3 on every normal edge, nor_conv_1x1 on every reduction edge (neither first
   // nor last of the op list, nor at either end of the cost ranking).
   auto f = [&](const search::Genotype& g) {
     spec::Arch a = enc.decode(g);
     double v = 0;
-    for (size_t e = 0; e < a.normal.size(); ++e) v += (a.normal[e] == "sep_conv_3x3") + (a.reduce[e] == "nor_conv_1x1");
-    return v / static_cast<double>(2 * a.normal.size());
+    for (size_t e = 0; e < cells(a).normal.size(); ++e) v += (cells(a).normal[e] == "sep_conv_3x3") + (cells(a).reduce[e] == "nor_conv_1x1");
+    return v / static_cast<double>(2 * cells(a).normal.size());
   };
   CHECK(test::strategies_not_beating_random(enc, f, 100) == std::vector<std::string>{});
 }

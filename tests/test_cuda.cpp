@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "data/idx.h"
 #include "eval/evaluate.h"
+#include "families/documents.h"
 #include "families/sampling.h"
 #include "helpers.h"
 #include "nn/precision.h"
@@ -28,7 +29,7 @@ TEST_CASE("CUDA: supernet and sandwich step run on the GPU and agree with the CP
     return;
   }
   torch::manual_seed(4);
-  auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  auto space = families::load_search_space(test::test_data("tiny-space.yaml"));
   supernet::Supernet net(space, 1, 10);
   test::randomize_bn(net);
   net->eval();
@@ -107,7 +108,7 @@ TEST_CASE("--device cuda: every tool runs on the GPU, at fp32 and with bf16 auto
         {"--model", d + "/" + prec + "/child.ckpt", "--reps", "5", "--min-time", "0", "--test-images", "1000"}, flags);
     INFO(rb.err);
     REQUIRE(rb.code == 0);
-    auto b = spec::bench_result_from_json(json::parse(rb.out), "stdout");
+    auto b = families::bench_result_from_json(json::parse(rb.out), "stdout");
     CHECK(b.context.device == "cuda");
     CHECK(b.context.precision == prec);
     // 20 steps: barely trained, and bf16 (or TF32 convolutions) round differently from any CPU

@@ -20,6 +20,7 @@
 #include "data/datasets.h"
 #include "data/idx.h"
 #include "data/loader.h"
+#include "families/documents.h"
 #include "helpers.h"
 #include "spec/bench_result.h"
 #include "spec/train_spec.h"
@@ -673,7 +674,7 @@ TEST_CASE("CSV regression: a numeric target, MSE, and R^2 on the held-out rows",
   CHECK(bench["accuracy"]["test_images"] == 80);
   CHECK_FALSE(bench["accuracy"].contains("top1"));
   CHECK(bench["accuracy"]["r2"].get<double>() > 0.9);  // a linear target
-  auto back = spec::bench_result_from_json(bench, "bench.json");
+  auto back = families::bench_result_from_json(bench, "bench.json");
   CHECK(back.regression);
   // A label column that is not numeric, for regression.
   test::spit(d + "/bad.csv", "a,y\n1,2\n3,four\n");

@@ -16,6 +16,7 @@
 #include "data/idx.h"
 #include "data/loader.h"
 #include "dist/dist.h"
+#include "families/documents.h"
 #include "helpers.h"
 #include "nn/elastic.h"
 #include "spec/search_result.h"
@@ -387,7 +388,7 @@ TEST_CASE("2 processes on 127.0.0.1 match 1 process on the same global batch aft
   INFO(s2.err << test::slurp(d + "/r1.err"));
   REQUIRE(s2.code == 0);
   CHECK(rank_code(d, 1) == 0);
-  auto a = spec::load_search_result(d + "/s1.json"), b = spec::load_search_result(d + "/s2.json");
+  auto a = families::load_search_result(d + "/s1.json"), b = families::load_search_result(d + "/s2.json");
   REQUIRE(a.candidates.size() == b.candidates.size());
   for (size_t i = 0; i < a.candidates.size(); ++i) {
     CHECK(a.candidates[i].hash == b.candidates[i].hash);
@@ -433,7 +434,7 @@ TEST_CASE("distributed search with a user evaluator: the ranks share the childre
           d, 2, test::tool_line("nas-search", base, {"--out", d + "/two.json", "--dist-timeout", "60"}), free_port());
       INFO(two.err << test::slurp(d + "/r1.err"));
       REQUIRE(two.code == 0);
-      auto a = spec::load_search_result(d + "/one.json"), b = spec::load_search_result(d + "/two.json");
+      auto a = families::load_search_result(d + "/one.json"), b = families::load_search_result(d + "/two.json");
       REQUIRE(a.candidates.size() == b.candidates.size());
       for (size_t i = 0; i < a.candidates.size(); ++i) {
         CHECK(a.candidates[i].hash == b.candidates[i].hash);

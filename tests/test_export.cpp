@@ -9,10 +9,13 @@
 #include "eval/benchmark.h"
 #include "eval/memory.h"
 #include "export/onnx_export.h"
+#include "families/cell/cell.h"
+#include "families/documents.h"
 #include "families/family.h"
+#include "families/mlp/mlp.h"
 #include "families/sampling.h"
 #include "helpers.h"
-#include "nn/child.h"
+#include "families/child.h"
 #include "spec/bench_result.h"
 #include "spec/search_result.h"
 #include "spec/search_space.h"
@@ -22,7 +25,7 @@ using namespace nas;
 using nlohmann::json;
 
 namespace {
-spec::SearchSpace fmnist() { return spec::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml")); }
+spec::SearchSpace fmnist() { return families::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml")); }
 
 template <typename BN>
 void randomize_bn_stats(BN& bn) {
@@ -73,20 +76,21 @@ TEST_CASE("ONNX export: ONNX Runtime agrees with LibTorch on 10 mbconv, 5 mlp an
   std::vector<std::pair<spec::SearchSpace, spec::Arch>> children = {{s, families::max_arch(s)}, {s, families::min_arch(s)}};
   for (int i = 0; i < 8; ++i) children.push_back({s, families::random_arch(s, rng)});
   // The mlp family too (issue 6): its max and min, and one child with each other activation.
-  auto mlp = spec::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
+  auto mlp = families::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
   children.push_back({mlp, families::max_arch(mlp)});
   children.push_back({mlp, families::min_arch(mlp)});
   for (const char* act : {"gelu", "swish", "tanh"}) {
     spec::Arch a = families::random_arch(mlp, rng);
-    a.layers[0].act = act;
+    families::edit<families::mlp::Choices>(a).layers[0].act = act;
     children.push_back({mlp, a});
   }
   // The cell family too: every op on every edge of both cells (none: zero nodes), and mixed cells.
-  auto cell = spec::load_search_space(test::test_data("tiny-cell.yaml"));
-  for (const auto& op : cell.ops) {
+  auto cell = families::load_search_space(test::test_data("tiny-cell.yaml"));
+  for (const auto& op : families::cell::space_of(cell).ops) {
     spec::Arch a = families::max_arch(cell);
-    a.normal.assign(a.normal.size(), op);
-    a.reduce.assign(a.reduce.size(), op);
+    auto& c = families::edit<families::cell::Choices>(a);
+    c.normal.assign(c.normal.size(), op);
+    c.reduce.assign(c.reduce.size(), op);
     children.push_back({cell, a});
   }
   for (int i = 0; i < 3; ++i) children.push_back({cell, families::random_arch(cell, rng)});
@@ -94,7 +98,7 @@ TEST_CASE("ONNX export: ONNX Runtime agrees with LibTorch on 10 mbconv, 5 mlp an
   for (size_t i = 0; i < children.size(); ++i) {
     const auto& a = children[i].second;
     INFO(families::arch_summary(a));
-    nn::ChildNet net(children[i].first, a, 1, 10);
+    families::ChildNet net(children[i].first, a, 1, 10);
     {
       // BN statistics far from the identity, so that folding them matters.
       torch::NoGradGuard g;

@@ -4,6 +4,8 @@
 
 #include "catch.h"
 #include "core/error.h"
+#include "families/documents.h"
+#include "families/mbconv/mbconv.h"
 #include "families/sampling.h"
 #include "helpers.h"
 #include "spec/search_space.h"
@@ -16,7 +18,7 @@ using namespace nas;
 namespace {
 
 struct Finetune {
-  spec::SearchSpace space = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  spec::SearchSpace space = families::load_search_space(test::test_data("tiny-space.yaml"));
   spec::TrainSpec recipe = [] {
     auto t = spec::load_train_spec(test::test_data("tiny-train.yaml"));
     t.data.path = test::kFmnist;
@@ -82,7 +84,7 @@ TEST_CASE("fine-tune: --init-from starts the child from the supernet's weights a
   CHECK(supernet::read_checkpoint_meta(scratch + "/child.ckpt").init_from.empty());
   // Another space's supernet is refused, naming the file.
   auto other = f.space;
-  other.head_width = {64};
+  families::edit<families::mbconv::Space>(other).head_width = {64};
   train::TrainOptions o;
   o.out_dir = test::temp_dir("ft-other");
   o.fixed_arch = families::min_arch(other);

@@ -4,6 +4,7 @@
 #include "catch.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "families/documents.h"
 #include "families/family.h"
 #include "families/sampling.h"
 #include "helpers.h"
@@ -62,7 +63,7 @@ TEST_CASE("hyperband's brackets: many short trainings to a few long ones", "[hyp
 }
 
 TEST_CASE("hyperband promotes the best of each rung, and only the top fidelity makes the front", "[hyperband]") {
-  auto s = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  auto s = families::load_search_space(test::test_data("tiny-space.yaml"));
   search::CostFn cost = [&](const spec::Arch& a) { return families::arch_cost(s, a, 1, 10); };
   search::ArchEncoding enc(s);
   Epochs est(s);
@@ -89,7 +90,7 @@ TEST_CASE("hyperband promotes the best of each rung, and only the top fidelity m
   for (int i : r.pareto) CHECK(r.candidates[i].fidelity == 9);
   CHECK(r.strategy_options["eta"] == 3);
   // Through JSON: the fidelity of each score is kept.
-  auto back = spec::search_result_from_json(spec::to_json(r), "h.json");
+  auto back = families::search_result_from_json(spec::to_json(r), "h.json");
   CHECK(back.candidates[3].fidelity == r.candidates[3].fidelity);
   CHECK(spec::to_json(back) == spec::to_json(r));
   // Stopped after a checkpoint at 10 evaluations, then resumed: the same search, 12 trainings more.
@@ -108,7 +109,7 @@ TEST_CASE("hyperband promotes the best of each rung, and only the top fidelity m
   CHECK(partial.interrupted);
   REQUIRE(last.candidates.size() == 10);
   o.on_checkpoint = nullptr;
-  for (const auto& c : spec::search_result_from_json(spec::to_json(last), "h.json").candidates)
+  for (const auto& c : families::search_result_from_json(spec::to_json(last), "h.json").candidates)
     o.replay[search::replay_key(c)] = c;
   Epochs again(s);
   auto resumed = search::run_hyperband(enc, cost, again, o);

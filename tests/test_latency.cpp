@@ -9,10 +9,11 @@
 #include "eval/benchmark.h"
 #include "eval/memory.h"
 #include "export/onnx_export.h"
+#include "families/documents.h"
 #include "families/family.h"
 #include "families/sampling.h"
 #include "helpers.h"
-#include "nn/child.h"
+#include "families/child.h"
 #include "spec/bench_result.h"
 #include "spec/search_result.h"
 #include "spec/search_space.h"
@@ -22,8 +23,8 @@ using namespace nas;
 using nlohmann::json;
 
 namespace {
-spec::SearchSpace tiny() { return spec::load_search_space(test::test_data("tiny-space.yaml")); }
-spec::SearchSpace fmnist() { return spec::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml")); }
+spec::SearchSpace tiny() { return families::load_search_space(test::test_data("tiny-space.yaml")); }
+spec::SearchSpace fmnist() { return families::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml")); }
 
 void busy_ms(double ms) {
   auto end = std::chrono::steady_clock::now() + std::chrono::microseconds(static_cast<int64_t>(ms * 1000));
@@ -223,7 +224,7 @@ TEST_CASE("nas-benchmark --build-lut and nas-search --latency-table", "[latency]
   INFO(rs.err);
   REQUIRE(rs.code == 0);
   CHECK(rs.err.find("another context") == std::string::npos);
-  auto sr = spec::load_search_result(d + "/s.json");
+  auto sr = families::load_search_result(d + "/s.json");
   int feasible = 0;
   for (const auto& c : sr.candidates) {
     if (c.latency_ms < 0) continue;  // over an analytic bound: not predicted
@@ -237,7 +238,7 @@ TEST_CASE("nas-benchmark --build-lut and nas-search --latency-table", "[latency]
       test::tool("nas-search", search, {"--latency-table", d + "/lut.json", "--latency-model", "--out", d + "/m.json"});
   INFO(rm.err);
   REQUIRE(rm.code == 0);
-  auto mr = spec::load_search_result(d + "/m.json");
+  auto mr = families::load_search_result(d + "/m.json");
   CHECK(mr.candidates[0].latency_ms == Approx(t.model_ms(s, mr.candidates[0].arch)));
   // A table from another machine: a warning naming what differs.
   json j = json::parse(test::slurp(d + "/lut.json"));
@@ -268,7 +269,7 @@ TEST_CASE("analytic peak activation memory agrees with the measured peak of an i
   torch::NoGradGuard g;
   for (const auto& a : archs) {
     INFO(families::arch_summary(a));
-    nn::ChildNet net(s, a, 1, 10);
+    families::ChildNet net(s, a, 1, 10);
     net->eval();
     torch::Tensor x = torch::randn({1, 1, a.resolution, a.resolution});
     net->forward(x);  // first-call allocations (weight reorders) out of the way

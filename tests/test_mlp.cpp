@@ -12,10 +12,12 @@
 #include "data/idx.h"
 #include "eval/memory.h"
 #include "export/onnx_export.h"
+#include "families/documents.h"
 #include "families/family.h"
+#include "families/mlp/mlp.h"
 #include "families/sampling.h"
 #include "helpers.h"
-#include "nn/child.h"
+#include "families/child.h"
 #include "search/encoding.h"
 #include "spec/arch.h"
 #include "spec/search_result.h"
@@ -27,7 +29,7 @@ using namespace nas;
 using nlohmann::json;
 
 namespace {
-spec::SearchSpace tiny_mlp() { return spec::load_search_space(test::test_data("tiny-mlp.yaml")); }
+spec::SearchSpace tiny_mlp() { return families::load_search_space(test::test_data("tiny-mlp.yaml")); }
 
 using test::error_of;
 
@@ -39,51 +41,53 @@ json space_doc() {
 }  // namespace
 
 TEST_CASE("mlp spaces: one layer spec serves every layer; bad specs name the field", "[mlp]") {
-  auto s = spec::search_space_from_json(space_doc(), "m.yaml");
-  CHECK(s.is_mlp());
-  REQUIRE(s.layers.size() == 3);  // the one spec, for each layer up to max(depth)
-  CHECK(s.layers[2].width == std::vector<int>{32, 64});
-  CHECK(s.layers[2].act == std::vector<std::string>{"relu", "gelu"});  // in the file's order
-  CHECK(spec::search_space_from_json(spec::to_json(s), "again") .layers.size() == 3);
+  auto s = families::search_space_from_json(space_doc(), "m.yaml");
+  CHECK(s.family == "mlp");
+  const auto& layers = families::mlp::space_of(s).layers;
+  REQUIRE(layers.size() == 3);  // the one spec, for each layer up to max(depth)
+  CHECK(layers[2].width == std::vector<int>{32, 64});
+  CHECK(layers[2].act == std::vector<std::string>{"relu", "gelu"});  // in the file's order
+  CHECK(families::mlp::space_of(families::search_space_from_json(spec::to_json(s), "again")).layers.size() == 3);
   json j = space_doc();
   j["resolution"] = {20, 28};
-  CHECK_THAT(error_of([&] { spec::search_space_from_json(j, "m.yaml"); }),
+  CHECK_THAT(error_of([&] { families::search_space_from_json(j, "m.yaml"); }),
              Catch::Matchers::Contains("m.yaml: resolution: expected exactly one input resolution"));
   j = space_doc();
   j["layers"] = {j["layers"][0], j["layers"][0]};
-  CHECK_THAT(error_of([&] { spec::search_space_from_json(j, "m.yaml"); }),
+  CHECK_THAT(error_of([&] { families::search_space_from_json(j, "m.yaml"); }),
              Catch::Matchers::Contains("m.yaml: layers: expected one layer spec for every layer, or 3"));
   j = space_doc();
   j["layers"][0]["act"] = {"relu", "softplus"};
-  CHECK_THAT(error_of([&] { spec::search_space_from_json(j, "m.yaml"); }),
+  CHECK_THAT(error_of([&] { families::search_space_from_json(j, "m.yaml"); }),
              Catch::Matchers::Contains("m.yaml: layers[0].act: expected a non-empty list of distinct activations"));
   j = space_doc();
   j["stem"] = {{"width", {8}}};
-  CHECK_THAT(error_of([&] { spec::search_space_from_json(j, "m.yaml"); }), Catch::Matchers::Contains("stem"));
+  CHECK_THAT(error_of([&] { families::search_space_from_json(j, "m.yaml"); }), Catch::Matchers::Contains("stem"));
 }
 
 TEST_CASE("mlp archs: JSON round trip, membership errors, sampling stays in the space", "[mlp]") {
   auto s = tiny_mlp();
   spec::Arch a = families::max_arch(s);
-  REQUIRE(a.layers.size() == 2);
-  CHECK(a.layers[0].width == 8);
-  CHECK(a.layers[0].act == "relu");  // the first listed
-  CHECK(a.layers[1].act == "tanh");
-  CHECK(families::min_arch(s).layers.size() == 1);
-  CHECK(spec::arch_from_json(spec::to_json(a), "a.json") == a);
+  const auto& layers = families::mlp::choices_of(a).layers;
+  REQUIRE(layers.size() == 2);
+  CHECK(layers[0].width == 8);
+  CHECK(layers[0].act == "relu");  // the first listed
+  CHECK(layers[1].act == "tanh");
+  CHECK(families::mlp::choices_of(families::min_arch(s)).layers.size() == 1);
+  CHECK(families::arch_from_json(spec::to_json(a), "a.json") == a);
   CHECK(families::arch_summary(a) == "r4 [8 relu, 4 tanh]");
   spec::Arch b = a;
-  b.layers[1].act = "relu";
+  families::edit<families::mlp::Choices>(b).layers[1].act = "relu";
   CHECK_THAT(error_of([&] { families::validate_arch(b, s, "b.json"); }),
              Catch::Matchers::Contains("b.json: layers[1].act: expected one of [tanh, swish] (outside the search space), found \"relu\""));
   b = a;
-  b.layers[0].width = 7;
+  families::edit<families::mlp::Choices>(b).layers[0].width = 7;
   CHECK_THAT(error_of([&] { families::validate_arch(b, s, "b.json"); }),
              Catch::Matchers::Contains("b.json: layers[0].width: expected one of [6, 8]"));
-  b.layers = {a.layers[0], a.layers[1], a.layers[1]};
+  families::edit<families::mlp::Choices>(b).layers = {layers[0], layers[1], layers[1]};
   CHECK_THAT(error_of([&] { families::validate_arch(b, s, "b.json"); }), Catch::Matchers::Contains("b.json: depth: expected one of [1, 2]"));
   // An mbconv child is not an mlp child.
-  auto mb = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  auto mb = families::load_search_space(test::test_data("tiny-space.yaml"));
   spec::Arch m = families::max_arch(mb);
   m.space = s.name;
   CHECK_THAT(error_of([&] { families::validate_arch(m, s, "m.json"); }), Catch::Matchers::Contains("m.json: layers: expected the hidden layers"));
@@ -106,7 +110,9 @@ TEST_CASE("mlp costs by hand, and as the modules count them", "[mlp]") {
   spec::Arch a;
   a.space = s.name;
   a.resolution = 4;
-  a.layers = {{8, "relu"}, {4, "swish"}};
+  auto layers = std::make_shared<families::mlp::Choices>();
+  layers->layers = {{8, "relu"}, {4, "swish"}};
+  a.choices = layers;
   // 2 channels of 4x4: 32 inputs. Linear 32x8 (no bias), BN 8, Linear 8x4, BN 4, classifier 4x3 + 3.
   auto c = families::arch_cost(s, a, 2, 3);
   CHECK(c.macs == 32 * 8 + 8 * 4 + 4 * 3);
@@ -114,18 +120,18 @@ TEST_CASE("mlp costs by hand, and as the modules count them", "[mlp]") {
   // Peak: the input (32) held throughout; the worst point is BN of layer 0 (8 in, 8 out, and its
   // per-channel scale and shift, 8 each).
   CHECK(c.peak_activations == 32 + 4 * 8);
-  nn::ChildNet net(s, a, 2, 3);
+  families::ChildNet net(s, a, 2, 3);
   int64_t params = 0;
   for (const auto& p : net->parameters()) params += p.numel();
   CHECK(params == c.params);
   // The fmnist space: analytic peak activations against the measured peak of an inference.
-  auto f = spec::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
+  auto f = families::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
   Rng rng(3);
   torch::NoGradGuard g;
   for (int i = 0; i < 4; ++i) {
     spec::Arch r = i == 0 ? families::max_arch(f) : families::random_arch(f, rng);
     INFO(families::arch_summary(r));
-    nn::ChildNet child(f, r, 1, 10);
+    families::ChildNet child(f, r, 1, 10);
     child->eval();
     torch::Tensor x = torch::randn({1, 1, 28, 28});
     child->forward(x);
@@ -163,7 +169,7 @@ TEST_CASE("an mlp child sliced from the supernet computes what the supernet comp
     net->set_active(a);
     torch::NoGradGuard g;
     torch::Tensor want = net->forward(x);
-    nn::ChildNet child = net->slice(a);
+    families::ChildNet child = net->slice(a);
     child->eval();
     torch::Tensor got = child->forward(x);
     REQUIRE(got.sizes() == want.sizes());
@@ -178,7 +184,7 @@ TEST_CASE("an mlp child sliced from the supernet computes what the supernet comp
   // Gradients reach the shared weights through every active slice only.
   net->train();
   spec::Arch small = families::min_arch(s);
-  small.layers[0].width = 6;
+  families::edit<families::mlp::Choices>(small).layers[0].width = 6;
   net->set_active(small);
   net->zero_grad();
   net->forward(x).sum().backward();
@@ -208,20 +214,20 @@ TEST_CASE("the shared decision encoding covers mlp spaces", "[mlp]") {
     CHECK(enc.key(g) == spec::arch_hash(a));
     keys.insert(enc.key(g));
     // A layer beyond the depth is inactive.
-    CHECK(enc.active(g, 4) == (a.layers.size() == 2));
+    CHECK(enc.active(g, 4) == (families::mlp::choices_of(a).layers.size() == 2));
   }
   CHECK(keys.size() == 20);
   // Activations are unordered: every other one is a neighbour, and coarse grids hold the first.
   CHECK_FALSE(enc.decisions()[3].ordered);
   CHECK(enc.decisions()[2].ordered);  // layer0.width
-  auto f = spec::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
+  auto f = families::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
   search::ArchEncoding fe(f);
   search::Genotype g = fe.encode(families::max_arch(f));  // relu everywhere
   std::set<std::string> acts;
-  for (const auto& n : fe.neighbours(g)) acts.insert(fe.decode(n).layers[0].act);
+  for (const auto& n : fe.neighbours(g)) acts.insert(families::mlp::choices_of(fe.decode(n)).layers[0].act);
   CHECK(acts == std::set<std::string>{"relu", "gelu", "swish", "tanh"});  // relu: other decisions moved
   std::set<std::string> mutated;
-  for (int i = 0; i < 200; ++i) mutated.insert(fe.decode(fe.mutate(g, rng, 1.0)).layers[0].act);
+  for (int i = 0; i < 200; ++i) mutated.insert(families::mlp::choices_of(fe.decode(fe.mutate(g, rng, 1.0))).layers[0].act);
   CHECK(mutated == std::set<std::string>{"gelu", "swish", "tanh"});  // prob 1: always moves, to any other
 }
 
@@ -245,7 +251,7 @@ TEST_CASE("the four tools on an mlp space: train, search, slice, benchmark", "[m
                                 "--max-params", "300000", "--threads", "2", "-q", "--out", d + "/search.json"});
   INFO(rs.err);
   REQUIRE(rs.code == 0);
-  auto sr = spec::load_search_result(d + "/search.json");
+  auto sr = families::load_search_result(d + "/search.json");
   CHECK(sr.family == "mlp");
   REQUIRE(sr.best >= 0);
   const auto& best = sr.candidates[static_cast<size_t>(sr.best)];
@@ -256,7 +262,7 @@ TEST_CASE("the four tools on an mlp space: train, search, slice, benchmark", "[m
   CHECK(best.val_acc > 0.3);
   for (const auto& c : sr.candidates)
     if (c.evaluated && c.feasible) CHECK(c.val_acc <= best.val_acc);  // the best is the most accurate
-  CHECK(best.arch.is_mlp());
+  CHECK(best.arch.family() == "mlp");
   std::vector<std::string> slice_args = {"--supernet", ckpt, "--arch", d + "/search.json", "--out", d + "/child.ckpt",
                                          "--threads",  "2",  "-q"};
   if (exporter::onnx_available()) slice_args.insert(slice_args.end(), {"--onnx", d + "/child.onnx"});

@@ -3,6 +3,7 @@
 
 #include "catch.h"
 #include "core/error.h"
+#include "families/documents.h"
 #include "search/objectives.h"
 #include "search/search.h"
 #include "search_helpers.h"
@@ -118,7 +119,7 @@ TEST_CASE("a multi-objective search records its front, its hypervolume and each 
   CHECK(last == Approx(r.multi.hypervolume));
   CHECK(r.multi.hypervolume > 0);
   // Through JSON.
-  auto back = spec::search_result_from_json(spec::to_json(r), "s.json");
+  auto back = families::search_result_from_json(spec::to_json(r), "s.json");
   CHECK(back.multi.front == r.multi.front);
   CHECK(back.multi.hypervolume == r.multi.hypervolume);
   CHECK(back.candidates[7].hypervolume == r.candidates[7].hypervolume);

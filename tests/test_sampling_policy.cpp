@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "data/idx.h"
 #include "data/loader.h"
+#include "families/documents.h"
 #include "families/sampling.h"
 #include "helpers.h"
 #include "nn/elastic.h"
@@ -66,7 +67,7 @@ double mean_macs_ranked_by_macs(const supernet::Supernet& net, const std::string
 }  // namespace
 
 TEST_CASE("sampling policies: flops-stratified fills every FLOPs bin; uniform crowds the middle", "[sampling_policy]") {
-  supernet::Supernet net(spec::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml")), 1, 10);
+  supernet::Supernet net(families::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml")), 1, 10);
   const int bins = 8;
   // random_arch's draws pinned: uniform runs draw the children they drew before the policies (the
   // histogram below came out the same before and after draw_arch replaced its body).
@@ -83,7 +84,7 @@ TEST_CASE("sampling policies: flops-stratified fills every FLOPs bin; uniform cr
   CHECK(stratified[bins - 1] + stratified[bins - 2] > 170);
   // The other families: mlp widths and cell ops (ranked by cost) lean the same way.
   for (const char* other : {"configs/spaces/fmnist-mlp.yaml", "configs/spaces/fmnist-cell.yaml"}) {
-    supernet::Supernet o(spec::load_search_space(test::src(other)), 1, 10);
+    supernet::Supernet o(families::load_search_space(test::src(other)), 1, 10);
     const auto h = macs_histogram(o, "flops-stratified", bins);
     INFO(other << ": " << show(h));
     for (int c : h) CHECK((c >= 85 && c <= 165));
@@ -92,7 +93,7 @@ TEST_CASE("sampling policies: flops-stratified fills every FLOPs bin; uniform cr
 
 TEST_CASE("sampling policies: best- and worst-pareto keep the lowest and highest loss of their candidates",
           "[sampling_policy]") {
-  supernet::Supernet net(spec::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml")), 1, 10);
+  supernet::Supernet net(families::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml")), 1, 10);
   spec::TrainSpec t;
   t.child_policy = "best-pareto";
   t.candidates = 4;
@@ -123,7 +124,7 @@ TEST_CASE("sampling policies: best- and worst-pareto keep the lowest and highest
 
 TEST_CASE("sampling policies: candidates ranked by their batch loss, BN running statistics untouched",
           "[sampling_policy]") {
-  auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  auto space = families::load_search_space(test::test_data("tiny-space.yaml"));
   torch::manual_seed(0);
   supernet::Supernet net(space, 1, 10);
   net->train();
@@ -153,7 +154,7 @@ TEST_CASE("sampling policies: candidates ranked by their batch loss, BN running 
 }
 
 TEST_CASE("sampling policies: a sandwich step under every policy; the spec names its policy", "[sampling_policy]") {
-  auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  auto space = families::load_search_space(test::test_data("tiny-space.yaml"));
   auto t = spec::load_train_spec(test::test_data("tiny-train.yaml"));
   auto set = data::load_mnist_dir(test::kFmnist, false);
   data::LoaderOptions o;

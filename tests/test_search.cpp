@@ -7,7 +7,10 @@
 #include "catch.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "families/documents.h"
 #include "families/family.h"
+#include "families/mbconv/mbconv.h"
+#include "families/mlp/mlp.h"
 #include "families/sampling.h"
 #include "helpers.h"
 #include "search/encoding.h"
@@ -39,7 +42,7 @@ class FakeEstimator : public search::Estimator {
   const spec::SearchSpace& s_;
 };
 
-spec::SearchSpace space() { return spec::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml")); }
+spec::SearchSpace space() { return families::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml")); }
 }  // namespace
 
 TEST_CASE("strategies respect constraints, budget and cache, and are deterministic", "[search]") {
@@ -168,7 +171,7 @@ TEST_CASE("mbconv encoding: decisions, round trips, canonical genotypes, neighbo
   search::ArchEncoding enc(s);
   // resolution, stem, head, and per stage depth + width + 2 per block slot.
   size_t expected = 3;
-  for (const auto& st : s.stages) expected += 2 + 2 * static_cast<size_t>(spec::max_of(st.depth));
+  for (const auto& st : families::mbconv::space_of(s).stages) expected += 2 + 2 * static_cast<size_t>(spec::max_of(st.depth));
   CHECK(enc.size() == expected);
   CHECK(enc.decisions()[0].name == "resolution");
   CHECK(enc.decisions()[0].labels == std::vector<std::string>{"20", "24", "28"});
@@ -278,14 +281,16 @@ TEST_CASE("every strategy works on a generic space and beats chance on a known o
 
 TEST_CASE("every strategy finds unordered choices (an mlp space's activations) better than random search",
           "[search]") {
-  auto s = spec::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
+  auto s = families::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
   search::ArchEncoding enc(s);
   // Best: 3 layers, all swish (the third of four listed: no ordinal trend leads to it), widest.
   auto f = [&](const search::Genotype& g) {
-    spec::Arch a = enc.decode(g);
+    const spec::Arch a = enc.decode(g);
+    const auto& layers = families::mlp::choices_of(a).layers;
     double v = 0;
-    for (size_t i = 0; i < a.layers.size(); ++i)
-      v += (a.layers[i].act == "swish" ? 1.0 : 0.0) + 0.25 * a.layers[i].width / spec::max_of(s.layers[i].width);
+    for (size_t i = 0; i < layers.size(); ++i)
+      v += (layers[i].act == "swish" ? 1.0 : 0.0) +
+           0.25 * layers[i].width / spec::max_of(families::mlp::space_of(s).layers[i].width);
     return v / 3.75;
   };
   CHECK(test::strategies_not_beating_random(enc, f, 80) == std::vector<std::string>{});
@@ -328,7 +333,7 @@ TEST_CASE("a search resumed from its checkpoint replays the evaluations and ends
     CHECK(checkpoints == 1);
     REQUIRE(last.interrupted);
     // Through JSON, as nas-search --resume reads it.
-    auto loaded = spec::search_result_from_json(spec::to_json(last), "search.json");
+    auto loaded = families::search_result_from_json(spec::to_json(last), "search.json");
     o.on_checkpoint = nullptr;
     for (const auto& c : loaded.candidates)
       if (c.evaluated) o.replay[c.hash] = c;
@@ -457,7 +462,7 @@ TEST_CASE("pre-screening and the predictor estimator spare the costly estimator"
   CHECK(screened > 0);
   REQUIRE(r.predictor.is_object());
   CHECK(r.predictor["screened"] == screened);
-  CHECK(spec::search_result_from_json(spec::to_json(r), "s.json").candidates.size() == r.candidates.size());
+  CHECK(families::search_result_from_json(spec::to_json(r), "s.json").candidates.size() == r.candidates.size());
 
   // On its own: learnt from a random search (evolution's children crowd around its best, too few
   // far from them to learn the space), it ranks new children like the estimator it learnt from.
@@ -514,7 +519,7 @@ TEST_CASE("memory and latency bounds, alone or together; fronts over every cost"
   CHECK(calls <= static_cast<int>(r.candidates.size()) + 1);  // once per child (+ the smallest, up front)
   CHECK_FALSE(r.pareto_memory.empty());
   CHECK_FALSE(r.pareto_latency.empty());
-  auto back = spec::search_result_from_json(spec::to_json(r), "s.json");
+  auto back = families::search_result_from_json(spec::to_json(r), "s.json");
   CHECK(back.pareto_latency == r.pareto_latency);
   CHECK(back.constraints.max_latency_ms == o.constraints.max_latency_ms);
   CHECK(back.candidates[0].memory_mib == r.candidates[0].memory_mib);
@@ -568,7 +573,7 @@ TEST_CASE("run_search on a generic space: reported costs bound it, its result ro
   CHECK(r.candidates[r.best].val_acc >= 10 / 24.0);
   for (int i : r.pareto) CHECK(r.candidates[i].feasible);
   // Through JSON: the generic children and their keys are read back.
-  auto back = spec::search_result_from_json(spec::to_json(r), "s.json");
+  auto back = families::search_result_from_json(spec::to_json(r), "s.json");
   CHECK(back.family == "generic");
   REQUIRE(back.candidates.size() == r.candidates.size());
   CHECK(back.candidates[5].generic_arch == r.candidates[5].generic_arch);
@@ -576,7 +581,7 @@ TEST_CASE("run_search on a generic space: reported costs bound it, its result ro
   auto tampered = spec::to_json(r);
   auto& x0 = tampered["candidates"][0]["arch"]["choices"]["x0"];
   x0 = (x0.get<int>() + 1) % 5;  // another child under the same hash
-  CHECK_THROWS_AS(spec::search_result_from_json(tampered, "s.json"), SpecError);
+  CHECK_THROWS_AS(families::search_result_from_json(tampered, "s.json"), SpecError);
   // Resume: the first 20 evaluations replayed (costs included), the rest estimated.
   for (const auto& c : back.candidates)
     if (c.evaluated && c.index < 20) o.replay[c.hash] = c;

@@ -3,6 +3,8 @@
 
 #include "catch.h"
 #include "core/error.h"
+#include "families/documents.h"
+#include "families/mbconv/mbconv.h"
 #include "families/sampling.h"
 #include "helpers.h"
 #include "spec/arch.h"
@@ -48,19 +50,20 @@ std::string with(const std::string& from, const std::string& to) {
 }  // namespace
 
 TEST_CASE("search space YAML round-trips through canonical JSON", "[spec]") {
-  auto s = spec::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml"));
+  auto s = families::load_search_space(test::src("configs/spaces/fmnist-mbconv.yaml"));
   CHECK(s.name == "fmnist-mbconv");
   CHECK(s.resolution == std::vector<int>{20, 24, 28});
-  REQUIRE(s.stages.size() == 4);
-  CHECK(s.stages[2].kernel == std::vector<int>{3, 5, 7});
-  CHECK(s.stages[1].expand == std::vector<int>{3, 4, 6});
-  CHECK(s.stages[2].se);
+  const auto& stages = families::mbconv::space_of(s).stages;
+  REQUIRE(stages.size() == 4);
+  CHECK(stages[2].kernel == std::vector<int>{3, 5, 7});
+  CHECK(stages[1].expand == std::vector<int>{3, 4, 6});
+  CHECK(stages[2].se);
   json j = spec::to_json(s);
-  auto s2 = spec::search_space_from_json(spec::parse_document(j.dump(), "rt.json"), "rt.json");
+  auto s2 = families::search_space_from_json(spec::parse_document(j.dump(), "rt.json"), "rt.json");
   CHECK(spec::to_json(s2) == j);
   // Choice sets come back sorted whatever the order in the file.
-  auto s3 = spec::search_space_from_json(spec::parse_document(with("[8, 16]", "[16, 8]"), "x.yaml"), "x.yaml");
-  CHECK(s3.stages[0].width == std::vector<int>{8, 16});
+  auto s3 = families::search_space_from_json(spec::parse_document(with("[8, 16]", "[16, 8]"), "x.yaml"), "x.yaml");
+  CHECK(families::mbconv::space_of(s3).stages[0].width == std::vector<int>{8, 16});
 }
 
 TEST_CASE("train spec round-trips and YAML equals JSON", "[spec]") {
@@ -81,14 +84,14 @@ TEST_CASE("train spec round-trips and YAML equals JSON", "[spec]") {
 }
 
 TEST_CASE("arch canonical form and hash are stable", "[spec]") {
-  auto space = spec::search_space_from_json(spec::parse_document(kSpaceYaml, "s.yaml"), "s.yaml");
+  auto space = families::search_space_from_json(spec::parse_document(kSpaceYaml, "s.yaml"), "s.yaml");
   spec::Arch a = families::max_arch(space);
   json j = spec::to_json(a);
   CHECK(j.dump() ==
         R"({"head_width":32,"kind":"nas.arch","resolution":28,"schema_version":1,"space":"s","stages":[{"blocks":[{"expand":6,"kernel":5},{"expand":6,"kernel":5}],"depth":2,"width":16}],"stem_width":8})");
   // FNV-1a 64 of that exact text: a changed canonical form or hash function must fail here.
   CHECK(spec::arch_hash(a) == "d2d680e07e8d7646");
-  spec::Arch b = spec::arch_from_json(spec::parse_document(j.dump(4), "a.json"), "a.json");
+  spec::Arch b = families::arch_from_json(spec::parse_document(j.dump(4), "a.json"), "a.json");
   CHECK(b == a);
   CHECK(spec::arch_hash(b) == spec::arch_hash(a));
   spec::Arch m = families::min_arch(space);
@@ -97,11 +100,11 @@ TEST_CASE("arch canonical form and hash are stable", "[spec]") {
   std::string reordered =
       R"({"stages":[{"width":16,"depth":2,"blocks":[{"kernel":5,"expand":6},{"kernel":5,"expand":6}]}],"stem_width":8,
           "space":"s","schema_version":1,"resolution":28,"kind":"nas.arch","head_width":32})";
-  CHECK(spec::arch_hash(spec::arch_from_json(json::parse(reordered), "r.json")) == spec::arch_hash(a));
+  CHECK(spec::arch_hash(families::arch_from_json(json::parse(reordered), "r.json")) == spec::arch_hash(a));
 }
 
 TEST_CASE("search and bench results round-trip", "[spec]") {
-  auto space = spec::search_space_from_json(spec::parse_document(kSpaceYaml, "s.yaml"), "s.yaml");
+  auto space = families::search_space_from_json(spec::parse_document(kSpaceYaml, "s.yaml"), "s.yaml");
   spec::SearchResult r;
   r.space = "s";
   r.supernet = "x.ckpt";
@@ -123,13 +126,13 @@ TEST_CASE("search and bench results round-trip", "[spec]") {
   r.best = 0;
   r.pareto = spec::pareto_front(r.candidates);
   json j = spec::to_json(r);
-  auto r2 = spec::search_result_from_json(json::parse(j.dump()), "r.json");
+  auto r2 = families::search_result_from_json(json::parse(j.dump()), "r.json");
   CHECK(spec::to_json(r2) == j);
   CHECK(r2.pareto == std::vector<int>{1, 0});
   // A regression search scores R^2, which can be negative: it reads back.
   r.candidates[1].val_acc = -0.25;
   r.pareto = spec::pareto_front(r.candidates);
-  CHECK(spec::search_result_from_json(json::parse(spec::to_json(r).dump()), "r.json").candidates[1].val_acc == -0.25);
+  CHECK(families::search_result_from_json(json::parse(spec::to_json(r).dump()), "r.json").candidates[1].val_acc == -0.25);
 
   spec::BenchResult b;
   b.context = {"h", "cpu", "cpu", "1.13", "0.1", "abc", "2026-01-01T00:00:00Z", 2, 2, "fp32", "0-1", "performance", 0.5, "glibc-tuned"};
@@ -146,10 +149,10 @@ TEST_CASE("search and bench results round-trip", "[spec]") {
   b.test_images = 100;
   b.test_acc = 0.5;
   json bj = spec::to_json(b);
-  CHECK(spec::to_json(spec::bench_result_from_json(json::parse(bj.dump()), "b.json")) == bj);
+  CHECK(spec::to_json(families::bench_result_from_json(json::parse(bj.dump()), "b.json")) == bj);
   // A tampered hash is caught.
   bj["model"]["hash"] = "0000000000000000";
-  CHECK_THAT(spec_error([&] { spec::bench_result_from_json(bj, "b.json"); }),
+  CHECK_THAT(spec_error([&] { families::bench_result_from_json(bj, "b.json"); }),
              Catch::Matchers::Contains("b.json: model.hash: expected the hash of the arch"));
 }
 
@@ -191,7 +194,7 @@ TEST_CASE("invalid documents give errors naming file, key, expectation and findi
   };
   for (const auto& b : bad) {
     INFO(b.doc);
-    std::string msg = spec_error([&] { spec::search_space_from_json(spec::parse_document(b.doc, "bad.yaml"), "bad.yaml"); });
+    std::string msg = spec_error([&] { families::search_space_from_json(spec::parse_document(b.doc, "bad.yaml"), "bad.yaml"); });
     CHECK_THAT(msg, Catch::Matchers::Contains(b.message));
     CHECK(msg.find('\n') == std::string::npos);  // one line
   }
@@ -199,7 +202,7 @@ TEST_CASE("invalid documents give errors naming file, key, expectation and findi
 
 TEST_CASE("JSON and YAML readers agree on duplicates, flow style and text encoding", "[spec]") {
   auto err = [](const std::string& doc, const std::string& file) {
-    return spec_error([&] { spec::search_space_from_json(spec::parse_document(doc, file), file); });
+    return spec_error([&] { families::search_space_from_json(spec::parse_document(doc, file), file); });
   };
   CHECK_THAT(err(R"({"kind": "nas.search_space", "kind": "nas.train"})", "d.json"),
              Catch::Matchers::Contains("d.json: kind: duplicate key"));
@@ -214,7 +217,7 @@ TEST_CASE("JSON and YAML readers agree on duplicates, flow style and text encodi
   // A nas.search whose kind is not even a string is a spec error, not a crash.
   std::string dir = test::temp_dir("kind");
   test::spit(dir + "/k.json", R"({"kind": 5, "schema_version": 1})");
-  CHECK_THAT(spec_error([&] { spec::load_arch(dir + "/k.json"); }), Catch::Matchers::Contains("k.json: kind: expected nas.arch, found 5"));
+  CHECK_THAT(spec_error([&] { families::load_arch(dir + "/k.json"); }), Catch::Matchers::Contains("k.json: kind: expected nas.arch, found 5"));
 }
 
 TEST_CASE("invalid train specs and archs are refused", "[spec]") {
@@ -233,9 +236,9 @@ TEST_CASE("invalid train specs and archs are refused", "[spec]") {
   CHECK_THAT(err(base + "optimizer: {lr: 0.1}\nsandwich: {random_children: -1}\n"),
              Catch::Matchers::Contains("t.yaml: sandwich.random_children: expected an integer in [0, 64], found -1"));
 
-  auto space = spec::search_space_from_json(spec::parse_document(kSpaceYaml, "s.yaml"), "s.yaml");
+  auto space = families::search_space_from_json(spec::parse_document(kSpaceYaml, "s.yaml"), "s.yaml");
   spec::Arch a = families::max_arch(space);
-  a.stages[0].blocks[1].kernel = 7;
+  families::edit<families::mbconv::Choices>(a).stages[0].blocks[1].kernel = 7;
   CHECK_THAT(spec_error([&] { families::validate_arch(a, space, "a.json"); }),
              Catch::Matchers::Contains(
                  "a.json: stages[0].blocks[1].kernel: expected one of [3, 5] (outside the search space), found 7"));
@@ -244,6 +247,6 @@ TEST_CASE("invalid train specs and archs are refused", "[spec]") {
   CHECK_THAT(spec_error([&] { families::validate_arch(a, space, "a.json"); }), Catch::Matchers::Contains("a.json: space"));
   json j = spec::to_json(families::max_arch(space));
   j["stages"][0]["depth"] = 1;  // blocks list no longer matches
-  CHECK_THAT(spec_error([&] { spec::arch_from_json(j, "a.json"); }),
+  CHECK_THAT(spec_error([&] { families::arch_from_json(j, "a.json"); }),
              Catch::Matchers::Contains("a.json: stages[0].blocks: expected a list of exactly depth=1 blocks"));
 }

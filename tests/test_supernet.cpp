@@ -7,7 +7,9 @@
 #include "core/rng.h"
 #include "data/idx.h"
 #include "eval/evaluate.h"
+#include "families/documents.h"
 #include "families/family.h"
+#include "families/mbconv/mbconv.h"
 #include "families/sampling.h"
 #include "helpers.h"
 #include "nn/precision.h"
@@ -20,7 +22,7 @@
 using namespace nas;
 
 namespace {
-spec::SearchSpace tiny_space() { return spec::load_search_space(test::test_data("tiny-space.yaml")); }
+spec::SearchSpace tiny_space() { return families::load_search_space(test::test_data("tiny-space.yaml")); }
 
 const char* kHandSpace = R"(kind: nas.search_space
 schema_version: 1
@@ -62,7 +64,7 @@ TEST_CASE("a sliced child computes exactly what the supernet computes with its a
 }
 
 TEST_CASE("FLOPs and params of max, min and a hand-picked child match hand counts", "[supernet]") {
-  auto space = spec::search_space_from_json(spec::parse_document(kHandSpace, "hand.yaml"), "hand.yaml");
+  auto space = families::search_space_from_json(spec::parse_document(kHandSpace, "hand.yaml"), "hand.yaml");
   // in_channels 1, 10 classes. MACs per conv = out_h * out_w * out_c * in_c/groups * k * k.
   // Params count conv weights, BN gamma+beta, SE and classifier weights + biases.
   auto max = families::arch_cost(space, families::max_arch(space), 1, 10);
@@ -89,10 +91,11 @@ TEST_CASE("FLOPs and params of max, min and a hand-picked child match hand count
   CHECK(min.params == 503);
 
   spec::Arch a = families::max_arch(space);
-  a.stem_width = 8;
-  a.stages[0].width = 8;
-  a.stages[0].blocks = {{1, 5}, {2, 3}};
-  a.head_width = 16;
+  auto& choices = families::edit<families::mbconv::Choices>(a);
+  choices.stem_width = 8;
+  choices.stages[0].width = 8;
+  choices.stages[0].blocks = {{1, 5}, {2, 3}};
+  choices.head_width = 16;
   auto c = families::arch_cost(space, a, 1, 10);
   CHECK(c.macs == 18432 + (16384 + 12800 + 32 + 4096) + (8192 + 9216 + 128 + 8192) + 8192 + 160);
   CHECK(c.macs == 85824);
@@ -249,7 +252,7 @@ TEST_CASE("checkpoints: child loads without a supernet; bad files are refused", 
   {
     // Tensors of another space under this space's metadata.
     auto other = space;
-    other.stem_width = {8, 16};
+    families::edit<families::mbconv::Space>(other).stem_width = {8, 16};
     supernet::Supernet wrong(other, 1, 10);
     supernet::save_supernet(dir + "/shape.ckpt", wrong, meta, nullptr);
   }

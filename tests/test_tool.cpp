@@ -13,6 +13,7 @@
 #include "dist/dist.h"
 #include "eval/lut.h"
 #include "export/onnx_export.h"
+#include "families/documents.h"
 #include "helpers.h"
 #include "search/estimators.h"
 #include "search/search.h"
@@ -79,7 +80,7 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
                                       p.dir + "/best.json", "--threads", "2", "--metrics", p.dir + "/search.jsonl"});
   INFO(rs.err);
   REQUIRE(rs.code == 0);
-  auto sr = spec::load_search_result(search);
+  auto sr = families::load_search_result(search);
   CHECK(sr.strategy == "coarse-to-fine");
   CHECK(sr.val_images == 300);
   REQUIRE(sr.best >= 0);
@@ -96,7 +97,7 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
     CHECK(c.val_acc * 300 == Approx(std::round(c.val_acc * 300)).margin(1e-6));
     if (c.feasible) CHECK(c.val_acc <= sr.candidates[sr.best].val_acc);
   }
-  CHECK(spec::load_arch(p.dir + "/best.json") == sr.candidates[sr.best].arch);
+  CHECK(families::load_arch(p.dir + "/best.json") == sr.candidates[sr.best].arch);
   {
     std::istringstream sm(test::slurp(p.dir + "/search.jsonl"));
     int n = 0;
@@ -117,7 +118,7 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
   auto rc = test::tool("nas-slice", slice_args);
   INFO(rc.err);
   REQUIRE(rc.code == 0);
-  CHECK(spec::load_arch(p.dir + "/child-arch.json") == sr.candidates[sr.best].arch);
+  CHECK(families::load_arch(p.dir + "/child-arch.json") == sr.candidates[sr.best].arch);
   if (exporter::onnx_available()) CHECK(test::slurp(p.dir + "/child.onnx").size() > 1000);
   CHECK(json::parse(rc.out)["hash"] == sr.candidates[sr.best].hash);
 
@@ -151,7 +152,7 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
                                          p.dir + "/bench.json"});
   INFO(rb.err);
   REQUIRE(rb.code == 0);
-  auto b = spec::load_bench_result(p.dir + "/bench.json");
+  auto b = families::load_bench_result(p.dir + "/bench.json");
   CHECK(b.source == "child");
   CHECK(b.hash == sr.candidates[sr.best].hash);
   CHECK(b.params == sr.candidates[sr.best].params);
@@ -185,7 +186,7 @@ TEST_CASE("the four tools run end to end on a 2k-image slice and write valid doc
                                    "--min-time", "0", "--ci", "0", "--throughput-batch", "8", "--test-images", "500"});
   INFO(rb2.err);
   REQUIRE(rb2.code == 0);
-  auto b2 = spec::bench_result_from_json(json::parse(rb2.out), "stdout");
+  auto b2 = families::bench_result_from_json(json::parse(rb2.out), "stdout");
   CHECK(b2.source == "supernet");
   CHECK(b2.test_acc == Approx(b.test_acc).margin(0.003));
 }
@@ -201,7 +202,7 @@ TEST_CASE("nas-search with zero-cost proxies: as the estimator, and as the presc
       {"--estimator", "zero-cost", "--proxy", "snip", "--proxy-batch", "16", "--budget", "4", "--out", d + "/z.json"});
   INFO(z.err);
   REQUIRE(z.code == 0);
-  auto zr = spec::load_search_result(d + "/z.json");  // proxy values are no accuracies, and read back
+  auto zr = families::load_search_result(d + "/z.json");  // proxy values are no accuracies, and read back
   REQUIRE(zr.candidates.size() == 4);
   for (const auto& c : zr.candidates) {
     CHECK(c.estimator == "zero_cost_snip");
@@ -218,7 +219,7 @@ TEST_CASE("nas-search with zero-cost proxies: as the estimator, and as the presc
                        "100", "--out", d + "/s.json"});
   INFO(s.err);
   REQUIRE(s.code == 0);
-  auto sr = spec::load_search_result(d + "/s.json");
+  auto sr = families::load_search_result(d + "/s.json");
   int screened = 0, evaluated = 0;
   for (const auto& c : sr.candidates) {
     screened += c.screened;
@@ -234,7 +235,7 @@ TEST_CASE("nas-search with zero-cost proxies: as the estimator, and as the presc
                        "2", "--lf-images", "128", "--val-images", "100", "--budget", "3", "--out", d + "/h.json"});
   INFO(h.err);
   REQUIRE(h.code == 0);
-  auto hr = spec::load_search_result(d + "/h.json");
+  auto hr = families::load_search_result(d + "/h.json");
   REQUIRE(hr.candidates.size() == 3);
   CHECK(hr.candidates[0].fidelity == 1);
   CHECK(hr.candidates[2].fidelity == 2);
@@ -261,12 +262,12 @@ TEST_CASE("tools called as library functions match the binaries", "[tool]") {
   o.common.quiet = true;
   o.out = p.dir + "/lib-search.json";
   app::run_search_tool(o);
-  auto lib = spec::load_search_result(o.out);
+  auto lib = families::load_search_result(o.out);
   auto r = test::tool("nas-search", {"--supernet", p.ckpt, "--strategy", "random", "--budget", "3", "--val-images",
                                      "200", "--threads", "2", "-q"});
   REQUIRE(r.code == 0);
   CHECK(r.err.empty());  // -q: nothing on stderr
-  auto bin = spec::search_result_from_json(json::parse(r.out), "stdout");
+  auto bin = families::search_result_from_json(json::parse(r.out), "stdout");
   REQUIRE(bin.candidates.size() == lib.candidates.size());
   for (size_t i = 0; i < lib.candidates.size(); ++i) {
     CHECK(bin.candidates[i].hash == lib.candidates[i].hash);
@@ -451,7 +452,7 @@ TEST_CASE("from-scratch mode: nas-train-supernet --arch writes a child that nas-
                                          "0", "--throughput-batch", "8", "--test-images", "300", "--threads", "1"});
   INFO(rb.err);
   REQUIRE(rb.code == 0);
-  auto b = spec::bench_result_from_json(json::parse(rb.out), "stdout");
+  auto b = families::bench_result_from_json(json::parse(rb.out), "stdout");
   // 10 steps from scratch: near chance by an amount the BLAS kernel's rounding decides, so no
   // accuracy bar. The 300 images scored as this test scores them (one image of slack).
   CHECK(b.test_images == 300);
@@ -489,7 +490,7 @@ TEST_CASE("nas-search --space --evaluator: no supernet or data; killed, then res
                               test::tool_line("nas-search", base, {"--out", d + "/resumed.json"}));
   CHECK(killed.code == 137);  // SIGKILL: no chance to write anything but the periodic checkpoints
   REQUIRE(test::exists(d + "/resumed.json"));
-  auto partial = spec::load_search_result(d + "/resumed.json");
+  auto partial = families::load_search_result(d + "/resumed.json");
   CHECK(partial.interrupted);
   int partial_evals = 0;
   for (const auto& c : partial.candidates) partial_evals += c.evaluated;
@@ -501,8 +502,8 @@ TEST_CASE("nas-search --space --evaluator: no supernet or data; killed, then res
   auto resumed = test::tool("nas-search", base, {"--out", d + "/resumed.json", "--resume"});
   INFO(resumed.err);
   REQUIRE(resumed.code == 0);
-  auto a = spec::load_search_result(d + "/full.json");
-  auto b = spec::load_search_result(d + "/resumed.json");
+  auto a = families::load_search_result(d + "/full.json");
+  auto b = families::load_search_result(d + "/resumed.json");
   CHECK_FALSE(b.interrupted);
   REQUIRE(a.candidates.size() == b.candidates.size());
   for (size_t i = 0; i < a.candidates.size(); ++i) {
@@ -531,7 +532,7 @@ TEST_CASE("nas-search --estimator low-fidelity trains children from scratch with
                                      "--out",           d + "/s.json"});
   INFO(r.err);
   REQUIRE(r.code == 0);
-  auto s = spec::load_search_result(d + "/s.json");
+  auto s = families::load_search_result(d + "/s.json");
   int evaluated = 0;
   for (const auto& c : s.candidates)
     if (c.evaluated) {
@@ -571,7 +572,7 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
                        "--best-arch", d + "/best.json", "--csv", d + "/s.csv"});
   INFO(r.err);
   REQUIRE(r.code == 0);
-  auto s = spec::load_search_result(d + "/s.json");
+  auto s = families::load_search_result(d + "/s.json");
   CHECK(s.family == "generic");
   CHECK(s.candidates.size() == 16);
   REQUIRE(s.best >= 0);
@@ -591,7 +592,7 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   auto t = test::tool("nas-search", scored, tpe_args);
   INFO(t.err);
   REQUIRE(t.code == 0);
-  auto tpe = spec::load_search_result(d + "/t.json");
+  auto tpe = families::load_search_result(d + "/t.json");
   CHECK(tpe.strategy_options["startup"] == 4);
   CHECK(tpe.strategy_options["gamma"] == 0.2);
   CHECK(tpe.strategy_options["multivariate"] == true);
@@ -612,7 +613,7 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   auto same = test::tool("nas-search", scored, tpe_resume);
   INFO(same.err);
   CHECK(same.code == 0);  // the unchanged space resumes, and replays the same search
-  auto replayed = spec::load_search_result(d + "/t.json");
+  auto replayed = families::load_search_result(d + "/t.json");
   REQUIRE(replayed.candidates.size() == tpe.candidates.size());
   for (size_t i = 0; i < tpe.candidates.size(); ++i) CHECK(replayed.candidates[i].hash == tpe.candidates[i].hash);
   CHECK(replayed.space_hash == tpe.space_hash);
@@ -626,7 +627,7 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
        d + "/n.jsonl", "--plot", d + "/n.png"});
   INFO(n.err);
   REQUIRE(n.code == 0);
-  auto ns = spec::load_search_result(d + "/n.json");
+  auto ns = families::load_search_result(d + "/n.json");
   CHECK(ns.objectives == std::vector<std::string>{"accuracy", "params"});
   CHECK(ns.hv_reference == std::vector<double>{0.5, 70000});
   CHECK(ns.multi.hypervolume > 0);
@@ -644,7 +645,7 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
       test::tool("nas-search", mo, {"--objectives", "accuracy,params", "--out", d + "/n.json", "--resume"});
   INFO(resumed_n.err);
   REQUIRE(resumed_n.code == 0);
-  auto rn = spec::load_search_result(d + "/n.json");
+  auto rn = families::load_search_result(d + "/n.json");
   CHECK(rn.hv_reference == std::vector<double>{0.5, 70000});
   CHECK(rn.multi.hypervolume == Approx(ns.multi.hypervolume));
   refused(test::tool_line("nas-search", mo, {"--out", d + "/x.json"}),
@@ -661,7 +662,7 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
                  {"--predictor-from", d + "/s.json", "--strategy", "random", "--budget", "8", "--out", d + "/p.json"});
   INFO(p.err);
   REQUIRE(p.code == 0);
-  CHECK(spec::load_search_result(d + "/p.json").candidates[0].estimator == "predictor");
+  CHECK(families::load_search_result(d + "/p.json").candidates[0].estimator == "predictor");
   // Learning from another space's search: an error naming the file and the candidate.
   auto other = test::tool("nas-search", {"--space", test::test_data("tiny-space.yaml"), "--predictor-from",
                                          d + "/s.json", "--budget", "3", "-q", "--out", d + "/o.json"});

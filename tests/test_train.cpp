@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "data/idx.h"
 #include "data/loader.h"
+#include "families/documents.h"
 #include "families/sampling.h"
 #include "helpers.h"
 #include "nn/elastic.h"
@@ -68,7 +69,7 @@ TEST_CASE("learning rate: linear warm-up, then cosine to the floor", "[train]") 
 }
 
 TEST_CASE("sandwich steps lower the loss on a fixed batch", "[train]") {
-  auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  auto space = families::load_search_space(test::test_data("tiny-space.yaml"));
   auto t = tiny_train();
   t.lr = 0.05;
   t.dropout = 0;
@@ -90,7 +91,7 @@ TEST_CASE("sandwich steps lower the loss on a fixed batch", "[train]") {
 }
 
 TEST_CASE("resume continues bit for bit: weights and optimizer state equal an uninterrupted run", "[train]") {
-  auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  auto space = families::load_search_space(test::test_data("tiny-space.yaml"));
   auto t = tiny_train();
   t.data.train_limit = 320;  // 5 steps per epoch at batch 64
   t.epochs = 2;
@@ -149,7 +150,7 @@ TEST_CASE("resume continues bit for bit: weights and optimizer state equal an un
 
 namespace {
 struct Fixture {
-  spec::SearchSpace space = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  spec::SearchSpace space = families::load_search_space(test::test_data("tiny-space.yaml"));
   data::ImageSet set = data::load_mnist_dir(test::kFmnist, false);
   data::Batch batch;
   Fixture() {
@@ -321,7 +322,7 @@ TEST_CASE("lower fidelity: short in-memory training of one arch, per-epoch curve
   CHECK(search::extrapolate_curve(curve, 20) == Approx(0.9 - 0.3 * std::pow(20, -0.8)).margin(2e-3));
   CHECK(search::extrapolate_curve({0.5, 0.6}, 20) == 0.6);  // two points choose no shape
 
-  auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  auto space = families::load_search_space(test::test_data("tiny-space.yaml"));
   auto t = tiny_train();
   auto shared = std::make_shared<const train::TrainData>(train::load_train_data(t));
   const train::TrainData& d = *shared;
@@ -579,7 +580,7 @@ TEST_CASE("workers: a step with a non-finite loss in skip mode changes no weight
 }
 
 TEST_CASE("validate_every_epochs: max and min validation accuracy per epoch, training unchanged", "[train]") {
-  auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  auto space = families::load_search_space(test::test_data("tiny-space.yaml"));
   auto t = tiny_train();
   t.data.train_limit = 256;  // 4 steps per epoch at batch 64
   t.data.validation_images = 200;

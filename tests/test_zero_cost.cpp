@@ -7,9 +7,11 @@
 #include "core/error.h"
 #include "data/idx.h"
 #include "data/loader.h"
+#include "families/documents.h"
+#include "families/mlp/mlp.h"
 #include "families/sampling.h"
 #include "helpers.h"
-#include "nn/child.h"
+#include "families/child.h"
 #include "search/zero_cost.h"
 #include "spec/search_space.h"
 
@@ -33,18 +35,18 @@ spec::Arch one_layer() {
   spec::Arch a;
   a.space = "tiny-mlp";
   a.resolution = 4;
-  a.layers.resize(1);
-  a.layers[0].width = 6;
-  a.layers[0].act = "relu";
+  auto c = std::make_shared<families::mlp::Choices>();
+  c->layers = {{6, "relu"}};
+  a.choices = c;
   return a;
 }
 }  // namespace
 
 TEST_CASE("synflow and nwot as defined, on a one-layer network computed by hand", "[zero_cost]") {
-  auto space = spec::load_search_space(test::test_data("tiny-mlp.yaml"));
+  auto space = families::load_search_space(test::test_data("tiny-mlp.yaml"));
   data::Batch b = fmnist_batch(16, 4);
   torch::manual_seed(1);
-  nn::ChildNet net(space, one_layer(), 1, 10);
+  families::ChildNet net(space, one_layer(), 1, 10);
   // synflow: with absolute weights, BN as the identity and an input of ones, the output sums to
   // R = 1'|W2||W1|1 (+ the classifier's |bias|), and each weight layer's sum of |w * dR/dw| is
   // R without the bias: 2 (1'|W2||W1|1).
@@ -55,7 +57,7 @@ TEST_CASE("synflow and nwot as defined, on a one-layer network computed by hand"
   // nwot: the units are the inputs of the activation, BN on batch statistics; K counts, for each
   // pair of images, the units on the same side of zero.
   torch::manual_seed(1);
-  nn::ChildNet fresh(space, one_layer(), 1, 10);
+  families::ChildNet fresh(space, one_layer(), 1, 10);
   torch::Tensor pre;
   {
     torch::NoGradGuard g;
@@ -70,7 +72,7 @@ TEST_CASE("synflow and nwot as defined, on a one-layer network computed by hand"
 }
 
 TEST_CASE("the zero-cost estimator: every proxy finite, repeatable, and bigger for the bigger child", "[zero_cost]") {
-  auto space = spec::load_search_space(test::test_data("tiny-space.yaml"));
+  auto space = families::load_search_space(test::test_data("tiny-space.yaml"));
   data::Batch b = fmnist_batch(24, 28);
   const spec::Arch big = families::max_arch(space), small = families::min_arch(space);
   for (const auto& proxy : search::proxy_names()) {

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "data/datasets.h"
+#include "families/documents.h"
 #include "families/sampling.h"
 #include "train/trainer.h"
 
@@ -59,7 +60,7 @@ data::ImageSet load_test_set(const spec::DataSpec& data_in, const std::string& d
 spec::Arch resolve_arch(const std::string& arg, const spec::SearchSpace& space) {
   if (arg == "max") return families::max_arch(space);
   if (arg == "min") return families::min_arch(space);
-  spec::Arch a = spec::load_arch(arg);
+  spec::Arch a = families::load_arch(arg);
   families::validate_arch(a, space, arg == "-" ? "<stdin>" : arg);
   return a;
 }

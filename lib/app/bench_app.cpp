@@ -12,6 +12,7 @@
 #include "eval/evaluate.h"
 #include "eval/lut.h"
 #include "eval/memory.h"
+#include "families/documents.h"
 #include "families/family.h"
 #include "nn/precision.h"
 #include "spec/bench_result.h"
@@ -122,7 +123,7 @@ void build_lut(const BenchmarkToolOptions& o) {
     in_ch = meta.in_channels;
     classes = meta.num_classes;
   } else {
-    space = spec::load_search_space(o.space);
+    space = families::load_search_space(o.space);
   }
   eval::LutOptions lo;
   lo.batch = o.batch;
@@ -163,7 +164,7 @@ struct BenchedModel {
   supernet::CheckpointMeta meta;  // meta.arch: the child
   eval::ForwardFn forward;
   torch::nn::Module* module = nullptr;
-  nn::ChildNet child{nullptr};
+  families::ChildNet child{nullptr};
   supernet::Supernet net{nullptr};
 };
 

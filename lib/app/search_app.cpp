@@ -14,8 +14,10 @@
 #include "eval/benchmark.h"
 #include "eval/evaluate.h"
 #include "eval/lut.h"
+#include "families/cell/cell.h"
+#include "families/documents.h"
 #include "families/family.h"
-#include "nn/child.h"
+#include "families/child.h"
 #include "search/darts.h"
 #include "search/estimators.h"
 #include "search/external.h"
@@ -277,7 +279,7 @@ namespace {
 // then: rerunning the relaxation would not reproduce them bit for bit on a GPU.
 spec::json run_darts_phase(const SearchToolOptions& o, const spec::SearchSpace& space, const search::ArchEncoding& enc,
                            uint64_t seed, search::SearchOptions& so, const spec::json& previous) {
-  NAS_CHECK(!o.supernet.empty() && space.is_cell(), UsageError,
+  NAS_CHECK(!o.supernet.empty() && space.family == "cell", UsageError,
             "--strategy darts: needs --supernet, a supernet of a cell space (family cell)"
                 << (o.supernet.empty() ? "" : "; \"" + space.name + "\" is family " + space.family));
   auto propose = [&so](std::vector<search::Genotype> children) {
@@ -324,7 +326,7 @@ spec::json run_darts_phase(const SearchToolOptions& o, const spec::SearchSpace& 
   const size_t k = static_cast<size_t>(std::clamp<int64_t>(20 * o.budget, 100, 1000));
   auto children = search::darts_derive(enc, rep.normal_weights, rep.reduce_weights, k);
   const spec::Arch derived = enc.decode(children.front());
-  log_info("darts: derived normal " + spec::cell_notation(derived.normal) + " reduce " + spec::cell_notation(derived.reduce) +
+  log_info("darts: derived " + families::arch_summary(derived) +
            " (" + std::to_string(rep.seconds) + " s)");
   auto matrix = [](const torch::Tensor& w) {
     spec::json rows = spec::json::array();
@@ -341,7 +343,7 @@ spec::json run_darts_phase(const SearchToolOptions& o, const spec::SearchSpace& 
     for (size_t i = v.size() - n; i < v.size(); ++i) s += v[i];
     return n ? s / static_cast<double>(n) : 0.0;
   };
-  spec::json report = {{"ops", space.ops},
+  spec::json report = {{"ops", families::cell::space_of(space).ops},
                        {"normal_weights", matrix(rep.normal_weights)},
                        {"reduce_weights", matrix(rep.reduce_weights)},
                        {"derived", spec::to_json(derived)},
@@ -442,7 +444,7 @@ void read_space_file(const SearchToolOptions& o, const EstimatorChoice& how, Sea
               "--predictor-from reports none");
     s.generic = search::generic_space_from_json(doc, o.space);
   } else {
-    s.space = spec::search_space_from_json(doc, o.space == "-" ? "<stdin>" : o.space);
+    s.space = families::search_space_from_json(doc, o.space == "-" ? "<stdin>" : o.space);
   }
   if (!o.train.empty() && !o.common.seed_given) s.seed = s.train_spec.seed;
 }
@@ -612,7 +614,7 @@ std::unique_ptr<search::ZeroCostEstimator> make_zero_cost(const SearchToolOption
 
 void use_predictor(const SearchToolOptions& o, const SearchedSpace& s, Scoring& sc) {
   std::vector<spec::SearchResult> data;
-  for (const auto& f : o.predictor_from) data.push_back(spec::load_search_result(f));
+  for (const auto& f : o.predictor_from) data.push_back(families::load_search_result(f));
   auto p = std::make_unique<search::PredictorEstimator>(s.encoding(), data, "--predictor-from", s.seed, o.predictor_from);
   const auto& rep = p->report();
   sc.predictor_report = {{"mode", "estimator"},         {"from", o.predictor_from},
@@ -751,7 +753,7 @@ spec::SearchIdentity identity_of(const SearchToolOptions& o, const SearchedSpace
 spec::json resume_stopped_search(const SearchToolOptions& o, const SearchedSpace& s, const Scoring& sc,
                                  search::SearchOptions& so) {
   NAS_CHECK(o.out != "-", UsageError, "--resume needs --out: the file the stopped search wrote");
-  auto prev = spec::load_search_result(o.out);
+  auto prev = families::load_search_result(o.out);
   NAS_CHECK(prev.interrupted, UsageError, o.out << ": this search finished; nothing to resume");
   if (o.hv_reference.empty()) so.hv_reference = prev.hv_reference;  // the stopped run's default
   if (o.strategy == "bayesian" && !prev.strategy_options.contains("init") && o.bo_init == 0) {

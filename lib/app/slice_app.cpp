@@ -55,7 +55,7 @@ void run_slice_tool(const SliceToolOptions& o) {
   net->to(device);
   eval::recalibrate_bn(net, d.train, d.calib, d.norm, meta.train.calib_batch_size, device);
   net->to(torch::kCPU);  // slicing and the agreement check run on the CPU
-  nn::ChildNet child = net->slice(arch);
+  families::ChildNet child = net->slice(arch);
   // The contract, checked on real images before anything is written: the child computes what the
   // supernet computes with the arch active.
   {

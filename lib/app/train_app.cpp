@@ -10,6 +10,7 @@
 #include "core/io.h"
 #include "core/log.h"
 #include "dist/dist.h"
+#include "families/documents.h"
 #include "spec/search_space.h"
 #include "spec/train_spec.h"
 #include "supernet/checkpoint.h"
@@ -91,7 +92,7 @@ void run_train_tool(const TrainToolOptions& o) {
     NAS_CHECK(!o.train.empty(), UsageError, "--train is required (unless --resume)");
     NAS_CHECK(o.init_from.empty() || !o.arch.empty(), UsageError,
               "--init-from fine-tunes one child: give it with --arch");
-    space = o.space.empty() ? supernet::read_checkpoint_meta(o.init_from).space : spec::load_search_space(o.space);
+    space = o.space.empty() ? supernet::read_checkpoint_meta(o.init_from).space : families::load_search_space(o.space);
     t = spec::load_train_spec(o.train);
     if (!o.data.empty()) t.data.path = o.data;
     if (o.epochs > 0) t.epochs = o.epochs;

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "core/error.h"
+#include "families/cell/cell.h"
 #include "spec/search_space.h"
 
 #ifdef NAS_HAVE_ONNX
@@ -179,8 +180,8 @@ namespace {
 // A cell child (family cell): each op as in nn/cell.cpp; a node with every edge none is a zero
 // tensor of the node's shape, made by a 1x1 conv of zero weights (with the cell's stride) of the
 // cell's input.
-std::string export_cell_op(GraphBuilder& b, nn::CellOpImpl& op, const std::string& p, const std::string& x) {
-  using K = nn::CellOpImpl::Kind;
+std::string export_cell_op(GraphBuilder& b, families::cell::CellOpImpl& op, const std::string& p, const std::string& x) {
+  using K = families::cell::CellOpImpl::Kind;
   auto run_seq = [&](const std::string& in) {
     std::string h = in;
     auto& seq = *op.seq_;
@@ -238,7 +239,8 @@ std::string export_cell_op(GraphBuilder& b, nn::CellOpImpl& op, const std::strin
   throw Error("ONNX: cell op none has no graph");
 }
 
-void export_cell_net(GraphBuilder& b, nn::CellNetImpl& net, const spec::Arch& a) {
+void export_cell_net(GraphBuilder& b, families::cell::CellNetImpl& net, const spec::Arch& arch) {
+  const auto& a = families::cell::choices_of(arch);
   torch::nn::BatchNorm2d stem_bn(std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(net.stem_bn_.ptr()));
   std::string h = b.conv("stem", "input", net.stem_, &stem_bn);
   for (size_t ci = 0; ci < net.cells_.size(); ++ci) {
@@ -246,7 +248,7 @@ void export_cell_net(GraphBuilder& b, nn::CellNetImpl& net, const spec::Arch& a)
     const auto& ops = net.is_reduce_[ci] ? a.reduce : a.normal;
     const std::string p = "cell" + std::to_string(ci);
     std::vector<std::string> node = {h};
-    for (const auto& cell_node : spec::cell_nodes(cell.nodes)) {
+    for (const auto& cell_node : families::cell::nodes_of(cell.nodes)) {
       const std::string name = p + ".node" + std::to_string(cell_node.to);
       std::string sum;
       for (const auto& edge : cell_node.inputs) {
@@ -298,7 +300,7 @@ std::string checked(onnx::ModelProto& model) {
 }
 }  // namespace
 
-std::string export_onnx(nn::ChildNet& net) {
+std::string export_onnx(families::ChildNet& net) {
   torch::NoGradGuard no_grad;
   net->eval();
   onnx::ModelProto model;
@@ -380,7 +382,7 @@ std::string export_onnx(nn::ChildNet& net) {
 
 bool onnx_available() { return false; }
 
-std::string export_onnx(nn::ChildNet&) {
+std::string export_onnx(families::ChildNet&) {
   throw UsageError("--onnx: this build has no ONNX support (install libonnx-dev and rebuild: scripts/setup.sh)");
 }
 

@@ -7,7 +7,7 @@
 
 #include <torch/torch.h>
 
-#include "nn/child.h"
+#include "families/child.h"
 
 namespace nas::exporter {
 
@@ -18,7 +18,7 @@ bool onnx_available();
 
 // The ONNX model of `net` (in eval mode), serialized, after onnx::checker::check_model passed.
 // UsageError when this build has no ONNX support.
-std::string export_onnx(nn::ChildNet& net);
+std::string export_onnx(families::ChildNet& net);
 
 // A convolution's weight and a BatchNorm's statistics folded into one weight and bias (eval-mode
 // semantics: y = gamma * (conv(x) - mean) / sqrt(var + eps) + beta).

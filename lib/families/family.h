@@ -4,10 +4,11 @@
 // branching on its name. Each family lives in lib/families/<name>/; registry.cpp lists them.
 // Torch-free.
 //
-// Migration (issue 22): a family owns its children (largest, smallest, random, mutated, at coarse
-// levels), its analytic cost, its genotype encoding, the check that an arch belongs to its space and
-// the arch's one-line summary. Its documents (spec::SearchSpace, spec::Arch) still share fat structs
-// in spec/, and its torch modules still live in nn/ and supernet/; both move here next.
+// Migration (issue 22): a family owns its documents (its part of a space and of an arch: reading,
+// checking, canonical JSON, summary), its children (largest, smallest, random, mutated, at coarse
+// levels), its analytic cost and its genotype encoding. Its torch modules still live in
+// lib/families/ outside its folder (child.h) and in supernet/, export/ and eval/; they move here
+// next.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,7 +27,7 @@ namespace nas::families {
 struct Cost {
   int64_t macs = 0;
   int64_t params = 0;
-  // Activation values alive at the worst point of a batch-1 inference of nn::ChildNet, layer by
+  // Activation values alive at the worst point of a batch-1 inference of families::ChildNet, layer by
   // layer: the network's input, the current block's input, and a layer's input and output.
   int64_t peak_activations = 0;
   double mflops() const { return static_cast<double>(macs) / 1e6; }
@@ -89,12 +90,21 @@ class Family {
   virtual ~Family() = default;
   // As the space file's `family` names it.
   virtual std::string name() const = 0;
+  // Whether `a` holds this family's choices.
+  bool holds(const spec::Arch& a) const { return a.family() == name(); }
 
-  // Throws SpecError (naming `file` and the key path) when `a` (whose space name and resolution are
-  // already checked) is not a child of `s`.
+  // Reads the family's keys of a space document into s (all but kind, schema_version, name and
+  // family; the resolution included, whose limits are the family's) and finishes o.
+  virtual void read_space(spec::Obj& o, spec::SearchSpace& s) const = 0;
+  // Whether an arch document holds this family's choices (arch documents do not name their
+  // family): the family reads it when it has the family's keys.
+  virtual bool claims(const spec::json& arch_document) const = 0;
+  // Reads the family's keys of an arch document (all but kind, schema_version, space and
+  // resolution) and finishes o.
+  virtual std::shared_ptr<const spec::ArchChoices> read_arch(spec::Obj& o) const = 0;
+  // Throws SpecError (naming `file` and the key path) when `a` (of this family, whose space name
+  // and resolution are already checked) is not a child of `s`.
   virtual void validate(const spec::Arch& a, const spec::SearchSpace& s, const std::string& file) const = 0;
-  // Whether `a` holds this family's choices (an arch document does not name its family).
-  virtual bool holds(const spec::Arch& a) const = 0;
   // The choices after "r<resolution> " in arch_summary.
   virtual std::string summary(const spec::Arch& a) const = 0;
   // For the error on an arch of another family: the key that holds the family's choices in an arch
@@ -133,6 +143,44 @@ const std::vector<const Family*>& all();
 const Family& of(const spec::SearchSpace& s);
 // The family whose choices `a` holds.
 const Family& of(const spec::Arch& a);
+
+// Error: `what` belongs to `family`, not to the family its caller reads.
+[[noreturn]] void throw_other_family(const std::string& what, const std::string& family);
+// The family's part of a space or an arch, as its own type T; Error when it is another family's.
+template <typename T>
+const T& part_of(const spec::SearchSpace& s) {
+  const auto* p = dynamic_cast<const T*>(s.choices.get());
+  if (!p) throw_other_family("search space \"" + s.name + "\"", s.family);
+  return *p;
+}
+template <typename T>
+const T& part_of(const spec::Arch& a) {
+  const auto* p = dynamic_cast<const T*>(a.choices.get());
+  if (!p) throw_other_family("an arch of space \"" + a.space + "\"", a.family());
+  return *p;
+}
+// A copy of a's choices that a now holds, to change in place (a's copies keep the old ones).
+template <typename T>
+T& edit(spec::Arch& a) {
+  auto copy = std::make_shared<T>(part_of<T>(a));
+  a.choices = copy;
+  return *copy;
+}
+// The same for a space's part.
+template <typename T>
+T& edit(spec::SearchSpace& s) {
+  auto copy = std::make_shared<T>(part_of<T>(s));
+  s.choices = copy;
+  return *copy;
+}
+
+// Limits every family's reader applies: absurd sizes are refused before anything is allocated.
+constexpr int kMaxWidth = 4096;
+constexpr int kMaxDepth = 32;
+constexpr int kMaxStages = 16;
+constexpr int kMaxResolution = 1024;
+// A sorted, non-empty set of distinct integers in [lo, hi] (o.int_set, sorted).
+std::vector<int> sorted_set(spec::Obj& o, const std::string& key, int lo, int hi);
 
 // Helpers the families share.
 int at_level(const std::vector<int>& set, double level);

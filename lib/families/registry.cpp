@@ -25,7 +25,17 @@ const Family& of(const spec::SearchSpace& s) {
 const Family& of(const spec::Arch& a) {
   for (const Family* f : all())
     if (f->holds(a)) return *f;
-  throw Error("arch of space \"" + a.space + "\": holds the choices of no family");
+  throw Error("an arch of space \"" + a.space + "\": holds the choices of no family");
+}
+
+void throw_other_family(const std::string& what, const std::string& family) {
+  throw Error(what + ": expected another family's part, found family \"" + family + "\"'s");
+}
+
+std::vector<int> sorted_set(spec::Obj& o, const std::string& key, int lo, int hi) {
+  std::vector<int> v = o.int_set(key, lo, hi);
+  std::sort(v.begin(), v.end());
+  return v;
 }
 
 void FamilyEncoding::add_sizes(const std::string& name, const std::vector<int>& sizes, const std::string& group) {
@@ -52,13 +62,9 @@ void validate_arch(const spec::Arch& a, const spec::SearchSpace& s, const std::s
             file << ": space: expected \"" << s.name << "\" (the supernet's search space), found \"" << a.space
                  << "\"");
   const Family& f = of(s);
-  if (!f.holds(a)) {
-    std::string held;
-    for (const Family* g : all())
-      if (g->holds(a)) held = g->name();
-    throw SpecError(file + ": " + f.choices_key() + ": expected " + f.choices_description() + ", found " +
-                    (held.empty() ? "none" : "the choices of family " + held));
-  }
+  NAS_CHECK(f.holds(a), SpecError,
+            file << ": " << f.choices_key() << ": expected " << f.choices_description() << ", found "
+                 << (a.choices ? "the choices of family " + a.family() : std::string("none")));
   check_choice(file, "resolution", a.resolution, s.resolution);
   f.validate(a, s, file);
 }

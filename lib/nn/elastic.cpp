@@ -364,4 +364,20 @@ void set_bn_calibration(torch::nn::Module& m, bool on) {
   }
 }
 
+void copy_state_by_name(torch::nn::Module& dst, const torch::nn::Module& src) {
+  torch::NoGradGuard g;
+  auto sp = src.named_parameters(true);
+  auto sb = src.named_buffers(true);
+  auto copy = [&](const std::string& name, torch::Tensor& t, bool buffer) {
+    const torch::Tensor* from = buffer ? sb.find(name) : sp.find(name);
+    if (!from && buffer && name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0) return;
+    NAS_CHECK(from, Error, "slice: the supernet has no " << (buffer ? "buffer " : "parameter ") << name);
+    NAS_CHECK(from->sizes() == t.sizes(), Error,
+              "slice: " << name << " is " << from->sizes() << " in the supernet, " << t.sizes() << " in the child");
+    t.copy_(*from);
+  };
+  for (auto& p : dst.named_parameters(true)) copy(p.key(), p.value(), false);
+  for (auto& b : dst.named_buffers(true)) copy(b.key(), b.value(), true);
+}
+
 }  // namespace nas::nn

@@ -147,7 +147,7 @@ class DynamicLinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DynamicLinear);
 
-// The shape of an inverted residual block: a child's block (nn::ChildBlock), or the largest shape
+// The shape of an inverted residual block: a child's block (families::ChildBlock), or the largest shape
 // that a supernet's block (DynamicMBConv) can take, its in, out, expand and kernel then maxima.
 struct MBConvOptions {
   MBConvOptions(int64_t in, int64_t out) : in_(in), out_(out) {}
@@ -188,5 +188,10 @@ torch::Tensor squeeze_excite(const torch::Tensor& x, const torch::Tensor& w1, co
 
 // Calls begin_calibration()/end_calibration() on every DynamicBatchNorm2d below `m`.
 void set_bn_calibration(torch::nn::Module& m, bool on);
+
+// Copies every parameter and buffer of `dst` from the one of the same name in `src` (a child's
+// state from the supernet's; BatchNorm2d's num_batches_tracked, which DynamicBatchNorm2d lacks, is
+// left alone). Throws when a name is missing or a shape differs.
+void copy_state_by_name(torch::nn::Module& dst, const torch::nn::Module& src);
 
 }  // namespace nas::nn

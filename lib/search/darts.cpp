@@ -8,13 +8,15 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "families/cell/cell.h"
 
 namespace nas::search {
 
 DartsRelaxation::DartsRelaxation(supernet::Supernet net, const DartsOptions& o) : net_(std::move(net)), o_(o) {
-  const auto& s = net_->space();
-  NAS_CHECK(s.is_cell(), UsageError,
-            "--strategy darts: space \"" << s.name << "\" is family " << s.family << "; DARTS needs a cell space");
+  const auto& space = net_->space();
+  NAS_CHECK(space.family == "cell", UsageError,
+            "--strategy darts: space \"" << space.name << "\" is family " << space.family << "; DARTS needs a cell space");
+  const auto& s = families::cell::space_of(space);
   const int64_t edges = s.num_edges(), ops = static_cast<int64_t>(s.ops.size());
   // DARTS's initialization: 1e-3 times standard normal, seeded.
   torch::Generator gen = at::detail::createCPUGenerator(o.seed);
@@ -181,10 +183,10 @@ DartsReport run_darts(supernet::Supernet net, const data::ImageSet& set, const s
 
 std::vector<Genotype> darts_derive(const ArchEncoding& enc, const torch::Tensor& normal_weights,
                                    const torch::Tensor& reduce_weights, size_t k) {
-  const auto& s = enc.space();
+  NAS_CHECK(enc.space().family == "cell", Error, "darts_derive: expected the encoding of a cell space");
+  const auto& s = families::cell::space_of(enc.space());
   const int64_t E = s.num_edges();
-  NAS_CHECK(s.is_cell() && enc.size() == static_cast<size_t>(1 + 2 * E), Error,
-            "darts_derive: expected the encoding of a cell space");
+  NAS_CHECK(enc.size() == static_cast<size_t>(1 + 2 * E), Error, "darts_derive: expected the encoding of a cell space");
   // Per decision (after the resolution): its options other than none, strongest first.
   std::vector<std::vector<std::pair<double, int>>> ranked;
   const Genotype zero(enc.size(), 0);

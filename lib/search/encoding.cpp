@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "families/documents.h"
 #include "families/family.h"
 
 namespace nas::search {
@@ -115,7 +116,7 @@ Genotype ArchEncoding::encode(const spec::Arch& a) const {
 spec::json ArchEncoding::to_json(const Genotype& g) const { return spec::to_json(decode(g)); }
 
 Genotype ArchEncoding::from_json(const spec::json& j, const std::string& file) const {
-  return encode(spec::arch_from_json(j, file));
+  return encode(families::arch_from_json(j, file));
 }
 
 std::string ArchEncoding::key(const Genotype& g) const { return spec::arch_hash(decode(g)); }

@@ -23,7 +23,7 @@ void check_proxy(const std::string& proxy) {
 
 namespace {
 // The conv and linear weights (every parameter of two or more dimensions).
-std::vector<torch::Tensor> weights_of(nn::ChildNet& net) {
+std::vector<torch::Tensor> weights_of(families::ChildNet& net) {
   std::vector<torch::Tensor> w;
   for (const auto& p : net->parameters())
     if (p.dim() > 1) w.push_back(p);
@@ -31,13 +31,13 @@ std::vector<torch::Tensor> weights_of(nn::ChildNet& net) {
 }
 
 // Backpropagates the training loss of one batch (BN on batch statistics).
-void loss_backward(nn::ChildNet& net, const torch::Tensor& x, const torch::Tensor& y) {
+void loss_backward(families::ChildNet& net, const torch::Tensor& x, const torch::Tensor& y) {
   net->train();
   net->zero_grad();
   train::label_loss(net->forward(x), y).backward();
 }
 
-double synflow(nn::ChildNet& net, const torch::Tensor& x) {
+double synflow(families::ChildNet& net, const torch::Tensor& x) {
   net->to(torch::kFloat64);
   {
     torch::NoGradGuard no_grad;
@@ -63,7 +63,7 @@ double synflow(nn::ChildNet& net, const torch::Tensor& x) {
   return s;
 }
 
-double jacov(nn::ChildNet& net, const torch::Tensor& x) {
+double jacov(families::ChildNet& net, const torch::Tensor& x) {
   net->train();
   torch::Tensor in = x.clone().requires_grad_(true);
   torch::Tensor out = net->forward(in);
@@ -77,7 +77,7 @@ double jacov(nn::ChildNet& net, const torch::Tensor& x) {
   return -(torch::log(v + k) + 1.0 / (v + k)).sum().item<double>();
 }
 
-double nwot(nn::ChildNet& net, const torch::Tensor& x) {
+double nwot(families::ChildNet& net, const torch::Tensor& x) {
   const int64_t n = x.size(0);
   torch::Tensor k = torch::zeros({n, n}, torch::kFloat64);
   {
@@ -93,7 +93,7 @@ double nwot(nn::ChildNet& net, const torch::Tensor& x) {
 }
 }  // namespace
 
-double zero_cost_proxy(const std::string& proxy, nn::ChildNet& net, const torch::Tensor& x, const torch::Tensor& y) {
+double zero_cost_proxy(const std::string& proxy, families::ChildNet& net, const torch::Tensor& x, const torch::Tensor& y) {
   check_proxy(proxy);
   if (proxy == "synflow") return synflow(net, x);
   if (proxy == "jacov") return jacov(net, x);
@@ -118,7 +118,7 @@ ZeroCostEstimator::ZeroCostEstimator(const spec::SearchSpace& space, int in_chan
             "--proxy-weights inherited: needs --supernet");
 }
 
-nn::ChildNet ZeroCostEstimator::child(const spec::Arch& arch) {
+families::ChildNet ZeroCostEstimator::child(const spec::Arch& arch) {
   if (o_.weights == "inherited") return supernet_->slice(arch);
   // The initial weights lower-fidelity training would start from (train::train_arch_curve).
   torch::manual_seed(mix_seed(o_.seed, fnv1a64(spec::arch_hash(arch))));
@@ -128,7 +128,7 @@ nn::ChildNet ZeroCostEstimator::child(const spec::Arch& arch) {
 }
 
 double ZeroCostEstimator::proxy(const spec::Arch& arch) {
-  nn::ChildNet net = child(arch);
+  families::ChildNet net = child(arch);
   torch::Tensor x = supernet::resize_input(batch_.x, arch.resolution);
   return zero_cost_proxy(o_.proxy, net, x, batch_.y);
 }

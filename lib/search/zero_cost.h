@@ -19,7 +19,7 @@
 
 #include "data/idx.h"
 #include "data/loader.h"
-#include "nn/child.h"
+#include "families/child.h"
 #include "search/search.h"
 #include "supernet/supernet.h"
 
@@ -31,7 +31,7 @@ void check_proxy(const std::string& proxy);
 
 // The proxy of `net` (changed by it: synflow makes its weights absolute) on the batch x (at the
 // child's resolution) with targets y.
-double zero_cost_proxy(const std::string& proxy, nn::ChildNet& net, const torch::Tensor& x, const torch::Tensor& y);
+double zero_cost_proxy(const std::string& proxy, families::ChildNet& net, const torch::Tensor& x, const torch::Tensor& y);
 
 struct ZeroCostOptions {
   std::string proxy = "synflow";
@@ -55,7 +55,7 @@ class ZeroCostEstimator : public Estimator {
   double proxy(const spec::Arch& arch);
 
  private:
-  nn::ChildNet child(const spec::Arch& arch);
+  families::ChildNet child(const spec::Arch& arch);
   spec::SearchSpace space_;
   int in_channels_, num_classes_;
   supernet::Supernet supernet_;

@@ -78,7 +78,7 @@ json to_json(const BenchResult& b) {
   return j;
 }
 
-BenchResult bench_result_from_json(const json& j, const std::string& file) {
+BenchResult bench_result_from_json(const json& j, const std::string& file, const ArchReader& read_arch) {
   Obj o(j, file, "");
   check_header(o, kBenchKind, kBenchVersion);
   BenchResult b;
@@ -90,7 +90,7 @@ BenchResult bench_result_from_json(const json& j, const std::string& file) {
     Obj m = o.object("model");
     b.source = m.one_of("source", {"child", "supernet"});
     b.model_path = m.string("path");
-    b.arch = arch_from_json(m.raw("arch"), m.where("arch"));
+    b.arch = read_arch(m.raw("arch"), m.where("arch"));
     b.hash = m.string("hash");
     if (b.hash != arch_hash(b.arch)) m.fail("hash", "the hash of the arch (" + arch_hash(b.arch) + ")", b.hash);
     b.mflops = m.number("mflops", 0, 1e12);
@@ -149,8 +149,8 @@ BenchResult bench_result_from_json(const json& j, const std::string& file) {
   return b;
 }
 
-BenchResult load_bench_result(const std::string& path) {
-  return bench_result_from_json(load_document(path), path == "-" ? "<stdin>" : path);
+BenchResult load_bench_result(const std::string& path, const ArchReader& read_arch) {
+  return bench_result_from_json(load_document(path), path == "-" ? "<stdin>" : path, read_arch);
 }
 
 }  // namespace nas::spec

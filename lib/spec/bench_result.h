@@ -66,7 +66,8 @@ struct BenchResult {
 };
 
 json to_json(const BenchResult& b);
-BenchResult bench_result_from_json(const json& j, const std::string& file);
-BenchResult load_bench_result(const std::string& path);
+// The model's arch is read by `read_arch` (families::bench_result_from_json passes the families').
+BenchResult bench_result_from_json(const json& j, const std::string& file, const ArchReader& read_arch);
+BenchResult load_bench_result(const std::string& path, const ArchReader& read_arch);
 
 }  // namespace nas::spec

@@ -126,7 +126,7 @@ json to_json(const SearchResult& r) {
 }
 
 namespace {
-Candidate candidate_from(Obj& c, bool generic) {
+Candidate candidate_from(Obj& c, bool generic, const ArchReader& read_arch) {
   Candidate k;
   k.index = static_cast<int>(c.integer("index", 0, INT32_MAX));
   std::string expected;
@@ -137,7 +137,7 @@ Candidate candidate_from(Obj& c, bool generic) {
       c.fail("arch", "a generic child ({kind: nas.arch, space, choices})", k.generic_arch);
     expected = json_hash(k.generic_arch);
   } else {
-    k.arch = arch_from_json(c.raw("arch"), c.where("arch"));
+    k.arch = read_arch(c.raw("arch"), c.where("arch"));
     expected = arch_hash(k.arch);
   }
   k.hash = c.string("hash");
@@ -223,12 +223,12 @@ void read_identity(Obj& o, SearchIdentity& r) {
 }
 }  // namespace
 
-SearchResult search_result_from_json(const json& j, const std::string& file) {
+SearchResult search_result_from_json(const json& j, const std::string& file, const ArchReader& read_arch) {
   Obj o(j, file, "");
   check_header(o, kSearchKind, kSearchVersion);
   SearchResult r;
   read_identity(o, r);
-  for (auto& c : o.objects("candidates")) r.candidates.push_back(candidate_from(c, r.family == "generic"));
+  for (auto& c : o.objects("candidates")) r.candidates.push_back(candidate_from(c, r.family == "generic", read_arch));
   for (size_t i = 0; i < r.candidates.size(); ++i)
     if (r.candidates[i].index != static_cast<int>(i))
       o.fail("candidates", "candidates numbered 0, 1, 2, ... in order", r.candidates[i].index);
@@ -269,8 +269,8 @@ SearchResult search_result_from_json(const json& j, const std::string& file) {
   return r;
 }
 
-SearchResult load_search_result(const std::string& path) {
-  return search_result_from_json(load_document(path), path == "-" ? "<stdin>" : path);
+SearchResult load_search_result(const std::string& path, const ArchReader& read_arch) {
+  return search_result_from_json(load_document(path), path == "-" ? "<stdin>" : path, read_arch);
 }
 
 std::vector<int> pareto_front(const std::vector<Candidate>& cands, const std::string& cost) {

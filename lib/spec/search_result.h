@@ -110,8 +110,9 @@ struct SearchResult : SearchIdentity {
 
 json to_json(const Candidate& c);
 json to_json(const SearchResult& r);
-SearchResult search_result_from_json(const json& j, const std::string& file);
-SearchResult load_search_result(const std::string& path);
+// Embedded archs are read by `read_arch` (families::search_result_from_json passes the families').
+SearchResult search_result_from_json(const json& j, const std::string& file, const ArchReader& read_arch);
+SearchResult load_search_result(const std::string& path, const ArchReader& read_arch);
 
 // Indices of the candidates on the front (maximize val_acc, minimize the cost: "mflops", "params",
 // "memory_mib" or "latency_ms"), by increasing cost.

@@ -201,7 +201,7 @@ void save_supernet(const std::string& path, Supernet& net, const CheckpointMeta&
   });
 }
 
-void save_child(const std::string& path, nn::ChildNet& net, const CheckpointMeta& meta) {
+void save_child(const std::string& path, families::ChildNet& net, const CheckpointMeta& meta) {
   CheckpointMeta m = meta;
   m.type = "child";
   m.arch = net->arch;
@@ -258,7 +258,7 @@ LoadedChild load_child(const std::string& path) {
   }
   LoadedChild out;
   out.meta = m;
-  out.net = nn::ChildNet(m.space, *m.arch, m.in_channels, m.num_classes);
+  out.net = families::ChildNet(m.space, *m.arch, m.in_channels, m.num_classes);
   load_tensors(ar, *out.net, path);
   check_digest(m.digest, tensors_digest(*out.net), path, "tensors");
   return out;

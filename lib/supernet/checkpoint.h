@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "nn/child.h"
+#include "families/child.h"
 #include "spec/arch.h"
 #include "spec/search_space.h"
 #include "spec/train_spec.h"
@@ -24,7 +24,7 @@ std::string tensors_digest(torch::nn::Module& net);
 // Writes atomically (temp file + rename). `optimizer` may be null.
 void save_supernet(const std::string& path, Supernet& net, const CheckpointMeta& meta,
                    torch::optim::Optimizer* optimizer);
-void save_child(const std::string& path, nn::ChildNet& net, const CheckpointMeta& meta);
+void save_child(const std::string& path, families::ChildNet& net, const CheckpointMeta& meta);
 
 // Reads only the metadata (CheckpointError for a missing, corrupt or newer file).
 CheckpointMeta read_checkpoint_meta(const std::string& path);
@@ -40,7 +40,7 @@ CheckpointMeta restore_supernet(const std::string& path, Supernet& net, torch::o
 
 struct LoadedChild {
   CheckpointMeta meta;
-  nn::ChildNet net{nullptr};
+  families::ChildNet net{nullptr};
 };
 LoadedChild load_child(const std::string& path);
 

@@ -4,6 +4,7 @@
 
 #include "core/build_info.h"
 #include "core/error.h"
+#include "families/documents.h"
 
 namespace nas::supernet {
 
@@ -18,7 +19,7 @@ CheckpointMeta meta_from_json(const spec::json& j, const std::string& path) {
                  << kCheckpointVersion << ")");
   CheckpointMeta m;
   m.type = o.one_of("type", {"supernet", "child"});
-  m.space = spec::search_space_from_json(o.raw("space"), path + " (embedded search space)");
+  m.space = families::search_space_from_json(o.raw("space"), path + " (embedded search space)");
   m.train = spec::train_spec_from_json(o.raw("train"), path + " (embedded train spec)");
   m.in_channels = static_cast<int>(o.integer("in_channels", 1, 4096));
   m.num_classes = static_cast<int>(o.integer("num_classes", 1, 1 << 20));  // 1: regression
@@ -26,7 +27,7 @@ CheckpointMeta meta_from_json(const spec::json& j, const std::string& path) {
   m.step = o.integer("step", 0, INT64_MAX);
   m.total_steps = o.integer("total_steps", 0, INT64_MAX);
   m.finished = o.boolean("finished");
-  if (o.take("arch")) m.arch = spec::arch_from_json(o.raw("arch"), path + " (embedded arch)");
+  if (o.take("arch")) m.arch = families::arch_from_json(o.raw("arch"), path + " (embedded arch)");
   m.commit = o.string_or("commit", "");
   m.digest = o.string_or("tensors_fnv1a64", "");
   m.optimizer_digest = o.string_or("optimizer_fnv1a64", "");

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "families/family.h"
+#include "families/mbconv/mbconv.h"
 #include "nn/shapes.h"
 
 namespace nas::supernet {
@@ -23,7 +24,7 @@ std::string LatencyOp::key() const {
 }
 
 namespace {
-LatencyOp stem_op(const spec::SearchSpace& s, int res, int width, int in_channels) {
+LatencyOp stem_op(const families::mbconv::Space& s, int res, int width, int in_channels) {
   LatencyOp op;
   op.kind = "stem";
   op.in = in_channels;
@@ -34,12 +35,12 @@ LatencyOp stem_op(const spec::SearchSpace& s, int res, int width, int in_channel
   op.act = s.stem_act;
   return op;
 }
-LatencyOp block_op(const spec::StageSpec& st, int in, int out, int expand, int kernel, bool first, int res) {
+LatencyOp block_op(const families::mbconv::StageSpec& st, int in, int out, int expand, int kernel, bool first, int res) {
   LatencyOp op;
   op.kind = "block";
   op.in = in;
   op.out = out;
-  op.has_expand = nn::stage_has_expand(st);
+  op.has_expand = nn::has_expand(st.expand);
   op.expand = op.has_expand ? expand : 1;
   op.kernel = kernel;
   op.stride = first ? st.stride : 1;
@@ -49,7 +50,7 @@ LatencyOp block_op(const spec::StageSpec& st, int in, int out, int expand, int k
   op.act = st.act;
   return op;
 }
-LatencyOp head_op(const spec::SearchSpace& s, int in, int width, int res, int classes) {
+LatencyOp head_op(const families::mbconv::Space& s, int in, int width, int res, int classes) {
   LatencyOp op;
   op.kind = "head";
   op.in = in;
@@ -62,19 +63,23 @@ LatencyOp head_op(const spec::SearchSpace& s, int in, int width, int res, int cl
 }  // namespace
 
 namespace {
-void check_mbconv(const spec::SearchSpace& s) {
+// The mbconv part of s (UsageError for another family's space).
+const families::mbconv::Space& mbconv_space(const spec::SearchSpace& s) {
   NAS_CHECK(s.family == "mbconv", UsageError,
             "space \"" << s.name << "\" (family " << s.family
                         << "): latency tables are built for mbconv spaces; measure its children instead (nas-search "
                            "--max-latency-ms measures each candidate)");
+  return families::mbconv::space_of(s);
 }
 }  // namespace
 
-std::vector<LatencyOp> arch_ops(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes) {
-  check_mbconv(s);
+std::vector<LatencyOp> arch_ops(const spec::SearchSpace& space, const spec::Arch& arch, int in_channels,
+                                int num_classes) {
+  const auto& s = mbconv_space(space);
+  const auto& a = families::mbconv::choices_of(arch);
   std::vector<LatencyOp> ops;
-  ops.push_back(stem_op(s, a.resolution, a.stem_width, in_channels));
-  int res = nn::conv_out(a.resolution, s.stem_stride);
+  ops.push_back(stem_op(s, arch.resolution, a.stem_width, in_channels));
+  int res = nn::conv_out(arch.resolution, s.stem_stride);
   int ch = a.stem_width;
   for (size_t i = 0; i < a.stages.size(); ++i) {
     const auto& st = s.stages[i];
@@ -89,11 +94,11 @@ std::vector<LatencyOp> arch_ops(const spec::SearchSpace& s, const spec::Arch& a,
   return ops;
 }
 
-std::vector<LatencyOp> space_ops(const spec::SearchSpace& s, int in_channels, int num_classes) {
-  check_mbconv(s);
+std::vector<LatencyOp> space_ops(const spec::SearchSpace& space, int in_channels, int num_classes) {
+  const auto& s = mbconv_space(space);
   std::map<std::string, LatencyOp> all;
   auto add = [&](const LatencyOp& op) { all.emplace(op.key(), op); };
-  for (int r0 : s.resolution) {
+  for (int r0 : space.resolution) {
     for (int w : s.stem_width) add(stem_op(s, r0, w, in_channels));
     int res = nn::conv_out(r0, s.stem_stride);
     std::vector<int> in_widths = s.stem_width;
@@ -142,7 +147,8 @@ double LatencyTable::predict_ms(const spec::SearchSpace& s, const spec::Arch& a,
 
 std::vector<std::string> latency_feature_names(const spec::SearchSpace& s) {
   std::vector<std::string> n = {"sum_ms", "stem_ms", "head_ms"};
-  for (size_t i = 0; i < s.stages.size(); ++i) n.push_back("stage" + std::to_string(i) + "_ms");
+  const size_t stages = mbconv_space(s).stages.size();
+  for (size_t i = 0; i < stages; ++i) n.push_back("stage" + std::to_string(i) + "_ms");
   // Weights too: a child's weights evict each other from the caches in the whole network, which
   // operators timed alone (weights hot) do not see.
   n.insert(n.end(), {"blocks", "mflops", "kilo_activations", "kilo_params", "one"});
@@ -153,12 +159,13 @@ std::vector<double> latency_features(const LatencyTable& t, const spec::SearchSp
                                      const std::string& file) {
   // The operators in arch_ops order: the stem, each stage's blocks, the head.
   const std::vector<double> ms = t.op_ms(s, a, file);
-  std::vector<double> stage(s.stages.size(), 0.0);
+  const auto& stages = families::mbconv::choices_of(a).stages;
+  std::vector<double> stage(stages.size(), 0.0);
   const double stem = ms.front(), head = ms.back();
   double sum = stem + head, blocks = 0;
   size_t op = 1;
-  for (size_t i = 0; i < a.stages.size(); ++i)
-    for (int b = 0; b < a.stages[i].depth; ++b, ++op) {
+  for (size_t i = 0; i < stages.size(); ++i)
+    for (int b = 0; b < stages[i].depth; ++b, ++op) {
       stage[i] += ms[op];
       sum += ms[op];
       ++blocks;

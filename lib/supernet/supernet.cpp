@@ -1,27 +1,30 @@
 #include "supernet/supernet.h"
 
 #include "core/error.h"
+#include "families/cell/cell.h"
+#include "families/mlp/mlp.h"
 #include "families/sampling.h"
 #include "nn/shapes.h"
 
 namespace nas::supernet {
 
 SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_classes)
-    : space_(s), in_channels_(in_channels), num_classes_(num_classes), stem_act_(nn::parse_act(s.stem_act)),
-      head_act_(nn::parse_act(s.head_act)) {
+    : space_(s), in_channels_(in_channels), num_classes_(num_classes) {
   NAS_CHECK(in_channels > 0 && num_classes >= 1, SpecError,
             "supernet: expected at least 1 input channel and 1 output (a regression target, or 2 classes), found " << in_channels << " and "
                                                                                << num_classes);
-  if (s.is_cell()) {
-    cell_net_ = register_module("net", nn::CellNet(s, nn::all_ops(s), nn::all_ops(s), in_channels, num_classes, true));
+  if (s.family == "cell") {
+    cell_net_ = register_module("net", families::cell::CellNet(s, families::cell::all_ops(s), families::cell::all_ops(s),
+                                                               in_channels, num_classes, true));
     active_ = families::max_arch(s);
     return;
   }
-  if (s.is_mlp()) {
+  if (s.family == "mlp") {
     int64_t in = int64_t{in_channels} * s.resolution.front() * s.resolution.front();
     int64_t widest = 0;
-    for (size_t i = 0; i < s.layers.size(); ++i) {
-      const int64_t w = spec::max_of(s.layers[i].width);
+    const auto& layers = families::mlp::space_of(s).layers;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const int64_t w = spec::max_of(layers[i].width);
       mlp_fc_.push_back(register_module("layer" + std::to_string(i) + "_fc", nn::DynamicLinear(in, w, false)));
       mlp_bn_.push_back(register_module("layer" + std::to_string(i) + "_bn", nn::DynamicBatchNorm2d(w)));
       in = w;
@@ -32,6 +35,13 @@ SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_
     active_ = families::max_arch(s);
     return;
   }
+  build_mbconv(families::mbconv::space_of(s), in_channels, num_classes);
+  active_ = families::max_arch(s);
+}
+
+void SupernetImpl::build_mbconv(const families::mbconv::Space& s, int in_channels, int num_classes) {
+  stem_act_ = nn::parse_act(s.stem_act);
+  head_act_ = nn::parse_act(s.head_act);
   int64_t max_stem = spec::max_of(s.stem_width);
   stem_ = register_module("stem", nn::DynamicConv2d(in_channels, max_stem, s.stem_kernel, s.stem_stride, false));
   stem_bn_ = register_module("stem_bn", nn::DynamicBatchNorm2d(max_stem));
@@ -45,7 +55,7 @@ SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_
                                        .expand(spec::max_of(st.expand))
                                        .kernel(spec::max_of(st.kernel))
                                        .stride(b == 0 ? st.stride : 1)
-                                       .has_expand(nn::stage_has_expand(st))
+                                       .has_expand(nn::has_expand(st.expand))
                                        .se(st.se)
                                        .act(nn::parse_act(st.act))
                                        .residual(b > 0));
@@ -59,7 +69,6 @@ SupernetImpl::SupernetImpl(const spec::SearchSpace& s, int in_channels, int num_
   head_ = register_module("head", nn::DynamicConv2d(ch, max_head, 1, 1, false));
   head_bn_ = register_module("head_bn", nn::DynamicBatchNorm2d(max_head));
   classifier_ = register_module("classifier", nn::DynamicLinear(max_head, num_classes));
-  active_ = families::max_arch(s);
 }
 
 void SupernetImpl::init_last_bn_gamma(bool zero) {
@@ -113,19 +122,24 @@ void SupernetImpl::set_active(const spec::Arch& arch) {
 
 torch::Tensor SupernetImpl::forward(const torch::Tensor& x) { return forward_child(x, active_); }
 
-torch::Tensor SupernetImpl::forward_child(const torch::Tensor& x, const spec::Arch& a, double dropout,
+torch::Tensor SupernetImpl::forward_child(const torch::Tensor& x, const spec::Arch& arch, double dropout,
                                           double drop_connect) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == in_channels_, "supernet: expected input [N, ", in_channels_,
               ", R, R], got ", x.sizes());
-  if (a.is_cell()) return cell_net_->forward(x, a.normal, a.reduce, dropout);
-  if (a.is_mlp()) {
+  if (space_.family == "cell") {
+    const auto& c = families::cell::choices_of(arch);
+    return cell_net_->forward(x, c.normal, c.reduce, dropout);
+  }
+  if (space_.family == "mlp") {
+    const auto& layers = families::mlp::choices_of(arch).layers;
     torch::Tensor h = x.flatten(1);
-    for (size_t i = 0; i < a.layers.size(); ++i)
-      h = nn::apply_act(mlp_bn_[i](mlp_fc_[i](h, a.layers[i].width)), nn::parse_act(a.layers[i].act));
+    for (size_t i = 0; i < layers.size(); ++i)
+      h = nn::apply_act(mlp_bn_[i](mlp_fc_[i](h, layers[i].width)), nn::parse_act(layers[i].act));
     if (dropout > 0 && is_training()) h = nn::dropout_rows(h, dropout);
     return classifier_(h, num_classes_);
   }
-  torch::Tensor h = nn::to_channels_last(stem_(x, a.stem_width, space_.stem_kernel));
+  const auto& a = families::mbconv::choices_of(arch);
+  torch::Tensor h = nn::to_channels_last(stem_(x, a.stem_width, families::mbconv::space_of(space_).stem_kernel));
   h = nn::apply_act(stem_bn_(h), stem_act_);
   int active_blocks = 0, k = 0;
   for (const auto& sa : a.stages) active_blocks += sa.depth;
@@ -164,18 +178,19 @@ void copy_bn(BN& dst, const nn::DynamicBatchNorm2d& src) {
 }
 }  // namespace
 
-nn::ChildNet SupernetImpl::slice(const spec::Arch& arch) {
+families::ChildNet SupernetImpl::slice(const spec::Arch& arch) {
   families::validate_arch(arch, space_, "arch");
-  nn::ChildNet child(space_, arch, in_channels_, num_classes_);
+  families::ChildNet child(space_, arch, in_channels_, num_classes_);
   torch::NoGradGuard no_grad;
-  if (arch.is_cell()) {
+  if (space_.family == "cell") {
     nn::copy_state_by_name(*child, *this);  // the child's modules are named as the supernet's
     return child;
   }
-  if (arch.is_mlp()) {
+  if (space_.family == "mlp") {
     int64_t in = int64_t{in_channels_} * arch.resolution * arch.resolution;
-    for (size_t i = 0; i < arch.layers.size(); ++i) {
-      const int64_t w = arch.layers[i].width;
+    const auto& layers = families::mlp::choices_of(arch).layers;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const int64_t w = layers[i].width;
       child->fc[i]->weight.copy_(mlp_fc_[i]->weight.narrow(0, 0, w).narrow(1, 0, in));
       copy_bn(child->fc_bn[i], mlp_bn_[i]);
       in = w;
@@ -184,15 +199,20 @@ nn::ChildNet SupernetImpl::slice(const spec::Arch& arch) {
     child->classifier->bias.copy_(classifier_->bias);
     return child;
   }
-  copy_conv(child->stem, stem_, in_channels_, arch.stem_width, space_.stem_kernel);
-  copy_bn(child->stem_bn, stem_bn_);
+  slice_mbconv(families::mbconv::choices_of(arch), *child);
+  return child;
+}
+
+void SupernetImpl::slice_mbconv(const families::mbconv::Choices& arch, families::ChildNetImpl& child) {
+  copy_conv(child.stem, stem_, in_channels_, arch.stem_width, families::mbconv::space_of(space_).stem_kernel);
+  copy_bn(child.stem_bn, stem_bn_);
   int64_t ch = arch.stem_width;
   size_t k = 0;
   for (size_t i = 0; i < stages_.size(); ++i) {
     const auto& sa = arch.stages[i];
     for (int b = 0; b < sa.depth; ++b) {
       auto& src = stages_[i][b];
-      auto& dst = child->blocks[k++];
+      auto& dst = child.blocks[k++];
       int64_t mid = src->has_expand ? ch * sa.blocks[b].expand : ch;
       if (src->has_expand) {
         copy_conv(dst->expand_conv, src->expand_conv, ch, mid, 1);
@@ -212,11 +232,10 @@ nn::ChildNet SupernetImpl::slice(const spec::Arch& arch) {
       ch = sa.width;
     }
   }
-  copy_conv(child->head, head_, ch, arch.head_width, 1);
-  copy_bn(child->head_bn, head_bn_);
-  child->classifier->weight.copy_(classifier_->weight.narrow(1, 0, arch.head_width));
-  child->classifier->bias.copy_(classifier_->bias);
-  return child;
+  copy_conv(child.head, head_, ch, arch.head_width, 1);
+  copy_bn(child.head_bn, head_bn_);
+  child.classifier->weight.copy_(classifier_->weight.narrow(1, 0, arch.head_width));
+  child.classifier->bias.copy_(classifier_->bias);
 }
 
 torch::Tensor resize_input(const torch::Tensor& x, int r) {

@@ -4,9 +4,10 @@
 
 #include <vector>
 
+#include "families/cell/modules.h"
+#include "families/child.h"
 #include "families/family.h"
-#include "nn/cell.h"
-#include "nn/child.h"
+#include "families/mbconv/mbconv.h"
 #include "nn/elastic.h"
 #include "spec/arch.h"
 #include "spec/search_space.h"
@@ -43,7 +44,7 @@ class SupernetImpl : public torch::nn::Module {
                               const torch::Tensor& reduce_weights);
 
   // A static network with the active weights (and BN statistics) of `arch` copied in.
-  nn::ChildNet slice(const spec::Arch& arch);
+  families::ChildNet slice(const spec::Arch& arch);
 
   families::Cost cost(const spec::Arch& arch) const { return families::arch_cost(space_, arch, in_channels_, num_classes_); }
   const spec::SearchSpace& space() const { return space_; }
@@ -51,6 +52,8 @@ class SupernetImpl : public torch::nn::Module {
   int num_classes() const { return num_classes_; }
 
  private:
+  void build_mbconv(const families::mbconv::Space& s, int in_channels, int num_classes);
+  void slice_mbconv(const families::mbconv::Choices& arch, families::ChildNetImpl& child);
   spec::SearchSpace space_;
   int in_channels_, num_classes_;
   spec::Arch active_;
@@ -64,8 +67,8 @@ class SupernetImpl : public torch::nn::Module {
   std::vector<nn::DynamicLinear> mlp_fc_;
   std::vector<nn::DynamicBatchNorm2d> mlp_bn_;
   // family cell: every op of the space on every edge, each with its own weights
-  nn::CellNet cell_net_{nullptr};
-  nn::Act stem_act_, head_act_;
+  families::cell::CellNet cell_net_{nullptr};
+  nn::Act stem_act_{}, head_act_{};
   std::vector<nn::Act> stage_act_;
 };
 TORCH_MODULE(Supernet);

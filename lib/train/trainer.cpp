@@ -875,7 +875,7 @@ class SupernetRun {
   void save_trained_child() {
     eval::recalibrate_bn(net_, d_.train_set, calibration_indices(t_, d_.split), norm_, t_.calib_batch_size, device_);
     net_->to(torch::kCPU);
-    nn::ChildNet child = net_->slice(*fixed_);
+    families::ChildNet child = net_->slice(*fixed_);
     supernet::CheckpointMeta cm = meta_;
     cm.created.clear();
     supernet::save_child(o_.out_dir + "/child.ckpt", child, cm);

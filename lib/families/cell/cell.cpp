@@ -13,8 +13,9 @@ namespace {
 // A cell space's non-none ops for one edge, cheapest first (MACs, then parameters, then the order
 // the space lists them), costed where the edge first occurs: a normal cell of the first stage, or
 // the first reduction cell (its edges from the input node have stride 2 and double the channels).
-std::vector<std::string> ranked_ops(const spec::SearchSpace& s, bool reduce, bool from_input) {
-  const int64_t c = s.cell_width, r = s.resolution.front();
+std::vector<std::string> ranked_ops(const spec::SearchSpace& space, bool reduce, bool from_input) {
+  const Space& s = space_of(space);
+  const int64_t c = s.width, r = space.resolution.front();
   std::vector<std::pair<Cost, size_t>> costed;
   for (size_t k = 0; k < s.ops.size(); ++k) {
     if (s.ops[k] == "none") continue;
@@ -31,16 +32,23 @@ std::vector<std::string> ranked_ops(const spec::SearchSpace& s, bool reduce, boo
   return out;
 }
 
-bool has_none(const spec::SearchSpace& s) { return std::find(s.ops.begin(), s.ops.end(), "none") != s.ops.end(); }
+bool has_none(const spec::SearchSpace& s) {
+  const auto& ops = space_of(s).ops;
+  return std::find(ops.begin(), ops.end(), "none") != ops.end();
+}
 
-// Calls f(cell, edge, reduce, from_input) for every edge of both cells of a cell arch.
+// Calls f(cell, edge, reduce, from_input) for every edge of both cells of `a`, whose choices it
+// sets: a's own copy of them, sized to the space.
 template <typename F>
-void for_each_edge(const spec::SearchSpace& s, spec::Arch& a, F f) {
-  for (auto* cell : {&a.normal, &a.reduce}) {
+void for_each_edge(const spec::SearchSpace& space, spec::Arch& arch, F f) {
+  const Space& s = space_of(space);
+  auto a = arch.choices ? std::make_shared<Choices>(choices_of(arch)) : std::make_shared<Choices>();
+  for (auto* cell : {&a->normal, &a->reduce}) {
     cell->resize(static_cast<size_t>(s.num_edges()));
-    for (const auto& node : spec::cell_nodes(s.nodes))
-      for (const auto& edge : node.inputs) f(*cell, edge.index, cell == &a.reduce, edge.from == 0);
+    for (const auto& node : nodes_of(s.nodes))
+      for (const auto& edge : node.inputs) f(*cell, edge.index, cell == &a->reduce, edge.from == 0);
   }
+  arch.choices = a;
 }
 
 // A cell space's ops by cost rank for the three kinds of edge (normal, reduction from the input
@@ -64,10 +72,11 @@ struct RankedOps {
 // reduction cell ("normal.node2.edge1": the edge from node 1 into node 2), unordered.
 class CellEncoding : public FamilyEncoding {
  public:
-  explicit CellEncoding(const spec::SearchSpace& s) : space_(s) {
-    add_sizes("resolution", s.resolution, "resolution");
+  explicit CellEncoding(const spec::SearchSpace& space) : space_name_(space.name), space_(space_of(space)) {
+    const Space& s = space_;
+    add_sizes("resolution", space.resolution, "resolution");
     for (const char* cell : {"normal", "reduce"})
-      for (const auto& node : spec::cell_nodes(s.nodes))
+      for (const auto& node : nodes_of(s.nodes))
         for (const auto& edge : node.inputs)
           add_names(std::string(cell) + ".node" + std::to_string(node.to) + ".edge" + std::to_string(edge.from), s.ops,
                     "op");
@@ -81,17 +90,16 @@ class CellEncoding : public FamilyEncoding {
   }
 
   spec::Arch decode(const Genotype& g) const override {
-    spec::Arch a;
-    a.space = space_.name;
-    a.resolution = value(g, 0);
+    std::vector<std::string> normal, reduce;
     for (size_t e = 0; e < edges(); ++e) {
-      a.normal.push_back(space_.ops[static_cast<size_t>(g[1 + e])]);
-      a.reduce.push_back(space_.ops[static_cast<size_t>(g[1 + edges() + e])]);
+      normal.push_back(space_.ops[static_cast<size_t>(g[1 + e])]);
+      reduce.push_back(space_.ops[static_cast<size_t>(g[1 + edges() + e])]);
     }
-    return a;
+    return make_arch(space_name_, value(g, 0), normal, reduce);
   }
 
-  Genotype encode(const spec::Arch& a) const override {
+  Genotype encode(const spec::Arch& arch) const override {
+    const Choices& a = choices_of(arch);
     Genotype g(decisions_.size(), 0);
     auto op_index = [&](const std::string& op) {
       return static_cast<int>(std::find(space_.ops.begin(), space_.ops.end(), op) - space_.ops.begin());
@@ -105,17 +113,85 @@ class CellEncoding : public FamilyEncoding {
 
  private:
   size_t edges() const { return static_cast<size_t>(space_.num_edges()); }
-  spec::SearchSpace space_;
+  std::string space_name_;
+  Space space_;
 };
+
+// A non-empty list of distinct ops from op_names(), not only none.
+std::vector<std::string> op_set(spec::Obj& o) {
+  const spec::json v = o.raw("ops");
+  std::string expected = "a non-empty list of distinct ops from [";
+  for (size_t i = 0; i < op_names().size(); ++i) expected += (i ? ", " : "") + op_names()[i];
+  expected += "], not only none";
+  if (!v.is_array() || v.empty()) o.fail("ops", expected, v);
+  std::vector<std::string> ops;
+  for (const auto& e : v) {
+    if (!e.is_string()) o.fail("ops", expected, v);
+    std::string op = e.get<std::string>();
+    if (std::find(op_names().begin(), op_names().end(), op) == op_names().end() ||
+        std::find(ops.begin(), ops.end(), op) != ops.end())
+      o.fail("ops", expected, v);
+    ops.push_back(op);
+  }
+  if (ops.size() == 1 && ops.front() == "none") o.fail("ops", expected, v);
+  return ops;
+}
+
+std::vector<int> cell_counts(spec::Obj& o) {
+  const spec::json v = o.raw("cells");
+  const std::string expected = "a list of 1 to " + std::to_string(kMaxStages) +
+                               " counts of normal cells per stage (each 0 to " + std::to_string(kMaxDepth) + ")";
+  if (!v.is_array() || v.empty() || v.size() > static_cast<size_t>(kMaxStages)) o.fail("cells", expected, v);
+  std::vector<int> cells;
+  for (const auto& e : v) {
+    if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() > kMaxDepth) o.fail("cells", expected, v);
+    cells.push_back(e.get<int>());
+  }
+  return cells;
+}
 
 class CellFamily : public Family {
  public:
   std::string name() const override { return "cell"; }
-  bool holds(const spec::Arch& a) const override { return !a.normal.empty(); }
   std::string choices_key() const override { return "cell"; }
   std::string choices_description() const override { return "the normal and reduction cells of a cell child"; }
 
-  void validate(const spec::Arch& a, const spec::SearchSpace& s, const std::string& file) const override {
+  void read_space(spec::Obj& o, spec::SearchSpace& s) const override {
+    s.resolution = sorted_set(o, "resolution", 4, kMaxResolution);
+    if (s.resolution.size() != 1) o.fail("resolution", "exactly one input resolution", o.raw("resolution"));
+    auto space = std::make_shared<Space>();
+    space->nodes = static_cast<int>(o.integer("nodes", 1, 8));
+    space->ops = op_set(o);
+    space->width = static_cast<int>(o.integer("width", 1, kMaxWidth));
+    space->cells = cell_counts(o);
+    o.finish();
+    // Channels double at each reduction cell: refused before anything is allocated when too wide.
+    const int64_t widest = int64_t{space->width} << (space->cells.size() - 1);
+    NAS_CHECK(widest <= kMaxWidth, SpecError,
+              o.file() << ": width: expected at most " << kMaxWidth
+                       << " channels in the last stage (width doubles at each of " << space->cells.size() - 1
+                       << " reduction cells), found " << widest);
+    s.choices = space;
+  }
+
+  bool claims(const spec::json& j) const override { return j.contains("cell"); }
+
+  std::shared_ptr<const spec::ArchChoices> read_arch(spec::Obj& o) const override {
+    auto a = std::make_shared<Choices>();
+    spec::Obj c = o.object("cell");
+    a->normal = parse_notation(c.string("normal"), o.file(), c.where("normal"));
+    a->reduce = parse_notation(c.string("reduce"), o.file(), c.where("reduce"));
+    NAS_CHECK(a->normal.size() == a->reduce.size(), SpecError,
+              o.file() << ": " << c.where("reduce") << ": expected as many nodes as the normal cell ("
+                       << nodes_of_edges(a->normal.size()) << "), found " << nodes_of_edges(a->reduce.size()));
+    c.finish();
+    o.finish();
+    return a;
+  }
+
+  void validate(const spec::Arch& arch, const spec::SearchSpace& space, const std::string& file) const override {
+    const Choices& a = choices_of(arch);
+    const Space& s = space_of(space);
     for (const auto* cell : {&a.normal, &a.reduce}) {
       const std::string p = std::string("cell.") + (cell == &a.normal ? "normal" : "reduce");
       NAS_CHECK(cell->size() == static_cast<size_t>(s.num_edges()), SpecError,
@@ -125,8 +201,9 @@ class CellFamily : public Family {
     }
   }
 
-  std::string summary(const spec::Arch& a) const override {
-    return "normal " + spec::cell_notation(a.normal) + " reduce " + spec::cell_notation(a.reduce);
+  std::string summary(const spec::Arch& arch) const override {
+    const Choices& a = choices_of(arch);
+    return "normal " + notation(a.normal) + " reduce " + notation(a.reduce);
   }
 
   // Every edge: the op at that fraction of its cost ranking (none excluded).
@@ -148,19 +225,21 @@ class CellFamily : public Family {
   void draw(const spec::SearchSpace& s, Rng&, const Pick& pick, bool by_cost, spec::Arch& a) const override {
     std::optional<RankedOps> ranked;
     if (by_cost) ranked.emplace(s, /*with_none=*/true);
+    const auto& ops = space_of(s).ops;
     for_each_edge(s, a, [&](std::vector<std::string>& cell, size_t e, bool reduce, bool from_input) {
-      const std::vector<std::string>& choices = ranked ? (*ranked)(reduce, from_input) : s.ops;
+      const std::vector<std::string>& choices = ranked ? (*ranked)(reduce, from_input) : ops;
       cell[e] = choices[pick(choices.size())];
     });
   }
 
   // Ops are unordered: an edge that changes takes any other op.
   bool mutate(const spec::SearchSpace& s, Rng& rng, double prob, spec::Arch& a) const override {
-    if (s.ops.size() < 2) return false;
+    const auto& ops = space_of(s).ops;
+    if (ops.size() < 2) return false;
     for_each_edge(s, a, [&](std::vector<std::string>& cell, size_t e, bool, bool) {
       if (rng.uniform() >= prob) return;
-      const size_t cur = static_cast<size_t>(std::find(s.ops.begin(), s.ops.end(), cell[e]) - s.ops.begin()) % s.ops.size();
-      cell[e] = s.ops[(cur + 1 + rng.below(s.ops.size() - 1)) % s.ops.size()];
+      const size_t cur = static_cast<size_t>(std::find(ops.begin(), ops.end(), cell[e]) - ops.begin()) % ops.size();
+      cell[e] = ops[(cur + 1 + rng.below(ops.size() - 1)) % ops.size()];
     });
     return true;
   }
@@ -172,21 +251,23 @@ class CellFamily : public Family {
   }
 };
 
-// nn::CellNet's eager forward: the network input is held throughout; a cell holds its input node
+// families::cell::CellNet's eager forward: the network input is held throughout; a cell holds its input node
 // and every node it has computed; a node being summed holds its partial sum, an op's input (after
 // ReLU) and output.
-Cost CellFamily::cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes) const {
+Cost CellFamily::cost(const spec::SearchSpace& space, const spec::Arch& arch, int in_channels, int num_classes) const {
+  const Space& s = space_of(space);
+  const Choices& a = choices_of(arch);
   Cost c;
-  const int64_t X = int64_t{in_channels} * a.resolution * a.resolution;
+  const int64_t X = int64_t{in_channels} * arch.resolution * arch.resolution;
   auto live = [&](int64_t values) { c.peak_activations = std::max(c.peak_activations, values); };
-  int64_t res = a.resolution, ch = s.cell_width;
+  int64_t res = arch.resolution, ch = s.width;
   c.macs += res * res * ch * in_channels * 9;
   c.params += ch * in_channels * 9 + 2 * ch;
   live(X + 2 * res * res * ch);
   auto cell = [&](const std::vector<std::string>& ops, int64_t c_in, int64_t c_out, int stride) {
     const int64_t out = nn::conv_out(static_cast<int>(res), stride);
     const int64_t node0 = c_in * res * res, node = c_out * out * out;
-    for (const auto& n : spec::cell_nodes(s.nodes)) {
+    for (const auto& n : nodes_of(s.nodes)) {
       const int64_t held = X + node0 + (n.to - 1) * node;
       for (const auto& edge : n.inputs) {
         const size_t e = edge.index;
@@ -217,6 +298,98 @@ const Family& family() {
   static const CellFamily f;
   return f;
 }
+
+const std::vector<std::string>& op_names() {
+  static const std::vector<std::string> names = {
+      "none",         "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "nor_conv_5x5", "sep_conv_3x3",
+      "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5", "avg_pool_3x3", "max_pool_3x3"};
+  return names;
+}
+
+std::vector<Node> nodes_of(int nodes) {
+  std::vector<Node> out;
+  size_t index = 0;
+  for (int to = 1; to <= nodes; ++to) {
+    Node n{to, {}};
+    for (int from = 0; from < to; ++from) n.inputs.push_back({index++, from});
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+std::string notation(const std::vector<std::string>& edge_ops) {
+  std::string out;
+  size_t e = 0;
+  for (int j = 1; e < edge_ops.size(); ++j) {
+    if (j > 1) out += "+";
+    out += "|";
+    for (int i = 0; i < j && e < edge_ops.size(); ++i, ++e) out += edge_ops[e] + "~" + std::to_string(i) + "|";
+  }
+  return out;
+}
+
+int nodes_of_edges(size_t edges) {
+  for (int n = 1; n <= 64; ++n)
+    if (static_cast<size_t>(n * (n + 1) / 2) == edges) return n;
+  return -1;
+}
+
+std::vector<std::string> parse_notation(const std::string& text, const std::string& file, const std::string& field) {
+  auto bad = [&](const std::string& why) -> SpecError {
+    return SpecError(file + ": " + field + ": expected a cell like \"|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|\" (" +
+                     why + "), found \"" + text + "\"");
+  };
+  std::vector<std::string> ops;
+  size_t pos = 0;
+  for (int j = 1;; ++j) {
+    const size_t end = std::min(text.find('+', pos), text.size());
+    const std::string group = text.substr(pos, end - pos);
+    if (group.size() < 2 || group.front() != '|' || group.back() != '|')
+      throw bad("node " + std::to_string(j) + " is not enclosed in |...|");
+    size_t p = 1;
+    for (int i = 0; i < j; ++i) {
+      const size_t bar = group.find('|', p);
+      if (bar == std::string::npos) throw bad("node " + std::to_string(j) + " needs an edge from each of nodes 0.." + std::to_string(j - 1));
+      const std::string edge = group.substr(p, bar - p);
+      const size_t tilde = edge.rfind('~');
+      if (tilde == std::string::npos || tilde == 0 || edge.substr(tilde + 1) != std::to_string(i))
+        throw bad("node " + std::to_string(j) + "'s edge " + std::to_string(i) + " must read op~" + std::to_string(i));
+      ops.push_back(edge.substr(0, tilde));
+      p = bar + 1;
+    }
+    if (p != group.size()) throw bad("node " + std::to_string(j) + " has more than " + std::to_string(j) + " edges");
+    if (end == text.size()) break;
+    pos = end + 1;
+  }
+  return ops;
+}
+
+void Space::write(spec::json& j) const {
+  j["nodes"] = nodes;
+  j["ops"] = ops;
+  j["width"] = width;
+  j["cells"] = cells;
+}
+
+void Choices::write(spec::json& j) const { j["cell"] = {{"normal", notation(normal)}, {"reduce", notation(reduce)}}; }
+
+bool Choices::equals(const spec::ArchChoices& other) const {
+  const auto* o = dynamic_cast<const Choices*>(&other);
+  return o && normal == o->normal && reduce == o->reduce;
+}
+
+spec::Arch make_arch(const std::string& space, int resolution, std::vector<std::string> normal,
+                     std::vector<std::string> reduce) {
+  auto c = std::make_shared<Choices>();
+  c->normal = std::move(normal);
+  c->reduce = std::move(reduce);
+  spec::Arch a;
+  a.space = space;
+  a.resolution = resolution;
+  a.choices = c;
+  return a;
+}
+
 
 Cost op_cost(const std::string& op, int64_t c_in, int64_t c_out, int stride, int64_t res) {
   Cost c;

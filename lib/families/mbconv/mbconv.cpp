@@ -16,15 +16,12 @@ struct Slot {
   int block;  // -1: a stage-level decision
 };
 // The choice decision s sets in a (an int& or a const int&).
-template <typename A>
-auto& field(A& a, const Slot& s) {
-  switch (s.what) {
-    case What::resolution: return a.resolution;
-    case What::stem: return a.stem_width;
-    case What::head: return a.head_width;
-    default: break;
-  }
-  auto& st = a.stages[static_cast<size_t>(s.stage)];
+template <typename A, typename C>
+auto& field(A& a, C& c, const Slot& s) {
+  if (s.what == What::resolution) return a.resolution;
+  if (s.what == What::stem) return c.stem_width;
+  if (s.what == What::head) return c.head_width;
+  auto& st = c.stages[static_cast<size_t>(s.stage)];
   if (s.what == What::depth) return st.depth;
   if (s.what == What::width) return st.width;
   auto& b = st.blocks[static_cast<size_t>(s.block)];
@@ -35,8 +32,10 @@ auto& field(A& a, const Slot& s) {
 // the largest depth, expand ratio and kernel size; head width.
 class MbconvEncoding : public FamilyEncoding {
  public:
-  explicit MbconvEncoding(const spec::SearchSpace& s) : space_(s) {
-    add(What::resolution, -1, -1, "resolution", s.resolution, "resolution");
+  explicit MbconvEncoding(const spec::SearchSpace& space)
+      : space_name_(space.name), stages_(space_of(space).stages.size()) {
+    const Space& s = space_of(space);
+    add(What::resolution, -1, -1, "resolution", space.resolution, "resolution");
     add(What::stem, -1, -1, "stem_width", s.stem_width, "width");
     for (size_t i = 0; i < s.stages.size(); ++i) {
       const auto& st = s.stages[i];
@@ -61,27 +60,29 @@ class MbconvEncoding : public FamilyEncoding {
 
   spec::Arch decode(const Genotype& g) const override {
     spec::Arch a;
-    a.space = space_.name;
-    a.stages.resize(space_.stages.size());
+    a.space = space_name_;
+    auto c = std::make_shared<Choices>();
+    c->stages.resize(stages_);
     for (size_t i = 0; i < g.size(); ++i) {
       const Slot& s = slots_[i];
-      const int v = value(g, i);
-      spec::StageArch* st = s.stage < 0 ? nullptr : &a.stages[static_cast<size_t>(s.stage)];
       if (s.block >= 0) {
-        if (s.block >= st->depth) continue;  // depth precedes the block slots
-        if (static_cast<int>(st->blocks.size()) <= s.block) st->blocks.resize(static_cast<size_t>(s.block) + 1);
+        StageArch& st = c->stages[static_cast<size_t>(s.stage)];
+        if (s.block >= st.depth) continue;  // depth precedes the block slots
+        if (static_cast<int>(st.blocks.size()) <= s.block) st.blocks.resize(static_cast<size_t>(s.block) + 1);
       }
-      field(a, s) = v;
+      field(a, *c, s) = value(g, i);
     }
+    a.choices = c;
     return a;
   }
 
   Genotype encode(const spec::Arch& a) const override {
+    const Choices& c = choices_of(a);
     Genotype g(decisions_.size(), 0);
     for (size_t i = 0; i < g.size(); ++i) {
       const Slot& s = slots_[i];
-      if (s.block >= 0 && s.block >= a.stages[static_cast<size_t>(s.stage)].depth) continue;  // inactive: option 0
-      g[i] = option_of(i, field(a, s));
+      if (s.block >= 0 && s.block >= c.stages[static_cast<size_t>(s.stage)].depth) continue;  // inactive: option 0
+      g[i] = option_of(i, field(a, c, s));
     }
     return g;
   }
@@ -92,21 +93,109 @@ class MbconvEncoding : public FamilyEncoding {
     add_sizes(name, sizes, group);
     slots_.push_back({w, stage, block});
   }
-  spec::SearchSpace space_;
+  std::string space_name_;
+  size_t stages_;
   std::vector<Slot> slots_;
   std::vector<size_t> depth_index_;  // per stage, the index of its depth decision
 };
 
+std::vector<int> odd_set(spec::Obj& o, const std::string& key, int lo, int hi) {
+  auto v = sorted_set(o, key, lo, hi);
+  for (int k : v)
+    if (k % 2 == 0) o.fail(key, "odd kernel sizes", spec::json(v));
+  return v;
+}
+
+StageSpec stage_from(spec::Obj& so) {
+  StageSpec st;
+  st.depth = sorted_set(so, "depth", 1, kMaxDepth);
+  st.width = sorted_set(so, "width", 1, kMaxWidth);
+  st.expand = sorted_set(so, "expand", 1, 16);
+  st.kernel = odd_set(so, "kernel", 1, 11);
+  st.stride = static_cast<int>(so.integer_or("stride", 1, 1, 4));
+  st.se = so.boolean_or("se", false);
+  st.act = so.one_of_or("act", spec::activation_names(), "relu");
+  so.finish();
+  return st;
+}
+
+std::shared_ptr<Space> space_from(spec::Obj& o) {
+  auto s = std::make_shared<Space>();
+  {
+    spec::Obj st = o.object("stem");
+    s->stem_width = sorted_set(st, "width", 1, kMaxWidth);
+    s->stem_kernel = static_cast<int>(st.integer_or("kernel", 3, 1, 11));
+    if (s->stem_kernel % 2 == 0) st.fail("kernel", "an odd kernel size", s->stem_kernel);
+    s->stem_stride = static_cast<int>(st.integer_or("stride", 1, 1, 4));
+    s->stem_act = st.one_of_or("act", spec::activation_names(), "relu");
+    st.finish();
+  }
+  auto stages = o.objects("stages");
+  if (stages.empty() || stages.size() > static_cast<size_t>(kMaxStages))
+    o.fail("stages", "a list of 1 to " + std::to_string(kMaxStages) + " stages", o.raw("stages"));
+  for (auto& so : stages) s->stages.push_back(stage_from(so));
+  {
+    spec::Obj h = o.object("head");
+    s->head_width = sorted_set(h, "width", 1, kMaxWidth);
+    s->head_act = h.one_of_or("act", spec::activation_names(), "relu");
+    h.finish();
+  }
+  return s;
+}
+
+std::shared_ptr<Choices> choices_from(spec::Obj& o) {
+  auto c = std::make_shared<Choices>();
+  c->stem_width = static_cast<int>(o.integer("stem_width", 1, 1 << 16));
+  c->head_width = static_cast<int>(o.integer("head_width", 1, 1 << 16));
+  auto stages = o.objects("stages");
+  if (stages.empty()) o.fail("stages", "a non-empty list of stages", o.raw("stages"));
+  for (auto& so : stages) {
+    StageArch st;
+    st.depth = static_cast<int>(so.integer("depth", 1, 1024));
+    st.width = static_cast<int>(so.integer("width", 1, 1 << 16));
+    auto blocks = so.objects("blocks");
+    if (blocks.size() != static_cast<size_t>(st.depth))
+      so.fail("blocks", "a list of exactly depth=" + std::to_string(st.depth) + " blocks", so.raw("blocks"));
+    for (auto& bo : blocks) {
+      BlockArch b;
+      b.expand = static_cast<int>(bo.integer("expand", 1, 1024));
+      b.kernel = static_cast<int>(bo.integer("kernel", 1, 1024));
+      bo.finish();
+      st.blocks.push_back(b);
+    }
+    so.finish();
+    c->stages.push_back(st);
+  }
+  o.finish();
+  return c;
+}
+
 class MbconvFamily : public Family {
  public:
   std::string name() const override { return "mbconv"; }
-  bool holds(const spec::Arch& a) const override { return !a.stages.empty(); }
   std::string choices_key() const override { return "stages"; }
   std::string choices_description() const override {
     return "stem_width, stages and head_width (the choices of an mbconv child)";
   }
 
-  void validate(const spec::Arch& a, const spec::SearchSpace& s, const std::string& file) const override {
+  void read_space(spec::Obj& o, spec::SearchSpace& s) const override {
+    s.resolution = sorted_set(o, "resolution", 8, kMaxResolution);
+    auto space = space_from(o);
+    o.finish();
+    // Every stride must leave at least a 1x1 feature map at the smallest resolution.
+    const int res = spec::min_of(s.resolution);
+    int r = (res + space->stem_stride - 1) / space->stem_stride;
+    for (const auto& st : space->stages) r = (r + st.stride - 1) / st.stride;
+    NAS_CHECK(r >= 1, SpecError, o.file() << ": stages: strides leave no spatial extent at resolution " << res);
+    s.choices = space;
+  }
+
+  bool claims(const spec::json& j) const override { return j.contains("stem_width"); }
+  std::shared_ptr<const spec::ArchChoices> read_arch(spec::Obj& o) const override { return choices_from(o); }
+
+  void validate(const spec::Arch& arch, const spec::SearchSpace& space, const std::string& file) const override {
+    const Choices& a = choices_of(arch);
+    const Space& s = space_of(space);
     check_choice(file, "stem_width", a.stem_width, s.stem_width);
     check_choice(file, "head_width", a.head_width, s.head_width);
     NAS_CHECK(a.stages.size() == s.stages.size(), SpecError,
@@ -127,7 +216,8 @@ class MbconvFamily : public Family {
     }
   }
 
-  std::string summary(const spec::Arch& a) const override {
+  std::string summary(const spec::Arch& arch) const override {
+    const Choices& a = choices_of(arch);
     std::ostringstream os;
     os << "s" << a.stem_width;
     for (const auto& st : a.stages) {
@@ -140,23 +230,28 @@ class MbconvFamily : public Family {
     return os.str();
   }
 
-  void at_levels(const spec::SearchSpace& s, const Levels& l, spec::Arch& a) const override {
-    a.stem_width = at_level(s.stem_width, l.width);
-    a.head_width = at_level(s.head_width, l.width);
+  void at_levels(const spec::SearchSpace& space, const Levels& l, spec::Arch& a) const override {
+    const Space& s = space_of(space);
+    auto c = std::make_shared<Choices>();
+    c->stem_width = at_level(s.stem_width, l.width);
+    c->head_width = at_level(s.head_width, l.width);
     for (const auto& st : s.stages) {
-      spec::StageArch sa;
+      StageArch sa;
       sa.depth = at_level(st.depth, l.depth);
       sa.width = at_level(st.width, l.width);
-      sa.blocks.assign(sa.depth, spec::BlockArch{at_level(st.expand, l.expand), at_level(st.kernel, l.kernel)});
-      a.stages.push_back(sa);
+      sa.blocks.assign(sa.depth, BlockArch{at_level(st.expand, l.expand), at_level(st.kernel, l.kernel)});
+      c->stages.push_back(sa);
     }
+    a.choices = c;
   }
 
-  void draw(const spec::SearchSpace& s, Rng&, const Pick& pick, bool, spec::Arch& a) const override {
+  void draw(const spec::SearchSpace& space, Rng&, const Pick& pick, bool, spec::Arch& a) const override {
+    const Space& s = space_of(space);
     auto choose = [&](const std::vector<int>& set) { return set[pick(set.size())]; };
-    a.stem_width = choose(s.stem_width);
+    auto c = std::make_shared<Choices>();
+    c->stem_width = choose(s.stem_width);
     for (const auto& st : s.stages) {
-      spec::StageArch sa;
+      StageArch sa;
       sa.depth = choose(st.depth);
       sa.width = choose(st.width);
       for (int b = 0; b < sa.depth; ++b) {
@@ -164,20 +259,23 @@ class MbconvFamily : public Family {
         const int k = choose(st.kernel);
         sa.blocks.push_back({e, k});
       }
-      a.stages.push_back(sa);
+      c->stages.push_back(sa);
     }
-    a.head_width = choose(s.head_width);
+    c->head_width = choose(s.head_width);
+    a.choices = c;
   }
 
-  bool mutate(const spec::SearchSpace& s, Rng& rng, double prob, spec::Arch& a) const override {
+  bool mutate(const spec::SearchSpace& space, Rng& rng, double prob, spec::Arch& a) const override {
+    const Space& s = space_of(space);
+    Choices& c = edit<Choices>(a);
     auto maybe = [&](const std::vector<int>& set, int& v) {
       if (rng.uniform() < prob) v = neighbour(set, v, rng);
     };
-    maybe(s.stem_width, a.stem_width);
-    maybe(s.head_width, a.head_width);
-    for (size_t i = 0; i < a.stages.size(); ++i) {
+    maybe(s.stem_width, c.stem_width);
+    maybe(s.head_width, c.head_width);
+    for (size_t i = 0; i < c.stages.size(); ++i) {
       const auto& st = s.stages[i];
-      auto& sa = a.stages[i];
+      auto& sa = c.stages[i];
       maybe(st.width, sa.width);
       int d = sa.depth;
       maybe(st.depth, d);
@@ -200,15 +298,18 @@ class MbconvFamily : public Family {
   }
 };
 
-// Live activations follow nn::ChildNet's eager forward (one statement per layer, see child.cpp):
+// Live activations follow families::ChildNet's eager forward (one statement per layer, see child.cpp):
 // the network input is held by the caller throughout, a block's input by ChildNet until the block
 // returns, and each conv / BN / activation has its input and its output alive at once.
-Cost MbconvFamily::cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes) const {
+Cost MbconvFamily::cost(const spec::SearchSpace& space, const spec::Arch& arch, int in_channels,
+                        int num_classes) const {
+  const Space& s = space_of(space);
+  const Choices& a = choices_of(arch);
   Cost c;
   auto bn = [&](int64_t ch) { c.params += 2 * ch; };
   auto live = [&](int64_t values) { c.peak_activations = std::max(c.peak_activations, values); };
-  const int64_t X = int64_t{in_channels} * a.resolution * a.resolution;
-  int64_t res = nn::conv_out(a.resolution, s.stem_stride);
+  const int64_t X = int64_t{in_channels} * arch.resolution * arch.resolution;
+  int64_t res = nn::conv_out(arch.resolution, s.stem_stride);
   const int64_t k = s.stem_kernel;
   const int64_t S = res * res * a.stem_width;
   live(X + 2 * S);  // the stem's output and its channels-last copy; then BN, activation
@@ -222,7 +323,7 @@ Cost MbconvFamily::cost(const spec::SearchSpace& s, const spec::Arch& a, int in_
     for (int b = 0; b < sa.depth; ++b) {
       const auto& blk = sa.blocks[b];
       const int stride = b == 0 ? ss.stride : 1;
-      const bool expands = nn::stage_has_expand(ss);
+      const bool expands = nn::has_expand(ss.expand);
       const int64_t mid = expands ? ch * blk.expand : ch;
       const int64_t out_res = nn::conv_out(static_cast<int>(res), stride);
       const int64_t x = res * res * ch;  // the block's input, held throughout
@@ -270,6 +371,37 @@ Cost MbconvFamily::cost(const spec::SearchSpace& s, const spec::Arch& a, int in_
 const Family& family() {
   static const MbconvFamily f;
   return f;
+}
+
+void Space::write(spec::json& j) const {
+  j["stem"] = {{"width", stem_width}, {"kernel", stem_kernel}, {"stride", stem_stride}, {"act", stem_act}};
+  j["stages"] = spec::json::array();
+  for (const auto& st : stages) {
+    j["stages"].push_back({{"depth", st.depth},
+                           {"width", st.width},
+                           {"expand", st.expand},
+                           {"kernel", st.kernel},
+                           {"stride", st.stride},
+                           {"se", st.se},
+                           {"act", st.act}});
+  }
+  j["head"] = {{"width", head_width}, {"act", head_act}};
+}
+
+void Choices::write(spec::json& j) const {
+  j["stem_width"] = stem_width;
+  j["head_width"] = head_width;
+  j["stages"] = spec::json::array();
+  for (const auto& st : stages) {
+    spec::json blocks = spec::json::array();
+    for (const auto& b : st.blocks) blocks.push_back({{"expand", b.expand}, {"kernel", b.kernel}});
+    j["stages"].push_back({{"depth", st.depth}, {"width", st.width}, {"blocks", blocks}});
+  }
+}
+
+bool Choices::equals(const spec::ArchChoices& other) const {
+  const auto* o = dynamic_cast<const Choices*>(&other);
+  return o && stem_width == o->stem_width && stages == o->stages && head_width == o->head_width;
 }
 
 }  // namespace nas::families::mbconv

@@ -11,8 +11,9 @@ namespace {
 // (ordered) and its activation (unordered: option k is the layer's k-th listed activation).
 class MlpEncoding : public FamilyEncoding {
  public:
-  explicit MlpEncoding(const spec::SearchSpace& s) : space_(s) {
-    add_sizes("resolution", s.resolution, "resolution");
+  explicit MlpEncoding(const spec::SearchSpace& space) : space_name_(space.name), space_(space_of(space)) {
+    const Space& s = space_of(space);
+    add_sizes("resolution", space.resolution, "resolution");
     add_sizes("depth", s.depth, "depth");
     for (size_t i = 0; i < s.layers.size(); ++i) {
       const std::string q = "layer" + std::to_string(i) + ".";
@@ -25,19 +26,22 @@ class MlpEncoding : public FamilyEncoding {
 
   spec::Arch decode(const Genotype& g) const override {
     spec::Arch a;
-    a.space = space_.name;
+    a.space = space_name_;
     a.resolution = value(g, 0);
-    a.layers.resize(static_cast<size_t>(value(g, kDepth)));
-    for (size_t l = 0; l < a.layers.size(); ++l) {
-      a.layers[l].width = value(g, width_decision(l));
-      a.layers[l].act = space_.layers[l].act[static_cast<size_t>(value(g, width_decision(l) + 1))];
+    auto c = std::make_shared<Choices>();
+    c->layers.resize(static_cast<size_t>(value(g, kDepth)));
+    for (size_t l = 0; l < c->layers.size(); ++l) {
+      c->layers[l].width = value(g, width_decision(l));
+      c->layers[l].act = space_.layers[l].act[static_cast<size_t>(value(g, width_decision(l) + 1))];
     }
+    a.choices = c;
     return a;
   }
 
-  Genotype encode(const spec::Arch& a) const override {
+  Genotype encode(const spec::Arch& arch) const override {
+    const Choices& a = choices_of(arch);
     Genotype g(decisions_.size(), 0);
-    g[0] = option_of(0, a.resolution);
+    g[0] = option_of(0, arch.resolution);
     g[kDepth] = option_of(kDepth, static_cast<int>(a.layers.size()));
     for (size_t l = 0; l < a.layers.size(); ++l) {
       const auto& acts = space_.layers[l].act;
@@ -52,17 +56,80 @@ class MlpEncoding : public FamilyEncoding {
   static constexpr size_t kDepth = 1;
   static size_t width_decision(size_t layer) { return 2 + 2 * layer; }
   static int layer(size_t decision) { return static_cast<int>((decision - 2) / 2); }
-  spec::SearchSpace space_;
+  std::string space_name_;
+  Space space_;
 };
+
+// A non-empty list of distinct activation names (one name alone is a one-element list).
+std::vector<std::string> act_set(spec::Obj& o, const std::string& key) {
+  spec::json v = o.raw(key);
+  if (v.is_string()) v = spec::json::array({v});
+  const auto& names = spec::activation_names();
+  std::string expected = "a non-empty list of distinct activations from [";
+  for (size_t i = 0; i < names.size(); ++i) expected += (i ? ", " : "") + names[i];
+  expected += "]";
+  if (!v.is_array() || v.empty()) o.fail(key, expected, o.raw(key));
+  std::vector<std::string> out;
+  for (const auto& e : v) {
+    if (!e.is_string()) o.fail(key, expected, o.raw(key));
+    std::string a = e.get<std::string>();
+    if (std::find(names.begin(), names.end(), a) == names.end() || std::find(out.begin(), out.end(), a) != out.end())
+      o.fail(key, expected, o.raw(key));
+    out.push_back(a);
+  }
+  return out;
+}
 
 class MlpFamily : public Family {
  public:
   std::string name() const override { return "mlp"; }
-  bool holds(const spec::Arch& a) const override { return !a.layers.empty(); }
   std::string choices_key() const override { return "layers"; }
   std::string choices_description() const override { return "the hidden layers of an mlp child"; }
 
-  void validate(const spec::Arch& a, const spec::SearchSpace& s, const std::string& file) const override {
+  void read_space(spec::Obj& o, spec::SearchSpace& s) const override {
+    s.resolution = sorted_set(o, "resolution", 1, kMaxResolution);
+    if (s.resolution.size() != 1)
+      o.fail("resolution", "exactly one input resolution (the first layer's width is fixed by it)", o.raw("resolution"));
+    auto space = std::make_shared<Space>();
+    space->depth = sorted_set(o, "depth", 1, kMaxDepth);
+    auto layers = o.objects("layers");
+    const size_t max_depth = static_cast<size_t>(spec::max_of(space->depth));
+    if (layers.size() != 1 && layers.size() != max_depth)
+      o.fail("layers",
+             "one layer spec for every layer, or " + std::to_string(max_depth) + " (one per layer up to max(depth))",
+             o.raw("layers"));
+    for (auto& lo : layers) {
+      LayerSpec l;
+      l.width = sorted_set(lo, "width", 1, 1 << 16);
+      l.act = act_set(lo, "act");
+      lo.finish();
+      space->layers.push_back(l);
+    }
+    while (space->layers.size() < max_depth) space->layers.push_back(space->layers.front());
+    o.finish();
+    s.choices = space;
+  }
+
+  bool claims(const spec::json& j) const override { return j.contains("layers"); }
+
+  std::shared_ptr<const spec::ArchChoices> read_arch(spec::Obj& o) const override {
+    auto c = std::make_shared<Choices>();
+    auto layers = o.objects("layers");
+    if (layers.empty()) o.fail("layers", "a non-empty list of hidden layers", o.raw("layers"));
+    for (auto& lo : layers) {
+      LayerArch l;
+      l.width = static_cast<int>(lo.integer("width", 1, 1 << 16));
+      l.act = lo.string("act");
+      lo.finish();
+      c->layers.push_back(l);
+    }
+    o.finish();
+    return c;
+  }
+
+  void validate(const spec::Arch& arch, const spec::SearchSpace& space, const std::string& file) const override {
+    const Choices& a = choices_of(arch);
+    const Space& s = space_of(space);
     check_choice(file, "depth", static_cast<int>(a.layers.size()), s.depth);
     for (size_t i = 0; i < a.layers.size(); ++i) {
       const std::string p = "layers[" + std::to_string(i) + "]";
@@ -71,7 +138,8 @@ class MlpFamily : public Family {
     }
   }
 
-  std::string summary(const spec::Arch& a) const override {
+  std::string summary(const spec::Arch& arch) const override {
+    const Choices& a = choices_of(arch);
     std::string out = "[";
     for (size_t i = 0; i < a.layers.size(); ++i)
       out += (i ? ", " : "") + std::to_string(a.layers[i].width) + " " + a.layers[i].act;
@@ -79,22 +147,30 @@ class MlpFamily : public Family {
   }
 
   // The activation does not change the size: each layer takes its first-listed one.
-  void at_levels(const spec::SearchSpace& s, const Levels& l, spec::Arch& a) const override {
+  void at_levels(const spec::SearchSpace& space, const Levels& l, spec::Arch& a) const override {
+    const Space& s = space_of(space);
+    auto c = std::make_shared<Choices>();
     const int depth = at_level(s.depth, l.depth);
     for (size_t i = 0; i < static_cast<size_t>(depth); ++i)
-      a.layers.push_back({at_level(s.layers[i].width, l.width), s.layers[i].act.front()});
+      c->layers.push_back({at_level(s.layers[i].width, l.width), s.layers[i].act.front()});
+    a.choices = c;
   }
 
-  void draw(const spec::SearchSpace& s, Rng& rng, const Pick& pick, bool, spec::Arch& a) const override {
+  void draw(const spec::SearchSpace& space, Rng& rng, const Pick& pick, bool, spec::Arch& a) const override {
+    const Space& s = space_of(space);
+    auto c = std::make_shared<Choices>();
     const int depth = s.depth[pick(s.depth.size())];
     for (size_t i = 0; i < static_cast<size_t>(depth); ++i) {
       const auto& ls = s.layers[i];
       const int w = ls.width[pick(ls.width.size())];
-      a.layers.push_back({w, ls.act[rng.below(ls.act.size())]});
+      c->layers.push_back({w, ls.act[rng.below(ls.act.size())]});
     }
+    a.choices = c;
   }
 
-  bool mutate(const spec::SearchSpace& s, Rng& rng, double prob, spec::Arch& a) const override {
+  bool mutate(const spec::SearchSpace& space, Rng& rng, double prob, spec::Arch& arch) const override {
+    const Space& s = space_of(space);
+    Choices& a = edit<Choices>(arch);
     int d = static_cast<int>(a.layers.size());
     if (rng.uniform() < prob) d = neighbour(s.depth, d, rng);
     while (static_cast<int>(a.layers.size()) < d) {  // a new layer: its set's smallest width, first act
@@ -115,10 +191,11 @@ class MlpFamily : public Family {
   }
 
   // The flattened input is a view of the input X; each layer: bias-free Linear, BN, activation.
-  Cost cost(const spec::SearchSpace&, const spec::Arch& a, int in_channels, int num_classes) const override {
+  Cost cost(const spec::SearchSpace&, const spec::Arch& arch, int in_channels, int num_classes) const override {
+    const Choices& a = choices_of(arch);
     Cost c;
     auto live = [&](int64_t values) { c.peak_activations = std::max(c.peak_activations, values); };
-    const int64_t X = int64_t{in_channels} * a.resolution * a.resolution;
+    const int64_t X = int64_t{in_channels} * arch.resolution * arch.resolution;
     int64_t in = X;
     for (size_t i = 0; i < a.layers.size(); ++i) {
       const int64_t w = a.layers[i].width;
@@ -146,6 +223,22 @@ class MlpFamily : public Family {
 const Family& family() {
   static const MlpFamily f;
   return f;
+}
+
+void Space::write(spec::json& j) const {
+  j["depth"] = depth;
+  j["layers"] = spec::json::array();
+  for (const auto& l : layers) j["layers"].push_back({{"width", l.width}, {"act", l.act}});
+}
+
+void Choices::write(spec::json& j) const {
+  j["layers"] = spec::json::array();
+  for (const auto& l : layers) j["layers"].push_back({{"width", l.width}, {"act", l.act}});
+}
+
+bool Choices::equals(const spec::ArchChoices& other) const {
+  const auto* o = dynamic_cast<const Choices*>(&other);
+  return o && layers == o->layers;
 }
 
 }  // namespace nas::families::mlp

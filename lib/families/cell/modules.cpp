@@ -1,14 +1,13 @@
-#include "nn/cell.h"
+#include "families/cell/modules.h"
 
 #include "core/error.h"
 #include "nn/elastic.h"
-#include "spec/search_space.h"
 
-namespace nas::nn {
+namespace nas::families::cell {
 
 namespace {
 torch::nn::AnyModule make_bn(int64_t c, bool elastic) {
-  if (elastic) return torch::nn::AnyModule(DynamicBatchNorm2d(c));
+  if (elastic) return torch::nn::AnyModule(nn::DynamicBatchNorm2d(c));
   return torch::nn::AnyModule(torch::nn::BatchNorm2d(c));
 }
 
@@ -77,14 +76,14 @@ CellOpImpl::CellOpImpl(const std::string& name, int64_t in, int64_t out, int64_t
       register_module("reduce_bn", reduce_bn_.ptr());
     }
   } else {
-    throw SpecError("cell op: expected one of the cell ops (spec::cell_op_names), found \"" + op + "\"");
+    throw SpecError("cell op: expected one of the cell ops (families::cell::op_names), found \"" + op + "\"");
   }
 }
 
 namespace {
-// Sequential::forward, with its ReLUs through apply_act (so that an activation tap sees them).
+// Sequential::forward, with its ReLUs through nn::apply_act (so that an activation tap sees them).
 torch::Tensor run_seq(torch::nn::Sequential& seq, torch::Tensor h) {
-  for (auto& m : *seq) h = m.ptr()->as<torch::nn::ReLUImpl>() ? apply_act(h, Act::kReLU) : m.forward<torch::Tensor>(h);
+  for (auto& m : *seq) h = m.ptr()->as<torch::nn::ReLUImpl>() ? nn::apply_act(h, nn::Act::kReLU) : m.forward<torch::Tensor>(h);
   return h;
 }
 }  // namespace
@@ -103,7 +102,7 @@ torch::Tensor CellOpImpl::forward(const torch::Tensor& x) {
     case Kind::kFactorized: {
       // Two half-width 1x1 convs of stride 2, the second on the input shifted by one pixel (padded
       // at the bottom and right so that odd sizes give equal halves), concatenated, then BN.
-      torch::Tensor h = apply_act(x, Act::kReLU);
+      torch::Tensor h = nn::apply_act(x, nn::Act::kReLU);
       torch::Tensor a = reduce_a_(h);
       torch::Tensor shifted = torch::constant_pad_nd(h, {0, 1, 0, 1}).narrow(2, 1, h.size(2)).narrow(3, 1, h.size(3));
       torch::Tensor b = reduce_b_(shifted);
@@ -120,7 +119,7 @@ CellImpl::CellImpl(int n, const std::vector<std::vector<std::string>>& candidate
     : nodes(n), c_in(in), c_out(out), stride(s), candidates_(candidates) {
   NAS_CHECK(candidates.size() == static_cast<size_t>(n * (n + 1) / 2), Error,
             "cell: expected " << n * (n + 1) / 2 << " edges for " << n << " nodes, found " << candidates.size());
-  for (const auto& node : spec::cell_nodes(n))
+  for (const auto& node : nodes_of(n))
     for (const auto& edge : node.inputs) {
       std::vector<CellOp> ops;
       for (const auto& name : candidates[edge.index]) {
@@ -155,7 +154,7 @@ namespace {
 template <typename Add, typename Zeros>
 torch::Tensor run_cell(int nodes, const torch::Tensor& x, Add add, Zeros zeros) {
   std::vector<torch::Tensor> node = {x};
-  for (const auto& n : spec::cell_nodes(nodes)) {
+  for (const auto& n : nodes_of(nodes)) {
     torch::Tensor sum;
     for (const auto& edge : n.inputs) sum = add(edge.index, node[static_cast<size_t>(edge.from)], sum);
     node.push_back(sum.defined() ? sum : zeros());
@@ -191,7 +190,8 @@ torch::Tensor CellImpl::forward_mixed(const torch::Tensor& x, const torch::Tenso
 }
 
 std::vector<std::vector<std::string>> all_ops(const spec::SearchSpace& space) {
-  return std::vector<std::vector<std::string>>(static_cast<size_t>(space.num_edges()), space.ops);
+  const Space& s = space_of(space);
+  return std::vector<std::vector<std::string>>(static_cast<size_t>(s.num_edges()), s.ops);
 }
 
 std::vector<std::vector<std::string>> chosen_ops(const std::vector<std::string>& ops) {
@@ -200,10 +200,11 @@ std::vector<std::vector<std::string>> chosen_ops(const std::vector<std::string>&
   return out;
 }
 
-CellNetImpl::CellNetImpl(const spec::SearchSpace& s, const std::vector<std::vector<std::string>>& normal,
+CellNetImpl::CellNetImpl(const spec::SearchSpace& space, const std::vector<std::vector<std::string>>& normal,
                          const std::vector<std::vector<std::string>>& reduce, int in_channels, int num_classes,
                          bool elastic_bn) {
-  int64_t ch = s.cell_width;
+  const Space& s = space_of(space);
+  int64_t ch = s.width;
   stem_ = register_module("stem", conv(in_channels, ch, 3, 1));
   stem_bn_ = make_bn(ch, elastic_bn);
   register_module("stem_bn", stem_bn_.ptr());
@@ -226,12 +227,12 @@ CellNetImpl::CellNetImpl(const spec::SearchSpace& s, const std::vector<std::vect
 
 template <typename F>
 torch::Tensor CellNetImpl::run(const torch::Tensor& x, F cell_forward, double dropout) {
-  torch::Tensor h = to_channels_last(stem_(x));
+  torch::Tensor h = nn::to_channels_last(stem_(x));
   h = stem_bn_.forward(h);
   for (size_t i = 0; i < cells_.size(); ++i) h = cell_forward(cells_[i], is_reduce_[i], h);
-  h = apply_act(head_bn_.forward(h), Act::kReLU);
+  h = nn::apply_act(head_bn_.forward(h), nn::Act::kReLU);
   h = h.mean({2, 3});
-  if (dropout > 0 && is_training()) h = dropout_rows(h, dropout);
+  if (dropout > 0 && is_training()) h = nn::dropout_rows(h, dropout);
   return classifier_(h);
 }
 
@@ -250,20 +251,4 @@ torch::Tensor CellNetImpl::forward_mixed(const torch::Tensor& x, const torch::Te
              0.0);
 }
 
-void copy_state_by_name(torch::nn::Module& dst, const torch::nn::Module& src) {
-  torch::NoGradGuard g;
-  auto sp = src.named_parameters(true);
-  auto sb = src.named_buffers(true);
-  auto copy = [&](const std::string& name, torch::Tensor& t, bool buffer) {
-    const torch::Tensor* from = buffer ? sb.find(name) : sp.find(name);
-    if (!from && buffer && name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0) return;
-    NAS_CHECK(from, Error, "slice: the supernet has no " << (buffer ? "buffer " : "parameter ") << name);
-    NAS_CHECK(from->sizes() == t.sizes(), Error,
-              "slice: " << name << " is " << from->sizes() << " in the supernet, " << t.sizes() << " in the child");
-    t.copy_(*from);
-  };
-  for (auto& p : dst.named_parameters(true)) copy(p.key(), p.value(), false);
-  for (auto& b : dst.named_buffers(true)) copy(b.key(), b.value(), true);
-}
-
-}  // namespace nas::nn
+}  // namespace nas::families::cell

@@ -1,5 +1,5 @@
 #pragma once
-// Family cell (NAS-Bench-201 / DARTS): the edge ops, the cell and the whole network, built over a
+// Family cell's modules (NAS-Bench-201 / DARTS): the edge ops, the cell and the whole network, built over a
 // list of candidate ops per edge. The supernet's network holds every op of the space on every edge
 // (one-shot weights, each op its own), a sliced child's only its chosen ones; modules are named
 // alike ("cell3.edge2_nor_conv_3x3...") so that a child's state is a subset of the supernet's.
@@ -8,12 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "spec/search_space.h"
+#include "families/cell/cell.h"
+#include "nn/elastic.h"
 
-namespace nas::nn {
+namespace nas::families::cell {
 
-// One op (a name of spec::cell_op_names()) from c_in to c_out channels with stride 1 or 2: ReLU,
-// conv(s), BN, as families::cell::op_cost counts them. elastic_bn: BNs are DynamicBatchNorm2d (the
+// One op (a name of op_names()) from c_in to c_out channels with stride 1 or 2: ReLU,
+// conv(s), BN, as op_cost counts them. elastic_bn: BNs are DynamicBatchNorm2d (the
 // supernet, whose BN recalibration relies on them), else torch::nn::BatchNorm2d.
 class CellOpImpl : public torch::nn::Module {
  public:
@@ -87,9 +88,4 @@ std::vector<std::vector<std::string>> all_ops(const spec::SearchSpace& space);
 // Every edge holding only the op `ops[e]` (a child).
 std::vector<std::vector<std::string>> chosen_ops(const std::vector<std::string>& ops);
 
-// Copies every parameter and buffer of `dst` from the one of the same name in `src` (a child's
-// state from the supernet's; BatchNorm2d's num_batches_tracked, which DynamicBatchNorm2d lacks, is
-// left alone). Throws when a name is missing or a shape differs.
-void copy_state_by_name(torch::nn::Module& dst, const torch::nn::Module& src);
-
-}  // namespace nas::nn
+}  // namespace nas::families::cell

@@ -1,4 +1,5 @@
 #include "supernet_helpers.h"
+#include "nn/elastic.h"
 
 #include <torch/torch.h>
 

@@ -18,7 +18,7 @@
 #include "families/family.h"
 #include "families/sampling.h"
 #include "helpers.h"
-#include "families/child.h"
+#include "families/modules.h"
 #include "search/darts.h"
 #include "search/encoding.h"
 #include "search/search.h"

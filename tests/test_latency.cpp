@@ -13,7 +13,7 @@
 #include "families/family.h"
 #include "families/sampling.h"
 #include "helpers.h"
-#include "families/child.h"
+#include "families/modules.h"
 #include "spec/bench_result.h"
 #include "spec/search_result.h"
 #include "spec/search_space.h"

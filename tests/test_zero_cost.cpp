@@ -9,9 +9,10 @@
 #include "data/loader.h"
 #include "families/documents.h"
 #include "families/mlp/mlp.h"
+#include "families/mlp/modules.h"
 #include "families/sampling.h"
 #include "helpers.h"
-#include "families/child.h"
+#include "families/modules.h"
 #include "search/zero_cost.h"
 #include "spec/search_space.h"
 
@@ -50,8 +51,9 @@ TEST_CASE("synflow and nwot as defined, on a one-layer network computed by hand"
   // synflow: with absolute weights, BN as the identity and an input of ones, the output sums to
   // R = 1'|W2||W1|1 (+ the classifier's |bias|), and each weight layer's sum of |w * dR/dw| is
   // R without the bias: 2 (1'|W2||W1|1).
-  torch::Tensor w1 = net->fc[0]->weight.detach().abs().to(torch::kFloat64);
-  torch::Tensor w2 = net->classifier->weight.detach().abs().to(torch::kFloat64);
+  auto& layers = *net->modules_as<families::mlp::ChildModulesImpl>();
+  torch::Tensor w1 = layers.fc[0]->weight.detach().abs().to(torch::kFloat64);
+  torch::Tensor w2 = layers.classifier->weight.detach().abs().to(torch::kFloat64);
   const double r = w2.matmul(w1).sum().item<double>();
   CHECK(search::zero_cost_proxy("synflow", net, b.x, b.y) == Approx(2 * r).epsilon(1e-9));
   // nwot: the units are the inputs of the activation, BN on batch statistics; K counts, for each
@@ -62,7 +64,8 @@ TEST_CASE("synflow and nwot as defined, on a one-layer network computed by hand"
   {
     torch::NoGradGuard g;
     fresh->train();
-    pre = fresh->fc_bn[0](fresh->fc[0](b.x.flatten(1))).to(torch::kFloat64);
+    auto& fresh_layers = *fresh->modules_as<families::mlp::ChildModulesImpl>();
+    pre = fresh_layers.fc_bn[0](fresh_layers.fc[0](b.x.flatten(1))).to(torch::kFloat64);
   }
   torch::Tensor c = (pre > 0).to(torch::kFloat64);
   torch::Tensor k = c.mm(c.t()) + (1 - c).mm((1 - c).t());

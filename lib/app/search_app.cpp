@@ -17,7 +17,7 @@
 #include "families/cell/cell.h"
 #include "families/documents.h"
 #include "families/family.h"
-#include "families/child.h"
+#include "families/modules.h"
 #include "search/darts.h"
 #include "search/estimators.h"
 #include "search/external.h"

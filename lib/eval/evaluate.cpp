@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "nn/elastic.h"
 #include "nn/precision.h"
 
 namespace nas::eval {

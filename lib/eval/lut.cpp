@@ -14,14 +14,15 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "families/sampling.h"
-#include "families/child.h"
+#include "families/mbconv/modules.h"
+#include "families/modules.h"
 #include "nn/elastic.h"
 #include "nn/precision.h"
 
 namespace nas::eval {
 namespace {
 // One operator as a runnable module and its input, run by the child network's own code
-// (families::stem_forward, ChildBlock, families::head_forward; channels-last after the stem).
+// (families::mbconv::stem_forward, ChildBlock, families::mbconv::head_forward; channels-last after the stem).
 struct OpRunner {
   std::shared_ptr<torch::nn::Module> holder;
   std::function<torch::Tensor(const torch::Tensor&)> forward;
@@ -33,15 +34,15 @@ OpRunner make_runner(const supernet::LatencyOp& op, int batch, torch::Device dev
   torch::Tensor x = torch::randn({batch, op.in, op.res, op.res});
   if (op.kind == "stem") {
     auto m = std::make_shared<torch::nn::Module>();
-    torch::nn::Conv2d c = families::conv_no_bias(op.in, op.out, op.kernel, op.stride);
+    torch::nn::Conv2d c = families::mbconv::conv_no_bias(op.in, op.out, op.kernel, op.stride);
     torch::nn::BatchNorm2d bn(op.out);
     m->register_module("conv", c);
     m->register_module("bn", bn);
     nn::Act act = nn::parse_act(op.act);
     r.holder = m;
-    r.forward = [c, bn, act](const torch::Tensor& in) mutable { return families::stem_forward(c, bn, act, in); };
+    r.forward = [c, bn, act](const torch::Tensor& in) mutable { return families::mbconv::stem_forward(c, bn, act, in); };
   } else if (op.kind == "block") {
-    auto b = std::make_shared<families::ChildBlockImpl>(nn::MBConvOptions(op.in, op.out)
+    auto b = std::make_shared<families::mbconv::ChildBlockImpl>(nn::MBConvOptions(op.in, op.out)
                                                       .expand(op.expand)
                                                       .kernel(op.kernel)
                                                       .stride(op.stride)
@@ -54,7 +55,7 @@ OpRunner make_runner(const supernet::LatencyOp& op, int batch, torch::Device dev
     x = nn::to_channels_last(x);
   } else {
     auto m = std::make_shared<torch::nn::Module>();
-    torch::nn::Conv2d c = families::conv_no_bias(op.in, op.out, 1, 1);
+    torch::nn::Conv2d c = families::mbconv::conv_no_bias(op.in, op.out, 1, 1);
     torch::nn::BatchNorm2d bn(op.out);
     torch::nn::Linear fc(op.out, op.classes);
     m->register_module("conv", c);
@@ -62,7 +63,7 @@ OpRunner make_runner(const supernet::LatencyOp& op, int batch, torch::Device dev
     m->register_module("fc", fc);
     nn::Act act = nn::parse_act(op.act);
     r.holder = m;
-    r.forward = [c, bn, fc, act](const torch::Tensor& in) mutable { return families::head_forward(c, bn, act, fc, in); };
+    r.forward = [c, bn, fc, act](const torch::Tensor& in) mutable { return families::mbconv::head_forward(c, bn, act, fc, in); };
     x = nn::to_channels_last(x);
   }
   r.holder->eval();

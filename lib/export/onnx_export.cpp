@@ -4,6 +4,9 @@
 
 #include "core/error.h"
 #include "families/cell/cell.h"
+#include "families/cell/modules.h"
+#include "families/mbconv/modules.h"
+#include "families/mlp/modules.h"
 #include "spec/search_space.h"
 
 #ifdef NAS_HAVE_ONNX
@@ -287,6 +290,66 @@ void export_cell_net(GraphBuilder& b, families::cell::CellNetImpl& net, const sp
 }  // namespace
 
 namespace {
+// mlp: Flatten, then per layer a Gemm with its BN folded in, the activation; the classifier.
+void export_mlp(GraphBuilder& b, families::mlp::ChildModulesImpl& net) {
+  GraphBuilder::integer(b.node("Flatten", {"input"}, "flat"), "axis", 1);
+  std::string h = "flat";
+  for (size_t i = 0; i < net.fc.size(); ++i) {
+    const std::string p = "layer" + std::to_string(i);
+    auto [w, bias] = fold_bn(net.fc[i]->weight, net.fc_bn[i]);
+    auto* n = b.node("Gemm", {h, b.initializer(p + ".weight", w), b.initializer(p + ".bias", bias)}, p);
+    GraphBuilder::integer(n, "transB", 1);
+    h = b.act(p, net.fc_act[i]);
+  }
+  auto* fc = b.node("Gemm", {h, b.initializer("classifier.weight", net.classifier->weight),
+                             b.initializer("classifier.bias", net.classifier->bias)},
+                    "logits");
+  GraphBuilder::integer(fc, "transB", 1);
+}
+
+// mbconv: stem, blocks (squeeze-excite as 1x1 convolutions), head, classifier.
+void export_mbconv(GraphBuilder& b, families::mbconv::ChildModulesImpl& net) {
+  std::string h = b.act(b.conv("stem", "input", net.stem, &net.stem_bn), net.stem_act);
+  for (size_t i = 0; i < net.blocks.size(); ++i) {
+    auto& blk = net.blocks[i];
+    const std::string p = "block" + std::to_string(i);
+    const std::string x = h;
+    if (blk->has_expand) h = b.act(b.conv(p + ".expand", h, blk->expand_conv, &blk->expand_bn), blk->act);
+    h = b.act(b.conv(p + ".dw", h, blk->dw_conv, &blk->dw_bn), blk->act);
+    if (blk->se) {
+      // Squeeze-excite as 1x1 convolutions on the pooled [N, C, 1, 1] tensor.
+      b.node("GlobalAveragePool", {h}, p + ".se.pool");
+      auto reduce = [&](torch::nn::Linear& l, const std::string& name, const std::string& in) {
+        torch::Tensor w = l->weight.reshape({l->weight.size(0), l->weight.size(1), 1, 1});
+        auto* n = b.node("Conv", {in, b.initializer(name + ".weight", w), b.initializer(name + ".bias", l->bias)}, name);
+        GraphBuilder::ints(n, "kernel_shape", {1, 1});
+        return name;
+      };
+      std::string s = reduce(blk->se_reduce, p + ".se.reduce", p + ".se.pool");
+      b.node("Relu", {s}, p + ".se.relu");
+      s = reduce(blk->se_expand, p + ".se.expand", p + ".se.relu");
+      auto* hs = b.node("HardSigmoid", {s}, p + ".se.gate");
+      GraphBuilder::real(hs, "alpha", 1.0f / 6.0f);
+      GraphBuilder::real(hs, "beta", 0.5f);
+      b.node("Mul", {h, p + ".se.gate"}, p + ".se");
+      h = p + ".se";
+    }
+    h = b.conv(p + ".project", h, blk->project_conv, &blk->project_bn);
+    if (blk->residual) {
+      b.node("Add", {h, x}, p + ".add");
+      h = p + ".add";
+    }
+  }
+  h = b.act(b.conv("head", h, net.head, &net.head_bn), net.head_act);
+  b.node("GlobalAveragePool", {h}, "pool");
+  GraphBuilder::integer(b.node("Flatten", {"pool"}, "flat"), "axis", 1);
+  auto* fc = b.node("Gemm", {"flat", b.initializer("classifier.weight", net.classifier->weight),
+                             b.initializer("classifier.bias", net.classifier->bias)},
+                    "logits");
+  GraphBuilder::integer(fc, "transB", 1);
+}
+
+
 // The model's bytes once the ONNX checker accepts it.
 std::string checked(onnx::ModelProto& model) {
   try {
@@ -317,64 +380,15 @@ std::string export_onnx(families::ChildNet& net) {
              {"batch", std::to_string(net->in_channels), std::to_string(a.resolution), std::to_string(a.resolution)});
   value_info(g->add_output(), "logits", {"batch", std::to_string(net->num_classes)});
   GraphBuilder b(g);
-  if (net->cell_net) {
-    export_cell_net(b, *net->cell_net, a);
+  if (auto* cell = net->modules_as<families::cell::ChildModulesImpl>()) {
+    export_cell_net(b, *cell->net, a);
     return checked(model);
   }
-  if (!net->fc.empty()) {  // mlp: Flatten, then per layer a Gemm with its BN folded in, the activation
-    GraphBuilder::integer(b.node("Flatten", {"input"}, "flat"), "axis", 1);
-    std::string h = "flat";
-    for (size_t i = 0; i < net->fc.size(); ++i) {
-      const std::string p = "layer" + std::to_string(i);
-      auto [w, bias] = fold_bn(net->fc[i]->weight, net->fc_bn[i]);
-      auto* n = b.node("Gemm", {h, b.initializer(p + ".weight", w), b.initializer(p + ".bias", bias)}, p);
-      GraphBuilder::integer(n, "transB", 1);
-      h = b.act(p, net->fc_act[i]);
-    }
-    auto* fc = b.node("Gemm", {h, b.initializer("classifier.weight", net->classifier->weight),
-                               b.initializer("classifier.bias", net->classifier->bias)},
-                      "logits");
-    GraphBuilder::integer(fc, "transB", 1);
+  if (auto* mlp = net->modules_as<families::mlp::ChildModulesImpl>()) {
+    export_mlp(b, *mlp);
     return checked(model);
   }
-  std::string h = b.act(b.conv("stem", "input", net->stem, &net->stem_bn), net->stem_act);
-  for (size_t i = 0; i < net->blocks.size(); ++i) {
-    auto& blk = net->blocks[i];
-    const std::string p = "block" + std::to_string(i);
-    const std::string x = h;
-    if (blk->has_expand) h = b.act(b.conv(p + ".expand", h, blk->expand_conv, &blk->expand_bn), blk->act);
-    h = b.act(b.conv(p + ".dw", h, blk->dw_conv, &blk->dw_bn), blk->act);
-    if (blk->se) {
-      // Squeeze-excite as 1x1 convolutions on the pooled [N, C, 1, 1] tensor.
-      b.node("GlobalAveragePool", {h}, p + ".se.pool");
-      auto reduce = [&](torch::nn::Linear& l, const std::string& name, const std::string& in) {
-        torch::Tensor w = l->weight.reshape({l->weight.size(0), l->weight.size(1), 1, 1});
-        auto* n = b.node("Conv", {in, b.initializer(name + ".weight", w), b.initializer(name + ".bias", l->bias)}, name);
-        GraphBuilder::ints(n, "kernel_shape", {1, 1});
-        return name;
-      };
-      std::string s = reduce(blk->se_reduce, p + ".se.reduce", p + ".se.pool");
-      b.node("Relu", {s}, p + ".se.relu");
-      s = reduce(blk->se_expand, p + ".se.expand", p + ".se.relu");
-      auto* hs = b.node("HardSigmoid", {s}, p + ".se.gate");
-      GraphBuilder::real(hs, "alpha", 1.0f / 6.0f);
-      GraphBuilder::real(hs, "beta", 0.5f);
-      b.node("Mul", {h, p + ".se.gate"}, p + ".se");
-      h = p + ".se";
-    }
-    h = b.conv(p + ".project", h, blk->project_conv, &blk->project_bn);
-    if (blk->residual) {
-      b.node("Add", {h, x}, p + ".add");
-      h = p + ".add";
-    }
-  }
-  h = b.act(b.conv("head", h, net->head, &net->head_bn), net->head_act);
-  b.node("GlobalAveragePool", {h}, "pool");
-  GraphBuilder::integer(b.node("Flatten", {"pool"}, "flat"), "axis", 1);
-  auto* fc = b.node("Gemm", {"flat", b.initializer("classifier.weight", net->classifier->weight),
-                             b.initializer("classifier.bias", net->classifier->bias)},
-                    "logits");
-  GraphBuilder::integer(fc, "transB", 1);
+  export_mbconv(b, *net->modules_as<families::mbconv::ChildModulesImpl>());
   return checked(model);
 }
 

@@ -7,7 +7,7 @@
 
 #include <torch/torch.h>
 
-#include "families/child.h"
+#include "families/modules.h"
 
 namespace nas::exporter {
 

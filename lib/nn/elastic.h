@@ -147,7 +147,7 @@ class DynamicLinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DynamicLinear);
 
-// The shape of an inverted residual block: a child's block (families::ChildBlock), or the largest shape
+// The shape of an inverted residual block: a child's block (families::mbconv::ChildBlock), or the largest shape
 // that a supernet's block (DynamicMBConv) can take, its in, out, expand and kernel then maxima.
 struct MBConvOptions {
   MBConvOptions(int64_t in, int64_t out) : in_(in), out_(out) {}
@@ -193,5 +193,17 @@ void set_bn_calibration(torch::nn::Module& m, bool on);
 // state from the supernet's; BatchNorm2d's num_batches_tracked, which DynamicBatchNorm2d lacks, is
 // left alone). Throws when a name is missing or a shape differs.
 void copy_state_by_name(torch::nn::Module& dst, const torch::nn::Module& src);
+
+// Copies the first dst.num_features channels of an elastic BN (weights, statistics, eps) into a
+// static BatchNorm1d/2d: slicing a child out of a supernet.
+template <typename BN>
+void copy_bn_prefix(BN& dst, const DynamicBatchNorm2d& src) {
+  const int64_t c = dst->options.num_features();
+  dst->weight.copy_(src->weight.narrow(0, 0, c));
+  dst->bias.copy_(src->bias.narrow(0, 0, c));
+  dst->running_mean.copy_(src->running_mean.narrow(0, 0, c));
+  dst->running_var.copy_(src->running_var.narrow(0, 0, c));
+  dst->options.eps(src->eps);
+}
 
 }  // namespace nas::nn

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/hash.h"
+#include "nn/elastic.h"
 #include "train/trainer.h"
 
 namespace nas::search {

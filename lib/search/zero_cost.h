@@ -19,7 +19,7 @@
 
 #include "data/idx.h"
 #include "data/loader.h"
-#include "families/child.h"
+#include "families/modules.h"
 #include "search/search.h"
 #include "supernet/supernet.h"
 

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "families/child.h"
+#include "families/modules.h"
 #include "spec/arch.h"
 #include "spec/search_space.h"
 #include "spec/train_spec.h"

@@ -1,14 +1,13 @@
 #pragma once
-// The weight-sharing supernet over an mbconv, mlp or cell search space (DESIGN.md §4).
+// The weight-sharing supernet over a search space of any family: the family's modules
+// (families/modules.h) behind one module, its checkpoints' root (DESIGN.md §4).
 #include <torch/torch.h>
 
+#include <memory>
 #include <vector>
 
-#include "families/cell/modules.h"
-#include "families/child.h"
 #include "families/family.h"
-#include "families/mbconv/mbconv.h"
-#include "nn/elastic.h"
+#include "families/modules.h"
 #include "spec/arch.h"
 #include "spec/search_space.h"
 
@@ -23,12 +22,13 @@ class SupernetImpl : public torch::nn::Module {
   const spec::Arch& active() const { return active_; }
   // The last BN gamma of every residual block: 0 (each block starts as the identity) or 1.
   void init_last_bn_gamma(bool zero);
-  // Sorts every block's expanded (middle) channels, and its SE bottleneck channels, by importance
-  // (L1 norm of the weights that read them), as once-for-all does, so that children with smaller
-  // expand ratios keep the most important channels. A permutation: the max child's function is
-  // unchanged. Nothing to do in an mlp space: every hidden layer's units are read by the shared
-  // classifier too, in the same column order whichever layer is last.
-  void sort_channels();
+  // Sorts shared channels by importance where the family has them to sort (mbconv: every block's
+  // expanded (middle) channels, and its SE bottleneck channels, by the L1 norm of the weights that
+  // read them, as once-for-all does, so that children with smaller expand ratios keep the most
+  // important channels; a permutation: the max child's function is unchanged). False when the
+  // family has none (an mlp's hidden units are read by the shared classifier too, in the same
+  // column order whichever layer is last).
+  bool sort_channels();
 
   // The active child. x: [N, C, R, R], already at the active resolution (see resize_input).
   torch::Tensor forward(const torch::Tensor& x);
@@ -52,24 +52,10 @@ class SupernetImpl : public torch::nn::Module {
   int num_classes() const { return num_classes_; }
 
  private:
-  void build_mbconv(const families::mbconv::Space& s, int in_channels, int num_classes);
-  void slice_mbconv(const families::mbconv::Choices& arch, families::ChildNetImpl& child);
   spec::SearchSpace space_;
   int in_channels_, num_classes_;
   spec::Arch active_;
-  nn::DynamicConv2d stem_{nullptr};
-  nn::DynamicBatchNorm2d stem_bn_{nullptr};
-  std::vector<std::vector<nn::DynamicMBConv>> stages_;
-  nn::DynamicConv2d head_{nullptr};
-  nn::DynamicBatchNorm2d head_bn_{nullptr};
-  nn::DynamicLinear classifier_{nullptr};
-  // family mlp: hidden layers (bias-free Linear, BN on [N, C]); the classifier above is shared.
-  std::vector<nn::DynamicLinear> mlp_fc_;
-  std::vector<nn::DynamicBatchNorm2d> mlp_bn_;
-  // family cell: every op of the space on every edge, each with its own weights
-  families::cell::CellNet cell_net_{nullptr};
-  nn::Act stem_act_{}, head_act_{};
-  std::vector<nn::Act> stage_act_;
+  std::unique_ptr<families::SupernetModules> modules_;  // the family's, registered on this module
 };
 TORCH_MODULE(Supernet);
 

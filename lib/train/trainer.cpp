@@ -788,10 +788,10 @@ class SupernetRun {
   // Importance sorting permutes the weights; the momentum no longer matches them, so it restarts
   // (once-for-all builds a new optimizer at each of its phases for the same reason).
   void sort_channels_if_due(int64_t epoch, int64_t start_batch) {
-    if (fixed_ || net_->space().family != "mbconv" || t_.sort_channels_every_epochs <= 0 || epoch == 0 ||
-        epoch % t_.sort_channels_every_epochs != 0 || start_batch != 0)
+    if (fixed_ || t_.sort_channels_every_epochs <= 0 || epoch == 0 || epoch % t_.sort_channels_every_epochs != 0 ||
+        start_batch != 0)
       return;
-    net_->sort_channels();
+    if (!net_->sort_channels()) return;  // the family has no channels to sort
     opt_->state().clear();
     log_info("epoch " + std::to_string(epoch) + ": middle channels sorted by importance");
   }

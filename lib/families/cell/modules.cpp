@@ -251,4 +251,56 @@ torch::Tensor CellNetImpl::forward_mixed(const torch::Tensor& x, const torch::Te
              0.0);
 }
 
+ChildModulesImpl::ChildModulesImpl(torch::nn::Module& host, const spec::SearchSpace& space, const Choices& a,
+                                   int in_channels, int num_classes)
+    : choices_(a) {
+  net = host.register_module(
+      "net", CellNet(space, chosen_ops(a.normal), chosen_ops(a.reduce), in_channels, num_classes, false));
+}
+
+namespace {
+
+// The supernet's modules: every op of the space on every edge, each with its own weights.
+class SupernetModulesImpl : public SupernetModules {
+ public:
+  SupernetModulesImpl(torch::nn::Module& host, const spec::SearchSpace& s, int in_channels, int num_classes) {
+    net_ = host.register_module("net", CellNet(s, all_ops(s), all_ops(s), in_channels, num_classes, true));
+  }
+  torch::Tensor forward(const torch::Tensor& x, const spec::Arch& arch, double dropout, double, bool) override {
+    const auto& c = choices_of(arch);
+    return net_->forward(x, c.normal, c.reduce, dropout);
+  }
+  torch::Tensor forward_mixed(const torch::Tensor& x, const torch::Tensor& normal_weights,
+                              const torch::Tensor& reduce_weights) override {
+    return net_->forward_mixed(x, normal_weights, reduce_weights);
+  }
+  // The child's modules are named as the supernet's.
+  void slice(const spec::Arch&, ChildNetImpl& child, const torch::nn::Module& host) override {
+    nn::copy_state_by_name(child, host);
+  }
+
+ private:
+  CellNet net_{nullptr};
+};
+
+class CellTorchFamily : public TorchFamily {
+ public:
+  std::string name() const override { return "cell"; }
+  std::unique_ptr<SupernetModules> supernet(torch::nn::Module& host, const spec::SearchSpace& s, int in_channels,
+                                            int num_classes) const override {
+    return std::make_unique<SupernetModulesImpl>(host, s, in_channels, num_classes);
+  }
+  std::unique_ptr<ChildModules> child(torch::nn::Module& host, const spec::SearchSpace& s, const spec::Arch& a,
+                                      int in_channels, int num_classes) const override {
+    return std::make_unique<ChildModulesImpl>(host, s, choices_of(a), in_channels, num_classes);
+  }
+};
+
+}  // namespace
+
+const TorchFamily& torch_family() {
+  static const CellTorchFamily f;
+  return f;
+}
+
 }  // namespace nas::families::cell

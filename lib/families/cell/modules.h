@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "families/cell/cell.h"
+#include "families/modules.h"
 #include "nn/elastic.h"
 
 namespace nas::families::cell {
@@ -87,5 +88,20 @@ TORCH_MODULE(CellNet);
 std::vector<std::vector<std::string>> all_ops(const spec::SearchSpace& space);
 // Every edge holding only the op `ops[e]` (a child).
 std::vector<std::vector<std::string>> chosen_ops(const std::vector<std::string>& ops);
+
+const TorchFamily& torch_family();
+
+// A child's modules: the network of its chosen ops, registered as "net" like the supernet's.
+class ChildModulesImpl : public ChildModules {
+ public:
+  ChildModulesImpl(torch::nn::Module& host, const spec::SearchSpace& space, const Choices& a, int in_channels,
+                   int num_classes);
+  torch::Tensor forward(const torch::Tensor& x) override { return net->forward(x, choices_.normal, choices_.reduce); }
+
+  CellNet net{nullptr};
+
+ private:
+  Choices choices_;
+};
 
 }  // namespace nas::families::cell

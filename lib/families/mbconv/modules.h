@@ -1,20 +1,21 @@
 #pragma once
-// The static twin of the supernet: a plain network of fixed size for one arch, built from standard
-// LibTorch modules, that loads and runs with no supernet.
+// Family mbconv's modules: the supernet's elastic stem, inverted-residual blocks and head, and a
+// child's static ones (families/modules.h).
 #include <torch/torch.h>
 
 #include <vector>
 
-#include "families/cell/modules.h"
+#include "families/mbconv/mbconv.h"
+#include "families/modules.h"
 #include "nn/elastic.h"
-#include "spec/arch.h"
-#include "spec/search_space.h"
 
-namespace nas::families {
+namespace nas::families::mbconv {
+
+const TorchFamily& torch_family();
 
 // A bias-free convolution with padding kernel/2, as every conv of a child has.
 torch::nn::Conv2d conv_no_bias(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups = 1);
-// The stem and the head exactly as ChildNet runs them; eval/lut.cpp times them alone with these.
+// The stem and the head exactly as a child runs them; eval/lut.cpp times them alone with these.
 // The stem's output becomes channels-last (a 1-channel input is both layouts at once, so it cannot
 // carry the format into the stem: docs/ARCHITECTURE.md).
 torch::Tensor stem_forward(torch::nn::Conv2d& conv, torch::nn::BatchNorm2d& bn, nn::Act act, const torch::Tensor& x);
@@ -38,30 +39,20 @@ class ChildBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ChildBlock);
 
-class ChildNetImpl : public torch::nn::Module {
+// A child's modules: stem, blocks, head and classifier, registered on the child as "stem",
+// "stem_bn", "stage<i>_block<b>", "head", "head_bn" and "classifier".
+class ChildModulesImpl : public ChildModules {
  public:
-  ChildNetImpl(const spec::SearchSpace& space, const spec::Arch& arch, int in_channels, int num_classes);
-  // x: [N, C, R, R] at the arch's resolution.
-  torch::Tensor forward(const torch::Tensor& x);
+  ChildModulesImpl(torch::nn::Module& host, const Space& s, const Choices& a, int in_channels, int num_classes);
+  torch::Tensor forward(const torch::Tensor& x) override;
 
-  spec::Arch arch;
-  int in_channels, num_classes;
   torch::nn::Conv2d stem{nullptr};
   torch::nn::BatchNorm2d stem_bn{nullptr};
   std::vector<ChildBlock> blocks;
   torch::nn::Conv2d head{nullptr};
   torch::nn::BatchNorm2d head_bn{nullptr};
   torch::nn::Linear classifier{nullptr};
-  nn::Act stem_act{}, head_act{};
-  // family mlp (no stem, blocks or head): the flattened input through each hidden layer's
-  // bias-free Linear, BN and activation, then the classifier.
-  std::vector<torch::nn::Linear> fc;
-  std::vector<torch::nn::BatchNorm1d> fc_bn;
-  std::vector<nn::Act> fc_act;
-  // family cell (no stem, blocks or head of the above): the network of the chosen ops, registered
-  // as "net" like the supernet's.
-  cell::CellNet cell_net{nullptr};
+  nn::Act stem_act, head_act;
 };
-TORCH_MODULE(ChildNet);
 
-}  // namespace nas::families
+}  // namespace nas::families::mbconv

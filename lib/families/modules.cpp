@@ -1,0 +1,27 @@
+#include "families/modules.h"
+
+#include "core/error.h"
+#include "families/cell/modules.h"
+#include "families/mbconv/modules.h"
+#include "families/mlp/modules.h"
+
+namespace nas::families {
+
+torch::Tensor SupernetModules::forward_mixed(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {
+  return {};
+}
+
+const TorchFamily& torch_of(const spec::SearchSpace& s) {
+  static const std::vector<const TorchFamily*> families = {&mbconv::torch_family(), &mlp::torch_family(),
+                                                           &cell::torch_family()};
+  for (const TorchFamily* f : families)
+    if (f->name() == s.family) return *f;
+  throw Error("search space \"" + s.name + "\": family \"" + s.family + "\" has no modules");
+}
+
+ChildNetImpl::ChildNetImpl(const spec::SearchSpace& space, const spec::Arch& a, int in_ch, int classes)
+    : arch(a), in_channels(in_ch), num_classes(classes) {
+  modules_ = torch_of(space).child(*this, space, a, in_ch, classes);
+}
+
+}  // namespace nas::families

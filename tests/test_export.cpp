@@ -114,7 +114,7 @@ TEST_CASE("ONNX export: ONNX Runtime agrees with LibTorch on 10 mbconv, 5 mlp an
       }
     }
     net->eval();
-    std::string bytes = exporter::export_onnx(net);  // throws when the ONNX checker rejects it
+    std::string bytes = families::export_onnx(net);  // throws when the ONNX checker rejects it
     CHECK(bytes.size() > 500);
     const std::string model = d + "/" + std::to_string(i) + ".onnx";
     test::spit(model, bytes);

@@ -1,3 +1,4 @@
+#include <map>
 #include <string>
 #include <vector>
 
@@ -249,4 +250,42 @@ TEST_CASE("invalid train specs and archs are refused", "[spec]") {
   j["stages"][0]["depth"] = 1;  // blocks list no longer matches
   CHECK_THAT(spec_error([&] { families::arch_from_json(j, "a.json"); }),
              Catch::Matchers::Contains("a.json: stages[0].blocks: expected a list of exactly depth=1 blocks"));
+}
+
+TEST_CASE("an arch of another family: one message per pair, and the reader an arch goes to", "[spec]") {
+  const std::map<std::string, spec::SearchSpace> spaces = {
+      {"mbconv", families::load_search_space(test::test_data("tiny-space.yaml"))},
+      {"mlp", families::load_search_space(test::test_data("tiny-mlp.yaml"))},
+      {"cell", families::load_search_space(test::test_data("tiny-cell.yaml"))}};
+  const std::map<std::string, std::string> expected = {
+      {"mbconv", "stages: expected stem_width, stages and head_width (the choices of an mbconv child)"},
+      {"mlp", "layers: expected the hidden layers of an mlp child"},
+      {"cell", "cell: expected the normal and reduction cells of a cell child"}};
+  for (const auto& [space_family, space] : spaces)
+    for (const auto& [arch_family, arch_space] : spaces) {
+      if (space_family == arch_family) continue;
+      spec::Arch a = families::max_arch(arch_space);
+      a.space = space.name;
+      a.resolution = space.resolution.front();
+      INFO(space_family << " space, " << arch_family << " arch");
+      CHECK_THAT(spec_error([&] { families::validate_arch(a, space, "a.json"); }),
+                 Catch::Matchers::Contains("a.json: " + expected.at(space_family) + ", found the choices of family " +
+                                           arch_family));
+    }
+  // A family's part asked of another family's space names both.
+  CHECK_THROWS_WITH(families::mbconv::space_of(spaces.at("mlp")),
+                    Catch::Matchers::Contains("expected family mbconv's part, found family mlp's"));
+  // An arch document does not name its family: layers make it mlp's, a cell cell's, else mbconv's
+  // (a null key counts as absent, as everywhere in the reader).
+  json j = spec::to_json(families::max_arch(spaces.at("mlp")));
+  j["stem_width"] = 8;
+  CHECK_THAT(spec_error([&] { families::arch_from_json(j, "a.json"); }), Catch::Matchers::Contains("stem_width"));
+  j.erase("stem_width");
+  CHECK(families::arch_from_json(j, "a.json").family() == "mlp");
+  j["cell"] = nullptr;  // read by mlp, which knows no key "cell"
+  CHECK_THAT(spec_error([&] { families::arch_from_json(j, "a.json"); }),
+             Catch::Matchers::Contains("a.json: cell: unknown key"));
+  j.erase("layers");
+  CHECK_THAT(spec_error([&] { families::arch_from_json(j, "a.json"); }),
+             Catch::Matchers::Contains("a.json: stem_width"));
 }

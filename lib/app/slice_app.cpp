@@ -78,7 +78,7 @@ void run_slice_tool(const SliceToolOptions& o) {
   cm.arch = arch;
   cm.created.clear();
   cm.commit.clear();
-  if (!o.onnx.empty()) write_output(o.onnx, exporter::export_onnx(child));  // side outputs first
+  if (!o.onnx.empty()) write_output(o.onnx, families::export_onnx(child));  // side outputs first
   if (!o.arch_out.empty()) write_output(o.arch_out, spec::canonical_dump(spec::to_json(arch)) + "\n");
   supernet::save_child(o.out, child, cm);
   auto cost = net->cost(arch);

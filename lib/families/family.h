@@ -1,14 +1,9 @@
 #pragma once
 // One interface for every supernet family (mbconv, mlp, cell): what a family knows about its own
-// children, so that sampling, cost, the search encoding and the tools ask the family instead of
-// branching on its name. Each family lives in lib/families/<name>/; registry.cpp lists them.
-// Torch-free.
-//
-// Migration (issue 22): a family owns its documents (its part of a space and of an arch: reading,
-// checking, canonical JSON, summary), its children (largest, smallest, random, mutated, at coarse
-// levels), its analytic cost and its genotype encoding. Its torch modules still live in
-// lib/families/ outside its folder (child.h) and in supernet/, export/ and eval/; they move here
-// next.
+// documents and children, so that reading, sampling, cost, the search encoding and the tools ask
+// the family instead of branching on its name. Each family lives in lib/families/<name>/;
+// registry.cpp lists them. Torch-free: the family's modules are its torch side
+// (families/modules.h).
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -65,7 +60,8 @@ class FamilyEncoding {
   virtual bool active(const Genotype& g, size_t i) const = 0;
   // g has one valid option index per decision.
   virtual spec::Arch decode(const Genotype& g) const = 0;
-  // a is a member of the space (validate_arch); inactive decisions get option 0.
+  // a is a member of the space (validate_arch). Decisions that depend on a depth get option 0 when
+  // inactive; a cell's edges keep their ops (inactive only when the network lacks that kind of cell).
   virtual Genotype encode(const spec::Arch& a) const = 0;
 
  protected:
@@ -118,7 +114,8 @@ class Family {
   virtual void cheapest(const spec::SearchSpace& s, spec::Arch& a) const;
   // A child whose ordered decisions each take the choice pick(n) of their n sorted choices. With
   // `by_cost`, choices without an order of their own (cell ops) are ranked by cost and picked
-  // likewise; otherwise they, like every unordered choice, are drawn uniformly with `rng`.
+  // likewise; otherwise cell ops are picked from the space's list (uniform draws pass a uniform
+  // pick). mlp activations are always drawn uniformly with `rng`.
   virtual void draw(const spec::SearchSpace& s, Rng& rng, const Pick& pick, bool by_cost, spec::Arch& a) const = 0;
   // Each decision changes with probability `prob` to a neighbouring choice (ordered) or any other
   // one (unordered); false when no decision of the family can change.
@@ -144,19 +141,20 @@ const Family& of(const spec::SearchSpace& s);
 // The family whose choices `a` holds.
 const Family& of(const spec::Arch& a);
 
-// Error: `what` belongs to `family`, not to the family its caller reads.
-[[noreturn]] void throw_other_family(const std::string& what, const std::string& family);
-// The family's part of a space or an arch, as its own type T; Error when it is another family's.
+// Error: `what` is of family `found` (empty: holds no family's part), not `expected`.
+[[noreturn]] void throw_other_family(const std::string& what, const std::string& expected, const std::string& found);
+// The family's part of a space or an arch, as its own type T (a Space or Choices of
+// families/<name>/<name>.h); Error when it is another family's or missing.
 template <typename T>
 const T& part_of(const spec::SearchSpace& s) {
   const auto* p = dynamic_cast<const T*>(s.choices.get());
-  if (!p) throw_other_family("search space \"" + s.name + "\"", s.family);
+  if (!p) throw_other_family("search space \"" + s.name + "\"", T::kFamily, s.choices ? s.family : "");
   return *p;
 }
 template <typename T>
 const T& part_of(const spec::Arch& a) {
   const auto* p = dynamic_cast<const T*>(a.choices.get());
-  if (!p) throw_other_family("an arch of space \"" + a.space + "\"", a.family());
+  if (!p) throw_other_family("an arch of space \"" + a.space + "\"", T::kFamily, a.family());
   return *p;
 }
 // A copy of a's choices that a now holds, to change in place (a's copies keep the old ones).

@@ -19,6 +19,14 @@ const TorchFamily& torch_of(const spec::SearchSpace& s) {
   throw Error("search space \"" + s.name + "\": family \"" + s.family + "\" has no modules");
 }
 
+std::string export_onnx(ChildNet& net) {
+  torch::NoGradGuard no_grad;
+  net->eval();
+  return exporter::onnx_model(net->arch.space + "." + spec::arch_hash(net->arch), net->in_channels,
+                              net->arch.resolution, net->num_classes,
+                              [&](exporter::GraphBuilder& b) { net->export_onnx(b); });
+}
+
 ChildNetImpl::ChildNetImpl(const spec::SearchSpace& space, const spec::Arch& a, int in_ch, int classes)
     : arch(a), in_channels(in_ch), num_classes(classes) {
   modules_ = torch_of(space).child(*this, space, a, in_ch, classes);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "export/onnx_export.h"
 #include "spec/arch.h"
 #include "spec/search_space.h"
 
@@ -42,6 +43,9 @@ class ChildModules {
  public:
   virtual ~ChildModules() = default;
   virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+  // Writes the child's inference graph from "input" to "logits" (BatchNorms folded where a conv or
+  // a Linear precedes them), in eval mode.
+  virtual void export_onnx(exporter::GraphBuilder& b) = 0;
 };
 
 class TorchFamily {
@@ -64,6 +68,7 @@ class ChildNetImpl : public torch::nn::Module {
   ChildNetImpl(const spec::SearchSpace& space, const spec::Arch& arch, int in_channels, int num_classes);
   // x: [N, C, R, R] at the arch's resolution.
   torch::Tensor forward(const torch::Tensor& x) { return modules_->forward(x); }
+  void export_onnx(exporter::GraphBuilder& b) { modules_->export_onnx(b); }
   // The family's modules, as their own type T (null when they are another family's).
   template <typename T>
   T* modules_as() const {
@@ -77,5 +82,9 @@ class ChildNetImpl : public torch::nn::Module {
   std::unique_ptr<ChildModules> modules_;
 };
 TORCH_MODULE(ChildNet);
+
+// The ONNX model of `net` (put in eval mode), serialized, after onnx::checker::check_model passed
+// (export/onnx_export.h). UsageError when this build has no ONNX support.
+std::string export_onnx(ChildNet& net);
 
 }  // namespace nas::families

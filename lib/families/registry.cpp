@@ -28,8 +28,9 @@ const Family& of(const spec::Arch& a) {
   throw Error("an arch of space \"" + a.space + "\": holds the choices of no family");
 }
 
-void throw_other_family(const std::string& what, const std::string& family) {
-  throw Error(what + ": expected another family's part, found family \"" + family + "\"'s");
+void throw_other_family(const std::string& what, const std::string& expected, const std::string& found) {
+  throw Error(what + ": expected family " + expected + "'s part, found " +
+              (found.empty() ? std::string("none") : "family " + found + "'s"));
 }
 
 std::vector<int> sorted_set(spec::Obj& o, const std::string& key, int lo, int hi) {

@@ -28,15 +28,15 @@ class Encoding {
   virtual bool active(const Genotype& g, size_t i) const;
   // g with every inactive decision at option 0: equal children get equal genotypes.
   Genotype canonical(const Genotype& g) const;
-  // The child as JSON (a nas.arch document for mbconv spaces, {decision: option} for generic ones).
+  // The child as JSON (a nas.arch document for supernet spaces, {decision: option} for generic ones).
   virtual spec::json to_json(const Genotype& g) const = 0;
-  // Stable 16-hex-digit key of the child (the arch hash for mbconv spaces; the hash of the compact
+  // Stable 16-hex-digit key of the child (the arch hash for supernet spaces; the hash of the compact
   // JSON of to_json(g) otherwise).
   virtual std::string key(const Genotype& g) const;
   // The genotype of a child written by to_json (e.g. read back from a nas.search file); SpecError,
   // naming `file`, when it is not a child of this space.
   virtual Genotype from_json(const spec::json& j, const std::string& file) const = 0;
-  // The space's family ("mbconv", "generic") and name, as nas.search files record them.
+  // The space's family ("mbconv", "mlp", "cell", "generic") and name, as nas.search files record them.
   virtual std::string family() const = 0;
   virtual std::string space_name() const = 0;
   // The json_hash of the space's canonical form (a generic space's records each decision's

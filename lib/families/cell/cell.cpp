@@ -174,7 +174,7 @@ class CellFamily : public Family {
     s.choices = space;
   }
 
-  bool claims(const spec::json& j) const override { return j.contains("cell"); }
+  bool claims(const spec::json& j) const override { return j.contains("cell") && !j["cell"].is_null(); }
 
   std::shared_ptr<const spec::ArchChoices> read_arch(spec::Obj& o) const override {
     auto a = std::make_shared<Choices>();

@@ -21,6 +21,7 @@ const std::vector<std::string>& op_names();
 
 // The space's `resolution` holds exactly one value.
 struct Space : spec::SpaceChoices {
+  static constexpr const char* kFamily = "cell";
   int nodes = 0;
   std::vector<std::string> ops;  // the edge choices, in the order the file lists them
   int width = 0;                 // the stem's channels
@@ -32,8 +33,9 @@ struct Space : spec::SpaceChoices {
 // A child's choices: the op of each edge of the normal and of the reduction cell, edges in the
 // order (1<-0), (2<-0), (2<-1), (3<-0), ... (as the cell notation lists them).
 struct Choices : spec::ArchChoices {
+  static constexpr const char* kFamily = "cell";
   std::vector<std::string> normal, reduce;
-  std::string family() const override { return "cell"; }
+  std::string family() const override { return kFamily; }
   void write(spec::json& j) const override;
   bool equals(const spec::ArchChoices& other) const override;
 };

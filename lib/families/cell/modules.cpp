@@ -251,6 +251,120 @@ torch::Tensor CellNetImpl::forward_mixed(const torch::Tensor& x, const torch::Te
              0.0);
 }
 
+namespace {
+// A cell child: each op as in its module above; a node with every edge none is a zero
+// tensor of the node's shape, made by a 1x1 conv of zero weights (with the cell's stride) of the
+// cell's input.
+std::string export_op(exporter::GraphBuilder& b, CellOpImpl& op, const std::string& p, const std::string& x) {
+  using K = CellOpImpl::Kind;
+  auto run_seq = [&](const std::string& in) {
+    std::string h = in;
+    auto& seq = *op.seq_;
+    for (size_t i = 0; i < seq.size(); ++i) {
+      const std::string q = p + "." + std::to_string(i);
+      if (seq.ptr(i)->as<torch::nn::ReLUImpl>()) {
+        b.node("Relu", {h}, q);
+        h = q;
+      } else if (auto c = std::dynamic_pointer_cast<torch::nn::Conv2dImpl>(seq.ptr(i))) {
+        torch::nn::Conv2d conv(c);
+        std::shared_ptr<torch::nn::BatchNorm2dImpl> bn;
+        if (i + 1 < seq.size()) bn = std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(seq.ptr(i + 1));
+        if (bn) {
+          torch::nn::BatchNorm2d holder(bn);
+          h = b.conv(q, h, conv, &holder);
+          ++i;  // folded
+        } else {
+          h = b.conv(q, h, conv, nullptr);
+        }
+      } else {
+        throw Error("ONNX: unexpected module in cell op " + op.op);
+      }
+    }
+    return h;
+  };
+  switch (op.kind_) {
+    case K::kIdentity:
+      return x;
+    case K::kSeq:
+      return run_seq(x);
+    case K::kPool: {
+      const std::string h = op.seq_ ? run_seq(x) : x;
+      auto* n = b.node(op.max_pool_ ? "MaxPool" : "AveragePool", {h}, p + ".pool");
+      exporter::GraphBuilder::ints(n, "kernel_shape", {3, 3});
+      exporter::GraphBuilder::ints(n, "strides", {op.stride, op.stride});
+      exporter::GraphBuilder::ints(n, "pads", {1, 1, 1, 1});
+      if (!op.max_pool_) exporter::GraphBuilder::integer(n, "count_include_pad", 0);
+      return p + ".pool";
+    }
+    case K::kFactorized: {
+      b.node("Relu", {x}, p + ".relu");
+      const std::string a = b.conv(p + ".a", p + ".relu", op.reduce_a_, nullptr);
+      b.node("Pad", {p + ".relu", b.int64s(p + ".pads", {0, 0, 0, 0, 0, 0, 1, 1})}, p + ".pad");
+      b.node("Slice",
+             {p + ".pad", b.int64s(p + ".starts", {1, 1}), b.int64s(p + ".ends", {INT64_MAX, INT64_MAX}),
+              b.int64s(p + ".axes", {2, 3})},
+             p + ".shift");
+      const std::string c = b.conv(p + ".b", p + ".shift", op.reduce_b_, nullptr);
+      exporter::GraphBuilder::integer(b.node("Concat", {a, c}, p + ".cat"), "axis", 1);
+      torch::nn::BatchNorm2d bn(std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(op.reduce_bn_.ptr()));
+      return b.batch_norm(p + ".bn", p + ".cat", bn);
+    }
+    case K::kNone:
+      break;
+  }
+  throw Error("ONNX: cell op none has no graph");
+}
+
+void export_net(exporter::GraphBuilder& b, CellNetImpl& net, const Choices& a) {
+  torch::nn::BatchNorm2d stem_bn(std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(net.stem_bn_.ptr()));
+  std::string h = b.conv("stem", "input", net.stem_, &stem_bn);
+  for (size_t ci = 0; ci < net.cells_.size(); ++ci) {
+    auto& cell = *net.cells_[ci];
+    const auto& ops = net.is_reduce_[ci] ? a.reduce : a.normal;
+    const std::string p = "cell" + std::to_string(ci);
+    std::vector<std::string> node = {h};
+    for (const auto& cell_node : nodes_of(cell.nodes)) {
+      const std::string name = p + ".node" + std::to_string(cell_node.to);
+      std::string sum;
+      for (const auto& edge : cell_node.inputs) {
+        const size_t e = edge.index;
+        if (ops[e] == "none") continue;
+        std::string y =
+            export_op(b, *cell.op_of(e, ops[e]), p + ".edge" + std::to_string(e), node[static_cast<size_t>(edge.from)]);
+        if (sum.empty()) {
+          sum = y;
+        } else {
+          const std::string s2 = name + ".add" + std::to_string(edge.from);
+          b.node("Add", {sum, y}, s2);
+          sum = s2;
+        }
+      }
+      if (sum.empty()) {  // every edge none: zeros of the node's shape
+        const std::string z = name + ".zeros";
+        auto* n =
+            b.node("Conv", {node[0], b.initializer(z + ".weight", torch::zeros({cell.c_out, cell.c_in, 1, 1}))}, z);
+        exporter::GraphBuilder::ints(n, "kernel_shape", {1, 1});
+        exporter::GraphBuilder::ints(n, "strides", {cell.stride, cell.stride});
+        sum = z;
+      }
+      node.push_back(sum);
+    }
+    h = node.back();
+  }
+  torch::nn::BatchNorm2d head_bn(std::dynamic_pointer_cast<torch::nn::BatchNorm2dImpl>(net.head_bn_.ptr()));
+  b.node("Relu", {b.batch_norm("head.bn", h, head_bn)}, "head.relu");
+  b.node("GlobalAveragePool", {"head.relu"}, "pool");
+  exporter::GraphBuilder::integer(b.node("Flatten", {"pool"}, "flat"), "axis", 1);
+  auto* fc = b.node("Gemm",
+                    {"flat", b.initializer("classifier.weight", net.classifier_->weight),
+                     b.initializer("classifier.bias", net.classifier_->bias)},
+                    "logits");
+  exporter::GraphBuilder::integer(fc, "transB", 1);
+}
+}  // namespace
+
+void ChildModulesImpl::export_onnx(exporter::GraphBuilder& b) { export_net(b, *net, choices_); }
+
 ChildModulesImpl::ChildModulesImpl(torch::nn::Module& host, const spec::SearchSpace& space, const Choices& a,
                                    int in_channels, int num_classes)
     : choices_(a) {

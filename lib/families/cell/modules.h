@@ -97,6 +97,7 @@ class ChildModulesImpl : public ChildModules {
   ChildModulesImpl(torch::nn::Module& host, const spec::SearchSpace& space, const Choices& a, int in_channels,
                    int num_classes);
   torch::Tensor forward(const torch::Tensor& x) override { return net->forward(x, choices_.normal, choices_.reduce); }
+  void export_onnx(exporter::GraphBuilder& b) override;
 
   CellNet net{nullptr};
 

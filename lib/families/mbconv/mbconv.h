@@ -23,6 +23,7 @@ struct StageSpec {
 // The space: stem (conv, BN, activation), stages, head (1x1 conv, BN, activation, pooling,
 // classifier).
 struct Space : spec::SpaceChoices {
+  static constexpr const char* kFamily = "mbconv";
   std::vector<int> stem_width;
   int stem_kernel = 3;
   int stem_stride = 1;
@@ -50,10 +51,11 @@ struct StageArch {
 
 // A child's choices. nas.arch lists one entry per active block (`blocks` has `depth` entries).
 struct Choices : spec::ArchChoices {
+  static constexpr const char* kFamily = "mbconv";
   int stem_width = 0;
   std::vector<StageArch> stages;
   int head_width = 0;
-  std::string family() const override { return "mbconv"; }
+  std::string family() const override { return kFamily; }
   void write(spec::json& j) const override;
   bool equals(const spec::ArchChoices& other) const override;
 };

@@ -96,6 +96,50 @@ torch::Tensor ChildModulesImpl::forward(const torch::Tensor& x) {
   return head_forward(head, head_bn, head_act, classifier, std::move(h));
 }
 
+// Stem, blocks (squeeze-excite as 1x1 convolutions), head, classifier.
+void ChildModulesImpl::export_onnx(exporter::GraphBuilder& b) {
+  std::string h = b.act(b.conv("stem", "input", stem, &stem_bn), stem_act);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    auto& blk = blocks[i];
+    const std::string p = "block" + std::to_string(i);
+    const std::string x = h;
+    if (blk->has_expand) h = b.act(b.conv(p + ".expand", h, blk->expand_conv, &blk->expand_bn), blk->act);
+    h = b.act(b.conv(p + ".dw", h, blk->dw_conv, &blk->dw_bn), blk->act);
+    if (blk->se) {
+      // Squeeze-excite as 1x1 convolutions on the pooled [N, C, 1, 1] tensor.
+      b.node("GlobalAveragePool", {h}, p + ".se.pool");
+      auto reduce = [&](torch::nn::Linear& l, const std::string& name, const std::string& in) {
+        torch::Tensor w = l->weight.reshape({l->weight.size(0), l->weight.size(1), 1, 1});
+        auto* n =
+            b.node("Conv", {in, b.initializer(name + ".weight", w), b.initializer(name + ".bias", l->bias)}, name);
+        exporter::GraphBuilder::ints(n, "kernel_shape", {1, 1});
+        return name;
+      };
+      std::string s = reduce(blk->se_reduce, p + ".se.reduce", p + ".se.pool");
+      b.node("Relu", {s}, p + ".se.relu");
+      s = reduce(blk->se_expand, p + ".se.expand", p + ".se.relu");
+      auto* hs = b.node("HardSigmoid", {s}, p + ".se.gate");
+      exporter::GraphBuilder::real(hs, "alpha", 1.0f / 6.0f);
+      exporter::GraphBuilder::real(hs, "beta", 0.5f);
+      b.node("Mul", {h, p + ".se.gate"}, p + ".se");
+      h = p + ".se";
+    }
+    h = b.conv(p + ".project", h, blk->project_conv, &blk->project_bn);
+    if (blk->residual) {
+      b.node("Add", {h, x}, p + ".add");
+      h = p + ".add";
+    }
+  }
+  h = b.act(b.conv("head", h, head, &head_bn), head_act);
+  b.node("GlobalAveragePool", {h}, "pool");
+  exporter::GraphBuilder::integer(b.node("Flatten", {"pool"}, "flat"), "axis", 1);
+  auto* fc = b.node("Gemm",
+                    {"flat", b.initializer("classifier.weight", classifier->weight),
+                     b.initializer("classifier.bias", classifier->bias)},
+                    "logits");
+  exporter::GraphBuilder::integer(fc, "transB", 1);
+}
+
 namespace {
 
 void permute_bn(nn::DynamicBatchNorm2d& bn, const torch::Tensor& idx) {

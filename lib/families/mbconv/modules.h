@@ -45,6 +45,7 @@ class ChildModulesImpl : public ChildModules {
  public:
   ChildModulesImpl(torch::nn::Module& host, const Space& s, const Choices& a, int in_channels, int num_classes);
   torch::Tensor forward(const torch::Tensor& x) override;
+  void export_onnx(exporter::GraphBuilder& b) override;
 
   torch::nn::Conv2d stem{nullptr};
   torch::nn::BatchNorm2d stem_bn{nullptr};
@@ -52,7 +53,7 @@ class ChildModulesImpl : public ChildModules {
   torch::nn::Conv2d head{nullptr};
   torch::nn::BatchNorm2d head_bn{nullptr};
   torch::nn::Linear classifier{nullptr};
-  nn::Act stem_act, head_act;
+  nn::Act stem_act{}, head_act{};
 };
 
 }  // namespace nas::families::mbconv

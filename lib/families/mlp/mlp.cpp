@@ -110,7 +110,7 @@ class MlpFamily : public Family {
     s.choices = space;
   }
 
-  bool claims(const spec::json& j) const override { return j.contains("layers"); }
+  bool claims(const spec::json& j) const override { return j.contains("layers") && !j["layers"].is_null(); }
 
   std::shared_ptr<const spec::ArchChoices> read_arch(spec::Obj& o) const override {
     auto c = std::make_shared<Choices>();

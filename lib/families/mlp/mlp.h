@@ -20,6 +20,7 @@ struct LayerSpec {
 
 // The space's `resolution` holds exactly one value.
 struct Space : spec::SpaceChoices {
+  static constexpr const char* kFamily = "mlp";
   std::vector<int> depth;
   std::vector<LayerSpec> layers;  // max(depth) entries
   void write(spec::json& j) const override;
@@ -33,8 +34,9 @@ struct LayerArch {
 
 // A child's choices: its active hidden layers (depth = layers.size() >= 1).
 struct Choices : spec::ArchChoices {
+  static constexpr const char* kFamily = "mlp";
   std::vector<LayerArch> layers;
-  std::string family() const override { return "mlp"; }
+  std::string family() const override { return kFamily; }
   void write(spec::json& j) const override;
   bool equals(const spec::ArchChoices& other) const override;
 };

@@ -26,8 +26,25 @@ torch::Tensor ChildModulesImpl::forward(const torch::Tensor& x) {
   return classifier(h);
 }
 
-namespace {
+// Flatten, then per layer a Gemm with its BN folded in, the activation; the classifier.
+void ChildModulesImpl::export_onnx(exporter::GraphBuilder& b) {
+  exporter::GraphBuilder::integer(b.node("Flatten", {"input"}, "flat"), "axis", 1);
+  std::string h = "flat";
+  for (size_t i = 0; i < fc.size(); ++i) {
+    const std::string p = "layer" + std::to_string(i);
+    auto [w, bias] = exporter::fold_bn(fc[i]->weight, fc_bn[i]);
+    auto* n = b.node("Gemm", {h, b.initializer(p + ".weight", w), b.initializer(p + ".bias", bias)}, p);
+    exporter::GraphBuilder::integer(n, "transB", 1);
+    h = b.act(p, fc_act[i]);
+  }
+  auto* fc = b.node(
+      "Gemm",
+      {h, b.initializer("classifier.weight", classifier->weight), b.initializer("classifier.bias", classifier->bias)},
+      "logits");
+  exporter::GraphBuilder::integer(fc, "transB", 1);
+}
 
+namespace {
 
 // The supernet's modules: bias-free Linear and BN (on [N, C]) per hidden layer, prefix-sliced, and
 // one classifier that whichever layer is last feeds.

@@ -19,6 +19,7 @@ class ChildModulesImpl : public ChildModules {
  public:
   ChildModulesImpl(torch::nn::Module& host, const Choices& a, int64_t inputs, int num_classes);
   torch::Tensor forward(const torch::Tensor& x) override;
+  void export_onnx(exporter::GraphBuilder& b) override;
 
   std::vector<torch::nn::Linear> fc;
   std::vector<torch::nn::BatchNorm1d> fc_bn;

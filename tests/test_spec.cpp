@@ -252,15 +252,17 @@ TEST_CASE("invalid train specs and archs are refused", "[spec]") {
              Catch::Matchers::Contains("a.json: stages[0].blocks: expected a list of exactly depth=1 blocks"));
 }
 
-TEST_CASE("an arch of another family: one message per pair, and the reader an arch goes to", "[spec]") {
+TEST_CASE("an arch of another family: one message per pair (12), and the reader an arch goes to", "[spec]") {
   const std::map<std::string, spec::SearchSpace> spaces = {
       {"mbconv", families::load_search_space(test::test_data("tiny-space.yaml"))},
       {"mlp", families::load_search_space(test::test_data("tiny-mlp.yaml"))},
-      {"cell", families::load_search_space(test::test_data("tiny-cell.yaml"))}};
+      {"cell", families::load_search_space(test::test_data("tiny-cell.yaml"))},
+      {"resnet", families::load_search_space(test::test_data("tiny-resnet.yaml"))}};
   const std::map<std::string, std::string> expected = {
       {"mbconv", "stages: expected stem_width, stages and head_width (the choices of an mbconv child)"},
       {"mlp", "layers: expected the hidden layers of an mlp child"},
-      {"cell", "cell: expected the normal and reduction cells of a cell child"}};
+      {"cell", "cell: expected the normal and reduction cells of a cell child"},
+      {"resnet", "width_mult: expected width_mult and stages (the choices of a resnet child)"}};
   for (const auto& [space_family, space] : spaces)
     for (const auto& [arch_family, arch_space] : spaces) {
       if (space_family == arch_family) continue;

@@ -4,6 +4,7 @@
 #include "families/cell/modules.h"
 #include "families/mbconv/modules.h"
 #include "families/mlp/modules.h"
+#include "families/resnet/modules.h"
 
 namespace nas::families {
 
@@ -13,7 +14,7 @@ torch::Tensor SupernetModules::forward_mixed(const torch::Tensor&, const torch::
 
 const TorchFamily& torch_of(const spec::SearchSpace& s) {
   static const std::vector<const TorchFamily*> families = {&mbconv::torch_family(), &mlp::torch_family(),
-                                                           &cell::torch_family()};
+                                                           &cell::torch_family(), &resnet::torch_family()};
   for (const TorchFamily* f : families)
     if (f->name() == s.family) return *f;
   throw Error("search space \"" + s.name + "\": family \"" + s.family + "\" has no modules");

@@ -8,11 +8,13 @@
 #include "families/family.h"
 #include "families/mbconv/mbconv.h"
 #include "families/mlp/mlp.h"
+#include "families/resnet/resnet.h"
 
 namespace nas::families {
 
 const std::vector<const Family*>& all() {
-  static const std::vector<const Family*> families = {&mbconv::family(), &mlp::family(), &cell::family()};
+  static const std::vector<const Family*> families = {&mbconv::family(), &mlp::family(), &cell::family(),
+                                                             &resnet::family()};
   return families;
 }
 

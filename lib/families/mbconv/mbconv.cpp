@@ -299,7 +299,7 @@ class MbconvFamily : public Family {
   }
 };
 
-// Live activations follow families::ChildNet's eager forward (one statement per layer, see child.cpp):
+// Live activations follow families::ChildNet's eager forward (one statement per layer, see modules.cpp):
 // the network input is held by the caller throughout, a block's input by ChildNet until the block
 // returns, and each conv / BN / activation has its input and its output alive at once.
 Cost MbconvFamily::cost(const spec::SearchSpace& space, const spec::Arch& arch, int in_channels,

@@ -4,8 +4,8 @@
 // derivation of discrete cells, and the tools end to end on real data.
 #include <torch/torch.h>
 
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "catch.h"
@@ -16,9 +16,9 @@
 #include "families/cell/cell.h"
 #include "families/documents.h"
 #include "families/family.h"
+#include "families/modules.h"
 #include "families/sampling.h"
 #include "helpers.h"
-#include "families/modules.h"
 #include "search/darts.h"
 #include "search/encoding.h"
 #include "search/search.h"
@@ -28,6 +28,7 @@
 #include "spec/search_result.h"
 #include "spec/search_space.h"
 #include "supernet/supernet.h"
+#include "supernet_helpers.h"
 #include "train/trainer.h"
 
 using namespace nas;
@@ -53,12 +54,6 @@ spec::Arch cell_arch(const std::string& space, int res, const std::string& norma
                                {"resolution", res},
                                {"cell", {{"normal", normal}, {"reduce", reduce}}}},
                               "a.json");
-}
-
-int64_t numel_of(torch::nn::Module& m) {
-  int64_t n = 0;
-  for (const auto& p : m.parameters()) n += p.numel();
-  return n;
 }
 
 }  // namespace
@@ -105,8 +100,8 @@ TEST_CASE("the cell notation: round trip, malformed cells and archs outside the 
   auto ops = families::cell::parse_notation(text, "a.json", "cell.normal");
   CHECK(ops == std::vector<std::string>{"nor_conv_3x3", "skip_connect", "avg_pool_3x3"});
   CHECK(families::cell::notation(ops) == text);
-  CHECK(families::cell::nodes_of_edges(3) == 2);
-  CHECK(families::cell::nodes_of_edges(4) == -1);
+  CHECK(families::cell::node_count_of_edges(3) == 2);
+  CHECK(families::cell::node_count_of_edges(4) == -1);
   // The one edge order (families::cell::nodes_of), as the notation writes it: node by node, each node's
   // inputs from node 0 up; "index:from>to".
   std::vector<std::string> order;
@@ -151,7 +146,7 @@ TEST_CASE("cell costs by hand, and as the modules count them", "[cell]") {
   CHECK(c.macs == stem + normal0 + reduce + normal1 + 8 * 3);
   CHECK(c.params == (36 + 8) + (144 + 8) + (16 + 16 + 16) + (576 + 16) + 16 + (24 + 3));
   families::ChildNet child(s, a, 1, 3);
-  CHECK(numel_of(*child) == c.params);
+  CHECK(test::numel_of(*child) == c.params);
   // The other ops by hand at 4 channels, 8x8, stride 1.
   auto op = [](const std::string& name) { return families::cell::op_cost(name, 4, 4, 1, 8); };
   CHECK(op("sep_conv_3x3").macs == 2 * (64 * 4 * 9 + 64 * 4 * 4));
@@ -169,7 +164,7 @@ TEST_CASE("cell costs by hand, and as the modules count them", "[cell]") {
     spec::Arch r = families::random_arch(t, rng);
     families::ChildNet net(t, r, 2, 5);
     INFO(families::arch_summary(r));
-    CHECK(numel_of(*net) == families::arch_cost(t, r, 2, 5).params);
+    CHECK(test::numel_of(*net) == families::arch_cost(t, r, 2, 5).params);
   }
 }
 
@@ -199,7 +194,7 @@ TEST_CASE("a cell child sliced from the supernet computes what the supernet comp
     child->eval();
     torch::Tensor got = child->forward(x);
     CHECK(torch::allclose(got, want, 1e-5, 1e-5));
-    CHECK(numel_of(*child) == net->cost(a).params);
+    CHECK(test::numel_of(*child) == net->cost(a).params);
   }
   CHECK(ops_seen.size() >= 8);  // most ops were compared
   // Changing an op changes the function: the slice is not vacuous.
@@ -520,7 +515,8 @@ TEST_CASE("DARTS refuses spaces without cells", "[cell]") {
   auto mlp = families::load_search_space(test::test_data("tiny-mlp.yaml"));
   supernet::Supernet net(mlp, 1, 3);
   CHECK_THAT(error_of([&] { search::DartsRelaxation(net, search::DartsOptions{}); }),
-             Catch::Matchers::Contains("space \"tiny-mlp\" is family mlp; DARTS needs a cell space"));
+             Catch::Matchers::Contains(
+                 "space \"tiny-mlp\" is family mlp, which has no continuous relaxation; DARTS needs a cell space"));
   search::ArchEncoding enc(mlp);
   CHECK_THAT(error_of([&] { search::make_strategy("darts", enc, search::StrategyOptions{}); }),
              Catch::Matchers::Contains("--strategy darts: runs on a cell space's supernet"));

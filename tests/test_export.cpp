@@ -13,13 +13,14 @@
 #include "families/documents.h"
 #include "families/family.h"
 #include "families/mlp/mlp.h"
+#include "families/modules.h"
 #include "families/sampling.h"
 #include "helpers.h"
-#include "families/modules.h"
 #include "spec/bench_result.h"
 #include "spec/search_result.h"
 #include "spec/search_space.h"
 #include "supernet/latency_table.h"
+#include "supernet_helpers.h"
 
 using namespace nas;
 using nlohmann::json;
@@ -124,21 +125,6 @@ TEST_CASE("ONNX export: ONNX Runtime agrees with LibTorch on 10 mbconv, 5 mlp an
       INFO(r.err);
       CHECK(r.code == 0);
     }
-    if (!node) continue;
-    torch::Tensor x = torch::randn({3, 1, a.resolution, a.resolution});
-    torch::Tensor want;
-    {
-      torch::NoGradGuard g;
-      want = net->forward(x).contiguous();
-    }
-    std::string out;
-    auto r = test::ort_run(modules, model, std::string(static_cast<const char*>(x.data_ptr()), x.numel() * 4),
-                           "3 1 " + std::to_string(a.resolution) + " " + std::to_string(a.resolution), d, out);
-    INFO(r.err);
-    REQUIRE(r.code == 0);
-    REQUIRE(out.size() == static_cast<size_t>(want.numel()) * 4);
-    torch::Tensor got = torch::from_blob(out.data(), want.sizes(), torch::kFloat).clone();
-    INFO("max |diff| " << (got - want).abs().max().item<double>());
-    CHECK(torch::allclose(got, want, 0, 1e-4));
+    if (node) test::check_onnx_runtime_agrees(net, a.resolution, model, modules, d);
   }
 }

@@ -11,13 +11,14 @@
 #include "export/onnx_export.h"
 #include "families/documents.h"
 #include "families/family.h"
+#include "families/modules.h"
 #include "families/sampling.h"
 #include "helpers.h"
-#include "families/modules.h"
 #include "spec/bench_result.h"
 #include "spec/search_result.h"
 #include "spec/search_space.h"
 #include "supernet/latency_table.h"
+#include "supernet_helpers.h"
 
 using namespace nas;
 using nlohmann::json;
@@ -266,20 +267,5 @@ TEST_CASE("analytic peak activation memory agrees with the measured peak of an i
   Rng rng(8);
   std::vector<spec::Arch> archs = {families::max_arch(s), families::min_arch(s)};
   for (int i = 0; i < 10; ++i) archs.push_back(families::random_arch(s, rng));
-  torch::NoGradGuard g;
-  for (const auto& a : archs) {
-    INFO(families::arch_summary(a));
-    families::ChildNet net(s, a, 1, 10);
-    net->eval();
-    torch::Tensor x = torch::randn({1, 1, a.resolution, a.resolution});
-    net->forward(x);  // first-call allocations (weight reorders) out of the way
-    auto m = eval::measure_peak_memory([&] { net->forward(x); });
-    const double analytic = 4.0 * static_cast<double>(families::arch_cost(s, a, 1, 10).peak_activations);
-    INFO("measured " << m.peak_bytes << " analytic " << analytic);
-    CHECK(m.allocations > 10);
-    // Measured 0.993-0.998x the model on these (2026-11-28, LibTorch 1.13); kernels' own scratch
-    // memory, which the model leaves out, varies by version and threads.
-    CHECK(static_cast<double>(m.peak_bytes) >= 0.8 * analytic);
-    CHECK(static_cast<double>(m.peak_bytes) <= 1.5 * analytic);
-  }
+  test::check_peak_activations(s, archs);
 }

@@ -15,9 +15,9 @@
 #include "families/documents.h"
 #include "families/family.h"
 #include "families/mlp/mlp.h"
+#include "families/modules.h"
 #include "families/sampling.h"
 #include "helpers.h"
-#include "families/modules.h"
 #include "nn/elastic.h"
 #include "search/encoding.h"
 #include "spec/arch.h"
@@ -25,6 +25,7 @@
 #include "spec/search_space.h"
 #include "supernet/latency_table.h"
 #include "supernet/supernet.h"
+#include "supernet_helpers.h"
 
 using namespace nas;
 using nlohmann::json;
@@ -122,9 +123,7 @@ TEST_CASE("mlp costs by hand, and as the modules count them", "[mlp]") {
   // per-channel scale and shift, 8 each).
   CHECK(c.peak_activations == 32 + 4 * 8);
   families::ChildNet net(s, a, 2, 3);
-  int64_t params = 0;
-  for (const auto& p : net->parameters()) params += p.numel();
-  CHECK(params == c.params);
+  CHECK(test::numel_of(*net) == c.params);
   // The fmnist space: analytic peak activations against the measured peak of an inference.
   auto f = families::load_search_space(test::src("configs/spaces/fmnist-mlp.yaml"));
   Rng rng(3);
@@ -235,7 +234,7 @@ TEST_CASE("the shared decision encoding covers mlp spaces", "[mlp]") {
 TEST_CASE("mlp spaces have no latency tables: a clear error", "[mlp]") {
   auto s = tiny_mlp();
   CHECK_THAT(error_of([&] { supernet::space_ops(s, 1, 10); }),
-             Catch::Matchers::Contains("space \"tiny-mlp\" (family mlp): latency tables are built for mbconv spaces"));
+             Catch::Matchers::Contains("space \"tiny-mlp\" (family mlp) has no latency-table operators"));
 }
 
 TEST_CASE("the four tools on an mlp space: train, search, slice, benchmark", "[mlp]") {
@@ -287,6 +286,6 @@ TEST_CASE("the four tools on an mlp space: train, search, slice, benchmark", "[m
   // No latency table for an mlp space: a usage error, no file left.
   auto rx = test::tool("nas-benchmark", {"--build-lut", "--space", space, "--out", d + "/lut.json"});
   CHECK(rx.code == 2);
-  CHECK_THAT(rx.err, Catch::Matchers::Contains("latency tables are built for mbconv spaces"));
+  CHECK_THAT(rx.err, Catch::Matchers::Contains("(family mlp) has no latency-table operators"));
   CHECK_FALSE(test::exists(d + "/lut.json"));
 }

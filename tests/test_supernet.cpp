@@ -57,9 +57,7 @@ TEST_CASE("a sliced child computes exactly what the supernet computes with its a
     REQUIRE(ys.sizes() == torch::IntArrayRef({4, 10}));
     CHECK(torch::allclose(ys, yc, 1e-4, 1e-5));
     // The analytic parameter count equals the child's real tensors.
-    int64_t n = 0;
-    for (const auto& p : child->parameters()) n += p.numel();
-    CHECK(n == net->cost(a).params);
+    CHECK(test::numel_of(*child) == net->cost(a).params);
   }
 }
 

@@ -279,7 +279,7 @@ namespace {
 // then: rerunning the relaxation would not reproduce them bit for bit on a GPU.
 spec::json run_darts_phase(const SearchToolOptions& o, const spec::SearchSpace& space, const search::ArchEncoding& enc,
                            uint64_t seed, search::SearchOptions& so, const spec::json& previous) {
-  NAS_CHECK(!o.supernet.empty() && space.family == "cell", UsageError,
+  NAS_CHECK(!o.supernet.empty() && families::of(space).has_relaxation(), UsageError,
             "--strategy darts: needs --supernet, a supernet of a cell space (family cell)"
                 << (o.supernet.empty() ? "" : "; \"" + space.name + "\" is family " + space.family));
   auto propose = [&so](std::vector<search::Genotype> children) {
@@ -432,7 +432,7 @@ void read_supernet(const SearchToolOptions& o, const EstimatorChoice& how, Searc
 
 void read_space_file(const SearchToolOptions& o, const EstimatorChoice& how, SearchedSpace& s) {
   spec::json doc = spec::load_document(o.space);
-  if (search::space_family(doc) == "generic") {
+  if (search::space_family(doc) == spec::kGenericFamily) {
     // Named decisions scored by the user's program: no network, so no analytic cost.
     NAS_CHECK(how.external || how.predicted, UsageError,
               o.space << ": a generic space is scored by --evaluator CMD or --predictor-from FILE, not by --estimator "
@@ -488,9 +488,9 @@ search::LatencyFn measured_latency(const SearchToolOptions& o, const SearchedSpa
 // --latency-table: the table's prediction (its sum of operators, or its learned model).
 search::LatencyFn table_latency(const SearchToolOptions& o, const SearchedSpace& s) {
   NAS_CHECK(!s.generic, UsageError, "--latency-table: a generic space's latency is what --evaluator reports");
-  NAS_CHECK(s.space.family == "mbconv", UsageError,
+  NAS_CHECK(families::of(s.space).latency_ops(), UsageError,
             "--latency-table: space \"" << s.space.name << "\" (family " << s.space.family
-                                       << ") has no latency tables; --max-latency-ms alone measures each candidate");
+                                        << ") has no latency tables; --max-latency-ms alone measures each candidate");
   auto table = std::make_shared<supernet::LatencyTable>(supernet::load_latency_table(o.latency_table));
   supernet::check_table_for(*table, s.space, s.in_channels, s.num_classes, o.latency_table);
   NAS_CHECK(!o.latency_model || !table->model.empty(), UsageError,
@@ -640,10 +640,12 @@ void use_training(const SearchToolOptions& o, const EstimatorChoice& how, Search
   co.device = o.common.device;
   co.eval_batch = eval_batch;
   co.train_images = o.lf_images;
-  NAS_CHECK(s.space.family == "mbconv" || o.lf_resolution == 0 || o.lf_resolution == s.space.resolution.front(),
+  NAS_CHECK(families::of(s.space).runs_at_any_resolution() || o.lf_resolution == 0 ||
+                o.lf_resolution == s.space.resolution.front(),
             UsageError,
-            "--lf-resolution " << o.lf_resolution << ": an " << s.space.family << " space has one resolution ("
-                               << s.space.resolution.front() << "); drop the flag");
+            "--lf-resolution " << o.lf_resolution << ": a child of family " << s.space.family
+                               << " runs at its space's resolution (" << s.space.resolution.front()
+                               << ") only; drop the flag");
   co.resolution = o.lf_resolution;
   co.epochs = how.kind == "learning-curve" ? o.curve_epochs : o.lf_epochs;
   if (how.kind == "low-fidelity")

@@ -13,62 +13,21 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/rng.h"
-#include "families/sampling.h"
-#include "families/mbconv/modules.h"
 #include "families/modules.h"
+#include "families/sampling.h"
 #include "nn/elastic.h"
 #include "nn/precision.h"
 
 namespace nas::eval {
 namespace {
-// One operator as a runnable module and its input, run by the child network's own code
-// (families::mbconv::stem_forward, ChildBlock, families::mbconv::head_forward; channels-last after the stem).
-struct OpRunner {
-  std::shared_ptr<torch::nn::Module> holder;
-  std::function<torch::Tensor(const torch::Tensor&)> forward;
-  torch::Tensor input;
-};
-
-OpRunner make_runner(const supernet::LatencyOp& op, int batch, torch::Device device) {
-  OpRunner r;
-  torch::Tensor x = torch::randn({batch, op.in, op.res, op.res});
-  if (op.kind == "stem") {
-    auto m = std::make_shared<torch::nn::Module>();
-    torch::nn::Conv2d c = families::mbconv::conv_no_bias(op.in, op.out, op.kernel, op.stride);
-    torch::nn::BatchNorm2d bn(op.out);
-    m->register_module("conv", c);
-    m->register_module("bn", bn);
-    nn::Act act = nn::parse_act(op.act);
-    r.holder = m;
-    r.forward = [c, bn, act](const torch::Tensor& in) mutable { return families::mbconv::stem_forward(c, bn, act, in); };
-  } else if (op.kind == "block") {
-    auto b = std::make_shared<families::mbconv::ChildBlockImpl>(nn::MBConvOptions(op.in, op.out)
-                                                      .expand(op.expand)
-                                                      .kernel(op.kernel)
-                                                      .stride(op.stride)
-                                                      .has_expand(op.has_expand)
-                                                      .se(op.se)
-                                                      .act(nn::parse_act(op.act))
-                                                      .residual(op.residual));
-    r.holder = b;
-    r.forward = [b](const torch::Tensor& in) { return b->forward(in); };
-    x = nn::to_channels_last(x);
-  } else {
-    auto m = std::make_shared<torch::nn::Module>();
-    torch::nn::Conv2d c = families::mbconv::conv_no_bias(op.in, op.out, 1, 1);
-    torch::nn::BatchNorm2d bn(op.out);
-    torch::nn::Linear fc(op.out, op.classes);
-    m->register_module("conv", c);
-    m->register_module("bn", bn);
-    m->register_module("fc", fc);
-    nn::Act act = nn::parse_act(op.act);
-    r.holder = m;
-    r.forward = [c, bn, fc, act](const torch::Tensor& in) mutable { return families::mbconv::head_forward(c, bn, act, fc, in); };
-    x = nn::to_channels_last(x);
-  }
+// One operator as its family's runnable module and input (TorchFamily::timed_op), in eval mode on
+// `device`.
+families::TimedOp op_on_device(const spec::SearchSpace& s, const supernet::LatencyOp& op, int batch,
+                               torch::Device device) {
+  families::TimedOp r = families::torch_of(s).timed_op(op, batch);
   r.holder->eval();
   r.holder->to(device);
-  r.input = x.to(device);
+  r.input = r.input.to(device);
   return r;
 }
 
@@ -216,7 +175,7 @@ supernet::LatencyTable build_latency_table(const spec::SearchSpace& s, int in_ch
   for (int r = 0; r < rounds; ++r)
     for (size_t i = 0; i < ops.size(); ++i) {
       torch::manual_seed(mix_seed(o.seed, i));
-      OpRunner runner = make_runner(ops[i], o.batch, o.device);
+      families::TimedOp runner = op_on_device(s, ops[i], o.batch, o.device);
       op_stats[i].push_back(measure(
           [&] {
             nn::AutocastScope autocast(o.device.is_cuda());  // --precision's setting

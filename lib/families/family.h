@@ -78,6 +78,8 @@ class FamilyEncoding {
   std::vector<std::vector<int>> values_;  // each decision's option values
 };
 
+class LatencyOps;
+
 // Picks an index in [0, n) of n choices that are sorted smallest first (by value, or by cost rank).
 using Pick = std::function<size_t(size_t n)>;
 
@@ -123,6 +125,15 @@ class Family {
 
   virtual Cost cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes) const = 0;
   virtual std::unique_ptr<FamilyEncoding> encoding(const spec::SearchSpace& s) const = 0;
+
+  // What the family's children can do beyond the interface above, each false or null by default:
+  // its latency-table operators (families/latency_ops.h), null when its children are measured whole;
+  virtual const LatencyOps* latency_ops() const { return nullptr; }
+  // whether a child runs at resolutions other than its space's (a convolutional net with global
+  // pooling), as the low-fidelity estimator's --lf-resolution trains it;
+  virtual bool runs_at_any_resolution() const { return false; }
+  // whether its supernet has DARTS's continuous relaxation (SupernetModules::forward_mixed).
+  virtual bool has_relaxation() const { return false; }
 };
 
 // Throws SpecError (naming `file` and the key path) when the arch is not a member of `space`.
@@ -179,11 +190,21 @@ constexpr int kMaxStages = 16;
 constexpr int kMaxResolution = 1024;
 // A sorted, non-empty set of distinct integers in [lo, hi] (o.int_set, sorted).
 std::vector<int> sorted_set(spec::Obj& o, const std::string& key, int lo, int hi);
+// A non-empty list of distinct names from `allowed`, in its order of writing; `noun` names them in
+// the error ("activations"), `note` adds to what is expected. With `one_alone`, a lone name is a
+// one-element list.
+std::vector<std::string> name_set(spec::Obj& o, const std::string& key, const std::vector<std::string>& allowed,
+                                  const std::string& noun, const std::string& note, bool one_alone);
+// What name_set's error says it expected.
+std::string name_set_expected(const std::vector<std::string>& allowed, const std::string& noun,
+                              const std::string& note);
 
 // Helpers the families share.
 int at_level(const std::vector<int>& set, double level);
 // One step up or down the (sorted) set from v; stays when the set has one element.
 int neighbour(const std::vector<int>& set, int v, Rng& rng);
+// An index of the n >= 2 unordered options other than `current` (which may be n: none), uniformly.
+size_t other_option(size_t current, size_t n, Rng& rng);
 // Index of x in v, -1 when absent.
 int index_of(const std::vector<int>& v, int x);
 // Throws SpecError naming `file` and `path` when v is not in `set`.

@@ -12,6 +12,10 @@ torch::Tensor SupernetModules::forward_mixed(const torch::Tensor&, const torch::
   return {};
 }
 
+TimedOp TorchFamily::timed_op(const LatencyOp& op, int) const {
+  throw Error("family " + name() + " has no latency-table operator " + op.key());
+}
+
 const TorchFamily& torch_of(const spec::SearchSpace& s) {
   static const std::vector<const TorchFamily*> families = {&mbconv::torch_family(), &mlp::torch_family(),
                                                            &cell::torch_family(), &resnet::torch_family()};

@@ -7,10 +7,12 @@
 // keep them.
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "export/onnx_export.h"
+#include "families/latency_ops.h"
 #include "spec/arch.h"
 #include "spec/search_space.h"
 
@@ -48,6 +50,14 @@ class ChildModules {
   virtual void export_onnx(exporter::GraphBuilder& b) = 0;
 };
 
+// One latency-table operator (families/latency_ops.h) as a module and an input of `batch` random
+// images, run by the same code as the child runs it.
+struct TimedOp {
+  std::shared_ptr<torch::nn::Module> holder;
+  std::function<torch::Tensor(const torch::Tensor&)> forward;
+  torch::Tensor input;
+};
+
 class TorchFamily {
  public:
   virtual ~TorchFamily() = default;
@@ -56,6 +66,8 @@ class TorchFamily {
                                                     int in_channels, int num_classes) const = 0;
   virtual std::unique_ptr<ChildModules> child(torch::nn::Module& host, const spec::SearchSpace& s, const spec::Arch& a,
                                               int in_channels, int num_classes) const = 0;
+  // For families with latency-table operators (Family::latency_ops); Error for the others.
+  virtual TimedOp timed_op(const LatencyOp& op, int batch) const;
 };
 
 // The torch side of a space's family; Error for a family without one.

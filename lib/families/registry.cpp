@@ -78,6 +78,31 @@ Cost arch_cost(const spec::SearchSpace& s, const spec::Arch& a, int in_channels,
 
 std::string arch_summary(const spec::Arch& a) { return "r" + std::to_string(a.resolution) + " " + of(a).summary(a); }
 
+std::string name_set_expected(const std::vector<std::string>& allowed, const std::string& noun,
+                              const std::string& note) {
+  std::string expected = "a non-empty list of distinct " + noun + " from [";
+  for (size_t i = 0; i < allowed.size(); ++i) expected += (i ? ", " : "") + allowed[i];
+  return expected + "]" + note;
+}
+
+std::vector<std::string> name_set(spec::Obj& o, const std::string& key, const std::vector<std::string>& allowed,
+                                  const std::string& noun, const std::string& note, bool one_alone) {
+  const spec::json given = o.raw(key);
+  const spec::json v = one_alone && given.is_string() ? spec::json::array({given}) : given;
+  const std::string expected = name_set_expected(allowed, noun, note);
+  if (!v.is_array() || v.empty()) o.fail(key, expected, given);
+  std::vector<std::string> out;
+  for (const auto& e : v) {
+    if (!e.is_string()) o.fail(key, expected, given);
+    std::string name = e.get<std::string>();
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end() ||
+        std::find(out.begin(), out.end(), name) != out.end())
+      o.fail(key, expected, given);
+    out.push_back(name);
+  }
+  return out;
+}
+
 int at_level(const std::vector<int>& set, double level) {
   size_t i = static_cast<size_t>(std::lround(level * static_cast<double>(set.size() - 1)));
   return set[std::min(i, set.size() - 1)];
@@ -91,6 +116,8 @@ int neighbour(const std::vector<int>& set, int v, Rng& rng) {
   if (i == set.size() - 1) return set[i - 1];
   return rng.below(2) ? set[i + 1] : set[i - 1];
 }
+
+size_t other_option(size_t current, size_t n, Rng& rng) { return (current + 1 + rng.below(n - 1)) % n; }
 
 int index_of(const std::vector<int>& v, int x) {
   auto it = std::find(v.begin(), v.end(), x);

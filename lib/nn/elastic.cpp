@@ -364,7 +364,22 @@ void set_bn_calibration(torch::nn::Module& m, bool on) {
   }
 }
 
-void copy_state_by_name(torch::nn::Module& dst, const torch::nn::Module& src) {
+namespace {
+// The leading slice of `t` of the given sizes, each spatial dimension (2 and on: a conv kernel's)
+// centre-cropped; undefined when `t` is smaller in some dimension.
+torch::Tensor leading_slice(const torch::Tensor& t, at::IntArrayRef sizes) {
+  if (t.dim() != static_cast<int64_t>(sizes.size())) return {};
+  torch::Tensor s = t;
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    const int64_t n = sizes[static_cast<size_t>(d)];
+    if (n > t.size(d)) return {};
+    s = s.narrow(d, d >= 2 ? (t.size(d) - n) / 2 : 0, n);
+  }
+  return s;
+}
+}  // namespace
+
+void copy_state_by_name(torch::nn::Module& dst, const torch::nn::Module& src, Fit fit) {
   torch::NoGradGuard g;
   auto sp = src.named_parameters(true);
   auto sb = src.named_buffers(true);
@@ -372,9 +387,10 @@ void copy_state_by_name(torch::nn::Module& dst, const torch::nn::Module& src) {
     const torch::Tensor* from = buffer ? sb.find(name) : sp.find(name);
     if (!from && buffer && name.size() >= 19 && name.compare(name.size() - 19, 19, "num_batches_tracked") == 0) return;
     NAS_CHECK(from, Error, "slice: the supernet has no " << (buffer ? "buffer " : "parameter ") << name);
-    NAS_CHECK(from->sizes() == t.sizes(), Error,
+    const torch::Tensor fitted = fit == Fit::kLeadingSlice ? leading_slice(*from, t.sizes()) : *from;
+    NAS_CHECK(fitted.defined() && fitted.sizes() == t.sizes(), Error,
               "slice: " << name << " is " << from->sizes() << " in the supernet, " << t.sizes() << " in the child");
-    t.copy_(*from);
+    t.copy_(fitted);
   };
   for (auto& p : dst.named_parameters(true)) copy(p.key(), p.value(), false);
   for (auto& b : dst.named_buffers(true)) copy(b.key(), b.value(), true);

@@ -189,10 +189,13 @@ torch::Tensor squeeze_excite(const torch::Tensor& x, const torch::Tensor& w1, co
 // Calls begin_calibration()/end_calibration() on every DynamicBatchNorm2d below `m`.
 void set_bn_calibration(torch::nn::Module& m, bool on);
 
+// How copy_state_by_name fits a tensor of the supernet to the child's: as it is (same shape), or
+// its leading slice (the first channels of each dimension, a conv kernel centre-cropped).
+enum class Fit { kSameShape, kLeadingSlice };
 // Copies every parameter and buffer of `dst` from the one of the same name in `src` (a child's
 // state from the supernet's; BatchNorm2d's num_batches_tracked, which DynamicBatchNorm2d lacks, is
-// left alone). Throws when a name is missing or a shape differs.
-void copy_state_by_name(torch::nn::Module& dst, const torch::nn::Module& src);
+// left alone), fitted by `fit`. Throws when a name is missing or a shape does not fit.
+void copy_state_by_name(torch::nn::Module& dst, const torch::nn::Module& src, Fit fit = Fit::kSameShape);
 
 // Copies the first dst.num_features channels of an elastic BN (weights, statistics, eps) into a
 // static BatchNorm1d/2d: slicing a child out of a supernet.

@@ -9,13 +9,15 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "families/cell/cell.h"
+#include "families/family.h"
 
 namespace nas::search {
 
 DartsRelaxation::DartsRelaxation(supernet::Supernet net, const DartsOptions& o) : net_(std::move(net)), o_(o) {
   const auto& space = net_->space();
-  NAS_CHECK(space.family == "cell", UsageError,
-            "--strategy darts: space \"" << space.name << "\" is family " << space.family << "; DARTS needs a cell space");
+  NAS_CHECK(families::of(space).has_relaxation(), UsageError,
+            "--strategy darts: space \"" << space.name << "\" is family " << space.family
+                                         << ", which has no continuous relaxation; DARTS needs a cell space");
   const auto& s = families::cell::space_of(space);
   const int64_t edges = s.num_edges(), ops = static_cast<int64_t>(s.ops.size());
   // DARTS's initialization: 1e-3 times standard normal, seeded.
@@ -183,8 +185,7 @@ DartsReport run_darts(supernet::Supernet net, const data::ImageSet& set, const s
 
 std::vector<Genotype> darts_derive(const ArchEncoding& enc, const torch::Tensor& normal_weights,
                                    const torch::Tensor& reduce_weights, size_t k) {
-  NAS_CHECK(enc.space().family == "cell", Error, "darts_derive: expected the encoding of a cell space");
-  const auto& s = families::cell::space_of(enc.space());
+  const auto& s = families::cell::space_of(enc.space());  // Error for another family's
   const int64_t E = s.num_edges();
   NAS_CHECK(enc.size() == static_cast<size_t>(1 + 2 * E), Error, "darts_derive: expected the encoding of a cell space");
   // Per decision (after the resolution): its options other than none, strongest first.

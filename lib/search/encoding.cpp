@@ -46,7 +46,7 @@ Genotype Encoding::mutate(const Genotype& g, Rng& rng, double prob) const {
   auto step = [&](Genotype& x, size_t i) {
     int n = decisions_[i].size();
     if (!decisions_[i].ordered)
-      x[i] = (x[i] + 1 + static_cast<int>(rng.below(static_cast<uint64_t>(n - 1)))) % n;
+      x[i] = static_cast<int>(families::other_option(static_cast<size_t>(x[i]), static_cast<size_t>(n), rng));
     else if (x[i] == 0)
       x[i] = 1;
     else if (x[i] == n - 1)
@@ -166,7 +166,7 @@ spec::json GenericEncoding::canonical_json() const {
   return {{"kind", spec::kSearchSpaceKind},
           {"schema_version", spec::kSearchSpaceVersion},
           {"name", name_},
-          {"family", "generic"},
+          {"family", spec::kGenericFamily},
           {"decisions", ds}};
 }
 
@@ -203,7 +203,7 @@ std::unique_ptr<GenericEncoding> generic_space_from_json(const spec::json& j, co
   spec::Obj o(j, file, "");
   spec::check_header(o, spec::kSearchSpaceKind, spec::kSearchSpaceVersion);
   std::string name = o.string("name");
-  o.one_of("family", {"generic"});
+  o.one_of("family", {spec::kGenericFamily});
   auto enc = std::make_unique<GenericEncoding>(o.raw("decisions"), file, name);
   o.finish();
   return enc;
@@ -211,7 +211,7 @@ std::unique_ptr<GenericEncoding> generic_space_from_json(const spec::json& j, co
 
 std::string space_family(const spec::json& j) {
   if (j.is_object() && j.contains("family") && j["family"].is_string()) return j["family"].get<std::string>();
-  return "mbconv";
+  return spec::kDefaultFamily;
 }
 
 }  // namespace nas::search

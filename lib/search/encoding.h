@@ -36,7 +36,8 @@ class Encoding {
   // The genotype of a child written by to_json (e.g. read back from a nas.search file); SpecError,
   // naming `file`, when it is not a child of this space.
   virtual Genotype from_json(const spec::json& j, const std::string& file) const = 0;
-  // The space's family ("mbconv", "mlp", "cell", "generic") and name, as nas.search files record them.
+  // The space's family (a families::Family's name, or spec::kGenericFamily) and name, as nas.search
+  // files record them.
   virtual std::string family() const = 0;
   virtual std::string space_name() const = 0;
   // The json_hash of the space's canonical form (a generic space's records each decision's
@@ -96,7 +97,7 @@ class GenericEncoding : public Encoding {
   GenericEncoding(const spec::json& decisions, const std::string& file, const std::string& space_name);
   spec::json to_json(const Genotype& g) const override;
   Genotype from_json(const spec::json& j, const std::string& file) const override;
-  std::string family() const override { return "generic"; }
+  std::string family() const override { return spec::kGenericFamily; }
   std::string space_name() const override { return name_; }
   std::string space_hash() const override { return spec::json_hash(canonical_json()); }
   // The space as a nas.search_space document with every default written out (each decision's

@@ -146,9 +146,9 @@ class CoarseToFine : public Strategy {
       g = enc_.canonical(g);
       if (seen.insert(g).second) grid_.push_back(g);  // levels coincide on small option sets
     }
-    if (grid_.size() == 1 && enc_.family() == "cell") {
-      // Nothing ordered to sweep (only op choices): the uniform children instead, every op decision
-      // at its k-th option in turn (every edge the same op).
+    if (grid_.size() == 1) {
+      // Nothing ordered to sweep (only unordered choices, such as a cell's ops): the uniform
+      // children instead, every unordered decision at its k-th option in turn (every edge the same op).
       const Genotype base = grid_.front();
       int most = 1;
       for (const auto& d : enc_.decisions()) most = std::max(most, d.ordered ? 1 : d.size());

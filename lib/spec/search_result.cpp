@@ -36,7 +36,7 @@ json to_json(const Candidate& c) {
 json to_json(const SearchIdentity& id) {
   json j;
   j["space"] = id.space;
-  if (id.family != "mbconv") j["family"] = id.family;
+  if (id.family != kDefaultFamily) j["family"] = id.family;
   if (!id.space_hash.empty()) j["space_hash"] = id.space_hash;
   j["supernet"] = id.supernet;
   j["strategy"] = id.strategy;
@@ -126,11 +126,11 @@ json to_json(const SearchResult& r) {
 }
 
 namespace {
-Candidate candidate_from(Obj& c, bool generic, const ArchReader& read_arch) {
+Candidate candidate_from(Obj& c, const std::string& family, const ArchReader& read_arch) {
   Candidate k;
   k.index = static_cast<int>(c.integer("index", 0, INT32_MAX));
   std::string expected;
-  if (generic) {
+  if (family == kGenericFamily) {
     // Checked against its space by the tool that reads it (search::Encoding::from_json).
     k.generic_arch = c.raw("arch");
     if (!k.generic_arch.is_object() || !k.generic_arch.contains("choices"))
@@ -138,6 +138,7 @@ Candidate candidate_from(Obj& c, bool generic, const ArchReader& read_arch) {
     expected = json_hash(k.generic_arch);
   } else {
     k.arch = read_arch(c.raw("arch"), c.where("arch"));
+    if (k.arch.family() != family) c.fail("arch", "an arch of family " + family + " (the search's)", k.arch.family());
     expected = arch_hash(k.arch);
   }
   k.hash = c.string("hash");
@@ -194,7 +195,7 @@ void read_multi_objective(Obj m, SearchResult& r) {
 // The identity's fields but the multi-objective ones (read with the outcome they share an object with).
 void read_identity(Obj& o, SearchIdentity& r) {
   r.space = o.string("space");
-  r.family = o.one_of_or("family", {"mbconv", "mlp", "cell", "generic"}, "mbconv");
+  r.family = o.string_or("family", kDefaultFamily);  // its candidates check it
   r.space_hash = o.string_or("space_hash", "");
   r.supernet = o.text_or("supernet", "");
   r.strategy = o.string("strategy");
@@ -228,7 +229,7 @@ SearchResult search_result_from_json(const json& j, const std::string& file, con
   check_header(o, kSearchKind, kSearchVersion);
   SearchResult r;
   read_identity(o, r);
-  for (auto& c : o.objects("candidates")) r.candidates.push_back(candidate_from(c, r.family == "generic", read_arch));
+  for (auto& c : o.objects("candidates")) r.candidates.push_back(candidate_from(c, r.family, read_arch));
   for (size_t i = 0; i < r.candidates.size(); ++i)
     if (r.candidates[i].index != static_cast<int>(i))
       o.fail("candidates", "candidates numbered 0, 1, 2, ... in order", r.candidates[i].index);

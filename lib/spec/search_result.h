@@ -6,6 +6,7 @@
 
 #include "spec/arch.h"
 #include "spec/document.h"
+#include "spec/search_space.h"
 
 namespace nas::spec {
 
@@ -59,7 +60,7 @@ struct MultiObjective {
 // (to_json), and nas.search records it at its top level.
 struct SearchIdentity {
   std::string space;
-  std::string family = "mbconv";  // the space's family: its candidates' arch form
+  std::string family = kDefaultFamily;  // the space's family (or kGenericFamily): its candidates' arch form
   std::string space_hash;  // the hash of the space's canonical form (search::Encoding); empty in older files
   std::string supernet;
   std::string strategy;

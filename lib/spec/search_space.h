@@ -24,9 +24,15 @@ class SpaceChoices {
   virtual void write(json& j) const = 0;
 };
 
+// The family of a space (and of a nas.search) that names none.
+inline constexpr const char* kDefaultFamily = "mbconv";
+// The family name of user-defined spaces scored by an external command (search/encoding.h), which
+// are no families::Family.
+inline constexpr const char* kGenericFamily = "generic";
+
 struct SearchSpace {
   std::string name;
-  std::string family = "mbconv";
+  std::string family = kDefaultFamily;
   std::vector<int> resolution;  // input resolution choices (square), sorted
   std::shared_ptr<const SpaceChoices> choices;
 };

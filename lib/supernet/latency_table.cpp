@@ -7,117 +7,30 @@
 
 #include "core/error.h"
 #include "families/family.h"
-#include "families/mbconv/mbconv.h"
-#include "nn/shapes.h"
 
 namespace nas::supernet {
 
-std::string LatencyOp::key() const {
-  std::ostringstream k;
-  k << kind << "/in" << in << "/out" << out;
-  if (kind == "block") k << "/e" << expand << (has_expand ? "" : "n") << "/k" << kernel << "/s" << stride
-                         << (residual ? "/res" : "") << (se ? "/se" : "");
-  if (kind == "stem") k << "/k" << kernel << "/s" << stride;
-  if (kind == "head") k << "/c" << classes;
-  k << "/r" << res << "/" << act;
-  return k.str();
-}
-
 namespace {
-LatencyOp stem_op(const families::mbconv::Space& s, int res, int width, int in_channels) {
-  LatencyOp op;
-  op.kind = "stem";
-  op.in = in_channels;
-  op.out = width;
-  op.kernel = s.stem_kernel;
-  op.stride = s.stem_stride;
-  op.res = res;
-  op.act = s.stem_act;
-  return op;
-}
-LatencyOp block_op(const families::mbconv::StageSpec& st, int in, int out, int expand, int kernel, bool first, int res) {
-  LatencyOp op;
-  op.kind = "block";
-  op.in = in;
-  op.out = out;
-  op.has_expand = nn::has_expand(st.expand);
-  op.expand = op.has_expand ? expand : 1;
-  op.kernel = kernel;
-  op.stride = first ? st.stride : 1;
-  op.residual = !first;
-  op.se = st.se;
-  op.res = res;
-  op.act = st.act;
-  return op;
-}
-LatencyOp head_op(const families::mbconv::Space& s, int in, int width, int res, int classes) {
-  LatencyOp op;
-  op.kind = "head";
-  op.in = in;
-  op.out = width;
-  op.res = res;
-  op.act = s.head_act;
-  op.classes = classes;
-  return op;
-}
-}  // namespace
-
-namespace {
-// The mbconv part of s (UsageError for another family's space).
-const families::mbconv::Space& mbconv_space(const spec::SearchSpace& s) {
-  NAS_CHECK(s.family == "mbconv", UsageError,
+// The latency-table operators of s's family (UsageError for a family without).
+const families::LatencyOps& ops_of(const spec::SearchSpace& s) {
+  const families::LatencyOps* ops = families::of(s).latency_ops();
+  NAS_CHECK(ops, UsageError,
             "space \"" << s.name << "\" (family " << s.family
-                        << "): latency tables are built for mbconv spaces; measure its children instead (nas-search "
-                           "--max-latency-ms measures each candidate)");
-  return families::mbconv::space_of(s);
+                       << ") has no latency-table operators; measure its children instead (nas-search "
+                          "--max-latency-ms measures each candidate)");
+  return *ops;
 }
 }  // namespace
 
-std::vector<LatencyOp> arch_ops(const spec::SearchSpace& space, const spec::Arch& arch, int in_channels,
-                                int num_classes) {
-  const auto& s = mbconv_space(space);
-  const auto& a = families::mbconv::choices_of(arch);
-  std::vector<LatencyOp> ops;
-  ops.push_back(stem_op(s, arch.resolution, a.stem_width, in_channels));
-  int res = nn::conv_out(arch.resolution, s.stem_stride);
-  int ch = a.stem_width;
-  for (size_t i = 0; i < a.stages.size(); ++i) {
-    const auto& st = s.stages[i];
-    const auto& sa = a.stages[i];
-    for (int b = 0; b < sa.depth; ++b) {
-      ops.push_back(block_op(st, ch, sa.width, sa.blocks[b].expand, sa.blocks[b].kernel, b == 0, res));
-      if (b == 0) res = nn::conv_out(res, st.stride);
-      ch = sa.width;
-    }
-  }
-  ops.push_back(head_op(s, ch, a.head_width, res, num_classes));
-  return ops;
+std::vector<LatencyOp> arch_ops(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes) {
+  return ops_of(s).of_child(s, a, in_channels, num_classes);
 }
 
-std::vector<LatencyOp> space_ops(const spec::SearchSpace& space, int in_channels, int num_classes) {
-  const auto& s = mbconv_space(space);
-  std::map<std::string, LatencyOp> all;
-  auto add = [&](const LatencyOp& op) { all.emplace(op.key(), op); };
-  for (int r0 : space.resolution) {
-    for (int w : s.stem_width) add(stem_op(s, r0, w, in_channels));
-    int res = nn::conv_out(r0, s.stem_stride);
-    std::vector<int> in_widths = s.stem_width;
-    for (const auto& st : s.stages) {
-      const int out_res = nn::conv_out(res, st.stride);
-      for (int out : st.width)
-        for (int e : st.expand)
-          for (int k : st.kernel) {
-            for (int in : in_widths) add(block_op(st, in, out, e, k, true, res));
-            if (spec::max_of(st.depth) > 1) add(block_op(st, out, out, e, k, false, out_res));
-          }
-      in_widths = st.width;
-      res = out_res;
-    }
-    for (int in : in_widths)
-      for (int w : s.head_width) add(head_op(s, in, w, res, num_classes));
-  }
+std::vector<LatencyOp> space_ops(const spec::SearchSpace& s, int in_channels, int num_classes) {
+  std::map<std::string, LatencyOp> distinct;
+  for (auto& op : ops_of(s).of_space(s, in_channels, num_classes)) distinct.emplace(op.key(), std::move(op));
   std::vector<LatencyOp> ops;
-  for (auto& [k, op] : all) ops.push_back(op);
+  for (auto& [k, op] : distinct) ops.push_back(op);
   return ops;
 }
 
@@ -146,9 +59,8 @@ double LatencyTable::predict_ms(const spec::SearchSpace& s, const spec::Arch& a,
 }
 
 std::vector<std::string> latency_feature_names(const spec::SearchSpace& s) {
-  std::vector<std::string> n = {"sum_ms", "stem_ms", "head_ms"};
-  const size_t stages = mbconv_space(s).stages.size();
-  for (size_t i = 0; i < stages; ++i) n.push_back("stage" + std::to_string(i) + "_ms");
+  std::vector<std::string> n = {"sum_ms"};
+  for (const auto& part : ops_of(s).parts(s)) n.push_back(part + "_ms");
   // Weights too: a child's weights evict each other from the caches in the whole network, which
   // operators timed alone (weights hot) do not see.
   n.insert(n.end(), {"blocks", "mflops", "kilo_activations", "kilo_params", "one"});
@@ -157,22 +69,20 @@ std::vector<std::string> latency_feature_names(const spec::SearchSpace& s) {
 
 std::vector<double> latency_features(const LatencyTable& t, const spec::SearchSpace& s, const spec::Arch& a,
                                      const std::string& file) {
-  // The operators in arch_ops order: the stem, each stage's blocks, the head.
-  const std::vector<double> ms = t.op_ms(s, a, file);
-  const auto& stages = families::mbconv::choices_of(a).stages;
-  std::vector<double> stage(stages.size(), 0.0);
-  const double stem = ms.front(), head = ms.back();
-  double sum = stem + head, blocks = 0;
-  size_t op = 1;
-  for (size_t i = 0; i < stages.size(); ++i)
-    for (int b = 0; b < stages[i].depth; ++b, ++op) {
-      stage[i] += ms[op];
-      sum += ms[op];
-      ++blocks;
-    }
+  const families::LatencyOps& lat = ops_of(s);
+  const std::vector<std::string> parts = lat.parts(s);
+  const std::vector<LatencyOp> ops = lat.of_child(s, a, t.in_channels, t.num_classes);
+  const std::vector<double> ms = t.op_ms(s, a, file);  // in the order of ops
+  std::vector<double> part_ms(parts.size(), 0.0);
+  double sum = 0, blocks = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    part_ms[static_cast<size_t>(std::find(parts.begin(), parts.end(), ops[i].part) - parts.begin())] += ms[i];
+    sum += ms[i];
+    blocks += lat.is_block(ops[i]) ? 1 : 0;
+  }
   auto c = families::arch_cost(s, a, t.in_channels, t.num_classes);
-  std::vector<double> f = {sum, stem, head};
-  f.insert(f.end(), stage.begin(), stage.end());
+  std::vector<double> f = {sum};
+  f.insert(f.end(), part_ms.begin(), part_ms.end());
   f.insert(f.end(), {blocks, c.mflops(), static_cast<double>(c.peak_activations) / 1000.0,
                      static_cast<double>(c.params) / 1000.0, 1.0});
   return f;

@@ -1,13 +1,14 @@
 #pragma once
 // Latency lookup tables (nas.lut): every distinct operator a search space's children are made of
-// (the stem, each inverted-residual block by its shape, the head), timed on one device. A child's
-// predicted latency is the sum over its operators plus a fixed overhead calibrated against
-// end-to-end measurements; an optional learned correction (LatencyModel) captures what the sum
-// misses. Torch-free: the timing lives in eval/lut.h.
+// (its family's families::LatencyOps, e.g. mbconv's stem, each inverted-residual block by its
+// shape, its head), timed on one device. A child's predicted latency is the sum over its operators
+// plus a fixed overhead calibrated against end-to-end measurements; an optional learned correction
+// (LatencyModel) captures what the sum misses. Torch-free: the timing lives in eval/lut.h.
 #include <map>
 #include <string>
 #include <vector>
 
+#include "families/latency_ops.h"
 #include "spec/arch.h"
 #include "spec/bench_result.h"
 #include "spec/document.h"
@@ -18,22 +19,9 @@ namespace nas::supernet {
 inline constexpr const char* kLutKind = "nas.lut";
 inline constexpr int kLutVersion = 1;
 
-// One operator of a child, with everything that changes its latency.
-struct LatencyOp {
-  std::string kind;   // "stem", "block" or "head"
-  int in = 0;         // input channels
-  int out = 0;        // output channels (head: head width)
-  int expand = 1;     // block: expand ratio (1 without an expansion conv)
-  int kernel = 1;     // stem, block: kernel size
-  int stride = 1;
-  int res = 0;        // input resolution
-  bool residual = false, se = false, has_expand = false;
-  std::string act;    // activation
-  int classes = 0;    // head: classifier outputs
-  std::string key() const;
-};
+using LatencyOp = families::LatencyOp;
 
-// The operators of one child, in order.
+// The operators of one child, in order. These two throw UsageError for a family without operators.
 std::vector<LatencyOp> arch_ops(const spec::SearchSpace& s, const spec::Arch& a, int in_channels, int num_classes);
 // Every distinct operator any child of the space can have, sorted by key.
 std::vector<LatencyOp> space_ops(const spec::SearchSpace& s, int in_channels, int num_classes);
@@ -80,8 +68,8 @@ struct LatencyTable {
   double model_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file = "the table") const;
 };
 
-// Features of the learned model: the table's sum, its parts per operator kind and per stage, the
-// block count, MFLOPs, peak activations and params (thousands) and a constant.
+// Features of the learned model: the table's sum, its parts (LatencyOps::parts: mbconv's stem,
+// head and each stage), the block count, MFLOPs, peak activations and params (thousands) and a constant.
 std::vector<std::string> latency_feature_names(const spec::SearchSpace& s);
 std::vector<double> latency_features(const LatencyTable& t, const spec::SearchSpace& s, const spec::Arch& a,
                                      const std::string& file);

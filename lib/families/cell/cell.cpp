@@ -119,21 +119,9 @@ class CellEncoding : public FamilyEncoding {
 
 // A non-empty list of distinct ops from op_names(), not only none.
 std::vector<std::string> op_set(spec::Obj& o) {
-  const spec::json v = o.raw("ops");
-  std::string expected = "a non-empty list of distinct ops from [";
-  for (size_t i = 0; i < op_names().size(); ++i) expected += (i ? ", " : "") + op_names()[i];
-  expected += "], not only none";
-  if (!v.is_array() || v.empty()) o.fail("ops", expected, v);
-  std::vector<std::string> ops;
-  for (const auto& e : v) {
-    if (!e.is_string()) o.fail("ops", expected, v);
-    std::string op = e.get<std::string>();
-    if (std::find(op_names().begin(), op_names().end(), op) == op_names().end() ||
-        std::find(ops.begin(), ops.end(), op) != ops.end())
-      o.fail("ops", expected, v);
-    ops.push_back(op);
-  }
-  if (ops.size() == 1 && ops.front() == "none") o.fail("ops", expected, v);
+  const std::string note = ", not only none";
+  auto ops = name_set(o, "ops", op_names(), "ops", note, /*one_alone=*/false);
+  if (ops.size() == 1 && ops.front() == "none") o.fail("ops", name_set_expected(op_names(), "ops", note), o.raw("ops"));
   return ops;
 }
 
@@ -153,6 +141,7 @@ std::vector<int> cell_counts(spec::Obj& o) {
 class CellFamily : public Family {
  public:
   std::string name() const override { return "cell"; }
+  bool has_relaxation() const override { return true; }
   std::string choices_key() const override { return "cell"; }
   std::string choices_description() const override { return "the normal and reduction cells of a cell child"; }
 
@@ -183,7 +172,8 @@ class CellFamily : public Family {
     a->reduce = parse_notation(c.string("reduce"), o.file(), c.where("reduce"));
     NAS_CHECK(a->normal.size() == a->reduce.size(), SpecError,
               o.file() << ": " << c.where("reduce") << ": expected as many nodes as the normal cell ("
-                       << nodes_of_edges(a->normal.size()) << "), found " << nodes_of_edges(a->reduce.size()));
+                       << node_count_of_edges(a->normal.size()) << "), found "
+                       << node_count_of_edges(a->reduce.size()));
     c.finish();
     o.finish();
     return a;
@@ -239,7 +229,7 @@ class CellFamily : public Family {
     for_each_edge(s, a, [&](std::vector<std::string>& cell, size_t e, bool, bool) {
       if (rng.uniform() >= prob) return;
       const size_t cur = static_cast<size_t>(std::find(ops.begin(), ops.end(), cell[e]) - ops.begin()) % ops.size();
-      cell[e] = ops[(cur + 1 + rng.below(ops.size() - 1)) % ops.size()];
+      cell[e] = ops[other_option(cur, ops.size(), rng)];
     });
     return true;
   }
@@ -328,7 +318,7 @@ std::string notation(const std::vector<std::string>& edge_ops) {
   return out;
 }
 
-int nodes_of_edges(size_t edges) {
+int node_count_of_edges(size_t edges) {
   for (int n = 1; n <= 64; ++n)
     if (static_cast<size_t>(n * (n + 1) / 2) == edges) return n;
   return -1;

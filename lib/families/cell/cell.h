@@ -65,7 +65,7 @@ std::string notation(const std::vector<std::string>& edge_ops);
 // Parses it; SpecError naming `file` and `field` when malformed. Does not check the op names.
 std::vector<std::string> parse_notation(const std::string& text, const std::string& file, const std::string& field);
 // Number of intermediate nodes of a cell with `edges` edges (-1 when no count of nodes gives it).
-int nodes_of_edges(size_t edges);
+int node_count_of_edges(size_t edges);
 
 // One edge op reading c_in channels at res x res and writing c_out channels at conv_out(res,
 // stride), as the cell modules build it: MACs and parameters; peak_activations holds the largest

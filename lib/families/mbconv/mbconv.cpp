@@ -173,6 +173,8 @@ std::shared_ptr<Choices> choices_from(spec::Obj& o) {
 class MbconvFamily : public Family {
  public:
   std::string name() const override { return "mbconv"; }
+  const LatencyOps* latency_ops() const override { return &mbconv::latency_ops(); }
+  bool runs_at_any_resolution() const override { return true; }
   std::string choices_key() const override { return "stages"; }
   std::string choices_description() const override {
     return "stem_width, stages and head_width (the choices of an mbconv child)";

@@ -9,6 +9,8 @@
 namespace nas::families::mbconv {
 
 const Family& family();
+// Its latency-table operators (mbconv/latency.cpp).
+const LatencyOps& latency_ops();
 
 struct StageSpec {
   std::vector<int> depth;   // choices for the number of blocks (first d of max(depth) run)

@@ -304,7 +304,46 @@ class MbconvTorchFamily : public TorchFamily {
                                       int in_channels, int num_classes) const override {
     return std::make_unique<ChildModulesImpl>(host, space_of(s), choices_of(a), in_channels, num_classes);
   }
+  TimedOp timed_op(const LatencyOp& op, int batch) const override;
 };
+
+// The stem, a block or the head run by the child's own code (stem_forward, ChildBlock,
+// head_forward; channels-last after the stem).
+TimedOp MbconvTorchFamily::timed_op(const LatencyOp& op, int batch) const {
+  TimedOp r;
+  r.input = torch::randn({batch, op.in, op.res, op.res});
+  const nn::Act act = nn::parse_act(op.act);
+  if (op.kind == "stem") {
+    auto m = std::make_shared<torch::nn::Module>();
+    torch::nn::Conv2d c = m->register_module("conv", conv_no_bias(op.in, op.out, op.kernel, op.stride));
+    torch::nn::BatchNorm2d bn = m->register_module("bn", torch::nn::BatchNorm2d(op.out));
+    r.holder = m;
+    r.forward = [c, bn, act](const torch::Tensor& in) mutable { return stem_forward(c, bn, act, in); };
+    return r;
+  }
+  r.input = nn::to_channels_last(r.input);
+  if (op.kind == "block") {
+    auto b = std::make_shared<ChildBlockImpl>(nn::MBConvOptions(op.in, op.out)
+                                                  .expand(op.expand)
+                                                  .kernel(op.kernel)
+                                                  .stride(op.stride)
+                                                  .has_expand(op.has_expand)
+                                                  .se(op.se)
+                                                  .act(act)
+                                                  .residual(op.residual));
+    r.holder = b;
+    r.forward = [b](const torch::Tensor& in) { return b->forward(in); };
+    return r;
+  }
+  NAS_CHECK(op.kind == "head", Error, "mbconv: no latency-table operator " << op.key());
+  auto m = std::make_shared<torch::nn::Module>();
+  torch::nn::Conv2d c = m->register_module("conv", conv_no_bias(op.in, op.out, 1, 1));
+  torch::nn::BatchNorm2d bn = m->register_module("bn", torch::nn::BatchNorm2d(op.out));
+  torch::nn::Linear fc = m->register_module("fc", torch::nn::Linear(op.out, op.classes));
+  r.holder = m;
+  r.forward = [c, bn, fc, act](const torch::Tensor& in) mutable { return head_forward(c, bn, act, fc, in); };
+  return r;
+}
 
 }  // namespace
 

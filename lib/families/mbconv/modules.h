@@ -15,7 +15,7 @@ const TorchFamily& torch_family();
 
 // A bias-free convolution with padding kernel/2, as every conv of a child has.
 torch::nn::Conv2d conv_no_bias(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups = 1);
-// The stem and the head exactly as a child runs them; eval/lut.cpp times them alone with these.
+// The stem and the head exactly as a child runs them; TorchFamily::timed_op runs them alone with these.
 // The stem's output becomes channels-last (a 1-channel input is both layouts at once, so it cannot
 // carry the format into the stem: docs/ARCHITECTURE.md).
 torch::Tensor stem_forward(torch::nn::Conv2d& conv, torch::nn::BatchNorm2d& bn, nn::Act act, const torch::Tensor& x);

@@ -60,26 +60,6 @@ class MlpEncoding : public FamilyEncoding {
   Space space_;
 };
 
-// A non-empty list of distinct activation names (one name alone is a one-element list).
-std::vector<std::string> act_set(spec::Obj& o, const std::string& key) {
-  spec::json v = o.raw(key);
-  if (v.is_string()) v = spec::json::array({v});
-  const auto& names = spec::activation_names();
-  std::string expected = "a non-empty list of distinct activations from [";
-  for (size_t i = 0; i < names.size(); ++i) expected += (i ? ", " : "") + names[i];
-  expected += "]";
-  if (!v.is_array() || v.empty()) o.fail(key, expected, o.raw(key));
-  std::vector<std::string> out;
-  for (const auto& e : v) {
-    if (!e.is_string()) o.fail(key, expected, o.raw(key));
-    std::string a = e.get<std::string>();
-    if (std::find(names.begin(), names.end(), a) == names.end() || std::find(out.begin(), out.end(), a) != out.end())
-      o.fail(key, expected, o.raw(key));
-    out.push_back(a);
-  }
-  return out;
-}
-
 class MlpFamily : public Family {
  public:
   std::string name() const override { return "mlp"; }
@@ -101,7 +81,7 @@ class MlpFamily : public Family {
     for (auto& lo : layers) {
       LayerSpec l;
       l.width = sorted_set(lo, "width", 1, 1 << 16);
-      l.act = act_set(lo, "act");
+      l.act = name_set(lo, "act", spec::activation_names(), "activations", "", /*one_alone=*/true);
       lo.finish();
       space->layers.push_back(l);
     }
@@ -184,7 +164,7 @@ class MlpFamily : public Family {
       if (ls.act.size() > 1 && rng.uniform() < prob) {  // activations are unordered: any other one
         auto it = std::find(ls.act.begin(), ls.act.end(), a.layers[i].act);
         const size_t cur = it == ls.act.end() ? 0 : static_cast<size_t>(it - ls.act.begin());
-        a.layers[i].act = ls.act[(cur + 1 + rng.below(ls.act.size() - 1)) % ls.act.size()];
+        a.layers[i].act = ls.act[other_option(cur, ls.act.size(), rng)];
       }
     }
     return true;

@@ -171,29 +171,21 @@ class SupernetModulesImpl : public SupernetModules {
     return classifier_(h, num_classes_);
   }
 
+  // Every block's last BN (its residual branch's output): 0 makes each block start as the identity
+  // (or as its shortcut's projection).
+  void init_last_bn_gamma(bool zero) override {
+    torch::NoGradGuard g;
+    for (auto& stage : stages_)
+      for (auto& blk : stage) blk->bn3->weight.fill_(zero ? 0.0 : 1.0);
+  }
+
   // The child's modules are named as these, and each of its tensors is a prefix slice (centre
   // crop for kernels) of the supernet's: the child's shapes say which.
   void slice(const spec::Arch&, ChildNetImpl& child, const torch::nn::Module& host) override {
-    auto from = host.named_parameters(true);
-    auto from_buffers = host.named_buffers(true);
-    for (auto& p : child.named_parameters(true)) p.value().copy_(prefix(from[p.key()], p.value().sizes()));
-    for (auto& b : child.named_buffers(true)) {
-      const torch::Tensor* src = from_buffers.find(b.key());
-      if (src) b.value().copy_(prefix(*src, b.value().sizes()));  // num_batches_tracked: the supernet has none
-    }
+    nn::copy_state_by_name(child, host, nn::Fit::kLeadingSlice);
   }
 
  private:
-  // The leading slice of `t` of the given sizes; a conv kernel [O, I, K, K] centre-cropped.
-  static torch::Tensor prefix(const torch::Tensor& t, at::IntArrayRef sizes) {
-    torch::Tensor s = t;
-    for (int64_t d = 0; d < static_cast<int64_t>(sizes.size()); ++d) {
-      const int64_t start = d >= 2 ? (t.size(d) - sizes[static_cast<size_t>(d)]) / 2 : 0;
-      s = s.narrow(d, start, sizes[static_cast<size_t>(d)]);
-    }
-    return s;
-  }
-
   Space space_;
   int num_classes_;
   nn::DynamicConv2d stem_{nullptr};

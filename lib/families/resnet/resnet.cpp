@@ -94,6 +94,7 @@ StageSpec stage_from(spec::Obj& so) {
 class ResnetFamily : public Family {
  public:
   std::string name() const override { return "resnet"; }
+  bool runs_at_any_resolution() const override { return true; }
   std::string choices_key() const override { return "width_mult"; }
   std::string choices_description() const override {
     return "width_mult and stages (the choices of a resnet child)";

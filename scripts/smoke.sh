@@ -59,11 +59,11 @@ smoke() {
   fi
 }
 
-# The earlier run that search.sh and strategies.sh read: a tiny supernet, trained briefly, and its
-# two searches, named as the Fashion-MNIST experiment names them. (proxies/run.sh reads the
-# supernet of the experiment's own smoke, below.)
+# The earlier run that search.sh reads: a tiny supernet, trained briefly, and its two searches,
+# named as the Fashion-MNIST experiment names them. (proxies/run.sh reads the supernet of the
+# experiment's own smoke, below.)
 run=$WORK/run
-if [[ search =~ $ONLY || strategies =~ $ONLY ]] && [[ ! -f $run/search-100k.json ]]; then
+if [[ search =~ $ONLY ]] && [[ ! -f $run/search-100k.json ]]; then
   mkdir -p "$run"
   "$BUILD/nas-train-supernet" --space tests/data/tiny-space.yaml --train tests/data/tiny-train.yaml \
     --out "$run/supernet" --train-limit 512 --epochs 1 --threads 2 -q > /dev/null
@@ -82,8 +82,9 @@ smoke search '"what": ?"inherited_estimator"' scripts/bench/search.sh -- \
   env SEEDS=1 scripts/bench/search.sh "$run"
 smoke strategies '"objectives": ?\["accuracy", ?"latency_ms"\]' scripts/bench/strategies.sh -- \
   env SEEDS=1 CELL_EPOCHS=1 CELL_CHILDREN=12 CELL_TRAIN_FLAGS="--train-limit 256 --validation-images 200" \
-  LONG="$run" MBCONV_SPACE=tests/data/tiny-space.yaml LUT_FLAGS="$lut_flags" \
-  scripts/bench/strategies.sh "$WORK/strategies"
+  MBCONV_SPACE=tests/data/tiny-space.yaml MBCONV_TRAIN=tests/data/tiny-train.yaml MBCONV_EPOCHS=1 \
+  MBCONV_TRAIN_FLAGS="--train-limit 512" MBCONV_CHILDREN=12 MBCONV_BOUND="--max-params 100000" \
+  LUT_FLAGS="$lut_flags" scripts/bench/strategies.sh "$WORK/strategies"
 smoke threads '"run": "default"' scripts/bench/threads.sh -- \
   env WORK="$WORK/threads" STEPS=3 BUDGET=2 scripts/bench/threads.sh
 smoke latency_accuracy '"round2_vs_round1": ?\{' scripts/bench/latency_accuracy.sh -- \

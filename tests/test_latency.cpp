@@ -67,20 +67,20 @@ TEST_CASE("table enumeration covers every operator of 100 random archs, with no 
   for (const auto& s : {tiny(), fmnist()}) {
     INFO(s.name);
     std::set<std::string> keys;
-    for (const auto& op : supernet::space_ops(s, 1, 10)) CHECK(keys.insert(op.key()).second);  // distinct
+    for (const auto& op : supernet::space_ops(s, 1, 10)) CHECK(keys.insert(op.key).second);  // distinct
     Rng rng(5);
     std::vector<spec::Arch> archs = {families::max_arch(s), families::min_arch(s)};
     for (int i = 0; i < 100; ++i) archs.push_back(families::random_arch(s, rng));
     std::set<std::string> used;
     for (const auto& a : archs)
       for (const auto& op : supernet::arch_ops(s, a, 1, 10)) {
-        INFO(op.key());
-        CHECK(keys.count(op.key()) == 1);
-        used.insert(op.key());
+        INFO(op.key);
+        CHECK(keys.count(op.key) == 1);
+        used.insert(op.key);
       }
     // And nothing the space cannot produce: 2000 more random children reach every entry.
     for (int i = 0; i < 2000; ++i)
-      for (const auto& op : supernet::arch_ops(s, families::random_arch(s, rng), 1, 10)) used.insert(op.key());
+      for (const auto& op : supernet::arch_ops(s, families::random_arch(s, rng), 1, 10)) used.insert(op.key);
     CHECK(used.size() == keys.size());
   }
 }
@@ -95,7 +95,7 @@ TEST_CASE("a synthetic table predicts the hand sum; bad tables give clear errors
   t.context.cpu_count = 2;
   t.context.device = "cpu";
   for (const auto& op : supernet::space_ops(s, 1, 10))
-    t.ops[op.key()] = {op.kind == "stem" ? 10.0 : op.kind == "head" ? 100.0 : 1.0, 2.0, 10, false};
+    t.ops[op.key] = {op.kind == "stem" ? 10.0 : op.kind == "head" ? 100.0 : 1.0, 2.0, 10, false};
   t.overhead_ms = 0.5;
   // min: a stem, one block in each of the 3 stages, a head; max: 2 blocks per stage.
   CHECK(t.predict_ms(s, families::min_arch(s)) == 10 + 3 * 1 + 100 + 0.5);
@@ -104,6 +104,19 @@ TEST_CASE("a synthetic table predicts the hand sum; bad tables give clear errors
   auto back = supernet::latency_table_from_json(supernet::to_json(t), "lut.json");
   CHECK(back.predict_ms(s, families::max_arch(s)) == 116.5);
   CHECK(supernet::to_json(back) == supernet::to_json(t));
+  // The learned model's features: the sum, the stem, the head, each stage, then the counts.
+  CHECK(supernet::latency_feature_names(s) == std::vector<std::string>{"sum_ms", "stem_ms", "head_ms", "stage0_ms",
+                                                                       "stage1_ms", "stage2_ms", "blocks", "mflops",
+                                                                       "kilo_activations", "kilo_params", "one"});
+  {
+    const auto max = families::max_arch(s);
+    const auto f = supernet::latency_features(t, s, max, "t");
+    const auto c = families::arch_cost(s, max, 1, 10);
+    CHECK(std::vector<double>(f.begin(), f.begin() + 7) == std::vector<double>{116, 10, 100, 2, 2, 2, 6});
+    CHECK(f[7] == c.mflops());
+    CHECK(f[9] == static_cast<double>(c.params) / 1000.0);
+    CHECK(f[10] == 1.0);
+  }
   // The learned model: exact on data made by a linear rule of its features.
   std::vector<std::vector<double>> x;
   std::vector<double> y;
@@ -133,7 +146,7 @@ TEST_CASE("a synthetic table predicts the hand sum; bad tables give clear errors
   CHECK_THAT(error_of([&] { supernet::check_table_for(t, s, 3, 10, "lut.json"); }),
              Catch::Matchers::Contains("input_channels, classes: expected 3 and 10"));
   // A missing operator.
-  t.ops.erase(supernet::arch_ops(s, families::max_arch(s), 1, 10)[2].key());
+  t.ops.erase(supernet::arch_ops(s, families::max_arch(s), 1, 10)[2].key);
   CHECK_THAT(error_of([&] { t.predict_ms(s, families::max_arch(s), "lut.json"); }),
              Catch::Matchers::Contains("lut.json: ops: expected an entry for operator block/"));
   // Corrupted files.

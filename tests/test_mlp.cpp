@@ -149,16 +149,7 @@ TEST_CASE("an mlp child sliced from the supernet computes what the supernet comp
   torch::manual_seed(1);
   auto s = tiny_mlp();
   supernet::Supernet net(s, 2, 3);
-  {
-    torch::NoGradGuard g;
-    for (auto& m : net->modules(false))
-      if (auto* bn = m->as<nn::DynamicBatchNorm2dImpl>()) {
-        bn->running_mean.uniform_(-0.5, 0.5);
-        bn->running_var.uniform_(0.5, 2.0);
-        bn->weight.uniform_(0.5, 1.5);
-        bn->bias.uniform_(-0.2, 0.2);
-      }
-  }
+  test::randomize_bn(net);
   net->eval();
   Rng rng(2);
   torch::Tensor x = torch::randn({5, 2, 4, 4});

@@ -14,6 +14,7 @@
 #include "families/resnet/resnet.h"
 #include "families/sampling.h"
 #include "helpers.h"
+#include "nn/elastic.h"
 #include "search/encoding.h"
 #include "spec/arch.h"
 #include "spec/search_result.h"
@@ -85,6 +86,25 @@ TEST_CASE("resnet: sliced children compute what the supernet computes, cost coun
   }
 }
 
+TEST_CASE("copying a state by leading slices: prefixes and centre crops; shapes that do not fit are errors",
+          "[resnet]") {
+  torch::nn::Conv2d big(torch::nn::Conv2dOptions(4, 6, 5).bias(false));
+  torch::nn::Conv2d small(torch::nn::Conv2dOptions(2, 3, 3).bias(false));
+  nn::copy_state_by_name(*small, *big, nn::Fit::kLeadingSlice);
+  // The first 3 outputs of the first 2 inputs, the kernel's centre 3x3.
+  CHECK(torch::equal(small->weight, big->weight.slice(0, 0, 3).slice(1, 0, 2).slice(2, 1, 4).slice(3, 1, 4)));
+  CHECK_THAT(test::error_of([&] { nn::copy_state_by_name(*big, *small, nn::Fit::kLeadingSlice); }),
+             Catch::Matchers::Contains("slice: weight is [3, 2, 3, 3] in the supernet, [6, 4, 5, 5] in the child"));
+  CHECK_THAT(test::error_of([&] { nn::copy_state_by_name(*small, *big); }),  // the same shape only
+             Catch::Matchers::Contains("slice: weight is [6, 4, 5, 5] in the supernet, [3, 2, 3, 3] in the child"));
+  torch::nn::Linear fc(4, 3);  // another rank
+  CHECK_THAT(test::error_of([&] { nn::copy_state_by_name(*fc, *big, nn::Fit::kLeadingSlice); }),
+             Catch::Matchers::Contains("slice: weight is [6, 4, 5, 5] in the supernet, [3, 4] in the child"));
+  torch::nn::Conv2d biased(torch::nn::Conv2dOptions(2, 3, 3));
+  CHECK_THAT(test::error_of([&] { nn::copy_state_by_name(*biased, *big, nn::Fit::kLeadingSlice); }),
+             Catch::Matchers::Contains("slice: the supernet has no parameter bias"));
+}
+
 TEST_CASE("resnet: analytic peak activation memory agrees with the measured peak of an inference", "[resnet]") {
   auto s = families::load_search_space(test::src("configs/spaces/fmnist-resnet.yaml"));
   Rng rng(8);
@@ -118,6 +138,17 @@ TEST_CASE("the four tools on a resnet space: train, search, slice (ONNX in ONNX 
   const auto& best = sr.candidates[static_cast<size_t>(sr.best)];
   CHECK(best.arch.family() == "resnet");
   CHECK(best.params <= std::stoll(bound));
+  // A nas.search of a family no one has, or whose candidates are of another family: clear errors.
+  json doctored = json::parse(test::slurp(d + "/search.json"));
+  doctored["family"] = "foo";
+  CHECK_THAT(test::error_of([&] { families::search_result_from_json(doctored, "s.json"); }),
+             Catch::Matchers::Contains(
+                 "s.json: family: expected one of mbconv, mlp, cell, resnet, generic, found string \"foo\""));
+  doctored["family"] = "mlp";
+  CHECK_THAT(
+      test::error_of([&] { families::search_result_from_json(doctored, "s.json"); }),
+      Catch::Matchers::Contains(
+          "s.json: candidates[0].arch: expected an arch of family mlp (the search's), found one of family resnet"));
   for (const auto& c : sr.candidates)
     if (c.evaluated && c.feasible) CHECK(c.val_acc <= best.val_acc);  // the best is the most accurate
   // Sliced with its ONNX graph; ONNX Runtime computes what the sliced child computes.

@@ -115,6 +115,25 @@ TEST_CASE("coarse-to-fine gets close to the bound on a monotone objective", "[se
   CHECK(mutation >= 30);
 }
 
+TEST_CASE("coarse-to-fine on unordered decisions only: its grid is the uniform children", "[search]") {
+  // Nothing ordered to sweep: every decision at its k-th option in turn (a cell's "every edge the
+  // same op"), for any space, not only cells.
+  search::GenericEncoding enc(test::categorical_decisions(3, 4), "s.yaml", "toy");
+  search::StrategyOptions o;
+  o.budget = 20;
+  auto st = search::make_strategy("coarse-to-fine", enc, o);
+  Rng rng(1);
+  std::set<search::Genotype> grid;
+  for (int i = 0; i < 4; ++i) {
+    grid.insert(*st->ask(rng));
+    CHECK(st->origin() == "coarse");
+  }
+  CHECK(grid == std::set<search::Genotype>{{0, 0, 0}, {1, 1, 1}, {2, 2, 2}, {3, 3, 3}});
+  for (const auto& g : grid) st->tell(g, true, g[0]);
+  st->ask(rng);
+  CHECK(st->origin() == "mutation");  // the grid is spent: mutations of the best
+}
+
 TEST_CASE("an unsatisfiable constraint is a spec error naming the smallest child", "[search]") {
   auto s = space();
   search::CostFn cost = [&](const spec::Arch& a) { return families::arch_cost(s, a, 1, 10); };

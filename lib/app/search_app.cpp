@@ -51,10 +51,11 @@ namespace {
 // What is searched and how its candidates are scored.
 void add_scoring_options(CLI::App& app, SearchToolOptions& o) {
   app.add_option("--supernet", o.supernet, "Supernet checkpoint (its space is searched)");
-  app.add_option("--space", o.space,
-                 "Search space to search without a supernet: an mbconv space (with --evaluator, --predictor-from or "
-                 "a training estimator), or a generic one (family: generic, named decisions; with --evaluator or "
-                 "--predictor-from)");
+  app.add_option(
+      "--space", o.space,
+      "Search space to search without a supernet: a space of a family (with --evaluator, --predictor-from or "
+      "a training estimator), or a generic one (family: generic, named decisions; with --evaluator or "
+      "--predictor-from)");
   app.add_option("--evaluator", o.evaluator,
                  "Score candidates with this command instead of inherited weights: it reads the nas.arch JSON "
                  "on stdin and prints JSON with \"accuracy\" (in [0, 1]) and optionally \"loss\" on stdout; "

@@ -192,7 +192,7 @@ supernet::LatencyTable build_latency_table(const spec::SearchSpace& s, int in_ch
     std::vector<double> medians;
     bool noisy = true;  // noisy only when every round was
     for (const auto& x : st) medians.push_back(x.median_ms), noisy = noisy && x.noisy;
-    t.ops[ops[i].key()] = {median(medians), mid.p90_ms, mid.reps, noisy};
+    t.ops[ops[i].key] = {median(medians), mid.p90_ms, mid.reps, noisy};
   }
   const std::vector<double> measured =
       measure_children(s, children, in_channels, num_classes, o, [&] {

@@ -50,10 +50,20 @@ spec::Arch load_arch(const std::string& path) {
 }
 
 spec::SearchResult search_result_from_json(const spec::json& j, const std::string& file) {
+  // The family first: a name no family has would otherwise show as candidates of another family.
+  if (j.is_object() && j.contains("family") && j["family"].is_string()) {
+    std::vector<std::string> names;
+    for (const Family* f : all()) names.push_back(f->name());
+    names.push_back(spec::kGenericFamily);
+    spec::Obj o(j, file, "");
+    o.one_of("family", names);
+  }
   return spec::search_result_from_json(j, file, arch_from_json);
 }
 
-spec::SearchResult load_search_result(const std::string& path) { return spec::load_search_result(path, arch_from_json); }
+spec::SearchResult load_search_result(const std::string& path) {
+  return search_result_from_json(spec::load_document(path), path == "-" ? "<stdin>" : path);
+}
 
 spec::BenchResult bench_result_from_json(const spec::json& j, const std::string& file) {
   return spec::bench_result_from_json(j, file, arch_from_json);

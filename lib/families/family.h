@@ -203,7 +203,7 @@ std::string name_set_expected(const std::vector<std::string>& allowed, const std
 int at_level(const std::vector<int>& set, double level);
 // One step up or down the (sorted) set from v; stays when the set has one element.
 int neighbour(const std::vector<int>& set, int v, Rng& rng);
-// An index of the n >= 2 unordered options other than `current` (which may be n: none), uniformly.
+// One of the n >= 2 unordered options other than `current` (< n), uniformly: one draw of rng.
 size_t other_option(size_t current, size_t n, Rng& rng);
 // Index of x in v, -1 when absent.
 int index_of(const std::vector<int>& v, int x);

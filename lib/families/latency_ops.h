@@ -19,13 +19,12 @@ struct LatencyOp {
   int expand = 1;    // block: expand ratio (1 without an expansion conv)
   int kernel = 1;    // stem, block: kernel size
   int stride = 1;
-  int res = 0;  // input resolution
+  int res = 0;       // input resolution
   bool residual = false, se = false, has_expand = false;
   std::string act;   // activation
   int classes = 0;   // head: classifier outputs
   std::string part;  // the part of the child the learned model sums it into (one of LatencyOps::parts)
-  // What a table is keyed by: every field but `part`.
-  std::string key() const;
+  std::string key;   // what a table is keyed by, written by the family: equal keys, equal operators
 };
 
 class LatencyOps {

@@ -13,7 +13,7 @@ torch::Tensor SupernetModules::forward_mixed(const torch::Tensor&, const torch::
 }
 
 TimedOp TorchFamily::timed_op(const LatencyOp& op, int) const {
-  throw Error("family " + name() + " has no latency-table operator " + op.key());
+  throw Error("family " + name() + " has no latency-table operator " + op.key);
 }
 
 const TorchFamily& torch_of(const spec::SearchSpace& s) {

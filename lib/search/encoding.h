@@ -62,7 +62,7 @@ class Encoding {
   std::vector<Decision> decisions_;
 };
 
-// The children of a supernet space (families mbconv, mlp, cell), as its family encodes them
+// The children of a family's space (mbconv, mlp, cell, resnet), as its family encodes them
 // (families::FamilyEncoding: e.g. mbconv's resolution, stem and head width, and per stage depth,
 // width and, for each block slot up to the largest depth, expand ratio and kernel size).
 class ArchEncoding : public Encoding {

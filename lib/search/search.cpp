@@ -18,7 +18,8 @@
 namespace nas::search {
 
 Score Estimator::score_generic(const spec::json&) {
-  throw UsageError("the " + name() + " estimator builds the network: it scores mbconv children only; score a generic "
+  throw UsageError("the " + name() +
+                   " estimator builds the network: it scores children of a family's space only; score a generic "
                    "space with --evaluator (or --predictor-from)");
 }
 

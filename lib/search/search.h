@@ -115,7 +115,7 @@ struct SearchOptions {
   dist::Group* group = nullptr;
 };
 
-// The search over any encoding: mbconv children are decoded into archs, costed analytically (cost)
+// The search over any encoding: a family's children are decoded into archs, costed analytically (cost)
 // and scored by Estimator::score; generic children are scored by Estimator::score_generic, and their
 // constraints apply to the costs the estimator reports (a bound on an unreported cost is an error
 // for that candidate).
@@ -230,9 +230,9 @@ void finish_result(spec::SearchResult& r, const Encoding& enc, const SearchOptio
                    const std::vector<double>& hv_reference, bool interrupted, double seconds, int top_fidelity = 0);
 
 // Runs the chosen strategy and fills best, pareto and timings. Throws SpecError when no child of
-// an mbconv space satisfies the constraints. `cost` is unused in generic spaces.
+// a family's space satisfies the constraints. `cost` is unused in generic spaces.
 spec::SearchResult run_search(const Encoding& enc, const CostFn& cost, Estimator& est, const SearchOptions& o);
-// The same over an mbconv space.
+// The same over a family's space.
 spec::SearchResult run_search(const spec::SearchSpace& space, const CostFn& cost, Estimator& est,
                               const SearchOptions& o);
 

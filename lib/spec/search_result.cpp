@@ -138,7 +138,9 @@ Candidate candidate_from(Obj& c, const std::string& family, const ArchReader& re
     expected = json_hash(k.generic_arch);
   } else {
     k.arch = read_arch(c.raw("arch"), c.where("arch"));
-    if (k.arch.family() != family) c.fail("arch", "an arch of family " + family + " (the search's)", k.arch.family());
+    NAS_CHECK(k.arch.family() == family, SpecError,
+              c.where("arch") << ": expected an arch of family " << family << " (the search's), found one of family "
+                              << k.arch.family());
     expected = arch_hash(k.arch);
   }
   k.hash = c.string("hash");

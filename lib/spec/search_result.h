@@ -26,7 +26,7 @@ struct Constraints {
 
 struct Candidate {
   int index = 0;
-  Arch arch;                  // the child, in mbconv spaces
+  Arch arch;                  // the child, in a family's space (generic ones: generic_arch)
   json generic_arch;          // the child in generic spaces ({kind: nas.arch, space, choices}); null otherwise
   std::string hash;
   double mflops = 0;

@@ -24,7 +24,8 @@ class SpaceChoices {
   virtual void write(json& j) const = 0;
 };
 
-// The family of a space (and of a nas.search) that names none.
+// The family of a nas.search that names none (files from before other families existed); a space
+// document must name its family.
 inline constexpr const char* kDefaultFamily = "mbconv";
 // The family name of user-defined spaces scored by an external command (search/encoding.h), which
 // are no families::Family.

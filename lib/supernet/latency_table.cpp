@@ -28,7 +28,7 @@ std::vector<LatencyOp> arch_ops(const spec::SearchSpace& s, const spec::Arch& a,
 
 std::vector<LatencyOp> space_ops(const spec::SearchSpace& s, int in_channels, int num_classes) {
   std::map<std::string, LatencyOp> distinct;
-  for (auto& op : ops_of(s).of_space(s, in_channels, num_classes)) distinct.emplace(op.key(), std::move(op));
+  for (auto& op : ops_of(s).of_space(s, in_channels, num_classes)) distinct.emplace(op.key, std::move(op));
   std::vector<LatencyOp> ops;
   for (auto& [k, op] : distinct) ops.push_back(op);
   return ops;
@@ -36,16 +36,25 @@ std::vector<LatencyOp> space_ops(const spec::SearchSpace& s, int in_channels, in
 
 std::string space_hash(const spec::SearchSpace& s) { return spec::json_hash(spec::to_json(s)); }
 
-std::vector<double> LatencyTable::op_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file) const {
+namespace {
+// The table's median of each of child a's operators `ops` (SpecError naming `file` for one it lacks).
+std::vector<double> medians_of(const LatencyTable& t, const std::vector<LatencyOp>& ops, const spec::Arch& a,
+                               const std::string& file) {
   std::vector<double> ms;
-  for (const auto& op : arch_ops(s, a, in_channels, num_classes)) {
-    auto it = ops.find(op.key());
-    NAS_CHECK(it != ops.end(), SpecError,
-              file << ": ops: expected an entry for operator " << op.key() << " of " << spec::arch_hash(a)
+  for (const auto& op : ops) {
+    auto it = t.ops.find(op.key);
+    NAS_CHECK(it != t.ops.end(), SpecError,
+              file << ": ops: expected an entry for operator " << op.key << " of " << spec::arch_hash(a)
                    << ", found none (rebuild the table for this space with nas-benchmark --build-lut)");
     ms.push_back(it->second.median_ms);
   }
   return ms;
+}
+}  // namespace
+
+std::vector<double> LatencyTable::op_ms(const spec::SearchSpace& s, const spec::Arch& a,
+                                        const std::string& file) const {
+  return medians_of(*this, arch_ops(s, a, in_channels, num_classes), a, file);
 }
 
 double LatencyTable::sum_ms(const spec::SearchSpace& s, const spec::Arch& a, const std::string& file) const {
@@ -72,14 +81,21 @@ std::vector<double> latency_features(const LatencyTable& t, const spec::SearchSp
   const families::LatencyOps& lat = ops_of(s);
   const std::vector<std::string> parts = lat.parts(s);
   const std::vector<LatencyOp> ops = lat.of_child(s, a, t.in_channels, t.num_classes);
-  const std::vector<double> ms = t.op_ms(s, a, file);  // in the order of ops
+  const std::vector<double> ms = medians_of(t, ops, a, file);
   std::vector<double> part_ms(parts.size(), 0.0);
   double sum = 0, blocks = 0;
-  for (size_t i = 0; i < ops.size(); ++i) {
-    part_ms[static_cast<size_t>(std::find(parts.begin(), parts.end(), ops[i].part) - parts.begin())] += ms[i];
-    sum += ms[i];
-    blocks += lat.is_block(ops[i]) ? 1 : 0;
-  }
+  // The sum over the operators that are no blocks first (mbconv's stem and head), then the blocks.
+  for (bool block_pass : {false, true})
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (lat.is_block(ops[i]) != block_pass) continue;
+      const auto part = std::find(parts.begin(), parts.end(), ops[i].part);
+      NAS_CHECK(part != parts.end(), Error,
+                "latency_features: operator " << ops[i].key << " is in part \"" << ops[i].part
+                                              << "\", which the family's parts lack");
+      part_ms[static_cast<size_t>(part - parts.begin())] += ms[i];
+      sum += ms[i];
+      blocks += block_pass ? 1 : 0;
+    }
   auto c = families::arch_cost(s, a, t.in_channels, t.num_classes);
   std::vector<double> f = {sum};
   f.insert(f.end(), part_ms.begin(), part_ms.end());

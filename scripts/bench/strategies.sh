@@ -4,16 +4,16 @@
 #   - a space of unordered decisions only: the cell space (configs/spaces/fmnist-cell.yaml), its
 #     children scored with inherited weights of a briefly trained supernet; evaluations each
 #     strategy needs to reach random search's 500-evaluation best (20 seeds, medians);
-#   - the mbconv space of the Fashion-MNIST experiment (its two searches; skipped until
-#     `make -f scripts/experiments/fmnist/Makefile BUDGET=long` has written them): the same, and
-#     the hypervolume of NSGA-II after 150 evaluations against random search's after 500, on
-#     accuracy x MFLOPs and accuracy x latency_ms (a latency table built here).
+#   - the mbconv space (configs/spaces/fmnist-mbconv.yaml, the demo's), likewise from a briefly trained
+#     supernet: the same figures, and the hypervolume of NSGA-II after 150 evaluations against random
+#     search's after 500, on accuracy x MFLOPs and accuracy x latency_ms (a latency table built here).
 # Every step resumes or skips when done: rerun the same command. Run it alone on the machine.
 # Usage: scripts/bench/strategies.sh [OUT] (default runs/bench-strategies). Env: BUILD (build),
 #   SEEDS (20), THREADS (2), CELL_EPOCHS (4), CELL_CHILDREN (300), CELL_TRAIN_FLAGS (more flags of the
-#   cell supernet's training, e.g. --train-limit N), LONG (runs/fmnist-long), MBCONV_SPACE (the long
-#   experiment's: configs/spaces/fmnist-mbconv-large.yaml), LUT_FLAGS (more nas-benchmark --build-lut
-#   flags).
+#   cell supernet's training, e.g. --train-limit N), MBCONV_SPACE (configs/spaces/fmnist-mbconv.yaml),
+#   MBCONV_TRAIN (configs/train/fmnist.yaml), MBCONV_EPOCHS (2), MBCONV_TRAIN_FLAGS, MBCONV_CHILDREN
+#   (200 random children, twice: unbounded, then under MBCONV_BOUND), MBCONV_BOUND (--max-mflops 6:
+#   the bound the bench's searches keep), LUT_FLAGS (more nas-benchmark --build-lut flags).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/search-helpers.sh
@@ -23,11 +23,15 @@ SEEDS=${SEEDS:-20}
 THREADS=${THREADS:-2}
 CELL_EPOCHS=${CELL_EPOCHS:-4}
 CELL_CHILDREN=${CELL_CHILDREN:-300}
-LONG=${LONG:-runs/fmnist-long}
-MBCONV_SPACE=${MBCONV_SPACE:-configs/spaces/fmnist-mbconv-large.yaml}
+MBCONV_SPACE=${MBCONV_SPACE:-configs/spaces/fmnist-mbconv.yaml}
+MBCONV_TRAIN=${MBCONV_TRAIN:-configs/train/fmnist.yaml}
+MBCONV_EPOCHS=${MBCONV_EPOCHS:-2}
+read -r -a mbconv_train_flags <<< "${MBCONV_TRAIN_FLAGS:-}"
+MBCONV_CHILDREN=${MBCONV_CHILDREN:-200}
+read -r -a mbconv_bound <<< "${MBCONV_BOUND:---max-mflops 6}"
 read -r -a cell_train_flags <<< "${CELL_TRAIN_FLAGS:-}"
 read -r -a lut_flags <<< "${LUT_FLAGS:-}"
-mkdir -p "$OUT/cell"
+mkdir -p "$OUT/cell" "$OUT/mbconv"
 cmake --build "$BUILD" --target nas-bench-strategies nas-train-supernet nas-search nas-benchmark > /dev/null
 machine_header "threads $THREADS, commit $(git rev-parse --short HEAD)"
 
@@ -43,15 +47,22 @@ echo "## cell space (unordered decisions only)" >&2
 "$BUILD/nas-bench-strategies" --space configs/spaces/fmnist-cell.yaml --search "$random" --seeds "$SEEDS" \
   --threads "$THREADS" | tee "$OUT/cell.jsonl"
 
-# 2. The mbconv space of the long experiment, with a latency table for the latency objective.
-if [[ -f $LONG/search.json && -f $LONG/search-100k.json ]]; then
-  lut=$OUT/mbconv-large-lut.json
-  [[ -f $lut ]] || "$BUILD/nas-benchmark" --build-lut --space "$MBCONV_SPACE" --threads "$THREADS" -q \
-    "${lut_flags[@]}" --out "$lut"
-  echo "## mbconv space of the long experiment" >&2
-  "$BUILD/nas-bench-strategies" --space "$MBCONV_SPACE" --search "$LONG/search.json" \
-    --search "$LONG/search-100k.json" --latency-table "$lut" --seeds "$SEEDS" --threads "$THREADS" \
-    | tee "$OUT/mbconv.jsonl"
-else
-  echo "strategies.sh: $LONG/search.json: not there yet; the mbconv figures wait for the long experiment" >&2
-fi
+# 2. The mbconv space: real evaluations of its children (a supernet trained for MBCONV_EPOCHS, then
+#    MBCONV_CHILDREN random children, and as many under the bound), and a latency table.
+space=$MBCONV_SPACE
+sup=$OUT/mbconv/supernet
+QUIET=1 scripts/experiments/fmnist/train.sh "$BUILD" "$sup" "$THREADS" --space "$space" --train "$MBCONV_TRAIN" \
+  --epochs "$MBCONV_EPOCHS" "${mbconv_train_flags[@]}"
+for kind in any bounded; do
+  flags=()
+  [[ $kind == bounded ]] && flags=("${mbconv_bound[@]}" --seed 1)
+  resumable_search "$OUT/mbconv/random-$kind.json" --supernet "$sup/supernet.ckpt" --strategy random \
+    --budget "$MBCONV_CHILDREN" --val-images 1000 --calib-images 500 --threads "$THREADS" -q "${flags[@]}"
+done
+lut=$OUT/mbconv/lut.json
+[[ -f $lut ]] || "$BUILD/nas-benchmark" --build-lut --space "$space" --threads "$THREADS" -q "${lut_flags[@]}" \
+  --out "$lut"
+echo "## mbconv space" >&2
+"$BUILD/nas-bench-strategies" --space "$space" --search "$OUT/mbconv/random-any.json" \
+  --search "$OUT/mbconv/random-bounded.json" --latency-table "$lut" --seeds "$SEEDS" --threads "$THREADS" \
+  | tee "$OUT/mbconv.jsonl"

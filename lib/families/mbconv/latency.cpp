@@ -1,11 +1,27 @@
 // Family mbconv's latency-table operators: the stem, each inverted-residual block by its shape, the
 // head (families/latency_ops.h).
+#include <sstream>
+
 #include "families/latency_ops.h"
 #include "families/mbconv/mbconv.h"
 #include "nn/shapes.h"
 
 namespace nas::families::mbconv {
 namespace {
+
+// With the table's key: the kind and every field that the kind's latency depends on.
+LatencyOp keyed(LatencyOp op) {
+  std::ostringstream k;
+  k << op.kind << "/in" << op.in << "/out" << op.out;
+  if (op.kind == "block")
+    k << "/e" << op.expand << (op.has_expand ? "" : "n") << "/k" << op.kernel << "/s" << op.stride
+      << (op.residual ? "/res" : "") << (op.se ? "/se" : "");
+  if (op.kind == "stem") k << "/k" << op.kernel << "/s" << op.stride;
+  if (op.kind == "head") k << "/c" << op.classes;
+  k << "/r" << op.res << "/" << op.act;
+  op.key = k.str();
+  return op;
+}
 
 LatencyOp stem_op(const Space& s, int res, int width, int in_channels) {
   LatencyOp op;
@@ -16,7 +32,7 @@ LatencyOp stem_op(const Space& s, int res, int width, int in_channels) {
   op.stride = s.stem_stride;
   op.res = res;
   op.act = s.stem_act;
-  return op;
+  return keyed(op);
 }
 
 LatencyOp block_op(const StageSpec& st, size_t stage, int in, int out, int expand, int kernel, bool first, int res) {
@@ -33,7 +49,7 @@ LatencyOp block_op(const StageSpec& st, size_t stage, int in, int out, int expan
   op.se = st.se;
   op.res = res;
   op.act = st.act;
-  return op;
+  return keyed(op);
 }
 
 LatencyOp head_op(const Space& s, int in, int width, int res, int classes) {
@@ -44,7 +60,7 @@ LatencyOp head_op(const Space& s, int in, int width, int res, int classes) {
   op.res = res;
   op.act = s.head_act;
   op.classes = classes;
-  return op;
+  return keyed(op);
 }
 
 class MbconvLatencyOps : public LatencyOps {

@@ -335,7 +335,7 @@ TimedOp MbconvTorchFamily::timed_op(const LatencyOp& op, int batch) const {
     r.forward = [b](const torch::Tensor& in) { return b->forward(in); };
     return r;
   }
-  NAS_CHECK(op.kind == "head", Error, "mbconv: no latency-table operator " << op.key());
+  NAS_CHECK(op.kind == "head", Error, "mbconv: no latency-table operator " << op.key);
   auto m = std::make_shared<torch::nn::Module>();
   torch::nn::Conv2d c = m->register_module("conv", conv_no_bias(op.in, op.out, 1, 1));
   torch::nn::BatchNorm2d bn = m->register_module("bn", torch::nn::BatchNorm2d(op.out));

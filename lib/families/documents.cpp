@@ -51,7 +51,7 @@ spec::Arch load_arch(const std::string& path) {
 
 spec::SearchResult search_result_from_json(const spec::json& j, const std::string& file) {
   // The family first: a name no family has would otherwise show as candidates of another family.
-  if (j.is_object() && j.contains("family") && j["family"].is_string()) {
+  if (j.is_object() && j.value("kind", "") == spec::kSearchKind && j.contains("family") && j["family"].is_string()) {
     std::vector<std::string> names;
     for (const Family* f : all()) names.push_back(f->name());
     names.push_back(spec::kGenericFamily);

@@ -111,7 +111,8 @@ struct SearchResult : SearchIdentity {
 
 json to_json(const Candidate& c);
 json to_json(const SearchResult& r);
-// Embedded archs are read by `read_arch` (families::search_result_from_json passes the families').
+// Embedded archs are read by `read_arch`. Call families::search_result_from_json and
+// families::load_search_result instead: they pass the families' reader and check the family name.
 SearchResult search_result_from_json(const json& j, const std::string& file, const ArchReader& read_arch);
 SearchResult load_search_result(const std::string& path, const ArchReader& read_arch);
 

@@ -28,7 +28,11 @@ std::vector<LatencyOp> arch_ops(const spec::SearchSpace& s, const spec::Arch& a,
 
 std::vector<LatencyOp> space_ops(const spec::SearchSpace& s, int in_channels, int num_classes) {
   std::map<std::string, LatencyOp> distinct;
-  for (auto& op : ops_of(s).of_space(s, in_channels, num_classes)) distinct.emplace(op.key, std::move(op));
+  for (auto& op : ops_of(s).of_space(s, in_channels, num_classes)) {
+    NAS_CHECK(!op.key.empty(), Error,
+              "space_ops: family " << s.family << " left an operator of kind " << op.kind << " without its key");
+    distinct.emplace(op.key, std::move(op));
+  }
   std::vector<LatencyOp> ops;
   for (auto& [k, op] : distinct) ops.push_back(op);
   return ops;

@@ -190,3 +190,46 @@ TEST_CASE("the four tools on a resnet space: train, search, slice (ONNX in ONNX 
   CHECK_THAT(rx.err, Catch::Matchers::Contains("has no latency-table operators"));
   CHECK_FALSE(test::exists(d + "/lut.json"));
 }
+
+TEST_CASE("resnet children train at another resolution for the low-fidelity estimator; mlp ones cannot", "[resnet]") {
+  std::string d = test::temp_dir("resnet-lowfi");
+  auto search = [&](const std::string& space, const std::string& out) {
+    return test::tool("nas-search", {"--space",
+                                     space,
+                                     "--train",
+                                     test::test_data("tiny-train.yaml"),
+                                     "--estimator",
+                                     "low-fidelity",
+                                     "--lf-epochs",
+                                     "1",
+                                     "--lf-images",
+                                     "128",
+                                     "--lf-resolution",
+                                     "10",
+                                     "--val-images",
+                                     "100",
+                                     "--strategy",
+                                     "random",
+                                     "--budget",
+                                     "2",
+                                     "--threads",
+                                     "2",
+                                     "-q",
+                                     "--out",
+                                     d + "/" + out});
+  };
+  auto r = search(test::test_data("tiny-resnet.yaml"), "resnet.json");  // resolutions 8 and 12: 10 is neither
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto s = families::load_search_result(d + "/resnet.json");
+  REQUIRE(s.candidates.size() == 2);
+  for (const auto& c : s.candidates) {
+    CHECK(c.evaluated);
+    CHECK(c.error.empty());
+  }
+  auto m = search(test::test_data("tiny-mlp.yaml"), "mlp.json");
+  CHECK(m.code == 2);
+  CHECK_THAT(m.err,
+             Catch::Matchers::Contains("--lf-resolution 10: a child of family mlp runs at its space's resolution"));
+  CHECK_FALSE(test::exists(d + "/mlp.json"));
+}

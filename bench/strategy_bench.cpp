@@ -215,9 +215,14 @@ int main(int argc, char** argv) {
         random_long.push_back(rl);
         random_short.push_back(b.run("random", budget, s, objectives).multi.hypervolume);
       }
-      spec::json hv = {{"what", "hypervolume"}, {"objectives", objectives}, {"seeds", seeds}, {"budget", budget},
-                       {"nsga2_median", median(nsga2[0])}, {"random_long_median", median(random_long)},
-                       {"random_median", median(random_short)}, {"nsga2_at_least_random_long", at_least[0]},
+      spec::json hv = {{"what", "hypervolume"},
+                       {"objectives", objectives},
+                       {"seeds", seeds},
+                       {"budget", budget},
+                       {"nsga2_median", median(nsga2[0])},
+                       {"random_long_median", median(random_long)},
+                       {"random_median", median(random_short)},
+                       {"nsga2_at_least_random_long", at_least[0]},
                        {"ratio_median", median(nsga2[0]) / median(random_long)},
                        {"target", "NSGA-II after budget >= random after random_budget"}};
       for (size_t p = 1; p < populations.size(); ++p) {

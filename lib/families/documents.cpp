@@ -5,14 +5,21 @@
 
 namespace nas::families {
 
+namespace {
+// Every registered family's name, in the registry's order.
+std::vector<std::string> family_names() {
+  std::vector<std::string> names;
+  for (const Family* f : all()) names.push_back(f->name());
+  return names;
+}
+}  // namespace
+
 spec::SearchSpace search_space_from_json(const spec::json& j, const std::string& file) {
   spec::Obj o(j, file, "");
   spec::check_header(o, spec::kSearchSpaceKind, spec::kSearchSpaceVersion);
   spec::SearchSpace s;
   s.name = o.string("name");
-  std::vector<std::string> names;
-  for (const Family* f : all()) names.push_back(f->name());
-  s.family = o.one_of("family", names);
+  s.family = o.one_of("family", family_names());
   of(s).read_space(o, s);
   return s;
 }
@@ -52,8 +59,7 @@ spec::Arch load_arch(const std::string& path) {
 spec::SearchResult search_result_from_json(const spec::json& j, const std::string& file) {
   // The family first: a name no family has would otherwise show as candidates of another family.
   if (j.is_object() && j.value("kind", "") == spec::kSearchKind && j.contains("family") && j["family"].is_string()) {
-    std::vector<std::string> names;
-    for (const Family* f : all()) names.push_back(f->name());
+    std::vector<std::string> names = family_names();
     names.push_back(spec::kGenericFamily);
     spec::Obj o(j, file, "");
     o.one_of("family", names);

@@ -19,6 +19,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/log.h"
@@ -40,7 +41,11 @@ using bench::SurrogateEstimator;
 namespace {
 int usage() {
   std::cerr << "usage: nas-bench-strategies --space SPACE --search FILE [--search FILE...] [--latency-table LUT]\n"
-               "       [--seeds N] [--budget N] [--random-budget N] [--threads N]\n";
+               "       [--seeds N] [--budget N] [--random-budget N] [--threads N] [--only LABEL,...]\n"
+               "       [--max-mflops X]\n"
+               "--only: just these strategy labels of the sample efficiency, and the hypervolume or overhead\n"
+               "        figures when named so (to measure a change quickly; the bench's figures come without it)\n"
+               "--max-mflops: this bound instead of the searches' (a second problem on the same surrogate)\n";
   return 2;
 }
 
@@ -100,6 +105,14 @@ double ms_per_proposal(Bench& b, const std::string& name) {
   for (int i = 0; i < n; ++i) step();
   return timed * 1e3 / n;
 }
+std::set<std::string> split_labels(const std::string& list) {
+  std::set<std::string> labels;
+  size_t start = 0;
+  for (size_t comma; (comma = list.find(',', start)) != std::string::npos; start = comma + 1)
+    labels.insert(list.substr(start, comma - start));
+  labels.insert(list.substr(start));
+  return labels;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -107,6 +120,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> files;
   int seeds = 20, threads = 2;
   int64_t budget = 150, random_budget = 500;
+  std::set<std::string> only;
+  double max_mflops = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (i + 1 >= argc) return usage();
@@ -117,6 +132,8 @@ int main(int argc, char** argv) {
     else if (a == "--budget") budget = std::stoll(argv[++i]);
     else if (a == "--random-budget") random_budget = std::stoll(argv[++i]);
     else if (a == "--threads") threads = std::stoi(argv[++i]);
+    else if (a == "--only") only = split_labels(argv[++i]);
+    else if (a == "--max-mflops") max_mflops = std::stod(argv[++i]);
     else return usage();
   }
   if (space_file.empty() || files.empty()) return usage();
@@ -137,6 +154,7 @@ int main(int argc, char** argv) {
           ys.push_back(k.val_acc);
         }
     }
+    if (max_mflops > 0) b.bound.max_mflops = max_mflops;
     auto rep = b.surrogate.fit(xs, ys);
     int unordered = 0;
     for (const auto& d : b.enc.decisions()) unordered += !d.ordered;
@@ -169,9 +187,11 @@ int main(int argc, char** argv) {
         {"mcts-c0", "mcts", [](search::StrategyOptions& o) { o.uct_c = 0; }},
         {"mcts-t0.05", "mcts", [](search::StrategyOptions& o) { o.mast_temperature = 0.05; }},
         {"mcts-t0.2", "mcts", [](search::StrategyOptions& o) { o.mast_temperature = 0.2; }},
+        {"mcts-infeasible-mean", "mcts", [](search::StrategyOptions& o) { o.mcts_infeasible_at_mean = true; }},
         {"coarse-to-fine", "coarse-to-fine", {}},
         {"grid", "grid", {}},
         {"random", "random", {}}};
+    auto wanted = [&](const std::string& label) { return only.empty() || only.count(label) > 0; };
     std::map<std::string, std::vector<double>> need;
     std::vector<double> targets;
     for (int seed = 0; seed < seeds; ++seed) {
@@ -181,6 +201,7 @@ int main(int argc, char** argv) {
       targets.push_back(target);
       spec::json line = {{"what", "seed"}, {"seed", seed}, {"random_best", target}};
       for (const auto& v : strategies) {
+        if (!wanted(v.label)) continue;
         const int64_t e = evals_to_reach(b.run(v.strategy, budget, s, {}, v.tweak), target);
         need[v.label].push_back(static_cast<double>(e));
         line[v.label] = e;
@@ -198,19 +219,25 @@ int main(int argc, char** argv) {
     // 2. Hypervolume.
     std::vector<std::vector<std::string>> pairs = {{"accuracy", "mflops"}};
     if (b.latency) pairs.push_back({"accuracy", "latency_ms"});
+    if (!wanted("hypervolume")) pairs.clear();
     for (const auto& objectives : pairs) {
-      // NSGA-II at its default population (20) and, as levers, at 10 and 40.
-      const std::vector<int> populations = {20, 10, 40};
-      std::vector<std::vector<double>> nsga2(populations.size());
-      std::vector<int> at_least(populations.size(), 0);
+      // NSGA-II with nas-search's defaults and, as levers, without the extremes in its first
+      // population (random children only, as before 2026-12-08) and at populations 10 and 40.
+      using Tweak = std::function<void(search::StrategyOptions&)>;
+      const std::vector<std::pair<std::string, Tweak>> variants = {
+          {"nsga2", {}},
+          {"nsga2-random-start", [](search::StrategyOptions& so) { so.nsga2_extremes = false; }},
+          {"nsga2-pop10", [](search::StrategyOptions& so) { so.population = 10; }},
+          {"nsga2-pop40", [](search::StrategyOptions& so) { so.population = 40; }}};
+      std::vector<std::vector<double>> nsga2(variants.size());
+      std::vector<int> at_least(variants.size(), 0);
       std::vector<double> random_long, random_short;
       for (int seed = 0; seed < seeds; ++seed) {
         const auto s = static_cast<uint64_t>(seed);
         const double rl = b.run("random", random_budget, s + 1000, objectives).multi.hypervolume;
-        for (size_t p = 0; p < populations.size(); ++p) {
-          auto pop = [&](search::StrategyOptions& so) { so.population = populations[p]; };
-          nsga2[p].push_back(b.run("nsga2", budget, s, objectives, pop).multi.hypervolume);
-          at_least[p] += nsga2[p].back() >= rl;
+        for (size_t v = 0; v < variants.size(); ++v) {
+          nsga2[v].push_back(b.run("nsga2", budget, s, objectives, variants[v].second).multi.hypervolume);
+          at_least[v] += nsga2[v].back() >= rl;
         }
         random_long.push_back(rl);
         random_short.push_back(b.run("random", budget, s, objectives).multi.hypervolume);
@@ -225,15 +252,15 @@ int main(int argc, char** argv) {
                        {"nsga2_at_least_random_long", at_least[0]},
                        {"ratio_median", median(nsga2[0]) / median(random_long)},
                        {"target", "NSGA-II after budget >= random after random_budget"}};
-      for (size_t p = 1; p < populations.size(); ++p) {
-        const std::string key = "nsga2-pop" + std::to_string(populations[p]);
-        hv[key + "_ratio_median"] = median(nsga2[p]) / median(random_long);
-        hv[key + "_at_least_random_long"] = at_least[p];
+      for (size_t v = 1; v < variants.size(); ++v) {
+        hv[variants[v].first + "_ratio_median"] = median(nsga2[v]) / median(random_long);
+        hv[variants[v].first + "_at_least_random_long"] = at_least[v];
       }
       emit(hv);
     }
 
     // 3. Overhead per proposal at 500 observations.
+    if (!wanted("overhead")) return 0;
     spec::json overhead = {{"what", "overhead"}, {"observations", 500},
                            {"target", "tpe and nsga2 <= 20 ms per proposal"}};
     for (const std::string name : {"tpe", "nsga2"}) overhead[name + "_ms_per_proposal"] = ms_per_proposal(b, name);

@@ -76,7 +76,7 @@ if [[ search =~ $ONLY ]] && [[ ! -f $run/search-100k.json ]]; then
 fi
 lut_flags="--rounds 1 --op-max-time 0.02 --calib-archs 2"
 
-smoke hyperband '"what": "hyperband"' scripts/bench/hyperband.sh scripts/bench/hyperband_report.py -- \
+smoke hyperband '"what": "hyperband", "scored_on": "test"' scripts/bench/hyperband.sh scripts/bench/hyperband_report.py -- \
   env SEEDS=1 LF=256 VAL=200 MAX=2 ETA=2 RANDOM_BUDGET=2 HB_BUDGET=3 scripts/bench/hyperband.sh "$WORK/hyperband"
 smoke search '"what": ?"inherited_estimator"' scripts/bench/search.sh -- \
   env SEEDS=1 scripts/bench/search.sh "$run"

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <functional>
@@ -313,6 +314,42 @@ TEST_CASE("every strategy finds unordered choices (an mlp space's activations) b
     return v / 3.75;
   };
   CHECK(test::strategies_not_beating_random(enc, f, 80) == std::vector<std::string>{});
+}
+
+TEST_CASE("nsga2 starts from the space's extremes, so the cheapest child is on its front", "[search]") {
+  auto s = space();
+  search::ArchEncoding enc(s);
+  const search::Genotype cheapest = enc.encode(families::cheapest_arch(s));
+  const search::Genotype largest = enc.encode(families::max_arch(s));
+  CHECK(enc.extremes() == std::vector<search::Genotype>{cheapest, largest});
+  CHECK(search::GenericEncoding(test::generic_decisions(3, 4), "toy.yaml", "toy").extremes().empty());
+  // A bound the largest child exceeds: it is recorded infeasible and costs no evaluation.
+  search::CostFn cost = [&](const spec::Arch& a) { return families::arch_cost(s, a, 1, 10); };
+  const double max_mf = cost(families::max_arch(s)).mflops();
+  search::SearchOptions o;
+  o.strategy = "nsga2";
+  o.budget = 30;
+  o.seed = 3;
+  o.objectives = {"accuracy", "mflops"};
+  o.constraints.max_mflops = 0.5 * max_mf;
+  FakeEstimator est(s);
+  auto r = search::run_search(s, cost, est, o);
+  REQUIRE(r.candidates.size() >= 2);
+  CHECK(r.candidates[0].hash == enc.key(cheapest));
+  CHECK(r.candidates[0].evaluated);
+  CHECK(r.candidates[1].hash == enc.key(largest));
+  CHECK_FALSE(r.candidates[1].feasible);
+  CHECK(est.calls == 30);
+  // The cheapest child has the least MFLOPs: no child dominates it.
+  CHECK(std::find(r.multi.front.begin(), r.multi.front.end(), 0) != r.multi.front.end());
+  // Without the extremes, the first population is random children only.
+  o.strategy_options.nsga2_extremes = false;
+  FakeEstimator est2(s);
+  auto random_start = search::run_search(s, cost, est2, o);
+  for (const auto& c : random_start.candidates) {
+    CHECK(c.hash != enc.key(cheapest));
+    CHECK(c.hash != enc.key(largest));
+  }
 }
 
 TEST_CASE("a search resumed from its checkpoint replays the evaluations and ends like an uninterrupted one",

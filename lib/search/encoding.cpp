@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "families/documents.h"
 #include "families/family.h"
+#include "families/sampling.h"
 
 namespace nas::search {
 
@@ -122,6 +123,10 @@ Genotype ArchEncoding::from_json(const spec::json& j, const std::string& file) c
 std::string ArchEncoding::key(const Genotype& g) const { return spec::arch_hash(decode(g)); }
 
 std::string ArchEncoding::space_hash() const { return spec::json_hash(spec::to_json(space_)); }
+
+std::vector<Genotype> ArchEncoding::extremes() const {
+  return {encode(families::cheapest_arch(space_)), encode(families::max_arch(space_))};
+}
 
 // ---- generic ----
 

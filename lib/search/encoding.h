@@ -45,6 +45,9 @@ class Encoding {
   virtual std::string space_hash() const = 0;
   // Number of distinct children (saturates at UINT64_MAX).
   uint64_t cardinality() const;
+  // The children at the ends of the space's costs, where the space knows them before scoring: the
+  // cheapest and the largest child of a supernet space; none for a generic space.
+  virtual std::vector<Genotype> extremes() const { return {}; }
 
   Genotype random(Rng& rng) const;
   // Each active decision moves with probability `prob` to a neighbouring option (one step up or
@@ -75,6 +78,7 @@ class ArchEncoding : public Encoding {
   std::string family() const override { return space_.family; }
   std::string space_name() const override { return space_.name; }
   std::string space_hash() const override;
+  std::vector<Genotype> extremes() const override;
   spec::Arch decode(const Genotype& g) const;
   Genotype encode(const spec::Arch& a) const;  // throws SpecError when a is outside the space
   const spec::SearchSpace& space() const { return space_; }

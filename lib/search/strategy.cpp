@@ -408,8 +408,11 @@ class Mcts : public Strategy {
       lo_ = seen_ ? std::min(lo_, score) : score;
       hi_ = seen_ ? std::max(hi_, score) : score;
       seen_ = true;
+      total_ += score;
+      ++feasible_;
     }
-    double r = feasible ? score : (seen_ ? lo_ : 0.0);
+    const double infeasible = o_.mcts_infeasible_at_mean && seen_ ? total_ / feasible_ : lo_;
+    double r = feasible ? score : (seen_ ? infeasible : 0.0);
     for (size_t n : path_) nodes_[n].add(r);
     for (size_t i = 0; i < g.size(); ++i)
       if (enc_.active(g, i)) shared_[i][static_cast<size_t>(g[i])].add(r);
@@ -487,7 +490,8 @@ class Mcts : public Strategy {
   std::vector<Node> nodes_;
   std::vector<std::vector<Stats>> shared_;  // per decision, per option
   std::vector<size_t> path_;
-  double lo_ = 0, hi_ = 0;
+  double lo_ = 0, hi_ = 0, total_ = 0;  // of the feasible scores
+  int64_t feasible_ = 0;
   bool seen_ = false;
 };
 

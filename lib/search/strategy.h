@@ -23,6 +23,8 @@ struct StrategyOptions {
   int sample_size = 10;  // half the population: strong selection suits budgets of 100-200 (docs/PERFORMANCE.md)
   double mutation_prob = 0.1;  // per decision; also coarse-to-fine's fine phase and hill climbing
   bool crossover = false;
+  // nsga2: the first population starts with the space's extremes (Encoding::extremes)
+  bool nsga2_extremes = true;
   // coarse-to-fine
   int top_k = 3;
   int64_t budget = 50;  // the evaluation budget (coarse-to-fine spends at most half on its grid)
@@ -33,6 +35,7 @@ struct StrategyOptions {
   // Monte Carlo tree search
   double uct_c = 0.5;  // exploration constant, in units of the reward's observed range
   double mast_temperature = 0.1;  // of the rollout's Gibbs sampling, in the same units
+  bool mcts_infeasible_at_mean = false;  // an infeasible child's reward: the mean score seen (else the worst)
   // hill climbing
   int restarts = 1000;  // at most this many restarts
   // bayesian (search/bayes.cpp): random children before the GP; 0: max(5, min(10, budget / 10))

@@ -5,6 +5,10 @@
 # ETA) runs HB_BUDGET evaluations with the same seed. hyperband_report.py prints, per seed, the
 # training images Hyperband spent until a child trained for MAX epochs scored at least random
 # search's best, as a fraction of random search's images (target <= 1/3), and the medians.
+# Then the chosen children are judged on separate images (hyperband_report.py says why): random
+# search's best and each of Hyperband's incumbents are trained again from scratch as they were
+# scored (MAX epochs on LF images, nas-train-supernet --arch) and scored on the whole test set
+# (nas-benchmark), and the same figures are printed with those scores. Nothing is chosen by them.
 # The mlp family keeps it to minutes; the schedule is the same for every family.
 # Every search resumes or skips when done: rerun the same command. Run it alone on the machine.
 # Usage: scripts/bench/hyperband.sh [OUT] (default runs/bench-hyperband).
@@ -24,7 +28,7 @@ ETA=${ETA:-3}
 RANDOM_BUDGET=${RANDOM_BUDGET:-27}
 HB_BUDGET=${HB_BUDGET:-44}
 mkdir -p "$OUT"
-cmake --build "$BUILD" --target nas-search > /dev/null
+cmake --build "$BUILD" --target nas-search nas-train-supernet nas-benchmark > /dev/null
 machine_header "threads $THREADS, commit $(git rev-parse --short HEAD)"
 search() {  # out file, nas-search flags...
   local f=$1
@@ -40,3 +44,20 @@ for ((seed = 0; seed < SEEDS; ++seed)); do
   pairs+=("$OUT/random-$seed.json" "$OUT/hyperband-$seed.json")
 done
 python3 scripts/bench/hyperband_report.py --max-epochs "$MAX" "${pairs[@]}"
+judged=$OUT/judged
+mkdir -p "$judged"
+python3 scripts/bench/hyperband_report.py --max-epochs "$MAX" --judge-list "$judged/children.jsonl" "${pairs[@]}"
+while read -r line; do
+  hash=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["hash"])' "$line")
+  dir=$judged/$hash
+  [[ -f $dir/bench.json ]] && continue
+  mkdir -p "$dir"
+  python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["arch"]))' "$line" > "$dir/arch.json"
+  rm -rf "$dir/train"  # a retraining stopped part way starts over: it takes seconds
+  "$BUILD/nas-train-supernet" --space configs/spaces/fmnist-mlp.yaml --train configs/train/fmnist-mlp.yaml \
+    --arch "$dir/arch.json" --epochs "$MAX" --train-limit "$LF" --threads "$THREADS" -q --out "$dir/train"
+  "$BUILD/nas-benchmark" --model "$dir/train/child.ckpt" --test-images -1 --warmup 0 --reps 1 --threads "$THREADS" \
+    -q --out "$dir/bench.json.part"
+  mv "$dir/bench.json.part" "$dir/bench.json"
+done < "$judged/children.jsonl"
+python3 scripts/bench/hyperband_report.py --max-epochs "$MAX" --judged "$judged" "${pairs[@]}"

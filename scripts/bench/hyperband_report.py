@@ -8,10 +8,19 @@ order, when a child trained for --max-epochs first scored at least that best; th
 one JSON object per pair and the median ratio (a pair Hyperband never got there counts as
 infinitely many images: the median is null when they are half or more). Every child trained
 counts, evaluated or failed.
+
+Judged on separate images: each search's own maximum is the luckiest draw of its validation noise,
+and random search takes the maximum over more children. So the chosen children are judged too:
+--judge-list FILE writes, one JSON line each, random search's best child and each child that
+became Hyperband's incumbent (its best child trained for --max-epochs so far, by validation
+accuracy), for the caller to retrain and score on the test set; --judged DIR then reads each
+child's nas-benchmark result from DIR/HASH/bench.json and prints the same figures with every chosen
+child scored by its judged accuracy (Hyperband's incumbent is still chosen by validation).
 """
 import argparse
 import json
 import math
+import os
 import statistics
 
 
@@ -24,36 +33,81 @@ def load(path):
     return opts["train_images"], opts["epochs"], trained
 
 
+def val_acc(c):
+    return c["metrics"]["val_acc"]
+
+
+def random_search(path):
+    """Random search's best child (by validation accuracy) and its training images."""
+    images, epochs, trained = load(path)
+    best = max((c for c in trained if c["evaluated"]), key=val_acc)
+    return best, sum(c.get("fidelity_epochs", epochs) * images for c in trained)
+
+
+def incumbents(path, max_epochs):
+    """Hyperband's images in all, and (images spent, child) each time a child trained for max_epochs
+    scored above every earlier one."""
+    images, epochs, trained = load(path)
+    spent, best, steps = 0, -1.0, []
+    for c in trained:
+        e = c.get("fidelity_epochs", epochs)
+        spent += e * images
+        if e == max_epochs and c["evaluated"] and val_acc(c) > best:
+            best = val_acc(c)
+            steps.append((spent, c))
+    return spent, steps
+
+
+def judged_acc(judged_dir, c):
+    with open(os.path.join(judged_dir, c["hash"], "bench.json")) as f:
+        return json.load(f)["accuracy"]["top1"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--max-epochs", type=int, required=True)
+    ap.add_argument("--judge-list", help="write the chosen children to judge, one JSON line each")
+    ap.add_argument("--judged", help="a folder of judged children: HASH/bench.json")
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
     if len(args.files) % 2:
         raise SystemExit("hyperband_report.py: expected pairs of files (random, hyperband), found %d" % len(args.files))
+    pairs = list(zip(args.files[::2], args.files[1::2]))
+    if args.judge_list:
+        write_judge_list(args.judge_list, pairs, args.max_epochs)
+        return
+    score = (lambda c: judged_acc(args.judged, c)) if args.judged else val_acc
     ratios, reached = [], 0
-    for rnd_path, hb_path in zip(args.files[::2], args.files[1::2]):
-        rnd_images, rnd_epochs, rnd = load(rnd_path)
-        target = max(c["metrics"]["val_acc"] for c in rnd if c["evaluated"])
-        rnd_total = sum(c.get("fidelity_epochs", rnd_epochs) * rnd_images for c in rnd)
-        hb_images, hb_epochs, hb = load(hb_path)
-        spent, needed, hb_best = 0, None, 0.0
-        for c in hb:
-            epochs = c.get("fidelity_epochs", hb_epochs)
-            spent += epochs * hb_images
-            if epochs == args.max_epochs and c["evaluated"]:
-                hb_best = max(hb_best, c["metrics"]["val_acc"])
-                if needed is None and c["metrics"]["val_acc"] >= target:
-                    needed = spent
+    for rnd_path, hb_path in pairs:
+        rnd_best, rnd_total = random_search(rnd_path)
+        target = score(rnd_best)
+        spent, steps = incumbents(hb_path, args.max_epochs)
+        needed = next((s for s, c in steps if score(c) >= target), None)
         ratio = needed / rnd_total if needed is not None else math.inf
         reached += needed is not None
         ratios.append(ratio)
-        print(json.dumps({"what": "seed", "random": rnd_path, "random_best": target, "random_images": rnd_total,
-                          "hyperband_best": hb_best, "hyperband_images_total": spent,
-                          "hyperband_images_to_reach": needed, "ratio": None if needed is None else ratio}))
+        print(json.dumps({"what": "seed", "random": rnd_path, "scored_on": "test" if args.judged else "validation",
+                          "random_best": target, "random_images": rnd_total,
+                          "hyperband_best": score(steps[-1][1]) if steps else None,
+                          "hyperband_incumbents": [score(c) for _, c in steps],
+                          "hyperband_images_total": spent, "hyperband_images_to_reach": needed,
+                          "ratio": None if needed is None else ratio}))
     median = statistics.median(ratios)
-    print(json.dumps({"what": "hyperband", "pairs": len(ratios), "reached": reached,
+    print(json.dumps({"what": "hyperband", "scored_on": "test" if args.judged else "validation",
+                      "pairs": len(ratios), "reached": reached,
                       "median_ratio": None if math.isinf(median) else median, "target": "median ratio <= 1/3"}))
+
+
+def write_judge_list(path, pairs, max_epochs):
+    seen, lines = set(), []
+    for rnd_path, hb_path in pairs:
+        chosen = [random_search(rnd_path)[0]] + [c for _, c in incumbents(hb_path, max_epochs)[1]]
+        for c in chosen:
+            if c["hash"] not in seen:
+                seen.add(c["hash"])
+                lines.append(json.dumps({"hash": c["hash"], "arch": c["arch"]}))
+    with open(path, "w") as f:
+        f.write("".join(line + "\n" for line in lines))
 
 
 if __name__ == "__main__":

@@ -637,12 +637,14 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   for (std::string line; std::getline(metrics, line); ++lines) CHECK(json::parse(line).contains("hypervolume"));
   CHECK(lines == 12);
   CHECK(test::slurp(d + "/n.png").substr(0, 4) == "\x89PNG");
-  // Resumed without --hv-reference: the stopped search's reference point is kept.
+  // Resumed without --hv-reference and --population: the stopped search's are kept.
   json stopped_n = json::parse(test::slurp(d + "/n.json"));
   stopped_n["interrupted"] = true;
   test::spit(d + "/n.json", stopped_n.dump());
+  std::vector<std::string> mo_default = scored;
+  mo_default.insert(mo_default.end(), {"--strategy", "nsga2", "--budget", "12"});
   auto resumed_n =
-      test::tool("nas-search", mo, {"--objectives", "accuracy,params", "--out", d + "/n.json", "--resume"});
+      test::tool("nas-search", mo_default, {"--objectives", "accuracy,params", "--out", d + "/n.json", "--resume"});
   INFO(resumed_n.err);
   REQUIRE(resumed_n.code == 0);
   auto rn = families::load_search_result(d + "/n.json");
@@ -769,7 +771,8 @@ TEST_CASE("each tool's help shows the library's defaults, and parsing nothing ke
     CHECK(shown(app, "--strategy") == engine.strategy);
     CHECK(shown(app, "--budget") == str(engine.budget));
     CHECK(shown(app, "--curve-margin") == str(search::kCurveMargin));
-    CHECK(shown(app, "--population") == str(lib.population));
+    const std::string population = app.get_option("--population")->get_description();
+    CHECK_THAT(population, Catch::Matchers::Contains(str(lib.population) + " and " + str(lib.nsga2_population)));
     CHECK(shown(app, "--sample-size") == str(lib.sample_size));
     CHECK(shown(app, "--mutation-prob") == str(lib.mutation_prob));
     CHECK(shown(app, "--tpe-startup") == str(lib.tpe_startup));
@@ -779,7 +782,7 @@ TEST_CASE("each tool's help shows the library's defaults, and parsing nothing ke
     CHECK(shown(app, "--dist-timeout") == str(dist::GroupOptions{}.timeout_s));
     CHECK(o.strategy == engine.strategy);
     CHECK(o.budget == engine.budget);
-    CHECK(o.population == lib.population);
+    CHECK(o.population == 0);  // each strategy's own default
     CHECK(o.sample_size == lib.sample_size);
     CHECK(o.mutation_prob == lib.mutation_prob);
     CHECK(o.tpe_gamma == lib.tpe_gamma);

@@ -127,7 +127,7 @@ TEST_CASE("tpe and nsga2 propose the same children asked in a batch as asked one
   search::GenericEncoding enc(test::categorical_decisions(2, 3), "s.yaml", "toy");  // 9 children
   search::StrategyOptions o;
   o.tpe_startup = 6;
-  o.population = 6;
+  o.nsga2_population = 6;
   for (const std::string name : {"tpe", "nsga2"}) {
     INFO(name);
     auto single = search::make_strategy(name, enc, o), batched = search::make_strategy(name, enc, o);

@@ -54,7 +54,7 @@ struct SearchToolOptions {
   int64_t budget;
   double time_budget = 0;     // seconds; 0: none
   // The strategies' settings: defaults written once, in search::StrategyOptions.
-  int population = search::StrategyOptions{}.population;        // evolution, nsga2
+  int population = 0;  // evolution, nsga2; 0: each one's default (StrategyOptions::population, nsga2_population)
   int sample_size = search::StrategyOptions{}.sample_size;      // evolution
   double mutation_prob = search::StrategyOptions{}.mutation_prob;  // evolution, nsga2, coarse-to-fine, bayesian
   bool crossover = search::StrategyOptions{}.crossover;         // evolution

@@ -147,9 +147,11 @@ void add_strategy_options(CLI::App& app, SearchToolOptions& o) {
   app.add_option("--time-budget", o.time_budget, "Stop starting new evaluations after this many seconds (0: none)")
       ->check(CLI::Range(0.0, 1e9))
       ->capture_default_str();
-  app.add_option("--population", o.population, "evolution, nsga2: population size")
-      ->check(CLI::Range(2, 1 << 20))
-      ->capture_default_str();
+  const search::StrategyOptions lib;
+  app.add_option("--population", o.population,
+                 "evolution, nsga2: population size (default: " + std::to_string(lib.population) + " and " +
+                     std::to_string(lib.nsga2_population) + ")")
+      ->check(CLI::Range(2, 1 << 20));
   app.add_option("--sample-size", o.sample_size, "evolution: tournament sample size")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
@@ -557,7 +559,7 @@ search::SearchOptions engine_options(const SearchToolOptions& o, const Estimator
   so.prescreen = o.prescreen;
   so.group = group;
   auto& st = so.strategy_options;
-  st.population = o.population;
+  if (o.population > 0) st.population = st.nsga2_population = o.population;
   st.sample_size = o.sample_size;
   st.mutation_prob = o.mutation_prob;
   st.crossover = o.crossover;
@@ -577,8 +579,8 @@ search::SearchOptions engine_options(const SearchToolOptions& o, const Estimator
   NAS_CHECK(o.strategy != "hyperband" || how.kind == "low-fidelity", UsageError,
             "--strategy hyperband: trains children for a varying number of epochs; give --estimator low-fidelity");
   NAS_CHECK(o.strategy != "hyperband" || !group, UsageError, "--strategy hyperband: runs in one process");
-  NAS_CHECK(o.strategy != "evolution" || o.sample_size <= o.population, UsageError,
-            "--sample-size " << o.sample_size << ": expected at most --population (" << o.population << ")");
+  NAS_CHECK(o.strategy != "evolution" || o.sample_size <= st.population, UsageError,
+            "--sample-size " << o.sample_size << ": expected at most --population (" << st.population << ")");
   return so;
 }
 
@@ -759,9 +761,10 @@ spec::json resume_stopped_search(const SearchToolOptions& o, const SearchedSpace
   auto prev = families::load_search_result(o.out);
   NAS_CHECK(prev.interrupted, UsageError, o.out << ": this search finished; nothing to resume");
   if (o.hv_reference.empty()) so.hv_reference = prev.hv_reference;  // the stopped run's default
-  if (o.strategy == "bayesian" && !prev.strategy_options.contains("init") && o.bo_init == 0) {
-    so.strategy_options.bo_init = search::bayesian_warmup_before_75e0437(o.budget);  // that file's default
-    prev.strategy_options["init"] = so.strategy_options.bo_init;
+  search::adopt_stopped_defaults(o.strategy, o.budget, prev.strategy_options, so.strategy_options);
+  if (o.population == 0 && prev.strategy_options.contains("population")) {  // the stopped search's, unless given
+    const int population = prev.strategy_options.at("population").get<int>();
+    so.strategy_options.population = so.strategy_options.nsga2_population = population;
   }
   const auto differences = spec::identity_differences(prev, identity_of(o, s, so, sc));
   NAS_CHECK(differences.empty(), UsageError,

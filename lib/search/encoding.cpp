@@ -125,7 +125,7 @@ std::string ArchEncoding::key(const Genotype& g) const { return spec::arch_hash(
 std::string ArchEncoding::space_hash() const { return spec::json_hash(spec::to_json(space_)); }
 
 std::vector<Genotype> ArchEncoding::extremes() const {
-  return {encode(families::cheapest_arch(space_)), encode(families::max_arch(space_))};
+  return {canonical(encode(families::cheapest_arch(space_))), canonical(encode(families::max_arch(space_)))};
 }
 
 // ---- generic ----

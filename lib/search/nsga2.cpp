@@ -1,14 +1,17 @@
 // NSGA-II (Deb et al., 2002) over the objectives the driver tells (Strategy::tell with a vector):
-// a population of `population` feasible children; each generation breeds as many offspring, each
+// a population of `nsga2_population` feasible children; each generation breeds as many offspring, each
 // from two parents picked by binary tournament (lower front first, then larger crowding distance),
 // crossed (uniform crossover) and mutated (Encoding::mutate at `mutation_prob`), the operators of
 // evolution; then parents and offspring together are sorted into non-dominated fronts, and the
 // next population takes whole fronts, the last one cut by crowding distance.
 //
 // The first population starts with the space's extremes (Encoding::extremes: the cheapest and the
-// largest child of a supernet space), then random children. A front's ends are its cheapest and its
-// most accurate children; random children rarely come near the cheapest, and the hypervolume counts
-// the whole cost range above it (docs/PERFORMANCE.md has the measurement).
+// largest child of a supernet space), then random children. A front's ends are its cheapest and,
+// usually, its largest child; random children rarely come near the cheapest, and the hypervolume
+// counts the whole cost range above it (docs/PERFORMANCE.md, "Search strategies on the mbconv
+// space", has the measurement). The largest child adds no hypervolume of its own (the reference
+// sits at its cost, or at a bound it exceeds: then it is infeasible and costs no evaluation), but it
+// is the front's accurate end and a parent.
 //
 // Infeasible children (outside the bounds) never enter the population: a feasible child dominates
 // every infeasible one, as in Deb's constrained domination, and the search has no degree of
@@ -32,12 +35,13 @@ class Nsga2 : public Strategy {
  public:
   Nsga2(const Encoding& e, const StrategyOptions& o) : enc_(e), o_(o) {
     if (o.nsga2_extremes) extremes_ = e.extremes();
-    NAS_CHECK(o.population >= 2, UsageError, "nsga2: expected a population of at least 2, found " << o.population);
+    NAS_CHECK(o.nsga2_population >= 2, UsageError,
+              "nsga2: expected a population of at least 2, found " << o.nsga2_population);
   }
   std::string name() const override { return "nsga2"; }
 
   std::optional<Genotype> ask(Rng& rng) override {
-    if (!filled_ && static_cast<int>(pop_.size()) < o_.population) {
+    if (!filled_ && static_cast<int>(pop_.size()) < o_.nsga2_population) {
       if (auto e = next_extreme()) {
         origin_ = "extreme";
         asked_set_.insert(*e);
@@ -71,7 +75,7 @@ class Nsga2 : public Strategy {
   }
 
   bool ask_ahead(int64_t pending_feasible) const override {
-    if (!filled_) return static_cast<int64_t>(pop_.size()) + pending_feasible < o_.population;
+    if (!filled_) return static_cast<int64_t>(pop_.size()) + pending_feasible < o_.nsga2_population;
     return !queue_.empty();
   }
 
@@ -122,7 +126,7 @@ class Nsga2 : public Strategy {
   // possible.
   void breed(Rng& rng) {
     std::set<Genotype> queued;
-    for (int i = 0; i < o_.population; ++i) {
+    for (int i = 0; i < o_.nsga2_population; ++i) {
       Genotype child;
       for (int t = 0; t < kUntoldTries; ++t) {
         const Genotype& a = pop_[tournament(rng)].g;
@@ -145,13 +149,13 @@ class Nsga2 : public Strategy {
     for (const auto& m : all) pts.push_back(m.objectives);
     std::vector<Member> next;
     for (const auto& front : nondominated_fronts(pts)) {
-      if (next.size() >= static_cast<size_t>(o_.population)) break;
+      if (next.size() >= static_cast<size_t>(o_.nsga2_population)) break;
       std::vector<size_t> order(front.size());
       for (size_t i = 0; i < order.size(); ++i) order[i] = i;
       const auto d = crowding_distance(pts, front);
       std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return d[a] > d[b]; });
       for (size_t i : order)
-        if (next.size() < static_cast<size_t>(o_.population)) next.push_back(all[front[i]]);
+        if (next.size() < static_cast<size_t>(o_.nsga2_population)) next.push_back(all[front[i]]);
     }
     pop_ = std::move(next);
     rank_population();

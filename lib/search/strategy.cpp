@@ -408,11 +408,8 @@ class Mcts : public Strategy {
       lo_ = seen_ ? std::min(lo_, score) : score;
       hi_ = seen_ ? std::max(hi_, score) : score;
       seen_ = true;
-      total_ += score;
-      ++feasible_;
     }
-    const double infeasible = o_.mcts_infeasible_at_mean && seen_ ? total_ / feasible_ : lo_;
-    double r = feasible ? score : (seen_ ? infeasible : 0.0);
+    double r = feasible ? score : (seen_ ? lo_ : 0.0);
     for (size_t n : path_) nodes_[n].add(r);
     for (size_t i = 0; i < g.size(); ++i)
       if (enc_.active(g, i)) shared_[i][static_cast<size_t>(g[i])].add(r);
@@ -490,8 +487,7 @@ class Mcts : public Strategy {
   std::vector<Node> nodes_;
   std::vector<std::vector<Stats>> shared_;  // per decision, per option
   std::vector<size_t> path_;
-  double lo_ = 0, hi_ = 0, total_ = 0;  // of the feasible scores
-  int64_t feasible_ = 0;
+  double lo_ = 0, hi_ = 0;
   bool seen_ = false;
 };
 
@@ -502,6 +498,17 @@ int64_t bayesian_warmup(const StrategyOptions& o) {
 }
 
 int64_t bayesian_warmup_before_75e0437(int64_t budget) { return std::max<int64_t>(5, std::min<int64_t>(20, budget / 5)); }
+
+void adopt_stopped_defaults(const std::string& strategy, int64_t budget, spec::json& stopped, StrategyOptions& o) {
+  if (strategy == "bayesian" && !stopped.contains("init") && o.bo_init == 0) {
+    o.bo_init = bayesian_warmup_before_75e0437(budget);
+    stopped["init"] = o.bo_init;
+  }
+  if (strategy == "nsga2" && !stopped.contains("extremes")) {
+    o.nsga2_extremes = false;
+    stopped["extremes"] = false;
+  }
+}
 
 spec::json strategy_options_json(const std::string& s, const StrategyOptions& o) {
   if (s == "evolution")
@@ -516,7 +523,8 @@ spec::json strategy_options_json(const std::string& s, const StrategyOptions& o)
   if (s == "mcts") return {{"uct_c", o.uct_c}, {"mast_temperature", o.mast_temperature}};
   if (s == "hill-climbing") return {{"restarts", o.restarts}};
   if (s == "hyperband") return {{"min_epochs", o.hb_min_epochs}, {"max_epochs", o.hb_max_epochs}, {"eta", o.hb_eta}};
-  if (s == "nsga2") return {{"population", o.population}, {"mutation_prob", o.mutation_prob}};
+  if (s == "nsga2")
+    return {{"population", o.nsga2_population}, {"mutation_prob", o.mutation_prob}, {"extremes", o.nsga2_extremes}};
   if (s == "tpe")
     return {{"startup", o.tpe_startup},
             {"gamma", o.tpe_gamma},

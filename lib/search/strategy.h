@@ -23,7 +23,9 @@ struct StrategyOptions {
   int sample_size = 10;  // half the population: strong selection suits budgets of 100-200 (docs/PERFORMANCE.md)
   double mutation_prob = 0.1;  // per decision; also coarse-to-fine's fine phase and hill climbing
   bool crossover = false;
-  // nsga2: the first population starts with the space's extremes (Encoding::extremes)
+  // nsga2: its population (evolution's is larger: docs/PERFORMANCE.md, "Search strategies on the
+  // mbconv space"); the first starts with the space's extremes (Encoding::extremes)
+  int nsga2_population = 10;
   bool nsga2_extremes = true;
   // coarse-to-fine
   int top_k = 3;
@@ -35,7 +37,6 @@ struct StrategyOptions {
   // Monte Carlo tree search
   double uct_c = 0.5;  // exploration constant, in units of the reward's observed range
   double mast_temperature = 0.1;  // of the rollout's Gibbs sampling, in the same units
-  bool mcts_infeasible_at_mean = false;  // an infeasible child's reward: the mean score seen (else the worst)
   // hill climbing
   int restarts = 1000;  // at most this many restarts
   // bayesian (search/bayes.cpp): random children before the GP; 0: max(5, min(10, budget / 10))
@@ -103,6 +104,11 @@ int64_t bayesian_warmup_before_75e0437(int64_t budget);
 
 // The settings that shape `strategy`'s proposals, as JSON (recorded in nas.search).
 spec::json strategy_options_json(const std::string& strategy, const StrategyOptions& o);
+
+// --resume: the settings a stopped search's file predates are the ones it ran with. Sets them in `o`
+// and records them in `stopped` (its strategy_options) so that the two compare equal: bayesian's
+// warm-up before 75e0437 (unless --bo-init set one), nsga2 without the extremes before d354382.
+void adopt_stopped_defaults(const std::string& strategy, int64_t budget, spec::json& stopped, StrategyOptions& o);
 
 // Names accepted by make_strategy; "bayesian" is provided by the LibTorch part (search/bayes.h).
 const std::vector<std::string>& strategy_names();

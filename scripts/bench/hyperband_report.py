@@ -15,7 +15,8 @@ and random search takes the maximum over more children. So the chosen children a
 became Hyperband's incumbent (its best child trained for --max-epochs so far, by validation
 accuracy), for the caller to retrain and score on the test set; --judged DIR then reads each
 child's nas-benchmark result from DIR/HASH/bench.json and prints the same figures with every chosen
-child scored by its judged accuracy (Hyperband's incumbent is still chosen by validation).
+child scored by its judged accuracy (Hyperband's incumbent is still chosen by validation; it has
+reached the target when it and every later incumbent score at least random search's best).
 """
 import argparse
 import json
@@ -58,6 +59,18 @@ def incumbents(path, max_epochs):
     return spent, steps
 
 
+def images_to_reach(steps, score, target):
+    """The images spent when Hyperband's incumbent reached the target for good: judged scores of
+    later incumbents (chosen by validation) may fall below it again."""
+    needed = None
+    for spent, c in steps:
+        if score(c) < target:
+            needed = None
+        elif needed is None:
+            needed = spent
+    return needed
+
+
 def judged_acc(judged_dir, c):
     with open(os.path.join(judged_dir, c["hash"], "bench.json")) as f:
         return json.load(f)["accuracy"]["top1"]
@@ -82,7 +95,7 @@ def main():
         rnd_best, rnd_total = random_search(rnd_path)
         target = score(rnd_best)
         spent, steps = incumbents(hb_path, args.max_epochs)
-        needed = next((s for s, c in steps if score(c) >= target), None)
+        needed = images_to_reach(steps, score, target)
         ratio = needed / rnd_total if needed is not None else math.inf
         reached += needed is not None
         ratios.append(ratio)

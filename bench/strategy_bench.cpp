@@ -144,6 +144,33 @@ int main(int argc, char** argv) {
   try {
     set_log_level(0);
     torch::set_num_threads(threads);
+    // 1. Sample efficiency (the labels are checked against --only before the surrogate is fitted).
+    // Each strategy with nas-search's defaults, and the settings under review beside them.
+    struct Variant {
+      std::string label, strategy;
+      std::function<void(search::StrategyOptions&)> tweak;
+    };
+    const std::vector<Variant> strategies = {
+        {"evolution", "evolution", {}},
+        {"bayesian", "bayesian", {}},
+        {"bayesian-init5", "bayesian", [](search::StrategyOptions& o) { o.bo_init = 5; }},
+        {"bayesian-init20", "bayesian", [](search::StrategyOptions& o) { o.bo_init = 20; }},  // the old default
+        {"tpe", "tpe", {}},
+        {"tpe-independent", "tpe", [](search::StrategyOptions& o) { o.tpe_multivariate = false; }},
+        {"tpe-startup5", "tpe", [](search::StrategyOptions& o) { o.tpe_startup = 5; }},
+        {"hill-climbing", "hill-climbing", {}},
+        {"reinforce", "reinforce", {}},
+        {"mcts", "mcts", {}},
+        {"mcts-c0", "mcts", [](search::StrategyOptions& o) { o.uct_c = 0; }},
+        {"mcts-t0.05", "mcts", [](search::StrategyOptions& o) { o.mast_temperature = 0.05; }},
+        {"mcts-t0.2", "mcts", [](search::StrategyOptions& o) { o.mast_temperature = 0.2; }},
+        {"coarse-to-fine", "coarse-to-fine", {}},
+        {"grid", "grid", {}},
+        {"random", "random", {}}};
+    std::set<std::string> labels = {"hypervolume", "overhead"};
+    for (const auto& v : strategies) labels.insert(v.label);
+    for (const auto& l : only)
+      if (!labels.count(l)) throw std::invalid_argument("--only: no figure or strategy label " + l);
     Bench b(families::load_search_space(space_file), 1, 10);
     std::vector<search::Genotype> xs;
     std::vector<double> ys;
@@ -171,33 +198,6 @@ int main(int argc, char** argv) {
       b.latency = [table, sp, lut](const spec::Arch& a) { return table->predict_ms(sp, a, lut); };
     }
 
-    // 1. Sample efficiency.
-    // Each strategy with nas-search's defaults, and the settings under review beside them.
-    struct Variant {
-      std::string label, strategy;
-      std::function<void(search::StrategyOptions&)> tweak;
-    };
-    const std::vector<Variant> strategies = {
-        {"evolution", "evolution", {}},
-        {"bayesian", "bayesian", {}},
-        {"bayesian-init5", "bayesian", [](search::StrategyOptions& o) { o.bo_init = 5; }},
-        {"bayesian-init20", "bayesian", [](search::StrategyOptions& o) { o.bo_init = 20; }},  // the old default
-        {"tpe", "tpe", {}},
-        {"tpe-independent", "tpe", [](search::StrategyOptions& o) { o.tpe_multivariate = false; }},
-        {"tpe-startup5", "tpe", [](search::StrategyOptions& o) { o.tpe_startup = 5; }},
-        {"hill-climbing", "hill-climbing", {}},
-        {"reinforce", "reinforce", {}},
-        {"mcts", "mcts", {}},
-        {"mcts-c0", "mcts", [](search::StrategyOptions& o) { o.uct_c = 0; }},
-        {"mcts-t0.05", "mcts", [](search::StrategyOptions& o) { o.mast_temperature = 0.05; }},
-        {"mcts-t0.2", "mcts", [](search::StrategyOptions& o) { o.mast_temperature = 0.2; }},
-        {"coarse-to-fine", "coarse-to-fine", {}},
-        {"grid", "grid", {}},
-        {"random", "random", {}}};
-    std::set<std::string> labels = {"hypervolume", "overhead"};
-    for (const auto& v : strategies) labels.insert(v.label);
-    for (const auto& l : only)
-      if (!labels.count(l)) throw std::invalid_argument("--only: no figure or strategy label " + l);
     auto wanted = [&](const std::string& label) { return only.empty() || only.count(label) > 0; };
     std::map<std::string, std::vector<double>> need;
     std::vector<double> targets;

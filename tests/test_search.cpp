@@ -323,6 +323,15 @@ TEST_CASE("nsga2 starts from the space's extremes; an infeasible one stays out o
   const search::Genotype largest = enc.encode(families::max_arch(s));
   CHECK(enc.extremes() == std::vector<search::Genotype>{cheapest, largest});
   CHECK(search::GenericEncoding(test::generic_decisions(3, 4), "toy.yaml", "toy").extremes().empty());
+  // A cell space of one stage has no reduction cell: the extremes leave its ops at option 0, as
+  // every equal child does (the largest child's own encoding names its costliest ops there).
+  spec::json one_stage = spec::load_document(test::src("tests/data/tiny-cell.yaml"));
+  one_stage["cells"] = {1};
+  const auto cell_space = families::search_space_from_json(one_stage, "one-stage.yaml");
+  search::ArchEncoding cell(cell_space);
+  const search::Genotype cell_largest = cell.encode(families::max_arch(cell_space));
+  CHECK(cell_largest != cell.canonical(cell_largest));
+  CHECK(cell.extremes().at(1) == cell.canonical(cell_largest));
   // A bound the largest child exceeds: it is recorded infeasible, unevaluated.
   search::CostFn cost = [&](const spec::Arch& a) { return families::arch_cost(s, a, 1, 10); };
   search::SearchOptions o;

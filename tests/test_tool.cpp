@@ -657,6 +657,13 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   refused(test::tool_line("nas-search", mo,
                           {"--objectives", "accuracy,params", "--hv-reference", "0.5", "--out", d + "/x.json"}),
           "--hv-reference: expected one value per objective (2)");
+  // Evolution's sample against its population: the given one, else its default (20).
+  std::vector<std::string> evo = scored;
+  evo.insert(evo.end(), {"--strategy", "evolution", "--budget", "4", "--out", d + "/x.json"});
+  refused(test::tool_line("nas-search", evo, {"--population", "4", "--sample-size", "5"}),
+          "--sample-size 5: expected at most --population (4)");
+  refused(test::tool_line("nas-search", evo, {"--sample-size", "21"}),
+          "--sample-size 21: expected at most --population (20)");
   CHECK_FALSE(test::exists(d + "/x.json"));
   // The predictor learns from that search and scores the same space on its own.
   auto p =

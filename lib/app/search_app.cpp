@@ -150,7 +150,7 @@ void add_strategy_options(CLI::App& app, SearchToolOptions& o) {
   const search::StrategyOptions lib;
   app.add_option("--population", o.population,
                  "evolution, nsga2: population size (default: " + std::to_string(lib.population) + " and " +
-                     std::to_string(lib.nsga2_population) + ")")
+                     std::to_string(lib.nsga2_population) + "; --resume: the stopped search's)")
       ->check(CLI::Range(2, 1 << 20));
   app.add_option("--sample-size", o.sample_size, "evolution: tournament sample size")
       ->check(CLI::Range(1, 1 << 20))
@@ -579,8 +579,6 @@ search::SearchOptions engine_options(const SearchToolOptions& o, const Estimator
   NAS_CHECK(o.strategy != "hyperband" || how.kind == "low-fidelity", UsageError,
             "--strategy hyperband: trains children for a varying number of epochs; give --estimator low-fidelity");
   NAS_CHECK(o.strategy != "hyperband" || !group, UsageError, "--strategy hyperband: runs in one process");
-  NAS_CHECK(o.strategy != "evolution" || o.sample_size <= st.population, UsageError,
-            "--sample-size " << o.sample_size << ": expected at most --population (" << st.population << ")");
   return so;
 }
 
@@ -881,6 +879,9 @@ void run_search_tool(const SearchToolOptions& o) {
   Scoring sc = make_scoring(o, how, s);
   if (o.prescreen && !o.proxy.empty()) screen_by_proxy(o, how, s, sc, so);
   spec::json relaxation = o.resume ? resume_stopped_search(o, s, sc, so) : spec::json();
+  const int population = so.strategy_options.population;  // a resumed search's may be the stopped one's
+  NAS_CHECK(o.strategy != "evolution" || o.sample_size <= population, UsageError,
+            "--sample-size " << o.sample_size << ": expected at most --population (" << population << ")");
   if (o.strategy == "darts") relaxation = darts_phase(o, s, so, relaxation);
   so.on_checkpoint = [&](const spec::SearchResult& partial) {
     if (o.out == "-" || !dist::is_main()) return;

@@ -8,10 +8,10 @@
 // The first population starts with the space's extremes (Encoding::extremes: the cheapest and the
 // largest child of a supernet space), then random children. A front's ends are its cheapest and,
 // usually, its largest child; random children rarely come near the cheapest, and the hypervolume
-// counts the whole cost range above it (docs/PERFORMANCE.md, "Search strategies on the mbconv
-// space", has the measurement). The largest child adds no hypervolume of its own (the reference
-// sits at its cost, or at a bound it exceeds: then it is infeasible and costs no evaluation), but it
-// is the front's accurate end and a parent.
+// counts the whole cost range above it (docs/PERFORMANCE.md, "Search strategies again", has the
+// measurement). With the default reference the largest child adds no hypervolume of its own (the
+// reference sits at its cost, or at a bound it exceeds: then it is infeasible and costs no
+// evaluation), but it is the front's accurate end and a parent.
 //
 // Infeasible children (outside the bounds) never enter the population: a feasible child dominates
 // every infeasible one, as in Deb's constrained domination, and the search has no degree of
@@ -140,7 +140,7 @@ class Nsga2 : public Strategy {
     asked_ = told_offspring_ = 0;
   }
 
-  // Parents and offspring together; the best `population` by front, then crowding distance.
+  // Parents and offspring together; the best `nsga2_population` by front, then crowding distance.
   void select() {
     std::vector<Member> all = pop_;
     all.insert(all.end(), offspring_.begin(), offspring_.end());

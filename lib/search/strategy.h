@@ -23,8 +23,8 @@ struct StrategyOptions {
   int sample_size = 10;  // half the population: strong selection suits budgets of 100-200 (docs/PERFORMANCE.md)
   double mutation_prob = 0.1;  // per decision; also coarse-to-fine's fine phase and hill climbing
   bool crossover = false;
-  // nsga2: its population (evolution's is larger: docs/PERFORMANCE.md, "Search strategies on the
-  // mbconv space"); the first starts with the space's extremes (Encoding::extremes)
+  // nsga2: its population (smaller than evolution's: docs/PERFORMANCE.md, "Search strategies
+  // again"); the first starts with the space's extremes (Encoding::extremes)
   int nsga2_population = 10;
   bool nsga2_extremes = true;
   // coarse-to-fine
@@ -107,7 +107,8 @@ spec::json strategy_options_json(const std::string& strategy, const StrategyOpti
 
 // --resume: the settings a stopped search's file predates are the ones it ran with. Sets them in `o`
 // and records them in `stopped` (its strategy_options) so that the two compare equal: bayesian's
-// warm-up before 75e0437 (unless --bo-init set one), nsga2 without the extremes before d354382.
+// warm-up before 75e0437 (unless --bo-init set one), nsga2 without the extremes before 1a47da2
+// (d354382's files, of one session's benchmarks, ran with them but do not say so).
 void adopt_stopped_defaults(const std::string& strategy, int64_t budget, spec::json& stopped, StrategyOptions& o);
 
 // Names accepted by make_strategy; "bayesian" is provided by the LibTorch part (search/bayes.h).

@@ -56,10 +56,10 @@ while read -r line; do
   python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["arch"]))' "$line" > "$dir/arch.json"
   rm -rf "$dir/train"  # a retraining stopped part way starts over: it takes seconds
   "$BUILD/nas-train-supernet" --space configs/spaces/fmnist-mlp.yaml --train configs/train/fmnist-mlp.yaml \
-    --arch "$dir/arch.json" --epochs "$MAX" --train-limit "$LF" --threads "$THREADS" -q --out "$dir/train" < /dev/null
+    --arch "$dir/arch.json" --epochs "$MAX" --train-limit "$LF" --threads "$THREADS" -q --out "$dir/train" < /dev/null > "$dir/train.log"
   # Only the accuracy is used: the shortest timing nas-benchmark takes.
   "$BUILD/nas-benchmark" --model "$dir/train/child.ckpt" --test-images -1 --warmup 0 --reps 1 --min-time 0 --ci 0 \
-    --max-time 0.5 --throughput-batch 1 --threads "$THREADS" -q --out "$dir/bench.json.part" < /dev/null
+    --max-time 0.5 --throughput-batch 1 --threads "$THREADS" -q --out "$dir/bench.json.part" < /dev/null > "$dir/bench.log"
   mv "$dir/bench.json.part" "$dir/bench.json"
 done < "$judged/children.jsonl"
 python3 scripts/bench/hyperband_report.py --max-epochs "$MAX" --judged "$judged" "${pairs[@]}"

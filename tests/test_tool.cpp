@@ -664,6 +664,18 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
           "--sample-size 5: expected at most --population (4)");
   refused(test::tool_line("nas-search", evo, {"--sample-size", "21"}),
           "--sample-size 21: expected at most --population (20)");
+  // Resumed without --population: the sample is checked against the stopped search's population.
+  std::vector<std::string> evo30 = scored;
+  evo30.insert(evo30.end(), {"--strategy", "evolution", "--budget", "4", "--out", d + "/e.json"});
+  auto e = test::tool("nas-search", evo30, {"--population", "30", "--sample-size", "25"});
+  INFO(e.err);
+  REQUIRE(e.code == 0);
+  json stopped_e = json::parse(test::slurp(d + "/e.json"));
+  stopped_e["interrupted"] = true;
+  test::spit(d + "/e.json", stopped_e.dump());
+  auto resumed_e = test::tool("nas-search", evo30, {"--sample-size", "25", "--resume"});
+  INFO(resumed_e.err);
+  CHECK(resumed_e.code == 0);
   CHECK_FALSE(test::exists(d + "/x.json"));
   // The predictor learns from that search and scores the same space on its own.
   auto p =

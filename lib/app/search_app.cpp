@@ -541,6 +541,12 @@ std::vector<std::string> search_objectives(const SearchToolOptions& o, const Est
 }
 
 // The engine's options from the flags: budget, bounds, latency, objectives and the strategy's settings.
+// Evolution's tournament sample against its population (given, default, or a resumed search's).
+void check_sample_size(const SearchToolOptions& o, int population) {
+  NAS_CHECK(o.strategy != "evolution" || o.sample_size <= population, UsageError,
+            "--sample-size " << o.sample_size << ": expected at most --population (" << population << ")");
+}
+
 search::SearchOptions engine_options(const SearchToolOptions& o, const EstimatorChoice& how, const SearchedSpace& s,
                                      dist::Group* group) {
   search::SearchOptions so;
@@ -579,6 +585,7 @@ search::SearchOptions engine_options(const SearchToolOptions& o, const Estimator
   NAS_CHECK(o.strategy != "hyperband" || how.kind == "low-fidelity", UsageError,
             "--strategy hyperband: trains children for a varying number of epochs; give --estimator low-fidelity");
   NAS_CHECK(o.strategy != "hyperband" || !group, UsageError, "--strategy hyperband: runs in one process");
+  if (!o.resume) check_sample_size(o, st.population);  // a resumed search's population may be the stopped one's
   return so;
 }
 
@@ -879,9 +886,7 @@ void run_search_tool(const SearchToolOptions& o) {
   Scoring sc = make_scoring(o, how, s);
   if (o.prescreen && !o.proxy.empty()) screen_by_proxy(o, how, s, sc, so);
   spec::json relaxation = o.resume ? resume_stopped_search(o, s, sc, so) : spec::json();
-  const int population = so.strategy_options.population;  // a resumed search's may be the stopped one's
-  NAS_CHECK(o.strategy != "evolution" || o.sample_size <= population, UsageError,
-            "--sample-size " << o.sample_size << ": expected at most --population (" << population << ")");
+  if (o.resume) check_sample_size(o, so.strategy_options.population);
   if (o.strategy == "darts") relaxation = darts_phase(o, s, so, relaxation);
   so.on_checkpoint = [&](const spec::SearchResult& partial) {
     if (o.out == "-" || !dist::is_main()) return;

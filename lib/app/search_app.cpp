@@ -540,13 +540,13 @@ std::vector<std::string> search_objectives(const SearchToolOptions& o, const Est
   return objectives;
 }
 
-// The engine's options from the flags: budget, bounds, latency, objectives and the strategy's settings.
 // Evolution's tournament sample against its population (given, default, or a resumed search's).
 void check_sample_size(const SearchToolOptions& o, int population) {
   NAS_CHECK(o.strategy != "evolution" || o.sample_size <= population, UsageError,
             "--sample-size " << o.sample_size << ": expected at most --population (" << population << ")");
 }
 
+// The engine's options from the flags: budget, bounds, latency, objectives and the strategy's settings.
 search::SearchOptions engine_options(const SearchToolOptions& o, const EstimatorChoice& how, const SearchedSpace& s,
                                      dist::Group* group) {
   search::SearchOptions so;
@@ -767,8 +767,12 @@ spec::json resume_stopped_search(const SearchToolOptions& o, const SearchedSpace
   NAS_CHECK(prev.interrupted, UsageError, o.out << ": this search finished; nothing to resume");
   if (o.hv_reference.empty()) so.hv_reference = prev.hv_reference;  // the stopped run's default
   search::adopt_stopped_defaults(o.strategy, o.budget, prev.strategy_options, so.strategy_options);
-  if (o.population == 0 && prev.strategy_options.contains("population")) {  // the stopped search's, unless given
-    const int population = prev.strategy_options.at("population").get<int>();
+  // The stopped search's population, unless given (a value that is not an integer is left to the
+  // identity check below to report).
+  const spec::json* stopped_population =
+      prev.strategy_options.contains("population") ? &prev.strategy_options.at("population") : nullptr;
+  if (o.population == 0 && stopped_population && stopped_population->is_number_integer()) {
+    const int population = stopped_population->get<int>();
     so.strategy_options.population = so.strategy_options.nsga2_population = population;
   }
   const auto differences = spec::identity_differences(prev, identity_of(o, s, so, sc));

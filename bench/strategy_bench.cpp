@@ -199,9 +199,11 @@ int main(int argc, char** argv) {
     }
 
     auto wanted = [&](const std::string& label) { return only.empty() || only.count(label) > 0; };
+    const bool efficiency =
+        std::any_of(strategies.begin(), strategies.end(), [&](const Variant& v) { return wanted(v.label); });
     std::map<std::string, std::vector<double>> need;
     std::vector<double> targets;
-    for (int seed = 0; seed < seeds; ++seed) {
+    for (int seed = 0; efficiency && seed < seeds; ++seed) {
       const auto s = static_cast<uint64_t>(seed);
       auto rnd = b.run("random", random_budget, s + 1000);
       const double target = rnd.candidates.at(static_cast<size_t>(rnd.best)).val_acc;
@@ -221,7 +223,7 @@ int main(int argc, char** argv) {
       eff[label + "_median_evals"] = median(v);
       eff[label + "_reached"] = std::count_if(v.begin(), v.end(), [&](double e) { return e <= budget; });
     }
-    emit(eff);
+    if (efficiency) emit(eff);
 
     // 2. Hypervolume.
     std::vector<std::vector<std::string>> pairs = {{"accuracy", "mflops"}};

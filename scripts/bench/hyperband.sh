@@ -47,13 +47,10 @@ done
 python3 scripts/bench/hyperband_report.py --max-epochs "$MAX" "${pairs[@]}"
 judged=$OUT/judged-e$MAX-i$LF  # the retraining's epochs and images: another MAX or LF judges anew
 mkdir -p "$judged"
-python3 scripts/bench/hyperband_report.py --max-epochs "$MAX" --judge-list "$judged/children.jsonl" "${pairs[@]}"
-while read -r line; do
-  hash=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["hash"])' "$line")
+python3 scripts/bench/hyperband_report.py --max-epochs "$MAX" --judge-list "$judged" "${pairs[@]}" > "$judged/children"
+while read -r hash; do
   dir=$judged/$hash
   [[ -f $dir/bench.json ]] && continue
-  mkdir -p "$dir"
-  python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["arch"]))' "$line" > "$dir/arch.json"
   rm -rf "$dir/train"  # a retraining stopped part way starts over: it takes seconds
   "$BUILD/nas-train-supernet" --space configs/spaces/fmnist-mlp.yaml --train configs/train/fmnist-mlp.yaml \
     --arch "$dir/arch.json" --epochs "$MAX" --train-limit "$LF" --threads "$THREADS" -q --out "$dir/train" < /dev/null > "$dir/train.log"
@@ -61,5 +58,5 @@ while read -r line; do
   "$BUILD/nas-benchmark" --model "$dir/train/child.ckpt" --test-images -1 --warmup 0 --reps 1 --min-time 0 --ci 0 \
     --max-time 0.5 --throughput-batch 1 --threads "$THREADS" -q --out "$dir/bench.json.part" < /dev/null > "$dir/bench.log"
   mv "$dir/bench.json.part" "$dir/bench.json"
-done < "$judged/children.jsonl"
+done < "$judged/children"
 python3 scripts/bench/hyperband_report.py --max-epochs "$MAX" --judged "$judged" "${pairs[@]}"

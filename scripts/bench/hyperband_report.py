@@ -11,9 +11,10 @@ counts, evaluated or failed.
 
 Judged on separate images: each search's own maximum is the luckiest draw of its validation noise,
 and random search takes the maximum over more children. So the chosen children are judged too:
---judge-list FILE writes, one JSON line each, random search's best child and each child that
+--judge-list DIR writes, as DIR/HASH/arch.json, random search's best child and each child that
 became Hyperband's incumbent (its best child trained for --max-epochs so far, by validation
-accuracy), for the caller to retrain and score on the test set; --judged DIR then reads each
+accuracy), and prints their hashes, for the caller to retrain and score on the test set; --judged
+DIR then reads each
 child's nas-benchmark result from DIR/HASH/bench.json and prints the same figures with every chosen
 child scored by its judged accuracy (Hyperband's incumbent is still chosen by validation; it has
 reached the target when it and every later incumbent score at least random search's best).
@@ -79,7 +80,7 @@ def judged_acc(judged_dir, c):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--max-epochs", type=int, required=True)
-    ap.add_argument("--judge-list", help="write the chosen children to judge, one JSON line each")
+    ap.add_argument("--judge-list", help="a folder to write the chosen children to judge into: HASH/arch.json")
     ap.add_argument("--judged", help="a folder of judged children: HASH/bench.json")
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
@@ -87,7 +88,7 @@ def main():
         raise SystemExit("hyperband_report.py: expected pairs of files (random, hyperband), found %d" % len(args.files))
     pairs = list(zip(args.files[::2], args.files[1::2]))
     if args.judge_list:
-        write_judge_list(args.judge_list, pairs, args.max_epochs)
+        write_children_to_judge(args.judge_list, pairs, args.max_epochs)
         return
     score = (lambda c: judged_acc(args.judged, c)) if args.judged else val_acc
     ratios, reached = [], 0
@@ -111,17 +112,19 @@ def main():
                       "median_ratio": None if math.isinf(median) else median, "target": "median ratio <= 1/3"}))
 
 
-def write_judge_list(path, pairs, max_epochs):
-    seen, lines = set(), []
+def write_children_to_judge(judged_dir, pairs, max_epochs):
+    """Each chosen child's arch as judged_dir/HASH/arch.json (once); prints the hashes."""
+    seen = set()
     for rnd_path, hb_path in pairs:
         chosen = [random_search(rnd_path)[0]] + [c for _, c in incumbents(hb_path, max_epochs)[1]]
         for c in chosen:
-            if c["hash"] not in seen:
-                seen.add(c["hash"])
-                lines.append(json.dumps({"hash": c["hash"], "arch": c["arch"]}))
-    with open(path, "w") as f:
-        f.write("".join(line + "\n" for line in lines))
-
+            if c["hash"] in seen:
+                continue
+            seen.add(c["hash"])
+            os.makedirs(os.path.join(judged_dir, c["hash"]), exist_ok=True)
+            with open(os.path.join(judged_dir, c["hash"], "arch.json"), "w") as f:
+                json.dump(c["arch"], f)
+            print(c["hash"])
 
 if __name__ == "__main__":
     main()

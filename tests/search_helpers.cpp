@@ -67,7 +67,7 @@ std::vector<std::string> strategies_not_beating_random(const search::Encoding& e
   std::vector<std::string> out;
   for (const auto& name : search::strategy_names()) {
     if (name == "random" || name == "grid") continue;
-    auto st = name == "bayesian" ? search::make_bayesian(enc, o, 1) : search::make_strategy(name, enc, o);
+    auto st = search::make_any_strategy(name, enc, o, 1);
     const double best = drive(*st, enc, f, budget, 1);
     if (!(best > random_mean))
       out.push_back(name + ": best " + std::to_string(best) + ", random " + std::to_string(random_mean));

@@ -151,3 +151,40 @@ TEST_CASE("nsga2 at 150 evaluations covers more hypervolume than random search a
   INFO("nsga2 " << nsga2 << " random " << random);
   CHECK(nsga2 > random);
 }
+
+TEST_CASE("ehvi covers more hypervolume at 40 evaluations than random search, never asking a child twice",
+          "[multiobjective]") {
+  search::GenericEncoding enc(test::generic_decisions(6, 5), "toy.yaml", "toy");
+  double ehvi = 0, random = 0;
+  for (uint64_t seed = 0; seed < 5; ++seed) {
+    TradeOff a, b;
+    auto r = search::run_search(enc, {}, a, multi_options("ehvi", 40, seed));
+    ehvi += r.multi.hypervolume / 5;
+    random += search::run_search(enc, {}, b, multi_options("random", 40, seed)).multi.hypervolume / 5;
+    CHECK(a.calls == 40);  // every proposal a child not scored before
+    int modelled = 0;
+    for (const auto& c : r.candidates) modelled += c.origin == "expected-hypervolume-improvement";
+    CHECK(modelled == 40 - 5);  // after the warm-up of max(5, min(10, 40 / 10)) random children
+  }
+  INFO("ehvi " << ehvi << " random " << random);
+  CHECK(ehvi > random);
+}
+
+TEST_CASE("ehvi values only the hypervolume inside the search's reference point", "[multiobjective]") {
+  // A reference that admits only cheap children (params below 20,000 of the toy's 1,000 to 97,000):
+  // after the warm-up, ehvi proposes children inside it far more often than random search draws them.
+  search::GenericEncoding enc(test::generic_decisions(6, 5), "toy.yaml", "toy");
+  int inside_ehvi = 0, inside_random = 0;
+  for (uint64_t seed = 0; seed < 3; ++seed) {
+    auto o = multi_options("ehvi", 40, seed);
+    o.hv_reference = {0.0, 20000.0};
+    TradeOff a, b;
+    for (const auto& c : search::run_search(enc, {}, a, o).candidates)
+      inside_ehvi += c.origin == "expected-hypervolume-improvement" && c.params < 20000;
+    o.strategy = "random";
+    const auto r = search::run_search(enc, {}, b, o);
+    for (size_t i = 5; i < r.candidates.size(); ++i) inside_random += r.candidates[i].params < 20000;
+  }
+  INFO("inside the reference: ehvi " << inside_ehvi << ", random " << inside_random << " (of 105 each)");
+  CHECK(inside_ehvi > 2 * inside_random);
+}

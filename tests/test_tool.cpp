@@ -652,6 +652,19 @@ TEST_CASE("nas-search on a generic space: the user's program scores named decisi
   CHECK(rn.multi.hypervolume == Approx(ns.multi.hypervolume));
   refused(test::tool_line("nas-search", mo, {"--out", d + "/x.json"}),
           "--strategy nsga2: a generic space has no analytic costs");
+  // The multi-objective Bayesian strategy on the same objectives; it too needs them named here.
+  std::vector<std::string> bo = scored;
+  bo.insert(bo.end(), {"--strategy", "ehvi", "--budget", "12"});
+  auto ehvi = test::tool("nas-search", bo,
+                         {"--objectives", "accuracy,params", "--hv-reference", "0.5,70000", "--out", d + "/b.json"});
+  INFO(ehvi.err);
+  REQUIRE(ehvi.code == 0);
+  auto bs = families::load_search_result(d + "/b.json");
+  CHECK(bs.strategy == "ehvi");
+  CHECK(bs.multi.hypervolume > 0);
+  CHECK(bs.candidates.back().origin == "expected-hypervolume-improvement");
+  refused(test::tool_line("nas-search", bo, {"--out", d + "/x.json"}),
+          "--strategy ehvi: a generic space has no analytic costs");
   refused(test::tool_line("nas-search", mo, {"--objectives", "accuracy,flops", "--out", d + "/x.json"}),
           "--objectives: expected one of accuracy, mflops");
   refused(test::tool_line("nas-search", mo,

@@ -130,7 +130,8 @@ void add_strategy_options(CLI::App& app, SearchToolOptions& o) {
   app.add_option("--strategy", o.strategy,
                  "coarse-to-fine (BigNAS), random, grid, evolution (regularized), hill-climbing, reinforce, mcts, "
                  "tpe (tree-structured Parzen estimator), nsga2 (multi-objective: --objectives), bayesian "
-                 "(Gaussian process + expected improvement); hyperband (successive halving of --estimator "
+                 "(Gaussian process + expected improvement), ehvi (multi-objective: a Gaussian process per objective "
+                 "+ expected hypervolume improvement); hyperband (successive halving of --estimator "
                  "low-fidelity over epochs: --hb-*); darts (cell spaces: continuous relaxation "
                  "of the supernet, bi-level optimization, then the derived child and, within --budget, the next most "
                  "likely ones, each scored by the estimator)")
@@ -160,7 +161,7 @@ void add_strategy_options(CLI::App& app, SearchToolOptions& o) {
       ->capture_default_str();
   app.add_flag("--crossover", o.crossover, "evolution: cross the two best of the sample before mutating");
   app.add_option("--bo-init", o.bo_init,
-                 "bayesian: random children before the Gaussian process (0: max(5, min(10, budget / 10)))")
+                 "bayesian, ehvi: random children before the Gaussian processes (0: max(5, min(10, budget / 10)))")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 30))
       ->capture_default_str();
   app.add_option("--tpe-startup", o.tpe_startup, "tpe: random children (feasible ones) before the densities")
@@ -210,7 +211,7 @@ void add_bound_options(CLI::App& app, SearchToolOptions& o) {
   app.add_option("--objectives", o.objectives,
                  "Multi-objective search: two or three of accuracy (maximized), mflops, params, latency_ms, "
                  "memory_mib (minimized), comma-separated; nas.search records their front and its hypervolume "
-                 "(--strategy nsga2 selects by them; default for nsga2: accuracy,mflops)")
+                 "(--strategy nsga2 and ehvi select by them; their default: accuracy,mflops)")
       ->delimiter(',');
   app.add_option("--hv-reference", o.hv_reference,
                  "The hypervolume's reference point, one value per objective in its own units (accuracy as a "
@@ -510,7 +511,7 @@ search::LatencyFn table_latency(const SearchToolOptions& o, const SearchedSpace&
   };
 }
 
-// The objectives of the search: --objectives, or for nsga2 on a space with analytic costs,
+// The objectives of the search: --objectives, or for nsga2 and ehvi on a space with analytic costs,
 // accuracy and MFLOPs; checked against the estimator and the processes.
 std::vector<std::string> search_objectives(const SearchToolOptions& o, const EstimatorChoice& how, bool generic,
                                            bool distributed) {
@@ -520,11 +521,13 @@ std::vector<std::string> search_objectives(const SearchToolOptions& o, const Est
   if (!objectives.empty()) {
     search::check_objectives(objectives);
   } else {
-    NAS_CHECK(o.hv_reference.empty() || o.strategy == "nsga2", UsageError, "--hv-reference: give --objectives too");
-    NAS_CHECK(o.strategy != "nsga2" || !generic, UsageError,
-              "--strategy nsga2: a generic space has no analytic costs; give --objectives (e.g. accuracy,latency_ms "
-              "as --evaluator reports them)");
-    if (o.strategy == "nsga2") objectives = {"accuracy", "mflops"};
+    const bool multi = o.strategy == "nsga2" || o.strategy == "ehvi";
+    NAS_CHECK(o.hv_reference.empty() || multi, UsageError, "--hv-reference: give --objectives too");
+    NAS_CHECK(!multi || !generic, UsageError,
+              "--strategy " << o.strategy
+                            << ": a generic space has no analytic costs; give --objectives (e.g. "
+                               "accuracy,latency_ms as --evaluator reports them)");
+    if (multi) objectives = {"accuracy", "mflops"};
   }
   auto count = [&](const char* name) { return std::count(objectives.begin(), objectives.end(), name); };
   NAS_CHECK(how.kind != "zero-cost" || objectives.empty() || !o.hv_reference.empty() || count("accuracy") == 0,

@@ -504,6 +504,7 @@ class Prescreen {
 std::unique_ptr<Strategy> make_any_strategy(const std::string& name, const Encoding& enc, const StrategyOptions& o,
                                             uint64_t seed) {
   if (name == "bayesian") return make_bayesian(enc, o, seed);
+  if (name == "ehvi") return make_ehvi(enc, o);
   return make_strategy(name, enc, o);
 }
 
@@ -530,10 +531,11 @@ spec::SearchResult run_search(const Encoding& enc, const CostFn& cost, Estimator
   double t0 = now_seconds();
   if (const auto* mb = dynamic_cast<const ArchEncoding*>(&enc))
     check_satisfiable(mb->space(), cost, o.constraints, o.latency_ms);
+  SearchContext ctx(enc, cost, est, o);
   StrategyOptions so = o.strategy_options;
   so.budget = o.budget;
+  if (!o.objectives.empty()) so.hv_reference = minimized(o.objectives, ctx.hv_reference());
   auto strategy = o.make_strategy ? o.make_strategy() : make_any_strategy(o.strategy, enc, so, o.seed);
-  SearchContext ctx(enc, cost, est, o);
   std::unique_ptr<Prescreen> prescreen;
   if (o.prescreen) prescreen = std::make_unique<Prescreen>(enc, o);
   // The header, best, front and timings of a result (the final one, or a checkpoint).

@@ -205,7 +205,11 @@ class SearchContext {
 // Bayesian optimization (search/bayes.cpp, LibTorch): a Gaussian process on the encoding with
 // expected improvement.
 std::unique_ptr<Strategy> make_bayesian(const Encoding& enc, const StrategyOptions& o, uint64_t seed);
-// The strategy called `name` over `enc` (the torch-free ones of search/strategy.h, and "bayesian").
+// Multi-objective Bayesian optimization (search/bayes.cpp): one GP per objective, expected
+// hypervolume improvement against StrategyOptions::hv_reference.
+std::unique_ptr<Strategy> make_ehvi(const Encoding& enc, const StrategyOptions& o);
+// The strategy called `name` over `enc` (the torch-free ones of search/strategy.h, "bayesian" and
+// "ehvi").
 std::unique_ptr<Strategy> make_any_strategy(const std::string& name, const Encoding& enc, const StrategyOptions& o,
                                             uint64_t seed);
 

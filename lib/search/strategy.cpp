@@ -515,9 +515,7 @@ spec::json strategy_options_json(const std::string& s, const StrategyOptions& o)
     return {{"population", o.population}, {"sample_size", o.sample_size}, {"mutation_prob", o.mutation_prob},
             {"crossover", o.crossover}};
   if (s == "coarse-to-fine") return {{"top_k", o.top_k}, {"mutation_prob", o.mutation_prob}};
-  if (s == "bayesian") {
-    return {{"mutation_prob", o.mutation_prob}, {"init", bayesian_warmup(o)}};
-  }
+  if (s == "bayesian" || s == "ehvi") return {{"mutation_prob", o.mutation_prob}, {"init", bayesian_warmup(o)}};
   if (s == "reinforce")
     return {{"lr", o.rl_lr}, {"baseline_decay", o.rl_baseline_decay}, {"entropy", o.rl_entropy}};
   if (s == "mcts") return {{"uct_c", o.uct_c}, {"mast_temperature", o.mast_temperature}};
@@ -541,8 +539,9 @@ spec::json strategy_options_json(const std::string& s, const StrategyOptions& o)
 }
 
 const std::vector<std::string>& strategy_names() {
-  static const std::vector<std::string> n = {"coarse-to-fine", "random",    "grid", "evolution", "hill-climbing",
-                                             "reinforce",      "mcts",      "tpe",  "nsga2",     "bayesian"};
+  static const std::vector<std::string> n = {"coarse-to-fine", "random",    "grid", "evolution",
+                                             "hill-climbing",  "reinforce", "mcts", "tpe",
+                                             "nsga2",          "bayesian",  "ehvi"};
   return n;
 }
 

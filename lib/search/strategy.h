@@ -39,8 +39,11 @@ struct StrategyOptions {
   double mast_temperature = 0.1;  // of the rollout's Gibbs sampling, in the same units
   // hill climbing
   int restarts = 1000;  // at most this many restarts
-  // bayesian (search/bayes.cpp): random children before the GP; 0: max(5, min(10, budget / 10))
+  // bayesian and ehvi (search/bayes.cpp): random children before the GP; 0: max(5, min(10, budget / 10))
   int64_t bo_init = 0;
+  // Multi-objective strategies (ehvi): the search's hypervolume reference point, minimized as the
+  // objectives are told (search/objectives.h); set by the driver. Empty: ehvi places it itself.
+  std::vector<double> hv_reference;
   // tpe (search/tpe.cpp): Optuna's defaults
   int64_t tpe_startup = 10;      // random children before the densities (feasible ones)
   double tpe_gamma = 0.1;        // the good group: the best ceil(gamma * n) observations, at most 25
@@ -111,7 +114,8 @@ spec::json strategy_options_json(const std::string& strategy, const StrategyOpti
 // (d354382's files, of one session's benchmarks, ran with them but do not say so).
 void adopt_stopped_defaults(const std::string& strategy, int64_t budget, spec::json& stopped, StrategyOptions& o);
 
-// Names accepted by make_strategy; "bayesian" is provided by the LibTorch part (search/bayes.h).
+// Names accepted by make_strategy; "bayesian" and "ehvi" are provided by the LibTorch part
+// (make_any_strategy, search/search.h).
 const std::vector<std::string>& strategy_names();
 // Torch-free strategies: random, grid, coarse-to-fine, evolution, hill-climbing, reinforce, mcts, tpe,
 // nsga2.

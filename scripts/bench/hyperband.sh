@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Hyperband against plain low-fidelity random search on real Fashion-MNIST training (issue 21): per
-# seed, random search trains RANDOM_BUDGET children of configs/spaces/fmnist-mlp.yaml for MAX epochs each
+# seed, random search trains RANDOM_BUDGET children of SPACE (recipe TRAIN) for MAX epochs each
 # (LF images per epoch, validation on VAL held-out images); Hyperband (min 1 epoch, max MAX, eta
 # ETA) runs HB_BUDGET evaluations with the same seed. hyperband_report.py prints, per seed, the
 # training images Hyperband spent until a child trained for MAX epochs scored at least random
@@ -10,15 +10,18 @@
 # they were scored (MAX epochs on LF images: the first LF of the training split, where the search
 # drew a seeded sample, with nas-train-supernet --arch) and scored on the whole test set
 # (nas-benchmark), and the same figures are printed with those scores. Nothing is chosen by them.
-# The mlp family keeps it to minutes; the schedule is the same for every family.
+# The mlp family (the default) keeps it to minutes; the schedule is the same for every family.
 # Every search resumes or skips when done: rerun the same command. Run it alone on the machine.
 # Usage: scripts/bench/hyperband.sh [OUT] (default runs/bench-hyperband).
-# Env: BUILD (build), THREADS (2), SEEDS (5), LF (5000), VAL (2000), MAX (9), ETA (3), RANDOM_BUDGET (27),
+# Env: SPACE (configs/spaces/fmnist-mlp.yaml), TRAIN (configs/train/fmnist-mlp.yaml), BUILD (build),
+#   THREADS (2), SEEDS (5), LF (5000), VAL (2000), MAX (9), ETA (3), RANDOM_BUDGET (27),
 #   HB_BUDGET (44: two Hyperband iterations at max 9, eta 3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/search-helpers.sh
 OUT=${1:-runs/bench-hyperband}
+SPACE=${SPACE:-configs/spaces/fmnist-mlp.yaml}
+TRAIN=${TRAIN:-configs/train/fmnist-mlp.yaml}
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
 SEEDS=${SEEDS:-5}
@@ -30,11 +33,11 @@ RANDOM_BUDGET=${RANDOM_BUDGET:-27}
 HB_BUDGET=${HB_BUDGET:-44}
 mkdir -p "$OUT"
 cmake --build "$BUILD" --target nas-search nas-train-supernet nas-benchmark > /dev/null
-machine_header "threads $THREADS, commit $(git rev-parse --short HEAD)"
+machine_header "space $SPACE, threads $THREADS, commit $(git rev-parse --short HEAD)"
 search() {  # out file, nas-search flags...
   local f=$1
   shift
-  resumable_search "$f" --space configs/spaces/fmnist-mlp.yaml --train configs/train/fmnist-mlp.yaml \
+  resumable_search "$f" --space "$SPACE" --train "$TRAIN" \
     --estimator low-fidelity --lf-images "$LF" --val-images "$VAL" --threads "$THREADS" -q "$@"
 }
 pairs=()
@@ -52,7 +55,7 @@ while read -r hash; do
   dir=$judged/$hash
   [[ -f $dir/bench.json ]] && continue
   rm -rf "$dir/train"  # a retraining stopped part way starts over: it takes seconds
-  "$BUILD/nas-train-supernet" --space configs/spaces/fmnist-mlp.yaml --train configs/train/fmnist-mlp.yaml \
+  "$BUILD/nas-train-supernet" --space "$SPACE" --train "$TRAIN" \
     --arch "$dir/arch.json" --epochs "$MAX" --train-limit "$LF" --threads "$THREADS" -q --out "$dir/train" < /dev/null > "$dir/train.log"
   # Only the accuracy is used: the shortest timing nas-benchmark takes.
   "$BUILD/nas-benchmark" --model "$dir/train/child.ckpt" --test-images -1 --warmup 0 --reps 1 --min-time 0 --ci 0 \

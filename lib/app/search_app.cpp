@@ -215,7 +215,8 @@ void add_bound_options(CLI::App& app, SearchToolOptions& o) {
       ->delimiter(',');
   app.add_option("--hv-reference", o.hv_reference,
                  "The hypervolume's reference point, one value per objective in its own units (accuracy as a "
-                 "fraction), comma-separated (default: accuracy 0 and each cost's bound, else the largest child's)")
+                 "fraction), comma-separated (default: accuracy 0 and each cost's bound, else the largest child's); "
+                 "ehvi proposes the children that add most inside it")
       ->delimiter(',');
   app.add_option("--max-mflops", o.max_mflops, "Upper bound on MFLOPs (multiply-adds / 1e6); 0: none")
       ->check(CLI::Range(0.0, 1e12));

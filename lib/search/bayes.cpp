@@ -19,14 +19,16 @@
 //
 // ehvi (multi-objective, as nas-search --objectives names them): the space's extremes first (as
 // NSGA-II's first population: the cheapest and the largest child, Encoding::extremes), then the
-// same random warm-up, then the child of the pool (every neighbour of one front member in turn, 20
-// mutations of each front member, 200 random genotypes) whose expected hypervolume improvement is
-// largest: the mean over a fixed set of standard normal draws of the hypervolume each sampled
-// point would add to the front, the objectives drawn from their independent GPs' posteriors. The
-// reference point is the search's (StrategyOptions::hv_reference), so the acquisition values what
-// the search's hypervolume counts. An infeasible child enters each GP at the worst value told of
-// that objective: a bound that is not an objective (or a cost bound, where the GP's mean would
-// step over it) then keeps the proposals out of its neighbourhood.
+// same number of random children as bayesian's warm-up, then the child of the pool (every
+// neighbour of one front member in turn, 20 mutations of each of at most 10 front members, 200
+// random genotypes) whose expected hypervolume improvement is largest: the mean over a fixed set of standard normal
+// draws of the hypervolume each sampled point would add to the front, the objectives drawn from their independent GPs'
+// posteriors. The reference point is the search's (StrategyOptions::hv_reference), so the acquisition values what the
+// search's hypervolume counts. An infeasible child enters each GP at the worst value told of that objective (the 200
+// most recent): a bound that is not an objective (or a cost bound, where the GP's mean would step over it) then keeps
+// the proposals out of its neighbourhood. When no draw adds hypervolume (a reference no child has reached yet), the
+// child with the largest sum of each objective's expected gain over its best told value (in units of its spread) is
+// proposed.
 #include <torch/torch.h>
 
 #include <array>
@@ -236,6 +238,8 @@ class Bayesian : public Strategy {
 };
 
 constexpr int kEhviDraws = 64;  // standard normal draws per objective in the Monte Carlo expectation
+constexpr size_t kEhviParents = 10;      // front members whose mutations enter the pool
+constexpr size_t kEhviInfeasible = 200;  // the most recent infeasible children the GPs are told
 
 class Ehvi : public Strategy {
  public:
@@ -257,15 +261,17 @@ class Ehvi : public Strategy {
         return g;
       }
     }
-    if (static_cast<int64_t>(points_.size()) < n_init_ + static_cast<int64_t>(extremes_.size())) {
+    if (randoms_ < n_init_ || points_.empty()) {  // the warm-up, or nothing feasible yet
       origin_ = "random";
+      ++randoms_;
       return untold_random(enc_, told_, rng);
     }
     origin_ = "expected-hypervolume-improvement";
     const std::vector<size_t> front = front_members();
-    std::vector<Genotype> parents;
-    for (size_t i : front) parents.push_back(xs_[i]);
-    const Genotype& centre = parents[static_cast<size_t>(asks_++) % parents.size()];
+    const Genotype centre = xs_[front[static_cast<size_t>(asks_++) % front.size()]];
+    std::vector<Genotype> parents;  // the front's members, at most kEhviParents of them
+    for (size_t k = 0; k < std::min(front.size(), kEhviParents); ++k)
+      parents.push_back(xs_[front[front.size() <= kEhviParents ? k : rng.below(front.size())]]);
     auto pool = acquisition_pool(enc_, told_, centre, parents, 20, 200, o_.mutation_prob, rng);
     if (pool.empty()) return enc_.random(rng);  // everything nearby told: let the driver's cache decide
     const std::vector<double> ehvi = expected_improvements(pool, front);
@@ -277,6 +283,7 @@ class Ehvi : public Strategy {
     if (!told_.insert(g).second) return;
     if (!feasible) {
       infeasible_.push_back(g);
+      if (infeasible_.size() > kEhviInfeasible) infeasible_.erase(infeasible_.begin());
       return;
     }
     xs_.push_back(g);
@@ -332,15 +339,25 @@ class Ehvi : public Strategy {
     for (size_t i : front) front_points.push_back(points_[i]);
     const Point ref = m > 1 ? reference() : Point{};
     const double hv = m > 1 ? hypervolume(front_points, ref) : 0.0;
+    Point best = points_.front();  // each objective's best told value
+    for (const auto& q : points_)
+      for (size_t j = 0; j < m; ++j) best[j] = std::min(best[j], q[j]);
+    auto draw = [&](size_t j, size_t c, int s) { return mean[j][c] + sd[j][c] * z_[j][static_cast<size_t>(s)]; };
     std::vector<double> out(pool.size(), 0.0);
     Point p(m);
     for (size_t c = 0; c < pool.size(); ++c) {
       for (int s = 0; s < kEhviDraws; ++s) {
-        for (size_t j = 0; j < m; ++j) p[j] = mean[j][c] + sd[j][c] * z_[j][static_cast<size_t>(s)];
+        for (size_t j = 0; j < m; ++j) p[j] = draw(j, c, s);
         // One objective: how far the draw falls below the best told value.
-        out[c] += m > 1 ? improvement(front_points, hv, p, ref) : std::max(0.0, front_points.front()[0] - p[0]);
+        out[c] += m > 1 ? improvement(front_points, hv, p, ref) : std::max(0.0, best[0] - p[0]);
       }
     }
+    if (*std::max_element(out.begin(), out.end()) > 0) return out;
+    // No draw adds hypervolume (e.g. a reference no child has reached yet): each objective's
+    // expected gain over its best told value, in units of its spread, summed over the objectives.
+    for (size_t c = 0; c < pool.size(); ++c)
+      for (size_t j = 0; j < m; ++j)
+        for (int s = 0; s < kEhviDraws; ++s) out[c] += std::max(0.0, best[j] - draw(j, c, s)) / gps_[j].sd();
     return out;
   }
 
@@ -375,6 +392,7 @@ class Ehvi : public Strategy {
   std::vector<Genotype> infeasible_;
   std::set<Genotype> told_;
   std::vector<Gp> gps_;  // one per objective
+  int64_t randoms_ = 0;  // random children asked for (the warm-up)
   int64_t asks_ = 0;     // proposals from the model, to take the front's members in turn
 };
 

@@ -18,17 +18,19 @@
 // max(5, min(10, budget / 10)) of them: measured better than 20 at a budget of 150).
 //
 // ehvi (multi-objective, as nas-search --objectives names them): the space's extremes first (as
-// NSGA-II's first population: the cheapest and the largest child, Encoding::extremes), then the
-// same number of random children as bayesian's warm-up, then the child of the pool (every
-// neighbour of one front member in turn, 20 mutations of each of at most 10 front members, 200
-// random genotypes) whose expected hypervolume improvement is largest: the mean over a fixed set of standard normal
-// draws of the hypervolume each sampled point would add to the front, the objectives drawn from their independent GPs'
-// posteriors. The reference point is the search's (StrategyOptions::hv_reference), so the acquisition values what the
-// search's hypervolume counts. An infeasible child enters each GP at the worst value told of that objective (the 200
-// most recent): a bound that is not an objective (or a cost bound, where the GP's mean would step over it) then keeps
-// the proposals out of its neighbourhood. When no draw adds hypervolume (a reference no child has reached yet), the
-// child with the largest sum of each objective's expected gain over its best told value (in units of its spread) is
-// proposed.
+// NSGA-II's first population: the cheapest and the largest child, Encoding::extremes), then
+// bo_init random children asked (bayesian's number; bayesian counts the feasible ones, ehvi every
+// one asked), then the child of the pool (every neighbour of one front member in turn, 20
+// mutations of each of at most 10 front members, 200 random genotypes) whose expected hypervolume
+// improvement is largest: the mean over a fixed set of standard normal draws of the hypervolume
+// each sampled point would add to the front, the objectives drawn from their independent GPs'
+// posteriors. The reference point is the search's (StrategyOptions::hv_reference), so the
+// acquisition values what the search's hypervolume counts. An infeasible child enters each GP at
+// the worst value told of that objective (the 200 most recent): a bound that is not an objective
+// (or a cost bound, where the GP's mean would step over it) then keeps the proposals out of its
+// neighbourhood. When no draw adds hypervolume (a reference no child has reached yet), the child
+// with the largest sum of each objective's expected gain over its best told value (in units of
+// its spread) is proposed.
 #include <torch/torch.h>
 
 #include <array>
@@ -199,7 +201,10 @@ class Bayesian : public Strategy {
     std::vector<Genotype> best5;
     for (size_t t = 0; t < std::min<size_t>(5, order.size()); ++t) best5.push_back(xs_[order[t]]);
     auto pool = acquisition_pool(enc_, told_, xs_[order[0]], best5, 20, 200, o_.mutation_prob, rng);
-    if (pool.empty()) return enc_.random(rng);  // everything nearby told: let the driver's cache decide
+    if (pool.empty()) {  // everything nearby told: let the driver's cache decide
+      origin_ = "random";
+      return enc_.random(rng);
+    }
     torch::Tensor ei = expected_improvement(pool);
     int64_t best = ei.argmax().item<int64_t>();
     return pool[static_cast<size_t>(best)];
@@ -269,11 +274,18 @@ class Ehvi : public Strategy {
     origin_ = "expected-hypervolume-improvement";
     const std::vector<size_t> front = front_members();
     const Genotype centre = xs_[front[static_cast<size_t>(asks_++) % front.size()]];
-    std::vector<Genotype> parents;  // the front's members, at most kEhviParents of them
-    for (size_t k = 0; k < std::min(front.size(), kEhviParents); ++k)
-      parents.push_back(xs_[front[front.size() <= kEhviParents ? k : rng.below(front.size())]]);
+    std::vector<size_t> members = front;  // at most kEhviParents of them, drawn when there are more
+    if (members.size() > kEhviParents) {
+      rng.shuffle(members);
+      members.resize(kEhviParents);
+    }
+    std::vector<Genotype> parents;
+    for (size_t i : members) parents.push_back(xs_[i]);
     auto pool = acquisition_pool(enc_, told_, centre, parents, 20, 200, o_.mutation_prob, rng);
-    if (pool.empty()) return enc_.random(rng);  // everything nearby told: let the driver's cache decide
+    if (pool.empty()) {  // everything nearby told: let the driver's cache decide
+      origin_ = "random";
+      return enc_.random(rng);
+    }
     const std::vector<double> ehvi = expected_improvements(pool, front);
     return pool[static_cast<size_t>(std::max_element(ehvi.begin(), ehvi.end()) - ehvi.begin())];
   }

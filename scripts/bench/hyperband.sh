@@ -12,16 +12,20 @@
 # (nas-benchmark), and the same figures are printed with those scores. Nothing is chosen by them.
 # The mlp family (the default) keeps it to minutes; the schedule is the same for every family.
 # Every search resumes or skips when done: rerun the same command. Run it alone on the machine.
-# Usage: scripts/bench/hyperband.sh [OUT] (default runs/bench-hyperband).
+# Usage: scripts/bench/hyperband.sh [OUT] (default runs/bench-hyperband, and -NAME after it for another
+# SPACE, NAME its file's name: each space needs a folder of its own).
 # Env: SPACE (configs/spaces/fmnist-mlp.yaml), TRAIN (configs/train/fmnist-mlp.yaml), BUILD (build),
 #   THREADS (2), SEEDS (5), LF (5000), VAL (2000), MAX (9), ETA (3), RANDOM_BUDGET (27),
 #   HB_BUDGET (44: two Hyperband iterations at max 9, eta 3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/search-helpers.sh
-OUT=${1:-runs/bench-hyperband}
 SPACE=${SPACE:-configs/spaces/fmnist-mlp.yaml}
 TRAIN=${TRAIN:-configs/train/fmnist-mlp.yaml}
+# Each space its own folder by default: a finished search of another space would pass for this one's.
+default_out=runs/bench-hyperband
+[[ $SPACE == configs/spaces/fmnist-mlp.yaml ]] || default_out+=-$(basename "$SPACE" .yaml)
+OUT=${1:-$default_out}
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
 SEEDS=${SEEDS:-5}
@@ -33,7 +37,7 @@ RANDOM_BUDGET=${RANDOM_BUDGET:-27}
 HB_BUDGET=${HB_BUDGET:-44}
 mkdir -p "$OUT"
 cmake --build "$BUILD" --target nas-search nas-train-supernet nas-benchmark > /dev/null
-machine_header "space $SPACE, threads $THREADS, commit $(git rev-parse --short HEAD)"
+machine_header "space $SPACE, recipe $TRAIN, threads $THREADS, commit $(git rev-parse --short HEAD)"
 search() {  # out file, nas-search flags...
   local f=$1
   shift

@@ -5,8 +5,10 @@
 #     children scored with inherited weights of a briefly trained supernet; evaluations each
 #     strategy needs to reach random search's 500-evaluation best (20 seeds, medians);
 #   - the mbconv space (configs/spaces/fmnist-mbconv.yaml, the demo's), likewise from a briefly trained
-#     supernet: the same figures, and the hypervolume of NSGA-II after 150 evaluations against random
-#     search's after 500, on accuracy x MFLOPs and accuracy x latency_ms (a latency table built here).
+#     supernet: the same figures, and the hypervolume of NSGA-II and of ehvi after 150 evaluations
+#     against random search's after 500, on accuracy x MFLOPs and accuracy x latency_ms (a latency
+#     table built here); the cell space's on accuracy x MFLOPs too; on each space, the overhead per
+#     proposal of tpe, nsga2 and ehvi after 500 observations.
 # Every step resumes or skips when done: rerun the same command. Run it alone on the machine.
 # Usage: scripts/bench/strategies.sh [OUT] (default runs/bench-strategies). Env: BUILD (build),
 #   SEEDS (20), THREADS (2), CELL_EPOCHS (4), CELL_CHILDREN (300), CELL_TRAIN_FLAGS (more flags of the
